@@ -1,0 +1,375 @@
+// The coordinator core: it wires the store, the scheduler and the sweepers on
+// an injected clock. Workers attach through a WorkerLink (in-process here; the
+// network layer implements the same link over a WebSocket).
+import { EventEmitter } from 'node:events';
+import { place as defaultPlace } from '../scheduler/index.ts';
+import type { Change, HeartbeatResult, LeaseRef, QueueCounts, Store, SubmitResult, SweepResult } from '../store/store.ts';
+import type { Clock, TimerHandle } from '../types/clock.ts';
+import { GafferError } from '../types/errors.ts';
+import { COORDINATOR_DEFAULTS, LIMITS } from '../types/limits.ts';
+import type { Assignment, Job, JobError, Json, PlaceFn, Worker, WorkerSpec } from '../types/model.ts';
+import { isTerminalJobState, type JobState } from '../types/states.ts';
+import type { JobDefaults } from './validate.ts';
+import { checkResult, checkSize, normalizeJob, normalizeJobs, normalizeWorker } from './validate.ts';
+
+/** How the coordinator reaches one connected worker. */
+export interface WorkerLink {
+  assign(assignments: Assignment[]): void;
+  /** Stop these attempts: the job was cancelled, settled elsewhere, or the lease was lost. */
+  revoke(attemptIds: string[], reason: string): void;
+}
+
+export interface CoordinatorOptions {
+  store: Store;
+  clock: Clock;
+  place?: PlaceFn;
+  sweepIntervalMs?: number;
+  /** Defaults per queue for fields a submit leaves out. */
+  queues?: Record<string, JobDefaults>;
+  log?: Log;
+}
+
+/** The logging the coordinator needs; pino's logger fits it. */
+export interface Log {
+  error(obj: object, msg: string): void;
+  warn(obj: object, msg: string): void;
+}
+
+const stderrLog: Log = {
+  error: (obj, msg) => console.error(msg, obj),
+  warn: (obj, msg) => console.warn(msg, obj),
+};
+
+export interface JobEvent {
+  jobId: string;
+  state: JobState;
+  at: number;
+}
+
+export interface WorkerEvent {
+  workerId: string;
+  event: 'attached' | 'detached' | 'draining';
+  at: number;
+}
+
+export class Coordinator {
+  readonly store: Store;
+  readonly clock: Clock;
+  readonly events = new EventEmitter<{ job: [JobEvent]; worker: [WorkerEvent] }>();
+  private readonly place: PlaceFn;
+  private readonly sweepIntervalMs: number;
+  private readonly queueDefaults: Record<string, JobDefaults>;
+  private readonly sessions = new Map<string, WorkerSession>();
+  private readonly waiters = new Map<string, Set<(job: Job) => void>>();
+  private sweepTimer: TimerHandle | null = null;
+  private wakeTimer: { handle: TimerHandle; atMs: number } | null = null;
+  private dispatching: Promise<void> | null = null;
+  private dispatchAgain = false;
+  private inFlight = new Set<Promise<unknown>>();
+  private running = false;
+  private readonly log: Log;
+
+  constructor(options: CoordinatorOptions) {
+    this.store = options.store;
+    this.clock = options.clock;
+    this.place = options.place ?? ((input) => defaultPlace(input));
+    this.sweepIntervalMs = options.sweepIntervalMs ?? COORDINATOR_DEFAULTS.sweepIntervalMs;
+    this.queueDefaults = options.queues ?? {};
+    this.log = options.log ?? stderrLog;
+  }
+
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    this.scheduleSweep();
+    this.kick();
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    if (this.sweepTimer) this.clock.clearTimeout(this.sweepTimer);
+    if (this.wakeTimer) this.clock.clearTimeout(this.wakeTimer.handle);
+    this.sweepTimer = null;
+    this.wakeTimer = null;
+    await this.settled();
+  }
+
+  /** Resolves when no dispatch, sweep or report started so far is still running. */
+  async settled(): Promise<void> {
+    while (this.inFlight.size > 0 || this.dispatching) {
+      await Promise.allSettled([...this.inFlight, this.dispatching]);
+    }
+  }
+
+  private track<T>(p: Promise<T>): Promise<T> {
+    this.inFlight.add(p);
+    const done = (): void => void this.inFlight.delete(p);
+    p.then(done, done);
+    return p;
+  }
+
+  // ---- Clients ----
+
+  async submit(spec: unknown): Promise<SubmitResult> {
+    const queue = (spec as { queue?: unknown } | null)?.queue;
+    const job = normalizeJob(spec, typeof queue === 'string' ? this.queueDefaults[queue] : undefined);
+    const [result] = await this.store.submit({ jobs: [job] });
+    this.afterSubmit([result!]);
+    return result!;
+  }
+
+  async submitMany(specs: unknown): Promise<SubmitResult[]> {
+    const jobs = normalizeJobs(specs, (q) => this.queueDefaults[q] ?? {});
+    const results = await this.store.submit({ jobs });
+    this.afterSubmit(results);
+    return results;
+  }
+
+  private afterSubmit(results: SubmitResult[]): void {
+    for (const r of results) if (r.created) this.emitJob(r.job.id, r.job.state);
+    if (results.some((r) => r.created && r.job.state === 'queued')) this.kick();
+  }
+
+  async getJob(id: string): Promise<Job> {
+    const job = await this.store.getJob({ id });
+    if (!job) throw new GafferError('JOB_NOT_FOUND', `no job has id ${id}`, { jobId: id });
+    return job;
+  }
+
+  async cancel(id: string, reason?: string): Promise<Job> {
+    const out = await this.store.cancel(reason === undefined ? { jobId: id } : { jobId: id, reason });
+    this.applyChanges(out.changes, 'job cancelled');
+    return out.job;
+  }
+
+  async retry(id: string): Promise<Job> {
+    const out = await this.store.retry({ jobId: id });
+    this.applyChanges(out.changes, 'job retried');
+    return out.job;
+  }
+
+  /** Resolves with the job once it has ended, or with its current state when the wait runs out. */
+  async waitForJob(id: string, waitMs: number): Promise<Job> {
+    const job = await this.getJob(id);
+    if (isTerminalJobState(job.state) || waitMs <= 0) return job;
+    return new Promise<Job>((resolve) => {
+      let set = this.waiters.get(id);
+      if (!set) this.waiters.set(id, (set = new Set()));
+      const timer = this.clock.setTimeout(() => {
+        set.delete(finish);
+        if (set.size === 0) this.waiters.delete(id);
+        void this.getJob(id).then(resolve, () => resolve(job));
+      }, waitMs);
+      const finish = (j: Job): void => {
+        this.clock.clearTimeout(timer);
+        resolve(j);
+      };
+      set.add(finish);
+    });
+  }
+
+  queueCounts(): Promise<QueueCounts[]> {
+    return this.store.queueCounts();
+  }
+
+  listWorkers(): Promise<Worker[]> {
+    return this.store.listWorkers();
+  }
+
+  async drainWorker(workerId: string): Promise<Worker> {
+    const worker = await this.store.setWorkerDraining({ workerId, draining: true });
+    this.sessions.get(workerId)?.markDraining();
+    this.events.emit('worker', { workerId, event: 'draining', at: this.clock.now() });
+    return worker;
+  }
+
+  // ---- Workers ----
+
+  async attachWorker(hello: unknown, link: WorkerLink): Promise<WorkerSession> {
+    const spec = normalizeWorker(hello);
+    const worker = await this.store.upsertWorker({ spec });
+    const previous = this.sessions.get(worker.id);
+    if (previous) previous.detached = true;
+    const session = new WorkerSession(this, worker.id, spec, link);
+    this.sessions.set(worker.id, session);
+    this.events.emit('worker', { workerId: worker.id, event: 'attached', at: this.clock.now() });
+    this.kick();
+    return session;
+  }
+
+  /** The connection dropped: leases stay until their heartbeat timeout, so a quick reconnect loses nothing. */
+  async detachWorker(session: WorkerSession): Promise<void> {
+    if (this.sessions.get(session.workerId) !== session) return;
+    this.sessions.delete(session.workerId);
+    session.detached = true;
+    await this.store.disconnectWorker({ workerId: session.workerId });
+    this.events.emit('worker', { workerId: session.workerId, event: 'detached', at: this.clock.now() });
+  }
+
+  /** @internal Called by sessions after a report. */
+  applyChanges(changes: Change[], reason: string): void {
+    let freed = false;
+    for (const c of changes) {
+      this.emitJob(c.jobId, c.state);
+      const byWorker = new Map<string, string[]>();
+      for (const a of c.cancelledAttempts) byWorker.set(a.workerId, [...(byWorker.get(a.workerId) ?? []), a.attemptId]);
+      for (const [workerId, ids] of byWorker) this.sessions.get(workerId)?.link.revoke(ids, reason);
+      if (c.cancelledAttempts.length > 0 || c.state === 'queued') freed = true;
+    }
+    if (freed) this.kick();
+  }
+
+  private emitJob(jobId: string, state: JobState): void {
+    this.events.emit('job', { jobId, state, at: this.clock.now() });
+    if (!isTerminalJobState(state)) return;
+    const set = this.waiters.get(jobId);
+    if (!set) return;
+    this.waiters.delete(jobId);
+    void this.store.getJob({ id: jobId }).then((job) => {
+      if (job) for (const finish of set) finish(job);
+    });
+  }
+
+  // ---- Dispatch ----
+
+  /** Asks for a dispatch pass; passes never overlap, and a request during one runs another after it. */
+  kick(): void {
+    if (!this.running) return;
+    if (this.dispatching) {
+      this.dispatchAgain = true;
+      return;
+    }
+    this.dispatching = this.dispatchLoop().finally(() => {
+      this.dispatching = null;
+    });
+  }
+
+  private async dispatchLoop(): Promise<void> {
+    do {
+      this.dispatchAgain = false;
+      try {
+        await this.dispatchPass();
+      } catch (err) {
+        this.log.error({ err }, 'dispatch pass failed; the next kick retries it');
+      }
+    } while (this.dispatchAgain && this.running);
+    await this.armWakeTimer();
+  }
+
+  private async dispatchPass(): Promise<void> {
+    for (let round = 0; round < COORDINATOR_DEFAULTS.dispatchMaxRounds; round++) {
+      const ids = [...this.sessions.values()].filter((s) => !s.draining && !s.detached).map((s) => s.workerId);
+      if (ids.length === 0) return;
+      const assignments = await this.store.claim({ workerIds: ids, place: this.place, maxJobs: LIMITS.claimBatchMaxJobs });
+      if (assignments.length === 0) return;
+      const byWorker = new Map<string, Assignment[]>();
+      for (const a of assignments) byWorker.set(a.workerId, [...(byWorker.get(a.workerId) ?? []), a]);
+      for (const [workerId, list] of byWorker) this.sessions.get(workerId)?.link.assign(list);
+      for (const a of assignments) this.events.emit('job', { jobId: a.jobId, state: 'running', at: this.clock.now() });
+      if (assignments.length < LIMITS.claimBatchMaxJobs) return;
+    }
+  }
+
+  /** Wakes the dispatcher when the next delayed job becomes ready. */
+  private async armWakeTimer(): Promise<void> {
+    if (!this.running) return;
+    const next = await this.store.nextRunAt();
+    if (next === null) return;
+    if (this.wakeTimer && this.wakeTimer.atMs <= next) return;
+    if (this.wakeTimer) this.clock.clearTimeout(this.wakeTimer.handle);
+    const handle = this.clock.setTimeout(() => {
+      this.wakeTimer = null;
+      this.kick();
+    }, next - this.clock.now());
+    this.wakeTimer = { handle, atMs: next };
+  }
+
+  // ---- Sweepers ----
+
+  private scheduleSweep(): void {
+    if (!this.running) return;
+    this.sweepTimer = this.clock.setTimeout(() => {
+      const pass = this.sweep().catch((err: unknown) => {
+        this.log.error({ err }, 'sweep failed; the next one retries it');
+      });
+      void this.track(pass).finally(() => this.scheduleSweep());
+    }, this.sweepIntervalMs);
+  }
+
+  /** One pass of every sweeper: lost leases, run-time timeouts, deadlines. */
+  async sweep(): Promise<SweepResult> {
+    const attempts = await this.store.expireAttempts({ limit: LIMITS.sweepBatchMaxRows });
+    const deadlines = await this.store.expireDeadlines({ limit: LIMITS.sweepBatchMaxRows });
+    for (const e of attempts.endedAttempts) {
+      this.sessions.get(e.workerId)?.link.revoke([e.attemptId], e.reason);
+    }
+    const changes = [...attempts.changes, ...deadlines.changes];
+    this.applyChanges(changes, 'swept');
+    if (attempts.endedAttempts.length > 0) this.kick();
+    return { changes, endedAttempts: attempts.endedAttempts };
+  }
+
+  /** @internal */
+  trackReport<T>(p: Promise<T>): Promise<T> {
+    return this.track(p);
+  }
+}
+
+/** One attached worker: what the worker calls to report, and how it is reached. */
+export class WorkerSession {
+  readonly workerId: string;
+  readonly spec: WorkerSpec;
+  readonly link: WorkerLink;
+  draining = false;
+  detached = false;
+  private readonly coordinator: Coordinator;
+
+  constructor(coordinator: Coordinator, workerId: string, spec: WorkerSpec, link: WorkerLink) {
+    this.coordinator = coordinator;
+    this.workerId = workerId;
+    this.spec = spec;
+    this.link = link;
+  }
+
+  /** Extends the leases of what the worker runs; names what it must stop. */
+  async heartbeat(attempts?: readonly LeaseRef[]): Promise<HeartbeatResult> {
+    const params = attempts === undefined ? { workerId: this.workerId } : { workerId: this.workerId, attempts };
+    return this.coordinator.trackReport(this.coordinator.store.heartbeat(params));
+  }
+
+  async progress(ref: LeaseRef, progress: Json): Promise<void> {
+    checkSize(progress, LIMITS.progressMaxBytes, 'progress');
+    await this.coordinator.trackReport(this.coordinator.store.progress({ ...ref, progress }));
+  }
+
+  async complete(ref: LeaseRef, result: unknown): Promise<Job> {
+    const out = await this.coordinator.trackReport(
+      this.coordinator.store.complete({ ...ref, result: checkResult(result) }),
+    );
+    this.coordinator.applyChanges(out.changes, 'settled by another attempt');
+    this.coordinator.kick();
+    return out.job;
+  }
+
+  async fail(ref: LeaseRef, error: Pick<JobError, 'code' | 'message'>, retryable = true): Promise<Job> {
+    const clean: JobError = { code: String(error.code).slice(0, 64), message: String(error.message) };
+    const out = await this.coordinator.trackReport(this.coordinator.store.fail({ ...ref, error: clean, retryable }));
+    this.coordinator.applyChanges(out.changes, 'job failed');
+    this.coordinator.kick();
+    return out.job;
+  }
+
+  /** The worker finishes what it holds and takes nothing new. */
+  async drain(): Promise<void> {
+    this.markDraining();
+    await this.coordinator.store.setWorkerDraining({ workerId: this.workerId, draining: true });
+  }
+
+  markDraining(): void {
+    this.draining = true;
+  }
+
+  detach(): Promise<void> {
+    return this.coordinator.detachWorker(this);
+  }
+}

@@ -1,0 +1,135 @@
+// Validation of everything that enters the coordinator, before any write: a
+// bad request gets a typed error and changes nothing.
+import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
+import { GafferError } from '../types/errors.ts';
+import { JOB_DEFAULTS, LIMITS } from '../types/limits.ts';
+import type { JobSpec, Json, NewJob, WorkerSpec } from '../types/model.ts';
+import { jobSpecSchema, workerSpecSchema } from '../types/schemas.ts';
+
+const ajv = new Ajv({ allErrors: false, strict: true, allowUnionTypes: true });
+ajv.addFormat('date-time', { type: 'string', validate: (s: string) => isIsoDateTime(s) });
+
+const checkJob = ajv.compile(jobSpecSchema);
+const checkWorker = ajv.compile(workerSpecSchema);
+
+function isIsoDateTime(s: string): boolean {
+  return /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})$/.test(s) && !Number.isNaN(Date.parse(s));
+}
+
+/** Turns the first schema error into a GafferError a person can act on. */
+function schemaError(what: string, errors: ErrorObject[] | null | undefined): GafferError {
+  const e = errors?.[0];
+  if (!e) return new GafferError('INVALID_INPUT', `${what} is not valid`);
+  const where = e.instancePath ? `${what}${e.instancePath.replaceAll('/', '.')}` : what;
+  if (/\/(runAt|deadline)$/.test(e.instancePath)) {
+    return new GafferError('INVALID_INPUT', `${where} must be epoch milliseconds or an ISO 8601 date-time`, { path: where });
+  }
+  if (e.keyword === 'additionalProperties') {
+    const field = (e.params as { additionalProperty: string }).additionalProperty;
+    return new GafferError('UNKNOWN_FIELD', `${where} has an unknown field "${field}"`, { field: `${where}.${field}` });
+  }
+  return new GafferError('INVALID_INPUT', `${where} ${e.message ?? 'is not valid'}`, { path: where, rule: e.keyword });
+}
+
+function validate<T>(check: ValidateFunction, what: string, value: unknown): T {
+  if (!check(value)) throw schemaError(what, check.errors);
+  return value as T;
+}
+
+/** Bytes of a value as JSON, or an error when it is not JSON at all. */
+export function jsonBytes(value: unknown, what: string): number {
+  let text: string | undefined;
+  try {
+    text = JSON.stringify(value);
+  } catch {
+    throw new GafferError('INVALID_INPUT', `${what} is not serialisable as JSON`);
+  }
+  if (text === undefined) throw new GafferError('INVALID_INPUT', `${what} is not a JSON value`);
+  return Buffer.byteLength(text, 'utf8');
+}
+
+export function checkSize(value: unknown, maxBytes: number, what: string): void {
+  const bytes = jsonBytes(value, what);
+  if (bytes > maxBytes) {
+    throw new GafferError('PAYLOAD_TOO_LARGE', `${what} is ${bytes} bytes; the limit is ${maxBytes}`, { bytes, maxBytes });
+  }
+}
+
+function toMs(t: number | string | undefined): number | null {
+  if (t === undefined) return null;
+  return typeof t === 'number' ? t : Date.parse(t);
+}
+
+/** Queue-level defaults that a submit's missing fields take. */
+export type JobDefaults = Partial<Pick<NewJob, 'timeoutMs' | 'heartbeatTimeoutMs' | 'maxAttempts' | 'backoff' | 'replicas' | 'quorum' | 'priority'>>;
+
+/** Validates a submit and fills every default. Throws GafferError; never partially accepts. */
+export function normalizeJob(input: unknown, defaults: JobDefaults = {}, what = 'job'): NewJob {
+  const spec = validate<JobSpec>(checkJob, what, input);
+  checkSize(spec.payload ?? null, LIMITS.payloadMaxBytes, `${what}.payload`);
+  const replicas = spec.replicas ?? defaults.replicas ?? JOB_DEFAULTS.replicas;
+  const quorum = spec.quorum ?? defaults.quorum ?? Math.min(replicas, Math.floor(replicas / 2) + 1);
+  if (quorum > replicas) {
+    throw new GafferError('INVALID_INPUT', `${what}.quorum (${quorum}) cannot exceed replicas (${replicas})`);
+  }
+  const baseMs = spec.backoff?.baseMs ?? defaults.backoff?.baseMs ?? JOB_DEFAULTS.backoffBaseMs;
+  const maxMs = spec.backoff?.maxMs ?? defaults.backoff?.maxMs ?? Math.max(baseMs, JOB_DEFAULTS.backoffMaxMs);
+  if (maxMs < baseMs) throw new GafferError('INVALID_INPUT', `${what}.backoff.maxMs is below backoff.baseMs`);
+  return {
+    queue: spec.queue,
+    payload: (spec.payload ?? null) as Json,
+    priority: spec.priority ?? defaults.priority ?? JOB_DEFAULTS.priority,
+    runAt: toMs(spec.runAt),
+    deadline: toMs(spec.deadline),
+    timeoutMs: spec.timeoutMs ?? defaults.timeoutMs ?? JOB_DEFAULTS.timeoutMs,
+    heartbeatTimeoutMs: spec.heartbeatTimeoutMs ?? defaults.heartbeatTimeoutMs ?? JOB_DEFAULTS.heartbeatTimeoutMs,
+    maxAttempts: spec.maxAttempts ?? defaults.maxAttempts ?? JOB_DEFAULTS.maxAttempts,
+    backoff: { baseMs, maxMs },
+    requires: {
+      cores: spec.requires?.cores ?? 0,
+      memoryMb: spec.requires?.memoryMb ?? 0,
+      gpus: spec.requires?.gpus ?? 0,
+      labels: spec.requires?.labels ?? {},
+    },
+    affinity: spec.affinity ?? null,
+    dependsOn: spec.dependsOn ?? [],
+    replicas,
+    quorum,
+    verify: spec.verify ?? null,
+    idempotencyKey: spec.idempotencyKey ?? null,
+    labels: spec.labels ?? {},
+  };
+}
+
+export function normalizeJobs(inputs: unknown, defaultsFor: (queue: string) => JobDefaults = () => ({})): NewJob[] {
+  if (!Array.isArray(inputs)) throw new GafferError('INVALID_INPUT', 'jobs must be an array');
+  if (inputs.length === 0) throw new GafferError('INVALID_INPUT', 'jobs must not be empty');
+  if (inputs.length > LIMITS.submitBatchMaxJobs) {
+    throw new GafferError('INVALID_INPUT', `a batch holds at most ${LIMITS.submitBatchMaxJobs} jobs, got ${inputs.length}`);
+  }
+  return inputs.map((j, i) => {
+    const queue = typeof j === 'object' && j !== null && typeof (j as { queue?: unknown }).queue === 'string' ? (j as { queue: string }).queue : '';
+    return normalizeJob(j, defaultsFor(queue), `jobs[${i}]`);
+  });
+}
+
+/** Validates a worker's hello, filling defaults for what it left out. */
+export function normalizeWorker(input: unknown): WorkerSpec {
+  const s = validate<Partial<WorkerSpec> & Pick<WorkerSpec, 'name' | 'queues'>>(checkWorker, 'worker', input);
+  const spec: WorkerSpec = {
+    name: s.name,
+    labels: s.labels ?? {},
+    cores: s.cores ?? 0,
+    memoryMb: s.memoryMb ?? 0,
+    gpuIds: s.gpuIds ?? [],
+    queues: s.queues,
+    keys: s.keys ?? [],
+  };
+  if (s.id !== undefined) spec.id = s.id;
+  return spec;
+}
+
+export function checkResult(result: unknown): Json {
+  checkSize(result, LIMITS.resultMaxBytes, 'result');
+  return result as Json;
+}

@@ -1,0 +1,99 @@
+// The placement decision (the PlaceFn): which candidate goes to which worker.
+// Pure: it reads its input, copies the workers' tallies, and returns placements.
+//
+// Candidates go in compareCandidates order. Each attempt a candidate wants goes
+// to the best worker that fits and does not yet hold an attempt of that job:
+// first a worker holding the affinity key, then the least utilised (on the
+// running tally, so equal workers take turns), then more free cores, then the
+// smaller worker id. A candidate that fits nowhere is skipped; the scan goes on.
+import { assert } from '../types/errors.ts';
+import { SCHEDULING_DEFAULTS } from '../types/limits.ts';
+import type { Candidate, PlaceInput, Placement, WorkerCapacity } from '../types/model.ts';
+import { assertInput, assertOutput, assertWorker } from './check.ts';
+import { fits, freeSlotsFor, holdsAffinityKey } from './fit.ts';
+import { compareIds, sortCandidates, type SchedulingPolicy } from './order.ts';
+
+export function place(input: PlaceInput, policy: SchedulingPolicy = SCHEDULING_DEFAULTS): Placement[] {
+  assertInput(input);
+  const tallies = input.workers.map(copyTally);
+  const limit = Math.min(input.maxPlacements, totalFreeSlots(tallies));
+  const placements: Placement[] = [];
+  for (const c of sortCandidates(input.candidates, input.now, policy)) {
+    if (placements.length >= limit) break;
+    placeCandidate(c, tallies, limit - placements.length, placements);
+  }
+  assertOutput(input, placements);
+  return placements;
+}
+
+/** Places up to `budget` attempts of one candidate, each on a different worker. */
+function placeCandidate(c: Candidate, tallies: WorkerCapacity[], budget: number, out: Placement[]): void {
+  const taken = new Set<string>();
+  const attempts = Math.min(c.want, budget);
+  for (let i = 0; i < attempts; i++) {
+    const w = chooseWorker(c, tallies, taken);
+    if (w === undefined) return;
+    taken.add(w.workerId);
+    out.push(commit(c, w));
+  }
+}
+
+/** The best worker that fits `c` and is not in `taken`, or undefined. */
+export function chooseWorker(
+  c: Candidate,
+  workers: readonly WorkerCapacity[],
+  taken: ReadonlySet<string> = new Set(),
+): WorkerCapacity | undefined {
+  let best: WorkerCapacity | undefined;
+  for (const w of workers) {
+    if (taken.has(w.workerId) || !fits(c, w)) continue;
+    if (best === undefined || compareWorkers(c, w, best) < 0) best = w;
+  }
+  return best;
+}
+
+/** Negative when `a` is the better home for `c`. Total over distinct worker ids. */
+export function compareWorkers(c: Candidate, a: WorkerCapacity, b: WorkerCapacity): number {
+  return (
+    Number(holdsAffinityKey(c, b)) - Number(holdsAffinityKey(c, a)) ||
+    compareUtilisation(a, b) ||
+    b.freeCores - a.freeCores ||
+    compareIds(a.workerId, b.workerId)
+  );
+}
+
+/** usedSlots / totalSlots, compared exactly by cross-multiplying; no slots counts as full. */
+function compareUtilisation(a: WorkerCapacity, b: WorkerCapacity): number {
+  if (a.totalSlots === 0 || b.totalSlots === 0) return Number(a.totalSlots === 0) - Number(b.totalSlots === 0);
+  return a.usedSlots * b.totalSlots - b.usedSlots * a.totalSlots;
+}
+
+/** Takes one attempt of `c` off the worker's tally and returns its placement. */
+function commit(c: Candidate, w: WorkerCapacity): Placement {
+  const r = c.requires;
+  const slots = freeSlotsFor(w, c.queue);
+  assert(slots > 0 && w.usedSlots < w.totalSlots, `worker ${w.workerId}: a free slot for ${c.queue}`);
+  w.freeSlots[c.queue] = slots - 1;
+  w.usedSlots += 1;
+  w.freeCores -= r.cores;
+  w.freeMemoryMb -= r.memoryMb;
+  const gpuIds = w.freeGpuIds.splice(0, r.gpus);
+  assert(gpuIds.length === r.gpus, `worker ${w.workerId}: ${r.gpus} free GPUs`);
+  assertWorker(w);
+  return { jobId: c.jobId, workerId: w.workerId, gpuIds };
+}
+
+/** A copy of the worker that place() may update; labels and keys are only read. */
+function copyTally(w: WorkerCapacity): WorkerCapacity {
+  return {
+    ...w,
+    freeSlots: { ...w.freeSlots },
+    freeGpuIds: [...w.freeGpuIds].sort((a, b) => a - b),
+  };
+}
+
+function totalFreeSlots(workers: readonly WorkerCapacity[]): number {
+  let n = 0;
+  for (const w of workers) for (const q of Object.keys(w.freeSlots)) n += freeSlotsFor(w, q);
+  return n;
+}

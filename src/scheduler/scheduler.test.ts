@@ -1,0 +1,326 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import fc from 'fast-check';
+import type { Candidate, PlaceFn, PlaceInput, WorkerCapacity } from '../types/model.ts';
+import { compareCandidates, effectivePriority, fits, place, sortCandidates, whyNot } from './index.ts';
+
+const NOW = 1_000_000_000;
+const MINUTE = 60_000;
+const POLICY = { agingIntervalMs: MINUTE, agingMaxBoost: 10 };
+
+function cand(jobId: string, over: Partial<Candidate> = {}): Candidate {
+  return {
+    jobId,
+    queue: 'q',
+    priority: 0,
+    deadline: null,
+    readyAt: NOW,
+    createdAt: NOW,
+    requires: { cores: 1, memoryMb: 100, gpus: 0, labels: {} },
+    affinity: null,
+    want: 1,
+    excludedWorkerIds: [],
+    ...over,
+  };
+}
+
+function worker(workerId: string, over: Partial<WorkerCapacity> = {}): WorkerCapacity {
+  return {
+    workerId,
+    labels: {},
+    keys: new Set(),
+    freeSlots: { q: 10 },
+    totalSlots: 10,
+    usedSlots: 0,
+    freeCores: 64,
+    freeMemoryMb: 64_000,
+    totalCores: 64,
+    totalMemoryMb: 64_000,
+    freeGpuIds: [],
+    ...over,
+  };
+}
+
+function input(workers: WorkerCapacity[], candidates: Candidate[], maxPlacements = 1000): PlaceInput {
+  return { now: NOW, workers, candidates, maxPlacements };
+}
+
+function countBy(placements: { workerId: string }[]): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const p of placements) out[p.workerId] = (out[p.workerId] ?? 0) + 1;
+  return out;
+}
+
+const order = (cs: Candidate[], now = NOW) => sortCandidates(cs, now, POLICY).map((c) => c.jobId);
+
+describe('order', () => {
+  it('puts higher priority first', () => {
+    assert.deepEqual(order([cand('a', { priority: 1 }), cand('b', { priority: 5 })]), ['b', 'a']);
+  });
+
+  it('then earlier deadline, with no deadline last', () => {
+    const cs = [cand('none'), cand('late', { deadline: NOW + 2000 }), cand('soon', { deadline: NOW + 1000 })];
+    assert.deepEqual(order(cs), ['soon', 'late', 'none']);
+  });
+
+  it('then older first, then job id', () => {
+    const cs = [cand('c', { createdAt: NOW - 1 }), cand('b', { createdAt: NOW - 5 }), cand('a', { createdAt: NOW - 1 })];
+    assert.deepEqual(order(cs), ['b', 'a', 'c']);
+  });
+
+  it('is a total order: equal candidates compare by job id only', () => {
+    assert.ok(compareCandidates(cand('a'), cand('b'), NOW, POLICY) < 0);
+    assert.equal(compareCandidates(cand('a'), cand('a'), NOW, POLICY), 0);
+  });
+
+  it('ages a waiting job one point per interval, capped at agingMaxBoost', () => {
+    assert.equal(effectivePriority(cand('a', { readyAt: NOW - 3 * MINUTE - 1 }), NOW, POLICY), 3);
+    assert.equal(effectivePriority(cand('a', { readyAt: NOW - 1000 * MINUTE }), NOW, POLICY), 10);
+    assert.equal(effectivePriority(cand('a', { priority: 2, readyAt: NOW + MINUTE }), NOW, POLICY), 2);
+  });
+
+  it('lifts an old low-priority job above a newer higher-priority one once it waited long enough', () => {
+    const old = cand('old', { priority: 0, readyAt: NOW, createdAt: NOW });
+    const fresh = (now: number) => cand('fresh', { priority: 5, readyAt: now, createdAt: now });
+    assert.deepEqual(order([old, fresh(NOW + 4 * MINUTE)], NOW + 4 * MINUTE), ['fresh', 'old']);
+    // At 5 minutes the two tie at 5; the older one wins on age.
+    assert.deepEqual(order([old, fresh(NOW + 5 * MINUTE)], NOW + 5 * MINUTE), ['old', 'fresh']);
+    assert.deepEqual(order([old, fresh(NOW + 6 * MINUTE)], NOW + 6 * MINUTE), ['old', 'fresh']);
+  });
+
+  it('never lifts past the cap', () => {
+    const old = cand('old', { priority: 0, readyAt: NOW - 10_000 * MINUTE, createdAt: NOW - 10_000 * MINUTE });
+    assert.deepEqual(order([old, cand('high', { priority: 11 })]), ['high', 'old']);
+    assert.deepEqual(order([old, cand('tie', { priority: 10 })]), ['old', 'tie']);
+  });
+
+  it('uses SCHEDULING_DEFAULTS when no policy is given', () => {
+    assert.equal(effectivePriority(cand('a', { readyAt: NOW - 2 * MINUTE }), NOW), 2);
+  });
+});
+
+describe('fit', () => {
+  const fitting = cand('j', { requires: { cores: 4, memoryMb: 1000, gpus: 1, labels: { arch: 'x86' } } });
+  const roomy = worker('w', { labels: { arch: 'x86', zone: 'a' }, freeGpuIds: [3] });
+
+  it('fits when every dimension fits', () => {
+    assert.equal(fits(fitting, roomy), true);
+    assert.equal(whyNot(fitting, roomy), null);
+  });
+
+  const misses: [string, Candidate, WorkerCapacity, RegExp][] = [
+    ['queue', cand('j', { queue: 'other' }), worker('w'), /does not serve queue other/],
+    ['slots', cand('j'), worker('w', { freeSlots: { q: 0 }, usedSlots: 10 }), /no free slot/],
+    ['cores', cand('j', { requires: { cores: 65, memoryMb: 0, gpus: 0, labels: {} } }), worker('w'), /cores/],
+    ['memory', cand('j', { requires: { cores: 0, memoryMb: 64_001, gpus: 0, labels: {} } }), worker('w'), /memory/],
+    ['gpus', cand('j', { requires: { cores: 0, memoryMb: 0, gpus: 2, labels: {} } }), worker('w', { freeGpuIds: [0] }), /GPUs/],
+    ['label missing', cand('j', { requires: { cores: 0, memoryMb: 0, gpus: 0, labels: { arch: 'arm' } } }), worker('w'), /label arch=arm/],
+    ['label value', cand('j', { requires: { cores: 0, memoryMb: 0, gpus: 0, labels: { arch: 'arm' } } }), worker('w', { labels: { arch: 'x86' } }), /label arch=arm/],
+    ['affinity require', cand('j', { affinity: { key: 's1', mode: 'require' } }), worker('w', { keys: new Set(['s2']) }), /affinity key s1/],
+    ['replica exclusion', cand('j', { excludedWorkerIds: ['w'] }), worker('w'), /already holds/],
+  ];
+  for (const [what, c, w, reason] of misses) {
+    it(`does not fit on ${what}`, () => {
+      assert.equal(fits(c, w), false);
+      assert.match(whyNot(c, w) ?? '', reason);
+    });
+  }
+
+  it('fits affinity require on the key holder, and prefer anywhere', () => {
+    assert.equal(fits(cand('j', { affinity: { key: 's1', mode: 'require' } }), worker('w', { keys: new Set(['s1']) })), true);
+    assert.equal(fits(cand('j', { affinity: { key: 's1', mode: 'prefer' } }), worker('w')), true);
+  });
+
+  it('does not take inherited properties for a queue or a label', () => {
+    assert.equal(fits(cand('j', { queue: 'toString' }), worker('w')), false);
+    const c = cand('j', { requires: { cores: 0, memoryMb: 0, gpus: 0, labels: { constructor: 'x' } } });
+    assert.equal(fits(c, worker('w')), false);
+  });
+});
+
+describe('place', () => {
+  it('is a PlaceFn', () => {
+    const fn: PlaceFn = place;
+    assert.deepEqual(fn(input([], [])), []);
+  });
+
+  it('prefers the affinity key holder when both fit', () => {
+    const c = cand('j', { affinity: { key: 's1', mode: 'prefer' } });
+    const ws = [worker('a'), worker('b', { keys: new Set(['s1']), usedSlots: 9, freeSlots: { q: 1 } })];
+    assert.deepEqual(place(input(ws, [c])), [{ jobId: 'j', workerId: 'b', gpuIds: [] }]);
+  });
+
+  it('spreads 30 equal jobs over 3 equal idle workers, exactly 10 each', () => {
+    const cs = Array.from({ length: 30 }, (_, i) => cand(`j${String(i).padStart(2, '0')}`));
+    const out = place(input([worker('a'), worker('b'), worker('c')], cs));
+    assert.equal(out.length, 30);
+    assert.deepEqual(countBy(out), { a: 10, b: 10, c: 10 });
+  });
+
+  it('spreads by slot utilisation, not by free cores', () => {
+    const small = worker('small', { freeCores: 16, totalCores: 16 });
+    const cs = Array.from({ length: 10 }, (_, i) => cand(`j${i}`));
+    assert.deepEqual(countBy(place(input([worker('big'), small], cs))), { big: 5, small: 5 });
+    const coreless = Array.from({ length: 30 }, (_, i) => cand(`j${i}`, { requires: { cores: 0, memoryMb: 0, gpus: 0, labels: {} } }));
+    assert.deepEqual(countBy(place(input([worker('a'), worker('b'), worker('c')], coreless))), { a: 10, b: 10, c: 10 });
+  });
+
+  it('breaks a utilisation tie by more free cores', () => {
+    const out = place(input([worker('a', { freeCores: 8 }), worker('b', { freeCores: 9 })], [cand('j')]));
+    assert.deepEqual(out.map((p) => p.workerId), ['b']);
+  });
+
+  it('gives a busier worker fewer', () => {
+    const busy = worker('busy', { usedSlots: 6, freeSlots: { q: 4 }, freeCores: 58 });
+    const cs = Array.from({ length: 8 }, (_, i) => cand(`j${i}`));
+    // Idle takes 6 to catch up, then they alternate: idle 7, busy 1.
+    assert.deepEqual(countBy(place(input([busy, worker('idle')], cs))), { idle: 7, busy: 1 });
+  });
+
+  it('hands out the lowest free GPU ids, each once', () => {
+    const gpu = { cores: 1, memoryMb: 0, gpus: 1, labels: {} };
+    const w = worker('g', { freeSlots: { q: 2 }, totalSlots: 2, freeGpuIds: [0, 1] });
+    const out = place(input([w], [cand('a', { requires: gpu }), cand('b', { requires: gpu })]));
+    assert.deepEqual(out, [
+      { jobId: 'a', workerId: 'g', gpuIds: [0] },
+      { jobId: 'b', workerId: 'g', gpuIds: [1] },
+    ]);
+  });
+
+  it('does not over-commit cores, memory or GPUs across one call', () => {
+    const big = { cores: 40, memoryMb: 40_000, gpus: 0, labels: {} };
+    const out = place(input([worker('w')], [cand('a', { requires: big }), cand('b', { requires: big })]));
+    assert.deepEqual(out.map((p) => p.jobId), ['a']);
+  });
+
+  it('places replicas on distinct workers', () => {
+    const out = place(input([worker('a'), worker('b'), worker('c')], [cand('j', { want: 3 })]));
+    assert.deepEqual(out.map((p) => p.workerId).sort(), ['a', 'b', 'c']);
+  });
+
+  it('places only as many replicas as there are fitting workers', () => {
+    const ws = [worker('a'), worker('b'), worker('c', { freeSlots: { other: 10 } })];
+    const out = place(input(ws, [cand('j', { want: 3 })]));
+    assert.deepEqual(out.map((p) => p.workerId).sort(), ['a', 'b']);
+  });
+
+  it('never places a replica on an excluded worker', () => {
+    const out = place(input([worker('a'), worker('b')], [cand('j', { want: 2, excludedWorkerIds: ['a'] })]));
+    assert.deepEqual(out, [{ jobId: 'j', workerId: 'b', gpuIds: [] }]);
+  });
+
+  it('respects maxPlacements', () => {
+    const cs = Array.from({ length: 10 }, (_, i) => cand(`j${i}`, { want: 2 }));
+    assert.equal(place(input([worker('a'), worker('b')], cs, 5)).length, 5);
+    assert.deepEqual(place(input([worker('a')], cs, 0)), []);
+  });
+
+  it('places in priority order when slots are short', () => {
+    const cs = [cand('low', { priority: 1 }), cand('high', { priority: 9 }), cand('mid', { priority: 5 })];
+    const w = worker('w', { freeSlots: { q: 2 }, totalSlots: 2 });
+    assert.deepEqual(place(input([w], cs)).map((p) => p.jobId), ['high', 'mid']);
+  });
+
+  it('does not let a non-fitting head block a fitting job behind it', () => {
+    const head = cand('head', { priority: 100, requires: { cores: 1000, memoryMb: 0, gpus: 0, labels: {} } });
+    const out = place(input([worker('w')], [head, cand('tail')]));
+    assert.deepEqual(out, [{ jobId: 'tail', workerId: 'w', gpuIds: [] }]);
+  });
+
+  it('leaves its input unchanged', () => {
+    const gpu = { cores: 2, memoryMb: 500, gpus: 1, labels: {} };
+    const ws = [worker('a', { freeGpuIds: [1, 0] }), worker('b', { freeGpuIds: [2], keys: new Set(['k']) })];
+    const cs = [cand('x', { requires: gpu, want: 2 }), cand('y', { affinity: { key: 'k', mode: 'prefer' } })];
+    const inp = input(ws, cs);
+    const before = structuredClone(inp);
+    const out = place(inp);
+    assert.equal(out.length, 3);
+    assert.deepEqual(inp, before);
+  });
+
+  it('is deterministic', () => {
+    const mk = () => input(
+      [worker('a', { freeCores: 10, totalCores: 10 }), worker('b', { freeCores: 20, totalCores: 64 }), worker('c')],
+      Array.from({ length: 20 }, (_, i) => cand(`j${i}`, { priority: i % 3, want: 1 + (i % 2) })),
+    );
+    assert.deepEqual(place(mk()), place(mk()));
+  });
+
+  it('asserts on inconsistent input', () => {
+    assert.throws(() => place(input([worker('a'), worker('a')], [])), /invariant violated: worker ids are unique/);
+    assert.throws(() => place(input([worker('a', { usedSlots: 11 })], [])), /usedSlots/);
+  });
+});
+
+describe('place on random input', () => {
+  const arbWorker = (i: number) =>
+    fc.record({
+      slots: fc.integer({ min: 0, max: 4 }),
+      used: fc.integer({ min: 0, max: 4 }),
+      cores: fc.integer({ min: 0, max: 16 }),
+      gpus: fc.uniqueArray(fc.integer({ min: 0, max: 7 }), { maxLength: 4 }),
+      key: fc.boolean(),
+    }).map(({ slots, used, cores, gpus, key }) =>
+      worker(`w${i}`, {
+        freeSlots: { q: slots, r: 1 },
+        totalSlots: slots + used + 1,
+        usedSlots: used,
+        freeCores: cores,
+        totalCores: 16,
+        freeMemoryMb: 1000,
+        totalMemoryMb: 1000,
+        freeGpuIds: gpus,
+        keys: new Set(key ? ['k'] : []),
+      }));
+  const arbCand = (i: number) =>
+    fc.record({
+      queue: fc.constantFrom('q', 'r'),
+      priority: fc.integer({ min: 0, max: 3 }),
+      cores: fc.integer({ min: 0, max: 8 }),
+      gpus: fc.integer({ min: 0, max: 2 }),
+      want: fc.integer({ min: 0, max: 3 }),
+      affinity: fc.constantFrom(null, 'prefer' as const, 'require' as const),
+      excluded: fc.subarray(['w0', 'w1', 'w2']),
+    }).map((r) =>
+      cand(`j${i}`, {
+        queue: r.queue,
+        priority: r.priority,
+        requires: { cores: r.cores, memoryMb: 100, gpus: r.gpus, labels: {} },
+        want: r.want,
+        affinity: r.affinity === null ? null : { key: 'k', mode: r.affinity },
+        excludedWorkerIds: r.excluded,
+      }));
+  const arbInput = fc
+    .tuple(fc.integer({ min: 0, max: 5 }), fc.integer({ min: 0, max: 12 }), fc.integer({ min: 0, max: 20 }))
+    .chain(([nw, nc, max]) =>
+      fc.tuple(
+        fc.tuple(...Array.from({ length: nw }, (_, i) => arbWorker(i))),
+        fc.tuple(...Array.from({ length: nc }, (_, i) => arbCand(i))),
+      ).map(([ws, cs]) => input(ws, cs, max)));
+
+  it('never over-commits, never shares a worker between replicas, never mutates', () => {
+    fc.assert(
+      fc.property(arbInput, (inp) => {
+        const before = structuredClone(inp);
+        const out = place(inp);
+        assert.deepEqual(inp, before);
+        assert.ok(out.length <= inp.maxPlacements);
+        for (const w of inp.workers) {
+          const mine = out.filter((p) => p.workerId === w.workerId);
+          const jobs = mine.map((p) => inp.candidates.find((c) => c.jobId === p.jobId)!);
+          for (const q of ['q', 'r']) assert.ok(jobs.filter((c) => c.queue === q).length <= (w.freeSlots[q] ?? 0));
+          assert.ok(jobs.reduce((n, c) => n + c.requires.cores, 0) <= w.freeCores);
+          const gpus = mine.flatMap((p) => p.gpuIds);
+          assert.equal(new Set(gpus).size, gpus.length);
+          for (const g of gpus) assert.ok(w.freeGpuIds.includes(g));
+          for (const c of jobs) {
+            assert.ok(!c.excludedWorkerIds.includes(w.workerId));
+            assert.ok(c.affinity?.mode !== 'require' || w.keys.has('k'));
+          }
+          assert.equal(new Set(mine.map((p) => p.jobId)).size, mine.length);
+        }
+      }),
+      { seed: 42, numRuns: 300 },
+    );
+  });
+});

@@ -1,0 +1,122 @@
+// Turning database rows into model objects. Both backends use the same column
+// names and keep JSON as text, so one mapping serves both.
+import type { Attempt, Job, JobError, Json, Worker } from '../types/model.ts';
+import type { AttemptState, JobState, WorkerState } from '../types/states.ts';
+import { NO_DEADLINE } from './rules.ts';
+
+export type Row = Record<string, unknown>;
+
+const num = (v: unknown): number => Number(v);
+const numOrNull = (v: unknown): number | null => (v === null || v === undefined ? null : Number(v));
+const json = <T>(v: unknown): T => JSON.parse(String(v)) as T;
+const jsonOrNull = <T>(v: unknown): T | null => (v === null || v === undefined ? null : json<T>(v));
+
+export function jobFromRow(r: Row): Job {
+  const deadline = num(r.deadline_at);
+  return {
+    id: String(r.id),
+    queue: String(r.queue),
+    state: r.state as JobState,
+    payload: json<Json>(r.payload),
+    priority: num(r.priority),
+    runAt: num(r.run_at),
+    deadline: num(r.has_deadline) === 1 && deadline !== NO_DEADLINE ? deadline : null,
+    timeoutMs: num(r.timeout_ms),
+    heartbeatTimeoutMs: num(r.heartbeat_timeout_ms),
+    maxAttempts: num(r.max_attempts),
+    backoff: { baseMs: num(r.backoff_base_ms), maxMs: num(r.backoff_max_ms) },
+    requires: {
+      cores: num(r.req_cores),
+      memoryMb: num(r.req_memory_mb),
+      gpus: num(r.req_gpus),
+      labels: json(r.req_labels),
+    },
+    affinity:
+      r.affinity_key === null || r.affinity_key === undefined
+        ? null
+        : { key: String(r.affinity_key), mode: r.affinity_mode as 'prefer' | 'require' },
+    dependsOn: json(r.depends_on),
+    replicas: num(r.replicas),
+    quorum: num(r.quorum),
+    verify: jsonOrNull(r.verify),
+    idempotencyKey: r.idempotency_key === null || r.idempotency_key === undefined ? null : String(r.idempotency_key),
+    labels: json(r.labels),
+    attempts: num(r.attempts),
+    failures: num(r.failures),
+    want: num(r.want),
+    live: num(r.live),
+    pendingParents: num(r.pending_parents),
+    result: jsonOrNull<Json>(r.result),
+    error: jsonOrNull<JobError>(r.error),
+    createdAt: num(r.created_at),
+    updatedAt: num(r.updated_at),
+    finishedAt: numOrNull(r.finished_at),
+  };
+}
+
+export function attemptFromRow(r: Row): Attempt {
+  return {
+    id: String(r.id),
+    jobId: String(r.job_id),
+    workerId: String(r.worker_id),
+    queue: String(r.queue),
+    state: r.state as AttemptState,
+    gpuIds: json(r.gpu_ids),
+    cores: num(r.cores),
+    memoryMb: num(r.memory_mb),
+    leasedAt: num(r.leased_at),
+    startedAt: numOrNull(r.started_at),
+    heartbeatAt: num(r.heartbeat_at),
+    leaseExpiresAt: num(r.lease_expires_at),
+    timeoutAt: num(r.timeout_at),
+    finishedAt: numOrNull(r.finished_at),
+    result: jsonOrNull<Json>(r.result),
+    resultHash: r.result_hash === null || r.result_hash === undefined ? null : String(r.result_hash),
+    error: jsonOrNull<JobError>(r.error),
+    progress: jsonOrNull<Json>(r.progress),
+  };
+}
+
+/** A worker row plus its live attempt counts per queue. */
+export function workerFromRow(r: Row, running: Record<string, number>, now: number, offlineAfterMs: number): Worker {
+  const connected = num(r.connected) === 1 && now - num(r.last_seen_at) <= offlineAfterMs;
+  const draining = num(r.draining) === 1;
+  const quarantined = num(r.quarantined) === 1;
+  const busy = Object.values(running).some((n) => n > 0);
+  const state: WorkerState = quarantined
+    ? 'quarantined'
+    : !connected
+      ? 'offline'
+      : draining
+        ? 'draining'
+        : busy
+          ? 'busy'
+          : 'idle';
+  return {
+    id: String(r.id),
+    name: String(r.name),
+    labels: json(r.labels),
+    cores: num(r.cores),
+    memoryMb: num(r.memory_mb),
+    gpuIds: json(r.gpu_ids),
+    queues: json(r.queues),
+    keys: json(r.keys),
+    state,
+    draining,
+    quarantined,
+    connected,
+    connectedAt: num(r.connected_at),
+    lastSeenAt: num(r.last_seen_at),
+    running,
+    createdAt: num(r.created_at),
+  };
+}
+
+/** Cursors are opaque to clients: the last id seen, base64url-encoded. */
+export function encodeCursor(lastId: string): string {
+  return Buffer.from(lastId, 'utf8').toString('base64url');
+}
+
+export function decodeCursor(cursor: string): string {
+  return Buffer.from(cursor, 'base64url').toString('utf8');
+}

@@ -1,0 +1,120 @@
+// Opening a SQLite database: pragmas, migrations, transactions and a cache of
+// prepared statements.
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { DatabaseSync, type SQLInputValue, type StatementSync } from 'node:sqlite';
+import { ATTEMPT_TRANSITIONS, JOB_TRANSITIONS } from '../../types/states.ts';
+import { GafferError } from '../../types/errors.ts';
+import { MIGRATIONS } from './schema.ts';
+
+export type Param = SQLInputValue;
+export type SqliteRow = Record<string, unknown>;
+
+export interface SqliteOptions {
+  /** A file path, or ':memory:'. */
+  path: string;
+  /** 'full' survives power loss; 'normal' survives a process crash only. */
+  synchronous?: 'full' | 'normal';
+  /** How long a write waits for another process's lock before STORE_BUSY. */
+  busyTimeoutMs?: number;
+}
+
+export const SQLITE_DEFAULTS = {
+  synchronous: 'full',
+  busyTimeoutMs: 5000,
+  statementCacheMax: 512,
+} as const;
+
+export class SqliteDb {
+  readonly db: DatabaseSync;
+  private readonly statements = new Map<string, StatementSync>();
+  private inTransaction = false;
+
+  constructor(options: SqliteOptions) {
+    if (options.path !== ':memory:') mkdirSync(dirname(options.path), { recursive: true });
+    this.db = new DatabaseSync(options.path);
+    const busy = options.busyTimeoutMs ?? SQLITE_DEFAULTS.busyTimeoutMs;
+    this.db.exec(`PRAGMA busy_timeout = ${Math.floor(busy)}`);
+    this.db.exec('PRAGMA journal_mode = WAL');
+    this.db.exec(`PRAGMA synchronous = ${(options.synchronous ?? SQLITE_DEFAULTS.synchronous).toUpperCase()}`);
+    this.db.exec('PRAGMA foreign_keys = ON');
+    this.migrate();
+    this.loadTransitions();
+  }
+
+  private migrate(): void {
+    this.db.exec('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)');
+    const row = this.db.prepare('SELECT max(version) AS v FROM schema_migrations').get() as { v: number | null };
+    const current = row.v ?? 0;
+    for (const m of MIGRATIONS) {
+      if (m.version <= current) continue;
+      this.tx(() => {
+        this.db.exec(m.sql);
+        this.db.prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)').run(m.version, m.name, Date.now());
+      });
+    }
+  }
+
+  private loadTransitions(): void {
+    this.tx(() => {
+      this.db.exec('DELETE FROM job_transitions; DELETE FROM attempt_transitions;');
+      const j = this.db.prepare('INSERT INTO job_transitions (from_state, to_state) VALUES (?, ?)');
+      for (const t of JOB_TRANSITIONS) j.run(t.from, t.to);
+      const a = this.db.prepare('INSERT INTO attempt_transitions (from_state, to_state) VALUES (?, ?)');
+      for (const t of ATTEMPT_TRANSITIONS) a.run(t.from, t.to);
+    });
+  }
+
+  stmt(sql: string): StatementSync {
+    let s = this.statements.get(sql);
+    if (!s) {
+      if (this.statements.size >= SQLITE_DEFAULTS.statementCacheMax) this.statements.clear();
+      s = this.db.prepare(sql);
+      this.statements.set(sql, s);
+    }
+    return s;
+  }
+
+  all(sql: string, ...params: Param[]): SqliteRow[] {
+    return this.stmt(sql).all(...params) as SqliteRow[];
+  }
+
+  get(sql: string, ...params: Param[]): SqliteRow | undefined {
+    return this.stmt(sql).get(...params) as SqliteRow | undefined;
+  }
+
+  run(sql: string, ...params: Param[]): number {
+    return Number(this.stmt(sql).run(...params).changes);
+  }
+
+  /** Runs fn in one write transaction. The store is synchronous, so nothing interleaves. */
+  tx<T>(fn: () => T): T {
+    if (this.inTransaction) return fn();
+    try {
+      this.db.exec('BEGIN IMMEDIATE');
+    } catch (err) {
+      throw busyOr(err);
+    }
+    this.inTransaction = true;
+    try {
+      const out = fn();
+      this.db.exec('COMMIT');
+      return out;
+    } catch (err) {
+      if (this.db.isTransaction) this.db.exec('ROLLBACK');
+      throw busyOr(err);
+    } finally {
+      this.inTransaction = false;
+    }
+  }
+
+  close(): void {
+    this.statements.clear();
+    if (this.db.isOpen) this.db.close();
+  }
+}
+
+function busyOr(err: unknown): unknown {
+  const msg = err instanceof Error ? err.message : String(err);
+  return /database is locked|SQLITE_BUSY/i.test(msg) ? new GafferError('STORE_BUSY', msg) : err;
+}

@@ -1,0 +1,749 @@
+// The embedded store: one SQLite file (WAL) for one coordinator. Every method
+// is one transaction; node:sqlite is synchronous, so a transaction never
+// interleaves with another in this process.
+import type { Clock, Random } from '../../types/clock.ts';
+import { assert, GafferError } from '../../types/errors.ts';
+import { idFactory, randomToken, type IdFactory } from '../../types/ids.ts';
+import { LIMITS } from '../../types/limits.ts';
+import type {
+  Assignment,
+  Attempt,
+  Candidate,
+  Job,
+  JobError,
+  NewJob,
+  Placement,
+  Worker,
+  WorkerCapacity,
+  WorkerSpec,
+} from '../../types/model.ts';
+import { LIVE_ATTEMPT_STATES, TERMINAL_JOB_STATES, type JobState } from '../../types/states.ts';
+import { attemptFromRow, decodeCursor, encodeCursor, jobFromRow, workerFromRow, type Row } from '../rows.ts';
+import { backoffDelayMs, NO_DEADLINE, resultHash, vote } from '../rules.ts';
+import type {
+  Change,
+  ClaimParams,
+  CompleteParams,
+  FailParams,
+  HeartbeatParams,
+  HeartbeatResult,
+  JobPage,
+  LeaseRef,
+  ListJobsParams,
+  QueueCounts,
+  SettleResult,
+  Store,
+  SubmitResult,
+  SweepResult,
+} from '../store.ts';
+import { SqliteDb, type SqliteOptions } from './db.ts';
+
+export interface SqliteStoreOptions extends SqliteOptions {
+  clock: Clock;
+  random: Random;
+  /** A worker not seen for this long is shown offline. */
+  workerOfflineAfterMs?: number;
+}
+
+const LIVE = `('${LIVE_ATTEMPT_STATES.join("', '")}')`;
+const TERMINAL = `('${TERMINAL_JOB_STATES.join("', '")}')`;
+const J = JSON.stringify;
+
+export function openSqliteStore(options: SqliteStoreOptions): SqliteStore {
+  return new SqliteStore(options);
+}
+
+export class SqliteStore implements Store {
+  readonly kind = 'sqlite' as const;
+  private readonly db: SqliteDb;
+  private readonly clock: Clock;
+  private readonly random: Random;
+  private readonly newId: IdFactory;
+  private readonly offlineAfterMs: number;
+
+  constructor(options: SqliteStoreOptions) {
+    this.db = new SqliteDb(options);
+    this.clock = options.clock;
+    this.random = options.random;
+    this.newId = idFactory(options.clock, options.random);
+    this.offlineAfterMs = options.workerOfflineAfterMs ?? 30_000;
+  }
+
+  // ---- Jobs ----
+
+  async submit(params: { jobs: readonly NewJob[] }): Promise<SubmitResult[]> {
+    assert(params.jobs.length <= LIMITS.submitBatchMaxJobs, 'submit batch within its bound');
+    return this.db.tx(() => params.jobs.map((job) => this.submitOne(job)));
+  }
+
+  private submitOne(spec: NewJob): SubmitResult {
+    if (spec.idempotencyKey !== null) {
+      const existing = this.db.get('SELECT * FROM jobs WHERE idempotency_key = ?', spec.idempotencyKey);
+      if (existing) return { job: jobFromRow(existing), created: false };
+    }
+    const now = this.clock.now();
+    const id = this.newId();
+    const parents = this.parentStates(spec.dependsOn);
+    const pending = parents.filter((p) => p.state !== 'succeeded').length;
+    const dead = parents.find((p) => p.state === 'failed' || p.state === 'cancelled' || p.state === 'expired');
+    const state: JobState = dead ? 'failed' : pending > 0 ? 'waiting' : 'queued';
+    const error: JobError | null = dead
+      ? { code: 'DEPENDENCY_FAILED', message: `parent ${dead.id} ended ${dead.state}`, jobId: dead.id }
+      : null;
+    this.db.run(
+      `INSERT INTO jobs (id, queue, state, payload, priority, run_at, deadline_at, has_deadline, timeout_ms,
+         heartbeat_timeout_ms, max_attempts, backoff_base_ms, backoff_max_ms, req_cores, req_memory_mb, req_gpus,
+         req_labels, affinity_key, affinity_mode, depends_on, replicas, quorum, verify, idempotency_key, labels,
+         want, pending_parents, error, created_at, updated_at, finished_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      id, spec.queue, state, J(spec.payload), spec.priority, spec.runAt ?? now, spec.deadline ?? NO_DEADLINE,
+      spec.deadline === null ? 0 : 1, spec.timeoutMs, spec.heartbeatTimeoutMs, spec.maxAttempts,
+      spec.backoff.baseMs, spec.backoff.maxMs, spec.requires.cores, spec.requires.memoryMb, spec.requires.gpus,
+      J(spec.requires.labels), spec.affinity?.key ?? null, spec.affinity?.mode ?? null, J(spec.dependsOn),
+      spec.replicas, spec.quorum, spec.verify === null ? null : J(spec.verify), spec.idempotencyKey, J(spec.labels),
+      state === 'queued' ? spec.replicas : 0, state === 'waiting' ? pending : 0, error === null ? null : J(error),
+      now, now, state === 'failed' ? now : null,
+    );
+    for (const p of parents) this.db.run('INSERT OR IGNORE INTO job_deps (parent_id, job_id) VALUES (?, ?)', p.id, id);
+    return { job: this.mustGetJob(id), created: true };
+  }
+
+  private parentStates(ids: readonly string[]): { id: string; state: JobState }[] {
+    return [...new Set(ids)].map((id) => {
+      const row = this.db.get('SELECT state FROM jobs WHERE id = ?', id);
+      if (!row) throw new GafferError('UNKNOWN_DEPENDENCY', `dependsOn names ${id}, which does not exist`, { jobId: id });
+      return { id, state: row.state as JobState };
+    });
+  }
+
+  async getJob(params: { id: string }): Promise<Job | null> {
+    const row = this.db.get('SELECT * FROM jobs WHERE id = ?', params.id);
+    return row ? jobFromRow(row) : null;
+  }
+
+  private mustGetJob(id: string): Job {
+    const row = this.db.get('SELECT * FROM jobs WHERE id = ?', id);
+    if (!row) throw new GafferError('JOB_NOT_FOUND', `no job has id ${id}`, { jobId: id });
+    return jobFromRow(row);
+  }
+
+  async listJobs(params: ListJobsParams): Promise<JobPage> {
+    const where: string[] = [];
+    const args: (string | number)[] = [];
+    if (params.queue !== undefined) (where.push('queue = ?'), args.push(params.queue));
+    if (params.state !== undefined) (where.push('state = ?'), args.push(params.state));
+    if (params.label !== undefined) {
+      where.push("json_extract(labels, '$.' || json_quote(?)) = ?");
+      args.push(params.label.key, params.label.value);
+    }
+    if (params.cursor !== undefined) (where.push('id < ?'), args.push(decodeCursor(params.cursor)));
+    const limit = Math.max(1, Math.min(params.limit, LIMITS.listMaxJobs));
+    const sql = `SELECT * FROM jobs ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY id DESC LIMIT ?`;
+    const rows = this.db.all(sql, ...args, limit + 1);
+    const jobs = rows.slice(0, limit).map(jobFromRow);
+    const last = jobs[jobs.length - 1];
+    return { jobs, nextCursor: rows.length > limit && last ? encodeCursor(last.id) : null };
+  }
+
+  async listAttempts(params: { jobId: string }): Promise<Attempt[]> {
+    return this.db.all('SELECT * FROM attempts WHERE job_id = ? ORDER BY seq, id', params.jobId).map(attemptFromRow);
+  }
+
+  async cancel(params: { jobId: string; reason?: string }): Promise<SettleResult> {
+    return this.db.tx(() => {
+      const job = this.mustGetJob(params.jobId);
+      if (job.state === 'cancelled') return { job, changes: [] };
+      if (TERMINAL_JOB_STATES.includes(job.state)) {
+        throw new GafferError('INVALID_STATE', `job ${job.id} already ended ${job.state}`, { state: job.state });
+      }
+      const error: JobError = { code: 'CANCELLED', message: params.reason ?? 'cancelled by a client' };
+      const changes = this.endJob(job.id, 'cancelled', error);
+      return { job: this.mustGetJob(job.id), changes };
+    });
+  }
+
+  async retry(params: { jobId: string }): Promise<SettleResult> {
+    return this.db.tx(() => {
+      const job = this.mustGetJob(params.jobId);
+      if (job.state !== 'failed' && job.state !== 'cancelled' && job.state !== 'expired') {
+        throw new GafferError('INVALID_STATE', `only a failed, cancelled or expired job can be retried; ${job.id} is ${job.state}`);
+      }
+      const blocking = this.parentStates(job.dependsOn).find((p) => p.state !== 'succeeded');
+      if (blocking) {
+        throw new GafferError('INVALID_STATE', `parent ${blocking.id} is ${blocking.state}; retry it first`, { jobId: blocking.id });
+      }
+      const now = this.clock.now();
+      this.db.run(
+        `UPDATE jobs SET state = 'queued', want = replicas, failures = 0, error = NULL, result = NULL,
+           finished_at = NULL, pending_parents = 0, run_at = ?, updated_at = ? WHERE id = ?`,
+        now, now, job.id,
+      );
+      return { job: this.mustGetJob(job.id), changes: [{ jobId: job.id, state: 'queued', cancelledAttempts: [] }] };
+    });
+  }
+
+  /**
+   * Ends a job that has not ended: stops its live attempts and cascades to its
+   * waiting dependants (cancelled with a cancel, failed otherwise).
+   */
+  private endJob(jobId: string, state: 'failed' | 'cancelled' | 'expired', error: JobError): Change[] {
+    const now = this.clock.now();
+    const changes: Change[] = [];
+    const queue: { id: string; state: 'failed' | 'cancelled' | 'expired'; error: JobError }[] = [{ id: jobId, state, error }];
+    for (let i = 0; i < queue.length; i++) {
+      assert(i < LIMITS.cascadeMaxJobs, 'a cascade through dependants stays within its bound');
+      const item = queue[i]!;
+      const cancelledAttempts = this.stopLiveAttempts(item.id, now);
+      const n = this.db.run(
+        `UPDATE jobs SET state = ?, want = 0, live = 0, error = ?, finished_at = ?, updated_at = ?
+         WHERE id = ? AND state NOT IN ${TERMINAL}`,
+        item.state, J(item.error), now, now, item.id,
+      );
+      if (n === 0) continue;
+      changes.push({ jobId: item.id, state: item.state, cancelledAttempts });
+      const childState = item.state === 'cancelled' ? 'cancelled' : 'failed';
+      const code = item.state === 'cancelled' ? 'DEPENDENCY_CANCELLED' : 'DEPENDENCY_FAILED';
+      for (const child of this.db.all(
+        `SELECT j.id FROM job_deps d JOIN jobs j ON j.id = d.job_id WHERE d.parent_id = ? AND j.state = 'waiting'`,
+        item.id,
+      )) {
+        const message = `parent ${item.id} ended ${item.state}`;
+        queue.push({ id: String(child.id), state: childState, error: { code, message, jobId: item.id } });
+      }
+    }
+    return changes;
+  }
+
+  private stopLiveAttempts(jobId: string, now: number): { attemptId: string; workerId: string }[] {
+    return this.db
+      .all(
+        `UPDATE attempts SET state = 'cancelled', finished_at = ? WHERE job_id = ? AND state IN ${LIVE}
+         RETURNING id, worker_id`,
+        now, jobId,
+      )
+      .map((r) => ({ attemptId: String(r.id), workerId: String(r.worker_id) }));
+  }
+
+  /** A parent succeeded: its waiting children lose one pending parent, and the ready ones queue. */
+  private releaseChildren(parentId: string, now: number): Change[] {
+    const rows = this.db.all(
+      `UPDATE jobs SET pending_parents = pending_parents - 1,
+         state = CASE WHEN pending_parents = 1 THEN 'queued' ELSE state END,
+         want = CASE WHEN pending_parents = 1 THEN replicas ELSE 0 END,
+         run_at = CASE WHEN pending_parents = 1 THEN max(run_at, ?) ELSE run_at END,
+         updated_at = ?
+       WHERE state = 'waiting' AND id IN (SELECT job_id FROM job_deps WHERE parent_id = ?)
+       RETURNING id, state`,
+      now, now, parentId,
+    );
+    return rows
+      .filter((r) => r.state === 'queued')
+      .map((r) => ({ jobId: String(r.id), state: 'queued' as const, cancelledAttempts: [] }));
+  }
+
+  // ---- Workers ----
+
+  async upsertWorker(params: { spec: WorkerSpec }): Promise<Worker> {
+    const s = params.spec;
+    const now = this.clock.now();
+    const id = s.id ?? this.newId();
+    this.db.tx(() =>
+      this.db.run(
+        `INSERT INTO workers (id, name, labels, cores, memory_mb, gpu_ids, queues, keys, connected, draining,
+           connected_at, last_seen_at, created_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, 0, ?, ?, ?)
+         ON CONFLICT (id) DO UPDATE SET name = excluded.name, labels = excluded.labels, cores = excluded.cores,
+           memory_mb = excluded.memory_mb, gpu_ids = excluded.gpu_ids, queues = excluded.queues, keys = excluded.keys,
+           connected = 1, draining = 0, connected_at = excluded.connected_at, last_seen_at = excluded.last_seen_at`,
+        id, s.name, J(s.labels), s.cores, s.memoryMb, J(s.gpuIds), J(s.queues), J(s.keys), now, now, now,
+      ),
+    );
+    return this.mustGetWorker(id);
+  }
+
+  async getWorker(params: { id: string }): Promise<Worker | null> {
+    const row = this.db.get('SELECT * FROM workers WHERE id = ?', params.id);
+    return row ? this.workerWithRunning(row) : null;
+  }
+
+  private mustGetWorker(id: string): Worker {
+    const row = this.db.get('SELECT * FROM workers WHERE id = ?', id);
+    if (!row) throw new GafferError('WORKER_NOT_FOUND', `no worker has id ${id}`, { workerId: id });
+    return this.workerWithRunning(row);
+  }
+
+  private workerWithRunning(row: Row): Worker {
+    const running: Record<string, number> = {};
+    for (const r of this.db.all(
+      `SELECT queue, count(*) AS n FROM attempts WHERE worker_id = ? AND state IN ${LIVE} GROUP BY queue`,
+      String(row.id),
+    )) {
+      running[String(r.queue)] = Number(r.n);
+    }
+    return workerFromRow(row, running, this.clock.now(), this.offlineAfterMs);
+  }
+
+  async listWorkers(): Promise<Worker[]> {
+    return this.db.all('SELECT * FROM workers ORDER BY id').map((r) => this.workerWithRunning(r));
+  }
+
+  async disconnectWorker(params: { workerId: string }): Promise<void> {
+    this.db.tx(() => this.db.run('UPDATE workers SET connected = 0 WHERE id = ?', params.workerId));
+  }
+
+  async setWorkerDraining(params: { workerId: string; draining: boolean }): Promise<Worker> {
+    const n = this.db.tx(() =>
+      this.db.run('UPDATE workers SET draining = ? WHERE id = ?', params.draining ? 1 : 0, params.workerId),
+    );
+    if (n === 0) throw new GafferError('WORKER_NOT_FOUND', `no worker has id ${params.workerId}`);
+    return this.mustGetWorker(params.workerId);
+  }
+
+  // ---- Claim ----
+
+  async claim(params: ClaimParams): Promise<Assignment[]> {
+    if (params.workerIds.length === 0 || params.maxJobs <= 0) return [];
+    return this.db.tx(() => {
+      const now = this.clock.now();
+      const workers = this.capacities(params.workerIds);
+      if (workers.length === 0) return [];
+      const placements = this.plan(params, workers, now);
+      this.checkPlacements(placements, workers, params.maxJobs);
+      return placements.map((p) => this.lease(p, now));
+    });
+  }
+
+  /** What each eligible worker has free right now, from its live attempts. */
+  private capacities(workerIds: readonly string[]): WorkerCapacity[] {
+    const rows = this.db.all(
+      `SELECT * FROM workers WHERE id IN (SELECT value FROM json_each(?))
+         AND connected = 1 AND draining = 0 AND quarantined = 0`,
+      J(workerIds),
+    );
+    return rows.map((w) => {
+      const live = this.db.all(
+        `SELECT queue, cores, memory_mb, gpu_ids FROM attempts WHERE worker_id = ? AND state IN ${LIVE}`,
+        String(w.id),
+      );
+      return capacityOf(w, live);
+    });
+  }
+
+  /** Reads candidates page by page until the workers are full or the pages run out. */
+  private plan(params: ClaimParams, workers: WorkerCapacity[], now: number): Placement[] {
+    const free = workers.reduce((n, w) => n + Object.values(w.freeSlots).reduce((a, b) => a + b, 0), 0);
+    const budget = Math.min(params.maxJobs, free, LIMITS.claimBatchMaxJobs);
+    const queues = [...new Set(workers.flatMap((w) => Object.keys(w.freeSlots).filter((q) => w.freeSlots[q]! > 0)))];
+    const maxCores = Math.max(...workers.map((w) => w.freeCores));
+    const maxMemory = Math.max(...workers.map((w) => w.freeMemoryMb));
+    const maxGpus = Math.max(...workers.map((w) => w.freeGpuIds.length));
+    const seen = new Map<string, Candidate>();
+    let placements: Placement[] = [];
+    for (let page = 0; page < LIMITS.claimScanMaxPages; page++) {
+      let more = false;
+      for (const queue of queues) {
+        const rows = this.candidateRows(queue, now, maxCores, maxMemory, maxGpus, page);
+        if (rows.length === LIMITS.claimCandidatesPerPage) more = true;
+        for (const r of rows) if (!seen.has(String(r.id))) seen.set(String(r.id), this.candidateOf(r));
+      }
+      if (seen.size === 0) return [];
+      placements = params.place({ now, workers, candidates: [...seen.values()], maxPlacements: budget });
+      if (placements.length >= budget || !more) break;
+    }
+    return placements;
+  }
+
+  private candidateRows(queue: string, now: number, cores: number, memory: number, gpus: number, page: number): Row[] {
+    const perPage = LIMITS.claimCandidatesPerPage;
+    const cols = `id, queue, priority, deadline_at, has_deadline, run_at, created_at, req_cores, req_memory_mb,
+      req_gpus, req_labels, affinity_key, affinity_mode, want, replicas`;
+    const byPriority = this.db.all(
+      `SELECT ${cols} FROM jobs WHERE want > 0 AND queue = ? AND run_at <= ?
+         AND req_cores <= ? AND req_memory_mb <= ? AND req_gpus <= ?
+       ORDER BY priority DESC, deadline_at, id LIMIT ? OFFSET ?`,
+      queue, now, cores, memory, gpus, perPage, page * perPage,
+    );
+    if (page > 0) return byPriority;
+    // The oldest ready jobs too, so that aging can lift them past newer, higher-priority work.
+    const oldest = this.db.all(
+      `SELECT ${cols} FROM jobs WHERE want > 0 AND queue = ? AND run_at <= ?
+         AND req_cores <= ? AND req_memory_mb <= ? AND req_gpus <= ?
+       ORDER BY id LIMIT ?`,
+      queue, now, cores, memory, gpus, perPage,
+    );
+    return byPriority.concat(oldest);
+  }
+
+  private candidateOf(r: Row): Candidate {
+    const id = String(r.id);
+    const excluded =
+      Number(r.replicas) > 1
+        ? this.db.all('SELECT DISTINCT worker_id FROM attempts WHERE job_id = ?', id).map((x) => String(x.worker_id))
+        : [];
+    return {
+      jobId: id,
+      queue: String(r.queue),
+      priority: Number(r.priority),
+      deadline: Number(r.has_deadline) === 1 ? Number(r.deadline_at) : null,
+      readyAt: Number(r.run_at),
+      createdAt: Number(r.created_at),
+      requires: {
+        cores: Number(r.req_cores),
+        memoryMb: Number(r.req_memory_mb),
+        gpus: Number(r.req_gpus),
+        labels: JSON.parse(String(r.req_labels)),
+      },
+      affinity: r.affinity_key === null ? null : { key: String(r.affinity_key), mode: r.affinity_mode as 'prefer' | 'require' },
+      want: Number(r.want),
+      excludedWorkerIds: excluded,
+    };
+  }
+
+  /** The store does not trust the place function: it re-checks every bound before writing. */
+  private checkPlacements(placements: Placement[], workers: WorkerCapacity[], maxJobs: number): void {
+    assert(placements.length <= maxJobs, 'a claim hands out no more than asked');
+    const byId = new Map(workers.map((w) => [w.workerId, { ...w, freeSlots: { ...w.freeSlots }, gpus: new Set(w.freeGpuIds) }]));
+    const pairs = new Set<string>();
+    for (const p of placements) {
+      const w = byId.get(p.workerId);
+      assert(w, 'placement names a worker in the claim');
+      assert(!pairs.has(`${p.jobId}/${p.workerId}`), 'replicas of one job go to distinct workers');
+      pairs.add(`${p.jobId}/${p.workerId}`);
+      for (const g of p.gpuIds) {
+        assert(w.gpus.has(g), 'a GPU id is handed to one attempt at a time');
+        w.gpus.delete(g);
+      }
+    }
+  }
+
+  /** Writes one attempt for a placement and moves its job to running. */
+  private lease(p: Placement, now: number): Assignment {
+    const job = this.db.get(
+      `UPDATE jobs SET want = want - 1, live = live + 1, attempts = attempts + 1, state = 'running', updated_at = ?
+       WHERE id = ? AND want > 0 AND state IN ('queued', 'running')
+       RETURNING id, queue, payload, attempts, timeout_ms, heartbeat_timeout_ms, deadline_at, has_deadline,
+         req_cores, req_memory_mb, req_gpus, labels`,
+      now, p.jobId,
+    );
+    assert(job, 'a placed job still wants an attempt');
+    assert(p.gpuIds.length === Number(job.req_gpus), 'an attempt gets exactly the GPUs its job requires');
+    const attemptId = this.newId();
+    const lease = randomToken(this.random);
+    const hbMs = Number(job.heartbeat_timeout_ms);
+    const timeoutMs = Number(job.timeout_ms);
+    this.db.run(
+      `INSERT INTO attempts (id, job_id, worker_id, queue, seq, state, lease, gpu_ids, cores, memory_mb,
+         heartbeat_timeout_ms, leased_at, heartbeat_at, lease_expires_at, timeout_at)
+       VALUES (?, ?, ?, ?, ?, 'leased', ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      attemptId, p.jobId, p.workerId, String(job.queue), Number(job.attempts), lease, J(p.gpuIds),
+      Number(job.req_cores), Number(job.req_memory_mb), hbMs, now, now, now + hbMs, now + timeoutMs,
+    );
+    this.assertWorkerWithinCapacity(p.workerId);
+    return {
+      attemptId,
+      lease,
+      jobId: p.jobId,
+      workerId: p.workerId,
+      queue: String(job.queue),
+      payload: JSON.parse(String(job.payload)),
+      gpuIds: p.gpuIds,
+      cores: Number(job.req_cores),
+      memoryMb: Number(job.req_memory_mb),
+      attempt: Number(job.attempts),
+      timeoutMs,
+      heartbeatTimeoutMs: hbMs,
+      leaseExpiresAt: now + hbMs,
+      deadline: Number(job.has_deadline) === 1 ? Number(job.deadline_at) : null,
+      labels: JSON.parse(String(job.labels)),
+    };
+  }
+
+  /** Invariant 5, checked against the database after every lease: never more than declared. */
+  private assertWorkerWithinCapacity(workerId: string): void {
+    const w = this.db.get('SELECT cores, memory_mb, gpu_ids, queues FROM workers WHERE id = ?', workerId);
+    assert(w, 'a leased attempt belongs to a known worker');
+    const live = this.db.all(
+      `SELECT queue, cores, memory_mb, gpu_ids FROM attempts WHERE worker_id = ? AND state IN ${LIVE}`,
+      workerId,
+    );
+    const cap = capacityOf(w, live);
+    assert(cap.freeCores >= 0 && cap.freeMemoryMb >= 0, 'a worker never holds more cores or memory than it declared');
+    assert(Object.values(cap.freeSlots).every((n) => n >= 0), 'a worker never holds more attempts than its slots');
+    const gpus = live.flatMap((a) => JSON.parse(String(a.gpu_ids)) as number[]);
+    assert(new Set(gpus).size === gpus.length, 'a GPU is held by one attempt at a time');
+  }
+
+  // ---- Heartbeats and reports ----
+
+  async heartbeat(params: HeartbeatParams): Promise<HeartbeatResult> {
+    return this.db.tx(() => {
+      const now = this.clock.now();
+      const n = this.db.run('UPDATE workers SET last_seen_at = ?, connected = 1 WHERE id = ?', now, params.workerId);
+      if (n === 0) throw new GafferError('WORKER_NOT_FOUND', `no worker has id ${params.workerId}`);
+      const extend = `UPDATE attempts SET heartbeat_at = ?, lease_expires_at = ? + heartbeat_timeout_ms,
+          started_at = coalesce(started_at, ?), state = CASE WHEN state = 'leased' THEN 'running' ELSE state END
+        WHERE worker_id = ? AND state IN ${LIVE} AND lease_expires_at >= ?`;
+      if (params.attempts === undefined) {
+        const rows = this.db.all(`${extend} RETURNING id`, now, now, now, params.workerId, now);
+        return { extended: rows.map((r) => String(r.id)), revoked: [] };
+      }
+      const extended: string[] = [];
+      const revoked: string[] = [];
+      for (const ref of params.attempts) {
+        const ok = this.db.run(`${extend} AND id = ? AND lease = ?`, now, now, now, params.workerId, now, ref.attemptId, ref.lease);
+        (ok === 1 ? extended : revoked).push(ref.attemptId);
+      }
+      return { extended, revoked };
+    });
+  }
+
+  async progress(params: LeaseRef & { progress: unknown }): Promise<void> {
+    this.db.tx(() => {
+      const now = this.clock.now();
+      const n = this.db.run(
+        `UPDATE attempts SET progress = ?, heartbeat_at = ?, lease_expires_at = ? + heartbeat_timeout_ms,
+           started_at = coalesce(started_at, ?), state = CASE WHEN state = 'leased' THEN 'running' ELSE state END
+         WHERE id = ? AND lease = ? AND state IN ${LIVE} AND lease_expires_at >= ?`,
+        J(params.progress), now, now, now, params.attemptId, params.lease, now,
+      );
+      if (n === 0) this.throwStale(params);
+    });
+  }
+
+  /** Finds the live attempt the lease names, or throws ATTEMPT_NOT_FOUND / STALE_LEASE. */
+  private currentAttempt(ref: LeaseRef, now: number): { jobId: string; workerId: string } {
+    const row = this.db.get('SELECT job_id, worker_id, state, lease, lease_expires_at FROM attempts WHERE id = ?', ref.attemptId);
+    if (!row) throw new GafferError('ATTEMPT_NOT_FOUND', `no attempt has id ${ref.attemptId}`);
+    const live = LIVE_ATTEMPT_STATES.includes(row.state as never);
+    if (row.lease !== ref.lease || !live || Number(row.lease_expires_at) < now) this.throwStale(ref);
+    return { jobId: String(row.job_id), workerId: String(row.worker_id) };
+  }
+
+  private throwStale(ref: LeaseRef): never {
+    const row = this.db.get('SELECT state FROM attempts WHERE id = ?', ref.attemptId);
+    if (!row) throw new GafferError('ATTEMPT_NOT_FOUND', `no attempt has id ${ref.attemptId}`);
+    throw new GafferError('STALE_LEASE', `attempt ${ref.attemptId} no longer holds its job (it is ${String(row.state)})`, {
+      attemptId: ref.attemptId,
+      state: row.state,
+    });
+  }
+
+  async complete(params: CompleteParams): Promise<SettleResult> {
+    return this.db.tx(() => {
+      const now = this.clock.now();
+      const { jobId } = this.currentAttempt(params, now);
+      const job = this.mustGetJob(jobId);
+      const hash = resultHash(params.result);
+      const keepResult = job.replicas > 1 ? J(params.result) : null;
+      const n = this.db.run(
+        `UPDATE attempts SET state = 'completed', finished_at = ?, result_hash = ?, result = ?
+         WHERE id = ? AND lease = ? AND state IN ${LIVE}`,
+        now, hash, keepResult, params.attemptId, params.lease,
+      );
+      assert(n === 1, 'the current lease completes its attempt exactly once');
+      if (job.replicas === 1) {
+        const changes = this.succeed(jobId, J(params.result), now);
+        return { job: this.mustGetJob(jobId), changes };
+      }
+      this.db.run('UPDATE jobs SET live = live - 1, updated_at = ? WHERE id = ?', now, jobId);
+      const changes = this.tally(jobId, now);
+      return { job: this.mustGetJob(jobId), changes };
+    });
+  }
+
+  /** Accepts a result: the job succeeds (once: the guard on state makes it so) and its children move. */
+  private succeed(jobId: string, resultJson: string, now: number): Change[] {
+    const cancelledAttempts = this.stopLiveAttempts(jobId, now);
+    const n = this.db.run(
+      `UPDATE jobs SET state = 'succeeded', result = ?, error = NULL, want = 0, live = 0, finished_at = ?, updated_at = ?
+       WHERE id = ? AND state IN ('running', 'queued', 'verifying')`,
+      resultJson, now, now, jobId,
+    );
+    assert(n === 1, 'at most one result is accepted per job');
+    return [{ jobId, state: 'succeeded', cancelledAttempts }, ...this.releaseChildren(jobId, now)];
+  }
+
+  /** Counts the votes of a replicated job and acts on the outcome. */
+  private tally(jobId: string, now: number): Change[] {
+    const job = this.mustGetJob(jobId);
+    const done = this.db.all(`SELECT id, result, result_hash FROM attempts WHERE job_id = ? AND state = 'completed'`, jobId);
+    const outcome = vote({
+      hashes: done.map((r) => String(r.result_hash)),
+      quorum: job.quorum,
+      pending: job.live + job.want,
+      attemptsMade: job.attempts,
+      replicas: job.replicas,
+    });
+    if (outcome.kind === 'accept') {
+      const winner = done.find((r) => r.result_hash === outcome.hash)!;
+      this.db.run(
+        `UPDATE attempts SET state = 'rejected' WHERE job_id = ? AND state = 'completed' AND result_hash <> ?`,
+        jobId, outcome.hash,
+      );
+      return this.succeed(jobId, String(winner.result), now);
+    }
+    if (outcome.kind === 'add-replica') {
+      this.db.run(
+        `UPDATE jobs SET want = want + 1, state = CASE WHEN live > 0 THEN 'running' ELSE 'queued' END, updated_at = ?
+         WHERE id = ?`,
+        now, jobId,
+      );
+      return job.live > 0 ? [] : [{ jobId, state: 'queued', cancelledAttempts: [] }];
+    }
+    if (outcome.kind === 'no-quorum') {
+      this.db.run(`UPDATE attempts SET state = 'rejected' WHERE job_id = ? AND state = 'completed'`, jobId);
+      return this.endJob(jobId, 'failed', { code: 'NO_QUORUM', message: outcome.reason });
+    }
+    return this.settleLiveCount(jobId, now);
+  }
+
+  /** After an attempt ended: a job with no live attempt left goes back to queued. */
+  private settleLiveCount(jobId: string, now: number): Change[] {
+    const row = this.db.get(
+      `UPDATE jobs SET state = 'queued', updated_at = ? WHERE id = ? AND state = 'running' AND live = 0 RETURNING id`,
+      now, jobId,
+    );
+    return row ? [{ jobId, state: 'queued', cancelledAttempts: [] }] : [];
+  }
+
+  async fail(params: FailParams): Promise<SettleResult> {
+    return this.db.tx(() => {
+      const now = this.clock.now();
+      const { jobId } = this.currentAttempt(params, now);
+      const error = { ...params.error, attemptId: params.attemptId, message: clip(params.error.message) };
+      const n = this.db.run(
+        `UPDATE attempts SET state = 'failed', finished_at = ?, error = ? WHERE id = ? AND lease = ? AND state IN ${LIVE}`,
+        now, J(error), params.attemptId, params.lease,
+      );
+      assert(n === 1, 'the current lease fails its attempt exactly once');
+      const changes = this.afterFailure(jobId, error, params.retryable, now);
+      return { job: this.mustGetJob(jobId), changes };
+    });
+  }
+
+  /** An attempt failed, timed out or was lost: retry with backoff while the budget lasts, else fail the job. */
+  private afterFailure(jobId: string, error: JobError, retryable: boolean, now: number): Change[] {
+    const row = this.db.get(
+      `UPDATE jobs SET live = live - 1, failures = failures + 1, error = ?, updated_at = ? WHERE id = ? RETURNING *`,
+      J(error), now, jobId,
+    );
+    assert(row, 'a failed attempt belongs to a job');
+    const job = jobFromRow(row);
+    if (!retryable || job.failures >= job.maxAttempts) return this.endJob(jobId, 'failed', error);
+    const delayMs = job.replicas > 1 ? 0 : backoffDelayMs(job.backoff, job.failures, this.random);
+    this.db.run('UPDATE jobs SET want = want + 1, run_at = ? WHERE id = ?', now + delayMs, jobId);
+    return this.settleLiveCount(jobId, now);
+  }
+
+  // ---- Sweepers ----
+
+  async expireAttempts(params: { limit: number }): Promise<SweepResult> {
+    return this.db.tx(() => {
+      const now = this.clock.now();
+      const limit = Math.min(params.limit, LIMITS.sweepBatchMaxRows);
+      const out: SweepResult = { changes: [], endedAttempts: [] };
+      const lost = this.db.all(
+        `SELECT id, job_id, worker_id FROM attempts WHERE state IN ${LIVE} AND lease_expires_at < ?
+         ORDER BY lease_expires_at LIMIT ?`,
+        now, limit,
+      );
+      for (const r of lost) this.endAttempt(r, 'lost', 'LEASE_LOST', 'no heartbeat within the heartbeat timeout', now, out);
+      const hung = this.db.all(
+        `SELECT id, job_id, worker_id FROM attempts WHERE state IN ${LIVE} AND timeout_at <= ? ORDER BY timeout_at LIMIT ?`,
+        now, limit,
+      );
+      for (const r of hung) this.endAttempt(r, 'failed', 'TIMEOUT', 'the attempt ran past its timeoutMs', now, out);
+      return out;
+    });
+  }
+
+  private endAttempt(r: Row, state: 'lost' | 'failed', code: 'LEASE_LOST' | 'TIMEOUT', message: string, now: number, out: SweepResult): void {
+    const attemptId = String(r.id);
+    const error: JobError = { code, message, attemptId };
+    const n = this.db.run(
+      `UPDATE attempts SET state = ?, finished_at = ?, error = ? WHERE id = ? AND state IN ${LIVE}`,
+      state, now, J(error), attemptId,
+    );
+    if (n === 0) return;
+    out.endedAttempts.push({ attemptId, workerId: String(r.worker_id), reason: code });
+    out.changes.push(...this.afterFailure(String(r.job_id), error, true, now));
+  }
+
+  async expireDeadlines(params: { limit: number }): Promise<SweepResult> {
+    return this.db.tx(() => {
+      const now = this.clock.now();
+      const rows = this.db.all(
+        `SELECT id FROM jobs WHERE state IN ('waiting', 'queued') AND has_deadline = 1 AND deadline_at <= ?
+         ORDER BY deadline_at LIMIT ?`,
+        now, Math.min(params.limit, LIMITS.sweepBatchMaxRows),
+      );
+      const changes: Change[] = [];
+      for (const r of rows) {
+        const error: JobError = { code: 'DEADLINE_EXCEEDED', message: 'the job did not start before its deadline' };
+        changes.push(...this.endJob(String(r.id), 'expired', error));
+      }
+      return { changes, endedAttempts: [] };
+    });
+  }
+
+  async nextRunAt(): Promise<number | null> {
+    const row = this.db.get('SELECT min(run_at) AS t FROM jobs WHERE want > 0 AND run_at > ?', this.clock.now());
+    return row?.t === null || row?.t === undefined ? null : Number(row.t);
+  }
+
+  async queueCounts(): Promise<QueueCounts[]> {
+    const byQueue = new Map<string, QueueCounts>();
+    for (const r of this.db.all('SELECT queue, state, count(*) AS n FROM jobs GROUP BY queue, state ORDER BY queue')) {
+      const q = String(r.queue);
+      let entry = byQueue.get(q);
+      if (!entry) {
+        entry = { queue: q, counts: emptyCounts() };
+        byQueue.set(q, entry);
+      }
+      entry.counts[r.state as JobState] = Number(r.n);
+    }
+    return [...byQueue.values()];
+  }
+
+  async close(): Promise<void> {
+    this.db.close();
+  }
+}
+
+function emptyCounts(): Record<JobState, number> {
+  return { waiting: 0, queued: 0, running: 0, verifying: 0, succeeded: 0, failed: 0, cancelled: 0, expired: 0 };
+}
+
+function clip(message: string): string {
+  return message.length > LIMITS.errorMessageMaxChars ? message.slice(0, LIMITS.errorMessageMaxChars) : message;
+}
+
+/** A worker's free capacity, from its declared resources and its live attempts. */
+function capacityOf(w: Row, live: Row[]): WorkerCapacity {
+  const queues = JSON.parse(String(w.queues)) as Record<string, number>;
+  const freeSlots: Record<string, number> = { ...queues };
+  let cores = Number(w.cores);
+  let memory = Number(w.memory_mb);
+  const held = new Set<number>();
+  for (const a of live) {
+    const q = String(a.queue);
+    freeSlots[q] = (freeSlots[q] ?? 0) - 1;
+    cores -= Number(a.cores);
+    memory -= Number(a.memory_mb);
+    for (const g of JSON.parse(String(a.gpu_ids)) as number[]) held.add(g);
+  }
+  const gpuIds = JSON.parse(String(w.gpu_ids)) as number[];
+  return {
+    workerId: String(w.id),
+    labels: JSON.parse(String(w.labels ?? '{}')),
+    keys: new Set(JSON.parse(String(w.keys ?? '[]')) as string[]),
+    freeSlots,
+    totalSlots: Object.values(queues).reduce((a, b) => a + b, 0),
+    usedSlots: live.length,
+    freeCores: cores,
+    freeMemoryMb: memory,
+    totalCores: Number(w.cores),
+    totalMemoryMb: Number(w.memory_mb),
+    freeGpuIds: gpuIds.filter((g) => !held.has(g)).sort((a, b) => a - b),
+  };
+}

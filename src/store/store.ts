@@ -1,0 +1,145 @@
+// The store contract. Every backend (sqlite/, postgres/) implements it with its
+// own SQL, and every backend passes the one conformance suite in contract.ts.
+//
+// Rules every implementation keeps:
+// - Each method is one transaction: it applies whole or not at all.
+// - Time comes from the injected clock, randomness from the injected source.
+// - State moves follow JOB_TRANSITIONS and ATTEMPT_TRANSITIONS; the database
+//   itself refuses any other move.
+// - A result or failure is accepted only from the attempt holding the current,
+//   unexpired lease (the fencing token). Anything else is STALE_LEASE.
+import type {
+  Assignment,
+  Attempt,
+  Job,
+  JobError,
+  Json,
+  NewJob,
+  PlaceFn,
+  Worker,
+  WorkerSpec,
+} from '../types/model.ts';
+import type { JobState } from '../types/states.ts';
+
+export interface SubmitResult {
+  job: Job;
+  /** False when the idempotency key was seen before and `job` is the existing one. */
+  created: boolean;
+}
+
+export interface ListJobsParams {
+  queue?: string;
+  state?: JobState;
+  /** `key=value`: only jobs carrying this label. */
+  label?: { key: string; value: string };
+  limit: number;
+  /** From a previous page's `nextCursor`. */
+  cursor?: string;
+}
+
+export interface JobPage {
+  jobs: Job[];
+  nextCursor: string | null;
+}
+
+export interface ClaimParams {
+  workerIds: readonly string[];
+  place: PlaceFn;
+  /** Hand out at most this many attempts over all workers. */
+  maxJobs: number;
+}
+
+export interface LeaseRef {
+  attemptId: string;
+  lease: string;
+}
+
+export interface HeartbeatParams {
+  workerId: string;
+  /** The attempts the worker says it is running; absent means all it holds. */
+  attempts?: readonly LeaseRef[];
+}
+
+export interface HeartbeatResult {
+  /** Attempts whose lease was extended. */
+  extended: string[];
+  /** Attempts the worker named that it no longer owns: it must stop them. */
+  revoked: string[];
+}
+
+export interface CompleteParams extends LeaseRef {
+  result: Json;
+}
+
+export interface FailParams extends LeaseRef {
+  error: JobError;
+  /** False: fail the job now, whatever retries remain. */
+  retryable: boolean;
+}
+
+/** What a store operation did to jobs, for events and waiters. */
+export interface Change {
+  jobId: string;
+  state: JobState;
+  /** Attempts that were stopped by this change and whose workers should be told. */
+  cancelledAttempts: { attemptId: string; workerId: string }[];
+}
+
+export interface SettleResult {
+  /** The attempt's job after the report. */
+  job: Job;
+  /** Every job whose state moved, including dependants reached by a cascade. */
+  changes: Change[];
+}
+
+export interface SweepResult {
+  changes: Change[];
+  /** Attempts ended by the sweep: lost (heartbeat) or failed (TIMEOUT). */
+  endedAttempts: { attemptId: string; workerId: string; reason: 'LEASE_LOST' | 'TIMEOUT' }[];
+}
+
+export interface QueueCounts {
+  queue: string;
+  counts: Record<JobState, number>;
+}
+
+export interface Store {
+  readonly kind: 'sqlite' | 'postgres';
+
+  /** Submits jobs in one transaction: all or none. Repeated idempotency keys return the existing job. */
+  submit(params: { jobs: readonly NewJob[] }): Promise<SubmitResult[]>;
+  getJob(params: { id: string }): Promise<Job | null>;
+  listJobs(params: ListJobsParams): Promise<JobPage>;
+  listAttempts(params: { jobId: string }): Promise<Attempt[]>;
+  /** Cancels a job that has not ended, with its live attempts and its waiting dependants. */
+  cancel(params: { jobId: string; reason?: string }): Promise<SettleResult>;
+  /** Puts a failed, cancelled or expired job back in the queue with a fresh retry budget. */
+  retry(params: { jobId: string }): Promise<SettleResult>;
+
+  /** Registers a worker or refreshes it on reconnect. */
+  upsertWorker(params: { spec: WorkerSpec }): Promise<Worker>;
+  getWorker(params: { id: string }): Promise<Worker | null>;
+  listWorkers(): Promise<Worker[]>;
+  /** The worker's connection dropped. Its leases stay until their heartbeat timeout. */
+  disconnectWorker(params: { workerId: string }): Promise<void>;
+  setWorkerDraining(params: { workerId: string; draining: boolean }): Promise<Worker>;
+
+  /** Leases attempts to the given workers, as the place function decides. */
+  claim(params: ClaimParams): Promise<Assignment[]>;
+  /** Extends the leases of the worker's live attempts and marks leased ones running. */
+  heartbeat(params: HeartbeatParams): Promise<HeartbeatResult>;
+  /** Records progress on a live attempt; also a heartbeat for it. */
+  progress(params: LeaseRef & { progress: Json }): Promise<void>;
+  complete(params: CompleteParams): Promise<SettleResult>;
+  fail(params: FailParams): Promise<SettleResult>;
+
+  /** Ends attempts whose lease expired (lost) or whose run time passed (TIMEOUT). */
+  expireAttempts(params: { limit: number }): Promise<SweepResult>;
+  /** Ends jobs that did not start by their deadline. */
+  expireDeadlines(params: { limit: number }): Promise<SweepResult>;
+  /** The earliest future time at which a queued job becomes ready, or null. */
+  nextRunAt(): Promise<number | null>;
+
+  queueCounts(): Promise<QueueCounts[]>;
+  close(): Promise<void>;
+}

@@ -1,0 +1,114 @@
+// JSON Schemas for what comes in from outside: job submits and worker hellos.
+// The same objects validate in-process calls, HTTP bodies and the OpenAPI
+// document, so a limit is written once.
+import { LIMITS } from './limits.ts';
+
+const QUEUE_PATTERN = '^[A-Za-z0-9][A-Za-z0-9_.:-]*$';
+
+const key = { type: 'string', minLength: 1, maxLength: LIMITS.keyMaxChars } as const;
+
+const labels = {
+  type: 'object',
+  maxProperties: LIMITS.labelsMaxCount,
+  propertyNames: { maxLength: LIMITS.keyMaxChars, minLength: 1 },
+  additionalProperties: { type: 'string', maxLength: LIMITS.keyMaxChars },
+} as const;
+
+const time = {
+  oneOf: [
+    { type: 'integer', minimum: 0, maximum: 8_640_000_000_000_000 },
+    { type: 'string', format: 'date-time' },
+  ],
+} as const;
+
+export const queueNameSchema = {
+  type: 'string',
+  minLength: 1,
+  maxLength: LIMITS.queueNameMaxChars,
+  pattern: QUEUE_PATTERN,
+} as const;
+
+export const jobSpecSchema = {
+  $id: 'JobSpec',
+  type: 'object',
+  additionalProperties: false,
+  required: ['queue'],
+  properties: {
+    queue: queueNameSchema,
+    payload: {},
+    priority: { type: 'integer', minimum: LIMITS.priorityMin, maximum: LIMITS.priorityMax },
+    runAt: time,
+    deadline: time,
+    timeoutMs: { type: 'integer', minimum: 1, maximum: LIMITS.timeoutMaxMs },
+    heartbeatTimeoutMs: { type: 'integer', minimum: LIMITS.heartbeatTimeoutMinMs, maximum: LIMITS.heartbeatTimeoutMaxMs },
+    maxAttempts: { type: 'integer', minimum: 1, maximum: LIMITS.maxAttemptsMax },
+    backoff: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        baseMs: { type: 'integer', minimum: 0, maximum: LIMITS.backoffMaxMs },
+        maxMs: { type: 'integer', minimum: 0, maximum: LIMITS.backoffMaxMs },
+      },
+    },
+    requires: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        cores: { type: 'integer', minimum: 0, maximum: LIMITS.coresMax },
+        memoryMb: { type: 'integer', minimum: 0, maximum: LIMITS.memoryMbMax },
+        gpus: { type: 'integer', minimum: 0, maximum: LIMITS.gpusMax },
+        labels,
+      },
+    },
+    affinity: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['key', 'mode'],
+      properties: { key, mode: { enum: ['prefer', 'require'] } },
+    },
+    dependsOn: { type: 'array', maxItems: LIMITS.dependsOnMaxCount, items: key },
+    replicas: { type: 'integer', minimum: 1, maximum: LIMITS.replicasMax },
+    quorum: { type: 'integer', minimum: 1, maximum: LIMITS.replicasMax },
+    verify: {
+      oneOf: [
+        {
+          type: 'object',
+          additionalProperties: false,
+          required: ['mode', 'tolerance'],
+          properties: { mode: { const: 'trace' }, tolerance: { type: 'number', minimum: 0 } },
+        },
+        {
+          type: 'object',
+          additionalProperties: false,
+          required: ['mode', 'queue'],
+          properties: { mode: { const: 'queue' }, queue: queueNameSchema },
+        },
+      ],
+    },
+    idempotencyKey: key,
+    labels,
+  },
+} as const;
+
+export const workerSpecSchema = {
+  $id: 'WorkerSpec',
+  type: 'object',
+  additionalProperties: false,
+  required: ['name', 'queues'],
+  properties: {
+    id: key,
+    name: key,
+    labels,
+    cores: { type: 'integer', minimum: 0, maximum: LIMITS.coresMax },
+    memoryMb: { type: 'integer', minimum: 0, maximum: LIMITS.memoryMbMax },
+    gpuIds: { type: 'array', maxItems: LIMITS.gpusMax, uniqueItems: true, items: { type: 'integer', minimum: 0, maximum: 1023 } },
+    queues: {
+      type: 'object',
+      minProperties: 1,
+      maxProperties: LIMITS.workerQueuesMax,
+      propertyNames: queueNameSchema,
+      additionalProperties: { type: 'integer', minimum: 1, maximum: LIMITS.workerSlotsMax },
+    },
+    keys: { type: 'array', maxItems: LIMITS.workerKeysMax, items: key },
+  },
+} as const;
