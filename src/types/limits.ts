@@ -20,8 +20,9 @@ export const LIMITS = {
   labelsMaxCount: 64,
   /** Most parents a job may depend on. */
   dependsOnMaxCount: 256,
-  /** Priority range; higher runs first. */
+  /** Lowest priority a job may have. */
   priorityMin: -1_000_000,
+  /** Highest priority a job may have; higher runs first. */
   priorityMax: 1_000_000,
   /** Retries: attempts per job, from 1 (no retry) to this. */
   maxAttemptsMax: 100,
@@ -29,17 +30,21 @@ export const LIMITS = {
   replicasMax: 16,
   /** Longest run time of one attempt a job may ask for (7 days). */
   timeoutMaxMs: 7 * 24 * 3600 * 1000,
-  /** Heartbeat timeout bounds. */
+  /** Shortest heartbeat timeout a job may ask for. */
   heartbeatTimeoutMinMs: 100,
+  /** Longest heartbeat timeout a job may ask for. */
   heartbeatTimeoutMaxMs: 3600 * 1000,
-  /** Backoff bounds. */
+  /** Longest backoff base or cap a job may ask for. */
   backoffMaxMs: 24 * 3600 * 1000,
-  /** Resource requests. */
+  /** Most cores a job may require or a worker declare. */
   coresMax: 4096,
+  /** Most memory a job may require or a worker declare. */
   memoryMbMax: 64 * 1024 * 1024,
+  /** Most GPUs a job may require or a worker declare. */
   gpusMax: 64,
-  /** Most queues one worker serves, and most slots for one queue. */
+  /** Most queues one worker serves. */
   workerQueuesMax: 64,
+  /** Most slots a worker declares for one queue. */
   workerSlotsMax: 1024,
   /** Most affinity keys one worker may say it holds. */
   workerKeysMax: 10_000,
@@ -53,20 +58,26 @@ export const LIMITS = {
   sweepBatchMaxRows: 500,
   /** Most jobs one list call returns. */
   listMaxJobs: 500,
-  /** Depth of a cascade of failures or cancels through dependants. */
+  /** Most jobs one cascade of failures or cancels through dependants may reach. */
   cascadeMaxJobs: 100_000,
 } as const;
 
 /** Defaults for job fields a submit leaves out. Queues may override them. */
 export const JOB_DEFAULTS = {
+  /** Priority of a job that gives none. */
   priority: 0,
+  /** Longest run of one attempt before it fails with TIMEOUT. */
   timeoutMs: 3600 * 1000,
+  /** Silence after which a worker's attempt is lost (LEASE_LOST). */
   heartbeatTimeoutMs: 30 * 1000,
+  /** Attempts before a job fails for good. */
   maxAttempts: 3,
+  /** First retry waits between half and all of this. */
   backoffBaseMs: 1000,
+  /** No retry waits longer than this. */
   backoffMaxMs: 5 * 60 * 1000,
+  /** Attempts run at once on distinct workers; the default quorum is a majority of them. */
   replicas: 1,
-  quorum: 1,
 } as const;
 
 /** Scheduling policy defaults. */

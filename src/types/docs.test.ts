@@ -1,0 +1,28 @@
+// The docs list every limit and error code; these tests fail when the docs
+// and the code disagree.
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { describe, it } from 'node:test';
+import { ERRORS } from './errors.ts';
+import { COORDINATOR_DEFAULTS, JOB_DEFAULTS, LIMITS, SCHEDULING_DEFAULTS } from './limits.ts';
+
+const read = (name: string): string => readFileSync(new URL(`../../docs/${name}`, import.meta.url), 'utf8');
+const formatted = (n: number): string => n.toLocaleString('en-US').replaceAll(',', '_');
+
+describe('docs', () => {
+  it('docs/limits.md lists every limit and default with its value', () => {
+    const md = read('limits.md');
+    for (const table of [LIMITS, JOB_DEFAULTS, SCHEDULING_DEFAULTS, COORDINATOR_DEFAULTS]) {
+      for (const [name, value] of Object.entries(table)) {
+        assert.ok(md.includes(`| \`${name}\` | ${formatted(value)} |`), `docs/limits.md: ${name} = ${formatted(value)}`);
+      }
+    }
+  });
+
+  it('docs/errors.md lists every error code with its status', () => {
+    const md = read('errors.md');
+    for (const [code, { status }] of Object.entries(ERRORS)) {
+      assert.ok(md.includes(`| \`${code}\` | ${status} |`), `docs/errors.md: ${code} ${status}`);
+    }
+  });
+});
