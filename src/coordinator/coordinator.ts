@@ -64,6 +64,7 @@ export class Coordinator {
   private sweepTimer: TimerHandle | null = null;
   private wakeTimer: { handle: TimerHandle; atMs: number } | null = null;
   private dispatching: Promise<void> | null = null;
+  private sweeping: Promise<void> | null = null;
   private dispatchAgain = false;
   private inFlight = new Set<Promise<unknown>>();
   private running = false;
@@ -235,24 +236,24 @@ export class Coordinator {
   /** Asks for a dispatch pass; passes never overlap, and a request during one runs another after it. */
   kick(): void {
     if (!this.running) return;
-    if (this.dispatching) {
-      this.dispatchAgain = true;
-      return;
-    }
+    this.dispatchAgain = true;
+    if (this.dispatching) return;
     this.dispatching = this.dispatchLoop().finally(() => {
       this.dispatching = null;
+      // A kick that landed after the loop's last check must not be lost.
+      if (this.dispatchAgain) this.kick();
     });
   }
 
   private async dispatchLoop(): Promise<void> {
-    do {
+    while (this.dispatchAgain && this.running) {
       this.dispatchAgain = false;
       try {
         await this.dispatchPass();
       } catch (err) {
         this.log.error({ err }, 'dispatch pass failed; the next kick retries it');
       }
-    } while (this.dispatchAgain && this.running);
+    }
     await this.armWakeTimer();
   }
 
@@ -286,13 +287,19 @@ export class Coordinator {
 
   // ---- Sweepers ----
 
+  /** Sweeps on a fixed beat; a beat that comes while the last pass still runs is skipped. */
   private scheduleSweep(): void {
     if (!this.running) return;
     this.sweepTimer = this.clock.setTimeout(() => {
-      const pass = this.sweep().catch((err: unknown) => {
-        this.log.error({ err }, 'sweep failed; the next one retries it');
+      this.scheduleSweep();
+      if (this.sweeping) return;
+      const pass = this.sweep().then(
+        () => undefined,
+        (err: unknown) => this.log.error({ err }, 'sweep failed; the next one retries it'),
+      );
+      this.sweeping = this.track(pass).finally(() => {
+        this.sweeping = null;
       });
-      void this.track(pass).finally(() => this.scheduleSweep());
     }, this.sweepIntervalMs);
   }
 

@@ -26,6 +26,16 @@ export function backoffDelayMs(backoff: Backoff, failures: number, random: Rando
   return Math.round(exp / 2 + (random.next() * exp) / 2);
 }
 
+/**
+ * How long a job waits before its next attempt. A lost lease is the worker's
+ * failure, not the job's, and a replica is someone else's turn: both go back at
+ * once. Errors and timeouts back off.
+ */
+export function retryDelayMs(job: { backoff: Backoff; failures: number; replicas: number }, error: { code: string }, random: Random): number {
+  if (error.code === 'LEASE_LOST' || job.replicas > 1) return 0;
+  return backoffDelayMs(job.backoff, job.failures, random);
+}
+
 /** Extra replicas a job may add after a tie or no quorum, beyond `replicas`. */
 export const EXTRA_REPLICAS_MAX = 2;
 

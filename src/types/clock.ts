@@ -87,6 +87,29 @@ export class VirtualClock implements Clock {
     this.nowMs = targetMs;
   }
 
+  /**
+   * Like advance, but awaits `settle` after each timer fires, so async work a
+   * timer starts (a sweep, a dispatch) finishes at the time it was due.
+   */
+  async advanceAsync(ms: number, settle: () => Promise<void> = () => new Promise((r) => setImmediate(r))): Promise<void> {
+    if (!(ms >= 0)) throw new RangeError(`advance takes a non-negative ms, got ${ms}`);
+    const targetMs = this.nowMs + ms;
+    for (;;) {
+      let next: { id: number; dueMs: number } | null = null;
+      for (const [id, t] of this.timers) {
+        if (t.dueMs <= targetMs && (next === null || t.dueMs < next.dueMs)) next = { id, dueMs: t.dueMs };
+      }
+      if (next === null) break;
+      const timer = this.timers.get(next.id)!;
+      this.timers.delete(next.id);
+      this.nowMs = Math.max(this.nowMs, timer.dueMs);
+      timer.fn();
+      await settle();
+    }
+    this.nowMs = targetMs;
+    await settle();
+  }
+
   pendingTimers(): number {
     return this.timers.size;
   }

@@ -19,7 +19,7 @@ import type {
 } from '../../types/model.ts';
 import { LIVE_ATTEMPT_STATES, TERMINAL_JOB_STATES, type JobState } from '../../types/states.ts';
 import { attemptFromRow, decodeCursor, encodeCursor, jobFromRow, workerFromRow, type Row } from '../rows.ts';
-import { backoffDelayMs, NO_DEADLINE, resultHash, vote } from '../rules.ts';
+import { NO_DEADLINE, resultHash, retryDelayMs, vote } from '../rules.ts';
 import type {
   Change,
   ClaimParams,
@@ -630,7 +630,7 @@ export class SqliteStore implements Store {
     assert(row, 'a failed attempt belongs to a job');
     const job = jobFromRow(row);
     if (!retryable || job.failures >= job.maxAttempts) return this.endJob(jobId, 'failed', error);
-    const delayMs = job.replicas > 1 ? 0 : backoffDelayMs(job.backoff, job.failures, this.random);
+    const delayMs = retryDelayMs(job, error, this.random);
     this.db.run('UPDATE jobs SET want = want + 1, run_at = ? WHERE id = ?', now + delayMs, jobId);
     return this.settleLiveCount(jobId, now);
   }
@@ -643,11 +643,18 @@ export class SqliteStore implements Store {
       const limit = Math.min(params.limit, LIMITS.sweepBatchMaxRows);
       const out: SweepResult = { changes: [], endedAttempts: [] };
       const lost = this.db.all(
-        `SELECT id, job_id, worker_id FROM attempts WHERE state IN ${LIVE} AND lease_expires_at < ?
+        `SELECT id, job_id, worker_id, heartbeat_timeout_ms FROM attempts WHERE state IN ${LIVE} AND lease_expires_at < ?
          ORDER BY lease_expires_at LIMIT ?`,
         now, limit,
       );
-      for (const r of lost) this.endAttempt(r, 'lost', 'LEASE_LOST', 'no heartbeat within the heartbeat timeout', now, out);
+      for (const r of lost) {
+        this.endAttempt(r, 'lost', 'LEASE_LOST', 'no heartbeat within the heartbeat timeout', now, out);
+        // A worker silent for a whole heartbeat timeout is gone until it heartbeats again: give it nothing new.
+        this.db.run(
+          'UPDATE workers SET connected = 0 WHERE id = ? AND last_seen_at < ?',
+          String(r.worker_id), now - Number(r.heartbeat_timeout_ms),
+        );
+      }
       const hung = this.db.all(
         `SELECT id, job_id, worker_id FROM attempts WHERE state IN ${LIVE} AND timeout_at <= ? ORDER BY timeout_at LIMIT ?`,
         now, limit,
