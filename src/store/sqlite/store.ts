@@ -86,9 +86,15 @@ export class SqliteStore implements Store {
     const parents = this.parentStates(spec.dependsOn);
     const pending = parents.filter((p) => p.state !== 'succeeded').length;
     const dead = parents.find((p) => p.state === 'failed' || p.state === 'cancelled' || p.state === 'expired');
-    const state: JobState = dead ? 'failed' : pending > 0 ? 'waiting' : 'queued';
+    // As the cascade in endJob would have done: a cancelled parent cancels, any other end fails.
+    const deadState = dead?.state === 'cancelled' ? 'cancelled' : 'failed';
+    const state: JobState = dead ? deadState : pending > 0 ? 'waiting' : 'queued';
     const error: JobError | null = dead
-      ? { code: 'DEPENDENCY_FAILED', message: `parent ${dead.id} ended ${dead.state}`, jobId: dead.id }
+      ? {
+          code: deadState === 'cancelled' ? 'DEPENDENCY_CANCELLED' : 'DEPENDENCY_FAILED',
+          message: `parent ${dead.id} ended ${dead.state}`,
+          jobId: dead.id,
+        }
       : null;
     this.db.run(
       `INSERT INTO jobs (id, queue, state, payload, priority, run_at, deadline_at, has_deadline, timeout_ms,
@@ -102,7 +108,7 @@ export class SqliteStore implements Store {
       J(spec.requires.labels), spec.affinity?.key ?? null, spec.affinity?.mode ?? null, J(spec.dependsOn),
       spec.replicas, spec.quorum, spec.verify === null ? null : J(spec.verify), spec.idempotencyKey, J(spec.labels),
       state === 'queued' ? spec.replicas : 0, state === 'waiting' ? pending : 0, error === null ? null : J(error),
-      now, now, state === 'failed' ? now : null,
+      now, now, dead ? now : null,
     );
     for (const p of parents) this.db.run('INSERT OR IGNORE INTO job_deps (parent_id, job_id) VALUES (?, ?)', p.id, id);
     return { job: this.mustGetJob(id), created: true };
@@ -317,8 +323,8 @@ export class SqliteStore implements Store {
   private capacities(workerIds: readonly string[]): WorkerCapacity[] {
     const rows = this.db.all(
       `SELECT * FROM workers WHERE id IN (SELECT value FROM json_each(?))
-         AND connected = 1 AND draining = 0 AND quarantined = 0`,
-      J(workerIds),
+         AND connected = 1 AND draining = 0 AND quarantined = 0 AND last_seen_at >= ?`,
+      J(workerIds), this.clock.now() - this.offlineAfterMs,
     );
     return rows.map((w) => {
       const live = this.db.all(
@@ -326,7 +332,7 @@ export class SqliteStore implements Store {
         String(w.id),
       );
       return capacityOf(w, live);
-    });
+    }).filter(withinCapacity);
   }
 
   /** Reads candidates page by page until the workers are full or the pages run out. */
@@ -342,8 +348,8 @@ export class SqliteStore implements Store {
     for (let page = 0; page < LIMITS.claimScanMaxPages; page++) {
       let more = false;
       for (const queue of queues) {
-        const rows = this.candidateRows(queue, now, maxCores, maxMemory, maxGpus, page);
-        if (rows.length === LIMITS.claimCandidatesPerPage) more = true;
+        const { rows, full } = this.candidateRows(queue, now, maxCores, maxMemory, maxGpus, page);
+        if (full) more = true;
         for (const r of rows) if (!seen.has(String(r.id))) seen.set(String(r.id), this.candidateOf(r));
       }
       if (seen.size === 0) return [];
@@ -353,25 +359,27 @@ export class SqliteStore implements Store {
     return placements;
   }
 
-  private candidateRows(queue: string, now: number, cores: number, memory: number, gpus: number, page: number): Row[] {
+  /** One page of a queue's candidates; `full` when the priority page was full, so a next page may exist. */
+  private candidateRows(queue: string, now: number, cores: number, memory: number, gpus: number, page: number): { rows: Row[]; full: boolean } {
     const perPage = LIMITS.claimCandidatesPerPage;
     const cols = `id, queue, priority, deadline_at, has_deadline, run_at, created_at, req_cores, req_memory_mb,
       req_gpus, req_labels, affinity_key, affinity_mode, want, replicas`;
     const byPriority = this.db.all(
-      `SELECT ${cols} FROM jobs WHERE want > 0 AND queue = ? AND run_at <= ?
+      `SELECT ${cols} FROM jobs WHERE want > 0 AND queue = ? AND run_at <= ? AND deadline_at > ?
          AND req_cores <= ? AND req_memory_mb <= ? AND req_gpus <= ?
        ORDER BY priority DESC, deadline_at, id LIMIT ? OFFSET ?`,
-      queue, now, cores, memory, gpus, perPage, page * perPage,
+      queue, now, now, cores, memory, gpus, perPage, page * perPage,
     );
-    if (page > 0) return byPriority;
+    const full = byPriority.length === perPage;
+    if (page > 0) return { rows: byPriority, full };
     // The oldest ready jobs too, so that aging can lift them past newer, higher-priority work.
     const oldest = this.db.all(
-      `SELECT ${cols} FROM jobs WHERE want > 0 AND queue = ? AND run_at <= ?
+      `SELECT ${cols} FROM jobs WHERE want > 0 AND queue = ? AND run_at <= ? AND deadline_at > ?
          AND req_cores <= ? AND req_memory_mb <= ? AND req_gpus <= ?
        ORDER BY id LIMIT ?`,
-      queue, now, cores, memory, gpus, perPage,
+      queue, now, now, cores, memory, gpus, perPage,
     );
-    return byPriority.concat(oldest);
+    return { rows: byPriority.concat(oldest), full };
   }
 
   private candidateOf(r: Row): Candidate {
@@ -723,6 +731,20 @@ function emptyCounts(): Record<JobState, number> {
 
 function clip(message: string): string {
   return message.length > LIMITS.errorMessageMaxChars ? message.slice(0, LIMITS.errorMessageMaxChars) : message;
+}
+
+/**
+ * False when a worker holds more than it now declares (it reconnected with fewer
+ * slots, cores or memory than its running attempts use). Such a worker takes
+ * nothing new until enough of them end; the scheduler never sees it over-committed.
+ */
+function withinCapacity(cap: WorkerCapacity): boolean {
+  return (
+    cap.usedSlots <= cap.totalSlots &&
+    cap.freeCores >= 0 &&
+    cap.freeMemoryMb >= 0 &&
+    Object.values(cap.freeSlots).every((n) => n >= 0)
+  );
 }
 
 /** A worker's free capacity, from its declared resources and its live attempts. */
