@@ -366,6 +366,20 @@ export class WorkerSession {
     return out.job;
   }
 
+  /** The worker now holds (or no longer holds) these affinity keys; jobs that require a held key may now fit it. */
+  async keys(change: { hold?: readonly string[]; release?: readonly string[] }): Promise<Worker> {
+    for (const k of [...(change.hold ?? []), ...(change.release ?? [])]) {
+      if (typeof k !== 'string' || k.length === 0 || k.length > LIMITS.keyMaxChars) {
+        throw new GafferError('INVALID_INPUT', `an affinity key is a string of 1 to ${LIMITS.keyMaxChars} characters`);
+      }
+    }
+    const worker = await this.coordinator.trackReport(
+      this.coordinator.store.updateWorkerKeys({ workerId: this.workerId, ...change }),
+    );
+    if ((change.hold?.length ?? 0) > 0) this.coordinator.kick();
+    return worker;
+  }
+
   /** The worker finishes what it holds and takes nothing new. */
   async drain(): Promise<void> {
     this.markDraining();

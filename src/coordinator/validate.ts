@@ -16,8 +16,8 @@ function isIsoDateTime(s: string): boolean {
   return /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})$/.test(s) && !Number.isNaN(Date.parse(s));
 }
 
-/** Turns the first schema error into a GafferError a person can act on. */
-function schemaError(what: string, errors: ErrorObject[] | null | undefined): GafferError {
+/** Turns the first schema error into a GafferError a person can act on. The HTTP layer maps its own request checks with it too. */
+export function schemaError(what: string, errors: ErrorObject[] | null | undefined): GafferError {
   const e = errors?.[0];
   if (!e) return new GafferError('INVALID_INPUT', `${what} is not valid`);
   const where = e.instancePath ? `${what}${e.instancePath.replaceAll('/', '.')}` : what;

@@ -15,6 +15,7 @@ import assert from 'node:assert/strict';
 import { normalizeJob } from '../coordinator/validate.ts';
 import { place } from '../scheduler/index.ts';
 import { seededRandom, VirtualClock, type Random } from '../types/clock.ts';
+import { LIMITS } from '../types/limits.ts';
 import type { Assignment, Attempt, Job, JobSpec, Json, PlaceFn, Worker, WorkerSpec } from '../types/model.ts';
 import type { JobState } from '../types/states.ts';
 import { EXTRA_REPLICAS_MAX } from './rules.ts';
@@ -632,6 +633,27 @@ export function storeContract(
 
       it('refuses to drain an unknown worker', async () => {
         await assert.rejects(store.setWorkerDraining({ workerId: 'nobody', draining: true }), { code: 'WORKER_NOT_FOUND' });
+      });
+
+      it('holds and releases affinity keys, and claims follow the keys held now', async () => {
+        await addWorker('w1', { keys: ['a'] });
+        const job = await submitOne({ affinity: { key: 'sector-9', mode: 'require' } });
+        assert.deepEqual(await claim('w1'), []);
+        const held = await store.updateWorkerKeys({ workerId: 'w1', hold: ['sector-9', 'a', 'b'] });
+        assert.deepEqual(held.keys, ['a', 'sector-9', 'b'], 'unique, in the order first held');
+        const a = await claimOne('w1');
+        assert.equal(a.jobId, job.id);
+        const released = await store.updateWorkerKeys({ workerId: 'w1', hold: ['c'], release: ['a', 'c', 'never-held'] });
+        assert.deepEqual(released.keys, ['sector-9', 'b'], 'a key both held and released ends up released');
+        assert.deepEqual((await store.getWorker({ id: 'w1' }))?.keys, ['sector-9', 'b']);
+        await assert.rejects(store.updateWorkerKeys({ workerId: 'nobody', hold: ['x'] }), { code: 'WORKER_NOT_FOUND' });
+      });
+
+      it('refuses to hold more affinity keys than the bound, changing nothing', async () => {
+        await addWorker('w1', { keys: ['a'] });
+        const many = Array.from({ length: LIMITS.workerKeysMax }, (_, i) => `k${i}`);
+        await assert.rejects(store.updateWorkerKeys({ workerId: 'w1', hold: many }), { code: 'INVALID_INPUT' });
+        assert.deepEqual((await store.getWorker({ id: 'w1' }))?.keys, ['a']);
       });
 
       it('gives nothing to a quarantined worker', { skip: options.quarantineWorker ? false : 'no quarantineWorker hook' }, async () => {
@@ -1298,6 +1320,20 @@ export function storeContract(
         await assert.rejects(complete(c, 'same'), { code: 'STALE_LEASE' });
       });
 
+      it('does not count votes from before a retry', async () => {
+        const { job, attempts } = await threeReplicas();
+        const [a] = attempts as [Assignment, Assignment, Assignment];
+        await complete(a, 'old');
+        await store.cancel({ jobId: job.id });
+        await store.retry({ jobId: job.id });
+        for (const id of ['w4', 'w5']) await addWorker(id);
+        const fresh = await claim(['w4', 'w5']);
+        assert.equal(fresh.length, 2);
+        const out = await complete(fresh[0]!, 'old');
+        assert.equal(out.job.state, 'running', 'one vote of this round is not a quorum of two');
+        assert.equal((await attemptOf(a)).state, 'rejected');
+      });
+
       it('adds replicas up to the bound when no quorum is reached, then fails NO_QUORUM', async () => {
         const bound = 3 + EXTRA_REPLICAS_MAX;
         const workers = Array.from({ length: bound }, (_, i) => `w${i + 1}`);
@@ -1363,6 +1399,79 @@ export function storeContract(
           { queue: 'a', counts: { ...zero, queued: 2, running: 1, succeeded: 1 } },
           { queue: 'b', counts: { ...zero, waiting: 1, cancelled: 1 } },
         ]);
+      });
+    });
+
+    describe('queueStats', () => {
+      // 21 jobs leased together at t0 to one worker; attempt i (1..19) completes i s later, the 20th
+      // fails at 20 s and the 21st is cancelled while running (cancelled attempts are not counted).
+      async function runTwentyOne(): Promise<void> {
+        await addWorker('w1', { queues: { a: 21 } });
+        await submit(...Array.from({ length: 21 }, () => ({ queue: 'a', maxAttempts: 1 })));
+        const leased = await claim('w1');
+        assert.equal(leased.length, 21);
+        for (let i = 1; i <= 20; i++) {
+          clock.advance(SECOND);
+          if (i < 20) await complete(leased[i - 1]!);
+          else await fail(leased[i - 1]!);
+        }
+        await store.cancel({ jobId: leased[20]!.jobId });
+      }
+
+      it('counts the attempts finished since a time, with the mean and nearest-rank p95 of the completed ones', async () => {
+        await runTwentyOne();
+        const stats = (since: number, sampleMaxRows = 1000) => store.queueStats({ queues: ['a', 'b'], sinceMs: since, sampleMaxRows });
+        // All of them: completed run times 1..19 s, mean 10 s, p95 at rank ceil(0.95 * 19) = 19, so 19 s.
+        assert.deepEqual(await stats(t0), [
+          { queue: 'a', completed: 19, failed: 1, runTimeMeanMs: 10_000, runTimeP95Ms: 19_000, sampledSinceMs: t0 },
+          { queue: 'b', completed: 0, failed: 0, runTimeMeanMs: null, runTimeP95Ms: null, sampledSinceMs: t0 },
+        ]);
+        // The 1 s attempt finished at t0 + 1000: inclusive at that time, left out 1 ms later.
+        assert.equal((await stats(t0 + SECOND))[0]?.completed, 19);
+        // 2..19 s: mean 10.5 s; p95 at rank ceil(0.95 * 18) = 18, so 19 s.
+        assert.deepEqual((await stats(t0 + SECOND + 1))[0], {
+          queue: 'a', completed: 18, failed: 1, runTimeMeanMs: 10_500, runTimeP95Ms: 19_000, sampledSinceMs: t0 + SECOND + 1,
+        });
+      });
+
+      it('reads only the newest attempts when the sample bound cuts, and says from when', async () => {
+        await runTwentyOne();
+        // The newest 5 finished at 16..20 s: completed 16..19 s (mean 17.5 s, p95 rank 4 of 4), one failed.
+        const [a] = await store.queueStats({ queues: ['a'], sinceMs: t0, sampleMaxRows: 5 });
+        assert.deepEqual(a, {
+          queue: 'a', completed: 4, failed: 1, runTimeMeanMs: 17_500, runTimeP95Ms: 19_000, sampledSinceMs: t0 + 16 * SECOND,
+        });
+      });
+
+      it('counts a lost attempt as failed', async () => {
+        await addWorker('w1', { queues: { a: 1 } });
+        await submitOne({ queue: 'a', heartbeatTimeoutMs: 10_000, maxAttempts: 1 });
+        await claimOne('w1');
+        clock.advance(10_001);
+        await store.expireAttempts({ limit: 100 });
+        const [a] = await store.queueStats({ queues: ['a'], sinceMs: t0, sampleMaxRows: 100 });
+        assert.deepEqual([a?.completed, a?.failed, a?.runTimeMeanMs], [0, 1, null]);
+      });
+    });
+
+    describe('listLiveAttempts and ping', () => {
+      it('lists the attempts a worker holds now, oldest first, and nothing for an unknown worker', async () => {
+        await addWorker('w1');
+        await addWorker('w2', { queues: { q: 1 } });
+        await submit({}, {}, {});
+        const [first, second] = await claim('w1', 2);
+        assert.ok(first && second);
+        clock.advance(1);
+        const other = await claimOne('w2');
+        await complete(first);
+        assert.deepEqual(ids(await store.listLiveAttempts({ workerId: 'w1' })), [second.attemptId]);
+        const [live] = await store.listLiveAttempts({ workerId: 'w2' });
+        assert.deepEqual([live?.id, live?.jobId, live?.state], [other.attemptId, other.jobId, 'leased']);
+        assert.deepEqual(await store.listLiveAttempts({ workerId: 'nobody' }), []);
+      });
+
+      it('answers a ping', async () => {
+        await store.ping();
       });
     });
   });

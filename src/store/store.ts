@@ -103,6 +103,21 @@ export interface QueueCounts {
   counts: Record<JobState, number>;
 }
 
+/** What the recent finished attempts of one queue say about its run times. */
+export interface QueueRunStats {
+  queue: string;
+  /** Attempts that ended with a result (completed, or rejected by a vote) in the sample. */
+  completed: number;
+  /** Attempts that failed, timed out or were lost in the sample. */
+  failed: number;
+  /** Mean of finishedAt - leasedAt over the completed attempts, or null when there are none. */
+  runTimeMeanMs: number | null;
+  /** 95th percentile (nearest rank) of the same, or null. */
+  runTimeP95Ms: number | null;
+  /** Start of the time the sample covers: `sinceMs`, or later when the sample was cut at its bound. */
+  sampledSinceMs: number;
+}
+
 export interface Store {
   readonly kind: 'sqlite' | 'postgres';
 
@@ -111,6 +126,8 @@ export interface Store {
   getJob(params: { id: string }): Promise<Job | null>;
   listJobs(params: ListJobsParams): Promise<JobPage>;
   listAttempts(params: { jobId: string }): Promise<Attempt[]>;
+  /** The attempts a worker holds now (leased or running), oldest first. */
+  listLiveAttempts(params: { workerId: string }): Promise<Attempt[]>;
   /** Cancels a job that has not ended, with its live attempts and its waiting dependants. */
   cancel(params: { jobId: string; reason?: string }): Promise<SettleResult>;
   /** Puts a failed, cancelled or expired job back in the queue with a fresh retry budget. */
@@ -123,6 +140,12 @@ export interface Store {
   /** The worker's connection dropped. Its leases stay until their heartbeat timeout. */
   disconnectWorker(params: { workerId: string }): Promise<void>;
   setWorkerDraining(params: { workerId: string; draining: boolean }): Promise<Worker>;
+  /**
+   * Changes the affinity keys a worker holds: adds `hold`, then removes
+   * `release` (a key in both ends up released). Keys stay unique and in the
+   * order first held; more than LIMITS.workerKeysMax is INVALID_INPUT.
+   */
+  updateWorkerKeys(params: { workerId: string; hold?: readonly string[]; release?: readonly string[] }): Promise<Worker>;
 
   /** Leases attempts to the given workers, as the place function decides. */
   claim(params: ClaimParams): Promise<Assignment[]>;
@@ -141,5 +164,13 @@ export interface Store {
   nextRunAt(): Promise<number | null>;
 
   queueCounts(): Promise<QueueCounts[]>;
+  /**
+   * Run-time statistics per named queue, over the attempts that finished at or
+   * after `sinceMs`: the newest `sampleMaxRows` of them per queue at most
+   * (clamped to LIMITS.queueStatsSampleMaxRows), so a busy queue costs a bounded read.
+   */
+  queueStats(params: { queues: readonly string[]; sinceMs: number; sampleMaxRows: number }): Promise<QueueRunStats[]>;
+  /** Resolves when the store answers a trivial query; rejects when it cannot. */
+  ping(): Promise<void>;
   close(): Promise<void>;
 }

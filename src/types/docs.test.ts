@@ -4,7 +4,16 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { ERRORS } from './errors.ts';
-import { COORDINATOR_DEFAULTS, JOB_DEFAULTS, LIMITS, SCHEDULING_DEFAULTS } from './limits.ts';
+import {
+  COORDINATOR_DEFAULTS,
+  EXEC_DEFAULTS,
+  HTTP_DEFAULTS,
+  JOB_DEFAULTS,
+  LIMITS,
+  PROTOCOL_DEFAULTS,
+  SCHEDULING_DEFAULTS,
+  WORKER_DEFAULTS,
+} from './limits.ts';
 
 const read = (name: string): string => readFileSync(new URL(`../../docs/${name}`, import.meta.url), 'utf8');
 const formatted = (n: number): string => n.toLocaleString('en-US').replaceAll(',', '_');
@@ -12,7 +21,11 @@ const formatted = (n: number): string => n.toLocaleString('en-US').replaceAll(',
 describe('docs', () => {
   it('docs/limits.md lists every limit and default with its value', () => {
     const md = read('limits.md');
-    for (const table of [LIMITS, JOB_DEFAULTS, SCHEDULING_DEFAULTS, COORDINATOR_DEFAULTS]) {
+    const tables = [
+      LIMITS, JOB_DEFAULTS, SCHEDULING_DEFAULTS, HTTP_DEFAULTS, COORDINATOR_DEFAULTS,
+      PROTOCOL_DEFAULTS, WORKER_DEFAULTS, EXEC_DEFAULTS,
+    ];
+    for (const table of tables) {
       for (const [name, value] of Object.entries(table)) {
         assert.ok(md.includes(`| \`${name}\` | ${formatted(value)} |`), `docs/limits.md: ${name} = ${formatted(value)}`);
       }

@@ -11,6 +11,7 @@ export const ERRORS = {
   JOB_NOT_FOUND: { status: 404, message: 'No job has this id' },
   WORKER_NOT_FOUND: { status: 404, message: 'No worker has this id' },
   ATTEMPT_NOT_FOUND: { status: 404, message: 'No attempt has this id' },
+  ROUTE_NOT_FOUND: { status: 404, message: 'No route has this method and path' },
   UNKNOWN_DEPENDENCY: { status: 400, message: 'A job named in dependsOn does not exist' },
   STALE_LEASE: { status: 409, message: 'The lease is no longer current: another attempt owns the job now' },
   INVALID_STATE: { status: 409, message: 'The job is not in a state that allows this' },

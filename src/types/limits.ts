@@ -60,6 +60,14 @@ export const LIMITS = {
   listMaxJobs: 500,
   /** Most jobs one cascade of failures or cancels through dependants may reach. */
   cascadeMaxJobs: 100_000,
+  /** Largest HTTP request body; a batch of large payloads must be split to fit. */
+  httpBodyMaxBytes: 8 * 1024 * 1024,
+  /** Longest a result long poll waits (`waitMs`); a longer wait is cut to this. */
+  resultWaitMaxMs: 30 * 1000,
+  /** Events queued for one event-stream client that reads too slowly (a full batch submit and a claim fit); one more and it is disconnected. */
+  sseBufferMaxEvents: 4096,
+  /** Newest finished attempts per queue that the run-time statistics read. */
+  queueStatsSampleMaxRows: 10_000,
 } as const;
 
 /** Defaults for job fields a submit leaves out. Queues may override them. */
@@ -88,10 +96,68 @@ export const SCHEDULING_DEFAULTS = {
   agingMaxBoost: 1000,
 } as const;
 
+/** HTTP API defaults. */
+export const HTTP_DEFAULTS = {
+  /** Jobs a list call returns when it gives no `limit`. */
+  listDefaultJobs: 50,
+  /** An event stream sends a comment this often, so that proxies and clients see it alive. */
+  sseHeartbeatIntervalMs: 15 * 1000,
+  /** Queue statistics (throughput, run times) cover the attempts that finished this recently. */
+  queueStatsWindowMs: 5 * 60 * 1000,
+} as const;
+
 /** Coordinator defaults. */
 export const COORDINATOR_DEFAULTS = {
   /** How often the lease, deadline and delayed-job sweepers run. */
   sweepIntervalMs: 250,
   /** Most dispatch rounds one dispatch pass runs before yielding. */
   dispatchMaxRounds: 64,
+} as const;
+
+/** The worker protocol on the coordinator's side (docs/worker-protocol.md). */
+export const PROTOCOL_DEFAULTS = {
+  /** Largest frame either side sends, as UTF-8 JSON. A larger one from a worker gets an error frame and is dropped. */
+  frameMaxBytes: 4 * 1024 * 1024,
+  /** A frame larger than this closes the connection at once (WebSocket close 1009); nothing of it is kept. */
+  frameHardMaxBytes: 16 * 1024 * 1024,
+  /** Protocol violations one connection may make, each answered by an error frame; the next one closes it (4400). */
+  protocolViolationsMax: 10,
+  /** A worker must send hello within this long of connecting, or the connection is closed (4408). */
+  helloTimeoutMs: 10_000,
+  /** The heartbeat interval the coordinator asks for in welcome. */
+  heartbeatIntervalMs: 5_000,
+  /** A connection that sends nothing for this long is closed (4408); its leases stay until their own timeout. */
+  idleTimeoutMs: 15_000,
+  /** Frames read from one connection and not yet handled; beyond this the coordinator stops reading it for a while. */
+  frameQueueMax: 64,
+  /** Most attempts named in one hello or heartbeat. */
+  attemptsPerFrameMax: 65_536,
+} as const;
+
+/** The TypeScript SDK worker (src/worker). */
+export const WORKER_DEFAULTS = {
+  /** The first reconnect waits up to this long (with jitter); each failed try doubles it. */
+  reconnectBaseDelayMs: 250,
+  /** No reconnect waits longer than this. */
+  reconnectMaxDelayMs: 15_000,
+  /** Longest wait for a connection to open and welcome to arrive before trying the next URL. */
+  connectTimeoutMs: 10_000,
+  /** On drain (or SIGTERM), running attempts have this long to finish before they are given up. */
+  drainTimeoutMs: 60_000,
+  /** A handler thread that ignores its abort signal this long is terminated. */
+  abortGraceMs: 5_000,
+  /** Progress of one attempt is sent at most this often; the latest value wins. */
+  progressMinIntervalMs: 100,
+} as const;
+
+/** The exec runner: one child process per attempt (`gaffer worker --exec`). */
+export const EXEC_DEFAULTS = {
+  /** After SIGTERM, a child that has not exited within this long gets SIGKILL. */
+  killGraceMs: 10_000,
+  /** Most bytes of stdout read as the result; more fails the attempt. */
+  stdoutMaxBytes: 1024 * 1024,
+  /** The tail of stderr kept for the error of a failed attempt. */
+  stderrTailMaxBytes: 4 * 1024,
+  /** A child exiting with this code fails the job at once, with no retry (sysexits EX_DATAERR). */
+  permanentExitCode: 65,
 } as const;

@@ -5,6 +5,25 @@ import type { Assignment, JobError, Json, Labels } from './model.ts';
 
 export const PROTOCOL_VERSION = 1;
 
+/** The path of the worker endpoint on the coordinator's HTTP server. */
+export const WORKER_PATH = '/v1/worker';
+
+/** WebSocket close codes the coordinator uses (4000-4999 is the range for applications). */
+export const CLOSE_CODES = {
+  /** The coordinator is shutting down (standard "going away"): reconnect, to it or another. */
+  goingAway: 1001,
+  /** A frame was larger than frameHardMaxBytes (standard "message too big"). */
+  tooBig: 1009,
+  /** Too many protocol violations on this connection. */
+  protocolViolations: 4400,
+  /** No hello within helloTimeoutMs, or nothing at all within idleTimeoutMs. */
+  timeout: 4408,
+  /** Another connection said hello with this worker's id; this one is no longer used. */
+  superseded: 4409,
+  /** hello named a protocol version this coordinator does not speak. */
+  unsupportedProtocol: 4426,
+} as const;
+
 export interface LeaseRefFrame {
   attemptId: string;
   lease: string;
@@ -26,12 +45,17 @@ export interface HelloFrame {
     queues: Record<string, number>;
     keys?: string[];
   };
-  /** Attempts this worker is still running (after a reconnect). */
+  /**
+   * After a reconnect: the attempts this worker still runs, and those it
+   * finished but has not had acknowledged. welcome says which are still its own.
+   */
   attempts?: LeaseRefFrame[];
 }
 
+/** Also sent with an empty list by an idle worker: it keeps the worker online. */
 export interface HeartbeatFrame {
   type: 'heartbeat';
+  /** Every attempt the worker runs or has not yet had acknowledged; only these leases are extended. */
   attempts: LeaseRefFrame[];
 }
 
@@ -70,8 +94,10 @@ export interface WelcomeFrame {
   type: 'welcome';
   protocol: number;
   workerId: string;
-  /** Heartbeat at least this often. */
+  /** Heartbeat at least this often (and at least every third of each attempt's heartbeatTimeoutMs). */
   heartbeatIntervalMs: number;
+  /** The largest frame the coordinator accepts, in bytes of UTF-8 JSON. */
+  frameMaxBytes: number;
   /** Of the attempts named in hello: those still yours (keep running) and those lost (stop them). */
   resumed: string[];
   revoked: string[];
@@ -96,10 +122,16 @@ export interface AckFrame {
   error?: { code: string; message: string };
 }
 
+/** A frame was refused. Out-of-protocol frames also count towards protocolViolationsMax. */
 export interface ErrorFrame {
   type: 'error';
+  /** A code from the error catalogue (docs/errors.md): PROTOCOL_ERROR, PAYLOAD_TOO_LARGE, INVALID_INPUT, ... */
   code: string;
   message: string;
+  /** The type of the frame refused, when it had one. */
+  frame?: string;
+  /** The attempt the refused frame named, if any. */
+  attemptId?: string;
 }
 
 export type CoordinatorFrame = WelcomeFrame | AssignFrame | RevokeFrame | AckFrame | ErrorFrame;

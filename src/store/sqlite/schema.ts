@@ -147,4 +147,12 @@ CREATE TRIGGER attempts_legal_transition BEFORE UPDATE OF state ON attempts
   BEGIN SELECT RAISE(ABORT, 'illegal attempt state transition'); END;
 `,
   },
+  {
+    version: 2,
+    name: 'finished attempts by queue and time, for queue statistics',
+    sql: `
+-- Queue statistics read the newest finished attempts of one queue.
+CREATE INDEX attempts_queue_finished ON attempts (queue, finished_at) WHERE finished_at IS NOT NULL;
+`,
+  },
 ];

@@ -31,6 +31,7 @@ import type {
   LeaseRef,
   ListJobsParams,
   QueueCounts,
+  QueueRunStats,
   SettleResult,
   Store,
   SubmitResult,
@@ -155,6 +156,12 @@ export class SqliteStore implements Store {
     return this.db.all('SELECT * FROM attempts WHERE job_id = ? ORDER BY seq, id', params.jobId).map(attemptFromRow);
   }
 
+  async listLiveAttempts(params: { workerId: string }): Promise<Attempt[]> {
+    return this.db
+      .all(`SELECT * FROM attempts WHERE worker_id = ? AND state IN ${LIVE} ORDER BY id`, params.workerId)
+      .map(attemptFromRow);
+  }
+
   async cancel(params: { jobId: string; reason?: string }): Promise<SettleResult> {
     return this.db.tx(() => {
       const job = this.mustGetJob(params.jobId);
@@ -179,6 +186,8 @@ export class SqliteStore implements Store {
         throw new GafferError('INVALID_STATE', `parent ${blocking.id} is ${blocking.state}; retry it first`, { jobId: blocking.id });
       }
       const now = this.clock.now();
+      // A retry is a fresh round: results of earlier replicas no longer vote.
+      this.db.run(`UPDATE attempts SET state = 'rejected' WHERE job_id = ? AND state = 'completed'`, job.id);
       this.db.run(
         `UPDATE jobs SET state = 'queued', want = replicas, failures = 0, error = NULL, result = NULL,
            finished_at = NULL, pending_parents = 0, run_at = ?, updated_at = ? WHERE id = ?`,
@@ -305,6 +314,23 @@ export class SqliteStore implements Store {
     return this.mustGetWorker(params.workerId);
   }
 
+  async updateWorkerKeys(params: { workerId: string; hold?: readonly string[]; release?: readonly string[] }): Promise<Worker> {
+    this.db.tx(() => {
+      const row = this.db.get('SELECT keys FROM workers WHERE id = ?', params.workerId);
+      if (!row) throw new GafferError('WORKER_NOT_FOUND', `no worker has id ${params.workerId}`);
+      const keys = new Set(JSON.parse(String(row.keys ?? '[]')) as string[]);
+      for (const k of params.hold ?? []) keys.add(k);
+      for (const k of params.release ?? []) keys.delete(k);
+      if (keys.size > LIMITS.workerKeysMax) {
+        throw new GafferError('INVALID_INPUT', `a worker holds at most ${LIMITS.workerKeysMax} keys; this would make ${keys.size}`, {
+          maxKeys: LIMITS.workerKeysMax,
+        });
+      }
+      this.db.run('UPDATE workers SET keys = ? WHERE id = ?', J([...keys]), params.workerId);
+    });
+    return this.mustGetWorker(params.workerId);
+  }
+
   // ---- Claim ----
 
   async claim(params: ClaimParams): Promise<Assignment[]> {
@@ -384,9 +410,18 @@ export class SqliteStore implements Store {
 
   private candidateOf(r: Row): Candidate {
     const id = String(r.id);
+    // Replicas never share a worker and a worker votes once: left out are the workers holding a
+    // live attempt or a result of this job. One whose attempt failed or was lost may run it again,
+    // or a pool of `replicas` workers would strand the job after a single lost lease.
     const excluded =
       Number(r.replicas) > 1
-        ? this.db.all('SELECT DISTINCT worker_id FROM attempts WHERE job_id = ?', id).map((x) => String(x.worker_id))
+        ? this.db
+            .all(
+              `SELECT DISTINCT worker_id FROM attempts
+               WHERE job_id = ? AND (state IN ${LIVE} OR state IN ('completed', 'rejected'))`,
+              id,
+            )
+            .map((x) => String(x.worker_id))
         : [];
     return {
       jobId: id,
@@ -718,6 +753,44 @@ export class SqliteStore implements Store {
       entry.counts[r.state as JobState] = Number(r.n);
     }
     return [...byQueue.values()];
+  }
+
+  async queueStats(params: { queues: readonly string[]; sinceMs: number; sampleMaxRows: number }): Promise<QueueRunStats[]> {
+    const sample = Math.max(1, Math.min(params.sampleMaxRows, LIMITS.queueStatsSampleMaxRows));
+    // The newest finished attempts of the queue (index attempts_queue_finished), then, over the
+    // completed ones, the mean and the nearest-rank 95th percentile: the smallest run time whose
+    // rank r among n satisfies r >= 0.95 n, written r * 100 >= 95 * n to stay in integers.
+    const sql = `
+      WITH recent AS (
+        SELECT finished_at - leased_at AS ms, finished_at, state IN ('completed', 'rejected') AS ok
+        FROM attempts
+        WHERE queue = ? AND finished_at >= ? AND state IN ('completed', 'rejected', 'failed', 'lost')
+        ORDER BY finished_at DESC LIMIT ?
+      ), ranked AS (
+        SELECT ms, ok, finished_at, row_number() OVER (PARTITION BY ok ORDER BY ms) AS rn, sum(ok) OVER () AS n_ok
+        FROM recent
+      )
+      SELECT count(*) AS n, coalesce(sum(ok), 0) AS completed, avg(CASE WHEN ok THEN ms END) AS mean_ms,
+        min(CASE WHEN ok AND rn * 100 >= 95 * n_ok THEN ms END) AS p95_ms, min(finished_at) AS oldest
+      FROM ranked`;
+    return [...new Set(params.queues)].map((queue) => {
+      const r = this.db.get(sql, queue, params.sinceMs, sample);
+      const n = Number(r?.n ?? 0);
+      const completed = Number(r?.completed ?? 0);
+      const num = (v: unknown): number | null => (v === null || v === undefined ? null : Number(v));
+      return {
+        queue,
+        completed,
+        failed: n - completed,
+        runTimeMeanMs: num(r?.mean_ms),
+        runTimeP95Ms: num(r?.p95_ms),
+        sampledSinceMs: n >= sample ? Number(r?.oldest) : params.sinceMs,
+      };
+    });
+  }
+
+  async ping(): Promise<void> {
+    this.db.get('SELECT 1 AS ok');
   }
 
   async close(): Promise<void> {
