@@ -151,22 +151,27 @@ export class Coordinator {
 
   /** Resolves with the job once it has ended, or with its current state when the wait runs out. */
   async waitForJob(id: string, waitMs: number): Promise<Job> {
-    const job = await this.getJob(id);
-    if (isTerminalJobState(job.state) || waitMs <= 0) return job;
-    return new Promise<Job>((resolve) => {
-      let set = this.waiters.get(id);
-      if (!set) this.waiters.set(id, (set = new Set()));
-      const timer = this.clock.setTimeout(() => {
-        set.delete(finish);
-        if (set.size === 0) this.waiters.delete(id);
-        void this.getJob(id).then(resolve, () => resolve(job));
-      }, waitMs);
-      const finish = (j: Job): void => {
-        this.clock.clearTimeout(timer);
-        resolve(j);
-      };
-      set.add(finish);
-    });
+    if (waitMs <= 0) return this.getJob(id);
+    // Register first, then read: a job that ends in between still wakes this waiter.
+    let finish!: (job: Job) => void;
+    const ended = new Promise<Job>((resolve) => (finish = resolve));
+    let set = this.waiters.get(id);
+    if (!set) this.waiters.set(id, (set = new Set()));
+    set.add(finish);
+    const forget = (): void => {
+      set.delete(finish);
+      if (set.size === 0 && this.waiters.get(id) === set) this.waiters.delete(id);
+    };
+    let timer: TimerHandle | null = null;
+    try {
+      const job = await this.getJob(id);
+      if (isTerminalJobState(job.state)) return job;
+      const timedOut = new Promise<null>((resolve) => (timer = this.clock.setTimeout(() => resolve(null), waitMs)));
+      return (await Promise.race([ended, timedOut])) ?? (await this.getJob(id));
+    } finally {
+      if (timer) this.clock.clearTimeout(timer);
+      forget();
+    }
   }
 
   queueCounts(): Promise<QueueCounts[]> {

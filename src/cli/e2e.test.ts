@@ -1,0 +1,632 @@
+// End to end: the `gaffer` command as users run it, as real processes on
+// 127.0.0.1. A coordinator (`gaffer serve`), worker processes (`gaffer worker`
+// with --exec or --module), the TypeScript client and the CLI client commands.
+// Crashes are real SIGKILLs. Nothing here waits on a sleep: tests wait on
+// stdout lines, process exits, or poll the API in bounded loops.
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { after, afterEach, beforeEach, describe, it } from 'node:test';
+import { GafferClient, type JobWithAttempts } from '../client/client.ts';
+import type { Attempt, Job, JobSpec, Json, Worker as WorkerInfo } from '../types/model.ts';
+import { resultHash } from '../store/rules.ts';
+
+const MAIN = fileURLToPath(new URL('./main.ts', import.meta.url));
+const SQUARE_SH = fileURLToPath(new URL('./fixtures/square.sh', import.meta.url));
+const SQUARE_MODULE = fileURLToPath(new URL('./fixtures/square-module.ts', import.meta.url));
+const GPU_HOLD = fileURLToPath(new URL('./fixtures/gpu-hold.ts', import.meta.url));
+
+/** Bounds: every wait in this file ends, one way or the other. */
+const BOUNDS = {
+  startMs: 30_000,
+  jobsMs: 60_000,
+  pollIntervalMs: 25,
+  /** After SIGTERM, how long a process has before the next, harsher signal. */
+  stopGraceMs: 5_000,
+  outputKeepChars: 256 * 1024,
+} as const;
+
+const shellQuote = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`;
+const SQUARE_CMD = `sh ${shellQuote(SQUARE_SH)}`;
+
+// ---- Processes ----
+
+/** The environment without GAFFER_* variables, so the tests see only the flags they pass. */
+function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('GAFFER_')) env[k] = v;
+  return { ...env, ...extra };
+}
+
+interface Exit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+}
+
+interface Proc {
+  name: string;
+  child: ChildProcess;
+  /** Signals the process (its whole group when started with `group`). */
+  signal(sig: NodeJS.Signals): void;
+  stdout(): string;
+  stderr(): string;
+  /** Resolves when the process has exited (its stdio closed). */
+  exited: Promise<Exit>;
+  exit: Exit | null;
+  /** Resolves with the first stdout line matching `re`; rejects if the process exits first or the bound passes. */
+  waitLine(re: RegExp, timeoutMs?: number): Promise<RegExpMatchArray>;
+}
+
+/** Every child this file started and that has not exited: killed at the latest when the file ends. */
+const live = new Set<Proc>();
+
+/**
+ * `group`: the child leads a process group of its own, and signals go to the whole group (for
+ * devstack, so that its worker processes go with it even when it is SIGKILLed).
+ */
+function startProc(name: string, file: string, args: string[], env: NodeJS.ProcessEnv, group = false): Proc {
+  const child = spawn(process.execPath, [file, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env, detached: group });
+  let out = '';
+  let err = '';
+  const keep = (s: string): string => (s.length > BOUNDS.outputKeepChars ? s.slice(-BOUNDS.outputKeepChars) : s);
+  const onLine = new Set<() => void>();
+  child.stdout!.setEncoding('utf8').on('data', (c: string) => {
+    out = keep(out + c);
+    for (const f of [...onLine]) f();
+  });
+  child.stderr!.setEncoding('utf8').on('data', (c: string) => (err = keep(err + c)));
+  const proc: Proc = {
+    name,
+    child,
+    signal(sig) {
+      if (proc.exit || child.pid === undefined) return;
+      try {
+        if (group) process.kill(-child.pid, sig);
+        else child.kill(sig);
+      } catch {
+        // gone already
+      }
+    },
+    stdout: () => out,
+    stderr: () => err,
+    exit: null,
+    exited: new Promise<Exit>((resolve) => {
+      child.once('close', (code, signal) => {
+        proc.exit = { code, signal };
+        live.delete(proc);
+        for (const f of [...onLine]) f();
+        resolve(proc.exit);
+      });
+    }),
+    waitLine(re, timeoutMs = BOUNDS.startMs) {
+      return new Promise((resolve, reject) => {
+        const check = (): void => {
+          for (const line of out.split('\n')) {
+            const m = re.exec(line);
+            if (m) return done(() => resolve(m));
+          }
+          if (proc.exit) done(() => reject(new Error(`${name} exited (${JSON.stringify(proc.exit)}) before printing ${re}\n${tails(proc)}`)));
+        };
+        const timer = setTimeout(() => done(() => reject(new Error(`${name} printed no ${re} within ${timeoutMs} ms\n${tails(proc)}`))), timeoutMs);
+        const done = (f: () => void): void => {
+          clearTimeout(timer);
+          onLine.delete(check);
+          f();
+        };
+        onLine.add(check);
+        check();
+      });
+    },
+  };
+  live.add(proc);
+  return proc;
+}
+
+const gaffer = (name: string, args: string[], env: Record<string, string> = {}, group = false): Proc => startProc(name, MAIN, args, cleanEnv(env), group);
+
+function tails(p: Proc): string {
+  const t = (s: string): string => s.split('\n').slice(-15).join('\n');
+  return `--- ${p.name} stdout (tail) ---\n${t(p.stdout())}\n--- ${p.name} stderr (tail) ---\n${t(p.stderr())}`;
+}
+
+/** Resolves with the exit, or rejects when the process is still running after `ms`. */
+async function exitWithin(p: Proc, ms: number): Promise<Exit> {
+  let timer: NodeJS.Timeout | undefined;
+  const bound = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${p.name} did not exit within ${ms} ms\n${tails(p)}`)), ms);
+  });
+  try {
+    return await Promise.race([p.exited, bound]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** SIGTERM (a worker drains), SIGTERM again (a worker gives up its attempts), then SIGKILL; each after a bounded wait. */
+async function stop(p: Proc): Promise<void> {
+  for (const sig of ['SIGTERM', 'SIGTERM', 'SIGKILL'] as const) {
+    if (p.exit) return;
+    p.signal(sig);
+    try {
+      await exitWithin(p, BOUNDS.stopGraceMs);
+      return;
+    } catch {
+      // still running: the next signal
+    }
+  }
+}
+
+async function kill9(p: Proc): Promise<Exit> {
+  p.signal('SIGKILL');
+  return exitWithin(p, BOUNDS.stopGraceMs);
+}
+
+/** An exec child whose worker was SIGKILLed is orphaned; it ends on its own in milliseconds, but is reaped here to be sure. */
+function reapFixtureChildren(pidDir: string): void {
+  if (!existsSync(pidDir)) return;
+  for (const name of readdirSync(pidDir)) {
+    const pid = Number(readFileSync(join(pidDir, name), 'utf8').trim());
+    if (!Number.isInteger(pid) || pid <= 1) continue;
+    let cmdline = '';
+    try {
+      cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+    } catch {
+      continue; // gone
+    }
+    if (!cmdline.includes('square.sh')) continue; // the pid was reused by something else: not ours
+    for (const target of [-pid, pid]) {
+      try {
+        process.kill(target, 'SIGKILL');
+      } catch {
+        // not a group leader, or gone already
+      }
+    }
+  }
+}
+
+after(async () => {
+  await Promise.all([...live].map((p) => stop(p)));
+});
+process.once('exit', () => {
+  for (const p of live) p.signal('SIGKILL');
+});
+
+// ---- Per-test scratch: a temp dir and the processes started in it ----
+
+interface Scratch {
+  dir: string;
+  procs: Proc[];
+}
+
+let scratch: Scratch;
+
+beforeEach(() => {
+  scratch = { dir: mkdtempSync(join(tmpdir(), 'gaffer-e2e-')), procs: [] };
+});
+
+afterEach(async () => {
+  // Workers first, so that they drain while their coordinator is still up.
+  const [workers, others] = [scratch.procs.filter((p) => p.name.startsWith('worker')), scratch.procs.filter((p) => !p.name.startsWith('worker'))];
+  await Promise.all(workers.map((p) => stop(p)));
+  await Promise.all(others.map((p) => stop(p)));
+  reapFixtureChildren(join(scratch.dir, 'pids'));
+  rmSync(scratch.dir, { recursive: true, force: true });
+});
+
+function track(p: Proc): Proc {
+  scratch.procs.push(p);
+  return p;
+}
+
+const LISTENING = /^gaffer: listening on (http:\/\/127\.0\.0\.1:\d+) \(database (.+)\)$/;
+
+async function startServe(port = 0, name = 'serve'): Promise<{ proc: Proc; url: string }> {
+  const proc = track(gaffer(name, ['serve', '--port', String(port), '--db', join(scratch.dir, 'gaffer.db'), '--log-level', 'warn']));
+  const m = await proc.waitLine(LISTENING);
+  assert.equal(m[2], join(scratch.dir, 'gaffer.db'));
+  return { proc, url: m[1]! };
+}
+
+interface WorkerArgs {
+  url: string;
+  name: string;
+  queues: string[];
+  exec?: string;
+  module?: string;
+  extra?: string[];
+  env?: Record<string, string>;
+}
+
+function startWorker(w: WorkerArgs): Proc {
+  const args = ['worker', '--url', w.url, '--name', w.name, '--log-level', 'warn'];
+  for (const q of w.queues) args.push('--queue', q);
+  if (w.exec) args.push('--exec', w.exec);
+  if (w.module) args.push('--module', w.module);
+  args.push('--tmp-dir', join(scratch.dir, 'tmp'), '--out-dir', join(scratch.dir, 'out'), ...(w.extra ?? []));
+  return track(gaffer(`worker ${w.name}`, args, w.env));
+}
+
+// ---- Polling the API ----
+
+async function until<T>(what: string, check: () => Promise<T | undefined | null | false>, timeoutMs: number = BOUNDS.jobsMs): Promise<T> {
+  const giveUpAt = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await check();
+      if (v !== undefined && v !== null && v !== false) return v;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > giveUpAt) throw new Error(`${what}: not within ${timeoutMs} ms${last ? ` (last error: ${String(last)})` : ''}`);
+    await new Promise((r) => setTimeout(r, BOUNDS.pollIntervalMs));
+  }
+}
+
+async function connectedWorkers(client: GafferClient, names: string[]): Promise<WorkerInfo[]> {
+  return until(`workers ${names.join(', ')} connected`, async () => {
+    const ws = await client.workers();
+    const found = names.map((n) => ws.find((w) => w.name === n && w.connected));
+    return found.every((w) => w !== undefined) ? (found as WorkerInfo[]) : undefined;
+  }, BOUNDS.startMs);
+}
+
+interface QueueStats {
+  queue: string;
+  counts: Record<string, number>;
+}
+
+async function countsOf(client: GafferClient, queue: string): Promise<Record<string, number>> {
+  const stats = (await client.queues()) as { queues: QueueStats[] };
+  return stats.queues.find((q) => q.queue === queue)?.counts ?? {};
+}
+
+const TERMINAL = ['succeeded', 'failed', 'cancelled', 'expired'];
+const sum = (counts: Record<string, number>, states?: string[]): number =>
+  Object.entries(counts).reduce((acc, [s, n]) => acc + (states === undefined || states.includes(s) ? n : 0), 0);
+
+/** Every job of the queue has ended; returns its counts per state. */
+function allEnded(client: GafferClient, queue: string, total: number, timeoutMs: number = BOUNDS.jobsMs): Promise<Record<string, number>> {
+  return until(`${total} jobs of ${queue} ending`, async () => {
+    const counts = await countsOf(client, queue);
+    return sum(counts, TERMINAL) >= total ? counts : undefined;
+  }, timeoutMs);
+}
+
+/** Gets jobs with their attempts, a few requests at a time. */
+async function getAll(client: GafferClient, ids: string[]): Promise<JobWithAttempts[]> {
+  const out: JobWithAttempts[] = new Array(ids.length);
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: 16 }, async () => {
+      while (next < ids.length) {
+        const i = next++;
+        out[i] = await client.get(ids[i]!);
+      }
+    }),
+  );
+  return out;
+}
+
+interface SquareResult {
+  n: number;
+  square: number;
+  attempt: string;
+}
+
+/**
+ * The acceptance invariants for a job of the square fixture: it succeeded with
+ * the square of its own input, exactly one of its attempts completed, and the
+ * accepted result is that attempt's own (by its hash, and the fixture echoes its attempt id).
+ */
+function checkSquareJob(job: JobWithAttempts): Attempt {
+  const n = (job.payload as { n: number }).n;
+  assert.equal(job.state, 'succeeded', `job ${job.id} (n=${n}) ended ${job.state}: ${JSON.stringify(job.error)}`);
+  const result = job.result as unknown as SquareResult;
+  assert.equal(result.n, n, `job ${job.id}: result for another input`);
+  assert.equal(result.square, n * n, `job ${job.id}: wrong square`);
+  const completed = job.attemptList.filter((a) => a.state === 'completed');
+  assert.equal(completed.length, 1, `job ${job.id}: ${completed.length} completed attempts: ${JSON.stringify(job.attemptList.map((a) => a.state))}`);
+  const accepted = completed[0]!;
+  // A single-replica attempt keeps the hash of its result (the job keeps the result itself).
+  assert.equal(accepted.resultHash, resultHash(job.result), `job ${job.id}: accepted result differs from its completed attempt's`);
+  assert.equal(result.attempt, accepted.id, `job ${job.id}: the accepted result came from attempt ${result.attempt}, not the completed ${accepted.id}`);
+  return accepted;
+}
+
+// ---- The tests ----
+
+describe('gaffer end to end (real processes on 127.0.0.1)', () => {
+  it('runs 300 jobs on three exec workers and reassigns the attempts of a worker killed with SIGKILL', { timeout: 120_000 }, async (t) => {
+    const { url } = await startServe();
+    const client = new GafferClient({ url });
+    const pidDir = join(scratch.dir, 'pids');
+    mkdirSync(pidDir);
+    const names = ['w1', 'w2', 'w3'];
+    const procs = names.map((name) => startWorker({ url, name, queues: ['square:2'], exec: SQUARE_CMD, env: { E2E_PID_DIR: pidDir } }));
+    const workers = await connectedWorkers(client, names);
+    const victim = workers[0]!;
+
+    // Every job holds at a gate until the test opens it, so the attempts w1 runs when it is killed
+    // are still running then: none of them can finish first.
+    const gate = join(scratch.dir, 'gate');
+    const total = 300;
+    const specs: JobSpec[] = Array.from({ length: total }, (_, i) => ({
+      queue: 'square',
+      payload: { n: i - 150, spin: 300, sleep: '0.02', gate },
+      heartbeatTimeoutMs: 1500,
+      maxAttempts: 5,
+    }));
+    const ids: string[] = [];
+    for (let i = 0; i < total; i += 50) {
+      const results = await client.submitMany(specs.slice(i, i + 50));
+      assert.ok(results.every((r) => r.created));
+      ids.push(...results.map((r) => r.job.id));
+    }
+
+    // Kill w1 while it runs jobs: both its slots hold attempts that the coordinator shows running
+    // and whose child processes have started (they wrote their pid).
+    const inFlight = await until('w1 running two attempts', async () => {
+      const w = (await client.worker(victim.id)) as { attempts: Attempt[] };
+      const started = w.attempts.filter((a) => a.state === 'running' && existsSync(join(pidDir, a.id)));
+      return started.length === 2 ? started : undefined;
+    });
+    await kill9(procs[0]!);
+    writeFileSync(gate, 'open');
+
+    const counts = await allEnded(client, 'square', total);
+    assert.equal(counts.succeeded, total, `counts: ${JSON.stringify(counts)}`);
+    const jobs = await getAll(client, ids);
+    for (const job of jobs) checkSquareJob(job);
+
+    // The killed worker's attempts: each completed before the kill, or was lost (LEASE_LOST) and
+    // its job completed later on another worker.
+    let lost = 0;
+    for (const job of jobs) {
+      job.attemptList.forEach((a, i) => {
+        if (a.workerId !== victim.id || a.state === 'completed') return;
+        lost++;
+        assert.equal(a.state, 'lost', `attempt ${a.id} of the killed worker ended ${a.state}`);
+        assert.equal(a.error?.code, 'LEASE_LOST');
+        const later = job.attemptList.slice(i + 1).find((b) => b.state === 'completed');
+        assert.ok(later, `job ${job.id}: no completed attempt after the lost ${a.id}`);
+        assert.notEqual(later.workerId, victim.id);
+        assert.ok(later.leasedAt >= a.leasedAt);
+      });
+    }
+    const lostIds = new Set(jobs.flatMap((j) => j.attemptList.filter((a) => a.state === 'lost').map((a) => a.id)));
+    for (const a of inFlight) assert.ok(lostIds.has(a.id), `attempt ${a.id}, running on w1 when it was killed, was not marked lost`);
+    assert.ok(lost >= inFlight.length);
+    t.diagnostic(`attempts of the killed worker lost and run again elsewhere: ${lost}`);
+    const after = (await client.workers()).find((w) => w.id === victim.id);
+    assert.equal(after?.connected, false);
+    assert.equal(after?.state, 'offline');
+    const survivors = new Set(jobs.map((j) => j.attemptList.find((a) => a.state === 'completed')!.workerId));
+    assert.ok(survivors.has(workers[1]!.id) && survivors.has(workers[2]!.id), 'both surviving workers completed jobs');
+  });
+
+  it('loses no acknowledged job and accepts one result per job across a coordinator SIGKILL and restart', { timeout: 120_000 }, async (t) => {
+    const port = await freePort();
+    const first = await startServe(port, 'serve (first)');
+    const url = first.url;
+    const client = new GafferClient({ url });
+    const pidDir = join(scratch.dir, 'pids');
+    mkdirSync(pidDir);
+    const names = ['r1', 'r2'];
+    for (const name of names) startWorker({ url, name, queues: ['restart:3'], exec: SQUARE_CMD, env: { E2E_PID_DIR: pidDir } });
+    await connectedWorkers(client, names);
+
+    // Jobs 0-29 run first (priority 1); jobs 30-59 hold at a gate that opens after the restart, so
+    // when the coordinator dies the workers are certainly running attempts (all six slots); jobs
+    // 60-119 are submitted while it is down.
+    const gate = join(scratch.dir, 'gate');
+    const total = 120;
+    const batch = 15;
+    const slots = 6;
+    const specs: JobSpec[] = Array.from({ length: total }, (_, i) => ({
+      queue: 'restart',
+      payload: i >= 30 && i < 60 ? ({ n: i, sleep: '0.02', gate } as Json) : { n: i, sleep: '0.02' },
+      priority: i < 30 ? 1 : 0,
+      idempotencyKey: `e2e-restart-${i}`,
+      heartbeatTimeoutMs: 3000,
+      maxAttempts: 10,
+    }));
+    const acked = new Map<string, string>(); // idempotency key -> job id
+    const submitBatch = async (from: number): Promise<boolean> => {
+      try {
+        const results = await client.submitMany(specs.slice(from, from + batch));
+        results.forEach((r, k) => {
+          const key = specs[from + k]!.idempotencyKey!;
+          const seen = acked.get(key);
+          if (seen !== undefined) assert.equal(r.job.id, seen, `idempotency key ${key} gave two jobs`);
+          acked.set(key, r.job.id);
+        });
+        return true;
+      } catch {
+        return false; // not acknowledged: submitted again below with the same keys
+      }
+    };
+    for (let i = 0; i < total / 2; i += batch) assert.ok(await submitBatch(i));
+
+    await until('the ungated jobs done and every slot running a gated one', async () => {
+      const c = await countsOf(client, 'restart');
+      return (c.succeeded ?? 0) >= 30 && (c.running ?? 0) >= slots;
+    });
+    await kill9(first.proc);
+
+    // Submits go on while the coordinator is down (the client retries for a while); it comes back
+    // on the same port and database.
+    const during = [];
+    for (let i = total / 2; i < total; i += batch) during.push(submitBatch(i).then((ok) => ({ i, ok })));
+    const second = await startServe(port, 'serve (restarted)');
+    assert.equal(second.url, url);
+    writeFileSync(gate, 'open');
+    const outcomes = await Promise.all(during);
+    for (const { i, ok } of outcomes) if (!ok) assert.ok(await submitBatch(i), `batch at ${i} refused after the restart`);
+    assert.equal(acked.size, total);
+
+    await connectedWorkers(client, names);
+    const counts = await allEnded(client, 'restart', total);
+    assert.equal(sum(counts), total, `one job per idempotency key: ${JSON.stringify(counts)}`);
+    assert.equal(counts.succeeded, total, `counts: ${JSON.stringify(counts)}`);
+    const jobs = await getAll(client, [...acked.values()]);
+    for (const job of jobs) checkSquareJob(job);
+    const lost = jobs.flatMap((j) => j.attemptList).filter((a) => a.state === 'lost').length;
+    t.diagnostic(`batches acknowledged across the outage by client retries: ${outcomes.filter((o) => o.ok).length} of ${outcomes.length}; attempts lost: ${lost}`);
+  });
+
+  it('answers 100 concurrent request() callers each with its own result', { timeout: 90_000 }, async () => {
+    const { url } = await startServe();
+    const names = ['m1', 'm2'];
+    for (const name of names) startWorker({ url, name, queues: ['rpc:4'], module: SQUARE_MODULE });
+    const workers = await connectedWorkers(new GafferClient({ url }), names);
+
+    const callers = Array.from({ length: 100 }, (_, i) => ({ client: new GafferClient({ url }), n: 7 * i - 300, tag: `caller-${i}-${randomUUID()}` }));
+    const results = await Promise.all(
+      callers.map(async (c) => ({ c, result: (await c.client.request('rpc', { n: c.n, tag: c.tag }, { timeoutMs: 60_000 })) as { n: number; square: number; tag: string; attemptId: string } })),
+    );
+    for (const { c, result } of results) {
+      assert.equal(result.tag, c.tag, 'a caller got another caller\'s result');
+      assert.equal(result.n, c.n);
+      assert.equal(result.square, c.n * c.n);
+    }
+    assert.equal(new Set(results.map((r) => r.result.attemptId)).size, 100);
+    const counts = await countsOf(new GafferClient({ url }), 'rpc');
+    assert.equal(counts.succeeded, 100);
+    assert.equal(workers.length, 2);
+  });
+
+  it('pins one GPU to each of two concurrent exec attempts (CUDA_VISIBLE_DEVICES)', { timeout: 60_000 }, async () => {
+    const { url } = await startServe();
+    const client = new GafferClient({ url });
+    const cmd = `${shellQuote(process.execPath)} ${shellQuote(GPU_HOLD)}`;
+    startWorker({ url, name: 'gpu-box', queues: ['gpu:2'], exec: cmd, extra: ['--gpus', '0,1'] });
+    const [worker] = await connectedWorkers(client, ['gpu-box']);
+    assert.deepEqual(worker!.gpuIds, [0, 1]);
+
+    const rendezvous = join(scratch.dir, 'rendezvous');
+    mkdirSync(rendezvous);
+    const run = (): Promise<Json> => client.request('gpu', { dir: rendezvous, expect: 2 }, { requires: { gpus: 1 }, maxAttempts: 1, timeoutMs: 45_000 });
+    const seen = (await Promise.all([run(), run()])) as { cuda: string; peers: Record<string, string> }[];
+    assert.deepEqual(seen.map((r) => r.cuda).sort(), ['0', '1']);
+    // Each saw the other running: both held their GPU at the same time.
+    for (const r of seen) assert.deepEqual(Object.values(r.peers).sort(), ['0', '1']);
+    const jobs = (await client.list({ queue: 'gpu' })).jobs;
+    assert.equal(jobs.length, 2);
+    const gpuIds = (await getAll(client, jobs.map((j) => j.id))).map((j) => j.attemptList.map((a) => a.gpuIds));
+    assert.deepEqual(gpuIds.map((g) => JSON.stringify(g)).sort(), ['[[0]]', '[[1]]']);
+  });
+
+  it('devstack --workers 3 --jobs 100 --once --port 0 runs the demo and exits 0', { timeout: 120_000 }, async () => {
+    const proc = track(gaffer('devstack', ['devstack', '--workers', '3', '--jobs', '100', '--once', '--port', '0'], {}, true));
+    const exit = await exitWithin(proc, 110_000);
+    assert.deepEqual(exit, { code: 0, signal: null }, tails(proc));
+    assert.match(proc.stdout(), /^summary: 100 succeeded, 0 did not, of 100 jobs$/m, tails(proc));
+    assert.match(proc.stdout(), /^ {2}3 workers connected; submitting 100 jobs/m);
+  });
+
+  it('devstack stopped by SIGTERM mid-run takes its worker processes with it', { timeout: 60_000 }, async () => {
+    // More jobs than one batch holds (submitBatchMaxJobs), and far more than finish before the signal.
+    const proc = track(gaffer('devstack (interrupted)', ['devstack', '--workers', '2', '--jobs', '1200', '--port', '0'], {}, true));
+    await proc.waitLine(/^ {2}2 workers connected; submitting 1200 jobs/);
+    await proc.waitLine(/^ {2}.*running \d+/);
+    const pid = proc.child.pid!;
+    const workers = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+    assert.equal(workers.length, 2, `devstack's children: ${workers.join(', ')}`);
+    proc.child.kill('SIGTERM'); // devstack alone, not its group
+    const exit = await exitWithin(proc, 30_000);
+    assert.equal(exit.code, 143, tails(proc));
+    for (const w of workers) assert.equal(existsSync(`/proc/${w}`), false, `worker ${w} outlived devstack`);
+  });
+
+  it('serves the CLI client commands: submit --wait, jobs, job, workers, stats, cancel', { timeout: 90_000 }, async () => {
+    const { url } = await startServe();
+    const client = new GafferClient({ url });
+    startWorker({ url, name: 'cli-worker', queues: ['cli:2'], exec: SQUARE_CMD });
+    await connectedWorkers(client, ['cli-worker']);
+    const cli = async (args: string[], name = `gaffer ${args[0]}`): Promise<{ exit: Exit; out: string; proc: Proc }> => {
+      const proc = track(gaffer(name, [...args, '--url', url]));
+      const exit = await exitWithin(proc, 30_000);
+      return { exit, out: proc.stdout(), proc };
+    };
+
+    const [ok, failing, queued] = await Promise.all([
+      cli(['submit', 'cli', '--payload', '{"n":3}', '--wait']),
+      cli(['submit', 'cli', '--payload', '{"n":4,"fail":true}', '--wait', '--json']),
+      cli(['submit', 'nobody.serves.this', '--payload', '{"n":5}', '--json']),
+    ]);
+    assert.deepEqual(ok.exit, { code: 0, signal: null }, tails(ok.proc));
+    const printed = JSON.parse(ok.out.trim().split('\n').at(-1)!) as SquareResult;
+    assert.deepEqual([printed.n, printed.square], [3, 9]);
+
+    assert.deepEqual(failing.exit, { code: 1, signal: null }, tails(failing.proc));
+    const failed = (JSON.parse(failing.out) as { job: Job }).job;
+    assert.equal(failed.state, 'failed');
+    assert.match(failed.error?.message ?? '', /failing on request/);
+
+    assert.deepEqual(queued.exit, { code: 0, signal: null }, tails(queued.proc));
+    const submitted = JSON.parse(queued.out) as { job: Job; created: boolean };
+    assert.equal(submitted.created, true);
+    assert.equal(submitted.job.state, 'queued');
+    const id = submitted.job.id;
+
+    const cancelled = await cli(['cancel', id]);
+    assert.deepEqual(cancelled.exit, { code: 0, signal: null }, tails(cancelled.proc));
+    assert.equal(cancelled.out.trim(), `${id} cancelled`);
+
+    const [jobs, job, workers, stats] = await Promise.all([
+      cli(['jobs', '--json']),
+      cli(['job', id, '--json']),
+      cli(['workers', '--json']),
+      cli(['stats', '--json']),
+    ]);
+    for (const r of [jobs, job, workers, stats]) assert.deepEqual(r.exit, { code: 0, signal: null }, tails(r.proc));
+    const page = JSON.parse(jobs.out) as { jobs: Job[]; nextCursor: string | null };
+    assert.equal(page.jobs.length, 3);
+    assert.deepEqual(page.jobs.map((j) => j.state).sort(), ['cancelled', 'failed', 'succeeded']);
+    assert.equal(page.nextCursor, null);
+    const shown = (JSON.parse(job.out) as { job: JobWithAttempts }).job;
+    assert.equal(shown.id, id);
+    assert.equal(shown.state, 'cancelled');
+    assert.equal(shown.error?.code, 'CANCELLED');
+    const listed = (JSON.parse(workers.out) as { workers: WorkerInfo[] }).workers;
+    assert.deepEqual(listed.map((w) => [w.name, w.connected, w.queues]), [['cli-worker', true, { cli: 2 }]]);
+    const queues = (JSON.parse(stats.out) as { queues: QueueStats[] }).queues;
+    const cliQueue = queues.find((q) => q.queue === 'cli');
+    assert.deepEqual([cliQueue?.counts.succeeded, cliQueue?.counts.failed], [1, 1]);
+    assert.equal(queues.find((q) => q.queue === 'nobody.serves.this')?.counts.cancelled, 1);
+  });
+
+  it('serve --host 0.0.0.0 without a token refuses to start, with a clear message', { timeout: 30_000 }, async () => {
+    const port = await freePort();
+    const db = join(scratch.dir, 'exposed.db');
+    const proc = track(gaffer('serve (exposed)', ['serve', '--host', '0.0.0.0', '--port', String(port), '--db', db, '--log-level', 'warn']));
+    const exit = await exitWithin(proc, 20_000);
+    assert.notEqual(exit.code, 0, tails(proc));
+    assert.match(proc.stderr(), /refusing to listen on 0\.0\.0\.0 without a token/);
+    assert.match(proc.stderr(), /--token/);
+    assert.doesNotMatch(proc.stdout(), /listening/);
+    assert.equal(existsSync(db), false, 'a refused start wrote a database');
+  });
+});
+
+// ---- Ports ----
+
+function listenOnce(port: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(port, '127.0.0.1', () => {
+      const got = (srv.address() as AddressInfo).port;
+      srv.close(() => resolve(got));
+    });
+  });
+}
+
+/** A port free now (the OS picks it); a restarted coordinator can come back on it. */
+const freePort = (): Promise<number> => listenOnce(0);

@@ -1,0 +1,224 @@
+// `gaffer worker`: connect to one or more coordinators and run attempts, each
+// as a child process (--exec) or a handler module on worker threads (--module).
+import { resolve } from 'node:path';
+import type { Command } from 'commander';
+import { pino } from 'pino';
+import { GafferError } from '../types/errors.ts';
+import type { Labels } from '../types/model.ts';
+import { Worker, type QueueConfig } from '../worker/index.ts';
+import { int, readToml } from './config.ts';
+import { DEFAULT_URL } from './common.ts';
+
+interface WorkerFlags {
+  url?: string[];
+  token?: string;
+  name?: string;
+  queue?: string[];
+  exec?: string;
+  module?: string;
+  gpus?: string;
+  cores?: string;
+  memoryMb?: string;
+  label?: string[];
+  key?: string[];
+  tmpDir?: string;
+  outDir?: string;
+  config?: string;
+  logLevel: string;
+}
+
+/** One queue as configured: how many at once, how it runs, and optionally its own resources. */
+export interface QueuePlan {
+  slots: number;
+  exec?: string;
+  module?: string;
+  gpus?: number[];
+  cores?: number;
+  tmpDir?: string;
+  outDir?: string;
+}
+
+export interface WorkerPlan {
+  urls: string[];
+  token?: string;
+  name: string;
+  labels: Labels;
+  keys: string[];
+  gpus: number[];
+  cores: number;
+  memoryMb: number;
+  tmpDir?: string;
+  outDir?: string;
+  queues: Record<string, QueuePlan>;
+}
+
+const list = (v: unknown, where: string): unknown[] => {
+  if (v === undefined) return [];
+  if (!Array.isArray(v)) throw new GafferError('INVALID_INPUT', `${where} must be an array`);
+  return v;
+};
+
+function gpuList(text: string, where: string): number[] {
+  if (text.trim() === '') return [];
+  return text.split(',').map((s) => {
+    const n = Number(s.trim());
+    if (!Number.isInteger(n) || n < 0) throw new GafferError('INVALID_INPUT', `${where}: "${s}" is not a GPU id`);
+    return n;
+  });
+}
+
+function parseQueueFlag(text: string): [string, number] {
+  const m = /^([^:]+)(?::(\d+))?$/.exec(text);
+  if (!m) throw new GafferError('INVALID_INPUT', `--queue takes NAME or NAME:SLOTS, got "${text}"`);
+  return [m[1]!, m[2] === undefined ? 1 : Number(m[2])];
+}
+
+/** The worker's plan: the config file, then GAFFER_* variables, then flags. */
+export function workerPlan(flags: WorkerFlags, env: NodeJS.ProcessEnv): WorkerPlan {
+  const file = flags.config ? readToml(flags.config) : {};
+  const fileUrls = list(file.urls ?? (file.url === undefined ? undefined : [file.url]), 'urls').map(String);
+  const envUrls = env.GAFFER_URL ? env.GAFFER_URL.split(',') : [];
+  const urls = flags.url?.length ? flags.url : envUrls.length ? envUrls : fileUrls.length ? fileUrls : [DEFAULT_URL];
+  const labels: Labels = { ...((file.labels as Labels | undefined) ?? {}) };
+  for (const kv of flags.label ?? []) {
+    const [k, v] = kv.split(/=(.*)/s);
+    if (!k || v === undefined) throw new GafferError('INVALID_INPUT', `--label takes key=value, got "${kv}"`);
+    labels[k] = v;
+  }
+  const queues: Record<string, QueuePlan> = {};
+  for (const [name, raw] of Object.entries((file.queues as Record<string, Record<string, unknown>> | undefined) ?? {})) {
+    queues[name] = queueFromToml(name, raw);
+  }
+  for (const q of flags.queue ?? []) {
+    const [name, slots] = parseQueueFlag(q);
+    queues[name] = { ...queues[name], slots };
+  }
+  for (const q of Object.values(queues)) {
+    if (flags.exec !== undefined) (q.exec = flags.exec), delete q.module;
+    if (flags.module !== undefined) (q.module = flags.module), delete q.exec;
+    if (q.exec === undefined && q.module === undefined) {
+      throw new GafferError('INVALID_INPUT', 'each queue needs a way to run its jobs: --exec CMD, --module FILE, or exec/module in the config');
+    }
+  }
+  if (Object.keys(queues).length === 0) throw new GafferError('INVALID_INPUT', 'name at least one queue: --queue NAME[:SLOTS]');
+  const token = flags.token ?? env.GAFFER_TOKEN ?? (file.token as string | undefined);
+  const tmpDir = flags.tmpDir ?? (file.tmpDir as string | undefined);
+  const outDir = flags.outDir ?? (file.outDir as string | undefined);
+  return {
+    urls,
+    ...(token ? { token } : {}),
+    name: flags.name ?? (file.name as string | undefined) ?? `worker-${process.pid}`,
+    labels,
+    keys: [...list(file.keys, 'keys').map(String), ...(flags.key ?? [])],
+    gpus: flags.gpus !== undefined ? gpuList(flags.gpus, '--gpus') : list(file.gpus, 'gpus').map(Number),
+    cores: int(flags.cores, '--cores') ?? int(file.cores, 'cores') ?? 0,
+    memoryMb: int(flags.memoryMb, '--memory-mb') ?? int(file.memoryMb, 'memoryMb') ?? 0,
+    ...(tmpDir ? { tmpDir } : {}),
+    ...(outDir ? { outDir } : {}),
+    queues,
+  };
+}
+
+function queueFromToml(name: string, raw: Record<string, unknown>): QueuePlan {
+  const at = (k: string): string => `queues.${name}.${k}`;
+  const plan: QueuePlan = { slots: int(raw.slots, at('slots')) ?? 1 };
+  if (raw.exec !== undefined) plan.exec = String(raw.exec);
+  if (raw.module !== undefined) plan.module = String(raw.module);
+  if (raw.gpus !== undefined) plan.gpus = list(raw.gpus, at('gpus')).map(Number);
+  const cores = int(raw.cores, at('cores'));
+  if (cores !== undefined) plan.cores = cores;
+  if (raw.tmpDir !== undefined) plan.tmpDir = String(raw.tmpDir);
+  if (raw.outDir !== undefined) plan.outDir = String(raw.outDir);
+  return plan;
+}
+
+function queueConfig(q: QueuePlan, plan: WorkerPlan): QueueConfig {
+  if (q.module !== undefined) return { slots: q.slots, module: resolve(q.module) };
+  const tmpRoot = q.tmpDir ?? plan.tmpDir;
+  const outRoot = q.outDir ?? plan.outDir;
+  return {
+    slots: q.slots,
+    exec: { command: q.exec!, ...(tmpRoot ? { tmpRoot } : {}), ...(outRoot ? { outRoot } : {}) },
+  };
+}
+
+/**
+ * A queue with its own GPUs or cores runs as a logical worker of its own, so
+ * the coordinator hands it only those; the other queues share the rest.
+ */
+export function splitWorkers(plan: WorkerPlan): { name: string; gpus: number[]; cores: number; queues: Record<string, QueuePlan> }[] {
+  const shared: Record<string, QueuePlan> = {};
+  const own: { name: string; gpus: number[]; cores: number; queues: Record<string, QueuePlan> }[] = [];
+  for (const [name, q] of Object.entries(plan.queues)) {
+    if (q.gpus !== undefined || q.cores !== undefined) {
+      own.push({ name: `${plan.name}/${name}`, gpus: q.gpus ?? [], cores: q.cores ?? plan.cores, queues: { [name]: q } });
+    } else {
+      shared[name] = q;
+    }
+  }
+  const out = Object.keys(shared).length ? [{ name: plan.name, gpus: plan.gpus, cores: plan.cores, queues: shared }] : [];
+  return [...out, ...own];
+}
+
+export function registerWorker(program: Command): void {
+  const collect = (v: string, prev: string[] = []): string[] => [...prev, v];
+  program
+    .command('worker')
+    .description('run a worker: pull jobs from the coordinator and run each as a child process or a handler module')
+    .option('--url <url>', 'coordinator URL; repeat for fallbacks (env GAFFER_URL, comma-separated)', collect)
+    .option('--token <token>', 'bearer token with the worker scope (env GAFFER_TOKEN)')
+    .option('--name <name>', 'a name shown in listings')
+    .option('--queue <name[:slots]>', 'a queue to serve, with how many attempts at once (repeatable)', collect)
+    .option('--exec <cmd>', 'run each attempt as this shell command: payload JSON on stdin, result JSON on stdout')
+    .option('--module <file>', 'run each attempt with the default export of this module, on worker threads')
+    .option('--gpus <ids>', 'GPU ids this worker hands out, e.g. 0,1 (each attempt sees its own in CUDA_VISIBLE_DEVICES)')
+    .option('--cores <n>', 'cores this worker offers')
+    .option('--memory-mb <n>', 'memory this worker offers, in MiB')
+    .option('--label <k=v>', 'a label the worker carries (repeatable)', collect)
+    .option('--key <key>', 'an affinity key whose data this worker holds (repeatable)', collect)
+    .option('--tmp-dir <dir>', 'root of per-attempt temp directories (removed after each attempt)')
+    .option('--out-dir <dir>', 'root of per-attempt output directories (kept)')
+    .option('--config <file>', 'TOML worker config: urls, token, name, labels, keys, gpus, cores, [queues.NAME]')
+    .option('--log-level <level>', 'fatal, error, warn, info, debug', 'info')
+    .action(async (flags: WorkerFlags) => {
+      const plan = workerPlan(flags, process.env);
+      const logger = pino({ level: flags.logLevel });
+      const workers = splitWorkers(plan).map(
+        (w) =>
+          new Worker({
+            urls: plan.urls,
+            ...(plan.token ? { token: plan.token } : {}),
+            name: w.name,
+            labels: plan.labels,
+            keys: plan.keys,
+            gpuIds: w.gpus,
+            cores: w.cores,
+            memoryMb: plan.memoryMb,
+            queues: Object.fromEntries(Object.entries(w.queues).map(([q, qp]) => [q, queueConfig(qp, plan)])),
+            logger,
+            handleSignals: false,
+          }),
+      );
+      let stopping = false;
+      const onSignal = (sig: string): void => {
+        if (stopping) {
+          logger.warn({ sig }, 'second signal: giving up running attempts');
+          void Promise.all(workers.map((w) => w.stop(`${sig} received twice`))).then(() => process.exit(1));
+          return;
+        }
+        stopping = true;
+        logger.info({ sig }, 'draining: finishing running attempts, taking no new ones');
+        void Promise.all(workers.map((w) => w.drain())).then(() => process.exit(0));
+      };
+      process.on('SIGTERM', () => onSignal('SIGTERM'));
+      process.on('SIGINT', () => onSignal('SIGINT'));
+      for (const w of workers) {
+        w.on('connected', (e) => logger.info({ url: e.url, workerId: e.workerId, resumed: e.resumed.length }, 'connected'));
+        w.on('disconnected', (e) => {
+          if (!stopping) logger.warn({ url: e.url, code: e.code }, 'disconnected; reconnecting');
+        });
+        w.on('refused', (e) => logger.error({ url: e.url, status: e.status }, 'the coordinator refused this worker: check the token'));
+        await w.start();
+      }
+    });
+}

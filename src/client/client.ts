@@ -1,0 +1,236 @@
+// The TypeScript client: submit jobs, await their results like an RPC, watch
+// events. It speaks the HTTP API (docs/http-api.md) with fetch.
+import type { Attempt, Job, JobSpec, Json, Worker } from '../types/model.ts';
+import type { JobState } from '../types/states.ts';
+import { isTerminalJobState } from '../types/states.ts';
+
+export const CLIENT_DEFAULTS = {
+  /** How long one long-poll request waits for a result before asking again. */
+  pollWaitMs: 30_000,
+  /** Give up a request() after this long, unless told otherwise. */
+  requestTimeoutMs: 24 * 3600 * 1000,
+  /** Retries of a request that failed on the network or with 503, before the error surfaces. */
+  networkRetries: 5,
+  /** First wait between network retries; doubles each time. */
+  networkRetryBaseMs: 200,
+} as const;
+
+export interface ClientOptions {
+  /** The coordinator's base URL, e.g. http://127.0.0.1:7070 */
+  url: string;
+  token?: string;
+  /** Called instead of globalThis.fetch (tests, proxies). */
+  fetch?: typeof fetch;
+}
+
+/** An error the coordinator answered with (see docs/errors.md), or a job that ended without success. */
+export class GafferClientError extends Error {
+  override name = 'GafferClientError';
+  readonly code: string;
+  readonly status: number;
+  readonly details: unknown;
+  /** For request(): the job that failed, was cancelled or expired. */
+  readonly job: Job | undefined;
+
+  constructor(code: string, message: string, status: number, details?: unknown, job?: Job) {
+    super(message);
+    this.code = code;
+    this.status = status;
+    this.details = details;
+    this.job = job;
+  }
+}
+
+export interface ListJobsQuery {
+  queue?: string;
+  state?: JobState;
+  /** `key=value` */
+  label?: string;
+  limit?: number;
+  cursor?: string;
+}
+
+export interface JobWithAttempts extends Job {
+  attemptList: Attempt[];
+}
+
+export interface GafferEvent {
+  type: string;
+  data: unknown;
+}
+
+export class GafferClient {
+  private readonly base: string;
+  private readonly token: string | undefined;
+  private readonly fetchFn: typeof fetch;
+
+  constructor(options: ClientOptions) {
+    this.base = options.url.replace(/\/+$/, '');
+    this.token = options.token;
+    this.fetchFn = options.fetch ?? globalThis.fetch;
+  }
+
+  /** Submits one job. `created` is false when the idempotency key was seen before. */
+  async submit(spec: JobSpec): Promise<{ job: Job; created: boolean }> {
+    const res = await this.call('POST', '/v1/jobs', spec);
+    return { job: res.body as Job, created: res.status === 201 };
+  }
+
+  async submitMany(specs: JobSpec[]): Promise<{ job: Job; created: boolean }[]> {
+    const res = await this.call('POST', '/v1/jobs/batch', { jobs: specs });
+    return (res.body as { results: { job: Job; created: boolean }[] }).results;
+  }
+
+  /** The job with its attempts (attemptList). */
+  async get(id: string): Promise<JobWithAttempts> {
+    return (await this.call('GET', `/v1/jobs/${encodeURIComponent(id)}`)).body as JobWithAttempts;
+  }
+
+  /** Waits up to waitMs for the job to end; returns it, ended or not. */
+  async wait(id: string, waitMs: number): Promise<Job> {
+    const path = `/v1/jobs/${encodeURIComponent(id)}/result?waitMs=${Math.max(0, Math.floor(waitMs))}`;
+    return (await this.call('GET', path)).body as Job;
+  }
+
+  /**
+   * Submits a job and resolves to its result once it succeeded, like a remote
+   * call; rejects with the job's error when it failed, was cancelled or expired.
+   */
+  async request<T extends Json = Json>(
+    queue: string,
+    payload: Json,
+    options: Omit<JobSpec, 'queue' | 'payload'> & { timeoutMs?: number } = {},
+  ): Promise<T> {
+    const { timeoutMs: waitLimitMs, ...rest } = options;
+    const { job } = await this.submit({ ...rest, queue, payload });
+    const giveUpAt = Date.now() + (waitLimitMs ?? CLIENT_DEFAULTS.requestTimeoutMs);
+    let current = job;
+    while (!isTerminalJobState(current.state)) {
+      const left = giveUpAt - Date.now();
+      if (left <= 0) throw new GafferClientError('REQUEST_TIMEOUT', `job ${job.id} did not end in time`, 0, undefined, current);
+      current = await this.wait(job.id, Math.min(left, CLIENT_DEFAULTS.pollWaitMs));
+    }
+    if (current.state === 'succeeded') return current.result as T;
+    const err = current.error;
+    throw new GafferClientError(err?.code ?? current.state.toUpperCase(), err?.message ?? `job ${current.state}`, 0, err, current);
+  }
+
+  async list(query: ListJobsQuery = {}): Promise<{ jobs: Job[]; nextCursor: string | null }> {
+    const qs = new URLSearchParams();
+    for (const [k, v] of Object.entries(query)) if (v !== undefined) qs.set(k, String(v));
+    const res = await this.call('GET', `/v1/jobs${qs.size ? `?${qs}` : ''}`);
+    return res.body as { jobs: Job[]; nextCursor: string | null };
+  }
+
+  async cancel(id: string, reason?: string): Promise<Job> {
+    const body = reason === undefined ? {} : { reason };
+    return (await this.call('POST', `/v1/jobs/${encodeURIComponent(id)}/cancel`, body)).body as Job;
+  }
+
+  async retry(id: string): Promise<Job> {
+    return (await this.call('POST', `/v1/jobs/${encodeURIComponent(id)}/retry`, {})).body as Job;
+  }
+
+  async workers(): Promise<Worker[]> {
+    return ((await this.call('GET', '/v1/workers')).body as { workers: Worker[] }).workers;
+  }
+
+  async worker(id: string): Promise<unknown> {
+    return (await this.call('GET', `/v1/workers/${encodeURIComponent(id)}`)).body;
+  }
+
+  async drain(id: string): Promise<unknown> {
+    return (await this.call('POST', `/v1/workers/${encodeURIComponent(id)}/drain`, {})).body;
+  }
+
+  async queues(): Promise<unknown> {
+    return (await this.call('GET', '/v1/queues')).body;
+  }
+
+  /** Server-sent events of job and worker changes, as an async iterator. Break out of the loop to stop. */
+  async *watch(options: { signal?: AbortSignal } = {}): AsyncGenerator<GafferEvent> {
+    const res = await this.fetchFn(`${this.base}/v1/events`, {
+      headers: this.headers(false),
+      ...(options.signal ? { signal: options.signal } : {}),
+    });
+    if (!res.ok || !res.body) throw await this.errorOf(res);
+    const decoder = new TextDecoder();
+    let buffer = '';
+    for await (const chunk of res.body) {
+      buffer += decoder.decode(chunk as Uint8Array, { stream: true });
+      let end: number;
+      while ((end = buffer.indexOf('\n\n')) >= 0) {
+        const block = buffer.slice(0, end);
+        buffer = buffer.slice(end + 2);
+        const event = parseSse(block);
+        if (event) yield event;
+      }
+    }
+  }
+
+  private headers(json: boolean): Record<string, string> {
+    const h: Record<string, string> = {};
+    if (json) h['content-type'] = 'application/json';
+    if (this.token) h.authorization = `Bearer ${this.token}`;
+    return h;
+  }
+
+  private async call(method: string, path: string, body?: unknown): Promise<{ status: number; body: unknown }> {
+    for (let attempt = 0; ; attempt++) {
+      let res: Response;
+      try {
+        res = await this.fetchFn(`${this.base}${path}`, {
+          method,
+          headers: this.headers(body !== undefined),
+          ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+        });
+      } catch (err) {
+        if (attempt >= CLIENT_DEFAULTS.networkRetries) {
+          throw new GafferClientError('NETWORK', `cannot reach ${this.base}: ${(err as Error).message}`, 0);
+        }
+        await pause(attempt);
+        continue;
+      }
+      if (res.status === 503 && attempt < CLIENT_DEFAULTS.networkRetries) {
+        await res.body?.cancel();
+        await pause(attempt);
+        continue;
+      }
+      if (!res.ok) throw await this.errorOf(res);
+      return { status: res.status, body: await res.json() };
+    }
+  }
+
+  private async errorOf(res: Response): Promise<GafferClientError> {
+    let parsed: { error?: { code?: string; message?: string; details?: unknown } } = {};
+    try {
+      parsed = (await res.json()) as typeof parsed;
+    } catch {
+      // not JSON: fall through to a generic error
+    }
+    const e = parsed.error ?? {};
+    return new GafferClientError(e.code ?? `HTTP_${res.status}`, e.message ?? res.statusText, res.status, e.details);
+  }
+}
+
+function pause(attempt: number): Promise<void> {
+  const ms = CLIENT_DEFAULTS.networkRetryBaseMs * 2 ** attempt * (0.5 + Math.random() / 2);
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+function parseSse(block: string): GafferEvent | null {
+  let type = 'message';
+  const data: string[] = [];
+  for (const line of block.split('\n')) {
+    if (line.startsWith(':')) continue;
+    if (line.startsWith('event:')) type = line.slice(6).trim();
+    else if (line.startsWith('data:')) data.push(line.slice(5).replace(/^ /, ''));
+  }
+  if (data.length === 0) return null;
+  const text = data.join('\n');
+  try {
+    return { type, data: JSON.parse(text) };
+  } catch {
+    return { type, data: text };
+  }
+}

@@ -1,0 +1,53 @@
+// Bearer tokens with scopes. A request names a token in `Authorization:
+// Bearer <token>`; each route and the worker socket need one scope.
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { GafferError } from '../types/errors.ts';
+
+export const SCOPES = ['client', 'worker', 'admin'] as const;
+export type Scope = (typeof SCOPES)[number];
+
+export interface TokenConfig {
+  token: string;
+  scopes: readonly Scope[];
+  /** Shown in logs instead of the token. */
+  name?: string;
+}
+
+const digest = (s: string): Buffer => createHash('sha256').update(s, 'utf8').digest();
+
+export class Auth {
+  private readonly tokens: { digest: Buffer; scopes: ReadonlySet<Scope>; name: string }[];
+
+  constructor(tokens: readonly TokenConfig[]) {
+    this.tokens = tokens.map((t, i) => ({ digest: digest(t.token), scopes: new Set(t.scopes), name: t.name ?? `token-${i + 1}` }));
+  }
+
+  /** One token with every scope, as `--token` and GAFFER_TOKEN give. */
+  static single(token: string): Auth {
+    return new Auth([{ token, scopes: SCOPES, name: 'default' }]);
+  }
+
+  /** False when no token is configured: every request is allowed (loopback only). */
+  get enabled(): boolean {
+    return this.tokens.length > 0;
+  }
+
+  /** Throws UNAUTHORIZED for a missing or unknown token, FORBIDDEN for a token without the scope. */
+  check(authorization: string | undefined, scope: Scope): { name: string } {
+    if (!this.enabled) return { name: 'anonymous' };
+    const m = /^Bearer\s+(\S+)\s*$/i.exec(authorization ?? '');
+    if (!m) throw new GafferError('UNAUTHORIZED', 'send Authorization: Bearer <token>');
+    const d = digest(m[1]!);
+    const found = this.tokens.find((t) => timingSafeEqual(t.digest, d));
+    if (!found) throw new GafferError('UNAUTHORIZED', 'the bearer token is not valid');
+    if (!found.scopes.has(scope) && !found.scopes.has('admin')) {
+      throw new GafferError('FORBIDDEN', `this token lacks the ${scope} scope`, { scope });
+    }
+    return { name: found.name };
+  }
+}
+
+/** Loopback addresses a server may listen on without a token. */
+export function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || host === '[::1]' || /^127\.\d+\.\d+\.\d+$/.test(host);
+}

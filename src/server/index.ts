@@ -1,0 +1,57 @@
+// The coordinator's network face: the HTTP API and the worker WebSocket on one
+// port. Listening beyond loopback without a token is refused.
+import type { AddressInfo } from 'node:net';
+import type { Logger } from 'pino';
+import type { Coordinator } from '../coordinator/coordinator.ts';
+import { GafferError } from '../types/errors.ts';
+import { Auth, isLoopback } from './auth.ts';
+import { buildHttpApp } from './http.ts';
+import { attachWorkerSocket } from './worker-socket.ts';
+
+export interface ServerOptions {
+  coordinator: Coordinator;
+  auth: Auth;
+  host: string;
+  /** 0 picks a free port. */
+  port: number;
+  logger?: Logger;
+}
+
+export interface RunningServer {
+  /** e.g. http://127.0.0.1:7070 */
+  url: string;
+  port: number;
+  close(): Promise<void>;
+}
+
+/** Throws unless the server would listen on loopback or with tokens: callers check this before opening anything. */
+export function assertSafeListen(auth: Auth, host: string): void {
+  if (!auth.enabled && !isLoopback(host)) {
+    throw new GafferError(
+      'INVALID_INPUT',
+      `refusing to listen on ${host} without a token: anyone who can reach it could submit and run work. ` +
+        'Pass --token (or set GAFFER_TOKEN, or configure tokens in the config file), or listen on 127.0.0.1.',
+    );
+  }
+}
+
+export async function startServer(options: ServerOptions): Promise<RunningServer> {
+  assertSafeListen(options.auth, options.host);
+  const app = await buildHttpApp({ coordinator: options.coordinator, auth: options.auth, logger: options.logger ?? false });
+  const sockets = attachWorkerSocket(app.server, {
+    coordinator: options.coordinator,
+    auth: options.auth,
+    ...(options.logger ? { logger: options.logger } : {}),
+  });
+  await app.listen({ host: options.host, port: options.port });
+  const port = (app.server.address() as AddressInfo).port;
+  const host = options.host.includes(':') && !options.host.startsWith('[') ? `[${options.host}]` : options.host;
+  return {
+    url: `http://${host}:${port}`,
+    port,
+    async close() {
+      await sockets.close();
+      await app.close();
+    },
+  };
+}

@@ -1,0 +1,256 @@
+// The OpenAPI 3.1 document of the HTTP API, built from the route table
+// (routes.ts) and the request schemas the coordinator validates with
+// (types/schemas.ts), so that the document describes what the server does.
+import { ERRORS } from '../types/errors.ts';
+import { LIMITS } from '../types/limits.ts';
+import { jobSpecSchema, queueNameSchema } from '../types/schemas.ts';
+import { ATTEMPT_STATES, JOB_STATES, WORKER_STATES } from '../types/states.ts';
+import { SCOPES } from './auth.ts';
+import { idSchema, ROUTES, type JsonSchema, type RouteSpec } from './routes.ts';
+
+const ref = (name: string): JsonSchema => ({ $ref: `#/components/schemas/${name}` });
+const int = { type: 'integer' } as const;
+const str = { type: 'string' } as const;
+const bool = { type: 'boolean' } as const;
+const ms = (description: string): JsonSchema => ({ type: 'integer', description });
+const msOrNull = (description: string): JsonSchema => ({ type: ['integer', 'null'], description });
+const orNull = (schema: JsonSchema): JsonSchema => ({ oneOf: [schema, { type: 'null' }] });
+const object = (properties: Record<string, JsonSchema>, extra: JsonSchema = {}): JsonSchema => ({
+  type: 'object',
+  required: Object.keys(properties),
+  properties,
+  ...extra,
+});
+const labels = { type: 'object', additionalProperties: { type: 'string' } } as const;
+const countsByName = { type: 'object', additionalProperties: { type: 'integer', minimum: 0 } } as const;
+
+/** The submit schema without its Ajv `$id`; everything else is what the coordinator enforces. */
+function jobSpecDoc(): JsonSchema {
+  const { $id: _id, ...rest } = jobSpecSchema;
+  return { ...rest, description: 'What a client submits. Everything but queue is optional; defaults come from the queue, then from docs/limits.md.' };
+}
+
+const jobError = object(
+  { code: str, message: str },
+  { properties: { code: str, message: str, attemptId: str, jobId: str }, description: 'Why a job or attempt ended badly: HANDLER_ERROR, TIMEOUT, LEASE_LOST, DEADLINE_EXCEEDED, DEPENDENCY_FAILED, DEPENDENCY_CANCELLED, CANCELLED, NO_QUORUM.' },
+);
+
+const verify = {
+  oneOf: [
+    object({ mode: { const: 'trace' }, tolerance: { type: 'number' } }),
+    object({ mode: { const: 'queue' }, queue: queueNameSchema }),
+    { type: 'null' },
+  ],
+};
+
+const jobProperties: Record<string, JsonSchema> = {
+  id: { type: 'string', description: 'Time-sortable (ULID).' },
+  queue: queueNameSchema,
+  state: { type: 'string', enum: [...JOB_STATES] },
+  payload: { description: 'The JSON the client submitted.' },
+  priority: int,
+  runAt: ms('Not before this time (epoch ms).'),
+  deadline: msOrNull('Must start by this time (epoch ms), or it ends expired.'),
+  timeoutMs: int,
+  heartbeatTimeoutMs: int,
+  maxAttempts: int,
+  backoff: object({ baseMs: int, maxMs: int }),
+  requires: object({ cores: int, memoryMb: int, gpus: int, labels }),
+  affinity: orNull(object({ key: str, mode: { type: 'string', enum: ['prefer', 'require'] } })),
+  dependsOn: { type: 'array', items: str },
+  replicas: int,
+  quorum: int,
+  verify,
+  idempotencyKey: { type: ['string', 'null'] },
+  labels,
+  attempts: { type: 'integer', description: 'Attempts created so far.' },
+  failures: { type: 'integer', description: 'Attempts that failed, timed out or were lost: the retry budget spent.' },
+  want: { type: 'integer', description: 'Attempts wanted and not yet handed out.' },
+  live: { type: 'integer', description: 'Attempts leased or running now.' },
+  pendingParents: { type: 'integer', description: 'Parents in dependsOn that have not yet succeeded.' },
+  result: { description: 'The accepted result once the job succeeded, else null.' },
+  error: orNull(ref('JobError')),
+  createdAt: ms('Epoch ms.'),
+  updatedAt: ms('Epoch ms.'),
+  finishedAt: msOrNull('When the job reached a terminal state (epoch ms).'),
+};
+
+const { payload: _payload, result: _result, ...summaryProperties } = jobProperties;
+
+const attempt = object({
+  id: str,
+  jobId: str,
+  workerId: str,
+  queue: str,
+  state: { type: 'string', enum: [...ATTEMPT_STATES] },
+  gpuIds: { type: 'array', items: int },
+  cores: int,
+  memoryMb: int,
+  leasedAt: ms('Epoch ms.'),
+  startedAt: msOrNull('First heartbeat or progress (epoch ms).'),
+  heartbeatAt: ms('Epoch ms.'),
+  leaseExpiresAt: ms('The worker must heartbeat before this (epoch ms).'),
+  timeoutAt: ms('The attempt must finish before this (epoch ms).'),
+  finishedAt: msOrNull('Epoch ms.'),
+  result: { description: 'Kept per attempt only for replicated jobs.' },
+  resultHash: { type: ['string', 'null'] },
+  error: orNull(ref('JobError')),
+  progress: { description: 'The last progress value the worker reported, or null.' },
+});
+
+const worker = object({
+  id: str,
+  name: str,
+  labels,
+  cores: int,
+  memoryMb: int,
+  gpuIds: { type: 'array', items: int },
+  queues: { ...countsByName, description: 'Slots per queue served.' },
+  keys: { type: 'array', items: str, description: 'Affinity keys the worker holds.' },
+  state: { type: 'string', enum: [...WORKER_STATES] },
+  draining: bool,
+  quarantined: bool,
+  connected: bool,
+  connectedAt: ms('Epoch ms.'),
+  lastSeenAt: ms('Epoch ms.'),
+  running: { ...countsByName, description: 'Slots in use per queue: attempts leased or running.' },
+  createdAt: ms('Epoch ms.'),
+});
+
+const stateCounts = object(Object.fromEntries(JOB_STATES.map((s) => [s, int])));
+
+const queueStats = object({
+  queue: str,
+  counts: stateCounts,
+  slots: object(
+    { workers: int, total: int, used: int },
+    { description: 'Over workers that are not offline and serve the queue: how many, their slots, and the slots in use.' },
+  ),
+  recent: object(
+    {
+      spanMs: { type: 'integer', description: 'The time the figures cover: the window, or less when the sample bound cut it.' },
+      completed: { type: 'integer', description: 'Attempts that ended with a result.' },
+      failed: { type: 'integer', description: 'Attempts that failed, timed out or were lost.' },
+      throughputPerMinute: { type: 'number', description: 'completed per minute over spanMs.' },
+      runTimeMeanMs: { type: ['number', 'null'], description: 'Mean of finishedAt - leasedAt over completed attempts.' },
+      runTimeP95Ms: { type: ['number', 'null'], description: 'Nearest-rank 95th percentile of the same.' },
+    },
+  ),
+});
+
+export function componentSchemas(): Record<string, JsonSchema> {
+  return {
+    Error: object(
+      {
+        error: object(
+          { code: { type: 'string', enum: Object.keys(ERRORS) }, message: str },
+          { properties: { code: { type: 'string', enum: Object.keys(ERRORS) }, message: str, details: { description: 'Machine-readable context.' } } },
+        ),
+      },
+      { description: 'Every error answer. Match on code (docs/errors.md).' },
+    ),
+    JobSpec: jobSpecDoc(),
+    JobError: jobError,
+    Job: object(jobProperties),
+    JobSummary: object(summaryProperties, { description: 'A job without its payload and result.' }),
+    JobDetail: { allOf: [ref('Job'), object({ attemptList: { type: 'array', items: ref('Attempt') } })] },
+    Attempt: attempt,
+    JobPage: object({ jobs: { type: 'array', items: ref('JobSummary') }, nextCursor: { type: ['string', 'null'] } }),
+    BatchSubmit: object({ jobs: { type: 'array', minItems: 1, maxItems: LIMITS.submitBatchMaxJobs, items: ref('JobSpec') } }, { additionalProperties: false }),
+    BatchResult: object({ results: { type: 'array', items: object({ created: bool, job: ref('Job') }) } }),
+    CancelRequest: { type: 'object', additionalProperties: false, properties: { reason: { type: 'string', maxLength: LIMITS.errorMessageMaxChars } } },
+    Empty: { type: 'object', additionalProperties: false, properties: {} },
+    Worker: worker,
+    WorkerDetail: { allOf: [ref('Worker'), object({ attempts: { type: 'array', items: ref('Attempt') } })] },
+    WorkerList: object({ workers: { type: 'array', items: ref('Worker') } }),
+    QueueStats: queueStats,
+    QueueList: object({ windowMs: int, queues: { type: 'array', items: ref('QueueStats') } }),
+    JobEvent: object({ jobId: str, state: { type: 'string', enum: [...JOB_STATES] }, at: ms('Epoch ms.') }),
+    WorkerEvent: object({ workerId: str, event: { type: 'string', enum: ['attached', 'detached', 'draining'] }, at: ms('Epoch ms.') }),
+    Health: object({ status: { const: 'ok' } }),
+    Ready: object({ status: { const: 'ready' }, store: { type: 'string', enum: ['sqlite', 'postgres'] } }),
+    OpenApiDocument: { type: 'object' },
+  };
+}
+
+const STATUS_TEXT: Record<number, string> = {
+  400: 'Bad input: INVALID_INPUT, UNKNOWN_FIELD or UNKNOWN_DEPENDENCY',
+  401: 'UNAUTHORIZED: no token, or not a known one',
+  403: 'FORBIDDEN: the token lacks the scope',
+  404: 'JOB_NOT_FOUND or WORKER_NOT_FOUND',
+  409: 'INVALID_STATE: the job is not in a state that allows this',
+  413: 'PAYLOAD_TOO_LARGE: the body or the payload is over its limit',
+  500: 'INTERNAL',
+  503: 'NOT_READY or STORE_BUSY',
+};
+
+const openApiPath = (url: string): string => url.replace(/:([A-Za-z]+)/g, '{$1}');
+
+function operation(route: RouteSpec): JsonSchema {
+  const parameters: JsonSchema[] = [];
+  for (const m of route.url.matchAll(/:([A-Za-z]+)/g)) {
+    parameters.push({ name: m[1], in: 'path', required: true, schema: idSchema });
+  }
+  const query = (route.query?.properties ?? {}) as Record<string, JsonSchema>;
+  for (const [name, schema] of Object.entries(query)) {
+    const { description, ...rest } = schema;
+    parameters.push({ name, in: 'query', required: false, schema: rest, ...(description ? { description } : {}) });
+  }
+  const responses: Record<string, JsonSchema> = {};
+  for (const [status, r] of Object.entries(route.responses)) {
+    const contentType = r.contentType ?? 'application/json';
+    responses[status] = {
+      description: r.description,
+      content: { [contentType]: { schema: r.schema ? ref(r.schema) : { type: 'string' } } },
+    };
+  }
+  const errors = [...route.errors, ...(route.scope ? [401, 403] : []), 500];
+  for (const status of [...new Set(errors)].sort()) {
+    responses[String(status)] = { description: STATUS_TEXT[status] ?? 'Error', content: { 'application/json': { schema: ref('Error') } } };
+  }
+  return {
+    operationId: route.id,
+    summary: route.summary,
+    description: route.scope ? `${route.description}\n\nScope: ${route.scope}.` : `${route.description}\n\nNo token needed.`,
+    tags: [route.url.startsWith('/v1/') ? route.url.split('/')[2] : 'health'],
+    'x-gaffer-scope': route.scope,
+    security: route.scope ? [{ bearer: [route.scope] }] : [],
+    ...(parameters.length > 0 ? { parameters } : {}),
+    ...(route.bodyDoc
+      ? { requestBody: { required: route.bodyRequired, content: { 'application/json': { schema: ref(route.bodyDoc) } } } }
+      : {}),
+    responses,
+  };
+}
+
+/** The whole document, as GET /v1/openapi.json serves it. */
+export function buildOpenApi(version = '0.1.0'): JsonSchema {
+  const paths: Record<string, Record<string, JsonSchema>> = {};
+  for (const route of ROUTES) {
+    const path = openApiPath(route.url);
+    paths[path] = { ...paths[path], [route.method.toLowerCase()]: operation(route) };
+  }
+  return {
+    openapi: '3.1.0',
+    info: {
+      title: 'Gaffer',
+      version,
+      description:
+        'A coordinator for pools of heavy compute workers. JSON over HTTP under /v1. Every error answers `{ error: { code, message, details? } }`. ' +
+        'Execution is at least once; acceptance of a result is exactly once.',
+    },
+    jsonSchemaDialect: 'https://spec.openapis.org/oas/3.1/dialect/base',
+    security: [{ bearer: [] }],
+    paths,
+    components: {
+      schemas: componentSchemas(),
+      securitySchemes: {
+        bearer: {
+          type: 'http',
+          scheme: 'bearer',
+          description: `Authorization: Bearer <token>. A token carries scopes (${SCOPES.join(', ')}); admin implies every scope. A server with no token configured allows every request.`,
+        },
+      },
+    },
+  };
+}

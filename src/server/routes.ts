@@ -1,0 +1,325 @@
+// The HTTP API as one table: every route with its scope, its request checks
+// and its responses. http.ts registers a handler for each entry and validates
+// with these schemas; openapi.ts describes the same entries, so the document
+// and the server cannot drift apart.
+import { HTTP_DEFAULTS, LIMITS } from '../types/limits.ts';
+import { queueNameSchema } from '../types/schemas.ts';
+import { JOB_STATES } from '../types/states.ts';
+import type { Scope } from './auth.ts';
+
+export type RouteId =
+  | 'healthz'
+  | 'readyz'
+  | 'openapi'
+  | 'submitJob'
+  | 'submitBatch'
+  | 'listJobs'
+  | 'getJob'
+  | 'getResult'
+  | 'cancelJob'
+  | 'retryJob'
+  | 'listWorkers'
+  | 'getWorker'
+  | 'drainWorker'
+  | 'listQueues'
+  | 'events';
+
+export interface ResponseSpec {
+  description: string;
+  /** A schema name under components.schemas; absent for a stream. */
+  schema?: string;
+  /** Defaults to application/json. */
+  contentType?: string;
+}
+
+export interface RouteSpec {
+  id: RouteId;
+  method: 'GET' | 'POST';
+  /** In fastify's form: `/v1/jobs/:id`. */
+  url: string;
+  /** The scope a bearer token needs; null: no token needed. */
+  scope: Scope | null;
+  summary: string;
+  description: string;
+  /** Checked by the HTTP layer before the handler runs; unknown parameters are refused. */
+  query?: JsonSchema;
+  /** Checked by the HTTP layer (the job bodies are checked by the coordinator instead). */
+  body?: JsonSchema;
+  /** The body as the document shows it: a schema name under components.schemas. */
+  bodyDoc: string | null;
+  bodyRequired: boolean;
+  responses: Record<number, ResponseSpec>;
+  /** Error statuses this route may answer besides 401, 403 and 500. */
+  errors: number[];
+}
+
+export type JsonSchema = Record<string, unknown>;
+
+/** Ids of jobs and workers in paths and queries. */
+export const idSchema = { type: 'string', minLength: 1, maxLength: LIMITS.keyMaxChars } as const;
+
+export const listJobsQuerySchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    queue: queueNameSchema,
+    state: { type: 'string', enum: JOB_STATES },
+    label: {
+      type: 'string',
+      description: '`key=value`: only jobs carrying this label with this value.',
+      pattern: '^[^=]+=',
+      maxLength: 2 * LIMITS.keyMaxChars + 1,
+    },
+    limit: { type: 'integer', minimum: 1, maximum: LIMITS.listMaxJobs, description: `Jobs per page; ${HTTP_DEFAULTS.listDefaultJobs} when left out.` },
+    cursor: { type: 'string', pattern: '^[A-Za-z0-9_-]+$', maxLength: 128, description: 'The `nextCursor` of the previous page.' },
+  },
+} as const;
+
+export const resultQuerySchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    waitMs: {
+      type: 'integer',
+      minimum: 0,
+      description: `Wait up to this long for the job to end; 0 (the default) answers at once. Cut to ${LIMITS.resultWaitMaxMs}.`,
+    },
+  },
+} as const;
+
+export const eventsQuerySchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    jobId: { ...idSchema, description: 'Only the events of this job.' },
+    type: { type: 'string', enum: ['job', 'worker'], description: 'Only job events, or only worker events.' },
+  },
+} as const;
+
+/** The HTTP wrapper of a batch; each job in it is checked by the coordinator. */
+export const batchBodySchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['jobs'],
+  properties: { jobs: { type: 'array' } },
+} as const;
+
+export const cancelBodySchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: { reason: { type: 'string', maxLength: LIMITS.errorMessageMaxChars } },
+} as const;
+
+/** For POSTs that take no fields: no body, or `{}`. */
+export const emptyBodySchema = { type: 'object', additionalProperties: false, properties: {} } as const;
+
+const JOB_ERRORS = [400, 404];
+
+export const ROUTES: readonly RouteSpec[] = [
+  {
+    id: 'healthz',
+    method: 'GET',
+    url: '/healthz',
+    scope: null,
+    summary: 'The process is up',
+    description: 'Answers 200 while the process serves HTTP. It does not touch the store: use /readyz for that.',
+    bodyDoc: null,
+    bodyRequired: false,
+    responses: { 200: { description: 'Up', schema: 'Health' } },
+    errors: [],
+  },
+  {
+    id: 'readyz',
+    method: 'GET',
+    url: '/readyz',
+    scope: null,
+    summary: 'The store answers',
+    description: 'Answers 200 when the store answers a trivial query, 503 NOT_READY when it does not.',
+    bodyDoc: null,
+    bodyRequired: false,
+    responses: { 200: { description: 'Ready', schema: 'Ready' } },
+    errors: [503],
+  },
+  {
+    id: 'openapi',
+    method: 'GET',
+    url: '/v1/openapi.json',
+    scope: null,
+    summary: 'This document',
+    description: 'The OpenAPI 3.1 description of the API. It needs no token.',
+    bodyDoc: null,
+    bodyRequired: false,
+    responses: { 200: { description: 'The OpenAPI document', schema: 'OpenApiDocument' } },
+    errors: [],
+  },
+  {
+    id: 'submitJob',
+    method: 'POST',
+    url: '/v1/jobs',
+    scope: 'client',
+    summary: 'Submit a job',
+    description:
+      'Validates and stores one job. 201 with the new job; 200 with the existing job when its idempotencyKey was seen before (nothing new is written).',
+    bodyDoc: 'JobSpec',
+    bodyRequired: true,
+    responses: {
+      201: { description: 'Created', schema: 'Job' },
+      200: { description: 'The idempotencyKey was seen: the existing job', schema: 'Job' },
+    },
+    errors: [400, 413],
+  },
+  {
+    id: 'submitBatch',
+    method: 'POST',
+    url: '/v1/jobs/batch',
+    scope: 'client',
+    summary: 'Submit many jobs in one transaction',
+    description: `All or none: one invalid job refuses the whole batch and nothing is written. At most ${LIMITS.submitBatchMaxJobs} jobs. 201 when at least one job was created, 200 when every job was an idempotent repeat.`,
+    body: batchBodySchema,
+    bodyDoc: 'BatchSubmit',
+    bodyRequired: true,
+    responses: {
+      201: { description: 'At least one job created', schema: 'BatchResult' },
+      200: { description: 'Every job already existed', schema: 'BatchResult' },
+    },
+    errors: [400, 413],
+  },
+  {
+    id: 'listJobs',
+    method: 'GET',
+    url: '/v1/jobs',
+    scope: 'client',
+    summary: 'List jobs, newest first',
+    description: 'Filters combine with AND. Pages with an opaque cursor. Each job is shown without its payload and result: get the job for those.',
+    query: listJobsQuerySchema,
+    bodyDoc: null,
+    bodyRequired: false,
+    responses: { 200: { description: 'One page', schema: 'JobPage' } },
+    errors: [400],
+  },
+  {
+    id: 'getJob',
+    method: 'GET',
+    url: '/v1/jobs/:id',
+    scope: 'client',
+    summary: 'Get a job',
+    description: 'The job with its state, result or error, and every attempt so far (attemptList).',
+    bodyDoc: null,
+    bodyRequired: false,
+    responses: { 200: { description: 'The job', schema: 'JobDetail' } },
+    errors: [404],
+  },
+  {
+    id: 'getResult',
+    method: 'GET',
+    url: '/v1/jobs/:id/result',
+    scope: 'client',
+    summary: 'Wait for a job to end (long poll)',
+    description:
+      'Answers with the job as soon as it is terminal (succeeded, failed, cancelled, expired), or with the job as it is when waitMs runs out. Look at state to tell which.',
+    query: resultQuerySchema,
+    bodyDoc: null,
+    bodyRequired: false,
+    responses: { 200: { description: 'The job, terminal or not', schema: 'Job' } },
+    errors: JOB_ERRORS,
+  },
+  {
+    id: 'cancelJob',
+    method: 'POST',
+    url: '/v1/jobs/:id/cancel',
+    scope: 'client',
+    summary: 'Cancel a job',
+    description:
+      'Cancels a job that has not ended, stops its live attempts and cancels its waiting dependants. Cancelling a cancelled job answers it again; a job that ended otherwise is 409 INVALID_STATE.',
+    body: cancelBodySchema,
+    bodyDoc: 'CancelRequest',
+    bodyRequired: false,
+    responses: { 200: { description: 'The cancelled job', schema: 'Job' } },
+    errors: [400, 404, 409],
+  },
+  {
+    id: 'retryJob',
+    method: 'POST',
+    url: '/v1/jobs/:id/retry',
+    scope: 'client',
+    summary: 'Retry a job that ended badly',
+    description: 'Puts a failed, cancelled or expired job back in its queue with a fresh retry budget. Any other state is 409 INVALID_STATE.',
+    body: emptyBodySchema,
+    bodyDoc: 'Empty',
+    bodyRequired: false,
+    responses: { 200: { description: 'The queued job', schema: 'Job' } },
+    errors: [400, 404, 409],
+  },
+  {
+    id: 'listWorkers',
+    method: 'GET',
+    url: '/v1/workers',
+    scope: 'client',
+    summary: 'List workers',
+    description: 'Every known worker with its state, resources, slots per queue (queues) and slots in use per queue (running).',
+    bodyDoc: null,
+    bodyRequired: false,
+    responses: { 200: { description: 'The workers', schema: 'WorkerList' } },
+    errors: [],
+  },
+  {
+    id: 'getWorker',
+    method: 'GET',
+    url: '/v1/workers/:id',
+    scope: 'client',
+    summary: 'Get a worker',
+    description: 'The worker, and the attempts it holds now (attempts).',
+    bodyDoc: null,
+    bodyRequired: false,
+    responses: { 200: { description: 'The worker', schema: 'WorkerDetail' } },
+    errors: [404],
+  },
+  {
+    id: 'drainWorker',
+    method: 'POST',
+    url: '/v1/workers/:id/drain',
+    scope: 'admin',
+    summary: 'Drain a worker',
+    description: 'The worker finishes what it holds and is given nothing new. A worker that reconnects starts undrained.',
+    body: emptyBodySchema,
+    bodyDoc: 'Empty',
+    bodyRequired: false,
+    responses: { 200: { description: 'The draining worker', schema: 'Worker' } },
+    errors: [400, 404],
+  },
+  {
+    id: 'listQueues',
+    method: 'GET',
+    url: '/v1/queues',
+    scope: 'client',
+    summary: 'Queue statistics',
+    description:
+      'Per queue: jobs per state, worker slots, and over the recent window (queueStatsWindowMs) the attempts completed and failed, the throughput, and the mean and p95 run time.',
+    bodyDoc: null,
+    bodyRequired: false,
+    responses: { 200: { description: 'The queues', schema: 'QueueList' } },
+    errors: [],
+  },
+  {
+    id: 'events',
+    method: 'GET',
+    url: '/v1/events',
+    scope: 'client',
+    summary: 'Stream job and worker events (server-sent events)',
+    description:
+      'text/event-stream: `event: job` with a JobEvent, `event: worker` with a WorkerEvent, in the order they happened, ' +
+      `from the moment of connecting (no replay). A comment line every ${HTTP_DEFAULTS.sseHeartbeatIntervalMs / 1000} s keeps the stream alive. ` +
+      `A client that falls ${LIMITS.sseBufferMaxEvents} events behind is disconnected.`,
+    query: eventsQuerySchema,
+    bodyDoc: null,
+    bodyRequired: false,
+    responses: { 200: { description: 'The event stream', contentType: 'text/event-stream' } },
+    errors: [400],
+  },
+];
+
+export function routeById(id: RouteId): RouteSpec {
+  const r = ROUTES.find((x) => x.id === id);
+  if (!r) throw new Error(`no route ${id}`);
+  return r;
+}

@@ -1,0 +1,249 @@
+// The worker socket spoken by hand: real sockets on 127.0.0.1, a real
+// coordinator on a SQLite file, frames read one by one. Nothing waits on a
+// timer: each step waits for the frame or event it needs.
+import assert from 'node:assert/strict';
+import { afterEach, beforeEach, describe, it } from 'node:test';
+import { Auth } from './auth.ts';
+import { CLOSE_CODES, PROTOCOL_VERSION } from '../types/protocol.ts';
+import { RawClient, startTestCoordinator, TEST_TOKEN, type TestCoordinator } from './testing.ts';
+
+const T = { timeout: 30_000 };
+
+describe('worker socket', () => {
+  let tc: TestCoordinator;
+  const clients: RawClient[] = [];
+  const client = (token: string | null = TEST_TOKEN, url = tc.url): RawClient => {
+    const c = new RawClient(url, token);
+    clients.push(c);
+    return c;
+  };
+  const spec = (name: string, queues: Record<string, number> = { work: 1 }, extra: object = {}) => ({ name, queues, ...extra });
+
+  beforeEach(async () => {
+    tc = await startTestCoordinator({ socket: { protocolViolationsMax: 3 } });
+  });
+
+  afterEach(async () => {
+    for (const c of clients.splice(0)) c.ws.terminate();
+    await tc.close();
+  });
+
+  it('says welcome, assigns, takes heartbeats and progress, and accepts a result', T, async () => {
+    const { job } = await tc.coordinator.submit({ queue: 'work', payload: { n: 21 } });
+    const c = client();
+    const welcome = await c.hello(spec('w1'));
+    assert.equal(welcome.protocol, PROTOCOL_VERSION);
+    assert.ok(welcome.workerId.length > 0);
+    assert.ok(welcome.heartbeatIntervalMs > 0);
+    assert.ok(welcome.frameMaxBytes > 0);
+    assert.deepEqual([welcome.resumed, welcome.revoked], [[], []]);
+    const assign = await c.next('assign');
+    assert.equal(assign.assignments.length, 1);
+    const a = assign.assignments[0]!;
+    assert.deepEqual([a.jobId, a.queue, a.payload, a.attempt, a.workerId], [job.id, 'work', { n: 21 }, 1, welcome.workerId]);
+    c.send({ type: 'heartbeat', attempts: [{ attemptId: a.attemptId, lease: a.lease }] });
+    c.send({ type: 'progress', attemptId: a.attemptId, lease: a.lease, progress: { half: true } });
+    c.send({ type: 'complete', attemptId: a.attemptId, lease: a.lease, result: { n: 42 } });
+    assert.deepEqual(await c.next('ack'), { type: 'ack', attemptId: a.attemptId, ok: true });
+    const done = await tc.waitForJob(job.id);
+    assert.deepEqual([done.state, done.result, done.attempts], ['succeeded', { n: 42 }, 1]);
+    const [attempt] = await tc.store.listAttempts({ jobId: job.id });
+    assert.deepEqual(attempt?.progress, { half: true });
+    assert.deepEqual(c.pending(), [], 'no error frames');
+  });
+
+  it('fills free slots in one batch and never more, then one more as a slot frees', T, async () => {
+    const jobs = await tc.coordinator.submitMany(Array.from({ length: 5 }, (_, i) => ({ queue: 'work', payload: i })));
+    const c = client();
+    await c.hello(spec('w1', { work: 2 }));
+    const first = await c.next('assign');
+    assert.equal(first.assignments.length, 2, 'two slots, two attempts, one frame');
+    const [a, b] = first.assignments;
+    c.send({ type: 'complete', attemptId: a!.attemptId, lease: a!.lease, result: 'a' });
+    await c.next('ack');
+    const second = await c.next('assign');
+    assert.equal(second.assignments.length, 1, 'one slot freed, one attempt');
+    // A barrier: frames are handled in order, so this ack comes after anything the complete caused.
+    c.send({ type: 'complete', attemptId: 'nope', lease: 'nope', result: null });
+    assert.equal((await c.next('ack')).ok, false);
+    assert.deepEqual(c.pending().filter((f) => f.type === 'assign'), [], 'no third attempt while both slots are held');
+    const live = await tc.store.listWorkers();
+    assert.deepEqual(live[0]?.running, { work: 2 });
+    void b;
+    void jobs;
+  });
+
+  it('refuses a late report from a worker whose lease expired, and keeps the new attempt\'s result', T, async () => {
+    const { job } = await tc.coordinator.submit({ queue: 'work', payload: 1, heartbeatTimeoutMs: 1000, backoff: { baseMs: 0, maxMs: 0 } });
+    const stale = client();
+    await stale.hello(spec('stale'));
+    const [old] = (await stale.next('assign')).assignments;
+    // The stale worker sends nothing; its lease runs out and the sweeper takes the job back.
+    const revoke = await stale.next('revoke');
+    assert.deepEqual(revoke.attemptIds, [old!.attemptId]);
+    const fresh = client();
+    await fresh.hello(spec('fresh'));
+    const [next] = (await fresh.next('assign')).assignments;
+    assert.equal(next!.jobId, job.id);
+    assert.equal(next!.attempt, 2, 'the silent worker was not given the job again');
+    stale.send({ type: 'complete', attemptId: old!.attemptId, lease: old!.lease, result: 'stale' });
+    const refused = await stale.next('ack');
+    assert.equal(refused.ok, false);
+    assert.equal(refused.error?.code, 'STALE_LEASE');
+    fresh.send({ type: 'complete', attemptId: next!.attemptId, lease: next!.lease, result: 'fresh' });
+    assert.equal((await fresh.next('ack')).ok, true);
+    const done = await tc.waitForJob(job.id);
+    assert.deepEqual([done.state, done.result], ['succeeded', 'fresh']);
+    const states = (await tc.store.listAttempts({ jobId: job.id })).map((x) => x.state);
+    assert.deepEqual(states, ['lost', 'completed']);
+  });
+
+  it('resumes the attempts a reconnecting worker presents, and revokes those it no longer holds', T, async () => {
+    const { job } = await tc.coordinator.submit({ queue: 'work', payload: 1, heartbeatTimeoutMs: 10_000 });
+    const first = client();
+    const welcome = await first.hello(spec('w1', { work: 2 }));
+    const [a] = (await first.next('assign')).assignments;
+    first.ws.terminate();
+    await first.closed;
+    const second = client();
+    const bogus = { attemptId: '01BOGUS', lease: 'nope' };
+    const again = await second.hello({ id: welcome.workerId, ...spec('w1', { work: 2 }) }, [{ attemptId: a!.attemptId, lease: a!.lease }, bogus]);
+    assert.equal(again.workerId, welcome.workerId);
+    assert.deepEqual(again.resumed, [a!.attemptId]);
+    assert.deepEqual(again.revoked, [bogus.attemptId]);
+    second.send({ type: 'complete', attemptId: a!.attemptId, lease: a!.lease, result: 'once' });
+    assert.equal((await second.next('ack')).ok, true);
+    const done = await tc.waitForJob(job.id);
+    assert.deepEqual([done.state, done.result, done.attempts], ['succeeded', 'once', 1]);
+  });
+
+  it('answers bad frames with error frames and closes only the connection that keeps sending them', T, async () => {
+    const bad = client();
+    await bad.opened;
+    bad.send({ type: 'heartbeat', attempts: [] });
+    assert.deepEqual(await bad.next('error'), { type: 'error', code: 'PROTOCOL_ERROR', message: 'send hello first', frame: 'heartbeat' });
+    bad.sendText('this is not json');
+    assert.equal((await bad.next('error')).code, 'PROTOCOL_ERROR');
+    const good = client();
+    await good.hello(spec('good'));
+    await bad.hello(spec('bad'));
+    bad.send({ type: 'hello', protocol: PROTOCOL_VERSION, worker: spec('bad') });
+    const twice = await bad.next('error');
+    assert.deepEqual([twice.code, twice.frame, twice.message], ['PROTOCOL_ERROR', 'hello', 'hello was already sent on this connection']);
+    // The fourth violation passes the bound of three: the error frame, then the close.
+    bad.send({ type: 'launch-missiles' });
+    const unknown = await bad.next('error');
+    assert.match(unknown.message, /unknown frame type "launch-missiles"/);
+    assert.equal((await bad.closed).code, CLOSE_CODES.protocolViolations);
+    // The other worker is untouched and still gets work.
+    const { job } = await tc.coordinator.submit({ queue: 'work', payload: 7 });
+    const [a] = (await good.next('assign')).assignments;
+    good.send({ type: 'complete', attemptId: a!.attemptId, lease: a!.lease, result: 8 });
+    assert.equal((await good.next('ack')).ok, true);
+    assert.equal((await tc.waitForJob(job.id)).result, 8);
+  });
+
+  it('refuses a frame larger than frameMaxBytes with an error frame, and frames that break their schema', T, async () => {
+    await tc.close();
+    tc = await startTestCoordinator({ socket: { frameMaxBytes: 1024, protocolViolationsMax: 10 } });
+    const c = client();
+    await c.hello(spec('w'));
+    c.send({ type: 'progress', attemptId: 'a', lease: 'b', progress: 'x'.repeat(2000) });
+    const big = await c.next('error');
+    assert.equal(big.code, 'PAYLOAD_TOO_LARGE');
+    c.send({ type: 'complete', attemptId: 'a', lease: 'b', result: 1, extra: true });
+    const extra = await c.next('error');
+    assert.deepEqual([extra.code, extra.frame, extra.attemptId], ['PROTOCOL_ERROR', 'complete', 'a']);
+    assert.match(extra.message, /unknown field "extra"/);
+    c.send({ type: 'fail', attemptId: 'a', lease: 'b' });
+    assert.match((await c.next('error')).message, /must have required property 'error'/);
+    c.sendText(Buffer.from([1, 2, 3]));
+    assert.match((await c.next('error')).message, /not binary/);
+    c.send([1, 2]);
+    assert.match((await c.next('error')).message, /JSON object/);
+    // Still open: a barrier frame is answered.
+    c.send({ type: 'complete', attemptId: 'nope', lease: 'nope', result: null });
+    const ack = await c.next('ack');
+    assert.deepEqual([ack.ok, ack.error?.code], [false, 'ATTEMPT_NOT_FOUND']);
+  });
+
+  it('refuses an invalid hello with an error frame and lets the worker try again', T, async () => {
+    const c = client();
+    await c.opened;
+    c.send({ type: 'hello', protocol: PROTOCOL_VERSION, worker: { name: 'w', queues: {}, colour: 'blue' } });
+    const err = await c.next('error');
+    assert.equal(err.frame, 'hello');
+    assert.ok(['INVALID_INPUT', 'UNKNOWN_FIELD'].includes(err.code), err.code);
+    const welcome = await c.hello(spec('w'));
+    assert.ok(welcome.workerId);
+  });
+
+  it('closes a connection that speaks another protocol version', T, async () => {
+    const c = client();
+    await c.opened;
+    c.send({ type: 'hello', protocol: 99, worker: spec('w') });
+    const err = await c.next('error');
+    assert.match(err.message, /speaks protocol 1, not 99/);
+    assert.equal((await c.closed).code, CLOSE_CODES.unsupportedProtocol);
+  });
+
+  it('refuses a missing or wrong token, a token without the worker scope, and other paths, before upgrading', T, async () => {
+    await tc.close();
+    tc = await startTestCoordinator({
+      auth: new Auth([
+        { token: TEST_TOKEN, scopes: ['worker'] },
+        { token: 'client-only', scopes: ['client'] },
+      ]),
+    });
+    await assert.rejects(client(null).opened, { status: 401 });
+    await assert.rejects(client('wrong').opened, { status: 401 });
+    await assert.rejects(client('client-only').opened, { status: 403 });
+    await assert.rejects(client(TEST_TOKEN, tc.url.replace('/v1/worker', '/v1/elsewhere')).opened, { status: 404 });
+    await client(TEST_TOKEN).opened;
+  });
+
+  it('holds affinity keys from a keys frame, so a job that requires one is assigned', T, async () => {
+    const { job } = await tc.coordinator.submit({ queue: 'work', affinity: { key: 'sector-7', mode: 'require' } });
+    const c = client();
+    const welcome = await c.hello(spec('w', { work: 1 }, { keys: ['other'] }));
+    c.send({ type: 'keys', hold: ['sector-7'], release: ['other'] });
+    const [a] = (await c.next('assign')).assignments;
+    assert.equal(a!.jobId, job.id);
+    assert.deepEqual((await tc.store.getWorker({ id: welcome.workerId }))?.keys, ['sector-7']);
+  });
+
+  it('sends a revoke when a client cancels the job, and takes no new work after drain', T, async () => {
+    const { job } = await tc.coordinator.submit({ queue: 'work' });
+    const c = client();
+    const welcome = await c.hello(spec('w'));
+    const [a] = (await c.next('assign')).assignments;
+    await tc.coordinator.cancel(job.id, 'changed my mind');
+    const revoke = await c.next('revoke');
+    assert.deepEqual(revoke.attemptIds, [a!.attemptId]);
+    c.send({ type: 'drain' });
+    c.send({ type: 'complete', attemptId: 'barrier', lease: 'x', result: null });
+    await c.next('ack');
+    assert.equal((await tc.store.getWorker({ id: welcome.workerId }))?.draining, true);
+  });
+
+  it('closes the older connection when a worker says hello again on a new one', T, async () => {
+    const first = client();
+    const welcome = await first.hello(spec('w'));
+    const second = client();
+    await second.hello({ id: welcome.workerId, ...spec('w') });
+    assert.equal((await first.closed).code, CLOSE_CODES.superseded);
+    const { job } = await tc.coordinator.submit({ queue: 'work' });
+    const [a] = (await second.next('assign')).assignments;
+    assert.equal(a!.jobId, job.id);
+  });
+
+  it('closes a connection that sends no hello in time', T, async () => {
+    await tc.close();
+    tc = await startTestCoordinator({ socket: { helloTimeoutMs: 100 } });
+    const c = client();
+    await c.opened;
+    const err = await c.next('error');
+    assert.match(err.message, /no hello within 100 ms/);
+    assert.equal((await c.closed).code, CLOSE_CODES.timeout);
+  });
+});

@@ -1,0 +1,457 @@
+// The worker endpoint: a WebSocket at /v1/worker on the coordinator's HTTP
+// server. Each connection says hello, becomes a WorkerSession, and from then
+// on its frames map one to one onto the session (docs/worker-protocol.md).
+//
+// - Auth happens on the upgrade request (Authorization: Bearer, worker scope);
+//   a refused request gets a plain HTTP answer and never becomes a WebSocket.
+// - Frames of one connection are handled one at a time, in the order sent, so
+//   a complete never overtakes the heartbeat before it.
+// - A dropped connection only detaches its session: the leases stay until
+//   their heartbeat timeout, and a hello that presents them resumes them.
+// - Bad frames get an error frame; after protocolViolationsMax of them the
+//   connection (and only it) is closed.
+import type { IncomingMessage, Server } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { pino, type Logger } from 'pino';
+import { WebSocketServer, type RawData, type WebSocket } from 'ws';
+import type { Coordinator, WorkerLink, WorkerSession } from '../coordinator/coordinator.ts';
+import type { LeaseRef } from '../store/store.ts';
+import type { TimerHandle } from '../types/clock.ts';
+import { GafferError, isGafferError } from '../types/errors.ts';
+import { PROTOCOL_DEFAULTS } from '../types/limits.ts';
+import type { Assignment } from '../types/model.ts';
+import {
+  CLOSE_CODES,
+  PROTOCOL_VERSION,
+  WORKER_PATH,
+  type CoordinatorFrame,
+  type ErrorFrame,
+  type HelloFrame,
+  type WorkerFrame,
+} from '../types/protocol.ts';
+import type { Auth } from './auth.ts';
+import { FrameError, parseWorkerFrame } from './worker-frames.ts';
+
+/** Bounds and timings; each defaults to PROTOCOL_DEFAULTS. */
+export interface WorkerSocketOptions {
+  heartbeatIntervalMs?: number;
+  frameMaxBytes?: number;
+  frameHardMaxBytes?: number;
+  protocolViolationsMax?: number;
+  helloTimeoutMs?: number;
+  idleTimeoutMs?: number;
+  frameQueueMax?: number;
+}
+
+export interface WorkerSocketDeps {
+  coordinator: Coordinator;
+  auth: Auth;
+  logger?: Logger;
+  options?: WorkerSocketOptions;
+}
+
+export interface WorkerSocketHandle {
+  /** Stops taking connections, closes the open ones (1001) and detaches their sessions. */
+  close(): Promise<void>;
+}
+
+type Settings = Required<WorkerSocketOptions>;
+type Log = Logger;
+
+/** How long close() waits for a closing handshake before cutting the socket. */
+const CLOSE_GRACE_MS = 1000;
+
+export function attachWorkerSocket(server: Server, deps: WorkerSocketDeps): WorkerSocketHandle {
+  const settings: Settings = { ...PROTOCOL_DEFAULTS, ...definedOnly(deps.options ?? {}) };
+  const log: Log = (deps.logger ?? pino({ level: 'silent' })).child({ component: 'worker-socket' });
+  const wss = new WebSocketServer({ noServer: true, maxPayload: settings.frameHardMaxBytes, perMessageDeflate: false });
+  const connections = new Set<WorkerConnection>();
+  const byWorker = new Map<string, WorkerConnection>();
+  let closing = false;
+
+  const registry: Registry = {
+    claim(conn, workerId) {
+      const previous = byWorker.get(workerId);
+      byWorker.set(workerId, conn);
+      if (previous && previous !== conn) previous.close(CLOSE_CODES.superseded, 'another connection said hello as this worker');
+    },
+    release(conn) {
+      connections.delete(conn);
+      if (conn.workerId !== null && byWorker.get(conn.workerId) === conn) byWorker.delete(conn.workerId);
+    },
+  };
+
+  const onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
+    socket.on('error', () => undefined);
+    const path = new URL(req.url ?? '/', 'http://localhost').pathname;
+    if (path !== WORKER_PATH) {
+      refuse(socket, new GafferError('ROUTE_NOT_FOUND', `no WebSocket endpoint at ${path}; workers connect to ${WORKER_PATH}`));
+      return;
+    }
+    if (closing) {
+      refuse(socket, new GafferError('NOT_READY', 'the coordinator is shutting down'));
+      return;
+    }
+    try {
+      deps.auth.check(req.headers.authorization, 'worker');
+    } catch (err) {
+      refuse(socket, isGafferError(err) ? err : new GafferError('UNAUTHORIZED'));
+      return;
+    }
+    wss.handleUpgrade(req, socket, head, (ws) => {
+      const remote = `${req.socket.remoteAddress ?? '?'}:${req.socket.remotePort ?? '?'}`;
+      const conn = new WorkerConnection(ws, deps.coordinator, settings, log.child({ remote }), registry);
+      connections.add(conn);
+      if (closing) conn.close(CLOSE_CODES.goingAway, 'the coordinator is shutting down');
+    });
+  };
+  server.on('upgrade', onUpgrade);
+
+  return {
+    async close() {
+      closing = true;
+      server.off('upgrade', onUpgrade);
+      const all = [...connections];
+      for (const c of all) c.close(CLOSE_CODES.goingAway, 'the coordinator is shutting down');
+      await Promise.all(all.map((c) => c.closed));
+      await new Promise<void>((resolve) => wss.close(() => resolve()));
+    },
+  };
+}
+
+interface Registry {
+  /** This connection now speaks for the worker; an older one for the same worker is closed. */
+  claim(conn: WorkerConnection, workerId: string): void;
+  release(conn: WorkerConnection): void;
+}
+
+function definedOnly<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
+const REASONS: Record<number, string> = { 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 503: 'Service Unavailable' };
+
+/** Answers an upgrade request with a plain HTTP error and closes the socket. */
+function refuse(socket: Duplex, err: GafferError): void {
+  const body = JSON.stringify({ error: err.toJSON() });
+  const head = [
+    `HTTP/1.1 ${err.status} ${REASONS[err.status] ?? 'Error'}`,
+    'Connection: close',
+    'Content-Type: application/json; charset=utf-8',
+    `Content-Length: ${Buffer.byteLength(body)}`,
+  ];
+  if (err.status === 401) head.push('WWW-Authenticate: Bearer');
+  socket.once('finish', () => socket.destroy());
+  socket.end(`${head.join('\r\n')}\r\n\r\n${body}`);
+}
+
+type ConnState = 'hello' | 'attaching' | 'open' | 'closed';
+
+/** One worker's WebSocket: parses frames, runs them in order against the session, sends answers. */
+class WorkerConnection {
+  workerId: string | null = null;
+  readonly closed: Promise<void>;
+  private state: ConnState = 'hello';
+  private session: WorkerSession | null = null;
+  private violations = 0;
+  private chain: Promise<void> = Promise.resolve();
+  private queued = 0;
+  private paused = false;
+  /** Frames for the worker made before welcome went out: sent right after it. */
+  private outbox: CoordinatorFrame[] = [];
+  private lastHeardAt: number;
+  private timer: TimerHandle | null = null;
+  private readonly ws: WebSocket;
+  private readonly coordinator: Coordinator;
+  private readonly settings: Settings;
+  private readonly log: Log;
+  private readonly registry: Registry;
+
+  constructor(ws: WebSocket, coordinator: Coordinator, settings: Settings, log: Log, registry: Registry) {
+    this.ws = ws;
+    this.coordinator = coordinator;
+    this.settings = settings;
+    this.log = log;
+    this.registry = registry;
+    this.lastHeardAt = coordinator.clock.now();
+    this.closed = new Promise((resolve) => {
+      ws.on('close', (code, reason) => void this.onClose(code, reason.toString()).finally(resolve));
+    });
+    ws.on('error', (err) => this.log.warn({ err }, 'worker socket error'));
+    ws.on('message', (data, isBinary) => this.onMessage(data, isBinary));
+    this.armTimer(settings.helloTimeoutMs);
+  }
+
+  /** A method, not a field read, so that TypeScript does not narrow it across awaits. */
+  isClosed(): boolean {
+    return this.state === 'closed';
+  }
+
+  close(code: number, reason: string): void {
+    if (this.ws.readyState === this.ws.CLOSED) return;
+    if (this.ws.readyState !== this.ws.CLOSING) this.ws.close(code, reason);
+    const cut = setTimeout(() => this.ws.terminate(), CLOSE_GRACE_MS);
+    cut.unref();
+    void this.closed.then(() => clearTimeout(cut));
+  }
+
+  // ---- Timers: hello within helloTimeoutMs, then something at least every idleTimeoutMs ----
+
+  private armTimer(delayMs: number): void {
+    const clock = this.coordinator.clock;
+    if (this.timer) clock.clearTimeout(this.timer);
+    this.timer = clock.setTimeout(() => this.onTimer(), delayMs);
+  }
+
+  private onTimer(): void {
+    this.timer = null;
+    if (this.state === 'closed') return;
+    if (this.state === 'hello') {
+      this.sendError(new GafferError('PROTOCOL_ERROR', `no hello within ${this.settings.helloTimeoutMs} ms`));
+      this.close(CLOSE_CODES.timeout, 'no hello in time');
+      return;
+    }
+    const silentMs = this.coordinator.clock.now() - this.lastHeardAt;
+    if (silentMs >= this.settings.idleTimeoutMs) {
+      this.close(CLOSE_CODES.timeout, `nothing heard for ${silentMs} ms`);
+      return;
+    }
+    this.armTimer(this.settings.idleTimeoutMs - silentMs);
+  }
+
+  // ---- Reading ----
+
+  private onMessage(data: RawData, isBinary: boolean): void {
+    if (this.state === 'closed') return;
+    this.lastHeardAt = this.coordinator.clock.now();
+    let frame: WorkerFrame;
+    try {
+      frame = parseWorkerFrame(toBuffer(data), isBinary, this.settings.frameMaxBytes);
+    } catch (err) {
+      this.violation(err);
+      return;
+    }
+    this.enqueue(() => this.handle(frame));
+  }
+
+  /** Runs frames one after another; stops reading the socket while too many wait. */
+  private enqueue(task: () => Promise<void>): void {
+    this.queued++;
+    if (this.queued > this.settings.frameQueueMax && !this.paused) {
+      this.paused = true;
+      this.ws.pause();
+    }
+    this.chain = this.chain
+      .then(task)
+      .catch((err: unknown) => this.log.error({ err }, 'handling a worker frame failed'))
+      .finally(() => {
+        this.queued--;
+        if (this.paused && this.queued <= this.settings.frameQueueMax / 2) {
+          this.paused = false;
+          this.ws.resume();
+        }
+      });
+  }
+
+  private async handle(frame: WorkerFrame): Promise<void> {
+    // Frames read before the connection closed still count (a worker reports, then hangs up): the session
+    // stays attached until they are handled. Only a hello still waiting is dropped.
+    if (this.isClosed() && !this.session) return;
+    if (this.state === 'hello') {
+      if (frame.type !== 'hello') return this.violation(new FrameError(new GafferError('PROTOCOL_ERROR', 'send hello first'), frame.type));
+      return this.hello(frame);
+    }
+    const session = this.session;
+    if (frame.type === 'hello' || !session) {
+      return this.violation(new FrameError(new GafferError('PROTOCOL_ERROR', 'hello was already sent on this connection'), 'hello'));
+    }
+    switch (frame.type) {
+      case 'heartbeat':
+        try {
+          const res = await session.heartbeat(frame.attempts);
+          if (res.revoked.length > 0) this.send({ type: 'revoke', attemptIds: res.revoked, reason: 'STALE_LEASE' });
+        } catch (err) {
+          this.sendError(asGafferError(err, this.log), 'heartbeat');
+        }
+        return;
+      case 'progress':
+        try {
+          await session.progress(ref(frame), frame.progress);
+        } catch (err) {
+          if (isGafferError(err, 'STALE_LEASE') || isGafferError(err, 'ATTEMPT_NOT_FOUND')) {
+            this.send({ type: 'revoke', attemptIds: [frame.attemptId], reason: err.code });
+          } else {
+            this.sendError(asGafferError(err, this.log), 'progress', frame.attemptId);
+          }
+        }
+        return;
+      case 'complete':
+        return this.report(frame.attemptId, () => session.complete(ref(frame), frame.result));
+      case 'fail':
+        return this.report(frame.attemptId, () => session.fail(ref(frame), frame.error, frame.retryable ?? true));
+      case 'keys':
+        try {
+          await session.keys({ hold: frame.hold ?? [], release: frame.release ?? [] });
+        } catch (err) {
+          this.sendError(asGafferError(err, this.log), 'keys');
+        }
+        return;
+      case 'drain':
+        try {
+          await session.drain();
+        } catch (err) {
+          this.sendError(asGafferError(err, this.log), 'drain');
+        }
+        return;
+    }
+  }
+
+  private async hello(frame: HelloFrame): Promise<void> {
+    if (frame.protocol !== PROTOCOL_VERSION) {
+      this.sendError(new FrameError(new GafferError('PROTOCOL_ERROR', `this coordinator speaks protocol ${PROTOCOL_VERSION}, not ${frame.protocol}`), 'hello'));
+      this.close(CLOSE_CODES.unsupportedProtocol, `protocol ${PROTOCOL_VERSION} only`);
+      return;
+    }
+    this.state = 'attaching';
+    const link: WorkerLink = {
+      assign: (assignments) => this.sendAssignments(assignments),
+      revoke: (attemptIds, reason) => this.send({ type: 'revoke', attemptIds, reason }),
+    };
+    let session: WorkerSession;
+    try {
+      session = await this.coordinator.attachWorker(frame.worker, link);
+    } catch (err) {
+      if (this.isClosed()) return;
+      this.state = 'hello';
+      // A hello the coordinator refuses is a violation; one it failed to handle (5xx: busy, internal) is not the worker's fault.
+      if (isGafferError(err) && err.status < 500) return this.violation(new FrameError(err, 'hello'));
+      this.sendError(asGafferError(err, this.log), 'hello');
+      return;
+    }
+    this.session = session;
+    this.workerId = session.workerId;
+    if (this.isClosed()) {
+      await session.detach();
+      return;
+    }
+    this.registry.claim(this, session.workerId);
+    let resumed: { extended: string[]; revoked: string[] };
+    try {
+      // Only the attempts named are extended: an attempt the worker no longer mentions runs out its lease.
+      // (No attempts, no heartbeat: attaching already marked the worker seen, before anything was claimed for it.)
+      const named = frame.attempts ?? [];
+      resumed = named.length > 0 ? await session.heartbeat(named) : { extended: [], revoked: [] };
+    } catch (err) {
+      this.sendError(asGafferError(err, this.log), 'hello');
+      this.close(1011, 'could not resume the attempts');
+      return;
+    }
+    if (this.isClosed()) return;
+    this.state = 'open';
+    this.log.info({ workerId: session.workerId, resumed: resumed.extended.length, revoked: resumed.revoked.length }, 'worker attached');
+    this.sendNow({
+      type: 'welcome',
+      protocol: PROTOCOL_VERSION,
+      workerId: session.workerId,
+      heartbeatIntervalMs: this.settings.heartbeatIntervalMs,
+      frameMaxBytes: this.settings.frameMaxBytes,
+      resumed: resumed.extended,
+      revoked: resumed.revoked,
+    });
+    for (const f of this.outbox.splice(0)) this.sendNow(f);
+    this.armTimer(this.settings.idleTimeoutMs);
+  }
+
+  private async report(attemptId: string, run: () => Promise<unknown>): Promise<void> {
+    try {
+      await run();
+      this.send({ type: 'ack', attemptId, ok: true });
+    } catch (err) {
+      const e = asGafferError(err, this.log);
+      this.send({ type: 'ack', attemptId, ok: false, error: { code: e.code, message: e.message } });
+    }
+  }
+
+  // ---- Violations and errors ----
+
+  private violation(err: unknown): void {
+    if (this.state === 'closed') return;
+    const e = err instanceof FrameError ? err : new FrameError(asGafferError(err, this.log));
+    this.violations++;
+    this.sendError(e, e.frame, e.attemptId);
+    if (this.violations > this.settings.protocolViolationsMax) {
+      this.log.warn({ workerId: this.workerId, violations: this.violations }, 'closing a worker connection for protocol violations');
+      this.close(CLOSE_CODES.protocolViolations, 'too many protocol violations');
+    }
+  }
+
+  private sendError(err: GafferError, frame?: string, attemptId?: string): void {
+    const out: ErrorFrame = { type: 'error', code: err.code, message: err.message };
+    if (frame !== undefined) out.frame = frame;
+    if (attemptId !== undefined) out.attemptId = attemptId;
+    // Errors answer the frame just read, so they go out at once, even before welcome.
+    this.sendNow(out);
+  }
+
+  // ---- Writing ----
+
+  /** Splits a batch so that no assign frame is larger than frameMaxBytes. */
+  private sendAssignments(assignments: Assignment[]): void {
+    const envelope = 40;
+    let batch: Assignment[] = [];
+    let bytes = envelope;
+    for (const a of assignments) {
+      const size = Buffer.byteLength(JSON.stringify(a)) + 1;
+      if (batch.length > 0 && bytes + size > this.settings.frameMaxBytes) {
+        this.send({ type: 'assign', assignments: batch });
+        batch = [];
+        bytes = envelope;
+      }
+      batch.push(a);
+      bytes += size;
+    }
+    if (batch.length > 0) this.send({ type: 'assign', assignments: batch });
+  }
+
+  /** Sends now, or after welcome when the connection is still saying hello. */
+  private send(frame: CoordinatorFrame): void {
+    if (this.state === 'open') this.sendNow(frame);
+    else if (this.state === 'attaching') this.outbox.push(frame);
+  }
+
+  private sendNow(frame: CoordinatorFrame): void {
+    if (this.ws.readyState !== this.ws.OPEN) return;
+    this.ws.send(JSON.stringify(frame), (err) => {
+      if (err) this.log.debug({ err }, 'a frame to a worker was not sent');
+    });
+  }
+
+  private async onClose(code: number, reason: string): Promise<void> {
+    this.state = 'closed';
+    this.outbox = [];
+    if (this.timer) this.coordinator.clock.clearTimeout(this.timer);
+    this.timer = null;
+    this.registry.release(this);
+    this.log.info({ workerId: this.workerId, code, reason }, 'worker disconnected');
+    // Leases stay: the worker has its heartbeat timeout to come back and present them.
+    await this.chain;
+    if (this.session) await this.session.detach().catch((err: unknown) => this.log.error({ err }, 'detaching a worker failed'));
+  }
+}
+
+function ref(frame: { attemptId: string; lease: string }): LeaseRef {
+  return { attemptId: frame.attemptId, lease: frame.lease };
+}
+
+function toBuffer(data: RawData): Buffer {
+  if (Buffer.isBuffer(data)) return data;
+  if (Array.isArray(data)) return Buffer.concat(data);
+  return Buffer.from(data);
+}
+
+/** Store and validation errors pass through; anything else is INTERNAL (and logged, as it is a bug). */
+function asGafferError(err: unknown, log: Log): GafferError {
+  if (isGafferError(err)) return err;
+  log.error({ err }, 'unexpected error while handling a worker frame');
+  return new GafferError('INTERNAL', 'the coordinator could not handle this frame');
+}

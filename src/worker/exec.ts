@@ -1,0 +1,255 @@
+// The exec runner: each attempt runs a command as a child process, so a worker
+// can be written in any language (`gaffer worker --exec CMD`).
+//
+// The contract with the child:
+// - command: a string runs through the shell (`/bin/sh -c CMD`, so pipes and
+//   quoting work); an array is argv, run directly with no shell.
+// - stdin: the job's payload as one line of JSON, then end of file.
+// - stdout: the result, one JSON value (empty stdout is the result null), at
+//   most stdoutMaxBytes. Write logs to stderr, never to stdout.
+// - fd 3: optional progress, one JSON value per line (GAFFER_PROGRESS_FD=3).
+// - exit 0: success. Exit 65 (permanentExitCode): fail the job, no retry. Any
+//   other exit, or death by a signal: fail the attempt (retried while the job
+//   has attempts left), with the tail of stderr as the message.
+// - environment: the worker's own, plus GAFFER_JOB_ID, GAFFER_ATTEMPT_ID,
+//   GAFFER_QUEUE, GAFFER_ATTEMPT (1 for the first attempt), GAFFER_TMP_DIR
+//   (empty, removed after the attempt), GAFFER_OUT_DIR (kept), and
+//   CUDA_VISIBLE_DEVICES: exactly the GPU ids of this attempt, comma-separated,
+//   empty when it has none.
+// - the child leads a process group of its own (POSIX). Cancel, lost lease or
+//   shutdown send SIGTERM to the group, then SIGKILL after killGraceMs; when
+//   the child exits, what is left of its group is killed, so nothing of an
+//   attempt outlives it.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Readable } from 'node:stream';
+import { EXEC_DEFAULTS, LIMITS } from '../types/limits.ts';
+import type { Assignment, Json } from '../types/model.ts';
+
+export interface ExecOptions {
+  /** A string runs through the shell; an array is argv, run without one. */
+  command: string | readonly string[];
+  cwd?: string;
+  /** Added to (and overriding) the worker's environment. */
+  env?: Record<string, string>;
+  /** Per-attempt temp directories go under this: <tmpRoot>/<attemptId>, removed after. */
+  tmpRoot?: string;
+  /** Per-attempt output directories go under this: <outRoot>/<jobId>/<attemptId>, kept. */
+  outRoot?: string;
+  killGraceMs?: number;
+  stdoutMaxBytes?: number;
+  stderrTailMaxBytes?: number;
+}
+
+export interface ExecAttempt {
+  assignment: Assignment;
+  payload: Json;
+  /** Aborting stops the child: SIGTERM, then SIGKILL after killGraceMs. */
+  signal: AbortSignal;
+  progress?(value: Json): void;
+  /** Called once the child is running. */
+  onSpawn?(pid: number): void;
+}
+
+/** A failed run: `retryable` false for the permanent exit code and for output that is not a result. */
+export class ExecError extends Error {
+  override name = 'ExecError';
+  readonly retryable: boolean;
+  readonly exitCode: number | null;
+  readonly signal: NodeJS.Signals | null;
+  readonly stderrTail: string;
+
+  constructor(message: string, f: { retryable: boolean; exitCode?: number | null; signal?: NodeJS.Signals | null; stderrTail?: string }) {
+    super(message);
+    this.retryable = f.retryable;
+    this.exitCode = f.exitCode ?? null;
+    this.signal = f.signal ?? null;
+    this.stderrTail = f.stderrTail ?? '';
+  }
+}
+
+export const EXEC_ROOTS = {
+  tmpRoot: join(tmpdir(), 'gaffer', 'tmp'),
+  outRoot: join(tmpdir(), 'gaffer', 'out'),
+};
+
+/** Keeps a path segment to safe characters (ids are ULIDs; this is a guard, not a transform). */
+const segment = (s: string): string => s.replace(/[^A-Za-z0-9_.-]/g, '_');
+
+export function execDirs(options: Pick<ExecOptions, 'tmpRoot' | 'outRoot'>, a: Pick<Assignment, 'jobId' | 'attemptId'>): { tmpDir: string; outDir: string } {
+  return {
+    tmpDir: join(options.tmpRoot ?? EXEC_ROOTS.tmpRoot, segment(a.attemptId)),
+    outDir: join(options.outRoot ?? EXEC_ROOTS.outRoot, segment(a.jobId), segment(a.attemptId)),
+  };
+}
+
+/** The environment a child sees, beyond the worker's own. */
+export function execEnv(a: Assignment, dirs: { tmpDir: string; outDir: string }): Record<string, string> {
+  return {
+    GAFFER_JOB_ID: a.jobId,
+    GAFFER_ATTEMPT_ID: a.attemptId,
+    GAFFER_QUEUE: a.queue,
+    GAFFER_ATTEMPT: String(a.attempt),
+    GAFFER_TMP_DIR: dirs.tmpDir,
+    GAFFER_OUT_DIR: dirs.outDir,
+    GAFFER_PROGRESS_FD: '3',
+    CUDA_VISIBLE_DEVICES: a.gpuIds.join(','),
+  };
+}
+
+/** Runs one attempt as a child process; resolves with its result or rejects with an ExecError (or the abort reason). */
+export async function runExec(options: ExecOptions, attempt: ExecAttempt): Promise<Json> {
+  attempt.signal.throwIfAborted();
+  const dirs = execDirs(options, attempt.assignment);
+  await mkdir(dirs.tmpDir, { recursive: true });
+  await mkdir(dirs.outDir, { recursive: true });
+  try {
+    return await runChild(options, attempt, dirs);
+  } finally {
+    await rm(dirs.tmpDir, { recursive: true, force: true });
+  }
+}
+
+function runChild(options: ExecOptions, attempt: ExecAttempt, dirs: { tmpDir: string; outDir: string }): Promise<Json> {
+  const stdoutMax = options.stdoutMaxBytes ?? EXEC_DEFAULTS.stdoutMaxBytes;
+  const stderrMax = options.stderrTailMaxBytes ?? EXEC_DEFAULTS.stderrTailMaxBytes;
+  const graceMs = options.killGraceMs ?? EXEC_DEFAULTS.killGraceMs;
+  const env = { ...process.env, ...options.env, ...execEnv(attempt.assignment, dirs) };
+  const stdio: ('pipe')[] = ['pipe', 'pipe', 'pipe', 'pipe'];
+  const posix = process.platform !== 'win32';
+  if (typeof options.command !== 'string' && options.command.length === 0) {
+    return Promise.reject(new ExecError('the exec command is empty', { retryable: true }));
+  }
+  const child =
+    typeof options.command === 'string'
+      ? spawn(options.command, { shell: true, cwd: options.cwd, env, stdio, detached: posix })
+      : spawn(options.command[0] ?? '', options.command.slice(1), { cwd: options.cwd, env, stdio, detached: posix });
+
+  return new Promise<Json>((resolve, reject) => {
+    const stdout = collect(child.stdout!, stdoutMax);
+    const stderr = tail(child.stderr!, stderrMax);
+    if (attempt.progress) lines(child.stdio[3] as Readable, LIMITS.progressMaxBytes, attempt.progress);
+    else (child.stdio[3] as Readable).resume();
+    child.stdin!.on('error', () => undefined); // a child that never reads its stdin is fine
+    child.stdin!.end(JSON.stringify(attempt.payload) + '\n');
+
+    let killTimer: NodeJS.Timeout | null = null;
+    const onAbort = (): void => {
+      signalGroup(child, 'SIGTERM');
+      killTimer = setTimeout(() => signalGroup(child, 'SIGKILL'), graceMs);
+      killTimer.unref();
+    };
+    attempt.signal.addEventListener('abort', onAbort, { once: true });
+    let spawnError: Error | null = null;
+    child.once('spawn', () => attempt.onSpawn?.(child.pid!));
+    child.once('error', (err) => {
+      spawnError = err;
+    });
+    // Whatever the child left running in its group goes with it; when stopping, after the grace period.
+    child.once('exit', () => {
+      if (!attempt.signal.aborted) signalGroup(child, 'SIGKILL');
+    });
+    child.once('close', (code, sig) => {
+      attempt.signal.removeEventListener('abort', onAbort);
+      // An aborted child's kill timer stays armed: it ends what is left of the group when the grace runs out.
+      if (attempt.signal.aborted) return reject(attempt.signal.reason);
+      const stderrTail = stderr.text();
+      if (spawnError) return reject(new ExecError(`could not start the command: ${spawnError.message}`, { retryable: true }));
+      if (code === 0) return settleOutput(stdout, stdoutMax, stderrTail, resolve, reject);
+      const how = sig ? `was killed by ${sig}` : `exited with code ${code}`;
+      const permanent = code === EXEC_DEFAULTS.permanentExitCode;
+      const message = `the command ${how}${stderrTail ? `; stderr (last ${stderrMax} bytes at most):\n${stderrTail}` : ''}`;
+      reject(new ExecError(message, { retryable: !permanent, exitCode: code, signal: sig, stderrTail }));
+    });
+  });
+}
+
+function settleOutput(
+  stdout: { bytes(): Buffer; overflow(): boolean },
+  max: number,
+  stderrTail: string,
+  resolve: (v: Json) => void,
+  reject: (e: unknown) => void,
+): void {
+  if (stdout.overflow()) {
+    return reject(new ExecError(`the command wrote more than ${max} bytes to stdout; the result must be smaller`, { retryable: false, exitCode: 0, stderrTail }));
+  }
+  const text = stdout.bytes().toString('utf8').trim();
+  if (text === '') return resolve(null);
+  try {
+    resolve(JSON.parse(text) as Json);
+  } catch {
+    const start = text.length > 200 ? `${text.slice(0, 200)}...` : text;
+    reject(new ExecError(`stdout is not one JSON value (write logs to stderr): ${start}`, { retryable: false, exitCode: 0, stderrTail }));
+  }
+}
+
+/** Signals the child's whole process group (POSIX), or the child alone. ESRCH (already gone) is fine. */
+function signalGroup(child: ChildProcess, sig: NodeJS.Signals): void {
+  if (child.pid === undefined) return;
+  try {
+    if (process.platform !== 'win32') process.kill(-child.pid, sig);
+    else child.kill(sig);
+  } catch {
+    // the group is gone already
+  }
+}
+
+/** Reads a stream up to `max` bytes; past that it only notes the overflow and drains. */
+function collect(stream: Readable, max: number): { bytes(): Buffer; overflow(): boolean } {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  let over = false;
+  stream.on('data', (c: Buffer) => {
+    if (over) return;
+    if (size + c.length > max) {
+      over = true;
+      chunks.length = 0;
+      return;
+    }
+    chunks.push(c);
+    size += c.length;
+  });
+  return { bytes: () => Buffer.concat(chunks), overflow: () => over };
+}
+
+/** Keeps the last `max` bytes of a stream. */
+function tail(stream: Readable, max: number): { text(): string } {
+  let buf = Buffer.alloc(0);
+  stream.on('data', (c: Buffer) => {
+    buf = Buffer.concat([buf, c]);
+    if (buf.length > max) buf = buf.subarray(buf.length - max);
+  });
+  return { text: () => buf.toString('utf8').trimEnd() };
+}
+
+/** Calls `onValue` for each line of JSON; lines longer than `max` or not JSON are skipped. */
+function lines(stream: Readable, max: number, onValue: (v: Json) => void): void {
+  let pending = '';
+  let skipping = false;
+  stream.setEncoding('utf8');
+  stream.on('data', (chunk: string) => {
+    const parts = (pending + chunk).split('\n');
+    pending = parts.pop() ?? '';
+    for (const line of parts) {
+      if (skipping) {
+        skipping = false;
+        continue;
+      }
+      const t = line.trim();
+      if (t === '') continue;
+      try {
+        onValue(JSON.parse(t) as Json);
+      } catch {
+        // not JSON: ignored
+      }
+    }
+    if (pending.length > max) {
+      pending = '';
+      skipping = true;
+    }
+  });
+  stream.on('error', () => undefined);
+}

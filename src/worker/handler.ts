@@ -1,0 +1,47 @@
+// What a handler is given and what it returns: the same for an in-process
+// handler (main thread) and a handler module run on a worker thread.
+import type { Assignment, Json } from '../types/model.ts';
+
+export interface HandlerContext {
+  /** The attempt as the coordinator handed it out: ids, queue, GPU ids, timeouts, labels. */
+  assignment: Assignment;
+  /**
+   * Aborted when the attempt is cancelled, settled elsewhere, times out, loses
+   * its lease, or the worker gives it up (drain bound passed, stop). Once it is
+   * aborted, whatever the handler returns is thrown away.
+   */
+  signal: AbortSignal;
+  /** Reports progress (JSON, at most LIMITS.progressMaxBytes). Lossy: the latest value wins. */
+  progress(value: Json): void;
+}
+
+/**
+ * A handler: takes the job's payload, returns its result (JSON, at most
+ * LIMITS.resultMaxBytes). Throwing fails the attempt (it is retried while the
+ * job has attempts left); throwing a PermanentError, or any error with
+ * `retryable: false`, fails the job at once.
+ */
+export type Handler = (payload: Json, ctx: HandlerContext) => Promise<Json> | Json;
+
+/** A handler throws this to fail the job now, with no retry. Recognised by name across threads. */
+export class PermanentError extends Error {
+  override name = 'PermanentError';
+  readonly retryable = false;
+}
+
+/** How a failed run is reported: the error as the coordinator will keep it, and whether to retry. */
+export interface FailureReport {
+  code: string;
+  message: string;
+  retryable: boolean;
+}
+
+/** Classifies what a handler threw. */
+export function failureOf(err: unknown): FailureReport {
+  const e = err as { name?: unknown; message?: unknown; retryable?: unknown } | null;
+  const message = err instanceof Error || (typeof e === 'object' && e !== null && typeof e.message === 'string')
+    ? String(e!.message)
+    : String(err);
+  const permanent = typeof e === 'object' && e !== null && (e.name === 'PermanentError' || e.retryable === false);
+  return { code: 'HANDLER_ERROR', message: message || 'the handler failed', retryable: !permanent };
+}

@@ -1,0 +1,6 @@
+// The TypeScript SDK worker. See worker.ts for the overview and
+// docs/worker-protocol.md for what it speaks.
+export { Worker, workerUrl, type QueueConfig, type WorkerEvents, type WorkerOptions, type WorkerStats } from './worker.ts';
+export { PermanentError, failureOf, type FailureReport, type Handler, type HandlerContext } from './handler.ts';
+export { ThreadPool, ThreadHandlerError, type ThreadPoolOptions, type ThreadRunHooks } from './threads.ts';
+export { EXEC_ROOTS, ExecError, execDirs, execEnv, runExec, type ExecAttempt, type ExecOptions } from './exec.ts';
