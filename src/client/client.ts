@@ -147,13 +147,19 @@ export class GafferClient {
     return (await this.call('GET', '/v1/queues')).body;
   }
 
-  /** Server-sent events of job and worker changes, as an async iterator. Break out of the loop to stop. */
-  async *watch(options: { signal?: AbortSignal } = {}): AsyncGenerator<GafferEvent> {
+  /**
+   * Server-sent events of job and worker changes, as an async iterator. Break
+   * out of the loop (or abort the signal) to stop. `onOpen` runs once the
+   * stream is subscribed.
+   */
+  async *watch(options: { signal?: AbortSignal; onOpen?: () => void } = {}): AsyncGenerator<GafferEvent> {
     const res = await this.fetchFn(`${this.base}/v1/events`, {
       headers: this.headers(false),
       ...(options.signal ? { signal: options.signal } : {}),
     });
     if (!res.ok || !res.body) throw await this.errorOf(res);
+    // The server subscribes before it answers: from here on, no event is missed.
+    options.onOpen?.();
     const decoder = new TextDecoder();
     let buffer = '';
     for await (const chunk of res.body) {

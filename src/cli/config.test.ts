@@ -1,0 +1,144 @@
+// Configuration layering: the TOML file, then the environment, then flags.
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { isGafferError } from '../types/errors.ts';
+import { serveConfig } from './config.ts';
+import { splitWorkers, workerPlan } from './worker.ts';
+
+const dir = mkdtempSync(join(tmpdir(), 'gaffer-config-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+function file(name: string, text: string): string {
+  const path = join(dir, name);
+  writeFileSync(path, text);
+  return path;
+}
+
+describe('serve config', () => {
+  const toml = file(
+    'gaffer.toml',
+    `[server]
+host = "10.0.0.5"
+port = 9000
+db = "/srv/file.db"
+
+[[tokens]]
+name = "provers"
+token = "t-worker"
+scopes = ["worker"]
+
+[queues."prove.outer"]
+maxAttempts = 5
+backoffBaseMs = 100
+backoffMaxMs = 2000
+`,
+  );
+
+  it('takes the file when nothing overrides it', () => {
+    const c = serveConfig({ config: toml }, {});
+    assert.deepEqual([c.host, c.port, c.db], ['10.0.0.5', 9000, '/srv/file.db']);
+    assert.deepEqual(c.tokens, [{ token: 't-worker', scopes: ['worker'], name: 'provers' }]);
+    assert.deepEqual(c.queues['prove.outer'], { maxAttempts: 5, backoff: { baseMs: 100, maxMs: 2000 } });
+  });
+
+  it('lets the environment override the file, and flags override both', () => {
+    const env = { GAFFER_PORT: '9100', GAFFER_DB: '/env.db', GAFFER_TOKEN: 'env-token' };
+    const fromEnv = serveConfig({ config: toml }, env);
+    assert.deepEqual([fromEnv.host, fromEnv.port, fromEnv.db], ['10.0.0.5', 9100, '/env.db']);
+    assert.equal(fromEnv.tokens.length, 1);
+    assert.equal(fromEnv.tokens[0]!.token, 'env-token', 'GAFFER_TOKEN replaces the file tokens');
+    const fromFlags = serveConfig({ config: toml, port: '9200', host: '127.0.0.1', token: 'flag-token' }, env);
+    assert.deepEqual([fromFlags.host, fromFlags.port, fromFlags.db, fromFlags.tokens[0]!.token], ['127.0.0.1', 9200, '/env.db', 'flag-token']);
+  });
+
+  it('uses the defaults with no file, environment or flags', () => {
+    const c = serveConfig({}, {});
+    assert.deepEqual([c.host, c.port, c.db, c.tokens], ['127.0.0.1', 7070, '.gaffer/gaffer.db', []]);
+  });
+
+  it('refuses a bad file with a clear, typed error', () => {
+    const bad = [
+      file('broken.toml', 'this is = = not toml'),
+      file('badport.toml', '[server]\nport = "high"'),
+      file('badscope.toml', '[[tokens]]\ntoken = "x"\nscopes = ["root"]'),
+      file('halfbackoff.toml', '[queues.q]\nbackoffBaseMs = 5'),
+    ];
+    for (const path of bad) assert.throws(() => serveConfig({ config: path }, {}), (e) => isGafferError(e, 'INVALID_INPUT'), path);
+    assert.throws(() => serveConfig({ config: join(dir, 'missing.toml') }, {}), /cannot read config file/);
+  });
+});
+
+describe('worker config', () => {
+  const toml = file(
+    'worker.toml',
+    `urls = ["http://a:7070", "http://b:7070"]
+token = "file-token"
+name = "sealer-07"
+cores = 64
+memoryMb = 262144
+gpus = [0, 1, 2]
+keys = ["sector-1"]
+tmpDir = "/scratch/tmp"
+
+[labels]
+zone = "eu-1"
+
+[queues."seal.pc1"]
+slots = 4
+exec = "/opt/pc1"
+
+[queues."seal.c2"]
+slots = 1
+exec = "/opt/c2"
+gpus = [2]
+cores = 16
+outDir = "/data/c2"
+`,
+  );
+
+  it('reads queues, resources, labels and keys from the file', () => {
+    const p = workerPlan({ config: toml, logLevel: 'info' }, {});
+    assert.deepEqual(p.urls, ['http://a:7070', 'http://b:7070']);
+    assert.deepEqual([p.token, p.name, p.cores, p.memoryMb, p.gpus, p.keys, p.labels], ['file-token', 'sealer-07', 64, 262144, [0, 1, 2], ['sector-1'], { zone: 'eu-1' }]);
+    assert.deepEqual(p.queues['seal.pc1'], { slots: 4, exec: '/opt/pc1' });
+    assert.deepEqual(p.queues['seal.c2'], { slots: 1, exec: '/opt/c2', gpus: [2], cores: 16, outDir: '/data/c2' });
+  });
+
+  it('lets flags override the file and the environment', () => {
+    const env = { GAFFER_URL: 'http://env:1,http://env:2', GAFFER_TOKEN: 'env-token' };
+    const p = workerPlan(
+      { config: toml, url: ['http://flag:7070'], queue: ['seal.pc1:8', 'extra:2'], exec: '/bin/other', gpus: '5', label: ['zone=us-2', 'rack=9'], logLevel: 'info' },
+      env,
+    );
+    assert.deepEqual(p.urls, ['http://flag:7070']);
+    assert.equal(p.token, 'env-token');
+    assert.deepEqual(p.gpus, [5]);
+    assert.deepEqual(p.labels, { zone: 'us-2', rack: '9' });
+    assert.equal(p.queues['seal.pc1']!.slots, 8);
+    assert.equal(p.queues.extra!.slots, 2);
+    assert.ok(Object.values(p.queues).every((q) => q.exec === '/bin/other'), '--exec applies to every queue');
+    assert.deepEqual(workerPlan({ queue: ['q'], exec: 'x', logLevel: 'info' }, env).urls, ['http://env:1', 'http://env:2']);
+  });
+
+  it('runs a queue with its own GPUs or cores as a logical worker of its own', () => {
+    const split = splitWorkers(workerPlan({ config: toml, logLevel: 'info' }, {}));
+    assert.deepEqual(
+      split.map((w) => [w.name, w.gpus, w.cores, Object.keys(w.queues)]),
+      [
+        ['sealer-07', [0, 1, 2], 64, ['seal.pc1']],
+        ['sealer-07/seal.c2', [2], 16, ['seal.c2']],
+      ],
+    );
+  });
+
+  it('refuses a worker with no queue, a queue with no runner, or a bad flag', () => {
+    assert.throws(() => workerPlan({ logLevel: 'info' }, {}), /at least one queue/);
+    assert.throws(() => workerPlan({ queue: ['q:2'], logLevel: 'info' }, {}), /--exec CMD, --module FILE/);
+    assert.throws(() => workerPlan({ queue: ['q:x'], exec: 'c', logLevel: 'info' }, {}), /NAME or NAME:SLOTS/);
+    assert.throws(() => workerPlan({ queue: ['q'], exec: 'c', gpus: '0,a', logLevel: 'info' }, {}), /not a GPU id/);
+    assert.throws(() => workerPlan({ queue: ['q'], exec: 'c', label: ['novalue'], logLevel: 'info' }, {}), /key=value/);
+  });
+});
