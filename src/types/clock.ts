@@ -15,6 +15,9 @@ export interface Random {
   next(): number;
 }
 
+/** Node fires a timer longer than this (about 24.8 days) at once; longer waits are cut to it and re-armed by their owner. */
+export const TIMER_MAX_DELAY_MS = 2_147_483_647;
+
 export const systemClock: Clock = (() => {
   const timers = new Map<number, NodeJS.Timeout>();
   let nextId = 1;
@@ -25,7 +28,7 @@ export const systemClock: Clock = (() => {
       const t = setTimeout(() => {
         timers.delete(id);
         fn();
-      }, Math.max(0, delayMs));
+      }, Math.min(TIMER_MAX_DELAY_MS, Math.max(0, delayMs)));
       t.unref?.();
       timers.set(id, t);
       return { id };
