@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { isGafferError } from '../types/errors.ts';
-import { serveConfig } from './config.ts';
+import { describeDb, isPostgresUrl, serveConfig } from './config.ts';
 import { splitWorkers, workerPlan } from './worker.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'gaffer-config-'));
@@ -68,6 +68,48 @@ backoffMaxMs = 2000
     ];
     for (const path of bad) assert.throws(() => serveConfig({ config: path }, {}), (e) => isGafferError(e, 'INVALID_INPUT'), path);
     assert.throws(() => serveConfig({ config: join(dir, 'missing.toml') }, {}), /cannot read config file/);
+  });
+});
+
+describe('serve config: PostgreSQL', () => {
+  const url = 'postgres://gaffer:s3cret@db.internal:5432/gaffer';
+
+  it('takes pgSchema and pgPoolMax from the file, the environment and flags, in that order', () => {
+    const toml = file('pg.toml', `[server]\ndb = "${url}"\npgSchema = "from_file"\npgPoolMax = 4\n`);
+    const fromFile = serveConfig({ config: toml }, {});
+    assert.deepEqual([fromFile.db, fromFile.pgSchema, fromFile.pgPoolMax], [url, 'from_file', 4]);
+    const env = { GAFFER_PG_SCHEMA: 'from_env', GAFFER_PG_POOL_MAX: '8' };
+    const fromEnv = serveConfig({ config: toml }, env);
+    assert.deepEqual([fromEnv.pgSchema, fromEnv.pgPoolMax], ['from_env', 8]);
+    const fromFlags = serveConfig({ config: toml, pgSchema: 'from_flag', pgPoolMax: '16' }, env);
+    assert.deepEqual([fromFlags.pgSchema, fromFlags.pgPoolMax], ['from_flag', 16]);
+  });
+
+  it('leaves both to the store when none is given, and accepts postgresql:// too', () => {
+    const c = serveConfig({ db: 'postgresql://localhost/gaffer' }, {});
+    assert.equal(isPostgresUrl(c.db), true);
+    assert.equal('pgSchema' in c, false);
+    assert.equal('pgPoolMax' in c, false);
+    assert.equal(isPostgresUrl('.gaffer/gaffer.db'), false);
+    assert.equal(isPostgresUrl('./postgres://odd-file-name'), false);
+  });
+
+  it('refuses a bad schema, a pool of no connections, and PostgreSQL options for a SQLite file', () => {
+    const refused = (flags: Parameters<typeof serveConfig>[0], env: NodeJS.ProcessEnv = {}): void =>
+      assert.throws(() => serveConfig(flags, env), (e) => isGafferError(e, 'INVALID_INPUT'), JSON.stringify(flags));
+    refused({ db: url, pgSchema: 'drop table; --' });
+    refused({ db: url, pgSchema: '1st' });
+    refused({ db: url, pgPoolMax: '0' });
+    refused({ db: url, pgPoolMax: 'many' });
+    refused({ db: '/srv/gaffer.db', pgSchema: 'prod' });
+    refused({ db: '/srv/gaffer.db' }, { GAFFER_PG_POOL_MAX: '4' });
+  });
+
+  it('prints and logs the database without its password', () => {
+    assert.equal(describeDb(url), 'postgres://gaffer:***@db.internal:5432/gaffer');
+    assert.equal(describeDb('postgres://gaffer@db.internal/gaffer'), 'postgres://gaffer@db.internal/gaffer');
+    assert.equal(describeDb('/srv/gaffer.db'), '/srv/gaffer.db');
+    assert.doesNotMatch(describeDb('postgres://u:p@[::1/x'), /p@/);
   });
 });
 

@@ -15,10 +15,35 @@ export const SERVE_DEFAULTS = {
 export interface ServeConfig {
   host: string;
   port: number;
+  /** A SQLite file, or a postgres:// (postgresql://) URL: several coordinators may share one PostgreSQL database. */
   db: string;
+  /** PostgreSQL only: the schema Gaffer's tables live in (the store's default when left out). */
+  pgSchema?: string;
+  /** PostgreSQL only: most connections this coordinator opens (the store's default when left out). */
+  pgPoolMax?: number;
   tokens: TokenConfig[];
   queues: Record<string, JobDefaults>;
 }
+
+/** True when `db` names a PostgreSQL database rather than a SQLite file. */
+export function isPostgresUrl(db: string): boolean {
+  return /^postgres(?:ql)?:\/\//i.test(db);
+}
+
+/** The database as it may be printed and logged: a PostgreSQL URL without its password. */
+export function describeDb(db: string): string {
+  if (!isPostgresUrl(db)) return db;
+  try {
+    const u = new URL(db);
+    if (u.password) u.password = '***';
+    return u.toString();
+  } catch {
+    return 'postgres://(a URL that does not parse)';
+  }
+}
+
+/** A schema name as the PostgreSQL store takes it: a letter or _, then letters, digits or _, at most 63. */
+const SCHEMA_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
 
 type Table = Record<string, unknown>;
 
@@ -73,7 +98,7 @@ function tokensOf(v: unknown): TokenConfig[] {
 
 /** Merges file < env < flags for `gaffer serve`. */
 export function serveConfig(
-  flags: { host?: string; port?: string; db?: string; config?: string; token?: string },
+  flags: { host?: string; port?: string; db?: string; pgSchema?: string; pgPoolMax?: string; config?: string; token?: string },
   env: NodeJS.ProcessEnv,
 ): ServeConfig {
   const file = flags.config ? readToml(flags.config) : {};
@@ -81,11 +106,21 @@ export function serveConfig(
   const host = flags.host ?? env.GAFFER_HOST ?? str(server.host, 'server.host') ?? SERVE_DEFAULTS.host;
   const port = int(flags.port, '--port') ?? int(env.GAFFER_PORT, 'GAFFER_PORT') ?? int(server.port, 'server.port') ?? SERVE_DEFAULTS.port;
   const db = flags.db ?? env.GAFFER_DB ?? str(server.db, 'server.db') ?? SERVE_DEFAULTS.db;
+  const pgSchema = flags.pgSchema ?? (env.GAFFER_PG_SCHEMA || undefined) ?? str(server.pgSchema, 'server.pgSchema');
+  if (pgSchema !== undefined && !SCHEMA_NAME.test(pgSchema)) {
+    throw new GafferError('INVALID_INPUT', `the PostgreSQL schema "${pgSchema}" must be 1 to 63 letters, digits or _, not starting with a digit`);
+  }
+  const pgPoolMax =
+    int(flags.pgPoolMax, '--pg-pool-max') ?? int(env.GAFFER_PG_POOL_MAX, 'GAFFER_PG_POOL_MAX') ?? int(server.pgPoolMax, 'server.pgPoolMax');
+  if (pgPoolMax !== undefined && pgPoolMax < 1) throw new GafferError('INVALID_INPUT', 'the PostgreSQL pool needs at least 1 connection');
+  if ((pgSchema !== undefined || pgPoolMax !== undefined) && !isPostgresUrl(db)) {
+    throw new GafferError('INVALID_INPUT', 'pgSchema and pgPoolMax apply to a PostgreSQL database: give --db postgres://...');
+  }
   const single = flags.token ?? env.GAFFER_TOKEN;
   const tokens = single ? [{ token: single, scopes: SCOPES, name: 'default' }] : tokensOf(file.tokens);
   const queues: Record<string, JobDefaults> = {};
   for (const [name, q] of Object.entries(table(file.queues, 'queues'))) queues[name] = queueDefaults(table(q, `queues.${name}`), name);
-  return { host, port, db, tokens, queues };
+  return { host, port, db, ...(pgSchema !== undefined ? { pgSchema } : {}), ...(pgPoolMax !== undefined ? { pgPoolMax } : {}), tokens, queues };
 }
 
 function queueDefaults(q: Table, name: string): JobDefaults {

@@ -4,167 +4,40 @@
 // Crashes are real SIGKILLs. Nothing here waits on a sleep: tests wait on
 // stdout lines, process exits, or poll the API in bounded loops.
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { after, afterEach, beforeEach, describe, it } from 'node:test';
+import { afterEach, beforeEach, describe, it } from 'node:test';
 import { GafferClient, type JobWithAttempts } from '../client/client.ts';
 import type { Attempt, Job, JobSpec, Json, Worker as WorkerInfo } from '../types/model.ts';
 import { resultHash } from '../store/rules.ts';
+import {
+  allEnded,
+  BOUNDS,
+  connectedWorkers,
+  countsOf,
+  exitWithin,
+  freePort,
+  gaffer,
+  getAll,
+  kill9,
+  stop,
+  sum,
+  tails,
+  until,
+  type Exit,
+  type Proc,
+  type QueueStats,
+} from './testing.ts';
 
-const MAIN = fileURLToPath(new URL('./main.ts', import.meta.url));
 const SQUARE_SH = fileURLToPath(new URL('./fixtures/square.sh', import.meta.url));
 const SQUARE_MODULE = fileURLToPath(new URL('./fixtures/square-module.ts', import.meta.url));
 const GPU_HOLD = fileURLToPath(new URL('./fixtures/gpu-hold.ts', import.meta.url));
 
-/** Bounds: every wait in this file ends, one way or the other. */
-const BOUNDS = {
-  startMs: 30_000,
-  jobsMs: 60_000,
-  pollIntervalMs: 25,
-  /** After SIGTERM, how long a process has before the next, harsher signal. */
-  stopGraceMs: 5_000,
-  outputKeepChars: 256 * 1024,
-} as const;
-
 const shellQuote = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`;
 const SQUARE_CMD = `sh ${shellQuote(SQUARE_SH)}`;
-
-// ---- Processes ----
-
-/** The environment without GAFFER_* variables, so the tests see only the flags they pass. */
-function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {};
-  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('GAFFER_')) env[k] = v;
-  return { ...env, ...extra };
-}
-
-interface Exit {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-}
-
-interface Proc {
-  name: string;
-  child: ChildProcess;
-  /** Signals the process (its whole group when started with `group`). */
-  signal(sig: NodeJS.Signals): void;
-  stdout(): string;
-  stderr(): string;
-  /** Resolves when the process has exited (its stdio closed). */
-  exited: Promise<Exit>;
-  exit: Exit | null;
-  /** Resolves with the first stdout line matching `re`; rejects if the process exits first or the bound passes. */
-  waitLine(re: RegExp, timeoutMs?: number): Promise<RegExpMatchArray>;
-}
-
-/** Every child this file started and that has not exited: killed at the latest when the file ends. */
-const live = new Set<Proc>();
-
-/**
- * `group`: the child leads a process group of its own, and signals go to the whole group (for
- * devstack, so that its worker processes go with it even when it is SIGKILLed).
- */
-function startProc(name: string, file: string, args: string[], env: NodeJS.ProcessEnv, group = false): Proc {
-  const child = spawn(process.execPath, [file, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env, detached: group });
-  let out = '';
-  let err = '';
-  const keep = (s: string): string => (s.length > BOUNDS.outputKeepChars ? s.slice(-BOUNDS.outputKeepChars) : s);
-  const onLine = new Set<() => void>();
-  child.stdout!.setEncoding('utf8').on('data', (c: string) => {
-    out = keep(out + c);
-    for (const f of [...onLine]) f();
-  });
-  child.stderr!.setEncoding('utf8').on('data', (c: string) => (err = keep(err + c)));
-  const proc: Proc = {
-    name,
-    child,
-    signal(sig) {
-      if (proc.exit || child.pid === undefined) return;
-      try {
-        if (group) process.kill(-child.pid, sig);
-        else child.kill(sig);
-      } catch {
-        // gone already
-      }
-    },
-    stdout: () => out,
-    stderr: () => err,
-    exit: null,
-    exited: new Promise<Exit>((resolve) => {
-      child.once('close', (code, signal) => {
-        proc.exit = { code, signal };
-        live.delete(proc);
-        for (const f of [...onLine]) f();
-        resolve(proc.exit);
-      });
-    }),
-    waitLine(re, timeoutMs = BOUNDS.startMs) {
-      return new Promise((resolve, reject) => {
-        const check = (): void => {
-          for (const line of out.split('\n')) {
-            const m = re.exec(line);
-            if (m) return done(() => resolve(m));
-          }
-          if (proc.exit) done(() => reject(new Error(`${name} exited (${JSON.stringify(proc.exit)}) before printing ${re}\n${tails(proc)}`)));
-        };
-        const timer = setTimeout(() => done(() => reject(new Error(`${name} printed no ${re} within ${timeoutMs} ms\n${tails(proc)}`))), timeoutMs);
-        const done = (f: () => void): void => {
-          clearTimeout(timer);
-          onLine.delete(check);
-          f();
-        };
-        onLine.add(check);
-        check();
-      });
-    },
-  };
-  live.add(proc);
-  return proc;
-}
-
-const gaffer = (name: string, args: string[], env: Record<string, string> = {}, group = false): Proc => startProc(name, MAIN, args, cleanEnv(env), group);
-
-function tails(p: Proc): string {
-  const t = (s: string): string => s.split('\n').slice(-15).join('\n');
-  return `--- ${p.name} stdout (tail) ---\n${t(p.stdout())}\n--- ${p.name} stderr (tail) ---\n${t(p.stderr())}`;
-}
-
-/** Resolves with the exit, or rejects when the process is still running after `ms`. */
-async function exitWithin(p: Proc, ms: number): Promise<Exit> {
-  let timer: NodeJS.Timeout | undefined;
-  const bound = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${p.name} did not exit within ${ms} ms\n${tails(p)}`)), ms);
-  });
-  try {
-    return await Promise.race([p.exited, bound]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-/** SIGTERM (a worker drains), SIGTERM again (a worker gives up its attempts), then SIGKILL; each after a bounded wait. */
-async function stop(p: Proc): Promise<void> {
-  for (const sig of ['SIGTERM', 'SIGTERM', 'SIGKILL'] as const) {
-    if (p.exit) return;
-    p.signal(sig);
-    try {
-      await exitWithin(p, BOUNDS.stopGraceMs);
-      return;
-    } catch {
-      // still running: the next signal
-    }
-  }
-}
-
-async function kill9(p: Proc): Promise<Exit> {
-  p.signal('SIGKILL');
-  return exitWithin(p, BOUNDS.stopGraceMs);
-}
 
 /** An exec child whose worker was SIGKILLed is orphaned; it ends on its own in milliseconds, but is reaped here to be sure. */
 function reapFixtureChildren(pidDir: string): void {
@@ -188,13 +61,6 @@ function reapFixtureChildren(pidDir: string): void {
     }
   }
 }
-
-after(async () => {
-  await Promise.all([...live].map((p) => stop(p)));
-});
-process.once('exit', () => {
-  for (const p of live) p.signal('SIGKILL');
-});
 
 // ---- Per-test scratch: a temp dir and the processes started in it ----
 
@@ -251,67 +117,6 @@ function startWorker(w: WorkerArgs): Proc {
   return track(gaffer(`worker ${w.name}`, args, w.env));
 }
 
-// ---- Polling the API ----
-
-async function until<T>(what: string, check: () => Promise<T | undefined | null | false>, timeoutMs: number = BOUNDS.jobsMs): Promise<T> {
-  const giveUpAt = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await check();
-      if (v !== undefined && v !== null && v !== false) return v;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > giveUpAt) throw new Error(`${what}: not within ${timeoutMs} ms${last ? ` (last error: ${String(last)})` : ''}`);
-    await new Promise((r) => setTimeout(r, BOUNDS.pollIntervalMs));
-  }
-}
-
-async function connectedWorkers(client: GafferClient, names: string[]): Promise<WorkerInfo[]> {
-  return until(`workers ${names.join(', ')} connected`, async () => {
-    const ws = await client.workers();
-    const found = names.map((n) => ws.find((w) => w.name === n && w.connected));
-    return found.every((w) => w !== undefined) ? (found as WorkerInfo[]) : undefined;
-  }, BOUNDS.startMs);
-}
-
-interface QueueStats {
-  queue: string;
-  counts: Record<string, number>;
-}
-
-async function countsOf(client: GafferClient, queue: string): Promise<Record<string, number>> {
-  const stats = (await client.queues()) as { queues: QueueStats[] };
-  return stats.queues.find((q) => q.queue === queue)?.counts ?? {};
-}
-
-const TERMINAL = ['succeeded', 'failed', 'cancelled', 'expired'];
-const sum = (counts: Record<string, number>, states?: string[]): number =>
-  Object.entries(counts).reduce((acc, [s, n]) => acc + (states === undefined || states.includes(s) ? n : 0), 0);
-
-/** Every job of the queue has ended; returns its counts per state. */
-function allEnded(client: GafferClient, queue: string, total: number, timeoutMs: number = BOUNDS.jobsMs): Promise<Record<string, number>> {
-  return until(`${total} jobs of ${queue} ending`, async () => {
-    const counts = await countsOf(client, queue);
-    return sum(counts, TERMINAL) >= total ? counts : undefined;
-  }, timeoutMs);
-}
-
-/** Gets jobs with their attempts, a few requests at a time. */
-async function getAll(client: GafferClient, ids: string[]): Promise<JobWithAttempts[]> {
-  const out: JobWithAttempts[] = new Array(ids.length);
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: 16 }, async () => {
-      while (next < ids.length) {
-        const i = next++;
-        out[i] = await client.get(ids[i]!);
-      }
-    }),
-  );
-  return out;
-}
 
 interface SquareResult {
   n: number;
@@ -614,19 +419,3 @@ describe('gaffer end to end (real processes on 127.0.0.1)', () => {
     assert.equal(existsSync(db), false, 'a refused start wrote a database');
   });
 });
-
-// ---- Ports ----
-
-function listenOnce(port: number): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(port, '127.0.0.1', () => {
-      const got = (srv.address() as AddressInfo).port;
-      srv.close(() => resolve(got));
-    });
-  });
-}
-
-/** A port free now (the OS picks it); a restarted coordinator can come back on it. */
-const freePort = (): Promise<number> => listenOnce(0);

@@ -1,5 +1,6 @@
-// `gaffer serve`: a coordinator on the embedded store, with the HTTP API and
-// the worker endpoint on one port.
+// `gaffer serve`: a coordinator with the HTTP API and the worker endpoint on
+// one port, on the embedded SQLite store or, for several coordinators sharing
+// one database, on PostgreSQL (`--db postgres://...`).
 import type { Command } from 'commander';
 import { pino, type Logger } from 'pino';
 import { Coordinator } from '../coordinator/coordinator.ts';
@@ -8,7 +9,8 @@ import { assertSafeListen, startServer, type RunningServer } from '../server/ind
 import { openSqliteStore } from '../store/sqlite/store.ts';
 import type { Store } from '../store/store.ts';
 import { systemClock, systemRandom } from '../types/clock.ts';
-import { serveConfig, type ServeConfig } from './config.ts';
+import { GafferError } from '../types/errors.ts';
+import { describeDb, isPostgresUrl, serveConfig, type ServeConfig } from './config.ts';
 
 export interface Served {
   server: RunningServer;
@@ -22,7 +24,7 @@ export async function serve(config: ServeConfig, logger: Logger): Promise<Served
   const auth = new Auth(config.tokens);
   // A refused configuration writes nothing: checked before the database is opened.
   assertSafeListen(auth, config.host);
-  const store = openSqliteStore({ path: config.db, clock: systemClock, random: systemRandom() });
+  const store = await openStore(config);
   const coordinator = new Coordinator({ store, clock: systemClock, queues: config.queues, log: logger });
   coordinator.start();
   let server: RunningServer;
@@ -46,22 +48,47 @@ export async function serve(config: ServeConfig, logger: Logger): Promise<Served
   };
 }
 
+/** SQLite for a file, PostgreSQL for a postgres:// URL (its driver is loaded only then). */
+async function openStore(config: ServeConfig): Promise<Store> {
+  if (!isPostgresUrl(config.db)) return openSqliteStore({ path: config.db, clock: systemClock, random: systemRandom() });
+  const { openPostgresStore } = await import('../store/postgres/store.ts');
+  try {
+    return await openPostgresStore({
+      url: config.db,
+      clock: systemClock,
+      random: systemRandom(),
+      ...(config.pgSchema !== undefined ? { schema: config.pgSchema } : {}),
+      ...(config.pgPoolMax !== undefined ? { poolMax: config.pgPoolMax } : {}),
+    });
+  } catch (err) {
+    throw new GafferError('NOT_READY', `cannot open the PostgreSQL database ${describeDb(config.db)}: ${(err as Error).message}`);
+  }
+}
+
+/** How the database is named in the start-up line and logs: never with a password. */
+export function databaseLabel(config: ServeConfig): string {
+  return config.pgSchema === undefined ? describeDb(config.db) : `${describeDb(config.db)}, schema ${config.pgSchema}`;
+}
+
 export function registerServe(program: Command): void {
   program
     .command('serve')
-    .description('run a coordinator: HTTP API and worker endpoint on one port, jobs in a SQLite file')
+    .description('run a coordinator: HTTP API and worker endpoint on one port, jobs in a SQLite file or a shared PostgreSQL database')
     .option('--port <port>', 'port to listen on (env GAFFER_PORT, default 7070)')
     .option('--host <host>', 'address to listen on (env GAFFER_HOST, default 127.0.0.1)')
-    .option('--db <path>', 'SQLite database file (env GAFFER_DB, default .gaffer/gaffer.db)')
+    .option('--db <path|url>', 'SQLite database file, or postgres://... for several coordinators on one PostgreSQL database (env GAFFER_DB, default .gaffer/gaffer.db)')
+    .option('--pg-schema <name>', 'PostgreSQL: the schema for Gaffer\'s tables (env GAFFER_PG_SCHEMA)')
+    .option('--pg-pool-max <n>', 'PostgreSQL: most connections this coordinator opens (env GAFFER_PG_POOL_MAX)')
     .option('--config <file>', 'TOML config file: [server], [[tokens]], [queues.NAME]')
     .option('--token <token>', 'one bearer token with every scope (env GAFFER_TOKEN)')
     .option('--log-level <level>', 'fatal, error, warn, info, debug', 'info')
-    .action(async (opts: { port?: string; host?: string; db?: string; config?: string; token?: string; logLevel: string }) => {
+    .action(async (opts: { port?: string; host?: string; db?: string; pgSchema?: string; pgPoolMax?: string; config?: string; token?: string; logLevel: string }) => {
       const config = serveConfig(opts, process.env);
       const logger = pino({ level: opts.logLevel });
       const served = await serve(config, logger);
-      logger.info({ url: served.server.url, db: config.db, auth: config.tokens.length > 0 }, 'gaffer coordinator listening');
-      console.log(`gaffer: listening on ${served.server.url} (database ${config.db})`);
+      const db = databaseLabel(config);
+      logger.info({ url: served.server.url, db, store: served.store.kind, auth: config.tokens.length > 0 }, 'gaffer coordinator listening');
+      console.log(`gaffer: listening on ${served.server.url} (database ${db})`);
       const stop = (signal: string): void => {
         logger.info({ signal }, 'shutting down');
         void served.close().then(() => process.exit(0));

@@ -1,16 +1,29 @@
 // The coordinator core: it wires the store, the scheduler and the sweepers on
 // an injected clock. Workers attach through a WorkerLink (in-process here; the
 // network layer implements the same link over a WebSocket).
+//
+// Several coordinators may share one PostgreSQL store. Each pushes work only to
+// the workers attached to it; the store is the only thing they share:
+// - Wake-ups: a submit or requeue through another coordinator reaches this one
+//   through `store.onWake` (LISTEN/NOTIFY), which kicks the dispatcher. A
+//   notification sent while nobody listened is lost, so with a shared store the
+//   coordinator also polls every pollIntervalMs: it kicks the dispatcher and
+//   re-reads the jobs its result waits are waiting for (a job that ends through
+//   another coordinator raises no event here).
+// - Sweepers run on every coordinator at once (see sweep() for why that is safe).
+// - A store that stops answering makes the coordinator not ready until it
+//   answers again (store-guard.ts); nothing it does crashes the process.
 import { EventEmitter } from 'node:events';
 import { place as defaultPlace } from '../scheduler/index.ts';
 import type { Change, HeartbeatResult, LeaseRef, QueueCounts, Store, SubmitResult, SweepResult } from '../store/store.ts';
-import type { Clock, TimerHandle } from '../types/clock.ts';
-import { GafferError } from '../types/errors.ts';
+import type { Clock, Random, TimerHandle } from '../types/clock.ts';
+import { GafferError, isGafferError } from '../types/errors.ts';
 import { COORDINATOR_DEFAULTS, LIMITS } from '../types/limits.ts';
 import type { Assignment, Job, JobError, Json, PlaceFn, Worker, WorkerSpec } from '../types/model.ts';
 import { isTerminalJobState, type JobState } from '../types/states.ts';
 import type { JobDefaults } from './validate.ts';
 import { checkResult, checkSize, normalizeJob, normalizeJobs, normalizeWorker } from './validate.ts';
+import { guardStore, StoreHealth } from './store-guard.ts';
 
 /** How the coordinator reaches one connected worker. */
 export interface WorkerLink {
@@ -24,6 +37,14 @@ export interface CoordinatorOptions {
   clock: Clock;
   place?: PlaceFn;
   sweepIntervalMs?: number;
+  /**
+   * How often to look for work and for ended jobs without being told (a lost
+   * wake-up, a job ended through another coordinator); null: never. Default:
+   * COORDINATOR_DEFAULTS.pollIntervalMs with a shared (PostgreSQL) store, null otherwise.
+   */
+  pollIntervalMs?: number | null;
+  /** For the jitter of store probes; Math.random when left out. */
+  random?: Random;
   /** Defaults per queue for fields a submit leaves out. */
   queues?: Record<string, JobDefaults>;
   log?: Log;
@@ -53,15 +74,24 @@ export interface WorkerEvent {
 }
 
 export class Coordinator {
+  /** The store, with every failure classified (NOT_READY, STORE_BUSY) and watched by `health`. */
   readonly store: Store;
   readonly clock: Clock;
+  /** Whether the store answers; while it does not, no dispatch or sweep runs and /readyz is 503. */
+  readonly health: StoreHealth;
   readonly events = new EventEmitter<{ job: [JobEvent]; worker: [WorkerEvent] }>();
   private readonly place: PlaceFn;
   private readonly sweepIntervalMs: number;
+  private readonly pollIntervalMs: number | null;
   private readonly queueDefaults: Record<string, JobDefaults>;
   private readonly sessions = new Map<string, WorkerSession>();
   private readonly waiters = new Map<string, Set<(job: Job) => void>>();
   private sweepTimer: TimerHandle | null = null;
+  private pollTimer: TimerHandle | null = null;
+  private polling: Promise<void> | null = null;
+  /** Where the next poll of result waits starts, so that more waits than one poll reads all get their turn. */
+  private pollCursor = 0;
+  private unsubscribeWake: (() => void) | null = null;
   private wakeTimer: { handle: TimerHandle; atMs: number } | null = null;
   private dispatching: Promise<void> | null = null;
   private sweeping: Promise<void> | null = null;
@@ -71,28 +101,47 @@ export class Coordinator {
   private readonly log: Log;
 
   constructor(options: CoordinatorOptions) {
-    this.store = options.store;
     this.clock = options.clock;
+    this.log = options.log ?? stderrLog;
+    this.health = new StoreHealth({
+      store: options.store,
+      clock: options.clock,
+      ...(options.random ? { random: options.random } : {}),
+      log: this.log,
+      onRecovered: () => this.kick(),
+    });
+    this.store = guardStore(options.store, this.health);
     this.place = options.place ?? ((input) => defaultPlace(input));
     this.sweepIntervalMs = options.sweepIntervalMs ?? COORDINATOR_DEFAULTS.sweepIntervalMs;
+    this.pollIntervalMs =
+      options.pollIntervalMs !== undefined ? options.pollIntervalMs : options.store.kind === 'postgres' ? COORDINATOR_DEFAULTS.pollIntervalMs : null;
     this.queueDefaults = options.queues ?? {};
-    this.log = options.log ?? stderrLog;
   }
 
   start(): void {
     if (this.running) return;
     this.running = true;
+    this.unsubscribeWake = this.store.onWake?.(() => this.kick()) ?? null;
     this.scheduleSweep();
+    this.schedulePoll();
     this.kick();
   }
 
   async stop(): Promise<void> {
     this.running = false;
-    if (this.sweepTimer) this.clock.clearTimeout(this.sweepTimer);
-    if (this.wakeTimer) this.clock.clearTimeout(this.wakeTimer.handle);
+    this.unsubscribeWake?.();
+    this.unsubscribeWake = null;
+    this.health.stop();
+    for (const t of [this.sweepTimer, this.pollTimer, this.wakeTimer?.handle]) if (t) this.clock.clearTimeout(t);
     this.sweepTimer = null;
+    this.pollTimer = null;
     this.wakeTimer = null;
     await this.settled();
+  }
+
+  /** Resolves when the store answers a ping in time; NOT_READY otherwise. */
+  async checkReady(): Promise<void> {
+    if (!(await this.health.check())) throw new GafferError('NOT_READY', 'the store does not answer');
   }
 
   /** Resolves when no dispatch, sweep or report started so far is still running. */
@@ -227,13 +276,30 @@ export class Coordinator {
 
   private emitJob(jobId: string, state: JobState): void {
     this.events.emit('job', { jobId, state, at: this.clock.now() });
-    if (!isTerminalJobState(state)) return;
-    const set = this.waiters.get(jobId);
+    if (!isTerminalJobState(state) || !this.waiters.has(jobId)) return;
+    // A failed read leaves the waiters waiting: the next poll, or their own timeout, reads the job again.
+    void this.store.getJob({ id: jobId }).then(
+      (job) => {
+        if (job) this.finishWaiters(job);
+      },
+      (err: unknown) => this.logStoreError(err, 'reading an ended job for its waiters failed'),
+    );
+  }
+
+  /** Hands an ended job to everyone waiting for it. */
+  private finishWaiters(job: Job): void {
+    if (!isTerminalJobState(job.state)) return;
+    const set = this.waiters.get(job.id);
     if (!set) return;
-    this.waiters.delete(jobId);
-    void this.store.getJob({ id: jobId }).then((job) => {
-      if (job) for (const finish of set) finish(job);
-    });
+    this.waiters.delete(job.id);
+    for (const finish of set) finish(job);
+  }
+
+  /** Store failures are expected while the store is away (health logs that once); anything else is logged. */
+  private logStoreError(err: unknown, msg: string): void {
+    if (isGafferError(err, 'NOT_READY')) return;
+    if (isGafferError(err, 'STORE_BUSY')) this.log.warn({ code: err.code, reason: err.message }, msg);
+    else this.log.error({ err }, msg);
   }
 
   // ---- Dispatch ----
@@ -242,7 +308,8 @@ export class Coordinator {
   kick(): void {
     if (!this.running) return;
     this.dispatchAgain = true;
-    if (this.dispatching) return;
+    // While the store is away the request waits: the store answering again kicks.
+    if (this.dispatching || !this.health.available) return;
     this.dispatching = this.dispatchLoop().finally(() => {
       this.dispatching = null;
       // A kick that landed after the loop's last check must not be lost.
@@ -251,15 +318,19 @@ export class Coordinator {
   }
 
   private async dispatchLoop(): Promise<void> {
-    while (this.dispatchAgain && this.running) {
+    while (this.dispatchAgain && this.running && this.health.available) {
       this.dispatchAgain = false;
       try {
         await this.dispatchPass();
       } catch (err) {
-        this.log.error({ err }, 'dispatch pass failed; the next kick retries it');
+        this.logStoreError(err, 'dispatch pass failed; the next kick retries it');
       }
     }
-    await this.armWakeTimer();
+    try {
+      await this.armWakeTimer();
+    } catch (err) {
+      this.logStoreError(err, 'reading the next delayed job failed; the next dispatch pass reads it again');
+    }
   }
 
   private async dispatchPass(): Promise<void> {
@@ -297,10 +368,10 @@ export class Coordinator {
     if (!this.running) return;
     this.sweepTimer = this.clock.setTimeout(() => {
       this.scheduleSweep();
-      if (this.sweeping) return;
+      if (this.sweeping || !this.health.available) return;
       const pass = this.sweep().then(
         () => undefined,
-        (err: unknown) => this.log.error({ err }, 'sweep failed; the next one retries it'),
+        (err: unknown) => this.logStoreError(err, 'sweep failed; the next one retries it'),
       );
       this.sweeping = this.track(pass).finally(() => {
         this.sweeping = null;
@@ -308,7 +379,28 @@ export class Coordinator {
     }, this.sweepIntervalMs);
   }
 
-  /** One pass of every sweeper: lost leases, run-time timeouts, deadlines. */
+  /**
+   * One pass of every sweeper: lost leases, run-time timeouts, deadlines.
+   * (Delayed jobs need no sweeper: a queued job is claimable once its runAt
+   * passes, and the wake timer kicks the dispatcher then.)
+   *
+   * With several coordinators on one store, every coordinator sweeps, at the
+   * same time if it happens, rather than one holding a lease on the sweepers.
+   * That is safe because each sweeper ends a row only through a guarded update
+   * inside one transaction: an attempt only while it is still live and still
+   * past its lease or run time (the store locks its job's row first), an
+   * overdue job only from a state it may leave (PostgreSQL: FOR UPDATE SKIP
+   * LOCKED). When two coordinators pick the same expired attempt, one ends it
+   * and the other's update matches nothing and reports nothing, so no attempt
+   * is counted lost twice and no job is retried twice
+   * (src/coordinator/shared-store.test.ts runs the sweepers of three
+   * coordinators at once on PostgreSQL and checks exactly that). A sweeper
+   * lease would add a failover gap (nothing swept until the dead holder's lease
+   * runs out), a table, and one more thing to get wrong; sweeping everywhere
+   * costs each coordinator two indexed queries per sweepIntervalMs.
+   * Leases are judged by each coordinator's own clock: keep the clocks of the
+   * coordinators' machines in step (NTP), as a skew of S shortens leases by S.
+   */
   async sweep(): Promise<SweepResult> {
     const attempts = await this.store.expireAttempts({ limit: LIMITS.sweepBatchMaxRows });
     const deadlines = await this.store.expireDeadlines({ limit: LIMITS.sweepBatchMaxRows });
@@ -319,6 +411,42 @@ export class Coordinator {
     this.applyChanges(changes, 'swept');
     if (attempts.endedAttempts.length > 0) this.kick();
     return { changes, endedAttempts: attempts.endedAttempts };
+  }
+
+  // ---- Polling (shared store) ----
+
+  /** On a fixed beat: a dispatch pass, and a read of the jobs that result waits wait for. */
+  private schedulePoll(): void {
+    const intervalMs = this.pollIntervalMs;
+    if (!this.running || intervalMs === null) return;
+    this.pollTimer = this.clock.setTimeout(() => {
+      this.schedulePoll();
+      if (!this.health.available) return;
+      this.kick();
+      if (this.polling || this.waiters.size === 0) return;
+      this.polling = this.track(this.pollWaiters()).finally(() => {
+        this.polling = null;
+      });
+    }, intervalMs);
+  }
+
+  /** Reads up to pollWaitsMaxJobs waited-for jobs, each turn starting where the last stopped; never rejects. */
+  private async pollWaiters(): Promise<void> {
+    const ids = [...this.waiters.keys()];
+    const count = Math.min(ids.length, COORDINATOR_DEFAULTS.pollWaitsMaxJobs);
+    const start = this.pollCursor % ids.length;
+    this.pollCursor = start + count;
+    for (let i = 0; i < count && this.running; i++) {
+      const id = ids[(start + i) % ids.length]!;
+      if (!this.waiters.has(id)) continue;
+      try {
+        const job = await this.store.getJob({ id });
+        if (job) this.finishWaiters(job);
+      } catch (err) {
+        this.logStoreError(err, 'reading a waited-for job failed; the next poll reads it again');
+        return;
+      }
+    }
   }
 
   /** @internal */

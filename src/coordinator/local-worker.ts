@@ -43,6 +43,8 @@ export class LocalWorker {
   private readonly running = new Map<string, { assignment: Assignment; abort: AbortController; done: Promise<void> }>();
   private heartbeatTimer: TimerHandle | null = null;
   private paused = false;
+  /** Reports the coordinator could not apply (its store away or busy): sent again with each heartbeat until they land. */
+  private readonly unsent = new Map<string, () => Promise<void>>();
 
   constructor(options: LocalWorkerOptions) {
     this.options = options;
@@ -92,6 +94,10 @@ export class LocalWorker {
     this.heartbeatTimer = this.options.clock.setTimeout(() => {
       if (this.paused || !this.session) return;
       const refs = [...this.running.values()].map((r) => ({ attemptId: r.assignment.attemptId, lease: r.assignment.lease }));
+      for (const [attemptId, send] of [...this.unsent]) {
+        this.unsent.delete(attemptId);
+        void send();
+      }
       void this.session
         .heartbeat(refs)
         .then((res) => res.revoked.forEach((id) => this.running.get(id)?.abort.abort(new Error('lease lost'))))
@@ -122,7 +128,9 @@ export class LocalWorker {
       }
       if (this.paused || abort.signal.aborted) return;
       await this.report(session, ref, outcome);
-    })().finally(() => this.running.delete(assignment.attemptId));
+    })().finally(() => {
+      if (!this.unsent.has(assignment.attemptId)) this.running.delete(assignment.attemptId);
+    });
     this.running.set(assignment.attemptId, { assignment, abort, done });
   }
 
@@ -142,7 +150,13 @@ export class LocalWorker {
         this.stats.failed++;
       }
     } catch (err) {
-      if (isGafferError(err, 'STALE_LEASE') || isGafferError(err, 'ATTEMPT_NOT_FOUND')) this.stats.stale++;
+      if (isGafferError(err, 'STORE_BUSY') || isGafferError(err, 'NOT_READY')) {
+        // Not applied: keep the attempt (its lease is heartbeated) and send the report again.
+        this.unsent.set(ref.attemptId, async () => {
+          await this.report(session, ref, outcome);
+          if (!this.unsent.has(ref.attemptId)) this.running.delete(ref.attemptId);
+        });
+      } else if (isGafferError(err, 'STALE_LEASE') || isGafferError(err, 'ATTEMPT_NOT_FOUND')) this.stats.stale++;
       else throw err;
     }
   }

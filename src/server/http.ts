@@ -83,13 +83,9 @@ export async function buildHttpApp(deps: HttpDeps): Promise<FastifyInstance> {
   const idOf = (req: FastifyRequest): string => (req.params as { id: string }).id;
   const handlers: Record<RouteId, Handler> = {
     healthz: async () => ({ status: 'ok' }),
-    readyz: async (req) => {
-      try {
-        await store.ping();
-      } catch (err) {
-        req.log.warn({ err }, 'readiness: the store does not answer');
-        throw new GafferError('NOT_READY', 'the store does not answer');
-      }
+    // Ready when the store answers a ping within storePingTimeoutMs (the coordinator logs when it stops and starts answering).
+    readyz: async () => {
+      await coordinator.checkReady();
       return { status: 'ready', store: store.kind };
     },
     openapi: async (_req, reply) => reply.type('application/json; charset=utf-8').send(openapi),
@@ -247,7 +243,7 @@ export function toGafferError(err: unknown, bodyLimitBytes: number): GafferError
 
 function sendError(reply: FastifyReply, err: GafferError, log: FastifyRequest['log'], cause?: unknown): void {
   if (err.code === 'INTERNAL') log.error({ err: cause ?? err }, 'unexpected error');
-  else if (err.status >= 500) log.warn({ code: err.code, msg: err.message }, 'request failed');
+  else if (err.status >= 500) log.warn({ code: err.code, reason: err.message }, 'request failed');
   if (reply.sent || reply.raw.headersSent) return;
   void reply.code(err.status).type('application/json; charset=utf-8').send({ error: err.toJSON() });
 }

@@ -237,6 +237,39 @@ describe('worker socket', () => {
     assert.equal(a!.jobId, job.id);
   });
 
+  it('acks a report NOT_READY while the store is away, takes it when sent again, and turns a hello away with 1013', T, async () => {
+    const { job } = await tc.coordinator.submit({ queue: 'work', payload: 5 });
+    const c = client();
+    await c.hello(spec('w1'));
+    const [a] = (await c.next('assign')).assignments;
+    const unreachable = (): Promise<never> => Promise.reject(Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), { code: 'ECONNREFUSED' }));
+    const { complete, upsertWorker } = tc.store;
+    tc.store.complete = unreachable;
+    tc.store.upsertWorker = unreachable;
+    try {
+      const report = { type: 'complete', attemptId: a!.attemptId, lease: a!.lease, result: 25 };
+      c.send(report);
+      const refused = await c.next('ack');
+      assert.deepEqual([refused.ok, refused.error?.code], [false, 'NOT_READY'], 'not applied: the worker sends it again');
+      // A worker connecting meanwhile is told why, and the connection is closed so that it tries again (elsewhere).
+      const late = client();
+      await late.opened;
+      late.send({ type: 'hello', protocol: PROTOCOL_VERSION, worker: spec('w2') });
+      const error = await late.next('error');
+      assert.deepEqual([error.code, error.frame], ['NOT_READY', 'hello']);
+      assert.equal((await late.closed).code, CLOSE_CODES.tryAgainLater);
+
+      tc.store.complete = complete;
+      c.send(report);
+      assert.deepEqual(await c.next('ack'), { type: 'ack', attemptId: a!.attemptId, ok: true });
+    } finally {
+      tc.store.complete = complete;
+      tc.store.upsertWorker = upsertWorker;
+    }
+    const done = await tc.waitForJob(job.id);
+    assert.deepEqual([done.state, done.result, done.attempts], ['succeeded', 25, 1]);
+  });
+
   it('closes a connection that sends no hello in time', T, async () => {
     await tc.close();
     tc = await startTestCoordinator({ socket: { helloTimeoutMs: 100 } });

@@ -326,6 +326,9 @@ class WorkerConnection {
       // A hello the coordinator refuses is a violation; one it failed to handle (5xx: busy, internal) is not the worker's fault.
       if (isGafferError(err) && err.status < 500) return this.violation(new FrameError(err, 'hello'));
       this.sendError(asGafferError(err, this.log), 'hello');
+      // The store is away or busy: the worker reconnects after its backoff (to another coordinator, if it knows one)
+      // rather than wait here for a welcome that cannot come.
+      if (isGafferError(err, 'NOT_READY') || isGafferError(err, 'STORE_BUSY')) this.close(CLOSE_CODES.tryAgainLater, 'the store is unavailable; try again later');
       return;
     }
     this.session = session;

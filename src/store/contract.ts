@@ -10,6 +10,10 @@
 //
 // The suite drives the store through the real scheduler (`place`) and the real
 // submit validation (`normalizeJob`), as the coordinator does.
+//
+// Backends (sqlite/, postgres/) pass the same tests. Where one must behave
+// differently, the difference is an option of StoreContractOptions, named with
+// its reason, and the test checks each side: today only `unstorableText`.
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { normalizeJob } from '../coordinator/validate.ts';
@@ -33,6 +37,17 @@ export interface StoreContractOptions {
    * SQL. Without it the quarantine tests are skipped, not failed.
    */
   quarantineWorker?: (store: Store, workerId: string) => Promise<void>;
+  /**
+   * A difference between backends: how a store answers a call naming text it
+   * cannot hold (a NUL character, or a UTF-16 surrogate without its pair;
+   * submit and worker validation refuse both, but an id in a URL may carry
+   * one). 'not-found' (the default; SQLite, which stores any string): such an
+   * id simply matches nothing. 'refused' (PostgreSQL, whose text type holds
+   * neither): the store refuses the call with INVALID_INPUT instead of sending
+   * it, since a lone surrogate would reach the server as U+FFFD and match a
+   * different string.
+   */
+  unstorableText?: 'not-found' | 'refused';
 }
 
 /** The seed every test starts from, so that a failure replays exactly. */
@@ -1472,6 +1487,37 @@ export function storeContract(
 
       it('answers a ping', async () => {
         await store.ping();
+      });
+    });
+
+    describe('text no store can hold', () => {
+      const mode = options.unstorableText ?? 'not-found';
+      it(`answers a lookup by an id with a NUL or an unpaired surrogate as ${mode}`, async () => {
+        await addWorker('w1');
+        const job = await submitOne();
+        const a = await claimOne('w1');
+        for (const bad of ['x\u0000', 'x\uD800', `${job.id}\u0000`]) {
+          if (mode === 'not-found') {
+            assert.equal(await store.getJob({ id: bad }), null);
+            assert.equal(await store.getWorker({ id: bad }), null);
+            assert.deepEqual(await store.listAttempts({ jobId: bad }), []);
+            await assert.rejects(store.cancel({ jobId: bad }), { name: 'GafferError', code: 'JOB_NOT_FOUND' });
+            await assert.rejects(store.complete({ attemptId: bad, lease: a.lease, result: 1 }), { name: 'GafferError', code: 'ATTEMPT_NOT_FOUND' });
+            assert.deepEqual((await store.listJobs({ limit: 10, queue: bad })).jobs, []);
+          } else {
+            const refused = { name: 'GafferError', code: 'INVALID_INPUT' };
+            await assert.rejects(store.getJob({ id: bad }), refused);
+            await assert.rejects(store.getWorker({ id: bad }), refused);
+            await assert.rejects(store.listAttempts({ jobId: bad }), refused);
+            await assert.rejects(store.cancel({ jobId: bad }), refused);
+            await assert.rejects(store.complete({ attemptId: bad, lease: a.lease, result: 1 }), refused);
+            await assert.rejects(store.listJobs({ limit: 10, queue: bad }), refused);
+          }
+        }
+        // Either way nothing changed, and the store still serves.
+        assert.equal((await getJob(job.id)).state, 'running');
+        await complete(a);
+        assert.equal((await getJob(job.id)).state, 'succeeded');
       });
     });
   });

@@ -112,6 +112,11 @@ export function workerFromRow(r: Row, running: Record<string, number>, now: numb
   };
 }
 
+/** A count of zero for every job state: queueCounts fills in the states it finds. */
+export function emptyCounts(): Record<JobState, number> {
+  return { waiting: 0, queued: 0, running: 0, verifying: 0, succeeded: 0, failed: 0, cancelled: 0, expired: 0 };
+}
+
 /** Cursors are opaque to clients: the last id seen, base64url-encoded. */
 export function encodeCursor(lastId: string): string {
   return Buffer.from(lastId, 'utf8').toString('base64url');

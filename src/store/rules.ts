@@ -2,6 +2,7 @@
 // rules that decide what the SQL writes live here, once.
 import { createHash } from 'node:crypto';
 import type { Random } from '../types/clock.ts';
+import { LIMITS } from '../types/limits.ts';
 import type { Backoff, Json } from '../types/model.ts';
 
 /** JSON with object keys sorted, so equal values always give equal text. */
@@ -70,3 +71,8 @@ export function vote(params: {
 
 /** A time far in the future that stands for "no deadline" in sortable columns. */
 export const NO_DEADLINE = 8_640_000_000_000_000;
+
+/** An error message as a store keeps it: cut at LIMITS.errorMessageMaxChars. */
+export function clipMessage(message: string): string {
+  return message.length > LIMITS.errorMessageMaxChars ? message.slice(0, LIMITS.errorMessageMaxChars) : message;
+}

@@ -170,6 +170,16 @@ export interface Store {
    * (clamped to LIMITS.queueStatsSampleMaxRows), so a busy queue costs a bounded read.
    */
   queueStats(params: { queues: readonly string[]; sinceMs: number; sampleMaxRows: number }): Promise<QueueRunStats[]>;
+  /**
+   * Optional: calls `listener` when another coordinator sharing this store's
+   * database made work claimable (a submit, a retry, a re-queue after a
+   * failure, children made ready), so that this one can dispatch at once.
+   * Best effort: a wake-up may be lost or repeated, so coordinators poll as
+   * well. Returns a function that unsubscribes. A store only one coordinator
+   * uses (SQLite) has nothing to hear and leaves it out. PostgreSQL implements
+   * it with LISTEN/NOTIFY.
+   */
+  onWake?(listener: () => void): () => void;
   /** Resolves when the store answers a trivial query; rejects when it cannot. */
   ping(): Promise<void>;
   close(): Promise<void>;

@@ -10,6 +10,7 @@ import {
   HTTP_DEFAULTS,
   JOB_DEFAULTS,
   LIMITS,
+  POSTGRES_DEFAULTS,
   PROTOCOL_DEFAULTS,
   SCHEDULING_DEFAULTS,
   WORKER_DEFAULTS,
@@ -23,7 +24,7 @@ describe('docs', () => {
     const md = read('limits.md');
     const tables = [
       LIMITS, JOB_DEFAULTS, SCHEDULING_DEFAULTS, HTTP_DEFAULTS, COORDINATOR_DEFAULTS,
-      PROTOCOL_DEFAULTS, WORKER_DEFAULTS, EXEC_DEFAULTS,
+      PROTOCOL_DEFAULTS, WORKER_DEFAULTS, EXEC_DEFAULTS, POSTGRES_DEFAULTS,
     ];
     for (const table of tables) {
       for (const [name, value] of Object.entries(table)) {

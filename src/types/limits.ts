@@ -112,6 +112,16 @@ export const COORDINATOR_DEFAULTS = {
   sweepIntervalMs: 250,
   /** Most dispatch rounds one dispatch pass runs before yielding. */
   dispatchMaxRounds: 64,
+  /** With a shared store (PostgreSQL), each coordinator also looks for work and for ended jobs this often, in case a wake-up notification was lost. */
+  pollIntervalMs: 1000,
+  /** Result waits on this coordinator whose jobs one poll re-reads, for jobs that ended through another coordinator. */
+  pollWaitsMaxJobs: 256,
+  /** After the store fails to answer, the first probe of it waits about this long; each failed probe doubles the wait. */
+  storeRetryBaseDelayMs: 100,
+  /** No probe of an unavailable store waits longer than this. */
+  storeRetryMaxDelayMs: 5000,
+  /** A store that does not answer a readiness ping within this long counts as unavailable. */
+  storePingTimeoutMs: 2000,
 } as const;
 
 /** The worker protocol on the coordinator's side (docs/worker-protocol.md). */
@@ -160,4 +170,24 @@ export const EXEC_DEFAULTS = {
   stderrTailMaxBytes: 4 * 1024,
   /** A child exiting with this code fails the job at once, with no retry (sysexits EX_DATAERR). */
   permanentExitCode: 65,
+} as const;
+
+/** The PostgreSQL store (src/store/postgres): one pool per coordinator, plus one listening connection. */
+export const POSTGRES_DEFAULTS = {
+  /** Pooled connections one store (one coordinator) opens at most; the LISTEN connection is one more. */
+  poolMax: 10,
+  /** A store call that waits longer than this for a pooled connection fails with STORE_BUSY. */
+  connectTimeoutMs: 10_000,
+  /** A pooled connection left idle this long is closed. */
+  idleTimeoutMs: 30_000,
+  /** A transaction that ends in a deadlock or a serialization failure is run again at most this many times, then STORE_BUSY. */
+  txRetryMax: 5,
+  /** Before a retry the transaction waits up to this long times the retry number, with jitter. */
+  txRetryBaseDelayMs: 5,
+  /** The LISTEN connection's first reconnect waits this long; each failed try doubles it. */
+  listenReconnectBaseDelayMs: 250,
+  /** No reconnect of the LISTEN connection waits longer than this. */
+  listenReconnectMaxDelayMs: 10_000,
+  /** While the LISTEN connection is down, wake-up listeners are called this often instead (notifications sent meanwhile are lost). */
+  wakePollIntervalMs: 1_000,
 } as const;

@@ -14,6 +14,8 @@ export const CLOSE_CODES = {
   goingAway: 1001,
   /** A frame was larger than frameHardMaxBytes (standard "message too big"). */
   tooBig: 1009,
+  /** The coordinator could not handle hello now (its store is unavailable): reconnect after a backoff, to another URL if you have one. */
+  tryAgainLater: 1013,
   /** Too many protocol violations on this connection. */
   protocolViolations: 4400,
   /** No hello within helloTimeoutMs, or nothing at all within idleTimeoutMs. */

@@ -5,13 +5,21 @@ import { LIMITS } from './limits.ts';
 
 const QUEUE_PATTERN = '^[A-Za-z0-9][A-Za-z0-9_.:-]*$';
 
-const key = { type: 'string', minLength: 1, maxLength: LIMITS.keyMaxChars } as const;
+/**
+ * Text every store keeps and compares exactly as given: no NUL and no lone
+ * UTF-16 surrogate. PostgreSQL's text type holds neither (a NUL is refused, a
+ * lone surrogate would be sent as U+FFFD, so two different keys would become
+ * one), and SQLite must accept no more than PostgreSQL does.
+ */
+const TEXT_PATTERN = '^[^\\u0000\\uD800-\\uDFFF]*$';
+
+const key = { type: 'string', minLength: 1, maxLength: LIMITS.keyMaxChars, pattern: TEXT_PATTERN } as const;
 
 const labels = {
   type: 'object',
   maxProperties: LIMITS.labelsMaxCount,
-  propertyNames: { maxLength: LIMITS.keyMaxChars, minLength: 1 },
-  additionalProperties: { type: 'string', maxLength: LIMITS.keyMaxChars },
+  propertyNames: { maxLength: LIMITS.keyMaxChars, minLength: 1, pattern: TEXT_PATTERN },
+  additionalProperties: { type: 'string', maxLength: LIMITS.keyMaxChars, pattern: TEXT_PATTERN },
 } as const;
 
 const time = {

@@ -5,21 +5,20 @@ import type { Clock, Random } from '../../types/clock.ts';
 import { assert, GafferError } from '../../types/errors.ts';
 import { idFactory, randomToken, type IdFactory } from '../../types/ids.ts';
 import { LIMITS } from '../../types/limits.ts';
-import type {
-  Assignment,
-  Attempt,
-  Candidate,
-  Job,
-  JobError,
-  NewJob,
-  Placement,
-  Worker,
-  WorkerCapacity,
-  WorkerSpec,
-} from '../../types/model.ts';
+import type { Assignment, Attempt, Candidate, Job, JobError, NewJob, Placement, Worker, WorkerCapacity, WorkerSpec } from '../../types/model.ts';
 import { LIVE_ATTEMPT_STATES, TERMINAL_JOB_STATES, type JobState } from '../../types/states.ts';
-import { attemptFromRow, decodeCursor, encodeCursor, jobFromRow, workerFromRow, type Row } from '../rows.ts';
-import { NO_DEADLINE, resultHash, retryDelayMs, vote } from '../rules.ts';
+import {
+  assertWithinDeclared,
+  candidateFromRow,
+  capacities,
+  CANDIDATE_COLUMNS,
+  checkPlacements,
+  claimScope,
+  EXCLUDING_ATTEMPT_STATES,
+  LIVE_ATTEMPT_COLUMNS,
+} from '../claiming.ts';
+import { attemptFromRow, decodeCursor, emptyCounts, encodeCursor, jobFromRow, workerFromRow, type Row } from '../rows.ts';
+import { clipMessage, NO_DEADLINE, resultHash, retryDelayMs, vote } from '../rules.ts';
 import type {
   Change,
   ClaimParams,
@@ -48,6 +47,7 @@ export interface SqliteStoreOptions extends SqliteOptions {
 
 const LIVE = `('${LIVE_ATTEMPT_STATES.join("', '")}')`;
 const TERMINAL = `('${TERMINAL_JOB_STATES.join("', '")}')`;
+const EXCLUDING = `('${EXCLUDING_ATTEMPT_STATES.join("', '")}')`;
 const J = JSON.stringify;
 
 export function openSqliteStore(options: SqliteStoreOptions): SqliteStore {
@@ -340,8 +340,10 @@ export class SqliteStore implements Store {
       const workers = this.capacities(params.workerIds);
       if (workers.length === 0) return [];
       const placements = this.plan(params, workers, now);
-      this.checkPlacements(placements, workers, params.maxJobs);
-      return placements.map((p) => this.lease(p, now));
+      checkPlacements(placements, workers, params.maxJobs);
+      const out = placements.map((p) => this.lease(p, now));
+      for (const id of new Set(placements.map((p) => p.workerId))) this.assertWorkerWithinCapacity(id);
+      return out;
     });
   }
 
@@ -352,29 +354,22 @@ export class SqliteStore implements Store {
          AND connected = 1 AND draining = 0 AND quarantined = 0 AND last_seen_at >= ?`,
       J(workerIds), this.clock.now() - this.offlineAfterMs,
     );
-    return rows.map((w) => {
-      const live = this.db.all(
-        `SELECT queue, cores, memory_mb, gpu_ids FROM attempts WHERE worker_id = ? AND state IN ${LIVE}`,
-        String(w.id),
-      );
-      return capacityOf(w, live);
-    }).filter(withinCapacity);
+    const live = this.db.all(
+      `SELECT ${LIVE_ATTEMPT_COLUMNS} FROM attempts WHERE worker_id IN (SELECT value FROM json_each(?)) AND state IN ${LIVE}`,
+      J(rows.map((w) => String(w.id))),
+    );
+    return capacities(rows, live);
   }
 
   /** Reads candidates page by page until the workers are full or the pages run out. */
   private plan(params: ClaimParams, workers: WorkerCapacity[], now: number): Placement[] {
-    const free = workers.reduce((n, w) => n + Object.values(w.freeSlots).reduce((a, b) => a + b, 0), 0);
-    const budget = Math.min(params.maxJobs, free, LIMITS.claimBatchMaxJobs);
-    const queues = [...new Set(workers.flatMap((w) => Object.keys(w.freeSlots).filter((q) => w.freeSlots[q]! > 0)))];
-    const maxCores = Math.max(...workers.map((w) => w.freeCores));
-    const maxMemory = Math.max(...workers.map((w) => w.freeMemoryMb));
-    const maxGpus = Math.max(...workers.map((w) => w.freeGpuIds.length));
+    const { budget, queues, maxCores, maxMemoryMb, maxGpus } = claimScope(params, workers);
     const seen = new Map<string, Candidate>();
     let placements: Placement[] = [];
     for (let page = 0; page < LIMITS.claimScanMaxPages; page++) {
       let more = false;
       for (const queue of queues) {
-        const { rows, full } = this.candidateRows(queue, now, maxCores, maxMemory, maxGpus, page);
+        const { rows, full } = this.candidateRows(queue, now, maxCores, maxMemoryMb, maxGpus, page);
         if (full) more = true;
         for (const r of rows) if (!seen.has(String(r.id))) seen.set(String(r.id), this.candidateOf(r));
       }
@@ -388,8 +383,7 @@ export class SqliteStore implements Store {
   /** One page of a queue's candidates; `full` when the priority page was full, so a next page may exist. */
   private candidateRows(queue: string, now: number, cores: number, memory: number, gpus: number, page: number): { rows: Row[]; full: boolean } {
     const perPage = LIMITS.claimCandidatesPerPage;
-    const cols = `id, queue, priority, deadline_at, has_deadline, run_at, created_at, req_cores, req_memory_mb,
-      req_gpus, req_labels, affinity_key, affinity_mode, want, replicas`;
+    const cols = CANDIDATE_COLUMNS;
     const byPriority = this.db.all(
       `SELECT ${cols} FROM jobs WHERE want > 0 AND queue = ? AND run_at <= ? AND deadline_at > ?
          AND req_cores <= ? AND req_memory_mb <= ? AND req_gpus <= ?
@@ -409,54 +403,13 @@ export class SqliteStore implements Store {
   }
 
   private candidateOf(r: Row): Candidate {
-    const id = String(r.id);
-    // Replicas never share a worker and a worker votes once: left out are the workers holding a
-    // live attempt or a result of this job. One whose attempt failed or was lost may run it again,
-    // or a pool of `replicas` workers would strand the job after a single lost lease.
     const excluded =
       Number(r.replicas) > 1
         ? this.db
-            .all(
-              `SELECT DISTINCT worker_id FROM attempts
-               WHERE job_id = ? AND (state IN ${LIVE} OR state IN ('completed', 'rejected'))`,
-              id,
-            )
+            .all(`SELECT DISTINCT worker_id FROM attempts WHERE job_id = ? AND state IN ${EXCLUDING}`, String(r.id))
             .map((x) => String(x.worker_id))
         : [];
-    return {
-      jobId: id,
-      queue: String(r.queue),
-      priority: Number(r.priority),
-      deadline: Number(r.has_deadline) === 1 ? Number(r.deadline_at) : null,
-      readyAt: Number(r.run_at),
-      createdAt: Number(r.created_at),
-      requires: {
-        cores: Number(r.req_cores),
-        memoryMb: Number(r.req_memory_mb),
-        gpus: Number(r.req_gpus),
-        labels: JSON.parse(String(r.req_labels)),
-      },
-      affinity: r.affinity_key === null ? null : { key: String(r.affinity_key), mode: r.affinity_mode as 'prefer' | 'require' },
-      want: Number(r.want),
-      excludedWorkerIds: excluded,
-    };
-  }
-
-  /** The store does not trust the place function: it re-checks every bound before writing. */
-  private checkPlacements(placements: Placement[], workers: WorkerCapacity[], maxJobs: number): void {
-    assert(placements.length <= maxJobs, 'a claim hands out no more than asked');
-    const byId = new Map(workers.map((w) => [w.workerId, { ...w, freeSlots: { ...w.freeSlots }, gpus: new Set(w.freeGpuIds) }]));
-    const pairs = new Set<string>();
-    for (const p of placements) {
-      const w = byId.get(p.workerId);
-      assert(w, 'placement names a worker in the claim');
-      assert(!pairs.has(`${p.jobId}/${p.workerId}`), 'replicas of one job go to distinct workers');
-      pairs.add(`${p.jobId}/${p.workerId}`);
-      for (const g of p.gpuIds) {
-        assert(w.gpus.has(g), 'a GPU id is handed to one attempt at a time');
-        w.gpus.delete(g);
-      }
-    }
+    return candidateFromRow(r, excluded);
   }
 
   /** Writes one attempt for a placement and moves its job to running. */
@@ -481,7 +434,6 @@ export class SqliteStore implements Store {
       attemptId, p.jobId, p.workerId, String(job.queue), Number(job.attempts), lease, J(p.gpuIds),
       Number(job.req_cores), Number(job.req_memory_mb), hbMs, now, now, now + hbMs, now + timeoutMs,
     );
-    this.assertWorkerWithinCapacity(p.workerId);
     return {
       attemptId,
       lease,
@@ -501,19 +453,12 @@ export class SqliteStore implements Store {
     };
   }
 
-  /** Invariant 5, checked against the database after every lease: never more than declared. */
+  /** Invariant 5, checked against the database after a claim wrote its leases: never more than declared. */
   private assertWorkerWithinCapacity(workerId: string): void {
     const w = this.db.get('SELECT cores, memory_mb, gpu_ids, queues FROM workers WHERE id = ?', workerId);
     assert(w, 'a leased attempt belongs to a known worker');
-    const live = this.db.all(
-      `SELECT queue, cores, memory_mb, gpu_ids FROM attempts WHERE worker_id = ? AND state IN ${LIVE}`,
-      workerId,
-    );
-    const cap = capacityOf(w, live);
-    assert(cap.freeCores >= 0 && cap.freeMemoryMb >= 0, 'a worker never holds more cores or memory than it declared');
-    assert(Object.values(cap.freeSlots).every((n) => n >= 0), 'a worker never holds more attempts than its slots');
-    const gpus = live.flatMap((a) => JSON.parse(String(a.gpu_ids)) as number[]);
-    assert(new Set(gpus).size === gpus.length, 'a GPU is held by one attempt at a time');
+    const live = this.db.all(`SELECT ${LIVE_ATTEMPT_COLUMNS} FROM attempts WHERE worker_id = ? AND state IN ${LIVE}`, workerId);
+    assertWithinDeclared(w, live);
   }
 
   // ---- Heartbeats and reports ----
@@ -653,7 +598,7 @@ export class SqliteStore implements Store {
     return this.db.tx(() => {
       const now = this.clock.now();
       const { jobId } = this.currentAttempt(params, now);
-      const error = { ...params.error, attemptId: params.attemptId, message: clip(params.error.message) };
+      const error = { ...params.error, attemptId: params.attemptId, message: clipMessage(params.error.message) };
       const n = this.db.run(
         `UPDATE attempts SET state = 'failed', finished_at = ?, error = ? WHERE id = ? AND lease = ? AND state IN ${LIVE}`,
         now, J(error), params.attemptId, params.lease,
@@ -796,56 +741,4 @@ export class SqliteStore implements Store {
   async close(): Promise<void> {
     this.db.close();
   }
-}
-
-function emptyCounts(): Record<JobState, number> {
-  return { waiting: 0, queued: 0, running: 0, verifying: 0, succeeded: 0, failed: 0, cancelled: 0, expired: 0 };
-}
-
-function clip(message: string): string {
-  return message.length > LIMITS.errorMessageMaxChars ? message.slice(0, LIMITS.errorMessageMaxChars) : message;
-}
-
-/**
- * False when a worker holds more than it now declares (it reconnected with fewer
- * slots, cores or memory than its running attempts use). Such a worker takes
- * nothing new until enough of them end; the scheduler never sees it over-committed.
- */
-function withinCapacity(cap: WorkerCapacity): boolean {
-  return (
-    cap.usedSlots <= cap.totalSlots &&
-    cap.freeCores >= 0 &&
-    cap.freeMemoryMb >= 0 &&
-    Object.values(cap.freeSlots).every((n) => n >= 0)
-  );
-}
-
-/** A worker's free capacity, from its declared resources and its live attempts. */
-function capacityOf(w: Row, live: Row[]): WorkerCapacity {
-  const queues = JSON.parse(String(w.queues)) as Record<string, number>;
-  const freeSlots: Record<string, number> = { ...queues };
-  let cores = Number(w.cores);
-  let memory = Number(w.memory_mb);
-  const held = new Set<number>();
-  for (const a of live) {
-    const q = String(a.queue);
-    freeSlots[q] = (freeSlots[q] ?? 0) - 1;
-    cores -= Number(a.cores);
-    memory -= Number(a.memory_mb);
-    for (const g of JSON.parse(String(a.gpu_ids)) as number[]) held.add(g);
-  }
-  const gpuIds = JSON.parse(String(w.gpu_ids)) as number[];
-  return {
-    workerId: String(w.id),
-    labels: JSON.parse(String(w.labels ?? '{}')),
-    keys: new Set(JSON.parse(String(w.keys ?? '[]')) as string[]),
-    freeSlots,
-    totalSlots: Object.values(queues).reduce((a, b) => a + b, 0),
-    usedSlots: live.length,
-    freeCores: cores,
-    freeMemoryMb: memory,
-    totalCores: Number(w.cores),
-    totalMemoryMb: Number(w.memory_mb),
-    freeGpuIds: gpuIds.filter((g) => !held.has(g)).sort((a, b) => a - b),
-  };
 }

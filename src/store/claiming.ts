@@ -1,0 +1,155 @@
+// The backend-neutral parts of a claim: what a worker has free, which
+// candidates a claim reads, how a candidate row becomes a Candidate, and the
+// checks a store makes on the place function's answer before it writes
+// anything. Each backend owns the SQL that reads and writes; this module owns
+// what the rows mean, once.
+import { assert } from '../types/errors.ts';
+import { LIMITS } from '../types/limits.ts';
+import type { Candidate, Placement, WorkerCapacity } from '../types/model.ts';
+import type { Row } from './rows.ts';
+import type { ClaimParams } from './store.ts';
+
+/** The job columns a claim reads for each candidate (both backends use these names). */
+export const CANDIDATE_COLUMNS = `id, queue, priority, deadline_at, has_deadline, run_at, created_at, req_cores,
+  req_memory_mb, req_gpus, req_labels, affinity_key, affinity_mode, want, replicas`;
+
+/** The attempt columns capacityOf reads for each live attempt. */
+export const LIVE_ATTEMPT_COLUMNS = 'worker_id, queue, cores, memory_mb, gpu_ids';
+
+/** A worker's free capacity, from its row and the rows of its live attempts. */
+export function capacityOf(w: Row, live: readonly Row[]): WorkerCapacity {
+  const queues = JSON.parse(String(w.queues)) as Record<string, number>;
+  const freeSlots: Record<string, number> = { ...queues };
+  let cores = Number(w.cores);
+  let memory = Number(w.memory_mb);
+  const held = new Set<number>();
+  for (const a of live) {
+    const q = String(a.queue);
+    freeSlots[q] = (freeSlots[q] ?? 0) - 1;
+    cores -= Number(a.cores);
+    memory -= Number(a.memory_mb);
+    for (const g of JSON.parse(String(a.gpu_ids)) as number[]) held.add(g);
+  }
+  const gpuIds = JSON.parse(String(w.gpu_ids)) as number[];
+  return {
+    workerId: String(w.id),
+    labels: JSON.parse(String(w.labels ?? '{}')),
+    keys: new Set(JSON.parse(String(w.keys ?? '[]')) as string[]),
+    freeSlots,
+    totalSlots: Object.values(queues).reduce((a, b) => a + b, 0),
+    usedSlots: live.length,
+    freeCores: cores,
+    freeMemoryMb: memory,
+    totalCores: Number(w.cores),
+    totalMemoryMb: Number(w.memory_mb),
+    freeGpuIds: gpuIds.filter((g) => !held.has(g)).sort((a, b) => a - b),
+  };
+}
+
+/**
+ * False when a worker holds more than it now declares (it reconnected with fewer
+ * slots, cores or memory than its running attempts use). Such a worker takes
+ * nothing new until enough of them end; the scheduler never sees it over-committed.
+ */
+export function withinCapacity(cap: WorkerCapacity): boolean {
+  return (
+    cap.usedSlots <= cap.totalSlots &&
+    cap.freeCores >= 0 &&
+    cap.freeMemoryMb >= 0 &&
+    Object.values(cap.freeSlots).every((n) => n >= 0)
+  );
+}
+
+/** Capacities of the given workers (rows of eligible workers, live attempt rows keyed by worker_id), over-committed ones left out. */
+export function capacities(workers: readonly Row[], live: readonly Row[]): WorkerCapacity[] {
+  const byWorker = new Map<string, Row[]>();
+  for (const a of live) {
+    const id = String(a.worker_id);
+    const list = byWorker.get(id);
+    if (list) list.push(a);
+    else byWorker.set(id, [a]);
+  }
+  return workers.map((w) => capacityOf(w, byWorker.get(String(w.id)) ?? [])).filter(withinCapacity);
+}
+
+/** What a claim over these workers may read and hand out. */
+export interface ClaimScope {
+  /** Most placements: maxJobs, the workers' free slots and the batch bound, whichever is least. */
+  budget: number;
+  /** Queues in which some worker has a free slot. */
+  queues: string[];
+  /** No candidate needing more than the roomiest worker has free can be placed: the SQL filters on these. */
+  maxCores: number;
+  maxMemoryMb: number;
+  maxGpus: number;
+}
+
+export function claimScope(params: ClaimParams, workers: readonly WorkerCapacity[]): ClaimScope {
+  const free = workers.reduce((n, w) => n + Object.values(w.freeSlots).reduce((a, b) => a + b, 0), 0);
+  return {
+    budget: Math.min(params.maxJobs, free, LIMITS.claimBatchMaxJobs),
+    queues: [...new Set(workers.flatMap((w) => Object.keys(w.freeSlots).filter((q) => w.freeSlots[q]! > 0)))],
+    maxCores: Math.max(...workers.map((w) => w.freeCores)),
+    maxMemoryMb: Math.max(...workers.map((w) => w.freeMemoryMb)),
+    maxGpus: Math.max(...workers.map((w) => w.freeGpuIds.length)),
+  };
+}
+
+/**
+ * A candidate from its row (CANDIDATE_COLUMNS). `excluded` are the workers
+ * holding a live attempt or a result of this job: replicas never share a worker
+ * and a worker votes once. One whose attempt failed or was lost may run it
+ * again, or a pool of `replicas` workers would strand the job after a single
+ * lost lease. Backends read them only for replicated jobs.
+ */
+export function candidateFromRow(r: Row, excluded: readonly string[]): Candidate {
+  return {
+    jobId: String(r.id),
+    queue: String(r.queue),
+    priority: Number(r.priority),
+    deadline: Number(r.has_deadline) === 1 ? Number(r.deadline_at) : null,
+    readyAt: Number(r.run_at),
+    createdAt: Number(r.created_at),
+    requires: {
+      cores: Number(r.req_cores),
+      memoryMb: Number(r.req_memory_mb),
+      gpus: Number(r.req_gpus),
+      labels: JSON.parse(String(r.req_labels)),
+    },
+    affinity:
+      r.affinity_key === null || r.affinity_key === undefined
+        ? null
+        : { key: String(r.affinity_key), mode: r.affinity_mode as 'prefer' | 'require' },
+    want: Number(r.want),
+    excludedWorkerIds: excluded,
+  };
+}
+
+/** The attempt states whose worker may not take another replica of the same job. */
+export const EXCLUDING_ATTEMPT_STATES = ['leased', 'running', 'completed', 'rejected'] as const;
+
+/** The store does not trust the place function: it re-checks every bound it can before writing. */
+export function checkPlacements(placements: readonly Placement[], workers: readonly WorkerCapacity[], maxJobs: number): void {
+  assert(placements.length <= maxJobs, 'a claim hands out no more than asked');
+  const byId = new Map(workers.map((w) => [w.workerId, { ...w, freeSlots: { ...w.freeSlots }, gpus: new Set(w.freeGpuIds) }]));
+  const pairs = new Set<string>();
+  for (const p of placements) {
+    const w = byId.get(p.workerId);
+    assert(w, 'placement names a worker in the claim');
+    assert(!pairs.has(`${p.jobId}/${p.workerId}`), 'replicas of one job go to distinct workers');
+    pairs.add(`${p.jobId}/${p.workerId}`);
+    for (const g of p.gpuIds) {
+      assert(w.gpus.has(g), 'a GPU id is handed to one attempt at a time');
+      w.gpus.delete(g);
+    }
+  }
+}
+
+/** Invariant 5, checked against the database after leasing: a worker never holds more than it declared. */
+export function assertWithinDeclared(w: Row, live: readonly Row[]): void {
+  const cap = capacityOf(w, live);
+  assert(cap.freeCores >= 0 && cap.freeMemoryMb >= 0, 'a worker never holds more cores or memory than it declared');
+  assert(Object.values(cap.freeSlots).every((n) => n >= 0), 'a worker never holds more attempts than its slots');
+  const gpus = live.flatMap((a) => JSON.parse(String(a.gpu_ids)) as number[]);
+  assert(new Set(gpus).size === gpus.length, 'a GPU is held by one attempt at a time');
+}

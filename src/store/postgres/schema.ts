@@ -1,0 +1,179 @@
+// Numbered migrations for the PostgreSQL store. A migration is never edited
+// once released: a change is a new, higher number.
+//
+// The tables mirror the SQLite store's, column for column, so that one row
+// mapping (../rows.ts) serves both: JSON is kept as text, flags as 0/1
+// integers, and times as BIGINT milliseconds from the injected clock (the
+// database's own now() is never used). Ids and queue names are COLLATE "C" so
+// that they sort by bytes, as in SQLite, whatever the database's locale.
+import { ATTEMPT_STATES, JOB_STATES, LIVE_ATTEMPT_STATES, TERMINAL_JOB_STATES } from '../../types/states.ts';
+
+const list = (xs: readonly string[]): string => xs.map((x) => `'${x}'`).join(', ');
+
+export interface Migration {
+  version: number;
+  name: string;
+  sql: string;
+}
+
+export const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    name: 'jobs, attempts, dependencies, workers, transition rules',
+    sql: `
+CREATE TABLE jobs (
+  id                   TEXT COLLATE "C" PRIMARY KEY,
+  queue                TEXT COLLATE "C" NOT NULL,
+  state                TEXT NOT NULL CHECK (state IN (${list(JOB_STATES)})),
+  payload              TEXT NOT NULL,
+  priority             INTEGER NOT NULL,
+  run_at               BIGINT NOT NULL,
+  deadline_at          BIGINT NOT NULL,
+  has_deadline         SMALLINT NOT NULL CHECK (has_deadline IN (0, 1)),
+  timeout_ms           BIGINT NOT NULL CHECK (timeout_ms > 0),
+  heartbeat_timeout_ms BIGINT NOT NULL CHECK (heartbeat_timeout_ms > 0),
+  max_attempts         INTEGER NOT NULL CHECK (max_attempts >= 1),
+  backoff_base_ms      BIGINT NOT NULL CHECK (backoff_base_ms >= 0),
+  backoff_max_ms       BIGINT NOT NULL CHECK (backoff_max_ms >= 0),
+  req_cores            INTEGER NOT NULL CHECK (req_cores >= 0),
+  req_memory_mb        BIGINT NOT NULL CHECK (req_memory_mb >= 0),
+  req_gpus             INTEGER NOT NULL CHECK (req_gpus >= 0),
+  req_labels           TEXT NOT NULL,
+  affinity_key         TEXT,
+  affinity_mode        TEXT CHECK (affinity_mode IN ('prefer', 'require')),
+  depends_on           TEXT NOT NULL,
+  replicas             INTEGER NOT NULL CHECK (replicas >= 1),
+  quorum               INTEGER NOT NULL CHECK (quorum >= 1 AND quorum <= replicas),
+  verify               TEXT,
+  idempotency_key      TEXT,
+  labels               TEXT NOT NULL,
+  attempts             INTEGER NOT NULL DEFAULT 0 CHECK (attempts >= 0),
+  failures             INTEGER NOT NULL DEFAULT 0 CHECK (failures >= 0),
+  want                 INTEGER NOT NULL DEFAULT 0 CHECK (want >= 0),
+  live                 INTEGER NOT NULL DEFAULT 0 CHECK (live >= 0),
+  pending_parents      INTEGER NOT NULL DEFAULT 0 CHECK (pending_parents >= 0),
+  result               TEXT,
+  error                TEXT,
+  created_at           BIGINT NOT NULL,
+  updated_at           BIGINT NOT NULL,
+  finished_at          BIGINT,
+  CHECK ((affinity_key IS NULL) = (affinity_mode IS NULL)),
+  CHECK ((state IN (${list(TERMINAL_JOB_STATES)})) = (finished_at IS NOT NULL)),
+  -- A live attempt means a running job. The converse (running means a live attempt)
+  -- holds at every commit; the invariant tests check it.
+  CHECK (live = 0 OR state = 'running'),
+  CHECK (state IN ('queued', 'running') OR want = 0),
+  CHECK ((state = 'waiting') = (pending_parents > 0) OR state IN (${list(TERMINAL_JOB_STATES)})),
+  CHECK (state <> 'succeeded' OR result IS NOT NULL)
+);
+-- The claim path: ready jobs of a queue by priority, deadline, age.
+CREATE INDEX jobs_claim ON jobs (queue, priority DESC, deadline_at, id) WHERE want > 0;
+-- The aging path: the oldest ready jobs of a queue.
+CREATE INDEX jobs_claim_age ON jobs (queue, id) WHERE want > 0;
+-- Delayed jobs: when the next one becomes ready.
+CREATE INDEX jobs_run_at ON jobs (run_at) WHERE want > 0;
+-- The deadline sweeper: jobs not started yet, by deadline.
+CREATE INDEX jobs_deadline ON jobs (deadline_at) WHERE state IN ('waiting', 'queued') AND has_deadline = 1;
+-- One job per key, across coordinators: submit inserts with ON CONFLICT DO NOTHING against it.
+CREATE UNIQUE INDEX jobs_idempotency ON jobs (idempotency_key) WHERE idempotency_key IS NOT NULL;
+CREATE INDEX jobs_state ON jobs (state, id);
+CREATE INDEX jobs_queue ON jobs (queue, id);
+
+CREATE TABLE job_deps (
+  parent_id TEXT COLLATE "C" NOT NULL REFERENCES jobs (id),
+  job_id    TEXT COLLATE "C" NOT NULL REFERENCES jobs (id),
+  PRIMARY KEY (parent_id, job_id)
+);
+
+CREATE TABLE attempts (
+  id                   TEXT COLLATE "C" PRIMARY KEY,
+  job_id               TEXT COLLATE "C" NOT NULL REFERENCES jobs (id),
+  worker_id            TEXT COLLATE "C" NOT NULL,
+  queue                TEXT COLLATE "C" NOT NULL,
+  seq                  INTEGER NOT NULL CHECK (seq >= 1),
+  state                TEXT NOT NULL CHECK (state IN (${list(ATTEMPT_STATES)})),
+  lease                TEXT NOT NULL,
+  gpu_ids              TEXT NOT NULL,
+  cores                INTEGER NOT NULL CHECK (cores >= 0),
+  memory_mb            BIGINT NOT NULL CHECK (memory_mb >= 0),
+  heartbeat_timeout_ms BIGINT NOT NULL CHECK (heartbeat_timeout_ms > 0),
+  leased_at            BIGINT NOT NULL,
+  started_at           BIGINT,
+  heartbeat_at         BIGINT NOT NULL,
+  lease_expires_at     BIGINT NOT NULL,
+  timeout_at           BIGINT NOT NULL,
+  finished_at          BIGINT,
+  result               TEXT,
+  result_hash          TEXT,
+  error                TEXT,
+  progress             TEXT,
+  CHECK ((state IN (${list(LIVE_ATTEMPT_STATES)})) = (finished_at IS NULL)),
+  CHECK (state NOT IN ('completed', 'rejected') OR result_hash IS NOT NULL)
+);
+CREATE INDEX attempts_job ON attempts (job_id);
+CREATE INDEX attempts_worker_live ON attempts (worker_id, queue) WHERE state IN (${list(LIVE_ATTEMPT_STATES)});
+CREATE INDEX attempts_lease_expiry ON attempts (lease_expires_at) WHERE state IN (${list(LIVE_ATTEMPT_STATES)});
+CREATE INDEX attempts_timeout ON attempts (timeout_at) WHERE state IN (${list(LIVE_ATTEMPT_STATES)});
+
+CREATE TABLE workers (
+  id           TEXT COLLATE "C" PRIMARY KEY,
+  name         TEXT NOT NULL,
+  labels       TEXT NOT NULL,
+  cores        INTEGER NOT NULL CHECK (cores >= 0),
+  memory_mb    BIGINT NOT NULL CHECK (memory_mb >= 0),
+  gpu_ids      TEXT NOT NULL,
+  queues       TEXT NOT NULL,
+  keys         TEXT NOT NULL,
+  connected    SMALLINT NOT NULL CHECK (connected IN (0, 1)),
+  draining     SMALLINT NOT NULL DEFAULT 0 CHECK (draining IN (0, 1)),
+  quarantined  SMALLINT NOT NULL DEFAULT 0 CHECK (quarantined IN (0, 1)),
+  connected_at BIGINT NOT NULL,
+  last_seen_at BIGINT NOT NULL,
+  created_at   BIGINT NOT NULL
+);
+
+-- The legal state moves, loaded from the code's transition tables at every
+-- start. The triggers refuse any other move. The trigger functions keep the
+-- search_path they were created with, so they read this schema's tables
+-- whatever the session's search_path is.
+CREATE TABLE job_transitions (
+  from_state TEXT NOT NULL,
+  to_state   TEXT NOT NULL,
+  PRIMARY KEY (from_state, to_state)
+);
+CREATE TABLE attempt_transitions (
+  from_state TEXT NOT NULL,
+  to_state   TEXT NOT NULL,
+  PRIMARY KEY (from_state, to_state)
+);
+CREATE FUNCTION jobs_legal_transition() RETURNS trigger LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM job_transitions WHERE from_state = OLD.state AND to_state = NEW.state) THEN
+    RAISE EXCEPTION 'illegal job state transition: % -> % (job %)', OLD.state, NEW.state, OLD.id
+      USING ERRCODE = 'check_violation';
+  END IF;
+  RETURN NEW;
+END $$;
+CREATE FUNCTION attempts_legal_transition() RETURNS trigger LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM attempt_transitions WHERE from_state = OLD.state AND to_state = NEW.state) THEN
+    RAISE EXCEPTION 'illegal attempt state transition: % -> % (attempt %)', OLD.state, NEW.state, OLD.id
+      USING ERRCODE = 'check_violation';
+  END IF;
+  RETURN NEW;
+END $$;
+CREATE TRIGGER jobs_legal_transition BEFORE UPDATE OF state ON jobs
+  FOR EACH ROW WHEN (OLD.state <> NEW.state) EXECUTE FUNCTION jobs_legal_transition();
+CREATE TRIGGER attempts_legal_transition BEFORE UPDATE OF state ON attempts
+  FOR EACH ROW WHEN (OLD.state <> NEW.state) EXECUTE FUNCTION attempts_legal_transition();
+`,
+  },
+  {
+    version: 2,
+    name: 'finished attempts by queue and time, for queue statistics',
+    sql: `
+-- Queue statistics read the newest finished attempts of one queue.
+CREATE INDEX attempts_queue_finished ON attempts (queue, finished_at) WHERE finished_at IS NOT NULL;
+`,
+  },
+];

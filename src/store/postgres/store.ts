@@ -1,0 +1,1111 @@
+// The PostgreSQL store: several coordinators on one database. Every method is
+// one READ COMMITTED transaction; where coordinators race, row locks decide:
+//
+// - Locks are taken in one order, workers, then jobs, then attempts, so that
+//   transactions wait on each other but rarely deadlock; a deadlock that does
+//   happen rolls back whole and is run again (db.ts).
+// - A claim locks its workers' rows FOR UPDATE (two coordinators never
+//   over-commit one worker) and reads candidate jobs FOR UPDATE SKIP LOCKED
+//   (two coordinators never lease one job, and never wait on each other's
+//   candidates).
+// - complete, fail, cancel, retry and the sweepers lock the job row before
+//   they read or change its attempts, so every check they make holds until
+//   they commit.
+// - submit locks the parents it depends on FOR SHARE, so a parent cannot end
+//   between reading its state and the child's dependency row being committed.
+// - Times are the injected clock's, passed as parameters; now() is never used.
+// - submit, retry, and anything that makes a job claimable again NOTIFY the
+//   other coordinators (onWake).
+import { randomUUID } from 'node:crypto';
+import pg from 'pg';
+import type { Clock, Random } from '../../types/clock.ts';
+import { assert, GafferError } from '../../types/errors.ts';
+import { idFactory, randomToken, type IdFactory } from '../../types/ids.ts';
+import { LIMITS, POSTGRES_DEFAULTS } from '../../types/limits.ts';
+import type { Assignment, Attempt, Candidate, Job, JobError, NewJob, Placement, Worker, WorkerCapacity, WorkerSpec } from '../../types/model.ts';
+import { LIVE_ATTEMPT_STATES, TERMINAL_JOB_STATES, type JobState } from '../../types/states.ts';
+import {
+  assertWithinDeclared,
+  candidateFromRow,
+  capacities,
+  CANDIDATE_COLUMNS,
+  checkPlacements,
+  claimScope,
+  EXCLUDING_ATTEMPT_STATES,
+  LIVE_ATTEMPT_COLUMNS,
+  type ClaimScope,
+} from '../claiming.ts';
+import { attemptFromRow, decodeCursor, emptyCounts, encodeCursor, jobFromRow, workerFromRow, type Row } from '../rows.ts';
+import { clipMessage, NO_DEADLINE, resultHash, retryDelayMs, vote } from '../rules.ts';
+import type {
+  Change,
+  ClaimParams,
+  CompleteParams,
+  FailParams,
+  HeartbeatParams,
+  HeartbeatResult,
+  JobPage,
+  LeaseRef,
+  ListJobsParams,
+  QueueCounts,
+  QueueRunStats,
+  SettleResult,
+  Store,
+  SubmitResult,
+  SweepResult,
+} from '../store.ts';
+import { PgDb, WAKE_CHANNEL, type Param, type Sql, type Tx } from './db.ts';
+
+export interface PostgresStoreOptions {
+  /** postgres://user:password@host:port/database. Either this or `pool`. */
+  url?: string;
+  /** A pool the caller owns (and ends): the store uses it and leaves it open on close. */
+  pool?: pg.Pool;
+  /** The schema of Gaffer's tables: created when missing, set as the search_path of the store's connections. */
+  schema?: string;
+  clock: Clock;
+  random: Random;
+  /** Most pooled connections, when the store makes its own pool (POSTGRES_DEFAULTS.poolMax). */
+  poolMax?: number;
+  /** A worker not seen for this long is shown offline. */
+  workerOfflineAfterMs?: number;
+}
+
+const q = (xs: readonly string[]): string => `(${xs.map((x) => `'${x}'`).join(', ')})`;
+const LIVE = q(LIVE_ATTEMPT_STATES);
+const TERMINAL = q(TERMINAL_JOB_STATES);
+const EXCLUDING = q(EXCLUDING_ATTEMPT_STATES);
+const J = JSON.stringify;
+
+/** Connects, migrates, and returns a store. Several stores (coordinators) may share one database and schema. */
+export async function openPostgresStore(options: PostgresStoreOptions): Promise<PostgresStore> {
+  const storeId = randomUUID();
+  const db = await PgDb.open(options, storeId);
+  return new PostgresStore(db, storeId, options);
+}
+
+/** The columns submit inserts, with their types for unnest. */
+const JOB_INSERT_COLUMNS = [
+  ['id', 'text'], ['queue', 'text'], ['state', 'text'], ['payload', 'text'], ['priority', 'int'], ['run_at', 'bigint'],
+  ['deadline_at', 'bigint'], ['has_deadline', 'smallint'], ['timeout_ms', 'bigint'], ['heartbeat_timeout_ms', 'bigint'],
+  ['max_attempts', 'int'], ['backoff_base_ms', 'bigint'], ['backoff_max_ms', 'bigint'], ['req_cores', 'int'],
+  ['req_memory_mb', 'bigint'], ['req_gpus', 'int'], ['req_labels', 'text'], ['affinity_key', 'text'], ['affinity_mode', 'text'],
+  ['depends_on', 'text'], ['replicas', 'int'], ['quorum', 'int'], ['verify', 'text'], ['idempotency_key', 'text'],
+  ['labels', 'text'], ['want', 'int'], ['pending_parents', 'int'], ['error', 'text'], ['created_at', 'bigint'],
+  ['updated_at', 'bigint'], ['finished_at', 'bigint'],
+] as const;
+
+const INSERT_JOBS_SQL = `
+  INSERT INTO jobs (${JOB_INSERT_COLUMNS.map(([c]) => c).join(', ')})
+  SELECT * FROM unnest(${JOB_INSERT_COLUMNS.map(([, t], i) => `$${i + 1}::${t}[]`).join(', ')})
+  ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+  RETURNING *`;
+
+const ATTEMPT_INSERT_COLUMNS = [
+  ['id', 'text'], ['job_id', 'text'], ['worker_id', 'text'], ['queue', 'text'], ['seq', 'int'], ['lease', 'text'],
+  ['gpu_ids', 'text'], ['cores', 'int'], ['memory_mb', 'bigint'], ['heartbeat_timeout_ms', 'bigint'], ['leased_at', 'bigint'],
+  ['heartbeat_at', 'bigint'], ['lease_expires_at', 'bigint'], ['timeout_at', 'bigint'],
+] as const;
+
+const INSERT_ATTEMPTS_SQL = `
+  INSERT INTO attempts (${ATTEMPT_INSERT_COLUMNS.map(([c]) => c).join(', ')}, state)
+  SELECT *, 'leased' FROM unnest(${ATTEMPT_INSERT_COLUMNS.map(([, t], i) => `$${i + 1}::${t}[]`).join(', ')})`;
+
+/**
+ * One page of candidates for every queue at once, locked FOR UPDATE SKIP LOCKED:
+ * rows another coordinator's claim (or a settle in progress) holds are passed
+ * over, not waited for. Per queue: the next page by priority, deadline and age
+ * (the jobs_claim index), and on the first page also the oldest ready jobs
+ * (jobs_claim_age), so that aging can lift them past newer, higher-priority
+ * work. Parameters: $1 queues, $2 now, $3 cores, $4 memory, $5 gpus,
+ * $6 page size, $7 offset, $8 how many oldest (0 after the first page).
+ */
+const CANDIDATES_SQL = `
+  SELECT c.*, q.ord FROM unnest($1::text[]) WITH ORDINALITY AS q(name, ord)
+  CROSS JOIN LATERAL (
+    SELECT * FROM (
+      SELECT 0 AS part, ${CANDIDATE_COLUMNS} FROM jobs
+      WHERE want > 0 AND queue = q.name AND run_at <= $2 AND deadline_at > $2
+        AND req_cores <= $3 AND req_memory_mb <= $4 AND req_gpus <= $5
+      ORDER BY priority DESC, deadline_at, id LIMIT $6 OFFSET $7
+      FOR UPDATE SKIP LOCKED) by_priority
+    UNION ALL
+    SELECT * FROM (
+      SELECT 1 AS part, ${CANDIDATE_COLUMNS} FROM jobs
+      WHERE want > 0 AND queue = q.name AND run_at <= $2 AND deadline_at > $2
+        AND req_cores <= $3 AND req_memory_mb <= $4 AND req_gpus <= $5
+      ORDER BY id LIMIT $8
+      FOR UPDATE SKIP LOCKED) oldest
+  ) c
+  ORDER BY q.ord, c.part, CASE WHEN c.part = 0 THEN -c.priority END, CASE WHEN c.part = 0 THEN c.deadline_at END, c.id`;
+
+export class PostgresStore implements Store {
+  readonly kind = 'postgres' as const;
+  private readonly db: PgDb;
+  private readonly clock: Clock;
+  private readonly random: Random;
+  private readonly newId: IdFactory;
+  private readonly offlineAfterMs: number;
+  private readonly wake: WakeListener;
+
+  constructor(db: PgDb, storeId: string, options: PostgresStoreOptions) {
+    this.db = db;
+    this.clock = options.clock;
+    this.random = options.random;
+    this.newId = idFactory(options.clock, options.random);
+    this.offlineAfterMs = options.workerOfflineAfterMs ?? 30_000;
+    this.wake = new WakeListener(db, storeId);
+  }
+
+  /**
+   * Calls `listener` when another coordinator on this database and schema
+   * submitted, retried or re-queued work (LISTEN/NOTIFY on one dedicated
+   * connection, re-established after it drops). Notifications sent while no
+   * connection listens are lost: meanwhile, and once after it is back, the
+   * listener is called on a timer instead. Returns the unsubscribe function.
+   */
+  onWake(listener: () => void): () => void {
+    return this.wake.add(listener);
+  }
+
+  /**
+   * Resolves once the wake-up connection LISTENs (it opens with the first
+   * onWake listener): a NOTIFY committed after this is heard. For tests.
+   */
+  whenListening(): Promise<void> {
+    return this.wake.ready();
+  }
+
+  // ---- Jobs ----
+
+  async submit(params: { jobs: readonly NewJob[] }): Promise<SubmitResult[]> {
+    assert(params.jobs.length <= LIMITS.submitBatchMaxJobs, 'submit batch within its bound');
+    if (params.jobs.length === 0) return [];
+    return this.db.tx(async (tx) => {
+      const out = await this.submitBatch(tx, params.jobs);
+      if (out.some((r) => r.created && r.job.want > 0)) tx.wake();
+      return out;
+    });
+  }
+
+  /**
+   * The whole batch in a few statements: the keys already known, the parents
+   * (locked FOR SHARE), one INSERT of every new job, one of their dependency
+   * rows. A key that another coordinator inserts meanwhile makes the INSERT
+   * skip that job (ON CONFLICT DO NOTHING); the existing job is then read back.
+   */
+  private async submitBatch(tx: Tx, jobs: readonly NewJob[]): Promise<SubmitResult[]> {
+    const now = this.clock.now();
+    const keys = [...new Set(jobs.map((j) => j.idempotencyKey).filter((k): k is string => k !== null))];
+    const existing = new Map<string, Row>();
+    if (keys.length > 0) {
+      for (const r of await tx.all('SELECT * FROM jobs WHERE idempotency_key = ANY($1::text[])', [keys])) {
+        existing.set(String(r.idempotency_key), r);
+      }
+    }
+    // Which jobs are new: the first of each key not seen before, and every job without a key.
+    const firstOfKey = new Map<string, number>();
+    const fresh: number[] = [];
+    jobs.forEach((j, i) => {
+      if (j.idempotencyKey === null) return void fresh.push(i);
+      if (existing.has(j.idempotencyKey) || firstOfKey.has(j.idempotencyKey)) return;
+      firstOfKey.set(j.idempotencyKey, i);
+      fresh.push(i);
+    });
+    const parentIds = [...new Set(fresh.flatMap((i) => jobs[i]!.dependsOn))].sort();
+    const parents = new Map<string, JobState>();
+    if (parentIds.length > 0) {
+      for (const r of await tx.all('SELECT id, state FROM jobs WHERE id = ANY($1::text[]) ORDER BY id FOR SHARE', [parentIds])) {
+        parents.set(String(r.id), r.state as JobState);
+      }
+    }
+    const rows = fresh.map((i) => this.newJobRow(jobs[i]!, parents, now));
+    const inserted = new Map<string, Row>();
+    if (rows.length > 0) {
+      const columns = JOB_INSERT_COLUMNS.map(([c]) => rows.map((r) => r[c] ?? null) as unknown as Param);
+      for (const r of await tx.all(INSERT_JOBS_SQL, columns)) inserted.set(String(r.id), r);
+    }
+    // Keys another coordinator committed between our read and our insert.
+    const lost = rows.filter((r) => !inserted.has(String(r.id))).map((r) => String(r.idempotency_key));
+    if (lost.length > 0) {
+      for (const r of await tx.all('SELECT * FROM jobs WHERE idempotency_key = ANY($1::text[])', [lost])) {
+        existing.set(String(r.idempotency_key), r);
+      }
+    }
+    const deps = rows.filter((r) => inserted.has(String(r.id))).flatMap((r) => (r.parents as string[]).map((p) => [p, String(r.id)] as const));
+    if (deps.length > 0) {
+      await tx.run('INSERT INTO job_deps (parent_id, job_id) SELECT * FROM unnest($1::text[], $2::text[]) ON CONFLICT DO NOTHING', [
+        deps.map((d) => d[0]),
+        deps.map((d) => d[1]),
+      ]);
+    }
+    const rowOfIndex = new Map(fresh.map((i, k) => [i, rows[k]!]));
+    return jobs.map((j, i) => {
+      const mine = rowOfIndex.get(i);
+      const created = mine !== undefined ? inserted.get(String(mine.id)) : undefined;
+      if (created) return { job: jobFromRow(created), created: true };
+      const found = j.idempotencyKey === null ? undefined : existing.get(j.idempotencyKey) ?? inserted.get(this.idOfKey(rows, j.idempotencyKey));
+      assert(found, 'a job not inserted has a key that names an existing job');
+      return { job: jobFromRow(found), created: false };
+    });
+  }
+
+  private idOfKey(rows: readonly Row[], key: string): string {
+    return String(rows.find((r) => r.idempotency_key === key)?.id ?? '');
+  }
+
+  /** The row of a new job, as submitOne in the SQLite store makes it; throws UNKNOWN_DEPENDENCY. */
+  private newJobRow(spec: NewJob, parents: ReadonlyMap<string, JobState>, now: number): Row {
+    const id = this.newId();
+    const own = [...new Set(spec.dependsOn)].map((pid) => {
+      const state = parents.get(pid);
+      if (state === undefined) throw new GafferError('UNKNOWN_DEPENDENCY', `dependsOn names ${pid}, which does not exist`, { jobId: pid });
+      return { id: pid, state };
+    });
+    const pending = own.filter((p) => p.state !== 'succeeded').length;
+    const dead = own.find((p) => p.state === 'failed' || p.state === 'cancelled' || p.state === 'expired');
+    // As the cascade in endJob would have done: a cancelled parent cancels, any other end fails.
+    const deadState = dead?.state === 'cancelled' ? 'cancelled' : 'failed';
+    const state: JobState = dead ? deadState : pending > 0 ? 'waiting' : 'queued';
+    const error: JobError | null = dead
+      ? {
+          code: deadState === 'cancelled' ? 'DEPENDENCY_CANCELLED' : 'DEPENDENCY_FAILED',
+          message: `parent ${dead.id} ended ${dead.state}`,
+          jobId: dead.id,
+        }
+      : null;
+    return {
+      id, queue: spec.queue, state, payload: J(spec.payload), priority: spec.priority, run_at: spec.runAt ?? now,
+      deadline_at: spec.deadline ?? NO_DEADLINE, has_deadline: spec.deadline === null ? 0 : 1, timeout_ms: spec.timeoutMs,
+      heartbeat_timeout_ms: spec.heartbeatTimeoutMs, max_attempts: spec.maxAttempts, backoff_base_ms: spec.backoff.baseMs,
+      backoff_max_ms: spec.backoff.maxMs, req_cores: spec.requires.cores, req_memory_mb: spec.requires.memoryMb,
+      req_gpus: spec.requires.gpus, req_labels: J(spec.requires.labels), affinity_key: spec.affinity?.key ?? null,
+      affinity_mode: spec.affinity?.mode ?? null, depends_on: J(spec.dependsOn), replicas: spec.replicas, quorum: spec.quorum,
+      verify: spec.verify === null ? null : J(spec.verify), idempotency_key: spec.idempotencyKey, labels: J(spec.labels),
+      want: state === 'queued' ? spec.replicas : 0, pending_parents: state === 'waiting' ? pending : 0,
+      error: error === null ? null : J(error), created_at: now, updated_at: now, finished_at: dead ? now : null,
+      parents: own.map((p) => p.id),
+    };
+  }
+
+  async getJob(params: { id: string }): Promise<Job | null> {
+    const row = await this.db.read((sql) => sql.get('SELECT * FROM jobs WHERE id = $1', [params.id]));
+    return row ? jobFromRow(row) : null;
+  }
+
+  private async mustGetJob(sql: Sql, id: string, lock = false): Promise<Job> {
+    const row = await sql.get(`SELECT * FROM jobs WHERE id = $1${lock ? ' FOR UPDATE' : ''}`, [id]);
+    if (!row) throw new GafferError('JOB_NOT_FOUND', `no job has id ${id}`, { jobId: id });
+    return jobFromRow(row);
+  }
+
+  async listJobs(params: ListJobsParams): Promise<JobPage> {
+    const where: string[] = [];
+    const args: Param[] = [];
+    const arg = (v: Param): string => (args.push(v), `$${args.length}`);
+    if (params.queue !== undefined) where.push(`queue = ${arg(params.queue)}`);
+    if (params.state !== undefined) where.push(`state = ${arg(params.state)}`);
+    if (params.label !== undefined) where.push(`(labels::json ->> ${arg(params.label.key)}) = ${arg(params.label.value)}`);
+    if (params.cursor !== undefined) where.push(`id < ${arg(decodeCursor(params.cursor))}`);
+    const limit = Math.max(1, Math.min(params.limit, LIMITS.listMaxJobs));
+    const sql = `SELECT * FROM jobs ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY id DESC LIMIT ${arg(limit + 1)}`;
+    const rows = await this.db.read((s) => s.all(sql, args));
+    const jobs = rows.slice(0, limit).map(jobFromRow);
+    const last = jobs[jobs.length - 1];
+    return { jobs, nextCursor: rows.length > limit && last ? encodeCursor(last.id) : null };
+  }
+
+  async listAttempts(params: { jobId: string }): Promise<Attempt[]> {
+    const rows = await this.db.read((sql) => sql.all('SELECT * FROM attempts WHERE job_id = $1 ORDER BY seq, id', [params.jobId]));
+    return rows.map(attemptFromRow);
+  }
+
+  async listLiveAttempts(params: { workerId: string }): Promise<Attempt[]> {
+    const rows = await this.db.read((sql) =>
+      sql.all(`SELECT * FROM attempts WHERE worker_id = $1 AND state IN ${LIVE} ORDER BY id`, [params.workerId]),
+    );
+    return rows.map(attemptFromRow);
+  }
+
+  async cancel(params: { jobId: string; reason?: string }): Promise<SettleResult> {
+    return this.db.tx(async (tx) => {
+      const job = await this.mustGetJob(tx, params.jobId, true);
+      if (job.state === 'cancelled') return { job, changes: [] };
+      if (TERMINAL_JOB_STATES.includes(job.state)) {
+        throw new GafferError('INVALID_STATE', `job ${job.id} already ended ${job.state}`, { state: job.state });
+      }
+      const error: JobError = { code: 'CANCELLED', message: params.reason ?? 'cancelled by a client' };
+      const changes = await this.endJob(tx, job.id, 'cancelled', error);
+      return { job: await this.mustGetJob(tx, job.id), changes };
+    });
+  }
+
+  async retry(params: { jobId: string }): Promise<SettleResult> {
+    return this.db.tx(async (tx) => {
+      const job = await this.mustGetJob(tx, params.jobId, true);
+      if (job.state !== 'failed' && job.state !== 'cancelled' && job.state !== 'expired') {
+        throw new GafferError('INVALID_STATE', `only a failed, cancelled or expired job can be retried; ${job.id} is ${job.state}`);
+      }
+      const parents = [...new Set(job.dependsOn)];
+      if (parents.length > 0) {
+        const states = new Map(
+          (await tx.all('SELECT id, state FROM jobs WHERE id = ANY($1::text[])', [parents])).map((r) => [String(r.id), String(r.state)]),
+        );
+        const blocking = parents.find((p) => states.get(p) !== 'succeeded');
+        if (blocking !== undefined) {
+          throw new GafferError('INVALID_STATE', `parent ${blocking} is ${states.get(blocking)}; retry it first`, { jobId: blocking });
+        }
+      }
+      const now = this.clock.now();
+      // A retry is a fresh round: results of earlier replicas no longer vote.
+      await tx.run(`UPDATE attempts SET state = 'rejected' WHERE job_id = $1 AND state = 'completed'`, [job.id]);
+      await tx.run(
+        `UPDATE jobs SET state = 'queued', want = replicas, failures = 0, error = NULL, result = NULL,
+           finished_at = NULL, pending_parents = 0, run_at = $1, updated_at = $1 WHERE id = $2`,
+        [now, job.id],
+      );
+      tx.wake();
+      return { job: await this.mustGetJob(tx, job.id), changes: [{ jobId: job.id, state: 'queued', cancelledAttempts: [] }] };
+    });
+  }
+
+  /**
+   * Ends a job that has not ended: stops its live attempts and cascades to its
+   * waiting dependants (cancelled with a cancel, failed otherwise). The caller
+   * holds the job's row lock; dependants are locked as they are updated.
+   */
+  private async endJob(tx: Tx, jobId: string, state: 'failed' | 'cancelled' | 'expired', error: JobError): Promise<Change[]> {
+    const now = this.clock.now();
+    const changes: Change[] = [];
+    const queue: { id: string; state: 'failed' | 'cancelled' | 'expired'; error: JobError }[] = [{ id: jobId, state, error }];
+    for (let i = 0; i < queue.length; i++) {
+      assert(i < LIMITS.cascadeMaxJobs, 'a cascade through dependants stays within its bound');
+      const item = queue[i]!;
+      const cancelledAttempts = await this.stopLiveAttempts(tx, item.id, now);
+      const n = await tx.run(
+        `UPDATE jobs SET state = $1, want = 0, live = 0, error = $2, finished_at = $3, updated_at = $3
+         WHERE id = $4 AND state NOT IN ${TERMINAL}`,
+        [item.state, J(item.error), now, item.id],
+      );
+      if (n === 0) continue;
+      changes.push({ jobId: item.id, state: item.state, cancelledAttempts });
+      const childState = item.state === 'cancelled' ? 'cancelled' : 'failed';
+      const code = item.state === 'cancelled' ? 'DEPENDENCY_CANCELLED' : 'DEPENDENCY_FAILED';
+      const children = await tx.all(
+        `SELECT j.id FROM job_deps d JOIN jobs j ON j.id = d.job_id WHERE d.parent_id = $1 AND j.state = 'waiting' ORDER BY j.id`,
+        [item.id],
+      );
+      for (const child of children) {
+        const message = `parent ${item.id} ended ${item.state}`;
+        queue.push({ id: String(child.id), state: childState, error: { code, message, jobId: item.id } });
+      }
+    }
+    return changes;
+  }
+
+  private async stopLiveAttempts(tx: Tx, jobId: string, now: number): Promise<{ attemptId: string; workerId: string }[]> {
+    const rows = await tx.all(
+      `UPDATE attempts SET state = 'cancelled', finished_at = $1 WHERE job_id = $2 AND state IN ${LIVE} RETURNING id, worker_id`,
+      [now, jobId],
+    );
+    return rows.map((r) => ({ attemptId: String(r.id), workerId: String(r.worker_id) })).sort((a, b) => (a.attemptId < b.attemptId ? -1 : 1));
+  }
+
+  /** A parent succeeded: its waiting children lose one pending parent, and the ready ones queue. */
+  private async releaseChildren(tx: Tx, parentId: string, now: number): Promise<Change[]> {
+    const rows = await tx.all(
+      `UPDATE jobs SET pending_parents = pending_parents - 1,
+         state = CASE WHEN pending_parents = 1 THEN 'queued' ELSE state END,
+         want = CASE WHEN pending_parents = 1 THEN replicas ELSE 0 END,
+         run_at = CASE WHEN pending_parents = 1 THEN greatest(run_at, $1) ELSE run_at END,
+         updated_at = $1
+       WHERE state = 'waiting' AND id IN (SELECT job_id FROM job_deps WHERE parent_id = $2)
+       RETURNING id, state`,
+      [now, parentId],
+    );
+    const queued = rows
+      .filter((r) => r.state === 'queued')
+      .map((r) => ({ jobId: String(r.id), state: 'queued' as const, cancelledAttempts: [] }))
+      .sort((a, b) => (a.jobId < b.jobId ? -1 : 1));
+    if (queued.length > 0) tx.wake();
+    return queued;
+  }
+
+  // ---- Workers ----
+
+  async upsertWorker(params: { spec: WorkerSpec }): Promise<Worker> {
+    const s = params.spec;
+    const now = this.clock.now();
+    const id = s.id ?? this.newId();
+    return this.db.read(async (sql) => {
+      await sql.run(
+        `INSERT INTO workers (id, name, labels, cores, memory_mb, gpu_ids, queues, keys, connected, draining,
+           connected_at, last_seen_at, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 1, 0, $9, $9, $9)
+         ON CONFLICT (id) DO UPDATE SET name = excluded.name, labels = excluded.labels, cores = excluded.cores,
+           memory_mb = excluded.memory_mb, gpu_ids = excluded.gpu_ids, queues = excluded.queues, keys = excluded.keys,
+           connected = 1, draining = 0, connected_at = excluded.connected_at, last_seen_at = excluded.last_seen_at`,
+        [id, s.name, J(s.labels), s.cores, s.memoryMb, J(s.gpuIds), J(s.queues), J(s.keys), now],
+      );
+      return this.mustGetWorker(sql, id);
+    });
+  }
+
+  async getWorker(params: { id: string }): Promise<Worker | null> {
+    return this.db.read(async (sql) => {
+      const row = await sql.get('SELECT * FROM workers WHERE id = $1', [params.id]);
+      return row ? (await this.withRunning(sql, [row]))[0]! : null;
+    });
+  }
+
+  private async mustGetWorker(sql: Sql, id: string): Promise<Worker> {
+    const row = await sql.get('SELECT * FROM workers WHERE id = $1', [id]);
+    if (!row) throw new GafferError('WORKER_NOT_FOUND', `no worker has id ${id}`, { workerId: id });
+    return (await this.withRunning(sql, [row]))[0]!;
+  }
+
+  /** Workers from their rows, with their live attempt counts per queue (one query for all of them). */
+  private async withRunning(sql: Sql, rows: readonly Row[]): Promise<Worker[]> {
+    const running = new Map<string, Record<string, number>>(rows.map((r) => [String(r.id), {}]));
+    if (rows.length > 0) {
+      const counts = await sql.all(
+        `SELECT worker_id, queue, count(*) AS n FROM attempts WHERE worker_id = ANY($1::text[]) AND state IN ${LIVE}
+         GROUP BY worker_id, queue ORDER BY worker_id, queue`,
+        [[...running.keys()]],
+      );
+      for (const c of counts) running.get(String(c.worker_id))![String(c.queue)] = Number(c.n);
+    }
+    const now = this.clock.now();
+    return rows.map((r) => workerFromRow(r, running.get(String(r.id))!, now, this.offlineAfterMs));
+  }
+
+  async listWorkers(): Promise<Worker[]> {
+    return this.db.read(async (sql) => this.withRunning(sql, await sql.all('SELECT * FROM workers ORDER BY id')));
+  }
+
+  async disconnectWorker(params: { workerId: string }): Promise<void> {
+    await this.db.read((sql) => sql.run('UPDATE workers SET connected = 0 WHERE id = $1', [params.workerId]));
+  }
+
+  async setWorkerDraining(params: { workerId: string; draining: boolean }): Promise<Worker> {
+    return this.db.read(async (sql) => {
+      const n = await sql.run('UPDATE workers SET draining = $1 WHERE id = $2', [params.draining ? 1 : 0, params.workerId]);
+      if (n === 0) throw new GafferError('WORKER_NOT_FOUND', `no worker has id ${params.workerId}`);
+      return this.mustGetWorker(sql, params.workerId);
+    });
+  }
+
+  async updateWorkerKeys(params: { workerId: string; hold?: readonly string[]; release?: readonly string[] }): Promise<Worker> {
+    return this.db.tx(async (tx) => {
+      const row = await tx.get('SELECT keys FROM workers WHERE id = $1 FOR UPDATE', [params.workerId]);
+      if (!row) throw new GafferError('WORKER_NOT_FOUND', `no worker has id ${params.workerId}`);
+      const keys = new Set(JSON.parse(String(row.keys ?? '[]')) as string[]);
+      for (const k of params.hold ?? []) keys.add(k);
+      for (const k of params.release ?? []) keys.delete(k);
+      if (keys.size > LIMITS.workerKeysMax) {
+        throw new GafferError('INVALID_INPUT', `a worker holds at most ${LIMITS.workerKeysMax} keys; this would make ${keys.size}`, {
+          maxKeys: LIMITS.workerKeysMax,
+        });
+      }
+      await tx.run('UPDATE workers SET keys = $1 WHERE id = $2', [J([...keys]), params.workerId]);
+      return this.mustGetWorker(tx, params.workerId);
+    });
+  }
+
+  // ---- Claim ----
+
+  /**
+   * One transaction per batch: lock the workers, read what they hold, read
+   * candidates page by page (FOR UPDATE SKIP LOCKED), let the place function
+   * decide, re-check its answer, then write every job update in one statement
+   * and every attempt in another.
+   */
+  async claim(params: ClaimParams): Promise<Assignment[]> {
+    if (params.workerIds.length === 0 || params.maxJobs <= 0) return [];
+    return this.db.tx(async (tx) => {
+      const now = this.clock.now();
+      const workers = await this.capacities(tx, params.workerIds, now);
+      if (workers.length === 0) return [];
+      const placements = await this.plan(tx, params, workers, now);
+      checkPlacements(placements, workers, params.maxJobs);
+      if (placements.length === 0) return [];
+      const assignments = await this.lease(tx, placements, now);
+      await this.assertWorkersWithinCapacity(tx, [...new Set(placements.map((p) => p.workerId))]);
+      return assignments;
+    });
+  }
+
+  /** What each eligible worker has free, its row locked (in id order) until the claim commits. */
+  private async capacities(tx: Tx, workerIds: readonly string[], now: number): Promise<WorkerCapacity[]> {
+    const rows = await tx.all(
+      `SELECT * FROM workers WHERE id = ANY($1::text[])
+         AND connected = 1 AND draining = 0 AND quarantined = 0 AND last_seen_at >= $2
+       ORDER BY id FOR UPDATE`,
+      [[...new Set(workerIds)], now - this.offlineAfterMs],
+    );
+    if (rows.length === 0) return [];
+    const live = await tx.all(`SELECT ${LIVE_ATTEMPT_COLUMNS} FROM attempts WHERE worker_id = ANY($1::text[]) AND state IN ${LIVE}`, [
+      rows.map((w) => String(w.id)),
+    ]);
+    return capacities(rows, live);
+  }
+
+  /** Reads candidates page by page until the workers are full or the pages run out. */
+  private async plan(tx: Tx, params: ClaimParams, workers: WorkerCapacity[], now: number): Promise<Placement[]> {
+    const scope = claimScope(params, workers);
+    const seen = new Map<string, Candidate>();
+    let placements: Placement[] = [];
+    for (let page = 0; page < LIMITS.claimScanMaxPages; page++) {
+      const { rows, more } = await this.candidatePage(tx, scope, now, page);
+      const pageIds = new Set<string>();
+      const fresh = rows.filter((r) => {
+        const id = String(r.id);
+        if (seen.has(id) || pageIds.has(id)) return false;
+        pageIds.add(id);
+        return true;
+      });
+      const excluded = await this.excludedWorkers(tx, fresh.filter((r) => Number(r.replicas) > 1).map((r) => String(r.id)));
+      for (const r of fresh) seen.set(String(r.id), candidateFromRow(r, excluded.get(String(r.id)) ?? []));
+      if (seen.size === 0) return [];
+      placements = params.place({ now, workers, candidates: [...seen.values()], maxPlacements: scope.budget });
+      if (placements.length >= scope.budget || !more) break;
+    }
+    return placements;
+  }
+
+  /** One page of every queue's candidates; `more` when some queue's priority page was full, so a next page may exist. */
+  private async candidatePage(tx: Tx, scope: ClaimScope, now: number, page: number): Promise<{ rows: Row[]; more: boolean }> {
+    const perPage = LIMITS.claimCandidatesPerPage;
+    const rows = await tx.all(CANDIDATES_SQL, [
+      scope.queues, now, scope.maxCores, scope.maxMemoryMb, scope.maxGpus, perPage, page * perPage, page === 0 ? perPage : 0,
+    ]);
+    const perQueue = new Map<string, number>();
+    for (const r of rows) if (Number(r.part) === 0) perQueue.set(String(r.queue), (perQueue.get(String(r.queue)) ?? 0) + 1);
+    return { rows, more: [...perQueue.values()].some((n) => n === perPage) };
+  }
+
+  /** Per replicated job, the workers that may not take another of its replicas. */
+  private async excludedWorkers(tx: Tx, jobIds: readonly string[]): Promise<Map<string, string[]>> {
+    const out = new Map<string, string[]>();
+    if (jobIds.length === 0) return out;
+    const rows = await tx.all(
+      `SELECT DISTINCT job_id, worker_id FROM attempts WHERE job_id = ANY($1::text[]) AND state IN ${EXCLUDING} ORDER BY job_id, worker_id`,
+      [jobIds],
+    );
+    for (const r of rows) {
+      const list = out.get(String(r.job_id));
+      if (list) list.push(String(r.worker_id));
+      else out.set(String(r.job_id), [String(r.worker_id)]);
+    }
+    return out;
+  }
+
+  /** Writes the attempts of a batch of placements and moves their jobs to running: one UPDATE, one INSERT. */
+  private async lease(tx: Tx, placements: readonly Placement[], now: number): Promise<Assignment[]> {
+    const perJob = new Map<string, number>();
+    for (const p of placements) perJob.set(p.jobId, (perJob.get(p.jobId) ?? 0) + 1);
+    const jobRows = await tx.all(
+      `UPDATE jobs AS j SET want = j.want - v.n, live = j.live + v.n, attempts = j.attempts + v.n, state = 'running', updated_at = $1
+       FROM unnest($2::text[], $3::int[]) AS v(id, n)
+       WHERE j.id = v.id AND j.want >= v.n AND j.state IN ('queued', 'running')
+       RETURNING j.id, j.queue, j.payload, j.attempts, j.timeout_ms, j.heartbeat_timeout_ms, j.deadline_at, j.has_deadline,
+         j.req_cores, j.req_memory_mb, j.req_gpus, j.labels, v.n`,
+      [now, [...perJob.keys()], [...perJob.values()]],
+    );
+    assert(jobRows.length === perJob.size, 'a placed job still wants an attempt');
+    const jobs = new Map(jobRows.map((r) => [String(r.id), { row: r, next: Number(r.attempts) - Number(r.n) }]));
+    const out: Assignment[] = [];
+    for (const p of placements) {
+      const j = jobs.get(p.jobId)!;
+      const job = j.row;
+      assert(p.gpuIds.length === Number(job.req_gpus), 'an attempt gets exactly the GPUs its job requires');
+      j.next += 1;
+      const hbMs = Number(job.heartbeat_timeout_ms);
+      const timeoutMs = Number(job.timeout_ms);
+      out.push({
+        attemptId: this.newId(),
+        lease: randomToken(this.random),
+        jobId: p.jobId,
+        workerId: p.workerId,
+        queue: String(job.queue),
+        payload: JSON.parse(String(job.payload)),
+        gpuIds: p.gpuIds,
+        cores: Number(job.req_cores),
+        memoryMb: Number(job.req_memory_mb),
+        attempt: j.next,
+        timeoutMs,
+        heartbeatTimeoutMs: hbMs,
+        leaseExpiresAt: now + hbMs,
+        deadline: Number(job.has_deadline) === 1 ? Number(job.deadline_at) : null,
+        labels: JSON.parse(String(job.labels)),
+      });
+    }
+    const col = <T extends Param>(f: (a: Assignment) => unknown): T => out.map(f) as unknown as T;
+    await tx.run(INSERT_ATTEMPTS_SQL, [
+      col((a) => a.attemptId), col((a) => a.jobId), col((a) => a.workerId), col((a) => a.queue), col((a) => a.attempt),
+      col((a) => a.lease), col((a) => J(a.gpuIds)), col((a) => a.cores), col((a) => a.memoryMb),
+      col((a) => a.heartbeatTimeoutMs), col(() => now), col(() => now), col((a) => a.leaseExpiresAt), col((a) => now + a.timeoutMs),
+    ]);
+    return out;
+  }
+
+  /** Invariant 5, checked against the database after a claim wrote its leases: never more than declared. */
+  private async assertWorkersWithinCapacity(tx: Tx, workerIds: readonly string[]): Promise<void> {
+    const workers = await tx.all('SELECT id, cores, memory_mb, gpu_ids, queues FROM workers WHERE id = ANY($1::text[])', [workerIds]);
+    assert(workers.length === workerIds.length, 'a leased attempt belongs to a known worker');
+    const live = await tx.all(`SELECT ${LIVE_ATTEMPT_COLUMNS} FROM attempts WHERE worker_id = ANY($1::text[]) AND state IN ${LIVE}`, [
+      workerIds,
+    ]);
+    for (const w of workers) assertWithinDeclared(w, live.filter((a) => a.worker_id === w.id));
+  }
+
+  // ---- Heartbeats and reports ----
+
+  async heartbeat(params: HeartbeatParams): Promise<HeartbeatResult> {
+    return this.db.tx(async (tx) => {
+      const now = this.clock.now();
+      const n = await tx.run('UPDATE workers SET last_seen_at = $1, connected = 1 WHERE id = $2', [now, params.workerId]);
+      if (n === 0) throw new GafferError('WORKER_NOT_FOUND', `no worker has id ${params.workerId}`);
+      const set = `heartbeat_at = $1, lease_expires_at = $1 + heartbeat_timeout_ms, started_at = coalesce(started_at, $1),
+        state = CASE WHEN state = 'leased' THEN 'running' ELSE state END`;
+      if (params.attempts === undefined) {
+        const rows = await tx.all(
+          `UPDATE attempts SET ${set} WHERE worker_id = $2 AND state IN ${LIVE} AND lease_expires_at >= $1 RETURNING id`,
+          [now, params.workerId],
+        );
+        return { extended: rows.map((r) => String(r.id)).sort(), revoked: [] };
+      }
+      if (params.attempts.length === 0) return { extended: [], revoked: [] };
+      const rows = await tx.all(
+        `UPDATE attempts AS a SET ${set}
+         FROM (SELECT DISTINCT id, lease FROM unnest($3::text[], $4::text[]) AS r(id, lease)) AS v
+         WHERE a.id = v.id AND a.lease = v.lease AND a.worker_id = $2 AND a.state IN ${LIVE} AND a.lease_expires_at >= $1
+         RETURNING a.id, a.lease`,
+        [now, params.workerId, params.attempts.map((r) => r.attemptId), params.attempts.map((r) => r.lease)],
+      );
+      const ok = new Set(rows.map((r) => `${String(r.id)}\n${String(r.lease)}`));
+      const extended: string[] = [];
+      const revoked: string[] = [];
+      for (const ref of params.attempts) (ok.has(`${ref.attemptId}\n${ref.lease}`) ? extended : revoked).push(ref.attemptId);
+      return { extended, revoked };
+    });
+  }
+
+  async progress(params: LeaseRef & { progress: unknown }): Promise<void> {
+    const now = this.clock.now();
+    await this.db.read(async (sql) => {
+      const n = await sql.run(
+        `UPDATE attempts SET progress = $1, heartbeat_at = $2, lease_expires_at = $2 + heartbeat_timeout_ms,
+           started_at = coalesce(started_at, $2), state = CASE WHEN state = 'leased' THEN 'running' ELSE state END
+         WHERE id = $3 AND lease = $4 AND state IN ${LIVE} AND lease_expires_at >= $2`,
+        [J(params.progress), now, params.attemptId, params.lease],
+      );
+      if (n === 0) await this.throwStale(sql, params);
+    });
+  }
+
+  /**
+   * Locks the job of the attempt the lease names, then checks the lease: the
+   * attempt is read after the lock, so nothing can end it before we commit.
+   * Throws ATTEMPT_NOT_FOUND or STALE_LEASE.
+   */
+  private async lockCurrent(tx: Tx, ref: LeaseRef, now: number): Promise<Job> {
+    const row = await tx.get('SELECT * FROM jobs WHERE id = (SELECT job_id FROM attempts WHERE id = $1) FOR UPDATE', [ref.attemptId]);
+    if (!row) throw new GafferError('ATTEMPT_NOT_FOUND', `no attempt has id ${ref.attemptId}`);
+    const a = await tx.get('SELECT state, lease, lease_expires_at FROM attempts WHERE id = $1', [ref.attemptId]);
+    assert(a, 'an attempt is never deleted');
+    const live = LIVE_ATTEMPT_STATES.includes(a.state as never);
+    if (a.lease !== ref.lease || !live || Number(a.lease_expires_at) < now) await this.throwStale(tx, ref);
+    return jobFromRow(row);
+  }
+
+  private async throwStale(sql: Sql, ref: LeaseRef): Promise<never> {
+    const row = await sql.get('SELECT state FROM attempts WHERE id = $1', [ref.attemptId]);
+    if (!row) throw new GafferError('ATTEMPT_NOT_FOUND', `no attempt has id ${ref.attemptId}`);
+    throw new GafferError('STALE_LEASE', `attempt ${ref.attemptId} no longer holds its job (it is ${String(row.state)})`, {
+      attemptId: ref.attemptId,
+      state: row.state,
+    });
+  }
+
+  async complete(params: CompleteParams): Promise<SettleResult> {
+    return this.db.tx(async (tx) => {
+      const now = this.clock.now();
+      const job = await this.lockCurrent(tx, params, now);
+      const hash = resultHash(params.result);
+      const keepResult = job.replicas > 1 ? J(params.result) : null;
+      const n = await tx.run(
+        `UPDATE attempts SET state = 'completed', finished_at = $1, result_hash = $2, result = $3
+         WHERE id = $4 AND lease = $5 AND state IN ${LIVE}`,
+        [now, hash, keepResult, params.attemptId, params.lease],
+      );
+      assert(n === 1, 'the current lease completes its attempt exactly once');
+      if (job.replicas === 1) {
+        const changes = await this.succeed(tx, job.id, J(params.result), now);
+        return { job: await this.mustGetJob(tx, job.id), changes };
+      }
+      await tx.run('UPDATE jobs SET live = live - 1, updated_at = $1 WHERE id = $2', [now, job.id]);
+      const changes = await this.tally(tx, job.id, now);
+      return { job: await this.mustGetJob(tx, job.id), changes };
+    });
+  }
+
+  /** Accepts a result: the job succeeds (once: the guard on state makes it so) and its children move. */
+  private async succeed(tx: Tx, jobId: string, resultJson: string, now: number): Promise<Change[]> {
+    const cancelledAttempts = await this.stopLiveAttempts(tx, jobId, now);
+    const n = await tx.run(
+      `UPDATE jobs SET state = 'succeeded', result = $1, error = NULL, want = 0, live = 0, finished_at = $2, updated_at = $2
+       WHERE id = $3 AND state IN ('running', 'queued', 'verifying')`,
+      [resultJson, now, jobId],
+    );
+    assert(n === 1, 'at most one result is accepted per job');
+    return [{ jobId, state: 'succeeded', cancelledAttempts }, ...(await this.releaseChildren(tx, jobId, now))];
+  }
+
+  /** Counts the votes of a replicated job and acts on the outcome. */
+  private async tally(tx: Tx, jobId: string, now: number): Promise<Change[]> {
+    const job = await this.mustGetJob(tx, jobId);
+    const done = await tx.all(`SELECT id, result, result_hash FROM attempts WHERE job_id = $1 AND state = 'completed' ORDER BY id`, [jobId]);
+    const outcome = vote({
+      hashes: done.map((r) => String(r.result_hash)),
+      quorum: job.quorum,
+      pending: job.live + job.want,
+      attemptsMade: job.attempts,
+      replicas: job.replicas,
+    });
+    if (outcome.kind === 'accept') {
+      const winner = done.find((r) => r.result_hash === outcome.hash)!;
+      await tx.run(`UPDATE attempts SET state = 'rejected' WHERE job_id = $1 AND state = 'completed' AND result_hash <> $2`, [
+        jobId,
+        outcome.hash,
+      ]);
+      return this.succeed(tx, jobId, String(winner.result), now);
+    }
+    if (outcome.kind === 'add-replica') {
+      await tx.run(
+        `UPDATE jobs SET want = want + 1, state = CASE WHEN live > 0 THEN 'running' ELSE 'queued' END, updated_at = $1 WHERE id = $2`,
+        [now, jobId],
+      );
+      tx.wake();
+      return job.live > 0 ? [] : [{ jobId, state: 'queued', cancelledAttempts: [] }];
+    }
+    if (outcome.kind === 'no-quorum') {
+      await tx.run(`UPDATE attempts SET state = 'rejected' WHERE job_id = $1 AND state = 'completed'`, [jobId]);
+      return this.endJob(tx, jobId, 'failed', { code: 'NO_QUORUM', message: outcome.reason });
+    }
+    return this.settleLiveCount(tx, jobId, now);
+  }
+
+  /** After an attempt ended: a job with no live attempt left goes back to queued. */
+  private async settleLiveCount(tx: Tx, jobId: string, now: number): Promise<Change[]> {
+    const row = await tx.get(
+      `UPDATE jobs SET state = 'queued', updated_at = $1 WHERE id = $2 AND state = 'running' AND live = 0 RETURNING id`,
+      [now, jobId],
+    );
+    return row ? [{ jobId, state: 'queued', cancelledAttempts: [] }] : [];
+  }
+
+  async fail(params: FailParams): Promise<SettleResult> {
+    return this.db.tx(async (tx) => {
+      const now = this.clock.now();
+      const job = await this.lockCurrent(tx, params, now);
+      const error = { ...params.error, attemptId: params.attemptId, message: clipMessage(params.error.message) };
+      const n = await tx.run(
+        `UPDATE attempts SET state = 'failed', finished_at = $1, error = $2 WHERE id = $3 AND lease = $4 AND state IN ${LIVE}`,
+        [now, J(error), params.attemptId, params.lease],
+      );
+      assert(n === 1, 'the current lease fails its attempt exactly once');
+      const changes = await this.afterFailure(tx, job.id, error, params.retryable, now);
+      return { job: await this.mustGetJob(tx, job.id), changes };
+    });
+  }
+
+  /** An attempt failed, timed out or was lost: retry with backoff while the budget lasts, else fail the job. */
+  private async afterFailure(tx: Tx, jobId: string, error: JobError, retryable: boolean, now: number): Promise<Change[]> {
+    const row = await tx.get(
+      `UPDATE jobs SET live = live - 1, failures = failures + 1, error = $1, updated_at = $2 WHERE id = $3 RETURNING *`,
+      [J(error), now, jobId],
+    );
+    assert(row, 'a failed attempt belongs to a job');
+    const job = jobFromRow(row);
+    if (!retryable || job.failures >= job.maxAttempts) return this.endJob(tx, jobId, 'failed', error);
+    const delayMs = retryDelayMs(job, error, this.random);
+    await tx.run('UPDATE jobs SET want = want + 1, run_at = $1 WHERE id = $2', [now + delayMs, jobId]);
+    tx.wake();
+    return this.settleLiveCount(tx, jobId, now);
+  }
+
+  // ---- Sweepers ----
+
+  async expireAttempts(params: { limit: number }): Promise<SweepResult> {
+    return this.db.tx(async (tx) => {
+      const now = this.clock.now();
+      const limit = Math.min(params.limit, LIMITS.sweepBatchMaxRows);
+      const out: SweepResult = { changes: [], endedAttempts: [] };
+      const lost = await tx.all(
+        `SELECT id, job_id, worker_id, heartbeat_timeout_ms FROM attempts WHERE state IN ${LIVE} AND lease_expires_at < $1
+         ORDER BY lease_expires_at, id LIMIT $2`,
+        [now, limit],
+      );
+      // A worker silent for a whole heartbeat timeout is gone until it heartbeats again: give it nothing new.
+      // Workers first (in id order), as every transaction takes them: before jobs and attempts.
+      if (lost.length > 0) {
+        await tx.run(
+          `UPDATE workers SET connected = 0 WHERE id IN (
+             SELECT w.id FROM workers w JOIN unnest($1::text[], $2::bigint[]) AS v(id, hb) ON w.id = v.id
+             WHERE w.last_seen_at < $3 - v.hb ORDER BY w.id FOR UPDATE OF w)`,
+          [lost.map((r) => String(r.worker_id)), lost.map((r) => Number(r.heartbeat_timeout_ms)), now],
+        );
+      }
+      for (const r of lost) {
+        await this.endAttempt(tx, r, 'lost', 'LEASE_LOST', 'no heartbeat within the heartbeat timeout', `lease_expires_at < $2`, now, out);
+      }
+      const hung = await tx.all(
+        `SELECT id, job_id, worker_id FROM attempts WHERE state IN ${LIVE} AND timeout_at <= $1 ORDER BY timeout_at, id LIMIT $2`,
+        [now, limit],
+      );
+      for (const r of hung) {
+        await this.endAttempt(tx, r, 'failed', 'TIMEOUT', 'the attempt ran past its timeoutMs', 'timeout_at <= $2', now, out);
+      }
+      return out;
+    });
+  }
+
+  /** Ends one attempt a sweep found, if it still qualifies once its job is locked (a heartbeat may have saved it meanwhile). */
+  private async endAttempt(
+    tx: Tx,
+    r: Row,
+    state: 'lost' | 'failed',
+    code: 'LEASE_LOST' | 'TIMEOUT',
+    message: string,
+    still: string,
+    now: number,
+    out: SweepResult,
+  ): Promise<void> {
+    const attemptId = String(r.id);
+    const jobId = String(r.job_id);
+    await tx.get('SELECT id FROM jobs WHERE id = $1 FOR UPDATE', [jobId]);
+    const error: JobError = { code, message, attemptId };
+    const n = await tx.run(
+      `UPDATE attempts SET state = $1, finished_at = $2, error = $3 WHERE id = $4 AND state IN ${LIVE} AND ${still}`,
+      [state, now, J(error), attemptId],
+    );
+    if (n === 0) return;
+    out.endedAttempts.push({ attemptId, workerId: String(r.worker_id), reason: code });
+    out.changes.push(...(await this.afterFailure(tx, jobId, error, true, now)));
+  }
+
+  async expireDeadlines(params: { limit: number }): Promise<SweepResult> {
+    return this.db.tx(async (tx) => {
+      const now = this.clock.now();
+      const rows = await tx.all(
+        `SELECT id FROM jobs WHERE state IN ('waiting', 'queued') AND has_deadline = 1 AND deadline_at <= $1
+         ORDER BY deadline_at, id LIMIT $2 FOR UPDATE SKIP LOCKED`,
+        [now, Math.min(params.limit, LIMITS.sweepBatchMaxRows)],
+      );
+      const changes: Change[] = [];
+      for (const r of rows) {
+        const error: JobError = { code: 'DEADLINE_EXCEEDED', message: 'the job did not start before its deadline' };
+        changes.push(...(await this.endJob(tx, String(r.id), 'expired', error)));
+      }
+      return { changes, endedAttempts: [] };
+    });
+  }
+
+  async nextRunAt(): Promise<number | null> {
+    const row = await this.db.read((sql) => sql.get('SELECT min(run_at) AS t FROM jobs WHERE want > 0 AND run_at > $1', [this.clock.now()]));
+    return row?.t === null || row?.t === undefined ? null : Number(row.t);
+  }
+
+  async queueCounts(): Promise<QueueCounts[]> {
+    const rows = await this.db.read((sql) => sql.all('SELECT queue, state, count(*) AS n FROM jobs GROUP BY queue, state ORDER BY queue, state'));
+    const byQueue = new Map<string, QueueCounts>();
+    for (const r of rows) {
+      const name = String(r.queue);
+      let entry = byQueue.get(name);
+      if (!entry) {
+        entry = { queue: name, counts: emptyCounts() };
+        byQueue.set(name, entry);
+      }
+      entry.counts[r.state as JobState] = Number(r.n);
+    }
+    return [...byQueue.values()];
+  }
+
+  async queueStats(params: { queues: readonly string[]; sinceMs: number; sampleMaxRows: number }): Promise<QueueRunStats[]> {
+    const sample = Math.max(1, Math.min(params.sampleMaxRows, LIMITS.queueStatsSampleMaxRows));
+    // The newest finished attempts of the queue (index attempts_queue_finished), then, over the
+    // completed ones, the mean and the nearest-rank 95th percentile: the smallest run time whose
+    // rank r among n satisfies r >= 0.95 n, written r * 100 >= 95 * n to stay in integers.
+    const sql = `
+      WITH recent AS (
+        SELECT finished_at - leased_at AS ms, finished_at, CASE WHEN state IN ('completed', 'rejected') THEN 1 ELSE 0 END AS ok
+        FROM attempts
+        WHERE queue = $1 AND finished_at >= $2 AND state IN ('completed', 'rejected', 'failed', 'lost')
+        ORDER BY finished_at DESC LIMIT $3
+      ), ranked AS (
+        SELECT ms, ok, finished_at, row_number() OVER (PARTITION BY ok ORDER BY ms) AS rn, sum(ok) OVER () AS n_ok
+        FROM recent
+      )
+      SELECT count(*) AS n, coalesce(sum(ok), 0) AS completed, avg(CASE WHEN ok = 1 THEN ms END) AS mean_ms,
+        min(CASE WHEN ok = 1 AND rn * 100 >= 95 * n_ok THEN ms END) AS p95_ms, min(finished_at) AS oldest
+      FROM ranked`;
+    return this.db.read(async (s) => {
+      const out: QueueRunStats[] = [];
+      for (const queue of new Set(params.queues)) {
+        const r = await s.get(sql, [queue, params.sinceMs, sample]);
+        const n = Number(r?.n ?? 0);
+        const completed = Number(r?.completed ?? 0);
+        const num = (v: unknown): number | null => (v === null || v === undefined ? null : Number(v));
+        out.push({
+          queue,
+          completed,
+          failed: n - completed,
+          runTimeMeanMs: num(r?.mean_ms),
+          runTimeP95Ms: num(r?.p95_ms),
+          sampledSinceMs: n >= sample ? Number(r?.oldest) : params.sinceMs,
+        });
+      }
+      return out;
+    });
+  }
+
+  async ping(): Promise<void> {
+    await this.db.read((sql) => sql.get('SELECT 1 AS ok'));
+  }
+
+  async close(): Promise<void> {
+    await this.wake.close();
+    await this.db.close();
+  }
+}
+
+/**
+ * The LISTEN side of wake-ups: one dedicated connection (not from the pool,
+ * which recycles its connections), opened on the first listener, re-opened
+ * with backoff when it drops, LISTENing again each time. While it is down the
+ * listeners are called every wakePollIntervalMs instead, and once when it is
+ * back, since notifications sent meanwhile were lost.
+ */
+class WakeListener {
+  private readonly db: PgDb;
+  private readonly storeId: string;
+  private readonly listeners = new Set<() => void>();
+  private client: pg.Client | null = null;
+  private listening = false;
+  private closed = false;
+  private failures = 0;
+  private reconnectTimer: NodeJS.Timeout | null = null;
+  private pollTimer: NodeJS.Timeout | null = null;
+  private waiters: (() => void)[] = [];
+  /** What woke the listeners, for tests and diagnostics. */
+  readonly stats = { notified: 0, polled: 0, reconnects: 0 };
+  /** The server process of the listening connection, while there is one. */
+  pid: number | null = null;
+
+  constructor(db: PgDb, storeId: string) {
+    this.db = db;
+    this.storeId = storeId;
+  }
+
+  add(listener: () => void): () => void {
+    this.listeners.add(listener);
+    if (!this.client && !this.reconnectTimer && !this.closed) void this.connect();
+    return () => {
+      this.listeners.delete(listener);
+      if (this.listeners.size === 0) void this.stop();
+    };
+  }
+
+  ready(): Promise<void> {
+    if (this.listening) return Promise.resolve();
+    return new Promise((resolve) => this.waiters.push(resolve));
+  }
+
+  private fire(why: 'notified' | 'polled'): void {
+    this.stats[why]++;
+    for (const listener of [...this.listeners]) {
+      try {
+        listener();
+      } catch {
+        // A listener's failure is its own; the others still hear the wake-up.
+      }
+    }
+  }
+
+  private async connect(): Promise<void> {
+    this.startPolling();
+    // The pool's own connection settings (pg-pool keeps the password out of enumeration: copy it by name).
+    const options = this.db.pool.options;
+    const client = new pg.Client({ ...options, password: options.password, application_name: 'gaffer-listen' });
+    this.client = client;
+    client.on('notification', (msg) => {
+      if (msg.channel === WAKE_CHANNEL && this.db.wakeIsForUs(msg.payload, this.storeId)) this.fire('notified');
+    });
+    client.on('error', () => this.dropped(client));
+    client.on('end', () => this.dropped(client));
+    try {
+      await client.connect();
+      await client.query(`LISTEN ${WAKE_CHANNEL}`);
+      this.pid = Number((await client.query('SELECT pg_backend_pid() AS pid')).rows[0]?.pid);
+    } catch {
+      this.dropped(client);
+      return;
+    }
+    if (this.client !== client) return;
+    const reconnected = this.failures > 0;
+    this.failures = 0;
+    this.listening = true;
+    this.stopPolling();
+    for (const resolve of this.waiters.splice(0)) resolve();
+    // Anything sent while nobody listened was lost: look once.
+    if (reconnected) this.fire('polled');
+  }
+
+  private dropped(client: pg.Client): void {
+    if (this.client !== client) return;
+    this.client = null;
+    this.listening = false;
+    this.pid = null;
+    void client.end().catch(() => {});
+    if (this.closed || this.listeners.size === 0) return;
+    this.startPolling();
+    const delay = Math.min(POSTGRES_DEFAULTS.listenReconnectMaxDelayMs, POSTGRES_DEFAULTS.listenReconnectBaseDelayMs * 2 ** this.failures);
+    this.failures = Math.min(this.failures + 1, 30);
+    this.stats.reconnects++;
+    this.reconnectTimer = setTimeout(() => {
+      this.reconnectTimer = null;
+      if (!this.closed && this.listeners.size > 0) void this.connect();
+    }, delay);
+    this.reconnectTimer.unref();
+  }
+
+  private startPolling(): void {
+    if (this.pollTimer) return;
+    this.pollTimer = setInterval(() => this.fire('polled'), POSTGRES_DEFAULTS.wakePollIntervalMs);
+    this.pollTimer.unref();
+  }
+
+  private stopPolling(): void {
+    if (this.pollTimer) clearInterval(this.pollTimer);
+    this.pollTimer = null;
+  }
+
+  private async stop(): Promise<void> {
+    this.stopPolling();
+    if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
+    this.reconnectTimer = null;
+    const client = this.client;
+    this.client = null;
+    this.listening = false;
+    this.pid = null;
+    this.failures = 0;
+    if (client) await client.end().catch(() => {});
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    this.listeners.clear();
+    await this.stop();
+  }
+}
