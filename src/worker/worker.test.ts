@@ -77,6 +77,19 @@ describe('sdk worker', () => {
     await tc.close();
   });
 
+  it('stops, instead of fighting for the connection, when another process takes over its worker id', T, async () => {
+    const first = worker({ queues: { work: { slots: 1, handler: () => null } } });
+    await first.start();
+    const stopped = once(first, 'stopped');
+    const closed = next(first, 'disconnected');
+    const second = worker({ id: first.id!, queues: { work: { slots: 1, handler: () => null } } });
+    await second.start();
+    const [{ code }] = await closed;
+    assert.equal(code, 4409);
+    await stopped;
+    assert.equal(second.connected, true, 'the newer connection keeps the worker id');
+  });
+
   it('runs a job with an in-process handler and reports the result', T, async () => {
     const seen: string[] = [];
     const w = worker({

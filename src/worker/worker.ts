@@ -36,6 +36,7 @@ import { WebSocket, type RawData } from 'ws';
 import { LIMITS, PROTOCOL_DEFAULTS, WORKER_DEFAULTS } from '../types/limits.ts';
 import type { Assignment, Json, Labels } from '../types/model.ts';
 import {
+  CLOSE_CODES,
   PROTOCOL_VERSION,
   WORKER_PATH,
   type AckFrame,
@@ -330,6 +331,13 @@ export class Worker extends EventEmitter<WorkerEvents> {
     this.nextBeatAt = Infinity;
     this.emit('disconnected', { url, code, reason });
     if (this.phase === 'stopped') return;
+    if (code === CLOSE_CODES.superseded) {
+      // Another process said hello with this worker's id: it speaks for the
+      // worker now. Reconnecting would only take the connection back and forth.
+      this.log.error({ url, workerId: this.workerId }, 'another connection took over this worker id; stopping');
+      void this.stop('another connection took over this worker id');
+      return;
+    }
     this.log.info({ url, code, reason, running: this.running.size }, 'disconnected; reconnecting');
     if (wasWelcomed) this.failures = 0;
     const baseMs = this.options.reconnectBaseDelayMs ?? WORKER_DEFAULTS.reconnectBaseDelayMs;
