@@ -5,7 +5,7 @@
 // what the rows mean, once.
 import { assert } from '../types/errors.ts';
 import { LIMITS } from '../types/limits.ts';
-import type { Candidate, Placement, WorkerCapacity } from '../types/model.ts';
+import type { Assignment, Candidate, Placement, WorkerCapacity } from '../types/model.ts';
 import type { Row } from './rows.ts';
 import type { ClaimParams } from './store.ts';
 
@@ -152,4 +152,35 @@ export function assertWithinDeclared(w: Row, live: readonly Row[]): void {
   assert(Object.values(cap.freeSlots).every((n) => n >= 0), 'a worker never holds more attempts than its slots');
   const gpus = live.flatMap((a) => JSON.parse(String(a.gpu_ids)) as number[]);
   assert(new Set(gpus).size === gpus.length, 'a GPU is held by one attempt at a time');
+}
+
+/**
+ * What a worker is handed for one placement, from the job's row (as the
+ * claim's UPDATE ... RETURNING gives it): ids, lease, payload, resources, limits.
+ */
+export function assignmentOf(
+  job: Row,
+  p: Placement,
+  lease: { attemptId: string; lease: string; attempt: number },
+  now: number,
+): Assignment {
+  assert(p.gpuIds.length === Number(job.req_gpus), 'an attempt gets exactly the GPUs its job requires');
+  const heartbeatTimeoutMs = Number(job.heartbeat_timeout_ms);
+  return {
+    attemptId: lease.attemptId,
+    lease: lease.lease,
+    jobId: p.jobId,
+    workerId: p.workerId,
+    queue: String(job.queue),
+    payload: JSON.parse(String(job.payload)),
+    gpuIds: p.gpuIds,
+    cores: Number(job.req_cores),
+    memoryMb: Number(job.req_memory_mb),
+    attempt: lease.attempt,
+    timeoutMs: Number(job.timeout_ms),
+    heartbeatTimeoutMs,
+    leaseExpiresAt: now + heartbeatTimeoutMs,
+    deadline: Number(job.has_deadline) === 1 ? Number(job.deadline_at) : null,
+    labels: JSON.parse(String(job.labels)),
+  };
 }

@@ -3,7 +3,8 @@
 import { createHash } from 'node:crypto';
 import type { Random } from '../types/clock.ts';
 import { LIMITS } from '../types/limits.ts';
-import type { Backoff, Json } from '../types/model.ts';
+import type { Backoff, JobError, Json } from '../types/model.ts';
+import type { JobState } from '../types/states.ts';
 
 /** JSON with object keys sorted, so equal values always give equal text. */
 export function canonicalJson(value: Json): string {
@@ -75,4 +76,29 @@ export const NO_DEADLINE = 8_640_000_000_000_000;
 /** An error message as a store keeps it: cut at LIMITS.errorMessageMaxChars. */
 export function clipMessage(message: string): string {
   return message.length > LIMITS.errorMessageMaxChars ? message.slice(0, LIMITS.errorMessageMaxChars) : message;
+}
+
+/**
+ * The state a new job starts in, from its parents' states: waiting while any
+ * has not succeeded; and, as the cascade through dependants would have done,
+ * cancelled when a parent was cancelled, failed when one failed or expired.
+ */
+export function initialJobState(parents: readonly { id: string; state: JobState }[]): {
+  state: JobState;
+  pending: number;
+  error: JobError | null;
+} {
+  const pending = parents.filter((p) => p.state !== 'succeeded').length;
+  const dead = parents.find((p) => p.state === 'failed' || p.state === 'cancelled' || p.state === 'expired');
+  if (!dead) return { state: pending > 0 ? 'waiting' : 'queued', pending, error: null };
+  const cancelled = dead.state === 'cancelled';
+  return {
+    state: cancelled ? 'cancelled' : 'failed',
+    pending,
+    error: {
+      code: cancelled ? 'DEPENDENCY_CANCELLED' : 'DEPENDENCY_FAILED',
+      message: `parent ${dead.id} ended ${dead.state}`,
+      jobId: dead.id,
+    },
+  };
 }

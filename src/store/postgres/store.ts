@@ -26,17 +26,18 @@ import type { Assignment, Attempt, Candidate, Job, JobError, NewJob, Placement, 
 import { LIVE_ATTEMPT_STATES, TERMINAL_JOB_STATES, type JobState } from '../../types/states.ts';
 import {
   assertWithinDeclared,
+  assignmentOf,
+  CANDIDATE_COLUMNS,
   candidateFromRow,
   capacities,
-  CANDIDATE_COLUMNS,
   checkPlacements,
+  type ClaimScope,
   claimScope,
   EXCLUDING_ATTEMPT_STATES,
   LIVE_ATTEMPT_COLUMNS,
-  type ClaimScope,
 } from '../claiming.ts';
 import { attemptFromRow, decodeCursor, emptyCounts, encodeCursor, jobFromRow, workerFromRow, type Row } from '../rows.ts';
-import { clipMessage, NO_DEADLINE, resultHash, retryDelayMs, vote } from '../rules.ts';
+import { clipMessage, initialJobState, NO_DEADLINE, resultHash, retryDelayMs, vote } from '../rules.ts';
 import type {
   Change,
   ClaimParams,
@@ -262,18 +263,7 @@ export class PostgresStore implements Store {
       if (state === undefined) throw new GafferError('UNKNOWN_DEPENDENCY', `dependsOn names ${pid}, which does not exist`, { jobId: pid });
       return { id: pid, state };
     });
-    const pending = own.filter((p) => p.state !== 'succeeded').length;
-    const dead = own.find((p) => p.state === 'failed' || p.state === 'cancelled' || p.state === 'expired');
-    // As the cascade in endJob would have done: a cancelled parent cancels, any other end fails.
-    const deadState = dead?.state === 'cancelled' ? 'cancelled' : 'failed';
-    const state: JobState = dead ? deadState : pending > 0 ? 'waiting' : 'queued';
-    const error: JobError | null = dead
-      ? {
-          code: deadState === 'cancelled' ? 'DEPENDENCY_CANCELLED' : 'DEPENDENCY_FAILED',
-          message: `parent ${dead.id} ended ${dead.state}`,
-          jobId: dead.id,
-        }
-      : null;
+    const { state, pending, error } = initialJobState(own);
     return {
       id, queue: spec.queue, state, payload: J(spec.payload), priority: spec.priority, run_at: spec.runAt ?? now,
       deadline_at: spec.deadline ?? NO_DEADLINE, has_deadline: spec.deadline === null ? 0 : 1, timeout_ms: spec.timeoutMs,
@@ -283,7 +273,7 @@ export class PostgresStore implements Store {
       affinity_mode: spec.affinity?.mode ?? null, depends_on: J(spec.dependsOn), replicas: spec.replicas, quorum: spec.quorum,
       verify: spec.verify === null ? null : J(spec.verify), idempotency_key: spec.idempotencyKey, labels: J(spec.labels),
       want: state === 'queued' ? spec.replicas : 0, pending_parents: state === 'waiting' ? pending : 0,
-      error: error === null ? null : J(error), created_at: now, updated_at: now, finished_at: dead ? now : null,
+      error: error === null ? null : J(error), created_at: now, updated_at: now, finished_at: error !== null ? now : null,
       parents: own.map((p) => p.id),
     };
   }
@@ -617,28 +607,8 @@ export class PostgresStore implements Store {
     const out: Assignment[] = [];
     for (const p of placements) {
       const j = jobs.get(p.jobId)!;
-      const job = j.row;
-      assert(p.gpuIds.length === Number(job.req_gpus), 'an attempt gets exactly the GPUs its job requires');
       j.next += 1;
-      const hbMs = Number(job.heartbeat_timeout_ms);
-      const timeoutMs = Number(job.timeout_ms);
-      out.push({
-        attemptId: this.newId(),
-        lease: randomToken(this.random),
-        jobId: p.jobId,
-        workerId: p.workerId,
-        queue: String(job.queue),
-        payload: JSON.parse(String(job.payload)),
-        gpuIds: p.gpuIds,
-        cores: Number(job.req_cores),
-        memoryMb: Number(job.req_memory_mb),
-        attempt: j.next,
-        timeoutMs,
-        heartbeatTimeoutMs: hbMs,
-        leaseExpiresAt: now + hbMs,
-        deadline: Number(job.has_deadline) === 1 ? Number(job.deadline_at) : null,
-        labels: JSON.parse(String(job.labels)),
-      });
+      out.push(assignmentOf(j.row, p, { attemptId: this.newId(), lease: randomToken(this.random), attempt: j.next }, now));
     }
     const col = <T extends Param>(f: (a: Assignment) => unknown): T => out.map(f) as unknown as T;
     await tx.run(INSERT_ATTEMPTS_SQL, [

@@ -9,16 +9,17 @@ import type { Assignment, Attempt, Candidate, Job, JobError, NewJob, Placement, 
 import { LIVE_ATTEMPT_STATES, TERMINAL_JOB_STATES, type JobState } from '../../types/states.ts';
 import {
   assertWithinDeclared,
+  assignmentOf,
+  CANDIDATE_COLUMNS,
   candidateFromRow,
   capacities,
-  CANDIDATE_COLUMNS,
   checkPlacements,
   claimScope,
   EXCLUDING_ATTEMPT_STATES,
   LIVE_ATTEMPT_COLUMNS,
 } from '../claiming.ts';
 import { attemptFromRow, decodeCursor, emptyCounts, encodeCursor, jobFromRow, workerFromRow, type Row } from '../rows.ts';
-import { clipMessage, NO_DEADLINE, resultHash, retryDelayMs, vote } from '../rules.ts';
+import { clipMessage, initialJobState, NO_DEADLINE, resultHash, retryDelayMs, vote } from '../rules.ts';
 import type {
   Change,
   ClaimParams,
@@ -85,18 +86,7 @@ export class SqliteStore implements Store {
     const now = this.clock.now();
     const id = this.newId();
     const parents = this.parentStates(spec.dependsOn);
-    const pending = parents.filter((p) => p.state !== 'succeeded').length;
-    const dead = parents.find((p) => p.state === 'failed' || p.state === 'cancelled' || p.state === 'expired');
-    // As the cascade in endJob would have done: a cancelled parent cancels, any other end fails.
-    const deadState = dead?.state === 'cancelled' ? 'cancelled' : 'failed';
-    const state: JobState = dead ? deadState : pending > 0 ? 'waiting' : 'queued';
-    const error: JobError | null = dead
-      ? {
-          code: deadState === 'cancelled' ? 'DEPENDENCY_CANCELLED' : 'DEPENDENCY_FAILED',
-          message: `parent ${dead.id} ended ${dead.state}`,
-          jobId: dead.id,
-        }
-      : null;
+    const { state, pending, error } = initialJobState(parents);
     this.db.run(
       `INSERT INTO jobs (id, queue, state, payload, priority, run_at, deadline_at, has_deadline, timeout_ms,
          heartbeat_timeout_ms, max_attempts, backoff_base_ms, backoff_max_ms, req_cores, req_memory_mb, req_gpus,
@@ -109,7 +99,7 @@ export class SqliteStore implements Store {
       J(spec.requires.labels), spec.affinity?.key ?? null, spec.affinity?.mode ?? null, J(spec.dependsOn),
       spec.replicas, spec.quorum, spec.verify === null ? null : J(spec.verify), spec.idempotencyKey, J(spec.labels),
       state === 'queued' ? spec.replicas : 0, state === 'waiting' ? pending : 0, error === null ? null : J(error),
-      now, now, dead ? now : null,
+      now, now, error !== null ? now : null,
     );
     for (const p of parents) this.db.run('INSERT OR IGNORE INTO job_deps (parent_id, job_id) VALUES (?, ?)', p.id, id);
     return { job: this.mustGetJob(id), created: true };
@@ -422,35 +412,15 @@ export class SqliteStore implements Store {
       now, p.jobId,
     );
     assert(job, 'a placed job still wants an attempt');
-    assert(p.gpuIds.length === Number(job.req_gpus), 'an attempt gets exactly the GPUs its job requires');
-    const attemptId = this.newId();
-    const lease = randomToken(this.random);
-    const hbMs = Number(job.heartbeat_timeout_ms);
-    const timeoutMs = Number(job.timeout_ms);
+    const a = assignmentOf(job, p, { attemptId: this.newId(), lease: randomToken(this.random), attempt: Number(job.attempts) }, now);
     this.db.run(
       `INSERT INTO attempts (id, job_id, worker_id, queue, seq, state, lease, gpu_ids, cores, memory_mb,
          heartbeat_timeout_ms, leased_at, heartbeat_at, lease_expires_at, timeout_at)
        VALUES (?, ?, ?, ?, ?, 'leased', ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-      attemptId, p.jobId, p.workerId, String(job.queue), Number(job.attempts), lease, J(p.gpuIds),
-      Number(job.req_cores), Number(job.req_memory_mb), hbMs, now, now, now + hbMs, now + timeoutMs,
+      a.attemptId, a.jobId, a.workerId, a.queue, a.attempt, a.lease, J(a.gpuIds),
+      a.cores, a.memoryMb, a.heartbeatTimeoutMs, now, now, a.leaseExpiresAt, now + a.timeoutMs,
     );
-    return {
-      attemptId,
-      lease,
-      jobId: p.jobId,
-      workerId: p.workerId,
-      queue: String(job.queue),
-      payload: JSON.parse(String(job.payload)),
-      gpuIds: p.gpuIds,
-      cores: Number(job.req_cores),
-      memoryMb: Number(job.req_memory_mb),
-      attempt: Number(job.attempts),
-      timeoutMs,
-      heartbeatTimeoutMs: hbMs,
-      leaseExpiresAt: now + hbMs,
-      deadline: Number(job.has_deadline) === 1 ? Number(job.deadline_at) : null,
-      labels: JSON.parse(String(job.labels)),
-    };
+    return a;
   }
 
   /** Invariant 5, checked against the database after a claim wrote its leases: never more than declared. */
