@@ -1,10 +1,14 @@
-// Client commands: submit, jobs, job, workers, cancel, retry, stats.
+// Client commands: submit, jobs, job, workers, cancel, retry, stats, and the
+// admin commands quarantine and release.
 import { readFileSync } from 'node:fs';
-import type { Command } from 'commander';
+import { InvalidArgumentError, type Command } from 'commander';
 import type { GafferClient } from '../client/client.ts';
-import type { Job, JobSpec, Json } from '../types/model.ts';
+import { TRACE_REPLICAS_MIN } from '../coordinator/validate.ts';
+import { GafferError } from '../types/errors.ts';
+import type { Job, JobSpec, Json, Worker } from '../types/model.ts';
 import { isTerminalJobState } from '../types/states.ts';
 import { clientFrom, tokenOption, urlOption } from './common.ts';
+import { TRACE_TOLERANCE_DEFAULT } from './config.ts';
 
 interface Common {
   url?: string;
@@ -32,6 +36,66 @@ function parsePayload(text: string | undefined): Json {
   }
 }
 
+/** A whole number of at least `min`, for an option's value; commander reports the error with the option's name. */
+const wholeAtLeast = (min: number) => (v: string): number => {
+  const n = Number(v);
+  if (!/^\s*\d+\s*$/.test(v) || !Number.isSafeInteger(n) || n < min) throw new InvalidArgumentError(`takes a whole number of at least ${min}`);
+  return n;
+};
+
+const nonNegative = (v: string): number => {
+  const n = Number(v);
+  if (v.trim() === '' || !Number.isFinite(n) || n < 0) throw new InvalidArgumentError('takes a number of 0 or more');
+  return n;
+};
+
+interface TrustFlags {
+  replicas?: number;
+  quorum?: number;
+  verify?: string;
+  tolerance?: number;
+  verifyQueue?: string;
+  adaptive?: boolean;
+}
+
+const refuse = (message: string): never => {
+  throw new GafferError('INVALID_INPUT', message);
+};
+
+/**
+ * The replication and verification fields of a submit, from its flags. The
+ * combinations the flags alone show to be wrong are refused here; the rest
+ * (with the queue's defaults) the coordinator checks.
+ */
+export function trustFields(f: TrustFlags): Pick<JobSpec, 'replicas' | 'quorum' | 'verify' | 'adaptive'> {
+  const out: Pick<JobSpec, 'replicas' | 'quorum' | 'verify' | 'adaptive'> = {};
+  if (f.replicas !== undefined) out.replicas = f.replicas;
+  if (f.quorum !== undefined) {
+    if (f.replicas !== undefined && f.quorum > f.replicas) refuse(`--quorum ${f.quorum} cannot exceed --replicas ${f.replicas}`);
+    out.quorum = f.quorum;
+  }
+  if (f.verify !== undefined && f.verifyQueue !== undefined) refuse('give --verify trace or --verify-queue QUEUE, not both');
+  if (f.verify !== undefined) {
+    if (f.verify !== 'trace') refuse(`--verify takes "trace" (got "${f.verify}"); for a verifier queue give --verify-queue QUEUE`);
+    if (f.replicas !== undefined && f.replicas < TRACE_REPLICAS_MIN) {
+      refuse(`--verify trace compares the replicas' resource traces: it needs --replicas ${TRACE_REPLICAS_MIN} or more (got ${f.replicas})`);
+    }
+    out.verify = { mode: 'trace', tolerance: f.tolerance ?? TRACE_TOLERANCE_DEFAULT };
+  } else if (f.tolerance !== undefined) {
+    refuse('--tolerance goes with --verify trace');
+  }
+  if (f.verifyQueue !== undefined) {
+    if (f.verifyQueue.trim() === '') refuse('--verify-queue takes a queue name');
+    if (f.replicas !== undefined && f.replicas !== 1) refuse(`--verify-queue checks one result at a time: it needs --replicas 1 (got ${f.replicas})`);
+    out.verify = { mode: 'queue', queue: f.verifyQueue };
+  }
+  if (f.adaptive) {
+    if (f.replicas !== undefined && f.replicas < 2) refuse(`--adaptive lets a trusted worker run a replicated job alone: it needs --replicas 2 or more (got ${f.replicas})`);
+    out.adaptive = true;
+  }
+  return out;
+}
+
 const time = (ms: number | null): string => (ms === null ? '-' : new Date(ms).toISOString());
 
 function jobLine(j: Job): string {
@@ -48,6 +112,8 @@ function jobDetail(j: Job): string {
     `created    ${time(j.createdAt)}`,
     `finished   ${time(j.finishedAt)}`,
   ];
+  if (j.replicas > 1) lines.push(`replicas   ${j.replicas} (quorum ${j.quorum}${j.adaptive ? ', adaptive' : ''}${j.solo ? ', this round alone' : ''})`);
+  if (j.verify) lines.push(`verify     ${j.verify.mode === 'trace' ? `trace, tolerance ${j.verify.tolerance}` : `queue ${j.verify.queue}`}`);
   if (j.deadline !== null) lines.push(`deadline   ${time(j.deadline)}`);
   if (j.dependsOn.length) lines.push(`dependsOn  ${j.dependsOn.join(', ')}`);
   if (j.error) lines.push(`error      ${j.error.code}: ${j.error.message}`);
@@ -87,10 +153,16 @@ export function registerClientCommands(program: Command): void {
     .option('--timeout-ms <n>', 'longest run of one attempt', (v) => Number.parseInt(v, 10))
     .option('--heartbeat-timeout-ms <n>', 'silence after which a worker is taken for gone and the job moves', (v) => Number.parseInt(v, 10))
     .option('--label <k=v...>', 'labels (repeatable)')
+    .option('--replicas <n>', 'run on this many distinct workers at once and compare the results', wholeAtLeast(1))
+    .option('--quorum <m>', 'matching results needed to accept one (default: a majority of the replicas)', wholeAtLeast(1))
+    .option('--verify <mode>', `"trace": compare the replicas' resource traces and reject those far from the rest (needs --replicas ${TRACE_REPLICAS_MIN} or more)`)
+    .option('--tolerance <x>', `with --verify trace: how far a trace may stand from the rest (default ${TRACE_TOLERANCE_DEFAULT})`, nonNegative)
+    .option('--verify-queue <queue>', 'have each result checked by a verification job on this queue (one replica)')
+    .option('--adaptive', 'a worker with a long record of valid results may run it alone, with spot checks (needs --replicas 2 or more)')
     .option('--wait', 'wait for the result, showing progress; exit 1 unless it succeeded')
     .action(async (queue: string, opts: Common & Record<string, unknown>) => {
       const client = clientFrom(opts);
-      const spec: JobSpec = { queue, payload: parsePayload(opts.payload as string | undefined) };
+      const spec: JobSpec = { queue, payload: parsePayload(opts.payload as string | undefined), ...trustFields(opts as TrustFlags) };
       if (opts.priority !== undefined) spec.priority = opts.priority as number;
       if (opts.deadline !== undefined) spec.deadline = opts.deadline as string;
       if (opts.runAt !== undefined) spec.runAt = opts.runAt as string;
@@ -132,17 +204,25 @@ export function registerClientCommands(program: Command): void {
     });
 
   withCommon(program.command('workers'))
-    .description('list workers and their state')
+    .description('list workers: state, slots, judged results (valid, invalid, timed out, streak) and reliability checks')
     .action(async (opts: Common) => {
       const workers = await clientFrom(opts).workers();
-      out(opts, { workers }, () =>
-        workers
-          .map((w) => {
-            const slots = Object.entries(w.queues).map(([q, n]) => `${q} ${w.running[q] ?? 0}/${n}`).join(', ');
-            return `${w.id}  ${w.name.padEnd(14)} ${w.state.padEnd(11)} ${slots}`;
-          })
-          .join('\n') || 'no workers',
-      );
+      out(opts, { workers }, () => workersTable(workers));
+    });
+
+  withCommon(program.command('quarantine <workerId>'))
+    .description('quarantine a worker (admin): it gets no real work, and the attempts it holds go back to the queue')
+    .option('--reason <text>', 'why, shown in listings')
+    .action(async (id: string, opts: Common & { reason?: string }) => {
+      const worker = (await clientFrom(opts).quarantine(id, opts.reason)) as Worker;
+      out(opts, { worker }, () => `${worker.id} quarantined${worker.quarantineReason ? `: ${worker.quarantineReason}` : ''}`);
+    });
+
+  withCommon(program.command('release <workerId>'))
+    .description('release a worker from quarantine (admin), with a fresh record: it is checked again where it failed')
+    .action(async (id: string, opts: Common) => {
+      const worker = (await clientFrom(opts).release(id)) as Worker;
+      out(opts, { worker }, () => `${worker.id} released (${worker.state})`);
     });
 
   withCommon(program.command('cancel <id>'))
@@ -166,4 +246,37 @@ export function registerClientCommands(program: Command): void {
       const stats = await clientFrom(opts).queues();
       out(opts, stats, () => JSON.stringify(stats, null, 2));
     });
+}
+
+/** A check, compactly: `hash ok 812ms`, `hash pending`, `hash FAILED`. */
+function checkCell(queue: string, c: Worker['checks'][string]): string {
+  const state = c.state === 'passed' ? 'ok' : c.state === 'failed' ? 'FAILED' : 'pending';
+  return `${queue} ${state}${c.speedMs !== null ? ` ${c.speedMs}ms` : ''}`;
+}
+
+/** One line per worker under a header; a quarantined worker's reason and a failed check's on a line below it. */
+export function workersTable(workers: readonly Worker[]): string {
+  if (workers.length === 0) return 'no workers';
+  const rows = workers.map((w) => {
+    const slots = Object.entries(w.queues).map(([q, n]) => `${q} ${w.running[q] ?? 0}/${n}`).join(', ');
+    const r = w.reputation;
+    const checks = Object.entries(w.checks).map(([q, c]) => checkCell(q, c)).join(', ');
+    const state = w.draining && w.state !== 'draining' ? `${w.state}, draining` : w.state;
+    return { cells: [w.id, w.name, state, String(r.valid), String(r.invalid), String(r.timedOut), String(r.streak), slots, checks || '-'], w };
+  });
+  const header = ['ID', 'NAME', 'STATE', 'VALID', 'INVALID', 'TIMEDOUT', 'STREAK', 'SLOTS', 'CHECKS'];
+  const numeric = new Set([3, 4, 5, 6]);
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r.cells[i]!.length)));
+  const line = (cells: string[]): string =>
+    cells
+      .map((c, i) => (i === cells.length - 1 ? c : numeric.has(i) ? c.padStart(widths[i]!) : c.padEnd(widths[i]!)))
+      .join('  ')
+      .trimEnd();
+  const lines = [line(header)];
+  for (const { cells, w } of rows) {
+    lines.push(line(cells));
+    if (w.quarantined) lines.push(`    quarantined: ${w.quarantineReason ?? 'no reason given'}`);
+    for (const [q, c] of Object.entries(w.checks)) if (c.state === 'failed' && c.reason) lines.push(`    check ${q} failed: ${c.reason}`);
+  }
+  return lines.join('\n');
 }

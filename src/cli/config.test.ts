@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { isGafferError } from '../types/errors.ts';
-import { describeDb, isPostgresUrl, serveConfig } from './config.ts';
+import { describeDb, isPostgresUrl, serveConfig, TRACE_TOLERANCE_DEFAULT } from './config.ts';
 import { splitWorkers, workerPlan } from './worker.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'gaffer-config-'));
@@ -68,6 +68,92 @@ backoffMaxMs = 2000
     ];
     for (const path of bad) assert.throws(() => serveConfig({ config: path }, {}), (e) => isGafferError(e, 'INVALID_INPUT'), path);
     assert.throws(() => serveConfig({ config: join(dir, 'missing.toml') }, {}), /cannot read config file/);
+  });
+});
+
+describe('serve config: trust', () => {
+  const toml = file(
+    'trust.toml',
+    `[queues."prove.outer"]
+replicas = 3
+quorum = 2
+adaptive = true
+verify = { mode = "trace", tolerance = 0.35 }
+
+[queues."prove.outer".challenge]
+payload = { n = 7, label = "probe", steps = [1, 2, 3] }
+answer = { square = 49 }
+timeLimitMs = 60000
+
+[queues."prove.inner"]
+verify = { queue = "prove.inner.check" }
+
+[queues."prove.sampled"]
+replicas = 4
+verify = { mode = "trace" }
+
+[trust]
+quarantineInvalidShare = 0.1
+quarantineMinResults = 5
+trustedStreakMin = 20
+spotCheckProbability = 0.25
+`,
+  );
+
+  it('reads verify, adaptive and a challenge per queue, and the [trust] settings given', () => {
+    const c = serveConfig({ config: toml }, {});
+    assert.deepEqual(c.queues['prove.outer'], {
+      replicas: 3,
+      quorum: 2,
+      adaptive: true,
+      verify: { mode: 'trace', tolerance: 0.35 },
+      challenge: { payload: { n: 7, label: 'probe', steps: [1, 2, 3] }, answer: { square: 49 }, timeLimitMs: 60000 },
+    });
+    assert.deepEqual(c.queues['prove.inner'], { verify: { mode: 'queue', queue: 'prove.inner.check' } });
+    assert.deepEqual(c.queues['prove.sampled'], { replicas: 4, verify: { mode: 'trace', tolerance: TRACE_TOLERANCE_DEFAULT } });
+    assert.deepEqual(c.trust, { quarantineInvalidShare: 0.1, quarantineMinResults: 5, trustedStreakMin: 20, spotCheckProbability: 0.25 });
+    // Plain JSON, as the coordinator hashes the answer: no prototype-less TOML tables left.
+    assert.equal(Object.getPrototypeOf(c.queues['prove.outer']!.challenge!.answer), Object.prototype);
+  });
+
+  it('leaves trust out when the file has no [trust] section', () => {
+    assert.equal('trust' in serveConfig({}, {}), false);
+    assert.deepEqual(serveConfig({ config: file('empty-trust.toml', '[trust]\n') }, {}).trust, {});
+  });
+
+  it('refuses a bad trust setting, verify or challenge with an error naming it', () => {
+    const cases: [string, RegExp][] = [
+      ['[trust]\nquarantineInvalidShare = 1.5', /^trust\.quarantineInvalidShare must be a number in \[0, 1\] \(got 1\.5\)$/],
+      ['[trust]\nquarantineMinResults = 2.5', /^trust\.quarantineMinResults must be an integer >= 0/],
+      ['[trust]\ntraceWaypoints = 0', /^trust\.traceWaypoints must be an integer >= 1/],
+      ['[trust]\nspotCheckProbability = "often"', /^trust\.spotCheckProbability must be a number$/],
+      ['[trust]\nquarantineShare = 0.3', /^trust\.quarantineShare is not a trust setting; the settings are extraReplicasMax, /],
+      ['trust = 3', /^trust must be a table$/],
+      ['[queues.q]\nverify = { mode = "trace", tolerance = 0.2 }', /^queues\.q\.verify trace needs at least 3 replicas \(got 1\)/],
+      ['[queues.q]\nreplicas = 3\nverify = { mode = "trace", tolerance = -1 }', /^queues\.q\.verify\.tolerance must be 0 or more$/],
+      ['[queues.q]\nreplicas = 3\nverify = { mode = "trace", queue = "x" }', /trace verification takes a tolerance, not a queue/],
+      ['[queues.q]\nreplicas = 2\nverify = { queue = "q.check" }', /^queues\.q\.verify queue checks one result at a time: replicas must be 1 \(got 2\)/],
+      ['[queues.q]\nverify = { mode = "queue" }', /^queues\.q\.verify\.queue is required/],
+      ['[queues.q]\nverify = { mode = "vote" }', /^queues\.q\.verify must be \{ mode = "trace", tolerance = N \} or \{ queue = "NAME" \}$/],
+      ['[queues.q]\nverify = "trace"', /^queues\.q\.verify must be a table$/],
+      ['[queues.q]\nadaptive = "yes"', /^queues\.q\.adaptive must be true or false$/],
+      ['[queues.q]\nreplicas = 2\nquorum = 3', /^queues\.q\.quorum \(3\) cannot exceed replicas \(2\)$/],
+      ['[queues.q]\ntimeoutMs = 0', /^queues\.q\.timeoutMs must be >= 1$/],
+      ['[queues.q.challenge]\nanswer = 1', /^queues\.q\.challenge\.timeLimitMs is required$/],
+      ['[queues.q.challenge]\ntimeLimitMs = 1000', /^queues\.q\.challenge\.answer is required/],
+      ['[queues.q.challenge]\nanswer = 1\ntimeLimitMs = 0', /^queues\.q\.challenge\.timeLimitMs must be at least 1$/],
+      ['[queues.q.challenge]\nanswer = 1979-05-27\ntimeLimitMs = 1000', /^queues\.q\.challenge\.answer must be JSON-like/],
+      ['[queues.q.challenge]\nanswer = 1\ntimeLimitMs = 1000\npayloads = 2', /^queues\.q\.challenge\.payloads is not a challenge setting/],
+    ];
+    cases.forEach(([text, message], i) => {
+      const path = file(`bad-trust-${i}.toml`, text);
+      assert.throws(() => serveConfig({ config: path }, {}), (e) => isGafferError(e, 'INVALID_INPUT') && message.test(e.message), text);
+    });
+  });
+
+  it('keeps adaptive as a default on a queue of one replica (it applies to the jobs submitted with more)', () => {
+    const c = serveConfig({ config: file('adaptive.toml', '[queues.q]\nadaptive = true\n') }, {});
+    assert.deepEqual(c.queues.q, { adaptive: true });
   });
 });
 

@@ -3,8 +3,11 @@
 import { readFileSync } from 'node:fs';
 import { parse as parseToml } from 'smol-toml';
 import { SCOPES, type Scope, type TokenConfig } from '../server/auth.ts';
-import type { JobDefaults } from '../coordinator/validate.ts';
-import { GafferError } from '../types/errors.ts';
+import { checkSize, normalizeJob, type JobDefaults, type QueueConfig } from '../coordinator/validate.ts';
+import { trustPolicy, type TrustPolicy } from '../trust/reputation.ts';
+import { GafferError, isGafferError } from '../types/errors.ts';
+import { LIMITS, TRUST_DEFAULTS } from '../types/limits.ts';
+import type { ChallengeSpec, Json, VerifySpec } from '../types/model.ts';
 
 export const SERVE_DEFAULTS = {
   host: '127.0.0.1',
@@ -22,8 +25,14 @@ export interface ServeConfig {
   /** PostgreSQL only: most connections this coordinator opens (the store's default when left out). */
   pgPoolMax?: number;
   tokens: TokenConfig[];
-  queues: Record<string, JobDefaults>;
+  /** Per queue: defaults for the fields a submit leaves out, and an optional reliability challenge. */
+  queues: Record<string, QueueConfig>;
+  /** The `[trust]` settings given (the rest keep TRUST_DEFAULTS); left out when the file has none. */
+  trust?: Partial<TrustPolicy>;
 }
+
+/** The tolerance of trace verification when `--verify trace` or a queue's `verify = { mode = "trace" }` gives none. */
+export const TRACE_TOLERANCE_DEFAULT = 0.2;
 
 /** True when `db` names a PostgreSQL database rather than a SQLite file. */
 export function isPostgresUrl(db: string): boolean {
@@ -73,6 +82,33 @@ function str(v: unknown, where: string): string | undefined {
   return v;
 }
 
+function num(v: unknown, where: string): number | undefined {
+  if (v === undefined) return undefined;
+  if (typeof v !== 'number' || !Number.isFinite(v)) throw new GafferError('INVALID_INPUT', `${where} must be a number`);
+  return v;
+}
+
+function bool(v: unknown, where: string): boolean | undefined {
+  if (v === undefined) return undefined;
+  if (typeof v !== 'boolean') throw new GafferError('INVALID_INPUT', `${where} must be true or false`);
+  return v;
+}
+
+/** A TOML value as JSON: tables, arrays, strings, numbers and booleans; a TOML date or time is refused. */
+function json(v: unknown, where: string): Json {
+  if (typeof v === 'string' || typeof v === 'boolean') return v;
+  if (typeof v === 'number') {
+    if (!Number.isFinite(v)) throw new GafferError('INVALID_INPUT', `${where} must be a finite number (JSON has no inf or nan)`);
+    return v;
+  }
+  if (Array.isArray(v)) return v.map((x, i) => json(x, `${where}[${i}]`));
+  // TOML tables are plain objects (the parser makes them without a prototype); a TOML date is a Date.
+  if (typeof v === 'object' && v !== null && [Object.prototype, null].includes(Object.getPrototypeOf(v) as object | null)) {
+    return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, json(x, `${where}.${k}`)]));
+  }
+  throw new GafferError('INVALID_INPUT', `${where} must be JSON-like: a table, an array, a string, a number or a boolean (a TOML date is not)`);
+}
+
 export function int(v: unknown, where: string): number | undefined {
   if (v === undefined || v === '') return undefined;
   const n = typeof v === 'string' ? Number(v) : v;
@@ -118,9 +154,103 @@ export function serveConfig(
   }
   const single = flags.token ?? env.GAFFER_TOKEN;
   const tokens = single ? [{ token: single, scopes: SCOPES, name: 'default' }] : tokensOf(file.tokens);
-  const queues: Record<string, JobDefaults> = {};
-  for (const [name, q] of Object.entries(table(file.queues, 'queues'))) queues[name] = queueDefaults(table(q, `queues.${name}`), name);
-  return { host, port, db, ...(pgSchema !== undefined ? { pgSchema } : {}), ...(pgPoolMax !== undefined ? { pgPoolMax } : {}), tokens, queues };
+  const queues: Record<string, QueueConfig> = {};
+  for (const [name, q] of Object.entries(table(file.queues, 'queues'))) queues[name] = queueConfig(table(q, `queues.${name}`), name);
+  const trust = file.trust === undefined ? undefined : trustOf(table(file.trust, 'trust'));
+  return {
+    host,
+    port,
+    db,
+    ...(pgSchema !== undefined ? { pgSchema } : {}),
+    ...(pgPoolMax !== undefined ? { pgPoolMax } : {}),
+    tokens,
+    queues,
+    ...(trust !== undefined ? { trust } : {}),
+  };
+}
+
+const TRUST_FIELDS = Object.keys(TRUST_DEFAULTS) as (keyof TrustPolicy)[];
+
+/**
+ * `[trust]`: any of the TrustPolicy fields, each checked as the store checks it.
+ * An unknown key is refused rather than ignored: a misspelt threshold must not
+ * leave the default silently in force.
+ */
+function trustOf(t: Table): Partial<TrustPolicy> {
+  const out: Partial<TrustPolicy> = {};
+  for (const [k, v] of Object.entries(t)) {
+    if (!(TRUST_FIELDS as string[]).includes(k)) {
+      throw new GafferError('INVALID_INPUT', `trust.${k} is not a trust setting; the settings are ${TRUST_FIELDS.join(', ')}`);
+    }
+    out[k as keyof TrustPolicy] = num(v, `trust.${k}`);
+  }
+  try {
+    trustPolicy(out);
+  } catch (err) {
+    if (isGafferError(err)) throw new GafferError('INVALID_INPUT', err.message.replace(/^trust policy: /, 'trust.'));
+    throw err;
+  }
+  return out;
+}
+
+/** `verify = { mode = "trace", tolerance = 0.2 }` or `verify = { queue = "NAME" }` (`mode = "queue"` may be given). */
+function verifyOf(v: unknown, where: string): VerifySpec | undefined {
+  if (v === undefined) return undefined;
+  const t = table(v, where);
+  for (const k of Object.keys(t)) {
+    if (!['mode', 'tolerance', 'queue'].includes(k)) throw new GafferError('INVALID_INPUT', `${where}.${k} is not a verify setting (mode, tolerance, queue)`);
+  }
+  const mode = str(t.mode, `${where}.mode`) ?? (t.queue !== undefined ? 'queue' : undefined);
+  if (mode === 'trace') {
+    if (t.queue !== undefined) throw new GafferError('INVALID_INPUT', `${where}: trace verification takes a tolerance, not a queue`);
+    const tolerance = num(t.tolerance, `${where}.tolerance`) ?? TRACE_TOLERANCE_DEFAULT;
+    if (tolerance < 0) throw new GafferError('INVALID_INPUT', `${where}.tolerance must be 0 or more`);
+    return { mode: 'trace', tolerance };
+  }
+  if (mode === 'queue') {
+    if (t.tolerance !== undefined) throw new GafferError('INVALID_INPUT', `${where}: queue verification takes a queue, not a tolerance`);
+    const queue = str(t.queue, `${where}.queue`);
+    if (!queue) throw new GafferError('INVALID_INPUT', `${where}.queue is required: the queue whose workers check each result`);
+    return { mode: 'queue', queue };
+  }
+  throw new GafferError('INVALID_INPUT', `${where} must be { mode = "trace", tolerance = N } or { queue = "NAME" }`);
+}
+
+/** `[queues.NAME.challenge]`: payload (default null), answer and timeLimitMs (both required). */
+function challengeOf(v: unknown, where: string): ChallengeSpec | undefined {
+  if (v === undefined) return undefined;
+  const t = table(v, where);
+  for (const k of Object.keys(t)) {
+    if (!['payload', 'answer', 'timeLimitMs'].includes(k)) {
+      throw new GafferError('INVALID_INPUT', `${where}.${k} is not a challenge setting (payload, answer, timeLimitMs)`);
+    }
+  }
+  if (t.answer === undefined) throw new GafferError('INVALID_INPUT', `${where}.answer is required: the result an honest worker returns`);
+  const timeLimitMs = int(t.timeLimitMs, `${where}.timeLimitMs`);
+  if (timeLimitMs === undefined) throw new GafferError('INVALID_INPUT', `${where}.timeLimitMs is required`);
+  if (timeLimitMs < 1) throw new GafferError('INVALID_INPUT', `${where}.timeLimitMs must be at least 1`);
+  const answer = json(t.answer, `${where}.answer`);
+  checkSize(answer, LIMITS.resultMaxBytes, `${where}.answer`);
+  return { payload: t.payload === undefined ? null : json(t.payload, `${where}.payload`), answer, timeLimitMs };
+}
+
+function queueConfig(q: Table, name: string): QueueConfig {
+  const out: QueueConfig = queueDefaults(q, name);
+  const challenge = challengeOf(q.challenge, `queues.${name}.challenge`);
+  // The defaults are checked as a submit giving them would be (ranges, and
+  // combinations such as trace verification on fewer than 3 replicas): a queue
+  // whose defaults cannot make a valid job is refused now rather than on each
+  // submit. `adaptive` is left out: as a default it applies to the jobs that
+  // are replicated and is simply off for the rest.
+  const asSpec = { ...out };
+  delete asSpec.adaptive;
+  normalizeJob({ queue: name, ...asSpec }, {}, `queues.${name}`);
+  if (challenge !== undefined) {
+    // The challenge runs as a job of this queue, with its time limit as the run time limit.
+    normalizeJob({ queue: name, payload: challenge.payload, timeoutMs: challenge.timeLimitMs, maxAttempts: 1 }, {}, `queues.${name}.challenge`);
+    out.challenge = challenge;
+  }
+  return out;
 }
 
 function queueDefaults(q: Table, name: string): JobDefaults {
@@ -135,6 +265,8 @@ function queueDefaults(q: Table, name: string): JobDefaults {
   put('maxAttempts', int(q.maxAttempts, at('maxAttempts')));
   put('replicas', int(q.replicas, at('replicas')));
   put('quorum', int(q.quorum, at('quorum')));
+  put('verify', verifyOf(q.verify, at('verify')));
+  put('adaptive', bool(q.adaptive, at('adaptive')));
   const base = int(q.backoffBaseMs, at('backoffBaseMs'));
   const max = int(q.backoffMaxMs, at('backoffMaxMs'));
   if (base !== undefined && max !== undefined) out.backoff = { baseMs: base, maxMs: max };

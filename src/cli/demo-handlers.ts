@@ -1,6 +1,7 @@
 // The devstack's demo workload, run by `gaffer worker --module` on worker
-// threads: CPU-bound hashing, and a two-phase sealing pipeline whose phases
-// run where the sector's files are (affinity).
+// threads: CPU-bound hashing (also replicated, on `hash.checked`), and a
+// two-phase sealing pipeline whose phases run where the sector's files are
+// (affinity).
 import { createHash } from 'node:crypto';
 import type { Json } from '../types/model.ts';
 import type { HandlerContext } from '../worker/handler.ts';
@@ -19,6 +20,7 @@ export default function handler(payload: Json, ctx: HandlerContext): Json {
   const p = payload as { seed: string; rounds: number; sector?: string };
   switch (ctx.assignment.queue) {
     case 'hash':
+    case 'hash.checked':
       return { digest: iteratedHash(p.seed, p.rounds, ctx.signal) };
     case 'seal.pc1':
       return { sector: p.sector ?? null, layers: iteratedHash(`pc1:${p.seed}`, p.rounds, ctx.signal).slice(0, 16) };

@@ -1,6 +1,8 @@
 // `gaffer devstack`: a coordinator on the embedded store in a temporary
 // directory, N worker processes, a demo workload, a live progress line and a
-// summary. `npm start` runs it.
+// summary. `npm start` runs it. With `--bad-actors K`, K of the workers cheat
+// and a replicated phase follows: the vote of the replicas must accept no
+// wrong result, and must quarantine every bad actor and no honest worker.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -8,9 +10,12 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 import { pino } from 'pino';
+import { GafferError } from '../types/errors.ts';
 import { LIMITS } from '../types/limits.ts';
-import type { JobSpec } from '../types/model.ts';
+import type { JobSpec, Worker } from '../types/model.ts';
 import { isTerminalJobState, type JobState } from '../types/states.ts';
+import { BAD_ACTOR_ENV, BAD_ACTOR_MODES, type BadActorMode } from './demo-bad-handlers.ts';
+import { iteratedHash } from './demo-handlers.ts';
 import { serve, type Served } from './serve.ts';
 
 export const DEVSTACK_DEFAULTS = {
@@ -22,17 +27,41 @@ export const DEVSTACK_DEFAULTS = {
   /** How long to wait for the workers to connect before giving up. */
   workersReadyTimeoutMs: 30_000,
   progressEveryMs: 500,
+  /** Bad actors among the workers: none unless asked for. */
+  badActors: 0,
+  /** Jobs of the replicated phase (run only with bad actors): enough for every bad actor to be judged several times. */
+  replicatedJobs: 60,
+  /** sha256 rounds per replicated job: less than a hash job, as each runs on several workers and is recomputed for the check. */
+  replicatedHashRounds: 10_000,
+  replicas: 3,
+  quorum: 2,
 } as const;
+
+/** The replicated queue: the only one the bad actors serve. */
+const CHECKED_QUEUE = 'hash.checked';
 
 interface Flags {
   workers: string;
   jobs: string;
   port: string;
+  badActors?: string;
+  replicatedJobs?: string;
   once?: boolean;
+}
+
+/** One worker process to start. */
+interface WorkerRole {
+  name: string;
+  module: string;
+  queues: string[];
+  keys: string[];
+  /** Set for a bad actor. */
+  mode?: BadActorMode;
 }
 
 const MAIN = fileURLToPath(new URL('./main.ts', import.meta.url));
 const HANDLERS = fileURLToPath(new URL('./demo-handlers.ts', import.meta.url));
+const BAD_HANDLERS = fileURLToPath(new URL('./demo-bad-handlers.ts', import.meta.url));
 
 /** Sectors whose files worker i holds: its PC1 and PC2 must run there. */
 const sectorsOf = (i: number, sectors: number, workers: number): string[] =>
@@ -56,11 +85,27 @@ function workload(jobs: number, workers: number): { specs: JobSpec[]; pipelines:
   return { specs, pipelines };
 }
 
-function startWorker(url: string, i: number, keys: string[]): ChildProcess {
-  const args = [MAIN, 'worker', '--url', url, '--name', `dev-${i + 1}`, '--module', HANDLERS, '--log-level', 'warn'];
-  for (const q of ['hash:2', 'seal.pc1:1', 'seal.pc2:1']) args.push('--queue', q);
-  for (const k of keys) args.push('--key', k);
-  const child = spawn(process.execPath, args, { stdio: ['ignore', 'inherit', 'inherit'] });
+/**
+ * Honest workers dev-1.. serve every queue (the replicated one only when there
+ * are bad actors); bad actors bad-1.. serve only the replicated queue, so no
+ * unreplicated job ever runs on one. They alternate: liar, sleeper, liar, ...
+ */
+function roles(honest: number, bad: number, sectors: number): WorkerRole[] {
+  const queues = ['hash:2', 'seal.pc1:1', 'seal.pc2:1', ...(bad > 0 ? [`${CHECKED_QUEUE}:2`] : [])];
+  const out: WorkerRole[] = Array.from({ length: honest }, (_, i) => ({ name: `dev-${i + 1}`, module: HANDLERS, queues, keys: sectorsOf(i, sectors, honest) }));
+  for (let j = 0; j < bad; j++) {
+    const mode = BAD_ACTOR_MODES[j % BAD_ACTOR_MODES.length]!;
+    out.push({ name: `bad-${j + 1} (${mode})`, module: BAD_HANDLERS, queues: [`${CHECKED_QUEUE}:2`], keys: [], mode });
+  }
+  return out;
+}
+
+function startWorker(url: string, role: WorkerRole): ChildProcess {
+  const args = [MAIN, 'worker', '--url', url, '--name', role.name, '--module', role.module, '--log-level', 'warn'];
+  for (const q of role.queues) args.push('--queue', q);
+  for (const k of role.keys) args.push('--key', k);
+  const env = role.mode === undefined ? process.env : { ...process.env, [BAD_ACTOR_ENV]: role.mode };
+  const child = spawn(process.execPath, args, { stdio: ['ignore', 'inherit', 'inherit'], env });
   return child;
 }
 
@@ -87,14 +132,25 @@ export async function runDevstack(flags: Flags): Promise<number> {
   const nWorkers = Number.parseInt(flags.workers, 10);
   const nJobs = Number.parseInt(flags.jobs, 10);
   if (!(nWorkers >= 1 && nJobs >= 1)) throw new Error('--workers and --jobs take whole numbers of at least 1');
+  const nBad = Number(flags.badActors ?? DEVSTACK_DEFAULTS.badActors);
+  if (!Number.isInteger(nBad) || nBad < 0) throw new GafferError('INVALID_INPUT', '--bad-actors takes a whole number (0 for none)');
+  if (2 * nBad >= nWorkers && nBad > 0) {
+    throw new GafferError(
+      'INVALID_INPUT',
+      `--bad-actors ${nBad} of --workers ${nWorkers}: bad actors must be fewer than half of the workers, or they could outvote the honest ones (give more workers, e.g. --workers ${2 * nBad + 1})`,
+    );
+  }
+  const nReplicated = Number(flags.replicatedJobs ?? DEVSTACK_DEFAULTS.replicatedJobs);
+  if (!Number.isInteger(nReplicated) || nReplicated < 1) throw new GafferError('INVALID_INPUT', '--replicated-jobs takes a whole number of at least 1');
+  const nHonest = nWorkers - nBad;
   const dir = mkdtempSync(join(tmpdir(), 'gaffer-devstack-'));
   const served = await listenOn(Number.parseInt(flags.port, 10), dir);
   const { coordinator, store } = served;
   console.log(`gaffer devstack: coordinator at ${served.server.url} (API under /v1, OpenAPI at /v1/openapi.json)`);
   console.log(`  database ${join(dir, 'gaffer.db')}; try: ./bin/gaffer workers --url ${served.server.url}`);
 
-  const { specs, pipelines } = workload(nJobs, nWorkers);
-  const children = Array.from({ length: nWorkers }, (_, i) => startWorker(served.server.url, i, sectorsOf(i, pipelines.length, nWorkers)));
+  const { specs, pipelines } = workload(nJobs, nHonest);
+  const children = roles(nHonest, nBad, pipelines.length).map((role) => startWorker(served.server.url, role));
   let cleaning: Promise<void> | null = null;
   const cleanup = (): Promise<void> =>
     (cleaning ??= (async () => {
@@ -110,6 +166,7 @@ export async function runDevstack(flags: Flags): Promise<number> {
   try {
     await until(async () => (await coordinator.listWorkers()).filter((w) => w.connected).length >= nWorkers, DEVSTACK_DEFAULTS.workersReadyTimeoutMs, `${nWorkers} workers connecting`);
     console.log(`  ${nWorkers} workers connected; submitting ${nJobs} jobs: ${specs.length} hash jobs and ${pipelines.length} two-phase sealing pipelines`);
+    if (nBad > 0) console.log(`  ${nBad} of them ${nBad === 1 ? 'is a bad actor' : 'are bad actors'}, serving only ${CHECKED_QUEUE}: a replicated phase follows this one`);
     const started = Date.now();
     const ids: string[] = [];
     for (let i = 0; i < specs.length; i += LIMITS.submitBatchMaxJobs) {
@@ -122,7 +179,8 @@ export async function runDevstack(flags: Flags): Promise<number> {
     }
     await showProgress(served, ids);
     const elapsedMs = Date.now() - started;
-    const ok = await summary(served, ids, elapsedMs);
+    let ok = await summary(served, ids, elapsedMs);
+    if (nBad > 0) ok = (await replicatedPhase(served, nReplicated, nBad)) && ok;
     process.off('SIGINT', interrupt);
     process.off('SIGTERM', interrupt);
     if (flags.once) {
@@ -186,6 +244,65 @@ async function summary(served: Served, ids: string[], elapsedMs: number): Promis
   return succeeded === jobs.length;
 }
 
+/**
+ * The replicated phase: jobs on hash.checked, each run by several workers and
+ * accepted by a vote. Checks that no wrong result was accepted (each accepted
+ * digest is recomputed here), that every bad actor was quarantined and no
+ * honest worker was, and that every job succeeded.
+ */
+async function replicatedPhase(served: Served, n: number, nBad: number): Promise<boolean> {
+  const { coordinator, store } = served;
+  const { replicas, quorum, replicatedHashRounds: rounds } = DEVSTACK_DEFAULTS;
+  console.log(`\nreplicated phase: ${n} jobs on ${CHECKED_QUEUE}, each on ${replicas} workers, accepted when ${quorum} results agree`);
+  const specs: JobSpec[] = Array.from({ length: n }, (_, i) => ({ queue: CHECKED_QUEUE, payload: { seed: `checked-${i}`, rounds }, replicas, quorum }));
+  const started = Date.now();
+  const ids: string[] = [];
+  for (let i = 0; i < specs.length; i += LIMITS.submitBatchMaxJobs) {
+    ids.push(...(await coordinator.submitMany(specs.slice(i, i + LIMITS.submitBatchMaxJobs))).map((r) => r.job.id));
+  }
+  await showProgress(served, ids);
+  const elapsedMs = Date.now() - started;
+
+  const jobs = await Promise.all(ids.map((id) => coordinator.getJob(id)));
+  const succeeded = jobs.filter((j) => j.state === 'succeeded');
+  let wrong = 0;
+  for (const j of succeeded) {
+    const p = j.payload as { seed: string; rounds: number };
+    if ((j.result as { digest?: unknown } | null)?.digest !== iteratedHash(p.seed, p.rounds)) wrong++;
+  }
+  let rejected = 0;
+  for (const j of jobs) rejected += (await store.listAttempts({ jobId: j.id })).filter((a) => a.state === 'rejected').length;
+  // The workers of this run: the bad actors by name, the honest ones are the rest (listed first).
+  const isBad = (w: Worker): boolean => w.name.startsWith('bad-');
+  const workers = (await coordinator.listWorkers()).sort((a, b) => Number(isBad(a)) - Number(isBad(b)) || a.name.localeCompare(b.name, 'en', { numeric: true }));
+  const bad = workers.filter(isBad);
+  const honest = workers.filter((w) => !isBad(w));
+  const badQuarantined = bad.filter((w) => w.quarantined).length;
+  const honestQuarantined = honest.filter((w) => w.quarantined).length;
+
+  const width = Math.max(6, ...workers.map((w) => w.name.length));
+  console.log(`\ntrust summary: ${(elapsedMs / 1000).toFixed(1)} s for the replicated phase`);
+  console.log(`    ${'worker'.padEnd(width)}  valid  invalid  timed out  quarantined`);
+  for (const w of workers) {
+    const r = w.reputation;
+    const q = w.quarantined ? `yes: ${w.quarantineReason ?? 'no reason given'}` : 'no';
+    console.log(`    ${w.name.padEnd(width)}  ${String(r.valid).padStart(5)}  ${String(r.invalid).padStart(7)}  ${String(r.timedOut).padStart(9)}  ${q}`);
+  }
+  console.log(`  replicated jobs succeeded:    ${succeeded.length} of ${n}`);
+  console.log(`  wrong results accepted:       ${wrong} (every accepted digest recomputed here)`);
+  console.log(`  results rejected by the vote: ${rejected}`);
+  console.log(`  bad actors quarantined:       ${badQuarantined} of ${nBad}`);
+  console.log(`  honest workers quarantined:   ${honestQuarantined}`);
+  const failed = [
+    ...(succeeded.length === n ? [] : [`${n - succeeded.length} replicated jobs did not succeed`]),
+    ...(wrong === 0 ? [] : [`${wrong} wrong results accepted`]),
+    ...(badQuarantined === nBad && bad.length === nBad ? [] : [`${nBad - badQuarantined} bad actors not quarantined`]),
+    ...(honestQuarantined === 0 ? [] : [`${honestQuarantined} honest workers quarantined`]),
+  ];
+  console.log(failed.length === 0 ? '  trust checks: all hold' : `  trust checks: FAILED: ${failed.join('; ')}`);
+  return failed.length === 0;
+}
+
 export function registerDevstack(program: Command): void {
   program
     .command('devstack')
@@ -193,7 +310,9 @@ export function registerDevstack(program: Command): void {
     .option('--workers <n>', 'worker processes', String(DEVSTACK_DEFAULTS.workers))
     .option('--jobs <n>', 'demo jobs to submit', String(DEVSTACK_DEFAULTS.jobs))
     .option('--port <port>', 'port for the coordinator (a free one if it is taken)', String(DEVSTACK_DEFAULTS.port))
-    .option('--once', 'exit after the summary (0 when every job succeeded)')
+    .option('--bad-actors <k>', `this many of the workers cheat (fewer than half): a replicated phase on ${CHECKED_QUEUE} follows, and the summary shows whether they were caught`, String(DEVSTACK_DEFAULTS.badActors))
+    .option('--replicated-jobs <n>', 'with --bad-actors: jobs of the replicated phase', String(DEVSTACK_DEFAULTS.replicatedJobs))
+    .option('--once', 'exit after the summary (0 when every job succeeded and, with --bad-actors, no wrong result was accepted and exactly the bad actors were quarantined)')
     .action(async (flags: Flags) => {
       process.exitCode = await runDevstack(flags);
     });

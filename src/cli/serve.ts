@@ -50,7 +50,8 @@ export async function serve(config: ServeConfig, logger: Logger): Promise<Served
 
 /** SQLite for a file, PostgreSQL for a postgres:// URL (its driver is loaded only then). */
 async function openStore(config: ServeConfig): Promise<Store> {
-  if (!isPostgresUrl(config.db)) return openSqliteStore({ path: config.db, clock: systemClock, random: systemRandom() });
+  const trust = config.trust !== undefined ? { trust: config.trust } : {};
+  if (!isPostgresUrl(config.db)) return openSqliteStore({ path: config.db, clock: systemClock, random: systemRandom(), ...trust });
   const { openPostgresStore } = await import('../store/postgres/store.ts');
   try {
     return await openPostgresStore({
@@ -59,6 +60,7 @@ async function openStore(config: ServeConfig): Promise<Store> {
       random: systemRandom(),
       ...(config.pgSchema !== undefined ? { schema: config.pgSchema } : {}),
       ...(config.pgPoolMax !== undefined ? { poolMax: config.pgPoolMax } : {}),
+      ...trust,
     });
   } catch (err) {
     throw new GafferError('NOT_READY', `cannot open the PostgreSQL database ${describeDb(config.db)}: ${(err as Error).message}`);
@@ -79,7 +81,7 @@ export function registerServe(program: Command): void {
     .option('--db <path|url>', 'SQLite database file, or postgres://... for several coordinators on one PostgreSQL database (env GAFFER_DB, default .gaffer/gaffer.db)')
     .option('--pg-schema <name>', 'PostgreSQL: the schema for Gaffer\'s tables (env GAFFER_PG_SCHEMA)')
     .option('--pg-pool-max <n>', 'PostgreSQL: most connections this coordinator opens (env GAFFER_PG_POOL_MAX)')
-    .option('--config <file>', 'TOML config file: [server], [[tokens]], [queues.NAME]')
+    .option('--config <file>', 'TOML config file: [server], [[tokens]], [queues.NAME] (with verify, adaptive, challenge), [trust]')
     .option('--token <token>', 'one bearer token with every scope (env GAFFER_TOKEN)')
     .option('--log-level <level>', 'fatal, error, warn, info, debug', 'info')
     .action(async (opts: { port?: string; host?: string; db?: string; pgSchema?: string; pgPoolMax?: string; config?: string; token?: string; logLevel: string }) => {

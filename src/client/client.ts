@@ -139,6 +139,16 @@ export class GafferClient {
     return (await this.call('GET', `/v1/workers/${encodeURIComponent(id)}`)).body;
   }
 
+  /** Quarantines a worker: no real work, its attempts go back to the queue (admin). */
+  async quarantine(id: string, reason?: string): Promise<unknown> {
+    return (await this.call('POST', `/v1/workers/${encodeURIComponent(id)}/quarantine`, reason === undefined ? {} : { reason })).body;
+  }
+
+  /** Releases a worker from quarantine with a fresh record (admin). */
+  async release(id: string): Promise<unknown> {
+    return (await this.call('POST', `/v1/workers/${encodeURIComponent(id)}/release`, {})).body;
+  }
+
   async drain(id: string): Promise<unknown> {
     return (await this.call('POST', `/v1/workers/${encodeURIComponent(id)}/drain`, {})).body;
   }

@@ -19,10 +19,11 @@ import type { Change, HeartbeatResult, LeaseRef, QueueCounts, Store, SubmitResul
 import type { Clock, Random, TimerHandle } from '../types/clock.ts';
 import { GafferError, isGafferError } from '../types/errors.ts';
 import { COORDINATOR_DEFAULTS, LIMITS } from '../types/limits.ts';
-import type { Assignment, Job, JobError, Json, PlaceFn, Worker, WorkerSpec } from '../types/model.ts';
+import type { Assignment, Job, JobError, Json, NewJob, PlaceFn, Worker, WorkerSpec } from '../types/model.ts';
 import { isTerminalJobState, type JobState } from '../types/states.ts';
-import type { JobDefaults } from './validate.ts';
-import { checkResult, checkSize, normalizeJob, normalizeJobs, normalizeWorker } from './validate.ts';
+import type { QueueConfig } from './validate.ts';
+import { resultHash } from '../store/rules.ts';
+import { checkResult, checkSize, checkTrace, normalizeJob, normalizeJobs, normalizeWorker } from './validate.ts';
 import { guardStore, StoreHealth } from './store-guard.ts';
 
 /** How the coordinator reaches one connected worker. */
@@ -45,8 +46,8 @@ export interface CoordinatorOptions {
   pollIntervalMs?: number | null;
   /** For the jitter of store probes; Math.random when left out. */
   random?: Random;
-  /** Defaults per queue for fields a submit leaves out. */
-  queues?: Record<string, JobDefaults>;
+  /** Per queue: defaults for fields a submit leaves out, and a reliability challenge for new workers. */
+  queues?: Record<string, QueueConfig>;
   log?: Log;
 }
 
@@ -69,7 +70,7 @@ export interface JobEvent {
 
 export interface WorkerEvent {
   workerId: string;
-  event: 'attached' | 'detached' | 'draining';
+  event: 'attached' | 'detached' | 'draining' | 'quarantined' | 'released';
   at: number;
 }
 
@@ -83,7 +84,7 @@ export class Coordinator {
   private readonly place: PlaceFn;
   private readonly sweepIntervalMs: number;
   private readonly pollIntervalMs: number | null;
-  private readonly queueDefaults: Record<string, JobDefaults>;
+  private readonly queueDefaults: Record<string, QueueConfig>;
   private readonly sessions = new Map<string, WorkerSession>();
   private readonly waiters = new Map<string, Set<(job: Job) => void>>();
   private sweepTimer: TimerHandle | null = null;
@@ -231,6 +232,38 @@ export class Coordinator {
     return this.store.listWorkers();
   }
 
+  /** Quarantines a worker (no real work; its live attempts go back to the queue) or releases it with a fresh record. */
+  async setQuarantine(workerId: string, quarantined: boolean, reason?: string): Promise<Worker> {
+    const out = await this.store.setWorkerQuarantine(reason === undefined ? { workerId, quarantined } : { workerId, quarantined, reason });
+    this.applyChanges(out.changes, 'worker quarantined');
+    this.events.emit('worker', { workerId, event: quarantined ? 'quarantined' : 'released', at: this.clock.now() });
+    // A released worker is checked again where it failed, and may take work at once.
+    if (!quarantined) await this.startChecks(workerId, this.sessions.get(workerId)?.spec.queues ?? {});
+    this.kick();
+    return out.worker;
+  }
+
+  /**
+   * Builds the verification job for a result of a job with a verifier queue,
+   * with that queue's defaults. Passed into the store's complete().
+   */
+  readonly verificationJob = (queue: string, payload: Json, priority: number): NewJob =>
+    normalizeJob({ queue, payload, priority }, this.queueDefaults[queue]);
+
+  /** Starts the reliability checks a worker still owes for the queues it serves (those that declare a challenge). */
+  private async startChecks(workerId: string, queues: Record<string, number>): Promise<void> {
+    for (const queue of Object.keys(queues)) {
+      const challenge = this.queueDefaults[queue]?.challenge;
+      if (!challenge) continue;
+      const job = normalizeJob(
+        { queue, payload: challenge.payload, timeoutMs: challenge.timeLimitMs, maxAttempts: 1, priority: LIMITS.priorityMax, labels: { challenge: workerId } },
+        {},
+      );
+      const { created } = await this.store.startCheck({ workerId, queue, job, answerHash: resultHash(challenge.answer), timeLimitMs: challenge.timeLimitMs });
+      if (created) this.emitJob(job.queue, 'queued');
+    }
+  }
+
   async drainWorker(workerId: string): Promise<Worker> {
     const worker = await this.store.setWorkerDraining({ workerId, draining: true });
     this.sessions.get(workerId)?.markDraining();
@@ -243,6 +276,8 @@ export class Coordinator {
   async attachWorker(hello: unknown, link: WorkerLink): Promise<WorkerSession> {
     const spec = normalizeWorker(hello);
     const worker = await this.store.upsertWorker({ spec });
+    // Before the worker can claim: a queue with a challenge gives it nothing else until it passes.
+    await this.startChecks(worker.id, spec.queues);
     const previous = this.sessions.get(worker.id);
     if (previous) previous.detached = true;
     const session = new WorkerSession(this, worker.id, spec, link);
@@ -482,9 +517,15 @@ export class WorkerSession {
     await this.coordinator.trackReport(this.coordinator.store.progress({ ...ref, progress }));
   }
 
-  async complete(ref: LeaseRef, result: unknown): Promise<Job> {
+  /** A result under the lease `ref`; `trace` is the attempt's resource trace, when the worker sampled one. */
+  async complete(ref: LeaseRef, result: unknown, trace?: unknown): Promise<Job> {
     const out = await this.coordinator.trackReport(
-      this.coordinator.store.complete({ ...ref, result: checkResult(result) }),
+      this.coordinator.store.complete({
+        ...ref,
+        result: checkResult(result),
+        trace: trace === undefined || trace === null ? null : checkTrace(trace),
+        verificationJob: this.coordinator.verificationJob,
+      }),
     );
     this.coordinator.applyChanges(out.changes, 'settled by another attempt');
     this.coordinator.kick();

@@ -219,6 +219,8 @@ export function guardStore(store: Store, health: StoreHealth): Store {
     disconnectWorker: (p) => run(() => store.disconnectWorker(p)),
     setWorkerDraining: (p) => run(() => store.setWorkerDraining(p)),
     updateWorkerKeys: (p) => run(() => store.updateWorkerKeys(p)),
+    setWorkerQuarantine: (p) => run(() => store.setWorkerQuarantine(p)),
+    startCheck: (p) => run(() => store.startCheck(p)),
     claim: (p) => run(() => store.claim(p)),
     heartbeat: (p) => run(() => store.heartbeat(p)),
     progress: (p) => run(() => store.progress(p)),

@@ -3,14 +3,15 @@
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import { GafferError } from '../types/errors.ts';
 import { JOB_DEFAULTS, LIMITS } from '../types/limits.ts';
-import type { JobSpec, Json, NewJob, WorkerSpec } from '../types/model.ts';
-import { jobSpecSchema, workerSpecSchema } from '../types/schemas.ts';
+import type { ChallengeSpec, JobSpec, Json, NewJob, Trace, VerifySpec, WorkerSpec } from '../types/model.ts';
+import { jobSpecSchema, traceSchema, workerSpecSchema } from '../types/schemas.ts';
 
 const ajv = new Ajv({ allErrors: false, strict: true, allowUnionTypes: true });
 ajv.addFormat('date-time', { type: 'string', validate: (s: string) => isIsoDateTime(s) });
 
 const checkJob = ajv.compile(jobSpecSchema);
 const checkWorker = ajv.compile(workerSpecSchema);
+const checkTraceSchema = ajv.compile(traceSchema);
 
 function isIsoDateTime(s: string): boolean {
   return /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})$/.test(s) && !Number.isNaN(Date.parse(s));
@@ -61,7 +62,15 @@ function toMs(t: number | string | undefined): number | null {
 }
 
 /** Queue-level defaults that a submit's missing fields take. */
-export type JobDefaults = Partial<Pick<NewJob, 'timeoutMs' | 'heartbeatTimeoutMs' | 'maxAttempts' | 'backoff' | 'replicas' | 'quorum' | 'priority'>>;
+export type JobDefaults = Partial<
+  Pick<NewJob, 'timeoutMs' | 'heartbeatTimeoutMs' | 'maxAttempts' | 'backoff' | 'replicas' | 'quorum' | 'priority' | 'verify' | 'adaptive'>
+>;
+
+/** A queue's configuration: defaults for its jobs, and an optional reliability challenge for new workers. */
+export type QueueConfig = JobDefaults & { challenge?: ChallengeSpec };
+
+/** The smallest number of replicas trace verification can work with: with two, both are equally far from their mean. */
+export const TRACE_REPLICAS_MIN = 3;
 
 /** Validates a submit and fills every default. Throws GafferError; never partially accepts. */
 export function normalizeJob(input: unknown, defaults: JobDefaults = {}, what = 'job'): NewJob {
@@ -71,6 +80,16 @@ export function normalizeJob(input: unknown, defaults: JobDefaults = {}, what = 
   const quorum = spec.quorum ?? defaults.quorum ?? Math.min(replicas, Math.floor(replicas / 2) + 1);
   if (quorum > replicas) {
     throw new GafferError('INVALID_INPUT', `${what}.quorum (${quorum}) cannot exceed replicas (${replicas})`);
+  }
+  const verify = normalizeVerify(spec.verify ?? defaults.verify ?? null);
+  if (verify?.mode === 'trace' && replicas < TRACE_REPLICAS_MIN) {
+    throw new GafferError('INVALID_INPUT', `${what}.verify trace needs at least ${TRACE_REPLICAS_MIN} replicas (got ${replicas}): traces are compared with each other`);
+  }
+  if (verify?.mode === 'queue' && replicas !== 1) {
+    throw new GafferError('INVALID_INPUT', `${what}.verify queue checks one result at a time: replicas must be 1 (got ${replicas})`);
+  }
+  if (spec.adaptive === true && replicas < 2) {
+    throw new GafferError('INVALID_INPUT', `${what}.adaptive needs replicas of 2 or more (got ${replicas})`);
   }
   const baseMs = spec.backoff?.baseMs ?? defaults.backoff?.baseMs ?? JOB_DEFAULTS.backoffBaseMs;
   const maxMs = spec.backoff?.maxMs ?? defaults.backoff?.maxMs ?? Math.max(baseMs, JOB_DEFAULTS.backoffMaxMs);
@@ -95,10 +114,18 @@ export function normalizeJob(input: unknown, defaults: JobDefaults = {}, what = 
     dependsOn: spec.dependsOn ?? [],
     replicas,
     quorum,
-    verify: spec.verify ?? null,
+    verify,
+    adaptive: (spec.adaptive ?? defaults.adaptive ?? false) && replicas > 1,
     idempotencyKey: spec.idempotencyKey ?? null,
     labels: spec.labels ?? {},
   };
+}
+
+/** `{ queue }` alone means queue verification. */
+function normalizeVerify(v: Partial<VerifySpec> | null): VerifySpec | null {
+  if (v === null) return null;
+  if (v.mode === 'trace') return { mode: 'trace', tolerance: (v as { tolerance: number }).tolerance };
+  return { mode: 'queue', queue: (v as { queue: string }).queue };
 }
 
 export function normalizeJobs(inputs: unknown, defaultsFor: (queue: string) => JobDefaults = () => ({})): NewJob[] {
@@ -132,4 +159,13 @@ export function normalizeWorker(input: unknown): WorkerSpec {
 export function checkResult(result: unknown): Json {
   checkSize(result, LIMITS.resultMaxBytes, 'result');
   return result as Json;
+}
+
+/** A resource trace as a worker sends it: bounded, and its samples in time order. */
+export function checkTrace(trace: unknown): Trace {
+  const t = validate<Trace>(checkTraceSchema, 'trace', trace);
+  for (let i = 1; i < t.samples.length; i++) {
+    if (t.samples[i]!.tMs < t.samples[i - 1]!.tMs) throw new GafferError('INVALID_INPUT', 'trace.samples must be in time order');
+  }
+  return t;
 }

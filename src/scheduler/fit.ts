@@ -35,6 +35,14 @@ const CHECKS: readonly FitCheck[] = [
     reason: (c) => `has no free slot for queue ${c.queue}`,
   },
   {
+    ok: (c, w) => c.pinnedWorkerId === null || c.pinnedWorkerId === w.workerId,
+    reason: (c) => `is not the worker this challenge is for (${c.pinnedWorkerId ?? ''})`,
+  },
+  {
+    ok: (c, w) => c.pinnedWorkerId === w.workerId || !w.blockedQueues.includes(c.queue),
+    reason: (c) => `has not passed the reliability check of queue ${c.queue}`,
+  },
+  {
     ok: (c, w) => !c.excludedWorkerIds.includes(w.workerId),
     reason: () => 'already holds an attempt of this job',
   },

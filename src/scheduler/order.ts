@@ -11,11 +11,14 @@ export interface SchedulingPolicy {
   readonly agingIntervalMs: number;
   /** Aging never lifts a job by more than this many points. */
   readonly agingMaxBoost: number;
+  /** A job whose deadline is this close goes to the fastest fitting worker. */
+  readonly deadlineUrgentMs: number;
 }
 
 export function assertPolicy(policy: SchedulingPolicy): void {
   assert(policy.agingIntervalMs > 0, `agingIntervalMs > 0 (got ${policy.agingIntervalMs})`);
   assert(policy.agingMaxBoost >= 0, `agingMaxBoost >= 0 (got ${policy.agingMaxBoost})`);
+  assert(policy.deadlineUrgentMs >= 0, `deadlineUrgentMs >= 0 (got ${policy.deadlineUrgentMs})`);
 }
 
 /** Priority plus one point per agingIntervalMs waited since readyAt, capped at agingMaxBoost. */

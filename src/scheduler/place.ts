@@ -3,9 +3,10 @@
 //
 // Candidates go in compareCandidates order. Each attempt a candidate wants goes
 // to the best worker that fits and does not yet hold an attempt of that job:
-// first a worker holding the affinity key, then the least utilised (on the
-// running tally, so equal workers take turns), then more free cores, then the
-// smaller worker id. A candidate that fits nowhere is skipped; the scan goes on.
+// first a worker holding the affinity key, then, for a job whose deadline is
+// near (SCHEDULING_DEFAULTS.deadlineUrgentMs), the fastest by its measured
+// reliability-check time, then the least utilised (on the running tally, so
+// equal workers take turns), then more free cores, then the smaller worker id. A candidate that fits nowhere is skipped; the scan goes on.
 import { assert } from '../types/errors.ts';
 import { SCHEDULING_DEFAULTS } from '../types/limits.ts';
 import type { Candidate, PlaceInput, Placement, WorkerCapacity } from '../types/model.ts';
@@ -20,18 +21,19 @@ export function place(input: PlaceInput, policy: SchedulingPolicy = SCHEDULING_D
   const placements: Placement[] = [];
   for (const c of sortCandidates(input.candidates, input.now, policy)) {
     if (placements.length >= limit) break;
-    placeCandidate(c, tallies, limit - placements.length, placements);
+    const urgent = c.deadline !== null && c.deadline - input.now <= policy.deadlineUrgentMs;
+    placeCandidate(c, tallies, limit - placements.length, placements, urgent);
   }
   assertOutput(input, placements);
   return placements;
 }
 
 /** Places up to `budget` attempts of one candidate, each on a different worker. */
-function placeCandidate(c: Candidate, tallies: WorkerCapacity[], budget: number, out: Placement[]): void {
+function placeCandidate(c: Candidate, tallies: WorkerCapacity[], budget: number, out: Placement[], urgent: boolean): void {
   const taken = new Set<string>();
   const attempts = Math.min(c.want, budget);
   for (let i = 0; i < attempts; i++) {
-    const w = chooseWorker(c, tallies, taken);
+    const w = chooseWorker(c, tallies, taken, urgent);
     if (w === undefined) return;
     taken.add(w.workerId);
     out.push(commit(c, w));
@@ -43,23 +45,33 @@ export function chooseWorker(
   c: Candidate,
   workers: readonly WorkerCapacity[],
   taken: ReadonlySet<string> = new Set(),
+  urgent = false,
 ): WorkerCapacity | undefined {
   let best: WorkerCapacity | undefined;
   for (const w of workers) {
     if (taken.has(w.workerId) || !fits(c, w)) continue;
-    if (best === undefined || compareWorkers(c, w, best) < 0) best = w;
+    if (best === undefined || compareWorkers(c, w, best, urgent) < 0) best = w;
   }
   return best;
 }
 
 /** Negative when `a` is the better home for `c`. Total over distinct worker ids. */
-export function compareWorkers(c: Candidate, a: WorkerCapacity, b: WorkerCapacity): number {
+export function compareWorkers(c: Candidate, a: WorkerCapacity, b: WorkerCapacity, urgent = false): number {
   return (
     Number(holdsAffinityKey(c, b)) - Number(holdsAffinityKey(c, a)) ||
+    (urgent ? compareSpeed(c.queue, a, b) : 0) ||
     compareUtilisation(a, b) ||
     b.freeCores - a.freeCores ||
     compareIds(a.workerId, b.workerId)
   );
+}
+
+/** The faster worker for `queue` by its reliability-check time; a worker never measured comes after. */
+function compareSpeed(queue: string, a: WorkerCapacity, b: WorkerCapacity): number {
+  const sa = a.speedMs[queue];
+  const sb = b.speedMs[queue];
+  if (sa === undefined || sb === undefined) return Number(sa === undefined) - Number(sb === undefined);
+  return sa - sb;
 }
 
 /** usedSlots / totalSlots, compared exactly by cross-multiplying; no slots counts as full. */

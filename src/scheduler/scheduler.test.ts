@@ -6,7 +6,7 @@ import { compareCandidates, effectivePriority, fits, place, sortCandidates, whyN
 
 const NOW = 1_000_000_000;
 const MINUTE = 60_000;
-const POLICY = { agingIntervalMs: MINUTE, agingMaxBoost: 10 };
+const POLICY = { agingIntervalMs: MINUTE, agingMaxBoost: 10, deadlineUrgentMs: 5 * MINUTE };
 
 function cand(jobId: string, over: Partial<Candidate> = {}): Candidate {
   return {
@@ -20,6 +20,7 @@ function cand(jobId: string, over: Partial<Candidate> = {}): Candidate {
     affinity: null,
     want: 1,
     excludedWorkerIds: [],
+    pinnedWorkerId: null,
     ...over,
   };
 }
@@ -37,6 +38,8 @@ function worker(workerId: string, over: Partial<WorkerCapacity> = {}): WorkerCap
     totalCores: 64,
     totalMemoryMb: 64_000,
     freeGpuIds: [],
+    blockedQueues: [],
+    speedMs: {},
     ...over,
   };
 }
@@ -249,6 +252,33 @@ describe('place', () => {
   it('asserts on inconsistent input', () => {
     assert.throws(() => place(input([worker('a'), worker('a')], [])), /invariant violated: worker ids are unique/);
     assert.throws(() => place(input([worker('a', { usedSlots: 11 })], [])), /usedSlots/);
+  });
+});
+
+describe('reliability checks and speed', () => {
+  it('gives a challenge job only to its worker, and a blocked queue only its challenge', () => {
+    const challenge = cand('c', { pinnedWorkerId: 'b' });
+    const real = cand('r');
+    const a = worker('a');
+    const b = worker('b', { blockedQueues: ['q'] });
+    assert.match(whyNot(challenge, a) ?? '', /challenge is for \(b\)/);
+    assert.equal(whyNot(challenge, b), null);
+    assert.match(whyNot(real, b) ?? '', /not passed the reliability check of queue q/);
+    const out = place(input([a, b], [real, challenge]));
+    assert.deepEqual(out.map((p) => `${p.jobId}@${p.workerId}`).sort(), ['c@b', 'r@a']);
+  });
+
+  it('sends a job near its deadline to the fastest measured worker, others by utilisation', () => {
+    const fast = worker('z-fast', { speedMs: { q: 100 }, usedSlots: 5 });
+    const slow = worker('a-slow', { speedMs: { q: 900 } });
+    const unmeasured = worker('m');
+    const near = cand('near', { deadline: NOW + MINUTE });
+    const far = cand('far', { deadline: NOW + 60 * MINUTE });
+    assert.deepEqual(place(input([slow, unmeasured, fast], [near])).map((p) => p.workerId), ['z-fast']);
+    // Far from its deadline, speed does not count: the least utilised (then smaller id) wins.
+    assert.deepEqual(place(input([slow, unmeasured, fast], [far])).map((p) => p.workerId), ['a-slow']);
+    // Measured before unmeasured when urgent.
+    assert.deepEqual(place(input([unmeasured, slow], [near])).map((p) => p.workerId), ['a-slow']);
   });
 });
 

@@ -464,7 +464,7 @@ describe('http api', () => {
       const expected = [
         'GET /healthz', 'GET /readyz', 'GET /v1/openapi.json', 'POST /v1/jobs', 'POST /v1/jobs/batch', 'GET /v1/jobs',
         'GET /v1/jobs/{id}', 'GET /v1/jobs/{id}/result', 'POST /v1/jobs/{id}/cancel', 'POST /v1/jobs/{id}/retry',
-        'GET /v1/workers', 'GET /v1/workers/{id}', 'POST /v1/workers/{id}/drain', 'GET /v1/queues', 'GET /v1/events',
+        'GET /v1/workers', 'GET /v1/workers/{id}', 'POST /v1/workers/{id}/drain', 'POST /v1/workers/{id}/quarantine', 'POST /v1/workers/{id}/release', 'GET /v1/queues', 'GET /v1/events',
       ];
       const documented = Object.entries(doc.paths as Record<string, Record<string, unknown>>).flatMap(([path, ops]) =>
         Object.keys(ops).map((m) => `${m.toUpperCase()} ${path}`),

@@ -141,6 +141,14 @@ export async function buildHttpApp(deps: HttpDeps): Promise<FastifyInstance> {
       check.drainWorker.body(optionalBody(req));
       return coordinator.drainWorker(idOf(req));
     },
+    quarantineWorker: async (req) => {
+      const body = check.quarantineWorker.body<{ reason?: string }>(optionalBody(req));
+      return coordinator.setQuarantine(idOf(req), true, body.reason);
+    },
+    releaseWorker: async (req) => {
+      check.releaseWorker.body(optionalBody(req));
+      return coordinator.setQuarantine(idOf(req), false);
+    },
 
     listQueues: async () => queueStatistics(coordinator),
     events: async (req, reply) => {

@@ -32,7 +32,7 @@ function jobSpecDoc(): JsonSchema {
 
 const jobError = object(
   { code: str, message: str },
-  { properties: { code: str, message: str, attemptId: str, jobId: str }, description: 'Why a job or attempt ended badly: HANDLER_ERROR, TIMEOUT, LEASE_LOST, DEADLINE_EXCEEDED, DEPENDENCY_FAILED, DEPENDENCY_CANCELLED, CANCELLED, NO_QUORUM.' },
+  { properties: { code: str, message: str, attemptId: str, jobId: str }, description: 'Why a job or attempt ended badly: HANDLER_ERROR, TIMEOUT, LEASE_LOST, DEADLINE_EXCEEDED, DEPENDENCY_FAILED, DEPENDENCY_CANCELLED, CANCELLED, NO_QUORUM, RESULT_REJECTED, VERIFICATION_FAILED, BAD_VERDICT, QUARANTINED (docs/errors.md).' },
 );
 
 const verify = {
@@ -61,6 +61,7 @@ const jobProperties: Record<string, JsonSchema> = {
   replicas: int,
   quorum: int,
   verify,
+  adaptive: { type: 'boolean', description: 'Adaptive replication: a trusted worker may run it alone, spot-checked (docs/trust.md).' },
   idempotencyKey: { type: ['string', 'null'] },
   labels,
   attempts: { type: 'integer', description: 'Attempts created so far.' },
@@ -68,6 +69,9 @@ const jobProperties: Record<string, JsonSchema> = {
   want: { type: 'integer', description: 'Attempts wanted and not yet handed out.' },
   live: { type: 'integer', description: 'Attempts leased or running now.' },
   pendingParents: { type: 'integer', description: 'Parents in dependsOn that have not yet succeeded.' },
+  solo: { type: 'boolean', description: 'This round runs on one trusted worker alone (adaptive replication).' },
+  verifies: orNull(object({ jobId: str, attemptId: str }, { description: 'For a verification job: the job and attempt whose result it checks.' })),
+  pinnedWorkerId: { type: ['string', 'null'], description: 'For a reliability challenge: the only worker that may run it.' },
   result: { description: 'The accepted result once the job succeeded, else null.' },
   error: orNull(ref('JobError')),
   createdAt: ms('Epoch ms.'),
@@ -96,6 +100,9 @@ const attempt = object({
   resultHash: { type: ['string', 'null'] },
   error: orNull(ref('JobError')),
   progress: { description: 'The last progress value the worker reported, or null.' },
+  trace: {
+    description: 'The resource trace the worker sent with its result, or null: { intervalMs, samples: [{ tMs, cpuMs, rssKb }] } (docs/worker-protocol.md).',
+  },
 });
 
 const worker = object({
@@ -110,6 +117,22 @@ const worker = object({
   state: { type: 'string', enum: [...WORKER_STATES] },
   draining: bool,
   quarantined: bool,
+  quarantineReason: { type: ['string', 'null'], description: 'Why it was quarantined.' },
+  reputation: object(
+    { valid: int, invalid: int, timedOut: int, streak: int, soloSinceCheck: int },
+    { description: 'Judged results (valid, invalid), timeouts and lost leases, the current valid streak, and adaptive jobs run alone since the last spot check.' },
+  ),
+  checks: {
+    type: 'object',
+    description: 'Reliability checks per queue: state (pending, passed, failed), the challenge jobId, speedMs, reason, updatedAt.',
+    additionalProperties: object({
+      state: { type: 'string', enum: ['pending', 'passed', 'failed'] },
+      jobId: str,
+      speedMs: { type: ['integer', 'null'] },
+      reason: { type: ['string', 'null'] },
+      updatedAt: int,
+    }),
+  },
   connected: bool,
   connectedAt: ms('Epoch ms.'),
   lastSeenAt: ms('Epoch ms.'),
@@ -166,7 +189,8 @@ export function componentSchemas(): Record<string, JsonSchema> {
     QueueStats: queueStats,
     QueueList: object({ windowMs: int, queues: { type: 'array', items: ref('QueueStats') } }),
     JobEvent: object({ jobId: str, state: { type: 'string', enum: [...JOB_STATES] }, at: ms('Epoch ms.') }),
-    WorkerEvent: object({ workerId: str, event: { type: 'string', enum: ['attached', 'detached', 'draining'] }, at: ms('Epoch ms.') }),
+    WorkerEvent: object({ workerId: str, event: { type: 'string', enum: ['attached', 'detached', 'draining', 'quarantined', 'released'] }, at: ms('Epoch ms.') }),
+    QuarantineRequest: { type: 'object', additionalProperties: false, properties: { reason: { type: 'string', maxLength: LIMITS.errorMessageMaxChars } } },
     Health: object({ status: { const: 'ok' } }),
     Ready: object({ status: { const: 'ready' }, store: { type: 'string', enum: ['sqlite', 'postgres'] } }),
     OpenApiDocument: { type: 'object' },

@@ -21,6 +21,8 @@ export type RouteId =
   | 'listWorkers'
   | 'getWorker'
   | 'drainWorker'
+  | 'quarantineWorker'
+  | 'releaseWorker'
   | 'listQueues'
   | 'events';
 
@@ -285,6 +287,34 @@ export const ROUTES: readonly RouteSpec[] = [
     bodyDoc: 'Empty',
     bodyRequired: false,
     responses: { 200: { description: 'The draining worker', schema: 'Worker' } },
+    errors: [400, 404],
+  },
+  {
+    id: 'quarantineWorker',
+    method: 'POST',
+    url: '/v1/workers/:id/quarantine',
+    scope: 'admin',
+    summary: 'Quarantine a worker',
+    description:
+      'The worker gets no real work; the attempts it holds are cancelled and their jobs go back to the queue (not counted as failures). The store also quarantines workers on its own when their invalid share crosses quarantineInvalidShare (docs/trust.md).',
+    body: { type: 'object', additionalProperties: false, properties: { reason: { type: 'string', maxLength: LIMITS.errorMessageMaxChars } } },
+    bodyDoc: 'QuarantineRequest',
+    bodyRequired: false,
+    responses: { 200: { description: 'The quarantined worker', schema: 'Worker' } },
+    errors: [400, 404],
+  },
+  {
+    id: 'releaseWorker',
+    method: 'POST',
+    url: '/v1/workers/:id/release',
+    scope: 'admin',
+    summary: 'Release a worker from quarantine',
+    description:
+      'The worker may take work again, with a fresh record: its reputation counts are reset and its failed reliability checks are forgotten, so it is checked again (at once if it is connected).',
+    body: emptyBodySchema,
+    bodyDoc: 'Empty',
+    bodyRequired: false,
+    responses: { 200: { description: 'The released worker', schema: 'Worker' } },
     errors: [400, 404],
   },
   {

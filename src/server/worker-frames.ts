@@ -45,7 +45,8 @@ const SCHEMAS = {
     type: 'object',
     additionalProperties: false,
     required: ['type', 'attemptId', 'lease', 'result'],
-    properties: { type: {}, attemptId: id, lease: id, result: {} },
+    // The trace's contents are checked by the coordinator (checkTrace), which answers a bad one with an ack.
+    properties: { type: {}, attemptId: id, lease: id, result: {}, trace: { type: ['object', 'null'] } },
   },
   fail: {
     type: 'object',

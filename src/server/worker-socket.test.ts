@@ -52,6 +52,78 @@ describe('worker socket', () => {
     assert.deepEqual(c.pending(), [], 'no error frames');
   });
 
+  const TRACE = {
+    intervalMs: 100,
+    samples: [
+      { tMs: 0, cpuMs: 0, rssKb: 2048 },
+      { tMs: 100, cpuMs: 95, rssKb: 40_960 },
+      { tMs: 180, cpuMs: 170, rssKb: 40_000 },
+    ],
+  };
+
+  /** Records the trace each complete passes to the store. */
+  function storeTraces(): Map<string, unknown> {
+    const seen = new Map<string, unknown>();
+    const complete = tc.store.complete.bind(tc.store);
+    tc.store.complete = (p) => {
+      seen.set(p.attemptId, p.trace);
+      return complete(p);
+    };
+    return seen;
+  }
+
+  it('passes the trace of a complete to the coordinator, which keeps it with the result', T, async () => {
+    const seen = storeTraces();
+    const { job } = await tc.coordinator.submit({ queue: 'work', payload: 1 });
+    const c = client();
+    await c.hello(spec('w1'));
+    const [a] = (await c.next('assign')).assignments;
+    c.send({ type: 'complete', attemptId: a!.attemptId, lease: a!.lease, result: 'r', trace: TRACE });
+    assert.deepEqual(await c.next('ack'), { type: 'ack', attemptId: a!.attemptId, ok: true });
+    assert.deepEqual(seen.get(a!.attemptId), TRACE, 'validated and handed to the store as sent');
+    const done = await tc.waitForJob(job.id);
+    assert.deepEqual([done.state, done.result], ['succeeded', 'r']);
+    assert.deepEqual(c.pending(), [], 'no error frames');
+  });
+
+  it('keeps the trace on the attempt (Attempt.trace), and null for a complete without one', T, async () => {
+    const jobs = await tc.coordinator.submitMany([{ queue: 'work', payload: 1 }, { queue: 'work', payload: 2 }]);
+    const c = client();
+    await c.hello(spec('w1', { work: 2 }));
+    const [a, b] = (await c.next('assign')).assignments;
+    c.send({ type: 'complete', attemptId: a!.attemptId, lease: a!.lease, result: 'a', trace: TRACE });
+    c.send({ type: 'complete', attemptId: b!.attemptId, lease: b!.lease, result: 'b' });
+    assert.equal((await c.next('ack')).ok, true);
+    assert.equal((await c.next('ack')).ok, true);
+    const [withTrace] = await tc.store.listAttempts({ jobId: a!.jobId });
+    const [without] = await tc.store.listAttempts({ jobId: b!.jobId });
+    assert.deepEqual(withTrace?.trace, TRACE);
+    assert.equal(without?.trace, null);
+    void jobs;
+  });
+
+  it('acks a complete with a trace the coordinator refuses INVALID_INPUT, and takes the result sent again without it', T, async () => {
+    const { job } = await tc.coordinator.submit({ queue: 'work', payload: 1 });
+    const c = client();
+    await c.hello(spec('w1'));
+    const [a] = (await c.next('assign')).assignments;
+    const ref = { attemptId: a!.attemptId, lease: a!.lease };
+    const backwards = { intervalMs: 100, samples: [TRACE.samples[1], TRACE.samples[0]] };
+    c.send({ type: 'complete', ...ref, result: 'r', trace: backwards });
+    const refused = await c.next('ack');
+    assert.deepEqual([refused.ok, refused.error?.code], [false, 'INVALID_INPUT']);
+    assert.match(refused.error?.message ?? '', /time order/);
+    // Not applied: the attempt is still live, and the same result without the trace is taken.
+    c.send({ type: 'complete', ...ref, result: 'r' });
+    assert.deepEqual(await c.next('ack'), { type: 'ack', attemptId: a!.attemptId, ok: true });
+    assert.equal((await tc.waitForJob(job.id)).state, 'succeeded');
+    // A trace that is not an object breaks the frame's schema: a violation, answered with an error frame.
+    c.send({ type: 'complete', ...ref, result: 'r', trace: 'fast' });
+    const error = await c.next('error');
+    assert.deepEqual([error.code, error.frame, error.attemptId], ['PROTOCOL_ERROR', 'complete', a!.attemptId]);
+    assert.match(error.message, /trace/);
+  });
+
   it('fills free slots in one batch and never more, then one more as a slot frees', T, async () => {
     const jobs = await tc.coordinator.submitMany(Array.from({ length: 5 }, (_, i) => ({ queue: 'work', payload: i })));
     const c = client();

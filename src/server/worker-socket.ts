@@ -286,7 +286,7 @@ class WorkerConnection {
         }
         return;
       case 'complete':
-        return this.report(frame.attemptId, () => session.complete(ref(frame), frame.result));
+        return this.report(frame.attemptId, () => session.complete(ref(frame), frame.result, frame.trace));
       case 'fail':
         return this.report(frame.attemptId, () => session.fail(ref(frame), frame.error, frame.retryable ?? true));
       case 'keys':

@@ -11,13 +11,16 @@ import type { ClaimParams } from './store.ts';
 
 /** The job columns a claim reads for each candidate (both backends use these names). */
 export const CANDIDATE_COLUMNS = `id, queue, priority, deadline_at, has_deadline, run_at, created_at, req_cores,
-  req_memory_mb, req_gpus, req_labels, affinity_key, affinity_mode, want, replicas`;
+  req_memory_mb, req_gpus, req_labels, affinity_key, affinity_mode, want, replicas, verify, pinned_worker_id`;
 
 /** The attempt columns capacityOf reads for each live attempt. */
 export const LIVE_ATTEMPT_COLUMNS = 'worker_id, queue, cores, memory_mb, gpu_ids';
 
-/** A worker's free capacity, from its row and the rows of its live attempts. */
-export function capacityOf(w: Row, live: readonly Row[]): WorkerCapacity {
+/** The worker_checks columns a claim reads: worker_id, queue, state, speed_ms. */
+export const CHECK_COLUMNS = 'worker_id, queue, state, speed_ms';
+
+/** A worker's free capacity, from its row, the rows of its live attempts and of its reliability checks. */
+export function capacityOf(w: Row, live: readonly Row[], checks: readonly Row[] = []): WorkerCapacity {
   const queues = JSON.parse(String(w.queues)) as Record<string, number>;
   const freeSlots: Record<string, number> = { ...queues };
   let cores = Number(w.cores);
@@ -43,6 +46,10 @@ export function capacityOf(w: Row, live: readonly Row[]): WorkerCapacity {
     totalCores: Number(w.cores),
     totalMemoryMb: Number(w.memory_mb),
     freeGpuIds: gpuIds.filter((g) => !held.has(g)).sort((a, b) => a - b),
+    blockedQueues: checks.filter((c) => c.state !== 'passed').map((c) => String(c.queue)),
+    speedMs: Object.fromEntries(
+      checks.filter((c) => c.state === 'passed' && c.speed_ms !== null && c.speed_ms !== undefined).map((c) => [String(c.queue), Number(c.speed_ms)]),
+    ),
   };
 }
 
@@ -60,16 +67,27 @@ export function withinCapacity(cap: WorkerCapacity): boolean {
   );
 }
 
-/** Capacities of the given workers (rows of eligible workers, live attempt rows keyed by worker_id), over-committed ones left out. */
-export function capacities(workers: readonly Row[], live: readonly Row[]): WorkerCapacity[] {
+/**
+ * Capacities of the given workers (rows of eligible workers; live attempt and
+ * check rows keyed by worker_id), over-committed ones left out.
+ */
+export function capacities(workers: readonly Row[], live: readonly Row[], checks: readonly Row[] = []): WorkerCapacity[] {
+  const attempts = groupByWorker(live);
+  const checksOf = groupByWorker(checks);
+  return workers
+    .map((w) => capacityOf(w, attempts.get(String(w.id)) ?? [], checksOf.get(String(w.id)) ?? []))
+    .filter(withinCapacity);
+}
+
+function groupByWorker(rows: readonly Row[]): Map<string, Row[]> {
   const byWorker = new Map<string, Row[]>();
-  for (const a of live) {
-    const id = String(a.worker_id);
+  for (const r of rows) {
+    const id = String(r.worker_id);
     const list = byWorker.get(id);
-    if (list) list.push(a);
-    else byWorker.set(id, [a]);
+    if (list) list.push(r);
+    else byWorker.set(id, [r]);
   }
-  return workers.map((w) => capacityOf(w, byWorker.get(String(w.id)) ?? [])).filter(withinCapacity);
+  return byWorker;
 }
 
 /** What a claim over these workers may read and hand out. */
@@ -122,14 +140,25 @@ export function candidateFromRow(r: Row, excluded: readonly string[]): Candidate
         : { key: String(r.affinity_key), mode: r.affinity_mode as 'prefer' | 'require' },
     want: Number(r.want),
     excludedWorkerIds: excluded,
+    pinnedWorkerId: r.pinned_worker_id === null || r.pinned_worker_id === undefined ? null : String(r.pinned_worker_id),
   };
+}
+
+/** Whether a candidate's workers so far matter: replicas never share a worker, and a verified job is not rerun where its result was rejected. */
+export function needsExclusions(r: Row): boolean {
+  return Number(r.replicas) > 1 || (r.verify !== null && r.verify !== undefined);
 }
 
 /** The attempt states whose worker may not take another replica of the same job. */
 export const EXCLUDING_ATTEMPT_STATES = ['leased', 'running', 'completed', 'rejected'] as const;
 
 /** The store does not trust the place function: it re-checks every bound it can before writing. */
-export function checkPlacements(placements: readonly Placement[], workers: readonly WorkerCapacity[], maxJobs: number): void {
+export function checkPlacements(
+  placements: readonly Placement[],
+  workers: readonly WorkerCapacity[],
+  maxJobs: number,
+  candidates: ReadonlyMap<string, Candidate>,
+): void {
   assert(placements.length <= maxJobs, 'a claim hands out no more than asked');
   const byId = new Map(workers.map((w) => [w.workerId, { ...w, freeSlots: { ...w.freeSlots }, gpus: new Set(w.freeGpuIds) }]));
   const pairs = new Set<string>();
@@ -137,6 +166,10 @@ export function checkPlacements(placements: readonly Placement[], workers: reado
     const w = byId.get(p.workerId);
     assert(w, 'placement names a worker in the claim');
     assert(!pairs.has(`${p.jobId}/${p.workerId}`), 'replicas of one job go to distinct workers');
+    const c = candidates.get(p.jobId);
+    assert(c, 'placement names a candidate the claim read');
+    assert(c.pinnedWorkerId === null || c.pinnedWorkerId === p.workerId, 'a challenge job goes only to its worker');
+    assert(c.pinnedWorkerId === p.workerId || !w.blockedQueues.includes(c.queue), 'a worker gets no real work of a queue whose check it has not passed');
     pairs.add(`${p.jobId}/${p.workerId}`);
     for (const g of p.gpuIds) {
       assert(w.gpus.has(g), 'a GPU id is handed to one attempt at a time');

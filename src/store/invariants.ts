@@ -1077,7 +1077,8 @@ class Run {
     } else {
       this.ledger.failed.add(a.id);
       ensure(a.state === 'failed' && a.error?.code === 'HANDLER_ERROR', '7', () => `fail left attempt ${a.id} as ${JSON.stringify(a)}`);
-      const exhausted = !op.retryable || prevJob.failures + 1 >= prevJob.maxAttempts;
+      // A replicated job is not ended by one replica's non-retryable error: another worker runs that replica.
+      const exhausted = (!op.retryable && prevJob.replicas === 1) || prevJob.failures + 1 >= prevJob.maxAttempts;
       ensure(job.failures === prevJob.failures + 1, '7', () => `fail counted failures ${prevJob.failures} -> ${job.failures}`);
       if (exhausted) ensure(job.state === 'failed', '7', () => `job ${job.id} is ${job.state} after a fail with no retry left`);
       else if (prevJob.replicas === 1) ensure(job.state === 'queued' && job.runAt >= this.now, '7', () => `job ${job.id} is ${job.state} after a retryable fail with retries left`);

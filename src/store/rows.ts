@@ -1,6 +1,6 @@
 // Turning database rows into model objects. Both backends use the same column
 // names and keep JSON as text, so one mapping serves both.
-import type { Attempt, Job, JobError, Json, Worker } from '../types/model.ts';
+import type { Attempt, Job, JobError, Json, Trace, Worker, WorkerCheck, CheckState, Reputation } from '../types/model.ts';
 import type { AttemptState, JobState, WorkerState } from '../types/states.ts';
 import { NO_DEADLINE } from './rules.ts';
 
@@ -39,6 +39,7 @@ export function jobFromRow(r: Row): Job {
     replicas: num(r.replicas),
     quorum: num(r.quorum),
     verify: jsonOrNull(r.verify),
+    adaptive: num(r.adaptive) === 1,
     idempotencyKey: r.idempotency_key === null || r.idempotency_key === undefined ? null : String(r.idempotency_key),
     labels: json(r.labels),
     attempts: num(r.attempts),
@@ -46,6 +47,12 @@ export function jobFromRow(r: Row): Job {
     want: num(r.want),
     live: num(r.live),
     pendingParents: num(r.pending_parents),
+    solo: num(r.solo) === 1,
+    verifies:
+      r.verifies_job_id === null || r.verifies_job_id === undefined
+        ? null
+        : { jobId: String(r.verifies_job_id), attemptId: String(r.verifies_attempt_id) },
+    pinnedWorkerId: r.pinned_worker_id === null || r.pinned_worker_id === undefined ? null : String(r.pinned_worker_id),
     result: jsonOrNull<Json>(r.result),
     error: jsonOrNull<JobError>(r.error),
     createdAt: num(r.created_at),
@@ -74,11 +81,40 @@ export function attemptFromRow(r: Row): Attempt {
     resultHash: r.result_hash === null || r.result_hash === undefined ? null : String(r.result_hash),
     error: jsonOrNull<JobError>(r.error),
     progress: jsonOrNull<Json>(r.progress),
+    trace: jsonOrNull<Trace>(r.trace),
   };
 }
 
-/** A worker row plus its live attempt counts per queue. */
-export function workerFromRow(r: Row, running: Record<string, number>, now: number, offlineAfterMs: number): Worker {
+/** A worker's reputation columns. */
+export function reputationFromRow(r: Row): Reputation {
+  return {
+    valid: num(r.valid_count),
+    invalid: num(r.invalid_count),
+    timedOut: num(r.timed_out_count),
+    streak: num(r.valid_streak),
+    soloSinceCheck: num(r.solo_since_check),
+  };
+}
+
+/** A worker_checks row. */
+export function checkFromRow(r: Row): WorkerCheck {
+  return {
+    state: r.state as CheckState,
+    jobId: String(r.job_id),
+    speedMs: numOrNull(r.speed_ms),
+    reason: r.reason === null || r.reason === undefined ? null : String(r.reason),
+    updatedAt: num(r.updated_at),
+  };
+}
+
+/** A worker row plus its live attempt counts per queue and its reliability checks. */
+export function workerFromRow(
+  r: Row,
+  running: Record<string, number>,
+  now: number,
+  offlineAfterMs: number,
+  checks: Record<string, WorkerCheck> = {},
+): Worker {
   const connected = num(r.connected) === 1 && now - num(r.last_seen_at) <= offlineAfterMs;
   const draining = num(r.draining) === 1;
   const quarantined = num(r.quarantined) === 1;
@@ -89,7 +125,9 @@ export function workerFromRow(r: Row, running: Record<string, number>, now: numb
       ? 'offline'
       : draining
         ? 'draining'
-        : busy
+        : Object.values(checks).some((c) => c.state === 'pending')
+          ? 'probing'
+          : busy
           ? 'busy'
           : 'idle';
   return {
@@ -104,6 +142,9 @@ export function workerFromRow(r: Row, running: Record<string, number>, now: numb
     state,
     draining,
     quarantined,
+    quarantineReason: r.quarantine_reason === null || r.quarantine_reason === undefined ? null : String(r.quarantine_reason),
+    reputation: reputationFromRow(r),
+    checks,
     connected,
     connectedAt: num(r.connected_at),
     lastSeenAt: num(r.last_seen_at),

@@ -3,7 +3,8 @@
 import { createHash } from 'node:crypto';
 import type { Random } from '../types/clock.ts';
 import { LIMITS } from '../types/limits.ts';
-import type { Backoff, JobError, Json } from '../types/model.ts';
+import type { Backoff, JobError, Json, Reputation } from '../types/model.ts';
+import { isSpotCheck, isTrusted, type TrustPolicy } from '../trust/index.ts';
 import type { JobState } from '../types/states.ts';
 
 /** JSON with object keys sorted, so equal values always give equal text. */
@@ -38,36 +39,38 @@ export function retryDelayMs(job: { backoff: Backoff; failures: number; replicas
   return backoffDelayMs(job.backoff, job.failures, random);
 }
 
-/** Extra replicas a job may add after a tie or no quorum, beyond `replicas`. */
-export const EXTRA_REPLICAS_MAX = 2;
+/** What ties a new job to another: the result it verifies, or the worker whose challenge it is. */
+export interface JobLinks {
+  verifies?: { jobId: string; attemptId: string };
+  pinnedWorkerId?: string;
+}
 
-export type Vote =
-  | { kind: 'accept'; hash: string }
-  | { kind: 'wait' }
-  | { kind: 'add-replica' }
-  | { kind: 'no-quorum'; reason: string };
+/** A verifier's answer: `{ valid: true }` or `{ valid: false, reason: "..." }`. */
+export interface VerdictResult {
+  valid: boolean;
+  reason?: string;
+}
+
+export function isVerdict(v: Json): v is { valid: boolean; reason?: string } {
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) return false;
+  const o = v as Record<string, Json>;
+  return typeof o.valid === 'boolean' && (o.reason === undefined || typeof o.reason === 'string');
+}
+
+/** The payload of a verification job: what was asked, and what the worker answered. */
+export function verifierPayload(job: { id: string; queue: string; payload: Json }, attemptId: string, workerId: string, result: Json): Json {
+  return { jobId: job.id, attemptId, workerId, queue: job.queue, payload: job.payload, result };
+}
 
 /**
- * Decides a replicated job from the hashes of its completed attempts.
- * `pending` counts attempts still live or still wanted.
+ * Adaptive replication, at the first lease of a fresh round of an adaptive
+ * job: an untrusted worker gets an ordinary replica; a trusted one runs the
+ * job alone (`solo`) unless this is a spot check, when the job runs fully
+ * replicated with the trusted worker as one of the replicas.
  */
-export function vote(params: {
-  hashes: readonly string[];
-  quorum: number;
-  pending: number;
-  attemptsMade: number;
-  replicas: number;
-}): Vote {
-  const tally = new Map<string, number>();
-  for (const h of params.hashes) tally.set(h, (tally.get(h) ?? 0) + 1);
-  for (const [hash, n] of tally) if (n >= params.quorum) return { kind: 'accept', hash };
-  if (params.pending > 0) return { kind: 'wait' };
-  if (params.attemptsMade < params.replicas + EXTRA_REPLICAS_MAX) return { kind: 'add-replica' };
-  const groups = [...tally.values()].sort((a, b) => b - a).join(', ');
-  return {
-    kind: 'no-quorum',
-    reason: `no ${params.quorum} of ${params.hashes.length} results agreed (groups of equal results: ${groups || 'none'})`,
-  };
+export function soloDecision(rep: Reputation, policy: TrustPolicy, random: Random): 'solo' | 'spot-check' | 'replicate' {
+  if (!isTrusted(rep, policy)) return 'replicate';
+  return isSpotCheck(rep, policy, random) ? 'spot-check' : 'solo';
 }
 
 /** A time far in the future that stands for "no deadline" in sortable columns. */

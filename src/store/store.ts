@@ -16,7 +16,9 @@ import type {
   Json,
   NewJob,
   PlaceFn,
+  Trace,
   Worker,
+  WorkerCheck,
   WorkerSpec,
 } from '../types/model.ts';
 import type { JobState } from '../types/states.ts';
@@ -69,6 +71,15 @@ export interface HeartbeatResult {
 
 export interface CompleteParams extends LeaseRef {
   result: Json;
+  /** The attempt's resource trace (trace verification); kept with the attempt. */
+  trace?: Trace | null;
+  /**
+   * Builds the verification job for a result of a job with `verify.queue`:
+   * the coordinator fills the verifier queue's defaults. Pure; called inside
+   * the store's transaction. Without it such a job's results go unverified
+   * (the store throws INVALID_STATE rather than accept them).
+   */
+  verificationJob?: (queue: string, payload: Json, priority: number) => NewJob;
 }
 
 export interface FailParams extends LeaseRef {
@@ -96,6 +107,29 @@ export interface SweepResult {
   changes: Change[];
   /** Attempts ended by the sweep: lost (heartbeat) or failed (TIMEOUT). */
   endedAttempts: { attemptId: string; workerId: string; reason: 'LEASE_LOST' | 'TIMEOUT' }[];
+}
+
+export interface QuarantineParams {
+  workerId: string;
+  /**
+   * True: the worker gets no real work, and its live attempts are cancelled
+   * and their jobs put back. False (release): it may work again, with its
+   * reputation counts reset and its failed reliability checks forgotten (it is
+   * checked again when it next connects).
+   */
+  quarantined: boolean;
+  reason?: string;
+}
+
+export interface StartCheckParams {
+  workerId: string;
+  queue: string;
+  /** The challenge job; the store pins it to the worker. */
+  job: NewJob;
+  /** resultHash() of the known answer. */
+  answerHash: string;
+  /** The challenge must complete within this long of being leased. */
+  timeLimitMs: number;
 }
 
 export interface QueueCounts {
@@ -146,6 +180,15 @@ export interface Store {
    * order first held; more than LIMITS.workerKeysMax is INVALID_INPUT.
    */
   updateWorkerKeys(params: { workerId: string; hold?: readonly string[]; release?: readonly string[] }): Promise<Worker>;
+
+  /** Quarantines or releases a worker (an admin's decision; the store also quarantines on its own, see docs/trust.md). */
+  setWorkerQuarantine(params: QuarantineParams): Promise<{ worker: Worker; changes: Change[] }>;
+  /**
+   * Starts the worker's reliability check for a queue, unless it has one
+   * already (pending, passed or failed): then returns that one. Until the check
+   * passes, the worker gets no job of that queue but the challenge.
+   */
+  startCheck(params: StartCheckParams): Promise<{ check: WorkerCheck; created: boolean }>;
 
   /** Leases attempts to the given workers, as the place function decides. */
   claim(params: ClaimParams): Promise<Assignment[]>;

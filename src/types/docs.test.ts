@@ -13,6 +13,7 @@ import {
   POSTGRES_DEFAULTS,
   PROTOCOL_DEFAULTS,
   SCHEDULING_DEFAULTS,
+  TRUST_DEFAULTS,
   WORKER_DEFAULTS,
 } from './limits.ts';
 
@@ -24,7 +25,7 @@ describe('docs', () => {
     const md = read('limits.md');
     const tables = [
       LIMITS, JOB_DEFAULTS, SCHEDULING_DEFAULTS, HTTP_DEFAULTS, COORDINATOR_DEFAULTS,
-      PROTOCOL_DEFAULTS, WORKER_DEFAULTS, EXEC_DEFAULTS, POSTGRES_DEFAULTS,
+      PROTOCOL_DEFAULTS, WORKER_DEFAULTS, EXEC_DEFAULTS, POSTGRES_DEFAULTS, TRUST_DEFAULTS,
     ];
     for (const table of tables) {
       for (const [name, value] of Object.entries(table)) {

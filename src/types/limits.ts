@@ -68,6 +68,8 @@ export const LIMITS = {
   sseBufferMaxEvents: 4096,
   /** Newest finished attempts per queue that the run-time statistics read. */
   queueStatsSampleMaxRows: 10_000,
+  /** Most samples in one resource trace; a longer run is sampled more sparsely to fit. */
+  traceSamplesMax: 512,
 } as const;
 
 /** Defaults for job fields a submit leaves out. Queues may override them. */
@@ -88,12 +90,32 @@ export const JOB_DEFAULTS = {
   replicas: 1,
 } as const;
 
+/** Trust: quorum, reputation, quarantine and adaptive replication (docs/trust.md). */
+export const TRUST_DEFAULTS = {
+  /** Replicas a job may add beyond `replicas` after a tie or no quorum, before it fails with NO_QUORUM. */
+  extraReplicasMax: 2,
+  /** A worker whose invalid results pass this share of its judged results is quarantined... */
+  quarantineInvalidShare: 0.2,
+  /** ...once it has at least this many judged (valid or invalid) results. */
+  quarantineMinResults: 3,
+  /** Valid results in a row after which a worker is trusted to run adaptive jobs alone. */
+  trustedStreakMin: 10,
+  /** Chance that a trusted worker's adaptive job runs fully replicated anyway (a spot check). */
+  spotCheckProbability: 0.1,
+  /** A trusted worker runs at most this many adaptive jobs alone in a row before a spot check. */
+  spotCheckMaxGapJobs: 15,
+  /** Trace verification resamples every trace at this many evenly spaced points of its run. */
+  traceWaypoints: 10,
+} as const;
+
 /** Scheduling policy defaults. */
 export const SCHEDULING_DEFAULTS = {
   /** A waiting job gains one priority point per this much waiting. */
   agingIntervalMs: 60 * 1000,
   /** Aging never lifts a job by more than this many points. */
   agingMaxBoost: 1000,
+  /** A job whose deadline is this close goes to the fastest fitting worker (by reliability-check speed). */
+  deadlineUrgentMs: 5 * 60 * 1000,
 } as const;
 
 /** HTTP API defaults. */
@@ -170,6 +192,8 @@ export const EXEC_DEFAULTS = {
   stderrTailMaxBytes: 4 * 1024,
   /** A child exiting with this code fails the job at once, with no retry (sysexits EX_DATAERR). */
   permanentExitCode: 65,
+  /** The child's CPU time and resident memory are sampled this often (from /proc, Linux) for its resource trace. */
+  traceIntervalMs: 100,
 } as const;
 
 /** The PostgreSQL store (src/store/postgres): one pool per coordinator, plus one listening connection. */

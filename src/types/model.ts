@@ -30,7 +30,69 @@ export interface Affinity {
   mode: AffinityMode;
 }
 
+/**
+ * How a job's results are checked beyond replica agreement:
+ * - `trace`: the resource traces of its replicas are compared; those far from
+ *   the rest are rejected (needs at least 3 replicas to tell anything apart).
+ * - `queue`: each result becomes a verification job on that queue; a verifier
+ *   worker returns `{ valid: boolean, reason?: string }`.
+ */
 export type VerifySpec = { mode: 'trace'; tolerance: number } | { mode: 'queue'; queue: string };
+
+/** One sample of an attempt's resource use, taken by the worker while it ran. */
+export interface TraceSample {
+  /** Time since the attempt started. */
+  tMs: number;
+  /** CPU time (user + system) the attempt's process used so far. */
+  cpuMs: number;
+  /** Resident memory of the attempt's process at that moment. */
+  rssKb: number;
+}
+
+/** An attempt's resource use over time, sent with its result (trace verification). */
+export interface Trace {
+  /** Time between samples. */
+  intervalMs: number;
+  /** Ascending in tMs; at most LIMITS.traceSamplesMax. */
+  samples: TraceSample[];
+}
+
+/** A worker's record of judged results. */
+export interface Reputation {
+  /** Results accepted by a vote, a trace comparison or a verifier. */
+  valid: number;
+  /** Results rejected by the same. */
+  invalid: number;
+  /** Attempts that ran past their timeout or went silent (lost lease). */
+  timedOut: number;
+  /** Valid results in a row since the last invalid one. */
+  streak: number;
+  /** Jobs run alone (adaptive replication) since the last spot check. */
+  soloSinceCheck: number;
+}
+
+export type CheckState = 'pending' | 'passed' | 'failed';
+
+/** A worker's reliability check for one queue. */
+export interface WorkerCheck {
+  state: CheckState;
+  /** The challenge job. */
+  jobId: string;
+  /** How long the challenge took, once passed (or failed on time). */
+  speedMs: number | null;
+  /** Why it failed. */
+  reason: string | null;
+  updatedAt: number;
+}
+
+/** A queue's reliability check: a job with a known answer that a new worker must pass. */
+export interface ChallengeSpec {
+  payload: Json;
+  /** The expected result; compared by the hash of its canonical JSON. */
+  answer: Json;
+  /** The challenge must finish within this long, or it fails. */
+  timeLimitMs: number;
+}
 
 /** What a client submits. Everything but `queue` is optional. */
 export interface JobSpec {
@@ -51,6 +113,8 @@ export interface JobSpec {
   replicas?: number;
   quorum?: number;
   verify?: VerifySpec;
+  /** Adaptive replication: a trusted worker may run it alone (spot-checked). */
+  adaptive?: boolean;
   idempotencyKey?: string;
   labels?: Labels;
 }
@@ -72,6 +136,7 @@ export interface NewJob {
   replicas: number;
   quorum: number;
   verify: VerifySpec | null;
+  adaptive: boolean;
   idempotencyKey: string | null;
   labels: Labels;
 }
@@ -99,6 +164,12 @@ export interface Job extends NewJob {
   live: number;
   /** Parents that have not yet succeeded. */
   pendingParents: number;
+  /** True when adaptive replication let one trusted worker run this round alone. */
+  solo: boolean;
+  /** For a verification job: the job and attempt whose result it checks. */
+  verifies: { jobId: string; attemptId: string } | null;
+  /** For a reliability challenge: the only worker that may run it. */
+  pinnedWorkerId: string | null;
   /** The accepted result, once the job succeeded. */
   result: Json | null;
   error: JobError | null;
@@ -128,6 +199,8 @@ export interface Attempt {
   resultHash: string | null;
   error: JobError | null;
   progress: Json | null;
+  /** The resource trace the worker sent with its result, if any. */
+  trace: Trace | null;
 }
 
 /** What a worker is told when it gets an attempt. The lease is its fencing token. */
@@ -170,6 +243,11 @@ export interface Worker extends Required<WorkerSpec> {
   state: WorkerState;
   draining: boolean;
   quarantined: boolean;
+  /** Why it was quarantined, or null. */
+  quarantineReason: string | null;
+  reputation: Reputation;
+  /** Reliability checks per queue that declares a challenge. */
+  checks: Record<string, WorkerCheck>;
   connected: boolean;
   connectedAt: number;
   lastSeenAt: number;
@@ -196,6 +274,10 @@ export interface WorkerCapacity {
   totalMemoryMb: number;
   /** GPU ids not held by a live attempt, ascending. */
   freeGpuIds: number[];
+  /** Queues whose reliability check this worker has not passed: only its own challenge job may go to it. */
+  blockedQueues: readonly string[];
+  /** Challenge run time per queue, where measured (smaller is faster). */
+  speedMs: Readonly<Record<string, number>>;
 }
 
 /** A job that may be placed, with what the scheduler needs to rank and fit it. */
@@ -213,6 +295,8 @@ export interface Candidate {
   want: number;
   /** Workers that already hold an attempt of this job (replicas never share a worker). */
   excludedWorkerIds: readonly string[];
+  /** A reliability challenge: only this worker may run it. */
+  pinnedWorkerId: string | null;
 }
 
 export interface Placement {

@@ -1,7 +1,7 @@
 // The worker protocol: JSON frames over a WebSocket at /v1/worker. The first
 // frame a worker sends is `hello`, naming the protocol version; the coordinator
 // answers `welcome`. docs/worker-protocol.md describes every frame.
-import type { Assignment, JobError, Json, Labels } from './model.ts';
+import type { Assignment, JobError, Json, Labels, Trace } from './model.ts';
 
 export const PROTOCOL_VERSION = 1;
 
@@ -69,6 +69,8 @@ export interface ProgressFrame extends LeaseRefFrame {
 export interface CompleteFrame extends LeaseRefFrame {
   type: 'complete';
   result: Json;
+  /** The attempt's resource trace, when the worker measured one (trace verification). Optional; null is the same as none. */
+  trace?: Trace | null;
 }
 
 export interface FailFrame extends LeaseRefFrame {

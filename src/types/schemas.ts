@@ -88,11 +88,12 @@ export const jobSpecSchema = {
         {
           type: 'object',
           additionalProperties: false,
-          required: ['mode', 'queue'],
+          required: ['queue'],
           properties: { mode: { const: 'queue' }, queue: queueNameSchema },
         },
       ],
     },
+    adaptive: { type: 'boolean' },
     idempotencyKey: key,
     labels,
   },
@@ -118,5 +119,30 @@ export const workerSpecSchema = {
       additionalProperties: { type: 'integer', minimum: 1, maximum: LIMITS.workerSlotsMax },
     },
     keys: { type: 'array', maxItems: LIMITS.workerKeysMax, items: key },
+  },
+} as const;
+
+/** A resource trace sent with a result (docs/worker-protocol.md). */
+export const traceSchema = {
+  $id: 'Trace',
+  type: 'object',
+  additionalProperties: false,
+  required: ['intervalMs', 'samples'],
+  properties: {
+    intervalMs: { type: 'number', minimum: 0 },
+    samples: {
+      type: 'array',
+      maxItems: LIMITS.traceSamplesMax,
+      items: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['tMs', 'cpuMs', 'rssKb'],
+        properties: {
+          tMs: { type: 'number', minimum: 0 },
+          cpuMs: { type: 'number', minimum: 0 },
+          rssKb: { type: 'number', minimum: 0 },
+        },
+      },
+    },
   },
 } as const;

@@ -70,6 +70,7 @@ export const JOB_TRANSITIONS: readonly Transition<JobState>[] = [
   { from: 'running', to: 'failed', by: 'fail or lease sweeper: retries exhausted, or a non-retryable error' },
   { from: 'running', to: 'cancelled', by: 'client cancel' },
   { from: 'verifying', to: 'running', by: 'verification: no quorum yet, more replicas added' },
+  { from: 'verifying', to: 'queued', by: 'verification: the verifier rejected the result; another worker runs the job' },
   { from: 'verifying', to: 'succeeded', by: 'verification: the result was accepted' },
   { from: 'verifying', to: 'failed', by: 'verification: no quorum within the replica bound' },
   { from: 'verifying', to: 'cancelled', by: 'client cancel' },

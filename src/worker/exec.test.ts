@@ -43,7 +43,8 @@ function assignment(over: Partial<Assignment> = {}): Assignment {
 
 function run(command: ExecOptions['command'], payload: Json, extra: Partial<ExecOptions> = {}, signal = new AbortController().signal, progress?: (v: Json) => void) {
   const a = assignment();
-  return { a, done: runExec({ command, ...dirs, ...extra }, { assignment: a, payload, signal, ...(progress ? { progress } : {}) }) };
+  const ran = runExec({ command, ...dirs, ...extra }, { assignment: a, payload, signal, ...(progress ? { progress } : {}) });
+  return { a, ran, done: ran.then((o) => o.result) };
 }
 
 /** The ExecError a run rejects with; fails the test if it resolves. */
@@ -66,7 +67,8 @@ describe('exec runner', () => {
 
   it('sets the GAFFER_ variables, makes the directories, removes the temp one and keeps the output one', T, async () => {
     const a = assignment({ queue: 'seal.pc1', attempt: 3, gpuIds: [2, 5] });
-    const out = (await runExec({ command: child('env'), ...dirs }, { assignment: a, payload: { p: 1 }, signal: new AbortController().signal })) as Record<string, Json>;
+    const ran = await runExec({ command: child('env'), ...dirs }, { assignment: a, payload: { p: 1 }, signal: new AbortController().signal });
+    const out = ran.result as Record<string, Json>;
     assert.deepEqual(out, {
       payload: { p: 1 },
       jobId: a.jobId,
@@ -188,6 +190,19 @@ describe('exec worker', () => {
       seen.push(cuda);
     }
     assert.deepEqual(seen.sort(), ['0', '1']);
+  });
+
+  it('sends the child\'s resource trace with its result (Linux)', { ...T, skip: process.platform !== 'linux' && 'needs Linux /proc' }, async () => {
+    await execWorker({ command: child('burn') }).start();
+    const { job } = await tc.coordinator.submit({ queue: 'work' });
+    const done = await tc.waitForJob(job.id);
+    assert.equal(done.state, 'succeeded', JSON.stringify(done.error));
+    const [attempt] = await tc.store.listAttempts({ jobId: job.id });
+    const samples = attempt!.trace?.samples ?? [];
+    assert.equal(attempt!.trace?.intervalMs, 100);
+    assert.ok(samples.length >= 2, `${samples.length} samples`);
+    assert.ok(samples.at(-1)!.cpuMs > 100, `${samples.at(-1)!.cpuMs} ms of CPU`);
+    assert.ok(samples.some((s) => s.rssKb > 0));
   });
 
   it('fails the job with the stderr tail when the command exits non-zero', T, async () => {

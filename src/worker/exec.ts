@@ -20,13 +20,17 @@
 //   shutdown send SIGTERM to the group, then SIGKILL after killGraceMs; when
 //   the child exits, what is left of its group is killed, so nothing of an
 //   attempt outlives it.
+// - resource trace (Linux): the child's CPU time (with its descendants') and
+//   resident memory are sampled from /proc every traceIntervalMs (trace.ts)
+//   and returned with the result, for trace verification.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { EXEC_DEFAULTS, LIMITS } from '../types/limits.ts';
-import type { Assignment, Json } from '../types/model.ts';
+import type { Assignment, Json, Trace } from '../types/model.ts';
+import { sampleProcess, type TraceSampler, type TraceSamplerOptions } from './trace.ts';
 
 export interface ExecOptions {
   /** A string runs through the shell; an array is argv, run without one. */
@@ -41,6 +45,14 @@ export interface ExecOptions {
   killGraceMs?: number;
   stdoutMaxBytes?: number;
   stderrTailMaxBytes?: number;
+  /** How the child is sampled for its resource trace (intervals, and test doubles). */
+  trace?: TraceSamplerOptions;
+}
+
+/** A successful run: the result, and the child's resource trace (null where /proc could not be read). */
+export interface ExecOutcome {
+  result: Json;
+  trace: Trace | null;
 }
 
 export interface ExecAttempt {
@@ -99,8 +111,11 @@ export function execEnv(a: Assignment, dirs: { tmpDir: string; outDir: string })
   };
 }
 
-/** Runs one attempt as a child process; resolves with its result or rejects with an ExecError (or the abort reason). */
-export async function runExec(options: ExecOptions, attempt: ExecAttempt): Promise<Json> {
+/**
+ * Runs one attempt as a child process; resolves with its result and resource
+ * trace, or rejects with an ExecError (or the abort reason).
+ */
+export async function runExec(options: ExecOptions, attempt: ExecAttempt): Promise<ExecOutcome> {
   attempt.signal.throwIfAborted();
   const dirs = execDirs(options, attempt.assignment);
   await mkdir(dirs.tmpDir, { recursive: true });
@@ -112,7 +127,7 @@ export async function runExec(options: ExecOptions, attempt: ExecAttempt): Promi
   }
 }
 
-function runChild(options: ExecOptions, attempt: ExecAttempt, dirs: { tmpDir: string; outDir: string }): Promise<Json> {
+function runChild(options: ExecOptions, attempt: ExecAttempt, dirs: { tmpDir: string; outDir: string }): Promise<ExecOutcome> {
   const stdoutMax = options.stdoutMaxBytes ?? EXEC_DEFAULTS.stdoutMaxBytes;
   const stderrMax = options.stderrTailMaxBytes ?? EXEC_DEFAULTS.stderrTailMaxBytes;
   const graceMs = options.killGraceMs ?? EXEC_DEFAULTS.killGraceMs;
@@ -127,7 +142,7 @@ function runChild(options: ExecOptions, attempt: ExecAttempt, dirs: { tmpDir: st
       ? spawn(options.command, { shell: true, cwd: options.cwd, env, stdio, detached: posix })
       : spawn(options.command[0] ?? '', options.command.slice(1), { cwd: options.cwd, env, stdio, detached: posix });
 
-  return new Promise<Json>((resolve, reject) => {
+  return new Promise<ExecOutcome>((resolve, reject) => {
     const stdout = collect(child.stdout!, stdoutMax);
     const stderr = tail(child.stderr!, stderrMax);
     if (attempt.progress) lines(child.stdio[3] as Readable, LIMITS.progressMaxBytes, attempt.progress);
@@ -143,21 +158,32 @@ function runChild(options: ExecOptions, attempt: ExecAttempt, dirs: { tmpDir: st
     };
     attempt.signal.addEventListener('abort', onAbort, { once: true });
     let spawnError: Error | null = null;
-    child.once('spawn', () => attempt.onSpawn?.(child.pid!));
+    let sampler: TraceSampler | null = null;
+    child.once('spawn', () => {
+      sampler = sampleProcess(child.pid!, options.trace);
+      attempt.onSpawn?.(child.pid!);
+    });
     child.once('error', (err) => {
       spawnError = err;
     });
+    // A child's stdout closes as it exits: one more sample then catches it done, before it is reaped.
+    child.stdout!.once('end', () => sampler?.sampleExiting());
     // Whatever the child left running in its group goes with it; when stopping, after the grace period.
     child.once('exit', () => {
+      void sampler?.stop();
       if (!attempt.signal.aborted) signalGroup(child, 'SIGKILL');
     });
     child.once('close', (code, sig) => {
       attempt.signal.removeEventListener('abort', onAbort);
+      const trace: Promise<Trace | null> = sampler ? sampler.stop() : Promise.resolve(null);
       // An aborted child's kill timer stays armed: it ends what is left of the group when the grace runs out.
       if (attempt.signal.aborted) return reject(attempt.signal.reason);
       const stderrTail = stderr.text();
       if (spawnError) return reject(new ExecError(`could not start the command: ${spawnError.message}`, { retryable: true }));
-      if (code === 0) return settleOutput(stdout, stdoutMax, stderrTail, resolve, reject);
+      if (code === 0) {
+        void trace.then((t) => settleOutput(stdout, stdoutMax, stderrTail, (result) => resolve({ result, trace: t }), reject));
+        return;
+      }
       const how = sig ? `was killed by ${sig}` : `exited with code ${code}`;
       const permanent = code === EXEC_DEFAULTS.permanentExitCode;
       const message = `the command ${how}${stderrTail ? `; stderr (last ${stderrMax} bytes at most):\n${stderrTail}` : ''}`;

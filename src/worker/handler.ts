@@ -1,6 +1,6 @@
 // What a handler is given and what it returns: the same for an in-process
 // handler (main thread) and a handler module run on a worker thread.
-import type { Assignment, Json } from '../types/model.ts';
+import type { Assignment, Json, Trace } from '../types/model.ts';
 
 export interface HandlerContext {
   /** The attempt as the coordinator handed it out: ids, queue, GPU ids, timeouts, labels. */
@@ -13,6 +13,16 @@ export interface HandlerContext {
   signal: AbortSignal;
   /** Reports progress (JSON, at most LIMITS.progressMaxBytes). Lossy: the latest value wins. */
   progress(value: Json): void;
+  /**
+   * Attaches a resource trace to the result, for trace verification: the
+   * handler's own measure of the work, `{ intervalMs, samples: [{ tMs, cpuMs,
+   * rssKb }] }` with tMs ascending from the attempt's start (see Trace). There
+   * is no per-attempt process to sample here, so the handler measures itself.
+   * The last call before the handler returns wins; `null` removes it. A trace
+   * of more than LIMITS.traceSamplesMax samples is thinned to fit; one that
+   * is not valid throws a TypeError at once.
+   */
+  setTrace(trace: Trace | null): void;
 }
 
 /**

@@ -3,10 +3,11 @@
 //
 // Messages from the pool:   { type: 'run', id, payload, assignment } | { type: 'abort', id, reason }
 // Messages to the pool:     { type: 'ready' } | { type: 'load-error', error }
-//                           | { type: 'progress', id, value } | { type: 'done', id, result } | { type: 'error', id, error }
+//                           | { type: 'progress', id, value } | { type: 'done', id, result, trace? } | { type: 'error', id, error }
 import { parentPort, workerData } from 'node:worker_threads';
-import type { Assignment, Json } from '../types/model.ts';
-import type { Handler } from './handler.ts';
+import type { Assignment, Json, Trace } from '../types/model.ts';
+import type { Handler, HandlerContext } from './handler.ts';
+import { normalizeTrace } from './trace.ts';
 
 export interface SerializedError {
   name: string;
@@ -23,7 +24,7 @@ export type FromThread =
   | { type: 'ready' }
   | { type: 'load-error'; error: SerializedError }
   | { type: 'progress'; id: number; value: Json }
-  | { type: 'done'; id: number; result: Json }
+  | { type: 'done'; id: number; result: Json; trace?: Trace }
   | { type: 'error'; id: number; error: SerializedError };
 
 export function serializeError(err: unknown): SerializedError {
@@ -59,15 +60,21 @@ async function main(): Promise<void> {
     }
     const abort = new AbortController();
     aborts.set(m.id, abort);
-    const ctx = {
+    let trace: Trace | null = null;
+    const ctx: HandlerContext = {
       assignment: m.assignment,
       signal: abort.signal,
       progress: (value: Json) => post({ type: 'progress', id: m.id, value }),
+      setTrace: (value) => {
+        trace = value === null ? null : normalizeTrace(value);
+      },
     };
     void (async () => {
       try {
         const result = await handler(m.payload, ctx);
-        post({ type: 'done', id: m.id, result: result === undefined ? null : result });
+        const done: Extract<FromThread, { type: 'done' }> = { type: 'done', id: m.id, result: result === undefined ? null : result };
+        if (trace) done.trace = trace;
+        post(done);
       } catch (err) {
         post({ type: 'error', id: m.id, error: serializeError(err) });
       } finally {

@@ -17,12 +17,13 @@
 // handler that ignores it for abortGraceMs has its thread terminated (a busy
 // loop is stopped too). Throw to fail; throw an error named PermanentError (or
 // with `retryable: false`) to fail without retry. Payload and result cross the
-// thread boundary by structured clone.
+// thread boundary by structured clone. A handler that measures its own resource
+// use may attach it with `ctx.setTrace(trace)`; it goes with the result.
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Worker as Thread, type ResourceLimits } from 'node:worker_threads';
 import { WORKER_DEFAULTS } from '../types/limits.ts';
-import type { Assignment, Json } from '../types/model.ts';
+import type { Assignment, Json, Trace } from '../types/model.ts';
 import type { FromThread, SerializedError, ToThread } from './thread-entry.ts';
 
 export interface ThreadPoolOptions {
@@ -37,6 +38,8 @@ export interface ThreadPoolOptions {
 export interface ThreadRunHooks {
   signal: AbortSignal;
   progress(value: Json): void;
+  /** The trace the handler attached (ctx.setTrace), called just before the run resolves. */
+  trace?(value: Trace): void;
 }
 
 /** What a handler on a thread threw, with its name, message and retryable flag carried across. */
@@ -58,6 +61,7 @@ interface Job {
   resolve(result: Json): void;
   reject(err: unknown): void;
   progress(value: Json): void;
+  trace?(value: Trace): void;
 }
 
 /** One thread: loaded once, then one run at a time. */
@@ -95,6 +99,7 @@ class PoolThread {
     if (m.type === 'progress') job.progress(m.value);
     else if (m.type === 'done') {
       this.job = null;
+      if (m.trace) job.trace?.(m.trace);
       job.resolve(m.result);
     } else if (m.type === 'error') {
       this.job = null;
@@ -152,7 +157,7 @@ export class ThreadPool {
     };
     try {
       const result = await new Promise<Json>((resolve, reject) => {
-        t.job = { id, resolve, reject, progress: hooks.progress };
+        t.job = { id, resolve, reject, progress: hooks.progress, ...(hooks.trace ? { trace: hooks.trace } : {}) };
         hooks.signal.addEventListener('abort', onAbort, { once: true });
         t.post({ type: 'run', id, payload, assignment });
       });

@@ -7,7 +7,8 @@ import { createServer } from 'node:net';
 import { createInterface } from 'node:readline';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import { startTestCoordinator, TEST_TOKEN, type TestCoordinator } from '../server/testing.ts';
-import type { Json } from '../types/model.ts';
+import { GafferError } from '../types/errors.ts';
+import type { Json, Trace } from '../types/model.ts';
 import type { HandlerContext } from './handler.ts';
 import { Worker, type WorkerEvents, type WorkerOptions } from './worker.ts';
 
@@ -151,6 +152,57 @@ describe('sdk worker', () => {
     assert.equal(ack.ok, true);
     const done = await tc.waitForJob(job.id);
     assert.deepEqual([done.state, done.result, done.attempts], ['succeeded', 'late but mine', 1]);
+  });
+
+  const TRACE: Trace = { intervalMs: 100, samples: [{ tMs: 0, cpuMs: 0, rssKb: 1024 }, { tMs: 100, cpuMs: 90, rssKb: 8192 }] };
+  const attemptOf = async (jobId: string) => (await tc.store.listAttempts({ jobId }))[0]!;
+
+  it('sends the trace a handler sets (ctx.setTrace) with its result, also when the result goes again after a reconnect', T, async () => {
+    const g = gate();
+    const w = worker({ queues: { work: { slots: 1, handler: g.handler } } });
+    await w.start();
+    const { job } = await tc.coordinator.submit({ queue: 'work', heartbeatTimeoutMs: 10_000 });
+    await g.called;
+    const ctx = g.calls[0]!.ctx;
+    assert.throws(() => ctx.setTrace({ intervalMs: 1, samples: [{ tMs: 1, cpuMs: -1, rssKb: 0 }] }), TypeError, 'a trace the coordinator would refuse throws at once');
+    ctx.setTrace({ intervalMs: 50, samples: [] });
+    ctx.setTrace(TRACE); // the last one wins
+    await tc.pause();
+    const finished = next(w, 'finished');
+    g.calls[0]!.resolve('measured');
+    await finished;
+    const acked = next(w, 'ack');
+    await tc.resume();
+    assert.equal((await acked)[0].ok, true);
+    assert.equal((await tc.waitForJob(job.id)).state, 'succeeded');
+    assert.deepEqual((await attemptOf(job.id)).trace, TRACE, 'the report kept while away carried the trace');
+  });
+
+  it('sends the trace a thread handler sets, and none when a handler sets none', T, async () => {
+    const w = worker({ queues: { cpu: { slots: 1, module: THREAD_HANDLER }, work: { slots: 1, handler: () => 'plain' } } });
+    await w.start();
+    const { job: traced } = await tc.coordinator.submit({ queue: 'cpu', payload: { mode: 'trace', trace: TRACE } as unknown as Json });
+    const { job: plain } = await tc.coordinator.submit({ queue: 'work' });
+    assert.deepEqual((await tc.waitForJob(traced.id)).result, 'traced');
+    assert.equal((await tc.waitForJob(plain.id)).state, 'succeeded');
+    assert.deepEqual((await attemptOf(traced.id)).trace, TRACE);
+    assert.equal((await attemptOf(plain.id)).trace, null);
+  });
+
+  it('sends the result again without its trace when the coordinator refuses the trace', T, async () => {
+    const complete = tc.store.complete.bind(tc.store);
+    tc.store.complete = (p) => (p.trace ? Promise.reject(new GafferError('INVALID_INPUT', 'trace: not today')) : complete(p));
+    const w = worker({ queues: { work: { slots: 1, handler: (_p, ctx) => (ctx.setTrace(TRACE), 'kept') } } });
+    await w.start();
+    const refused = next(w, 'ack', (a) => !a.ok);
+    const accepted = next(w, 'ack', (a) => a.ok);
+    const { job } = await tc.coordinator.submit({ queue: 'work' });
+    assert.equal((await refused)[0].error?.code, 'INVALID_INPUT');
+    await accepted;
+    const done = await tc.waitForJob(job.id);
+    assert.deepEqual([done.state, done.result], ['succeeded', 'kept']);
+    assert.equal((await attemptOf(job.id)).trace, null);
+    assert.deepEqual(w.stats, { completed: 1, failed: 0, stale: 0, revoked: 0 });
   });
 
   it('aborts an attempt whose lease ran out while it was away, when welcome says it is revoked', T, async () => {

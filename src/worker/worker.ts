@@ -34,7 +34,7 @@ import type { ResourceLimits } from 'node:worker_threads';
 import { pino, type Logger } from 'pino';
 import { WebSocket, type RawData } from 'ws';
 import { LIMITS, PROTOCOL_DEFAULTS, WORKER_DEFAULTS } from '../types/limits.ts';
-import type { Assignment, Json, Labels } from '../types/model.ts';
+import type { Assignment, Json, Labels, Trace } from '../types/model.ts';
 import {
   CLOSE_CODES,
   PROTOCOL_VERSION,
@@ -52,6 +52,7 @@ import {
 import { runExec, type ExecOptions } from './exec.ts';
 import { failureOf, type Handler, type HandlerContext } from './handler.ts';
 import { ThreadPool } from './threads.ts';
+import { normalizeTrace } from './trace.ts';
 
 /** How one queue's attempts run: exactly one of handler, module or exec. */
 export type QueueConfig =
@@ -131,7 +132,7 @@ type Phase = 'new' | 'running' | 'draining' | 'stopped';
 interface Entry {
   assignment: Assignment;
   abort: AbortController;
-  /** The outcome, once the run ended: sent (and sent again after a reconnect) until acknowledged. */
+  /** The outcome, once the run ended (a complete with its trace, if any): sent, and sent again after a reconnect, until acknowledged. */
   report: CompleteFrame | FailFrame | null;
   /**
    * Settles when the runner does. Exec children and threads always settle after an abort (SIGKILL,
@@ -147,6 +148,8 @@ interface Entry {
 
 /** Ack error codes that mean "not applied, try again": the report is kept and sent again. */
 const RETRY_REPORT_CODES = new Set(['STORE_BUSY', 'NOT_READY']);
+/** Ack error codes of a refused trace (on a complete that carries one): the result goes again without it. */
+const TRACE_REFUSED_CODES = new Set(['INVALID_INPUT', 'UNKNOWN_FIELD']);
 /** Floor on the heartbeat period, whatever the jobs ask. */
 const HEARTBEAT_MIN_MS = 10;
 /** A coordinator silent (no frame, no pong) for this many welcome heartbeat intervals is taken for gone. */
@@ -382,6 +385,8 @@ export class Worker extends EventEmitter<WorkerEvents> {
       case 'error':
         this.log.warn({ code: frame.code, message: frame.message, frame: frame.frame }, 'the coordinator refused a frame');
         this.emit('protocolError', frame);
+        // A coordinator that does not take traces refuses the whole complete: the result goes again without it.
+        if (frame.frame === 'complete' && frame.attemptId !== undefined) this.resendWithoutTrace(frame.attemptId, frame.message);
         return;
       default:
         // A frame type this worker does not know: newer coordinators may add some; ignore it.
@@ -410,6 +415,11 @@ export class Worker extends EventEmitter<WorkerEvents> {
 
   private onAck(frame: AckFrame): void {
     const e = this.running.get(frame.attemptId);
+    if (!frame.ok && TRACE_REFUSED_CODES.has(frame.error?.code ?? '') && this.resendWithoutTrace(frame.attemptId, frame.error?.message ?? '')) {
+      // The trace was refused, and with it the result (not applied): the result goes again alone.
+      this.emit('ack', frame);
+      return;
+    }
     if (e?.report && !frame.ok && RETRY_REPORT_CODES.has(frame.error?.code ?? '')) {
       // Not applied: the report goes again with the next heartbeat, until it lands or the lease is lost.
       e.resend = true;
@@ -424,6 +434,16 @@ export class Worker extends EventEmitter<WorkerEvents> {
       this.checkIdle();
     }
     this.emit('ack', frame);
+  }
+
+  /** Sends a complete again without its trace, once; false when there was no trace to drop. */
+  private resendWithoutTrace(attemptId: string, why: string): boolean {
+    const report = this.running.get(attemptId)?.report;
+    if (report?.type !== 'complete' || report.trace === undefined || report.trace === null) return false;
+    this.log.warn({ attemptId, why }, 'the coordinator refused the trace of a result; sending the result without it');
+    delete report.trace;
+    this.send(report);
+    return true;
   }
 
   // ---- Running attempts ----
@@ -458,24 +478,31 @@ export class Worker extends EventEmitter<WorkerEvents> {
     const a = entry.assignment;
     const signal = entry.abort.signal;
     const progress = (value: Json): void => this.progress(entry, value);
+    // The attempt's resource trace: sampled by the exec runner, or given by the handler (ctx.setTrace).
+    let trace: Trace | null = null;
     let outcome: Outcome;
     try {
       let result: Json;
       if ('handler' in config) {
-        const ctx: HandlerContext = { assignment: a, signal, progress };
+        const setTrace = (value: Trace | null): void => {
+          trace = value === null ? null : normalizeTrace(value);
+        };
+        const ctx: HandlerContext = { assignment: a, signal, progress, setTrace };
         result = await config.handler(a.payload, ctx);
       } else if ('module' in config) {
-        result = await this.pools.get(a.queue)!.run(a.payload, a, { signal, progress });
+        result = await this.pools.get(a.queue)!.run(a.payload, a, { signal, progress, trace: (t) => (trace = t) });
       } else {
-        result = await runExec(config.exec, {
+        const ran = await runExec(config.exec, {
           assignment: a,
           payload: a.payload,
           signal,
           progress,
           onSpawn: (pid) => this.emit('spawned', { attemptId: a.attemptId, pid }),
         });
+        result = ran.result;
+        trace = ran.trace;
       }
-      outcome = resultOutcome(result);
+      outcome = resultOutcome(result, trace);
     } catch (err) {
       const f = failureOf(err);
       outcome = { ok: false, ...f };
@@ -490,6 +517,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
     entry.progress.timer = null;
     if (outcome.ok) {
       entry.report = { type: 'complete', attemptId, lease, result: outcome.result };
+      if (outcome.trace) entry.report.trace = outcome.trace;
       this.emit('finished', { attemptId, jobId, ok: true });
     } else {
       const error = { code: outcome.code, message: outcome.message.slice(0, LIMITS.errorMessageMaxChars) };
@@ -656,9 +684,9 @@ export class Worker extends EventEmitter<WorkerEvents> {
   }
 }
 
-type Outcome = { ok: true; result: Json } | { ok: false; code: string; message: string; retryable: boolean };
+type Outcome = { ok: true; result: Json; trace: Trace | null } | { ok: false; code: string; message: string; retryable: boolean };
 
-function resultOutcome(result: unknown): Outcome {
+function resultOutcome(result: unknown, trace: Trace | null): Outcome {
   const value = result === undefined ? null : result;
   const bytes = jsonBytes(value);
   if (bytes === null) return { ok: false, code: 'HANDLER_ERROR', message: 'the handler returned a value that is not JSON', retryable: false };
@@ -666,7 +694,7 @@ function resultOutcome(result: unknown): Outcome {
     const message = `the result is ${bytes} bytes; the limit is ${LIMITS.resultMaxBytes}`;
     return { ok: false, code: 'HANDLER_ERROR', message, retryable: false };
   }
-  return { ok: true, result: value as Json };
+  return { ok: true, result: value as Json, trace };
 }
 
 function jsonBytes(value: unknown): number | null {

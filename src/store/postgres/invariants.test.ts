@@ -36,7 +36,7 @@ storeInvariantProperties(
     const { db, pool } = await shared();
     if (name !== currentRun) {
       currentRun = name;
-      await pool.query('DELETE FROM job_deps; DELETE FROM attempts; DELETE FROM jobs; DELETE FROM workers');
+      await pool.query('DELETE FROM job_deps; DELETE FROM attempts; DELETE FROM jobs; DELETE FROM workers; DELETE FROM worker_checks');
     }
     return openPostgresStore({ pool, schema: db.schema, clock, random });
   },

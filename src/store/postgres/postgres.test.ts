@@ -8,9 +8,10 @@ import pg from 'pg';
 import { normalizeJob } from '../../coordinator/validate.ts';
 import { place } from '../../scheduler/index.ts';
 import { seededRandom, VirtualClock } from '../../types/clock.ts';
-import type { Assignment, JobSpec, PlaceFn } from '../../types/model.ts';
+import type { Assignment, Job, JobSpec, Json, PlaceFn } from '../../types/model.ts';
 import { ATTEMPT_TRANSITIONS, JOB_TRANSITIONS } from '../../types/states.ts';
 import { storeContract } from '../contract.ts';
+import { resultHash } from '../rules.ts';
 import { MIGRATIONS } from './schema.ts';
 import { openPostgresStore, type PostgresStore } from './store.ts';
 import { openTestStore, pgContractOptions, testDatabase, testDatabaseUrl, type TestDatabase } from './testing.ts';
@@ -121,7 +122,7 @@ describe('postgres store', () => {
       const theirs = await openPostgresStore({ pool, schema: schemas[1], clock: new VirtualClock(), random: seededRandom(2) });
       for (const [store, schema] of [[own, schemas[0]], [theirs, schemas[1]]] as const) {
         const tables = await admin.query('SELECT table_name FROM information_schema.tables WHERE table_schema = $1 ORDER BY 1', [schema]);
-        assert.deepEqual(tables.rows.map((r) => r.table_name), ['attempt_transitions', 'attempts', 'job_deps', 'job_transitions', 'jobs', 'schema_migrations', 'workers']);
+        assert.deepEqual(tables.rows.map((r) => r.table_name), ['attempt_transitions', 'attempts', 'job_deps', 'job_transitions', 'jobs', 'schema_migrations', 'worker_checks', 'workers']);
         const fns = await admin.query(`SELECT p.proname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = $1 ORDER BY 1`, [schema]);
         assert.deepEqual(fns.rows.map((r) => r.proname), ['attempts_legal_transition', 'jobs_legal_transition']);
         const [r] = await store.submit({ jobs: [spec()] });
@@ -427,7 +428,8 @@ describe('postgres store', () => {
       // Hold the job's row, so that the store's cancel waits on it with its connection checked out.
       await client.query('BEGIN');
       await client.query('SELECT id FROM jobs WHERE id = $1 FOR UPDATE', [id]);
-      const cancel = store.cancel({ jobId: id });
+      // Its failure is awaited below; the handler is attached now, since it may come before the terminate's answer.
+      const cancel = assert.rejects(store.cancel({ jobId: id }), /terminat/i);
       let pid: number | undefined;
       for (let i = 0; i < 500 && pid === undefined; i++) {
         const rows = await client.query(`SELECT pid FROM pg_stat_activity WHERE application_name = $1 AND wait_event_type = 'Lock'`, [name]);
@@ -435,7 +437,7 @@ describe('postgres store', () => {
       }
       assert.ok(pid !== undefined, 'the cancel waits on the row lock');
       await client.query('SELECT pg_terminate_backend($1)', [pid]);
-      await assert.rejects(cancel, /terminat/i);
+      await cancel;
       await client.query('ROLLBACK');
       // The process is still here (an unhandled 'error' event would have ended it), and the store serves.
       assert.equal((await store.cancel({ jobId: id })).job.state, 'cancelled');
@@ -444,6 +446,156 @@ describe('postgres store', () => {
       await client.end();
       await pool.end();
       await db.drop();
+    }
+  });
+
+  it('migrates a database made by an earlier version (migration 2) to the trust columns, keeping its rows', async () => {
+    const db = await testDatabase();
+    const client = await rawClient(db);
+    try {
+      await client.query('CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)');
+      for (const m of MIGRATIONS.filter((x) => x.version <= 2)) {
+        await client.query(m.sql);
+        await client.query('INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, 0)', [m.version, m.name]);
+      }
+      await client.query(`INSERT INTO workers (id, name, labels, cores, memory_mb, gpu_ids, queues, keys, connected, connected_at, last_seen_at, created_at)
+                          VALUES ('w1', 'w1', '{}', 4, 1024, '[]', '{"q":1}', '[]', 1, 0, 0, 0)`);
+      await client.query(`INSERT INTO jobs (id, queue, state, payload, priority, run_at, deadline_at, has_deadline, timeout_ms,
+                            heartbeat_timeout_ms, max_attempts, backoff_base_ms, backoff_max_ms, req_cores, req_memory_mb, req_gpus,
+                            req_labels, depends_on, replicas, quorum, labels, want, created_at, updated_at)
+                          VALUES ('old', 'q', 'queued', '"kept"', 0, 0, 9007199254740991, 0, 60000, 30000, 3, 1000, 60000, 0, 0, 0,
+                            '{}', '[]', 1, 1, '{}', 1, 0, 0)`);
+      const store = await openPostgresStore({ url: db.url, schema: db.schema, clock: new VirtualClock(), random: seededRandom(1) });
+      try {
+        const versions = (await client.query('SELECT version FROM schema_migrations ORDER BY version')).rows.map((r) => r.version);
+        assert.deepEqual(versions, MIGRATIONS.map((m) => m.version));
+        const job = await store.getJob({ id: 'old' });
+        assert.deepEqual([job?.payload, job?.adaptive, job?.solo, job?.verifies, job?.pinnedWorkerId], ['kept', false, false, null, null]);
+        const w = await store.getWorker({ id: 'w1' });
+        assert.deepEqual([w?.reputation, w?.checks, w?.quarantineReason], [{ valid: 0, invalid: 0, timedOut: 0, streak: 0, soloSinceCheck: 0 }, {}, null]);
+        await store.heartbeat({ workerId: 'w1' });
+        const [a] = await store.claim({ workerIds: ['w1'], place: placeFn, maxJobs: 1 });
+        assert.equal(a?.jobId, 'old');
+        assert.equal((await store.complete({ attemptId: a.attemptId, lease: a.lease, result: 1 })).job.state, 'succeeded');
+      } finally {
+        await store.close();
+      }
+    } finally {
+      await client.end();
+      await db.drop();
+    }
+  });
+
+  it('starts one reliability check between two coordinators that start it at once', async () => {
+    const { db, stores, done } = await coordinators(2);
+    const client = await rawClient(db);
+    try {
+      for (let round = 0; round < 10; round++) {
+        const workerId = `w${round}`;
+        await stores[0]!.upsertWorker({ spec: workerSpec(workerId) });
+        const results = await Promise.all(
+          stores.map((s) =>
+            s.startCheck({
+              workerId,
+              queue: 'q',
+              job: spec({ payload: { challenge: round }, maxAttempts: 1 }),
+              answerHash: resultHash(round),
+              timeLimitMs: 5000,
+            }),
+          ),
+        );
+        assert.equal(results.filter((r) => r.created).length, 1, `round ${round}: one of them created it`);
+        assert.equal(new Set(results.map((r) => r.check.jobId)).size, 1, `round ${round}: both name the one challenge`);
+        const jobs = await client.query('SELECT count(*)::int AS n FROM jobs WHERE pinned_worker_id = $1', [workerId]);
+        assert.equal(jobs.rows[0].n, 1, `round ${round}: one challenge job`);
+      }
+    } finally {
+      await client.end();
+      await done();
+    }
+  });
+
+  it('wakes a second coordinator when trust makes work claimable: a challenge, a verification job, a rejected result, an eviction', async () => {
+    const { stores, done } = await coordinators(2);
+    const [a, b] = stores;
+    assert.ok(a && b);
+    const notified = (s: PostgresStore) => s['wake'].stats.notified;
+    const wb = wakes(b);
+    const verificationJob = (queue: string, payload: Json, priority: number) => normalizeJob({ queue, payload, priority });
+    const step = async (what: string, n: number, act: () => Promise<unknown>): Promise<void> => {
+      const woken = wb.next();
+      await act();
+      await woken;
+      assert.equal(notified(b), n, what);
+    };
+    try {
+      await b.whenListening();
+      for (const id of ['fresh', 'w1', 'w2']) await a.upsertWorker({ spec: workerSpec(id) });
+      await a.upsertWorker({ spec: { ...workerSpec('checker'), queues: { verify: 1 } } });
+      await step('a challenge', 1, () =>
+        a.startCheck({ workerId: 'fresh', queue: 'q', job: spec({ maxAttempts: 1 }), answerHash: resultHash(1), timeLimitMs: 5000 }),
+      );
+      let job!: Job;
+      await step('a submit', 2, async () => {
+        const [r] = await a.submit({ jobs: [spec({ verify: { mode: 'queue', queue: 'verify' }, maxAttempts: 3 })] });
+        assert.ok(r);
+        job = r.job;
+      });
+      await step('a verification job', 3, async () => {
+        const [x] = await a.claim({ workerIds: ['w1'], place: placeFn, maxJobs: 1 });
+        assert.equal(x?.jobId, job.id);
+        assert.equal((await a.complete({ attemptId: x.attemptId, lease: x.lease, result: 'wrong', verificationJob })).job.state, 'verifying');
+      });
+      await step('a rejected result', 4, async () => {
+        const [v] = await a.claim({ workerIds: ['checker'], place: placeFn, maxJobs: 1 });
+        assert.ok(v);
+        await a.complete({ attemptId: v.attemptId, lease: v.lease, result: { valid: false, reason: 'no' }, verificationJob });
+        assert.equal((await a.getJob({ id: job.id }))?.state, 'queued');
+      });
+      await step('an eviction', 5, async () => {
+        const [x] = await a.claim({ workerIds: ['w2'], place: placeFn, maxJobs: 1 });
+        assert.equal(x?.jobId, job.id);
+        const out = await a.setWorkerQuarantine({ workerId: 'w2', quarantined: true });
+        assert.deepEqual(out.changes.map((c) => [c.jobId, c.state]), [[job.id, 'queued']]);
+      });
+    } finally {
+      wb.stop();
+      await done();
+    }
+  });
+
+  it('keeps every verdict when two coordinators settle replicated jobs while their workers heartbeat', async () => {
+    const { db, stores, done } = await coordinators(2);
+    const client = await rawClient(db);
+    const workers = ['w0', 'w1', 'w2', 'w3'];
+    try {
+      for (const id of workers) await stores[0]!.upsertWorker({ spec: workerSpec(id, 3) });
+      await stores[0]!.submit({ jobs: Array.from({ length: 40 }, (_, i) => spec({ payload: i, replicas: 3, quorum: 2 })) });
+      const run = async (store: PostgresStore, k: number): Promise<void> => {
+        for (let round = 0; round < 400; round++) {
+          const got = await store.claim({ workerIds: k === 0 ? workers : [...workers].reverse(), place: placeFn, maxJobs: 4 });
+          await Promise.all([
+            ...workers.map((w) => store.heartbeat({ workerId: w })),
+            ...got.map(async (x) => {
+              try {
+                await store.complete({ attemptId: x.attemptId, lease: x.lease, result: x.jobId });
+              } catch (err) {
+                // The job succeeded meanwhile and stopped this replica.
+                if ((err as { code?: string }).code !== 'STALE_LEASE') throw err;
+              }
+            }),
+          ]);
+          if (got.length === 0 && (await store.queueCounts())[0]?.counts.succeeded === 40) break;
+        }
+      };
+      await Promise.all(stores.map((s, k) => run(s, k)));
+      assert.equal((await stores[0]!.queueCounts())[0]?.counts.succeeded, 40);
+      const completed = await client.query(`SELECT worker_id, count(*)::int AS n FROM attempts WHERE state = 'completed' GROUP BY worker_id ORDER BY worker_id`);
+      const valid = await client.query('SELECT id AS worker_id, valid_count AS n FROM workers WHERE valid_count > 0 ORDER BY id');
+      assert.deepEqual(valid.rows, completed.rows, 'one valid verdict per accepted result, none lost');
+    } finally {
+      await client.end();
+      await done();
     }
   });
 

@@ -176,4 +176,46 @@ CREATE TRIGGER attempts_legal_transition BEFORE UPDATE OF state ON attempts
 CREATE INDEX attempts_queue_finished ON attempts (queue, finished_at) WHERE finished_at IS NOT NULL;
 `,
   },
+  {
+    version: 3,
+    name: 'trust: adaptive and solo jobs, verification jobs, challenges, traces, reputation, reliability checks',
+    sql: `
+ALTER TABLE jobs ADD COLUMN adaptive SMALLINT NOT NULL DEFAULT 0 CHECK (adaptive IN (0, 1));
+-- This round runs on one trusted worker alone (adaptive replication).
+ALTER TABLE jobs ADD COLUMN solo SMALLINT NOT NULL DEFAULT 0 CHECK (solo IN (0, 1));
+-- Replicas added this round after a tie or no quorum.
+ALTER TABLE jobs ADD COLUMN extra_replicas INTEGER NOT NULL DEFAULT 0 CHECK (extra_replicas >= 0);
+-- A verification job names the job and attempt whose result it checks.
+ALTER TABLE jobs ADD COLUMN verifies_job_id TEXT COLLATE "C";
+ALTER TABLE jobs ADD COLUMN verifies_attempt_id TEXT COLLATE "C";
+-- A reliability challenge may run only on this worker.
+ALTER TABLE jobs ADD COLUMN pinned_worker_id TEXT COLLATE "C";
+CREATE INDEX jobs_verifies ON jobs (verifies_job_id) WHERE verifies_job_id IS NOT NULL;
+
+ALTER TABLE attempts ADD COLUMN trace TEXT;
+
+ALTER TABLE workers ADD COLUMN valid_count INTEGER NOT NULL DEFAULT 0 CHECK (valid_count >= 0);
+ALTER TABLE workers ADD COLUMN invalid_count INTEGER NOT NULL DEFAULT 0 CHECK (invalid_count >= 0);
+ALTER TABLE workers ADD COLUMN timed_out_count INTEGER NOT NULL DEFAULT 0 CHECK (timed_out_count >= 0);
+ALTER TABLE workers ADD COLUMN valid_streak INTEGER NOT NULL DEFAULT 0 CHECK (valid_streak >= 0);
+ALTER TABLE workers ADD COLUMN solo_since_check INTEGER NOT NULL DEFAULT 0 CHECK (solo_since_check >= 0);
+ALTER TABLE workers ADD COLUMN quarantine_reason TEXT;
+
+-- One reliability check per worker and queue: the challenge job, its expected
+-- answer, and the verdict with the measured time.
+CREATE TABLE worker_checks (
+  worker_id     TEXT COLLATE "C" NOT NULL,
+  queue         TEXT COLLATE "C" NOT NULL,
+  state         TEXT NOT NULL CHECK (state IN ('pending', 'passed', 'failed')),
+  job_id        TEXT COLLATE "C" NOT NULL,
+  answer_hash   TEXT NOT NULL,
+  time_limit_ms BIGINT NOT NULL CHECK (time_limit_ms > 0),
+  speed_ms      BIGINT,
+  reason        TEXT,
+  updated_at    BIGINT NOT NULL,
+  PRIMARY KEY (worker_id, queue)
+);
+CREATE INDEX worker_checks_job ON worker_checks (job_id);
+`,
+  },
 ];

@@ -13,31 +13,68 @@
 //   they commit.
 // - submit locks the parents it depends on FOR SHARE, so a parent cannot end
 //   between reading its state and the child's dependency row being committed.
+// - Reputation lives on worker rows: a transaction that may judge a worker
+//   (complete of a replicated or verification job, a timeout or lost lease)
+//   locks those workers FOR UPDATE before it locks the job, keeping the order
+//   above; so does a quarantine, before it takes the worker's jobs back. A job
+//   is locked before the verification jobs that check its results.
+// - startCheck locks the worker row first, so that two coordinators starting
+//   the same worker's check at once create one challenge between them.
 // - Times are the injected clock's, passed as parameters; now() is never used.
 // - submit, retry, and anything that makes a job claimable again NOTIFY the
-//   other coordinators (onWake).
+//   other coordinators (onWake): a new verification job or challenge, a
+//   rejected result's job back in the queue, an added replica, an evicted
+//   worker's jobs put back.
 import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import type { Clock, Random } from '../../types/clock.ts';
 import { assert, GafferError } from '../../types/errors.ts';
 import { idFactory, randomToken, type IdFactory } from '../../types/ids.ts';
 import { LIMITS, POSTGRES_DEFAULTS } from '../../types/limits.ts';
-import type { Assignment, Attempt, Candidate, Job, JobError, NewJob, Placement, Worker, WorkerCapacity, WorkerSpec } from '../../types/model.ts';
+import type {
+  Assignment,
+  Attempt,
+  Candidate,
+  Job,
+  JobError,
+  Json,
+  NewJob,
+  Placement,
+  Reputation,
+  Worker,
+  WorkerCapacity,
+  WorkerCheck,
+  WorkerSpec,
+} from '../../types/model.ts';
+import { decideQuorum, judge, quarantineReason, traceVerdict, trustPolicy, type TrustPolicy } from '../../trust/index.ts';
 import { LIVE_ATTEMPT_STATES, TERMINAL_JOB_STATES, type JobState } from '../../types/states.ts';
 import {
   assertWithinDeclared,
   assignmentOf,
   CANDIDATE_COLUMNS,
   candidateFromRow,
+  CHECK_COLUMNS,
   capacities,
   checkPlacements,
   type ClaimScope,
   claimScope,
   EXCLUDING_ATTEMPT_STATES,
   LIVE_ATTEMPT_COLUMNS,
+  needsExclusions,
 } from '../claiming.ts';
-import { attemptFromRow, decodeCursor, emptyCounts, encodeCursor, jobFromRow, workerFromRow, type Row } from '../rows.ts';
-import { clipMessage, initialJobState, NO_DEADLINE, resultHash, retryDelayMs, vote } from '../rules.ts';
+import { attemptFromRow, checkFromRow, decodeCursor, emptyCounts, encodeCursor, jobFromRow, reputationFromRow, workerFromRow, type Row } from '../rows.ts';
+import {
+  clipMessage,
+  initialJobState,
+  isVerdict,
+  NO_DEADLINE,
+  resultHash,
+  retryDelayMs,
+  soloDecision,
+  verifierPayload,
+  type JobLinks,
+  type VerdictResult,
+} from '../rules.ts';
 import type {
   Change,
   ClaimParams,
@@ -48,9 +85,11 @@ import type {
   JobPage,
   LeaseRef,
   ListJobsParams,
+  QuarantineParams,
   QueueCounts,
   QueueRunStats,
   SettleResult,
+  StartCheckParams,
   Store,
   SubmitResult,
   SweepResult,
@@ -70,6 +109,8 @@ export interface PostgresStoreOptions {
   poolMax?: number;
   /** A worker not seen for this long is shown offline. */
   workerOfflineAfterMs?: number;
+  /** Quarantine thresholds, adaptive replication, extra replicas (TRUST_DEFAULTS). */
+  trust?: Partial<TrustPolicy>;
 }
 
 const q = (xs: readonly string[]): string => `(${xs.map((x) => `'${x}'`).join(', ')})`;
@@ -77,9 +118,13 @@ const LIVE = q(LIVE_ATTEMPT_STATES);
 const TERMINAL = q(TERMINAL_JOB_STATES);
 const EXCLUDING = q(EXCLUDING_ATTEMPT_STATES);
 const J = JSON.stringify;
+/** Error codes of a failure that counts against the worker (its timed-out count). */
+const COUNTED_AGAINST_WORKER: ReadonlySet<string> = new Set(['TIMEOUT', 'LEASE_LOST']);
 
 /** Connects, migrates, and returns a store. Several stores (coordinators) may share one database and schema. */
 export async function openPostgresStore(options: PostgresStoreOptions): Promise<PostgresStore> {
+  // A bad policy is refused before any connection is opened.
+  trustPolicy(options.trust);
   const storeId = randomUUID();
   const db = await PgDb.open(options, storeId);
   return new PostgresStore(db, storeId, options);
@@ -93,7 +138,8 @@ const JOB_INSERT_COLUMNS = [
   ['req_memory_mb', 'bigint'], ['req_gpus', 'int'], ['req_labels', 'text'], ['affinity_key', 'text'], ['affinity_mode', 'text'],
   ['depends_on', 'text'], ['replicas', 'int'], ['quorum', 'int'], ['verify', 'text'], ['idempotency_key', 'text'],
   ['labels', 'text'], ['want', 'int'], ['pending_parents', 'int'], ['error', 'text'], ['created_at', 'bigint'],
-  ['updated_at', 'bigint'], ['finished_at', 'bigint'],
+  ['updated_at', 'bigint'], ['finished_at', 'bigint'], ['adaptive', 'smallint'], ['verifies_job_id', 'text'],
+  ['verifies_attempt_id', 'text'], ['pinned_worker_id', 'text'],
 ] as const;
 
 const INSERT_JOBS_SQL = `
@@ -112,6 +158,9 @@ const INSERT_ATTEMPTS_SQL = `
   INSERT INTO attempts (${ATTEMPT_INSERT_COLUMNS.map(([c]) => c).join(', ')}, state)
   SELECT *, 'leased' FROM unnest(${ATTEMPT_INSERT_COLUMNS.map(([, t], i) => `$${i + 1}::${t}[]`).join(', ')})`;
 
+/** What a claim reads of a candidate beyond CANDIDATE_COLUMNS: whether its lease may start a solo round. */
+const LEASE_COLUMNS = 'adaptive, solo, extra_replicas, live';
+
 /**
  * One page of candidates for every queue at once, locked FOR UPDATE SKIP LOCKED:
  * rows another coordinator's claim (or a settle in progress) holds are passed
@@ -125,14 +174,14 @@ const CANDIDATES_SQL = `
   SELECT c.*, q.ord FROM unnest($1::text[]) WITH ORDINALITY AS q(name, ord)
   CROSS JOIN LATERAL (
     SELECT * FROM (
-      SELECT 0 AS part, ${CANDIDATE_COLUMNS} FROM jobs
+      SELECT 0 AS part, ${CANDIDATE_COLUMNS}, ${LEASE_COLUMNS} FROM jobs
       WHERE want > 0 AND queue = q.name AND run_at <= $2 AND deadline_at > $2
         AND req_cores <= $3 AND req_memory_mb <= $4 AND req_gpus <= $5
       ORDER BY priority DESC, deadline_at, id LIMIT $6 OFFSET $7
       FOR UPDATE SKIP LOCKED) by_priority
     UNION ALL
     SELECT * FROM (
-      SELECT 1 AS part, ${CANDIDATE_COLUMNS} FROM jobs
+      SELECT 1 AS part, ${CANDIDATE_COLUMNS}, ${LEASE_COLUMNS} FROM jobs
       WHERE want > 0 AND queue = q.name AND run_at <= $2 AND deadline_at > $2
         AND req_cores <= $3 AND req_memory_mb <= $4 AND req_gpus <= $5
       ORDER BY id LIMIT $8
@@ -148,6 +197,7 @@ export class PostgresStore implements Store {
   private readonly newId: IdFactory;
   private readonly offlineAfterMs: number;
   private readonly wake: WakeListener;
+  private readonly trust: TrustPolicy;
 
   constructor(db: PgDb, storeId: string, options: PostgresStoreOptions) {
     this.db = db;
@@ -156,6 +206,7 @@ export class PostgresStore implements Store {
     this.newId = idFactory(options.clock, options.random);
     this.offlineAfterMs = options.workerOfflineAfterMs ?? 30_000;
     this.wake = new WakeListener(db, storeId);
+    this.trust = trustPolicy(options.trust);
   }
 
   /**
@@ -255,8 +306,21 @@ export class PostgresStore implements Store {
     return String(rows.find((r) => r.idempotency_key === key)?.id ?? '');
   }
 
+  /**
+   * A job the store makes itself (a verification job, a challenge): no key, no
+   * parents, tied to what it checks. One INSERT.
+   */
+  private async insertLinked(tx: Tx, spec: NewJob, links: JobLinks, now: number): Promise<Job> {
+    const row = this.newJobRow({ ...spec, idempotencyKey: null, dependsOn: [] }, new Map(), now, links);
+    const columns = JOB_INSERT_COLUMNS.map(([c]) => [row[c] ?? null] as unknown as Param);
+    const inserted = await tx.get(INSERT_JOBS_SQL, columns);
+    assert(inserted, 'a job without a key is always inserted');
+    if (Number(inserted.want) > 0) tx.wake();
+    return jobFromRow(inserted);
+  }
+
   /** The row of a new job, as submitOne in the SQLite store makes it; throws UNKNOWN_DEPENDENCY. */
-  private newJobRow(spec: NewJob, parents: ReadonlyMap<string, JobState>, now: number): Row {
+  private newJobRow(spec: NewJob, parents: ReadonlyMap<string, JobState>, now: number, links: JobLinks = {}): Row {
     const id = this.newId();
     const own = [...new Set(spec.dependsOn)].map((pid) => {
       const state = parents.get(pid);
@@ -274,6 +338,8 @@ export class PostgresStore implements Store {
       verify: spec.verify === null ? null : J(spec.verify), idempotency_key: spec.idempotencyKey, labels: J(spec.labels),
       want: state === 'queued' ? spec.replicas : 0, pending_parents: state === 'waiting' ? pending : 0,
       error: error === null ? null : J(error), created_at: now, updated_at: now, finished_at: error !== null ? now : null,
+      adaptive: spec.adaptive ? 1 : 0, verifies_job_id: links.verifies?.jobId ?? null,
+      verifies_attempt_id: links.verifies?.attemptId ?? null, pinned_worker_id: links.pinnedWorkerId ?? null,
       parents: own.map((p) => p.id),
     };
   }
@@ -319,7 +385,9 @@ export class PostgresStore implements Store {
 
   async cancel(params: { jobId: string; reason?: string }): Promise<SettleResult> {
     return this.db.tx(async (tx) => {
-      const job = await this.mustGetJob(tx, params.jobId, true);
+      const row = await this.lockJobRow(tx, params.jobId);
+      if (!row) throw new GafferError('JOB_NOT_FOUND', `no job has id ${params.jobId}`, { jobId: params.jobId });
+      const job = jobFromRow(row);
       if (job.state === 'cancelled') return { job, changes: [] };
       if (TERMINAL_JOB_STATES.includes(job.state)) {
         throw new GafferError('INVALID_STATE', `job ${job.id} already ended ${job.state}`, { state: job.state });
@@ -351,7 +419,8 @@ export class PostgresStore implements Store {
       await tx.run(`UPDATE attempts SET state = 'rejected' WHERE job_id = $1 AND state = 'completed'`, [job.id]);
       await tx.run(
         `UPDATE jobs SET state = 'queued', want = replicas, failures = 0, error = NULL, result = NULL,
-           finished_at = NULL, pending_parents = 0, run_at = $1, updated_at = $1 WHERE id = $2`,
+           finished_at = NULL, pending_parents = 0, run_at = $1, updated_at = $1, extra_replicas = 0, solo = 0
+         WHERE id = $2`,
         [now, job.id],
       );
       tx.wake();
@@ -360,9 +429,27 @@ export class PostgresStore implements Store {
   }
 
   /**
+   * Locks a job's row FOR UPDATE and returns it; a verification job's verified
+   * job is locked first (a job before the verification jobs that check it, the
+   * order endJob takes them in). `verifiesJobId`, when the caller read it
+   * already (it never changes). Undefined when there is no such job.
+   */
+  private async lockJobRow(tx: Tx, jobId: string, verifiesJobId?: string | null): Promise<Row | undefined> {
+    let verified = verifiesJobId;
+    if (verified === undefined) {
+      const link = await tx.get('SELECT verifies_job_id FROM jobs WHERE id = $1', [jobId]);
+      if (!link) return undefined;
+      verified = link.verifies_job_id === null ? null : String(link.verifies_job_id);
+    }
+    if (verified !== null) await tx.get('SELECT id FROM jobs WHERE id = $1 FOR UPDATE', [verified]);
+    return tx.get('SELECT * FROM jobs WHERE id = $1 FOR UPDATE', [jobId]);
+  }
+
+  /**
    * Ends a job that has not ended: stops its live attempts and cascades to its
-   * waiting dependants (cancelled with a cancel, failed otherwise). The caller
-   * holds the job's row lock; dependants are locked as they are updated.
+   * waiting dependants (cancelled with a cancel, failed otherwise) and to what
+   * is tied to it (endedLinks). The caller holds the job's row lock;
+   * dependants are locked as they are updated, linked jobs before.
    */
   private async endJob(tx: Tx, jobId: string, state: 'failed' | 'cancelled' | 'expired', error: JobError): Promise<Change[]> {
     const now = this.clock.now();
@@ -372,13 +459,14 @@ export class PostgresStore implements Store {
       assert(i < LIMITS.cascadeMaxJobs, 'a cascade through dependants stays within its bound');
       const item = queue[i]!;
       const cancelledAttempts = await this.stopLiveAttempts(tx, item.id, now);
-      const n = await tx.run(
+      const ended = await tx.get(
         `UPDATE jobs SET state = $1, want = 0, live = 0, error = $2, finished_at = $3, updated_at = $3
-         WHERE id = $4 AND state NOT IN ${TERMINAL}`,
+         WHERE id = $4 AND state NOT IN ${TERMINAL} RETURNING verify, verifies_job_id, pinned_worker_id`,
         [item.state, J(item.error), now, item.id],
       );
-      if (n === 0) continue;
+      if (!ended) continue;
       changes.push({ jobId: item.id, state: item.state, cancelledAttempts });
+      queue.push(...(await this.endedLinks(tx, item, ended, now)));
       const childState = item.state === 'cancelled' ? 'cancelled' : 'failed';
       const code = item.state === 'cancelled' ? 'DEPENDENCY_CANCELLED' : 'DEPENDENCY_FAILED';
       const children = await tx.all(
@@ -391,6 +479,43 @@ export class PostgresStore implements Store {
       }
     }
     return changes;
+  }
+
+  /**
+   * What else ends with a job: the job a verification job was checking (it
+   * fails: no verdict came), the verification jobs of a job (cancelled), and a
+   * challenge's reliability check (failed). The linked jobs are locked here,
+   * before endJob stops their attempts.
+   */
+  private async endedLinks(
+    tx: Tx,
+    item: { id: string; state: 'failed' | 'cancelled' | 'expired'; error: JobError },
+    ended: Row,
+    now: number,
+  ): Promise<{ id: string; state: 'failed' | 'cancelled' | 'expired'; error: JobError }[]> {
+    const more: { id: string; state: 'failed' | 'cancelled' | 'expired'; error: JobError }[] = [];
+    if (ended.verifies_job_id !== null) {
+      const original = await tx.get(`SELECT id FROM jobs WHERE id = $1 AND state = 'verifying' FOR UPDATE`, [String(ended.verifies_job_id)]);
+      if (original) {
+        const message = `verification job ${item.id} ended ${item.state}: ${item.error.message}`;
+        more.push({ id: String(original.id), state: 'failed', error: { code: 'VERIFICATION_FAILED', message: clipMessage(message), jobId: item.id } });
+      }
+    }
+    // Only a job with a verifier queue has verification jobs.
+    if (ended.verify !== null) {
+      const verifiers = await tx.all(`SELECT id FROM jobs WHERE verifies_job_id = $1 AND state NOT IN ${TERMINAL} ORDER BY id FOR UPDATE`, [item.id]);
+      for (const v of verifiers) {
+        more.push({ id: String(v.id), state: 'cancelled', error: { code: 'CANCELLED', message: `the job it verifies ended ${item.state}`, jobId: item.id } });
+      }
+    }
+    if (ended.pinned_worker_id !== null) {
+      await tx.run(`UPDATE worker_checks SET state = 'failed', reason = $1, updated_at = $2 WHERE job_id = $3 AND state = 'pending'`, [
+        clipMessage(`the challenge ended ${item.state}: ${item.error.message}`),
+        now,
+        item.id,
+      ]);
+    }
+    return more;
   }
 
   private async stopLiveAttempts(tx: Tx, jobId: string, now: number): Promise<{ attemptId: string; workerId: string }[]> {
@@ -454,21 +579,30 @@ export class PostgresStore implements Store {
     return (await this.withRunning(sql, [row]))[0]!;
   }
 
-  /** Workers from their rows, with their live attempt counts per queue (one query for all of them). */
+  /**
+   * Workers from their rows, with their live attempt counts per queue and their
+   * reliability checks (one query each for all of them).
+   */
   private async withRunning(sql: Sql, rows: readonly Row[]): Promise<Worker[]> {
     const running = new Map<string, Record<string, number>>(rows.map((r) => [String(r.id), {}]));
+    const checks = new Map<string, Record<string, WorkerCheck>>(rows.map((r) => [String(r.id), {}]));
     if (rows.length > 0) {
+      const ids = [...running.keys()];
       const counts = await sql.all(
         `SELECT worker_id, queue, count(*) AS n FROM attempts WHERE worker_id = ANY($1::text[]) AND state IN ${LIVE}
          GROUP BY worker_id, queue ORDER BY worker_id, queue`,
-        [[...running.keys()]],
+        [ids],
       );
       for (const c of counts) running.get(String(c.worker_id))![String(c.queue)] = Number(c.n);
+      for (const c of await sql.all('SELECT * FROM worker_checks WHERE worker_id = ANY($1::text[]) ORDER BY worker_id, queue', [ids])) {
+        checks.get(String(c.worker_id))![String(c.queue)] = checkFromRow(c);
+      }
     }
     const now = this.clock.now();
-    return rows.map((r) => workerFromRow(r, running.get(String(r.id))!, now, this.offlineAfterMs));
+    return rows.map((r) => workerFromRow(r, running.get(String(r.id))!, now, this.offlineAfterMs, checks.get(String(r.id))!));
   }
 
+  /** Every worker, with three queries in all (workers, live attempt counts, checks). */
   async listWorkers(): Promise<Worker[]> {
     return this.db.read(async (sql) => this.withRunning(sql, await sql.all('SELECT * FROM workers ORDER BY id')));
   }
@@ -502,6 +636,143 @@ export class PostgresStore implements Store {
     });
   }
 
+  async setWorkerQuarantine(params: QuarantineParams): Promise<{ worker: Worker; changes: Change[] }> {
+    return this.db.tx(async (tx) => {
+      const row = await tx.get('SELECT id FROM workers WHERE id = $1 FOR UPDATE', [params.workerId]);
+      if (!row) throw new GafferError('WORKER_NOT_FOUND', `no worker has id ${params.workerId}`);
+      let changes: Change[] = [];
+      if (!params.quarantined) {
+        await tx.run(
+          `UPDATE workers SET quarantined = 0, quarantine_reason = NULL, valid_count = 0, invalid_count = 0,
+             timed_out_count = 0, valid_streak = 0, solo_since_check = 0 WHERE id = $1`,
+          [params.workerId],
+        );
+        await tx.run(`DELETE FROM worker_checks WHERE worker_id = $1 AND state = 'failed'`, [params.workerId]);
+      } else {
+        await tx.run('UPDATE workers SET quarantined = 1, quarantine_reason = $1 WHERE id = $2', [
+          clipMessage(params.reason ?? 'quarantined by an admin'),
+          params.workerId,
+        ]);
+        changes = await this.evict(tx, params.workerId, this.clock.now());
+      }
+      return { worker: await this.mustGetWorker(tx, params.workerId), changes };
+    });
+  }
+
+  /**
+   * A quarantined worker's live attempts are cancelled and their jobs put back
+   * (not counted as failures: the jobs did nothing wrong). A challenge of its
+   * own ends, failing its check. The caller holds the worker's row lock; the
+   * jobs are locked (in id order) before their attempts change.
+   */
+  private async evict(tx: Tx, workerId: string, now: number): Promise<Change[]> {
+    const live = await tx.all(`SELECT id, job_id FROM attempts WHERE worker_id = $1 AND state IN ${LIVE} ORDER BY id`, [workerId]);
+    if (live.length === 0) return [];
+    const jobIds = [...new Set(live.map((a) => String(a.job_id)))].sort();
+    await tx.all('SELECT id FROM jobs WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE', [jobIds]);
+    const changes: Change[] = [];
+    for (const a of live) {
+      const attemptId = String(a.id);
+      const jobId = String(a.job_id);
+      const n = await tx.run(`UPDATE attempts SET state = 'cancelled', finished_at = $1 WHERE id = $2 AND state IN ${LIVE}`, [now, attemptId]);
+      if (n === 0) continue;
+      const cancelledAttempts = [{ attemptId, workerId }];
+      const job = await tx.get(
+        `UPDATE jobs SET live = live - 1, want = CASE WHEN solo = 1 THEN replicas ELSE want + 1 END, solo = 0, updated_at = $1
+         WHERE id = $2 RETURNING pinned_worker_id, state`,
+        [now, jobId],
+      );
+      assert(job, 'a cancelled attempt belongs to a job');
+      if (job.pinned_worker_id !== null) {
+        const error: JobError = { code: 'QUARANTINED', message: `worker ${workerId} was quarantined` };
+        const ended = await this.endJob(tx, jobId, 'cancelled', error);
+        changes.push(...ended.map((c) => (c.jobId === jobId ? { ...c, cancelledAttempts } : c)));
+        continue;
+      }
+      tx.wake();
+      const moved = await this.settleLiveCount(tx, jobId, now);
+      changes.push({ jobId, state: moved[0]?.state ?? (job.state as JobState), cancelledAttempts });
+    }
+    return changes;
+  }
+
+  /**
+   * Records a judged result for a worker (its row locked FOR UPDATE: claims and
+   * other verdicts change it too); quarantines it when its invalid share
+   * crosses the threshold.
+   */
+  private async judgeWorker(tx: Tx, workerId: string, verdict: 'valid' | 'invalid', now: number): Promise<Change[]> {
+    const row = await tx.get('SELECT * FROM workers WHERE id = $1 FOR UPDATE', [workerId]);
+    if (!row) return [];
+    const rep = judge(reputationFromRow(row), verdict);
+    const reason = Number(row.quarantined) === 1 ? null : quarantineReason(rep, this.trust);
+    await tx.run('UPDATE workers SET valid_count = $1, invalid_count = $2, valid_streak = $3, solo_since_check = $4 WHERE id = $5', [
+      rep.valid,
+      rep.invalid,
+      rep.streak,
+      rep.soloSinceCheck,
+      workerId,
+    ]);
+    if (reason === null) return [];
+    await tx.run('UPDATE workers SET quarantined = 1, quarantine_reason = $1 WHERE id = $2', [reason, workerId]);
+    return this.evict(tx, workerId, now);
+  }
+
+  /**
+   * The worker's row is locked first: two coordinators starting the same check
+   * at once take turns, and the second finds the first one's check.
+   */
+  async startCheck(params: StartCheckParams): Promise<{ check: WorkerCheck; created: boolean }> {
+    return this.db.tx(async (tx) => {
+      const worker = await tx.get('SELECT id FROM workers WHERE id = $1 FOR UPDATE', [params.workerId]);
+      if (!worker) throw new GafferError('WORKER_NOT_FOUND', `no worker has id ${params.workerId}`);
+      const existing = await tx.get(
+        `SELECT c.*, j.state AS job_state FROM worker_checks c LEFT JOIN jobs j ON j.id = c.job_id
+         WHERE c.worker_id = $1 AND c.queue = $2`,
+        [params.workerId, params.queue],
+      );
+      const stale =
+        existing !== undefined &&
+        existing.state === 'pending' &&
+        (existing.job_state === null || TERMINAL_JOB_STATES.includes(existing.job_state as JobState));
+      if (existing && !stale) return { check: checkFromRow(existing), created: false };
+      const now = this.clock.now();
+      const job = await this.insertLinked(tx, params.job, { pinnedWorkerId: params.workerId }, now);
+      const row = await tx.get(
+        `INSERT INTO worker_checks (worker_id, queue, state, job_id, answer_hash, time_limit_ms, speed_ms, reason, updated_at)
+         VALUES ($1, $2, 'pending', $3, $4, $5, NULL, NULL, $6)
+         ON CONFLICT (worker_id, queue) DO UPDATE SET state = 'pending', job_id = excluded.job_id,
+           answer_hash = excluded.answer_hash, time_limit_ms = excluded.time_limit_ms, speed_ms = NULL, reason = NULL,
+           updated_at = excluded.updated_at
+         RETURNING *`,
+        [params.workerId, params.queue, job.id, params.answerHash, params.timeLimitMs, now],
+      );
+      assert(row, 'a check just written is there');
+      return { check: checkFromRow(row), created: true };
+    });
+  }
+
+  /** A challenge completed: the check passes when the answer matches and it came within the time limit. */
+  private async gradeCheck(tx: Tx, jobId: string, hash: string, tookMs: number, now: number): Promise<void> {
+    const check = await tx.get(`SELECT * FROM worker_checks WHERE job_id = $1 AND state = 'pending' FOR UPDATE`, [jobId]);
+    if (!check) return;
+    const right = check.answer_hash === hash;
+    const inTime = tookMs <= Number(check.time_limit_ms);
+    const reason = !right
+      ? 'the challenge answer was wrong'
+      : !inTime
+        ? `the challenge took ${tookMs} ms; the limit is ${Number(check.time_limit_ms)} ms`
+        : null;
+    await tx.run(`UPDATE worker_checks SET state = $1, speed_ms = $2, reason = $3, updated_at = $4 WHERE worker_id = $5 AND queue = $6`, [
+      reason === null ? 'passed' : 'failed',
+      tookMs,
+      reason,
+      now,
+      String(check.worker_id),
+      String(check.queue),
+    ]);
+  }
+
   // ---- Claim ----
 
   /**
@@ -514,36 +785,49 @@ export class PostgresStore implements Store {
     if (params.workerIds.length === 0 || params.maxJobs <= 0) return [];
     return this.db.tx(async (tx) => {
       const now = this.clock.now();
-      const workers = await this.capacities(tx, params.workerIds, now);
+      const { workers, rows: workerRows } = await this.capacities(tx, params.workerIds, now);
       if (workers.length === 0) return [];
-      const placements = await this.plan(tx, params, workers, now);
-      checkPlacements(placements, workers, params.maxJobs);
+      const { placements, candidates, rows } = await this.plan(tx, params, workers, now);
+      checkPlacements(placements, workers, params.maxJobs, candidates);
       if (placements.length === 0) return [];
-      const assignments = await this.lease(tx, placements, now);
-      await this.assertWorkersWithinCapacity(tx, [...new Set(placements.map((p) => p.workerId))]);
+      const assignments = await this.lease(tx, placements, rows, workerRows, now);
+      await this.assertWorkersWithinCapacity(tx, [...new Set(assignments.map((a) => a.workerId))]);
       return assignments;
     });
   }
 
-  /** What each eligible worker has free, its row locked (in id order) until the claim commits. */
-  private async capacities(tx: Tx, workerIds: readonly string[], now: number): Promise<WorkerCapacity[]> {
+  /**
+   * What each eligible worker has free (from its live attempts and its
+   * reliability checks), its row locked (in id order) until the claim commits;
+   * with the rows, whose reputations adaptive replication reads.
+   */
+  private async capacities(tx: Tx, workerIds: readonly string[], now: number): Promise<{ workers: WorkerCapacity[]; rows: Map<string, Row> }> {
     const rows = await tx.all(
       `SELECT * FROM workers WHERE id = ANY($1::text[])
          AND connected = 1 AND draining = 0 AND quarantined = 0 AND last_seen_at >= $2
        ORDER BY id FOR UPDATE`,
       [[...new Set(workerIds)], now - this.offlineAfterMs],
     );
-    if (rows.length === 0) return [];
-    const live = await tx.all(`SELECT ${LIVE_ATTEMPT_COLUMNS} FROM attempts WHERE worker_id = ANY($1::text[]) AND state IN ${LIVE}`, [
-      rows.map((w) => String(w.id)),
-    ]);
-    return capacities(rows, live);
+    if (rows.length === 0) return { workers: [], rows: new Map() };
+    const ids = rows.map((w) => String(w.id));
+    const live = await tx.all(`SELECT ${LIVE_ATTEMPT_COLUMNS} FROM attempts WHERE worker_id = ANY($1::text[]) AND state IN ${LIVE}`, [ids]);
+    const checks = await tx.all(`SELECT ${CHECK_COLUMNS} FROM worker_checks WHERE worker_id = ANY($1::text[])`, [ids]);
+    return { workers: capacities(rows, live, checks), rows: new Map(rows.map((r) => [String(r.id), r])) };
   }
 
-  /** Reads candidates page by page until the workers are full or the pages run out. */
-  private async plan(tx: Tx, params: ClaimParams, workers: WorkerCapacity[], now: number): Promise<Placement[]> {
+  /**
+   * Reads candidates page by page until the workers are full or the pages run
+   * out. Returns the placements, and the candidates read with their rows.
+   */
+  private async plan(
+    tx: Tx,
+    params: ClaimParams,
+    workers: WorkerCapacity[],
+    now: number,
+  ): Promise<{ placements: Placement[]; candidates: Map<string, Candidate>; rows: Map<string, Row> }> {
     const scope = claimScope(params, workers);
     const seen = new Map<string, Candidate>();
+    const seenRows = new Map<string, Row>();
     let placements: Placement[] = [];
     for (let page = 0; page < LIMITS.claimScanMaxPages; page++) {
       const { rows, more } = await this.candidatePage(tx, scope, now, page);
@@ -554,13 +838,16 @@ export class PostgresStore implements Store {
         pageIds.add(id);
         return true;
       });
-      const excluded = await this.excludedWorkers(tx, fresh.filter((r) => Number(r.replicas) > 1).map((r) => String(r.id)));
-      for (const r of fresh) seen.set(String(r.id), candidateFromRow(r, excluded.get(String(r.id)) ?? []));
-      if (seen.size === 0) return [];
+      const excluded = await this.excludedWorkers(tx, fresh.filter(needsExclusions).map((r) => String(r.id)));
+      for (const r of fresh) {
+        seen.set(String(r.id), candidateFromRow(r, excluded.get(String(r.id)) ?? []));
+        seenRows.set(String(r.id), r);
+      }
+      if (seen.size === 0) return { placements: [], candidates: seen, rows: seenRows };
       placements = params.place({ now, workers, candidates: [...seen.values()], maxPlacements: scope.budget });
       if (placements.length >= scope.budget || !more) break;
     }
-    return placements;
+    return { placements, candidates: seen, rows: seenRows };
   }
 
   /** One page of every queue's candidates; `more` when some queue's priority page was full, so a next page may exist. */
@@ -574,7 +861,7 @@ export class PostgresStore implements Store {
     return { rows, more: [...perQueue.values()].some((n) => n === perPage) };
   }
 
-  /** Per replicated job, the workers that may not take another of its replicas. */
+  /** Per replicated or verified job, the workers that may not take another of its attempts. */
   private async excludedWorkers(tx: Tx, jobIds: readonly string[]): Promise<Map<string, string[]>> {
     const out = new Map<string, string[]>();
     if (jobIds.length === 0) return out;
@@ -590,22 +877,42 @@ export class PostgresStore implements Store {
     return out;
   }
 
-  /** Writes the attempts of a batch of placements and moves their jobs to running: one UPDATE, one INSERT. */
-  private async lease(tx: Tx, placements: readonly Placement[], now: number): Promise<Assignment[]> {
+  /**
+   * Writes the attempts of a batch of placements and moves their jobs to
+   * running: one UPDATE, one INSERT (and one more UPDATE when adaptive
+   * replication changed a worker's count of solo runs).
+   */
+  private async lease(
+    tx: Tx,
+    placements: readonly Placement[],
+    jobRows: ReadonlyMap<string, Row>,
+    workerRows: ReadonlyMap<string, Row>,
+    now: number,
+  ): Promise<Assignment[]> {
+    const { kept, solo, soloSinceCheck } = this.adapt(placements, jobRows, workerRows);
     const perJob = new Map<string, number>();
-    for (const p of placements) perJob.set(p.jobId, (perJob.get(p.jobId) ?? 0) + 1);
-    const jobRows = await tx.all(
-      `UPDATE jobs AS j SET want = j.want - v.n, live = j.live + v.n, attempts = j.attempts + v.n, state = 'running', updated_at = $1
-       FROM unnest($2::text[], $3::int[]) AS v(id, n)
+    for (const p of kept) perJob.set(p.jobId, (perJob.get(p.jobId) ?? 0) + 1);
+    const ids = [...perJob.keys()];
+    const updated = await tx.all(
+      `UPDATE jobs AS j SET want = CASE WHEN v.solo = 1 THEN 0 ELSE j.want - v.n END, live = j.live + v.n,
+         attempts = j.attempts + v.n, solo = greatest(j.solo, v.solo), state = 'running', updated_at = $1
+       FROM unnest($2::text[], $3::int[], $4::int[]) AS v(id, n, solo)
        WHERE j.id = v.id AND j.want >= v.n AND j.state IN ('queued', 'running')
        RETURNING j.id, j.queue, j.payload, j.attempts, j.timeout_ms, j.heartbeat_timeout_ms, j.deadline_at, j.has_deadline,
          j.req_cores, j.req_memory_mb, j.req_gpus, j.labels, v.n`,
-      [now, [...perJob.keys()], [...perJob.values()]],
+      [now, ids, ids.map((id) => perJob.get(id)!), ids.map((id) => (solo.has(id) ? 1 : 0))],
     );
-    assert(jobRows.length === perJob.size, 'a placed job still wants an attempt');
-    const jobs = new Map(jobRows.map((r) => [String(r.id), { row: r, next: Number(r.attempts) - Number(r.n) }]));
+    assert(updated.length === perJob.size, 'a placed job still wants an attempt');
+    if (soloSinceCheck.size > 0) {
+      const changed = [...soloSinceCheck.keys()].sort();
+      await tx.run('UPDATE workers AS w SET solo_since_check = v.n FROM unnest($1::text[], $2::int[]) AS v(id, n) WHERE w.id = v.id', [
+        changed,
+        changed.map((id) => soloSinceCheck.get(id)!),
+      ]);
+    }
+    const jobs = new Map(updated.map((r) => [String(r.id), { row: r, next: Number(r.attempts) - Number(r.n) }]));
     const out: Assignment[] = [];
-    for (const p of placements) {
+    for (const p of kept) {
       const j = jobs.get(p.jobId)!;
       j.next += 1;
       out.push(assignmentOf(j.row, p, { attemptId: this.newId(), lease: randomToken(this.random), attempt: j.next }, now));
@@ -617,6 +924,47 @@ export class PostgresStore implements Store {
       col((a) => a.heartbeatTimeoutMs), col(() => now), col(() => now), col((a) => a.leaseExpiresAt), col((a) => now + a.timeoutMs),
     ]);
     return out;
+  }
+
+  /**
+   * Adaptive replication, decided before anything is written. The first
+   * placement (in the place function's order) of a fresh round of an adaptive
+   * job asks whether its worker may run the job alone: then that placement is
+   * kept and the job's other placements in this claim are dropped. Workers'
+   * counts of solo runs since their last spot check are followed across the
+   * claim, as each decision reads the one before. The job rows are locked (the
+   * claim read them FOR UPDATE SKIP LOCKED), so what they say holds.
+   */
+  private adapt(
+    placements: readonly Placement[],
+    jobRows: ReadonlyMap<string, Row>,
+    workerRows: ReadonlyMap<string, Row>,
+  ): { kept: Placement[]; solo: Set<string>; soloSinceCheck: Map<string, number> } {
+    const solo = new Set<string>();
+    const decided = new Set<string>();
+    const soloSinceCheck = new Map<string, number>();
+    const kept: Placement[] = [];
+    for (const p of placements) {
+      if (solo.has(p.jobId)) continue;
+      kept.push(p);
+      if (decided.has(p.jobId)) continue;
+      decided.add(p.jobId);
+      const r = jobRows.get(p.jobId);
+      assert(r, 'a placed job was read by the claim');
+      const fresh = Number(r.adaptive) === 1 && Number(r.solo) === 0 && Number(r.extra_replicas) === 0 &&
+        Number(r.live) === 0 && Number(r.want) === Number(r.replicas);
+      if (!fresh) continue;
+      const w = workerRows.get(p.workerId);
+      assert(w, 'a placed worker was read by the claim');
+      const rep: Reputation = { ...reputationFromRow(w), soloSinceCheck: soloSinceCheck.get(p.workerId) ?? Number(w.solo_since_check) };
+      const decision = soloDecision(rep, this.trust, this.random);
+      if (decision === 'spot-check') soloSinceCheck.set(p.workerId, 0);
+      if (decision === 'solo') {
+        soloSinceCheck.set(p.workerId, rep.soloSinceCheck + 1);
+        solo.add(p.jobId);
+      }
+    }
+    return { kept, solo, soloSinceCheck };
   }
 
   /** Invariant 5, checked against the database after a claim wrote its leases: never more than declared. */
@@ -675,18 +1023,53 @@ export class PostgresStore implements Store {
   }
 
   /**
-   * Locks the job of the attempt the lease names, then checks the lease: the
-   * attempt is read after the lock, so nothing can end it before we commit.
-   * Throws ATTEMPT_NOT_FOUND or STALE_LEASE.
+   * Locks what settling the attempt the lease names may change, in the
+   * store's lock order: first the workers it may judge (`workers`: 'judged'
+   * for a result, 'own' for a failure counted against the worker), then the job
+   * a verification job checks, then the attempt's job. Then checks the lease:
+   * the attempt is read after the lock, so nothing can end it before we
+   * commit. Throws ATTEMPT_NOT_FOUND or STALE_LEASE.
    */
-  private async lockCurrent(tx: Tx, ref: LeaseRef, now: number): Promise<Job> {
-    const row = await tx.get('SELECT * FROM jobs WHERE id = (SELECT job_id FROM attempts WHERE id = $1) FOR UPDATE', [ref.attemptId]);
-    if (!row) throw new GafferError('ATTEMPT_NOT_FOUND', `no attempt has id ${ref.attemptId}`);
+  private async lockCurrent(
+    tx: Tx,
+    ref: LeaseRef,
+    now: number,
+    workers: 'judged' | 'own' | 'none',
+  ): Promise<{ job: Job; workerId: string }> {
+    const pre = await tx.get(
+      `SELECT a.job_id, a.worker_id, j.replicas, j.verifies_job_id, j.verifies_attempt_id
+       FROM attempts a JOIN jobs j ON j.id = a.job_id WHERE a.id = $1`,
+      [ref.attemptId],
+    );
+    if (!pre) throw new GafferError('ATTEMPT_NOT_FOUND', `no attempt has id ${ref.attemptId}`);
+    const jobId = String(pre.job_id);
+    if (workers === 'own') await this.lockWorkers(tx, [String(pre.worker_id)]);
+    if (workers === 'judged') {
+      // A vote judges the workers of the job's replicas; a verdict, the worker of the verified attempt.
+      const ids: string[] = [];
+      if (Number(pre.replicas) > 1) {
+        const rows = await tx.all(`SELECT DISTINCT worker_id FROM attempts WHERE job_id = $1 AND (state IN ${LIVE} OR state = 'completed')`, [jobId]);
+        ids.push(...rows.map((r) => String(r.worker_id)));
+      }
+      if (pre.verifies_attempt_id !== null) {
+        const verified = await tx.get('SELECT worker_id FROM attempts WHERE id = $1', [String(pre.verifies_attempt_id)]);
+        if (verified) ids.push(String(verified.worker_id));
+      }
+      await this.lockWorkers(tx, ids);
+    }
+    const row = await this.lockJobRow(tx, jobId, pre.verifies_job_id === null ? null : String(pre.verifies_job_id));
+    assert(row, 'a job is never deleted');
     const a = await tx.get('SELECT state, lease, lease_expires_at FROM attempts WHERE id = $1', [ref.attemptId]);
     assert(a, 'an attempt is never deleted');
     const live = LIVE_ATTEMPT_STATES.includes(a.state as never);
     if (a.lease !== ref.lease || !live || Number(a.lease_expires_at) < now) await this.throwStale(tx, ref);
-    return jobFromRow(row);
+    return { job: jobFromRow(row), workerId: String(pre.worker_id) };
+  }
+
+  /** Locks worker rows FOR UPDATE, in id order (every transaction takes workers in that order, before jobs). */
+  private async lockWorkers(tx: Tx, ids: readonly string[]): Promise<void> {
+    if (ids.length === 0) return;
+    await tx.all('SELECT id FROM workers WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE', [[...new Set(ids)].sort()]);
   }
 
   private async throwStale(sql: Sql, ref: LeaseRef): Promise<never> {
@@ -701,21 +1084,44 @@ export class PostgresStore implements Store {
   async complete(params: CompleteParams): Promise<SettleResult> {
     return this.db.tx(async (tx) => {
       const now = this.clock.now();
-      const job = await this.lockCurrent(tx, params, now);
-      const hash = resultHash(params.result);
-      const keepResult = job.replicas > 1 ? J(params.result) : null;
-      const n = await tx.run(
-        `UPDATE attempts SET state = 'completed', finished_at = $1, result_hash = $2, result = $3
-         WHERE id = $4 AND lease = $5 AND state IN ${LIVE}`,
-        [now, hash, keepResult, params.attemptId, params.lease],
-      );
-      assert(n === 1, 'the current lease completes its attempt exactly once');
-      if (job.replicas === 1) {
-        const changes = await this.succeed(tx, job.id, J(params.result), now);
+      const { job, workerId } = await this.lockCurrent(tx, params, now, 'judged');
+      if (job.verifies !== null && !isVerdict(params.result)) {
+        // A verifier that answers something other than a verdict failed its attempt.
+        const error: JobError = {
+          code: 'BAD_VERDICT',
+          message: 'a verifier must return { "valid": true|false, "reason"?: string }',
+          attemptId: params.attemptId,
+        };
+        const n = await tx.run(
+          `UPDATE attempts SET state = 'failed', finished_at = $1, error = $2 WHERE id = $3 AND lease = $4 AND state IN ${LIVE}`,
+          [now, J(error), params.attemptId, params.lease],
+        );
+        assert(n === 1, 'the current lease fails its attempt exactly once');
+        const changes = await this.afterFailure(tx, job.id, error, true, now, workerId);
         return { job: await this.mustGetJob(tx, job.id), changes };
       }
-      await tx.run('UPDATE jobs SET live = live - 1, updated_at = $1 WHERE id = $2', [now, job.id]);
-      const changes = await this.tally(tx, job.id, now);
+      if (job.verify?.mode === 'queue' && params.verificationJob === undefined) {
+        throw new GafferError('INVALID_STATE', `job ${job.id} needs a verifier queue's defaults to send its result for verification`);
+      }
+      const hash = resultHash(params.result);
+      const keepResult = job.replicas > 1 || job.verify !== null ? J(params.result) : null;
+      const row = await tx.get(
+        `UPDATE attempts SET state = 'completed', finished_at = $1, result_hash = $2, result = $3, trace = $4
+         WHERE id = $5 AND lease = $6 AND state IN ${LIVE} RETURNING leased_at`,
+        [now, hash, keepResult, params.trace ? J(params.trace) : null, params.attemptId, params.lease],
+      );
+      assert(row, 'the current lease completes its attempt exactly once');
+      let changes: Change[];
+      if (job.verify?.mode === 'queue') {
+        changes = await this.sendToVerifier(tx, job, params.attemptId, workerId, params.result, params.verificationJob!, now);
+      } else if (job.replicas === 1 || job.solo) {
+        changes = await this.succeed(tx, job.id, J(params.result), now);
+        if (job.pinnedWorkerId !== null) await this.gradeCheck(tx, job.id, hash, now - Number(row.leased_at), now);
+        if (job.verifies !== null) changes.push(...(await this.applyVerdict(tx, job.verifies, params.result as unknown as VerdictResult, now)));
+      } else {
+        await tx.run('UPDATE jobs SET live = live - 1, updated_at = $1 WHERE id = $2', [now, job.id]);
+        changes = await this.tally(tx, job.id, now);
+      }
       return { job: await this.mustGetJob(tx, job.id), changes };
     });
   }
@@ -732,38 +1138,122 @@ export class PostgresStore implements Store {
     return [{ jobId, state: 'succeeded', cancelledAttempts }, ...(await this.releaseChildren(tx, jobId, now))];
   }
 
-  /** Counts the votes of a replicated job and acts on the outcome. */
+  /** A result of a job with a verifier queue: the job waits in `verifying` while a verification job checks it. */
+  private async sendToVerifier(
+    tx: Tx,
+    job: Job,
+    attemptId: string,
+    workerId: string,
+    result: Json,
+    build: NonNullable<CompleteParams['verificationJob']>,
+    now: number,
+  ): Promise<Change[]> {
+    assert(job.verify?.mode === 'queue', 'only a job with a verifier queue is sent to one');
+    await tx.run(`UPDATE jobs SET live = live - 1, want = 0, state = 'verifying', updated_at = $1 WHERE id = $2`, [now, job.id]);
+    const spec = build(job.verify.queue, verifierPayload(job, attemptId, workerId, result), job.priority);
+    const v = await this.insertLinked(tx, spec, { verifies: { jobId: job.id, attemptId } }, now);
+    return [
+      { jobId: job.id, state: 'verifying', cancelledAttempts: [] },
+      { jobId: v.id, state: v.state, cancelledAttempts: [] },
+    ];
+  }
+
+  /**
+   * A verifier's verdict on a result: the job succeeds with it, or runs again
+   * elsewhere. The verified job's row and the judged worker's were locked by
+   * lockCurrent.
+   */
+  private async applyVerdict(tx: Tx, verifies: { jobId: string; attemptId: string }, verdict: VerdictResult, now: number): Promise<Change[]> {
+    const original = await tx.get(`SELECT id FROM jobs WHERE id = $1 AND state = 'verifying' FOR UPDATE`, [verifies.jobId]);
+    if (!original) return [];
+    const attempt = await tx.get(`SELECT worker_id, result FROM attempts WHERE id = $1 AND state = 'completed'`, [verifies.attemptId]);
+    assert(attempt, 'a result under verification stays completed until its verdict');
+    const workerId = String(attempt.worker_id);
+    if (verdict.valid) {
+      return [...(await this.succeed(tx, verifies.jobId, String(attempt.result), now)), ...(await this.judgeWorker(tx, workerId, 'valid', now))];
+    }
+    await tx.run(`UPDATE attempts SET state = 'rejected' WHERE id = $1`, [verifies.attemptId]);
+    const changes = await this.judgeWorker(tx, workerId, 'invalid', now);
+    const error: JobError = {
+      code: 'RESULT_REJECTED',
+      message: clipMessage(`the verifier rejected the result of attempt ${verifies.attemptId}: ${verdict.reason ?? 'no reason given'}`),
+      attemptId: verifies.attemptId,
+    };
+    const job = await tx.get(
+      `UPDATE jobs SET failures = failures + 1, error = $1, updated_at = $2 WHERE id = $3 RETURNING failures, max_attempts`,
+      [J(error), now, verifies.jobId],
+    );
+    assert(job, 'the verified job exists');
+    if (Number(job.failures) >= Number(job.max_attempts)) return [...changes, ...(await this.endJob(tx, verifies.jobId, 'failed', error))];
+    await tx.run(`UPDATE jobs SET state = 'queued', want = 1, run_at = $1, updated_at = $1 WHERE id = $2`, [now, verifies.jobId]);
+    tx.wake();
+    return [...changes, { jobId: verifies.jobId, state: 'queued', cancelledAttempts: [] }];
+  }
+
+  /**
+   * Decides a replicated job from its completed attempts (this round's
+   * ballots). Trace verification first rejects the attempts whose resource
+   * use stands apart, once every replica is in; the quorum is then counted
+   * over the rest.
+   */
   private async tally(tx: Tx, jobId: string, now: number): Promise<Change[]> {
-    const job = await this.mustGetJob(tx, jobId);
-    const done = await tx.all(`SELECT id, result, result_hash FROM attempts WHERE job_id = $1 AND state = 'completed' ORDER BY id`, [jobId]);
-    const outcome = vote({
-      hashes: done.map((r) => String(r.result_hash)),
+    const row = await tx.get('SELECT * FROM jobs WHERE id = $1', [jobId]);
+    assert(row, 'a tallied job exists');
+    const job = jobFromRow(row);
+    let done = await tx.all(
+      `SELECT id, worker_id, result, result_hash, trace FROM attempts WHERE job_id = $1 AND state = 'completed' ORDER BY finished_at, id`,
+      [jobId],
+    );
+    const pending = job.live + job.want;
+    const changes: Change[] = [];
+    if (job.verify?.mode === 'trace') {
+      if (pending > 0) return this.settleLiveCount(tx, jobId, now);
+      const traces = done.map((r) => (r.trace === null ? null : JSON.parse(String(r.trace))));
+      const verdict = traceVerdict(traces, job.verify.tolerance, this.trust.traceWaypoints);
+      if (verdict.kind === 'tie') {
+        await tx.run(`UPDATE attempts SET state = 'rejected' WHERE job_id = $1 AND state = 'completed'`, [jobId]);
+        return this.endJob(tx, jobId, 'failed', { code: 'NO_QUORUM', message: clipMessage(`resource traces split evenly: ${verdict.reason}`) });
+      }
+      for (const i of verdict.rejected) {
+        const r = done[i]!;
+        await tx.run(`UPDATE attempts SET state = 'rejected' WHERE id = $1`, [String(r.id)]);
+        changes.push(...(await this.judgeWorker(tx, String(r.worker_id), 'invalid', now)));
+      }
+      done = verdict.accepted.map((i) => done[i]!);
+    }
+    const outcome = decideQuorum({
+      ballots: done.map((r) => ({ attemptId: String(r.id), workerId: String(r.worker_id), hash: String(r.result_hash) })),
       quorum: job.quorum,
-      pending: job.live + job.want,
-      attemptsMade: job.attempts,
-      replicas: job.replicas,
+      pending,
+      extraReplicasUsed: Number(row.extra_replicas),
+      extraReplicasMax: this.trust.extraReplicasMax,
     });
     if (outcome.kind === 'accept') {
       const winner = done.find((r) => r.result_hash === outcome.hash)!;
-      await tx.run(`UPDATE attempts SET state = 'rejected' WHERE job_id = $1 AND state = 'completed' AND result_hash <> $2`, [
-        jobId,
-        outcome.hash,
-      ]);
-      return this.succeed(tx, jobId, String(winner.result), now);
+      const workerOf = new Map(done.map((r) => [String(r.id), String(r.worker_id)]));
+      if (outcome.invalid.length > 0) {
+        await tx.run(`UPDATE attempts SET state = 'rejected' WHERE id = ANY($1::text[])`, [outcome.invalid]);
+      }
+      changes.push(...(await this.succeed(tx, jobId, String(winner.result), now)));
+      for (const id of outcome.valid) changes.push(...(await this.judgeWorker(tx, workerOf.get(id)!, 'valid', now)));
+      for (const id of outcome.invalid) changes.push(...(await this.judgeWorker(tx, workerOf.get(id)!, 'invalid', now)));
+      return changes;
     }
     if (outcome.kind === 'add-replica') {
       await tx.run(
-        `UPDATE jobs SET want = want + 1, state = CASE WHEN live > 0 THEN 'running' ELSE 'queued' END, updated_at = $1 WHERE id = $2`,
+        `UPDATE jobs SET want = want + 1, extra_replicas = extra_replicas + 1,
+           state = CASE WHEN live > 0 THEN 'running' ELSE 'queued' END, updated_at = $1
+         WHERE id = $2`,
         [now, jobId],
       );
       tx.wake();
-      return job.live > 0 ? [] : [{ jobId, state: 'queued', cancelledAttempts: [] }];
+      return job.live > 0 ? changes : [...changes, { jobId, state: 'queued', cancelledAttempts: [] }];
     }
     if (outcome.kind === 'no-quorum') {
       await tx.run(`UPDATE attempts SET state = 'rejected' WHERE job_id = $1 AND state = 'completed'`, [jobId]);
-      return this.endJob(tx, jobId, 'failed', { code: 'NO_QUORUM', message: outcome.reason });
+      return [...changes, ...(await this.endJob(tx, jobId, 'failed', { code: 'NO_QUORUM', message: clipMessage(outcome.reason) }))];
     }
-    return this.settleLiveCount(tx, jobId, now);
+    return [...changes, ...(await this.settleLiveCount(tx, jobId, now))];
   }
 
   /** After an attempt ended: a job with no live attempt left goes back to queued. */
@@ -778,29 +1268,45 @@ export class PostgresStore implements Store {
   async fail(params: FailParams): Promise<SettleResult> {
     return this.db.tx(async (tx) => {
       const now = this.clock.now();
-      const job = await this.lockCurrent(tx, params, now);
+      const counted = COUNTED_AGAINST_WORKER.has(params.error.code);
+      const { job, workerId } = await this.lockCurrent(tx, params, now, counted ? 'own' : 'none');
       const error = { ...params.error, attemptId: params.attemptId, message: clipMessage(params.error.message) };
       const n = await tx.run(
         `UPDATE attempts SET state = 'failed', finished_at = $1, error = $2 WHERE id = $3 AND lease = $4 AND state IN ${LIVE}`,
         [now, J(error), params.attemptId, params.lease],
       );
       assert(n === 1, 'the current lease fails its attempt exactly once');
-      const changes = await this.afterFailure(tx, job.id, error, params.retryable, now);
+      const changes = await this.afterFailure(tx, job.id, error, params.retryable, now, workerId);
       return { job: await this.mustGetJob(tx, job.id), changes };
     });
   }
 
-  /** An attempt failed, timed out or was lost: retry with backoff while the budget lasts, else fail the job. */
-  private async afterFailure(tx: Tx, jobId: string, error: JobError, retryable: boolean, now: number): Promise<Change[]> {
+  /**
+   * An attempt failed, timed out or was lost: retry with backoff while the
+   * budget lasts, else fail the job. One replica's non-retryable error does
+   * not end a replicated job (another worker runs that replica: a single
+   * untrusted worker must not be able to fail a job); the retry budget still
+   * bounds it. A challenge gives up at once. A solo round that failed is rerun
+   * fully replicated. A timeout or lost lease counts against the worker, whose
+   * row the caller locked first.
+   */
+  private async afterFailure(tx: Tx, jobId: string, error: JobError, retryable: boolean, now: number, workerId: string): Promise<Change[]> {
     const row = await tx.get(
       `UPDATE jobs SET live = live - 1, failures = failures + 1, error = $1, updated_at = $2 WHERE id = $3 RETURNING *`,
       [J(error), now, jobId],
     );
     assert(row, 'a failed attempt belongs to a job');
+    if (COUNTED_AGAINST_WORKER.has(error.code)) {
+      await tx.run('UPDATE workers SET timed_out_count = timed_out_count + 1 WHERE id = $1', [workerId]);
+    }
     const job = jobFromRow(row);
-    if (!retryable || job.failures >= job.maxAttempts) return this.endJob(tx, jobId, 'failed', error);
+    const giveUp = job.failures >= job.maxAttempts || (!retryable && job.replicas === 1) || job.pinnedWorkerId !== null;
+    if (giveUp) return this.endJob(tx, jobId, 'failed', error);
     const delayMs = retryDelayMs(job, error, this.random);
-    await tx.run('UPDATE jobs SET want = want + 1, run_at = $1 WHERE id = $2', [now + delayMs, jobId]);
+    await tx.run('UPDATE jobs SET want = CASE WHEN solo = 1 THEN replicas ELSE want + 1 END, solo = 0, run_at = $1 WHERE id = $2', [
+      now + delayMs,
+      jobId,
+    ]);
     tx.wake();
     return this.settleLiveCount(tx, jobId, now);
   }
@@ -817,8 +1323,15 @@ export class PostgresStore implements Store {
          ORDER BY lease_expires_at, id LIMIT $2`,
         [now, limit],
       );
+      const hung = await tx.all(
+        `SELECT id, job_id, worker_id FROM attempts WHERE state IN ${LIVE} AND timeout_at <= $1 AND id <> ALL($3::text[])
+         ORDER BY timeout_at, id LIMIT $2`,
+        [now, limit, lost.map((r) => String(r.id))],
+      );
+      // Workers first (in id order), as every transaction takes them: before jobs and attempts. Each
+      // attempt ended here counts against its worker.
+      await this.lockWorkers(tx, [...lost, ...hung].map((r) => String(r.worker_id)));
       // A worker silent for a whole heartbeat timeout is gone until it heartbeats again: give it nothing new.
-      // Workers first (in id order), as every transaction takes them: before jobs and attempts.
       if (lost.length > 0) {
         await tx.run(
           `UPDATE workers SET connected = 0 WHERE id IN (
@@ -830,10 +1343,6 @@ export class PostgresStore implements Store {
       for (const r of lost) {
         await this.endAttempt(tx, r, 'lost', 'LEASE_LOST', 'no heartbeat within the heartbeat timeout', `lease_expires_at < $2`, now, out);
       }
-      const hung = await tx.all(
-        `SELECT id, job_id, worker_id FROM attempts WHERE state IN ${LIVE} AND timeout_at <= $1 ORDER BY timeout_at, id LIMIT $2`,
-        [now, limit],
-      );
       for (const r of hung) {
         await this.endAttempt(tx, r, 'failed', 'TIMEOUT', 'the attempt ran past its timeoutMs', 'timeout_at <= $2', now, out);
       }
@@ -854,7 +1363,7 @@ export class PostgresStore implements Store {
   ): Promise<void> {
     const attemptId = String(r.id);
     const jobId = String(r.job_id);
-    await tx.get('SELECT id FROM jobs WHERE id = $1 FOR UPDATE', [jobId]);
+    await this.lockJobRow(tx, jobId);
     const error: JobError = { code, message, attemptId };
     const n = await tx.run(
       `UPDATE attempts SET state = $1, finished_at = $2, error = $3 WHERE id = $4 AND state IN ${LIVE} AND ${still}`,
@@ -862,7 +1371,7 @@ export class PostgresStore implements Store {
     );
     if (n === 0) return;
     out.endedAttempts.push({ attemptId, workerId: String(r.worker_id), reason: code });
-    out.changes.push(...(await this.afterFailure(tx, jobId, error, true, now)));
+    out.changes.push(...(await this.afterFailure(tx, jobId, error, true, now, String(r.worker_id))));
   }
 
   async expireDeadlines(params: { limit: number }): Promise<SweepResult> {

@@ -14,11 +14,11 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
+import type { TrustPolicy } from '../../trust/index.ts';
 import type { Clock, Random } from '../../types/clock.ts';
 import type { StoreContractOptions } from '../contract.ts';
-import type { Store } from '../store.ts';
 import { quoteIdent } from './db.ts';
-import { openPostgresStore, PostgresStore, type PostgresStoreOptions } from './store.ts';
+import { openPostgresStore, type PostgresStore, type PostgresStoreOptions } from './store.ts';
 
 export const PG_TEST_HELP =
   'The PostgreSQL store tests need a PostgreSQL server (version 11 or newer). Either install PostgreSQL, and the tests ' +
@@ -86,13 +86,14 @@ export async function testDatabase(): Promise<TestDatabase> {
 
 /** A store on a fresh schema; closing it drops the schema. */
 export async function openTestStore(
-  ctx: { clock: Clock; random: Random },
+  ctx: { clock: Clock; random: Random; trust?: Partial<TrustPolicy> },
   extra: Partial<Omit<PostgresStoreOptions, 'clock' | 'random'>> = {},
 ): Promise<PostgresStore> {
   const db = await testDatabase();
   let store: PostgresStore;
   try {
-    store = await openPostgresStore({ url: db.url, schema: db.schema, clock: ctx.clock, random: ctx.random, ...extra });
+    const trust = ctx.trust === undefined ? {} : { trust: ctx.trust };
+    store = await openPostgresStore({ url: db.url, schema: db.schema, clock: ctx.clock, random: ctx.random, ...trust, ...extra });
   } catch (err) {
     await db.drop();
     throw err;
@@ -108,12 +109,6 @@ export async function openTestStore(
 /** What the store contract needs from PostgreSQL beyond the Store interface. */
 export const pgContractOptions: StoreContractOptions = {
   unstorableText: 'refused',
-  // No Store method sets quarantine yet; the test reaches the store's own
-  // connection (bracket access is TypeScript's sanctioned way past `private`).
-  quarantineWorker: async (store: Store, workerId: string) => {
-    if (!(store instanceof PostgresStore)) throw new Error('pgContractOptions serves PostgresStore only');
-    await store['db'].read((sql) => sql.run('UPDATE workers SET quarantined = 1 WHERE id = $1', [workerId]));
-  },
 };
 
 // ---- The throwaway cluster ----

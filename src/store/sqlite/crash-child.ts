@@ -58,6 +58,7 @@ function newJob(round: number): NewJob {
     replicas,
     quorum: replicas === 2 && pick(2) === 0 ? 2 : 1,
     verify: null,
+    adaptive: false,
     idempotencyKey: pick(5) < 2 ? `crash-key-${pick(CRASH_KEY_POOL)}` : null,
     labels: {},
   };

@@ -22,17 +22,8 @@ after(() => rmSync(dir, { recursive: true, force: true }));
 let files = 0;
 const freshPath = (): string => join(dir, `store-${++files}.db`);
 
-const hooks: StoreContractOptions = {
-  // No Store method sets quarantine yet; the test reaches the store's own
-  // connection (bracket access is TypeScript's sanctioned way past `private`).
-  quarantineWorker: async (store: Store, workerId: string) => {
-    assert.ok(store instanceof SqliteStore);
-    store['db'].run('UPDATE workers SET quarantined = 1 WHERE id = ?', workerId);
-  },
-};
-
-storeContract('sqlite file', async (ctx) => openSqliteStore({ path: freshPath(), ...ctx }), hooks);
-storeContract('sqlite :memory:', async (ctx) => openSqliteStore({ path: ':memory:', ...ctx }), hooks);
+storeContract('sqlite file', async (ctx) => openSqliteStore({ path: freshPath(), ...ctx }));
+storeContract('sqlite :memory:', async (ctx) => openSqliteStore({ path: ':memory:', ...ctx }));
 
 describe('sqlite store', () => {
   const spec = (over: Partial<JobSpec> = {}) => normalizeJob({ queue: 'q', ...over });

@@ -5,21 +5,37 @@ import type { Clock, Random } from '../../types/clock.ts';
 import { assert, GafferError } from '../../types/errors.ts';
 import { idFactory, randomToken, type IdFactory } from '../../types/ids.ts';
 import { LIMITS } from '../../types/limits.ts';
-import type { Assignment, Attempt, Candidate, Job, JobError, NewJob, Placement, Worker, WorkerCapacity, WorkerSpec } from '../../types/model.ts';
+import type {
+  Assignment,
+  Attempt,
+  Candidate,
+  Job,
+  JobError,
+  Json,
+  NewJob,
+  Placement,
+  Worker,
+  WorkerCapacity,
+  WorkerCheck,
+  WorkerSpec,
+} from '../../types/model.ts';
+import { decideQuorum, judge, quarantineReason, traceVerdict, trustPolicy, type TrustPolicy } from '../../trust/index.ts';
 import { LIVE_ATTEMPT_STATES, TERMINAL_JOB_STATES, type JobState } from '../../types/states.ts';
 import {
   assertWithinDeclared,
   assignmentOf,
   CANDIDATE_COLUMNS,
   candidateFromRow,
+  CHECK_COLUMNS,
   capacities,
   checkPlacements,
   claimScope,
+  needsExclusions,
   EXCLUDING_ATTEMPT_STATES,
   LIVE_ATTEMPT_COLUMNS,
 } from '../claiming.ts';
-import { attemptFromRow, decodeCursor, emptyCounts, encodeCursor, jobFromRow, workerFromRow, type Row } from '../rows.ts';
-import { clipMessage, initialJobState, NO_DEADLINE, resultHash, retryDelayMs, vote } from '../rules.ts';
+import { attemptFromRow, checkFromRow, decodeCursor, emptyCounts, encodeCursor, jobFromRow, reputationFromRow, workerFromRow, type Row } from '../rows.ts';
+import { clipMessage, initialJobState, isVerdict, NO_DEADLINE, resultHash, retryDelayMs, soloDecision, verifierPayload, type JobLinks, type VerdictResult } from '../rules.ts';
 import type {
   Change,
   ClaimParams,
@@ -30,9 +46,11 @@ import type {
   JobPage,
   LeaseRef,
   ListJobsParams,
+  QuarantineParams,
   QueueCounts,
   QueueRunStats,
   SettleResult,
+  StartCheckParams,
   Store,
   SubmitResult,
   SweepResult,
@@ -44,6 +62,8 @@ export interface SqliteStoreOptions extends SqliteOptions {
   random: Random;
   /** A worker not seen for this long is shown offline. */
   workerOfflineAfterMs?: number;
+  /** Quarantine thresholds, adaptive replication, extra replicas (TRUST_DEFAULTS). */
+  trust?: Partial<TrustPolicy>;
 }
 
 const LIVE = `('${LIVE_ATTEMPT_STATES.join("', '")}')`;
@@ -62,6 +82,7 @@ export class SqliteStore implements Store {
   private readonly random: Random;
   private readonly newId: IdFactory;
   private readonly offlineAfterMs: number;
+  private readonly trust: TrustPolicy;
 
   constructor(options: SqliteStoreOptions) {
     this.db = new SqliteDb(options);
@@ -69,6 +90,7 @@ export class SqliteStore implements Store {
     this.random = options.random;
     this.newId = idFactory(options.clock, options.random);
     this.offlineAfterMs = options.workerOfflineAfterMs ?? 30_000;
+    this.trust = trustPolicy(options.trust);
   }
 
   // ---- Jobs ----
@@ -78,7 +100,7 @@ export class SqliteStore implements Store {
     return this.db.tx(() => params.jobs.map((job) => this.submitOne(job)));
   }
 
-  private submitOne(spec: NewJob): SubmitResult {
+  private submitOne(spec: NewJob, links: JobLinks = {}): SubmitResult {
     if (spec.idempotencyKey !== null) {
       const existing = this.db.get('SELECT * FROM jobs WHERE idempotency_key = ?', spec.idempotencyKey);
       if (existing) return { job: jobFromRow(existing), created: false };
@@ -91,15 +113,17 @@ export class SqliteStore implements Store {
       `INSERT INTO jobs (id, queue, state, payload, priority, run_at, deadline_at, has_deadline, timeout_ms,
          heartbeat_timeout_ms, max_attempts, backoff_base_ms, backoff_max_ms, req_cores, req_memory_mb, req_gpus,
          req_labels, affinity_key, affinity_mode, depends_on, replicas, quorum, verify, idempotency_key, labels,
-         want, pending_parents, error, created_at, updated_at, finished_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+         want, pending_parents, error, created_at, updated_at, finished_at, adaptive, verifies_job_id,
+         verifies_attempt_id, pinned_worker_id)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       id, spec.queue, state, J(spec.payload), spec.priority, spec.runAt ?? now, spec.deadline ?? NO_DEADLINE,
       spec.deadline === null ? 0 : 1, spec.timeoutMs, spec.heartbeatTimeoutMs, spec.maxAttempts,
       spec.backoff.baseMs, spec.backoff.maxMs, spec.requires.cores, spec.requires.memoryMb, spec.requires.gpus,
       J(spec.requires.labels), spec.affinity?.key ?? null, spec.affinity?.mode ?? null, J(spec.dependsOn),
       spec.replicas, spec.quorum, spec.verify === null ? null : J(spec.verify), spec.idempotencyKey, J(spec.labels),
       state === 'queued' ? spec.replicas : 0, state === 'waiting' ? pending : 0, error === null ? null : J(error),
-      now, now, error !== null ? now : null,
+      now, now, error !== null ? now : null, spec.adaptive ? 1 : 0, links.verifies?.jobId ?? null,
+      links.verifies?.attemptId ?? null, links.pinnedWorkerId ?? null,
     );
     for (const p of parents) this.db.run('INSERT OR IGNORE INTO job_deps (parent_id, job_id) VALUES (?, ?)', p.id, id);
     return { job: this.mustGetJob(id), created: true };
@@ -180,7 +204,8 @@ export class SqliteStore implements Store {
       this.db.run(`UPDATE attempts SET state = 'rejected' WHERE job_id = ? AND state = 'completed'`, job.id);
       this.db.run(
         `UPDATE jobs SET state = 'queued', want = replicas, failures = 0, error = NULL, result = NULL,
-           finished_at = NULL, pending_parents = 0, run_at = ?, updated_at = ? WHERE id = ?`,
+           finished_at = NULL, pending_parents = 0, run_at = ?, updated_at = ?, extra_replicas = 0, solo = 0
+         WHERE id = ?`,
         now, now, job.id,
       );
       return { job: this.mustGetJob(job.id), changes: [{ jobId: job.id, state: 'queued', cancelledAttempts: [] }] };
@@ -199,13 +224,14 @@ export class SqliteStore implements Store {
       assert(i < LIMITS.cascadeMaxJobs, 'a cascade through dependants stays within its bound');
       const item = queue[i]!;
       const cancelledAttempts = this.stopLiveAttempts(item.id, now);
-      const n = this.db.run(
+      const ended = this.db.get(
         `UPDATE jobs SET state = ?, want = 0, live = 0, error = ?, finished_at = ?, updated_at = ?
-         WHERE id = ? AND state NOT IN ${TERMINAL}`,
+         WHERE id = ? AND state NOT IN ${TERMINAL} RETURNING verifies_job_id, pinned_worker_id`,
         item.state, J(item.error), now, now, item.id,
       );
-      if (n === 0) continue;
+      if (!ended) continue;
       changes.push({ jobId: item.id, state: item.state, cancelledAttempts });
+      queue.push(...this.endedLinks(item, ended, now));
       const childState = item.state === 'cancelled' ? 'cancelled' : 'failed';
       const code = item.state === 'cancelled' ? 'DEPENDENCY_CANCELLED' : 'DEPENDENCY_FAILED';
       for (const child of this.db.all(
@@ -217,6 +243,36 @@ export class SqliteStore implements Store {
       }
     }
     return changes;
+  }
+
+  /**
+   * What else ends with a job: the job a verification job was checking (it
+   * fails: no verdict came), the verification jobs of a job (cancelled), and a
+   * challenge's reliability check (failed).
+   */
+  private endedLinks(
+    item: { id: string; state: 'failed' | 'cancelled' | 'expired'; error: JobError },
+    ended: Row,
+    now: number,
+  ): { id: string; state: 'failed' | 'cancelled' | 'expired'; error: JobError }[] {
+    const more: { id: string; state: 'failed' | 'cancelled' | 'expired'; error: JobError }[] = [];
+    if (ended.verifies_job_id !== null) {
+      const original = this.db.get(`SELECT id FROM jobs WHERE id = ? AND state = 'verifying'`, String(ended.verifies_job_id));
+      if (original) {
+        const message = `verification job ${item.id} ended ${item.state}: ${item.error.message}`;
+        more.push({ id: String(original.id), state: 'failed', error: { code: 'VERIFICATION_FAILED', message: clipMessage(message), jobId: item.id } });
+      }
+    }
+    for (const v of this.db.all(`SELECT id FROM jobs WHERE verifies_job_id = ? AND state NOT IN ${TERMINAL}`, item.id)) {
+      more.push({ id: String(v.id), state: 'cancelled', error: { code: 'CANCELLED', message: `the job it verifies ended ${item.state}`, jobId: item.id } });
+    }
+    if (ended.pinned_worker_id !== null) {
+      this.db.run(
+        `UPDATE worker_checks SET state = 'failed', reason = ?, updated_at = ? WHERE job_id = ? AND state = 'pending'`,
+        clipMessage(`the challenge ended ${item.state}: ${item.error.message}`), now, item.id,
+      );
+    }
+    return more;
   }
 
   private stopLiveAttempts(jobId: string, now: number): { attemptId: string; workerId: string }[] {
@@ -285,11 +341,29 @@ export class SqliteStore implements Store {
     )) {
       running[String(r.queue)] = Number(r.n);
     }
-    return workerFromRow(row, running, this.clock.now(), this.offlineAfterMs);
+    const checks: Record<string, WorkerCheck> = {};
+    for (const c of this.db.all('SELECT * FROM worker_checks WHERE worker_id = ? ORDER BY queue', String(row.id))) {
+      checks[String(c.queue)] = checkFromRow(c);
+    }
+    return workerFromRow(row, running, this.clock.now(), this.offlineAfterMs, checks);
   }
 
+  /** Every worker, with three queries in all (workers, live attempt counts, checks). */
   async listWorkers(): Promise<Worker[]> {
-    return this.db.all('SELECT * FROM workers ORDER BY id').map((r) => this.workerWithRunning(r));
+    const running = new Map<string, Record<string, number>>();
+    for (const r of this.db.all(`SELECT worker_id, queue, count(*) AS n FROM attempts WHERE state IN ${LIVE} GROUP BY worker_id, queue`)) {
+      const id = String(r.worker_id);
+      running.set(id, { ...running.get(id), [String(r.queue)]: Number(r.n) });
+    }
+    const checks = new Map<string, Record<string, WorkerCheck>>();
+    for (const c of this.db.all('SELECT * FROM worker_checks ORDER BY worker_id, queue')) {
+      const id = String(c.worker_id);
+      checks.set(id, { ...checks.get(id), [String(c.queue)]: checkFromRow(c) });
+    }
+    const now = this.clock.now();
+    return this.db
+      .all('SELECT * FROM workers ORDER BY id')
+      .map((r) => workerFromRow(r, running.get(String(r.id)) ?? {}, now, this.offlineAfterMs, checks.get(String(r.id)) ?? {}));
   }
 
   async disconnectWorker(params: { workerId: string }): Promise<void> {
@@ -321,6 +395,119 @@ export class SqliteStore implements Store {
     return this.mustGetWorker(params.workerId);
   }
 
+  async setWorkerQuarantine(params: QuarantineParams): Promise<{ worker: Worker; changes: Change[] }> {
+    const changes = this.db.tx(() => {
+      const row = this.db.get('SELECT quarantined FROM workers WHERE id = ?', params.workerId);
+      if (!row) throw new GafferError('WORKER_NOT_FOUND', `no worker has id ${params.workerId}`);
+      if (!params.quarantined) {
+        this.db.run(
+          `UPDATE workers SET quarantined = 0, quarantine_reason = NULL, valid_count = 0, invalid_count = 0,
+             timed_out_count = 0, valid_streak = 0, solo_since_check = 0 WHERE id = ?`,
+          params.workerId,
+        );
+        this.db.run(`DELETE FROM worker_checks WHERE worker_id = ? AND state = 'failed'`, params.workerId);
+        return [];
+      }
+      this.db.run(
+        'UPDATE workers SET quarantined = 1, quarantine_reason = ? WHERE id = ?',
+        clipMessage(params.reason ?? 'quarantined by an admin'), params.workerId,
+      );
+      return this.evict(params.workerId, this.clock.now());
+    });
+    return { worker: this.mustGetWorker(params.workerId), changes };
+  }
+
+  /**
+   * A quarantined worker's live attempts are cancelled and their jobs put back
+   * (not counted as failures: the jobs did nothing wrong). A challenge of its
+   * own ends, failing its check.
+   */
+  private evict(workerId: string, now: number): Change[] {
+    const changes: Change[] = [];
+    const stopped = this.db.all(
+      `UPDATE attempts SET state = 'cancelled', finished_at = ? WHERE worker_id = ? AND state IN ${LIVE} RETURNING id, job_id`,
+      now, workerId,
+    );
+    for (const a of stopped) {
+      const jobId = String(a.job_id);
+      const cancelledAttempts = [{ attemptId: String(a.id), workerId }];
+      const job = this.db.get(
+        `UPDATE jobs SET live = live - 1, want = CASE WHEN solo = 1 THEN replicas ELSE want + 1 END, solo = 0, updated_at = ?
+         WHERE id = ? RETURNING pinned_worker_id, state`,
+        now, jobId,
+      );
+      assert(job, 'a cancelled attempt belongs to a job');
+      if (job.pinned_worker_id !== null) {
+        const error: JobError = { code: 'QUARANTINED', message: `worker ${workerId} was quarantined` };
+        changes.push(...this.endJob(jobId, 'cancelled', error).map((c) => (c.jobId === jobId ? { ...c, cancelledAttempts } : c)));
+        continue;
+      }
+      const moved = this.settleLiveCount(jobId, now);
+      changes.push({ jobId, state: moved[0]?.state ?? (job.state as JobState), cancelledAttempts });
+    }
+    return changes;
+  }
+
+  /** Records a judged result for a worker; quarantines it when its invalid share crosses the threshold. */
+  private judgeWorker(workerId: string, verdict: 'valid' | 'invalid', now: number): Change[] {
+    const row = this.db.get('SELECT * FROM workers WHERE id = ?', workerId);
+    if (!row) return [];
+    const rep = judge(reputationFromRow(row), verdict);
+    const reason = Number(row.quarantined) === 1 ? null : quarantineReason(rep, this.trust);
+    this.db.run(
+      `UPDATE workers SET valid_count = ?, invalid_count = ?, valid_streak = ?, solo_since_check = ?,
+         quarantined = CASE WHEN ? IS NULL THEN quarantined ELSE 1 END, quarantine_reason = coalesce(?, quarantine_reason)
+       WHERE id = ?`,
+      rep.valid, rep.invalid, rep.streak, rep.soloSinceCheck, reason, reason, workerId,
+    );
+    return reason === null ? [] : this.evict(workerId, now);
+  }
+
+  async startCheck(params: StartCheckParams): Promise<{ check: WorkerCheck; created: boolean }> {
+    return this.db.tx(() => {
+      const existing = this.db.get(
+        `SELECT c.*, j.state AS job_state FROM worker_checks c LEFT JOIN jobs j ON j.id = c.job_id
+         WHERE c.worker_id = ? AND c.queue = ?`,
+        params.workerId, params.queue,
+      );
+      const stale = existing && existing.state === 'pending' && (existing.job_state === null || TERMINAL_JOB_STATES.includes(existing.job_state as JobState));
+      if (existing && !stale) return { check: checkFromRow(existing), created: false };
+      if (!this.db.get('SELECT id FROM workers WHERE id = ?', params.workerId)) {
+        throw new GafferError('WORKER_NOT_FOUND', `no worker has id ${params.workerId}`);
+      }
+      const { job } = this.submitOne({ ...params.job, idempotencyKey: null, dependsOn: [] }, { pinnedWorkerId: params.workerId });
+      const now = this.clock.now();
+      this.db.run(
+        `INSERT INTO worker_checks (worker_id, queue, state, job_id, answer_hash, time_limit_ms, speed_ms, reason, updated_at)
+         VALUES (?, ?, 'pending', ?, ?, ?, NULL, NULL, ?)
+         ON CONFLICT (worker_id, queue) DO UPDATE SET state = 'pending', job_id = excluded.job_id,
+           answer_hash = excluded.answer_hash, time_limit_ms = excluded.time_limit_ms, speed_ms = NULL, reason = NULL,
+           updated_at = excluded.updated_at`,
+        params.workerId, params.queue, job.id, params.answerHash, params.timeLimitMs, now,
+      );
+      const row = this.db.get('SELECT * FROM worker_checks WHERE worker_id = ? AND queue = ?', params.workerId, params.queue);
+      assert(row, 'a check just written is there');
+      return { check: checkFromRow(row), created: true };
+    });
+  }
+
+  /** A challenge completed: the check passes when the answer matches and it came within the time limit. */
+  private gradeCheck(jobId: string, hash: string, tookMs: number, now: number): void {
+    const check = this.db.get(`SELECT * FROM worker_checks WHERE job_id = ? AND state = 'pending'`, jobId);
+    if (!check) return;
+    const right = check.answer_hash === hash;
+    const inTime = tookMs <= Number(check.time_limit_ms);
+    const reason = !right
+      ? 'the challenge answer was wrong'
+      : !inTime
+        ? `the challenge took ${tookMs} ms; the limit is ${Number(check.time_limit_ms)} ms`
+        : null;
+    this.db.run(
+      `UPDATE worker_checks SET state = ?, speed_ms = ?, reason = ?, updated_at = ? WHERE worker_id = ? AND queue = ?`,
+      reason === null ? 'passed' : 'failed', tookMs, reason, now, String(check.worker_id), String(check.queue),
+    );
+  }
+
   // ---- Claim ----
 
   async claim(params: ClaimParams): Promise<Assignment[]> {
@@ -329,10 +516,15 @@ export class SqliteStore implements Store {
       const now = this.clock.now();
       const workers = this.capacities(params.workerIds);
       if (workers.length === 0) return [];
-      const placements = this.plan(params, workers, now);
-      checkPlacements(placements, workers, params.maxJobs);
-      const out = placements.map((p) => this.lease(p, now));
-      for (const id of new Set(placements.map((p) => p.workerId))) this.assertWorkerWithinCapacity(id);
+      const { placements, candidates } = this.plan(params, workers, now);
+      checkPlacements(placements, workers, params.maxJobs, candidates);
+      const soloJobs = new Set<string>();
+      const out: Assignment[] = [];
+      for (const p of placements) {
+        const a = this.lease(p, now, soloJobs);
+        if (a) out.push(a);
+      }
+      for (const id of new Set(out.map((a) => a.workerId))) this.assertWorkerWithinCapacity(id);
       return out;
     });
   }
@@ -344,15 +536,17 @@ export class SqliteStore implements Store {
          AND connected = 1 AND draining = 0 AND quarantined = 0 AND last_seen_at >= ?`,
       J(workerIds), this.clock.now() - this.offlineAfterMs,
     );
+    const ids = J(rows.map((w) => String(w.id)));
     const live = this.db.all(
       `SELECT ${LIVE_ATTEMPT_COLUMNS} FROM attempts WHERE worker_id IN (SELECT value FROM json_each(?)) AND state IN ${LIVE}`,
-      J(rows.map((w) => String(w.id))),
+      ids,
     );
-    return capacities(rows, live);
+    const checks = this.db.all(`SELECT ${CHECK_COLUMNS} FROM worker_checks WHERE worker_id IN (SELECT value FROM json_each(?))`, ids);
+    return capacities(rows, live, checks);
   }
 
   /** Reads candidates page by page until the workers are full or the pages run out. */
-  private plan(params: ClaimParams, workers: WorkerCapacity[], now: number): Placement[] {
+  private plan(params: ClaimParams, workers: WorkerCapacity[], now: number): { placements: Placement[]; candidates: Map<string, Candidate> } {
     const { budget, queues, maxCores, maxMemoryMb, maxGpus } = claimScope(params, workers);
     const seen = new Map<string, Candidate>();
     let placements: Placement[] = [];
@@ -363,11 +557,11 @@ export class SqliteStore implements Store {
         if (full) more = true;
         for (const r of rows) if (!seen.has(String(r.id))) seen.set(String(r.id), this.candidateOf(r));
       }
-      if (seen.size === 0) return [];
+      if (seen.size === 0) return { placements: [], candidates: seen };
       placements = params.place({ now, workers, candidates: [...seen.values()], maxPlacements: budget });
       if (placements.length >= budget || !more) break;
     }
-    return placements;
+    return { placements, candidates: seen };
   }
 
   /** One page of a queue's candidates; `full` when the priority page was full, so a next page may exist. */
@@ -394,7 +588,7 @@ export class SqliteStore implements Store {
 
   private candidateOf(r: Row): Candidate {
     const excluded =
-      Number(r.replicas) > 1
+      needsExclusions(r)
         ? this.db
             .all(`SELECT DISTINCT worker_id FROM attempts WHERE job_id = ? AND state IN ${EXCLUDING}`, String(r.id))
             .map((x) => String(x.worker_id))
@@ -402,16 +596,25 @@ export class SqliteStore implements Store {
     return candidateFromRow(r, excluded);
   }
 
-  /** Writes one attempt for a placement and moves its job to running. */
-  private lease(p: Placement, now: number): Assignment {
+  /**
+   * Writes one attempt for a placement and moves its job to running. Null when
+   * the job went solo earlier in this claim (adaptive replication), so its
+   * other placements are dropped.
+   */
+  private lease(p: Placement, now: number, soloJobs: Set<string>): Assignment | null {
     const job = this.db.get(
       `UPDATE jobs SET want = want - 1, live = live + 1, attempts = attempts + 1, state = 'running', updated_at = ?
        WHERE id = ? AND want > 0 AND state IN ('queued', 'running')
        RETURNING id, queue, payload, attempts, timeout_ms, heartbeat_timeout_ms, deadline_at, has_deadline,
-         req_cores, req_memory_mb, req_gpus, labels`,
+         req_cores, req_memory_mb, req_gpus, labels, adaptive, solo, extra_replicas, replicas, want, live`,
       now, p.jobId,
     );
+    if (!job && soloJobs.has(p.jobId)) return null;
     assert(job, 'a placed job still wants an attempt');
+    // The first lease of a fresh round of an adaptive job: a trusted worker may run it alone.
+    const fresh = Number(job.adaptive) === 1 && Number(job.solo) === 0 && Number(job.extra_replicas) === 0 &&
+      Number(job.live) === 1 && Number(job.want) === Number(job.replicas) - 1;
+    if (fresh) this.adapt(p, now, soloJobs);
     const a = assignmentOf(job, p, { attemptId: this.newId(), lease: randomToken(this.random), attempt: Number(job.attempts) }, now);
     this.db.run(
       `INSERT INTO attempts (id, job_id, worker_id, queue, seq, state, lease, gpu_ids, cores, memory_mb,
@@ -421,6 +624,17 @@ export class SqliteStore implements Store {
       a.cores, a.memoryMb, a.heartbeatTimeoutMs, now, now, a.leaseExpiresAt, now + a.timeoutMs,
     );
     return a;
+  }
+
+  private adapt(p: Placement, now: number, soloJobs: Set<string>): void {
+    const w = this.db.get('SELECT * FROM workers WHERE id = ?', p.workerId);
+    assert(w, 'a placed worker exists');
+    const decision = soloDecision(reputationFromRow(w), this.trust, this.random);
+    if (decision === 'spot-check') this.db.run('UPDATE workers SET solo_since_check = 0 WHERE id = ?', p.workerId);
+    if (decision !== 'solo') return;
+    this.db.run('UPDATE jobs SET solo = 1, want = 0, updated_at = ? WHERE id = ?', now, p.jobId);
+    this.db.run('UPDATE workers SET solo_since_check = solo_since_check + 1 WHERE id = ?', p.workerId);
+    soloJobs.add(p.jobId);
   }
 
   /** Invariant 5, checked against the database after a claim wrote its leases: never more than declared. */
@@ -489,22 +703,44 @@ export class SqliteStore implements Store {
   async complete(params: CompleteParams): Promise<SettleResult> {
     return this.db.tx(() => {
       const now = this.clock.now();
-      const { jobId } = this.currentAttempt(params, now);
+      const { jobId, workerId } = this.currentAttempt(params, now);
       const job = this.mustGetJob(jobId);
-      const hash = resultHash(params.result);
-      const keepResult = job.replicas > 1 ? J(params.result) : null;
-      const n = this.db.run(
-        `UPDATE attempts SET state = 'completed', finished_at = ?, result_hash = ?, result = ?
-         WHERE id = ? AND lease = ? AND state IN ${LIVE}`,
-        now, hash, keepResult, params.attemptId, params.lease,
-      );
-      assert(n === 1, 'the current lease completes its attempt exactly once');
-      if (job.replicas === 1) {
-        const changes = this.succeed(jobId, J(params.result), now);
+      if (job.verifies !== null && !isVerdict(params.result)) {
+        // A verifier that answers something other than a verdict failed its attempt.
+        const error: JobError = {
+          code: 'BAD_VERDICT',
+          message: 'a verifier must return { "valid": true|false, "reason"?: string }',
+          attemptId: params.attemptId,
+        };
+        this.db.run(
+          `UPDATE attempts SET state = 'failed', finished_at = ?, error = ? WHERE id = ? AND lease = ? AND state IN ${LIVE}`,
+          now, J(error), params.attemptId, params.lease,
+        );
+        const changes = this.afterFailure(jobId, error, true, now, workerId);
         return { job: this.mustGetJob(jobId), changes };
       }
-      this.db.run('UPDATE jobs SET live = live - 1, updated_at = ? WHERE id = ?', now, jobId);
-      const changes = this.tally(jobId, now);
+      if (job.verify?.mode === 'queue' && params.verificationJob === undefined) {
+        throw new GafferError('INVALID_STATE', `job ${jobId} needs a verifier queue's defaults to send its result for verification`);
+      }
+      const hash = resultHash(params.result);
+      const keepResult = job.replicas > 1 || job.verify !== null ? J(params.result) : null;
+      const row = this.db.get(
+        `UPDATE attempts SET state = 'completed', finished_at = ?, result_hash = ?, result = ?, trace = ?
+         WHERE id = ? AND lease = ? AND state IN ${LIVE} RETURNING leased_at`,
+        now, hash, keepResult, params.trace ? J(params.trace) : null, params.attemptId, params.lease,
+      );
+      assert(row, 'the current lease completes its attempt exactly once');
+      let changes: Change[];
+      if (job.verify?.mode === 'queue') {
+        changes = this.sendToVerifier(job, params.attemptId, workerId, params.result, params.verificationJob!, now);
+      } else if (job.replicas === 1 || job.solo) {
+        changes = this.succeed(jobId, J(params.result), now);
+        if (job.pinnedWorkerId !== null) this.gradeCheck(jobId, hash, now - Number(row.leased_at), now);
+        if (job.verifies !== null) changes.push(...this.applyVerdict(job.verifies, params.result as unknown as VerdictResult, now));
+      } else {
+        this.db.run('UPDATE jobs SET live = live - 1, updated_at = ? WHERE id = ?', now, jobId);
+        changes = this.tally(jobId, now);
+      }
       return { job: this.mustGetJob(jobId), changes };
     });
   }
@@ -521,38 +757,115 @@ export class SqliteStore implements Store {
     return [{ jobId, state: 'succeeded', cancelledAttempts }, ...this.releaseChildren(jobId, now)];
   }
 
-  /** Counts the votes of a replicated job and acts on the outcome. */
+  /** A result of a job with a verifier queue: the job waits in `verifying` while a verification job checks it. */
+  private sendToVerifier(
+    job: Job,
+    attemptId: string,
+    workerId: string,
+    result: Json,
+    build: NonNullable<CompleteParams['verificationJob']>,
+    now: number,
+  ): Change[] {
+    assert(job.verify?.mode === 'queue', 'only a job with a verifier queue is sent to one');
+    this.db.run(
+      `UPDATE jobs SET live = live - 1, want = 0, state = 'verifying', updated_at = ? WHERE id = ?`,
+      now, job.id,
+    );
+    const spec = build(job.verify.queue, verifierPayload(job, attemptId, workerId, result), job.priority);
+    const { job: v } = this.submitOne({ ...spec, idempotencyKey: null, dependsOn: [] }, { verifies: { jobId: job.id, attemptId } });
+    return [
+      { jobId: job.id, state: 'verifying', cancelledAttempts: [] },
+      { jobId: v.id, state: v.state, cancelledAttempts: [] },
+    ];
+  }
+
+  /** A verifier's verdict on a result: the job succeeds with it, or runs again elsewhere. */
+  private applyVerdict(verifies: { jobId: string; attemptId: string }, verdict: VerdictResult, now: number): Change[] {
+    const original = this.db.get(`SELECT id FROM jobs WHERE id = ? AND state = 'verifying'`, verifies.jobId);
+    if (!original) return [];
+    const attempt = this.db.get(`SELECT worker_id, result FROM attempts WHERE id = ? AND state = 'completed'`, verifies.attemptId);
+    assert(attempt, 'a result under verification stays completed until its verdict');
+    const workerId = String(attempt.worker_id);
+    if (verdict.valid) {
+      return [...this.succeed(verifies.jobId, String(attempt.result), now), ...this.judgeWorker(workerId, 'valid', now)];
+    }
+    this.db.run(`UPDATE attempts SET state = 'rejected' WHERE id = ?`, verifies.attemptId);
+    const changes = this.judgeWorker(workerId, 'invalid', now);
+    const error: JobError = {
+      code: 'RESULT_REJECTED',
+      message: clipMessage(`the verifier rejected the result of attempt ${verifies.attemptId}: ${verdict.reason ?? 'no reason given'}`),
+      attemptId: verifies.attemptId,
+    };
+    const job = this.db.get(
+      `UPDATE jobs SET failures = failures + 1, error = ?, updated_at = ? WHERE id = ? RETURNING failures, max_attempts`,
+      J(error), now, verifies.jobId,
+    );
+    assert(job, 'the verified job exists');
+    if (Number(job.failures) >= Number(job.max_attempts)) return [...changes, ...this.endJob(verifies.jobId, 'failed', error)];
+    this.db.run(`UPDATE jobs SET state = 'queued', want = 1, run_at = ?, updated_at = ? WHERE id = ?`, now, now, verifies.jobId);
+    return [...changes, { jobId: verifies.jobId, state: 'queued', cancelledAttempts: [] }];
+  }
+
+  /**
+   * Decides a replicated job from its completed attempts (this round's
+   * ballots). Trace verification first rejects the attempts whose resource
+   * use stands apart, once every replica is in; the quorum is then counted
+   * over the rest.
+   */
   private tally(jobId: string, now: number): Change[] {
     const job = this.mustGetJob(jobId);
-    const done = this.db.all(`SELECT id, result, result_hash FROM attempts WHERE job_id = ? AND state = 'completed'`, jobId);
-    const outcome = vote({
-      hashes: done.map((r) => String(r.result_hash)),
+    const extra = Number(this.db.get('SELECT extra_replicas FROM jobs WHERE id = ?', jobId)?.extra_replicas ?? 0);
+    let done = this.db.all(
+      `SELECT id, worker_id, result, result_hash, trace FROM attempts WHERE job_id = ? AND state = 'completed'
+       ORDER BY finished_at, id`,
+      jobId,
+    );
+    const pending = job.live + job.want;
+    const changes: Change[] = [];
+    if (job.verify?.mode === 'trace') {
+      if (pending > 0) return this.settleLiveCount(jobId, now);
+      const verdict = traceVerdict(done.map((r) => (r.trace === null ? null : JSON.parse(String(r.trace)))), job.verify.tolerance, this.trust.traceWaypoints);
+      if (verdict.kind === 'tie') {
+        this.db.run(`UPDATE attempts SET state = 'rejected' WHERE job_id = ? AND state = 'completed'`, jobId);
+        return this.endJob(jobId, 'failed', { code: 'NO_QUORUM', message: clipMessage(`resource traces split evenly: ${verdict.reason}`) });
+      }
+      for (const i of verdict.rejected) {
+        const r = done[i]!;
+        this.db.run(`UPDATE attempts SET state = 'rejected' WHERE id = ?`, String(r.id));
+        changes.push(...this.judgeWorker(String(r.worker_id), 'invalid', now));
+      }
+      done = verdict.accepted.map((i) => done[i]!);
+    }
+    const outcome = decideQuorum({
+      ballots: done.map((r) => ({ attemptId: String(r.id), workerId: String(r.worker_id), hash: String(r.result_hash) })),
       quorum: job.quorum,
-      pending: job.live + job.want,
-      attemptsMade: job.attempts,
-      replicas: job.replicas,
+      pending,
+      extraReplicasUsed: extra,
+      extraReplicasMax: this.trust.extraReplicasMax,
     });
     if (outcome.kind === 'accept') {
       const winner = done.find((r) => r.result_hash === outcome.hash)!;
-      this.db.run(
-        `UPDATE attempts SET state = 'rejected' WHERE job_id = ? AND state = 'completed' AND result_hash <> ?`,
-        jobId, outcome.hash,
-      );
-      return this.succeed(jobId, String(winner.result), now);
+      const workerOf = new Map(done.map((r) => [String(r.id), String(r.worker_id)]));
+      for (const id of outcome.invalid) this.db.run(`UPDATE attempts SET state = 'rejected' WHERE id = ?`, id);
+      changes.push(...this.succeed(jobId, String(winner.result), now));
+      for (const id of outcome.valid) changes.push(...this.judgeWorker(workerOf.get(id)!, 'valid', now));
+      for (const id of outcome.invalid) changes.push(...this.judgeWorker(workerOf.get(id)!, 'invalid', now));
+      return changes;
     }
     if (outcome.kind === 'add-replica') {
       this.db.run(
-        `UPDATE jobs SET want = want + 1, state = CASE WHEN live > 0 THEN 'running' ELSE 'queued' END, updated_at = ?
+        `UPDATE jobs SET want = want + 1, extra_replicas = extra_replicas + 1,
+           state = CASE WHEN live > 0 THEN 'running' ELSE 'queued' END, updated_at = ?
          WHERE id = ?`,
         now, jobId,
       );
-      return job.live > 0 ? [] : [{ jobId, state: 'queued', cancelledAttempts: [] }];
+      return job.live > 0 ? changes : [...changes, { jobId, state: 'queued', cancelledAttempts: [] }];
     }
     if (outcome.kind === 'no-quorum') {
       this.db.run(`UPDATE attempts SET state = 'rejected' WHERE job_id = ? AND state = 'completed'`, jobId);
-      return this.endJob(jobId, 'failed', { code: 'NO_QUORUM', message: outcome.reason });
+      return [...changes, ...this.endJob(jobId, 'failed', { code: 'NO_QUORUM', message: clipMessage(outcome.reason) })];
     }
-    return this.settleLiveCount(jobId, now);
+    return [...changes, ...this.settleLiveCount(jobId, now)];
   }
 
   /** After an attempt ended: a job with no live attempt left goes back to queued. */
@@ -567,29 +880,42 @@ export class SqliteStore implements Store {
   async fail(params: FailParams): Promise<SettleResult> {
     return this.db.tx(() => {
       const now = this.clock.now();
-      const { jobId } = this.currentAttempt(params, now);
+      const { jobId, workerId } = this.currentAttempt(params, now);
       const error = { ...params.error, attemptId: params.attemptId, message: clipMessage(params.error.message) };
       const n = this.db.run(
         `UPDATE attempts SET state = 'failed', finished_at = ?, error = ? WHERE id = ? AND lease = ? AND state IN ${LIVE}`,
         now, J(error), params.attemptId, params.lease,
       );
       assert(n === 1, 'the current lease fails its attempt exactly once');
-      const changes = this.afterFailure(jobId, error, params.retryable, now);
+      const changes = this.afterFailure(jobId, error, params.retryable, now, workerId);
       return { job: this.mustGetJob(jobId), changes };
     });
   }
 
-  /** An attempt failed, timed out or was lost: retry with backoff while the budget lasts, else fail the job. */
-  private afterFailure(jobId: string, error: JobError, retryable: boolean, now: number): Change[] {
+  /**
+   * An attempt failed, timed out or was lost: retry with backoff while the
+   * budget lasts, else fail the job. One replica's non-retryable error does
+   * not end a replicated job (another worker runs that replica: a single
+   * untrusted worker must not be able to fail a job); the retry budget still
+   * bounds it. A solo round that failed is rerun fully replicated.
+   */
+  private afterFailure(jobId: string, error: JobError, retryable: boolean, now: number, workerId: string): Change[] {
     const row = this.db.get(
       `UPDATE jobs SET live = live - 1, failures = failures + 1, error = ?, updated_at = ? WHERE id = ? RETURNING *`,
       J(error), now, jobId,
     );
     assert(row, 'a failed attempt belongs to a job');
+    if (error.code === 'TIMEOUT' || error.code === 'LEASE_LOST') {
+      this.db.run('UPDATE workers SET timed_out_count = timed_out_count + 1 WHERE id = ?', workerId);
+    }
     const job = jobFromRow(row);
-    if (!retryable || job.failures >= job.maxAttempts) return this.endJob(jobId, 'failed', error);
+    const giveUp = job.failures >= job.maxAttempts || (!retryable && job.replicas === 1) || job.pinnedWorkerId !== null;
+    if (giveUp) return this.endJob(jobId, 'failed', error);
     const delayMs = retryDelayMs(job, error, this.random);
-    this.db.run('UPDATE jobs SET want = want + 1, run_at = ? WHERE id = ?', now + delayMs, jobId);
+    this.db.run(
+      'UPDATE jobs SET want = CASE WHEN solo = 1 THEN replicas ELSE want + 1 END, solo = 0, run_at = ? WHERE id = ?',
+      now + delayMs, jobId,
+    );
     return this.settleLiveCount(jobId, now);
   }
 
@@ -631,7 +957,7 @@ export class SqliteStore implements Store {
     );
     if (n === 0) return;
     out.endedAttempts.push({ attemptId, workerId: String(r.worker_id), reason: code });
-    out.changes.push(...this.afterFailure(String(r.job_id), error, true, now));
+    out.changes.push(...this.afterFailure(String(r.job_id), error, true, now, String(r.worker_id)));
   }
 
   async expireDeadlines(params: { limit: number }): Promise<SweepResult> {
