@@ -237,8 +237,7 @@ export class Coordinator {
     const out = await this.store.setWorkerQuarantine(reason === undefined ? { workerId, quarantined } : { workerId, quarantined, reason });
     this.applyChanges(out.changes, 'worker quarantined');
     this.events.emit('worker', { workerId, event: quarantined ? 'quarantined' : 'released', at: this.clock.now() });
-    // A released worker is checked again where it failed, and may take work at once.
-    if (!quarantined) await this.startChecks(workerId, this.sessions.get(workerId)?.spec.queues ?? {});
+    // A released worker is checked again where it failed (the store set its challenges), and may take work at once.
     this.kick();
     return out.worker;
   }
@@ -247,8 +246,11 @@ export class Coordinator {
    * Builds the verification job for a result of a job with a verifier queue,
    * with that queue's defaults. Passed into the store's complete().
    */
-  readonly verificationJob = (queue: string, payload: Json, priority: number): NewJob =>
-    normalizeJob({ queue, payload, priority }, this.queueDefaults[queue]);
+  readonly verificationJob = (queue: string, payload: Json, priority: number): NewJob => {
+    // A verification runs once and is not itself verified, whatever the verifier queue's defaults say.
+    const { challenge: _challenge, ...defaults } = this.queueDefaults[queue] ?? {};
+    return normalizeJob({ queue, payload, priority, replicas: 1, quorum: 1, adaptive: false }, { ...defaults, verify: null });
+  };
 
   /** Starts the reliability checks a worker still owes for the queues it serves (those that declare a challenge). */
   private async startChecks(workerId: string, queues: Record<string, number>): Promise<void> {

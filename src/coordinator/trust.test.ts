@@ -56,12 +56,12 @@ async function pool(options: { seed: number; trust?: Partial<TrustPolicy>; queue
   };
 }
 
-async function addWorker(p: Pool, name: string, handler: Handler, slots = 2): Promise<LocalWorker> {
+async function addWorker(p: Pool, name: string, handler: Handler, slots = 2, queue = 'work'): Promise<LocalWorker> {
   const w = new LocalWorker({
     coordinator: p.coordinator,
     clock: p.clock,
     spec: { id: name, name, labels: {}, cores: 8, memoryMb: 16_000, gpuIds: [], keys: [] },
-    handlers: { work: { slots, handler } },
+    handlers: { [queue]: { slots, handler } },
     heartbeatIntervalMs: 500,
   });
   await w.start();
@@ -208,5 +208,39 @@ describe('trust', () => {
     assert.ok(more.every((j) => j.state === 'succeeded'));
     assert.equal((await p.store.getWorker({ id: 'bad' }))?.checks.work?.state, 'passed');
     assert.ok(seen.get('bad')!.length > 2, 'it got real work after passing');
+  });
+
+  it('a verifier pool checks each result with its own timeouts: a stalled verifier is replaced, a rejected result runs elsewhere', async () => {
+    // The verifier queue's defaults ask for replicas and verification of its own; a verification runs once regardless.
+    p = await pool({ seed: 4, queues: { check: { heartbeatTimeoutMs: 2000, maxAttempts: 3, replicas: 3 } } });
+    const verdict: Handler = (payload): Json => {
+      const v = payload as { payload: Json; result: Json };
+      return JSON.stringify(v.result) === JSON.stringify(answer(v.payload)) ? { valid: true } : { valid: false, reason: 'wrong square' };
+    };
+    let stalls = 1;
+    const stalling: Handler = (payload, ctx) => {
+      if (stalls-- > 0) return new Promise<Json>(() => undefined); // hangs, and stops heartbeating below
+      return verdict(payload, ctx);
+    };
+    await addWorker(p, 'liar', liar(seededRandom(8)), 1);
+    const staller = await addWorker(p, 'verifier-1', stalling, 1, 'check');
+    const { job } = await p.coordinator.submit({ queue: 'work', payload: { n: 9 }, verify: { queue: 'check' }, maxAttempts: 3 });
+    await flush(p.coordinator);
+    assert.equal((await p.coordinator.getJob(job.id)).state, 'verifying', 'the liar answered; its result awaits a verdict');
+    assert.equal(staller.activeAttempts, 1, 'the only verifier took the verification, and hangs');
+    staller.freeze();
+    await addWorker(p, 'verifier-2', verdict, 1, 'check');
+    await addWorker(p, 'honest', honest, 1);
+    const [done] = await runUntilDone(p, [job.id]);
+    assert.deepEqual([done!.state, done!.result], ['succeeded', answer({ n: 9 })]);
+    const attempts = await p.store.listAttempts({ jobId: job.id });
+    assert.deepEqual(attempts.map((a) => [a.workerId, a.state]), [['liar', 'rejected'], ['honest', 'completed']]);
+    const verifications = (await p.store.listJobs({ queue: 'check', limit: 10 })).jobs;
+    assert.equal(verifications.length, 2, 'one verification per result');
+    assert.ok(verifications.every((v) => v.replicas === 1 && v.verify === null && v.state === 'succeeded'));
+    const first = verifications.find((v) => v.verifies?.attemptId === attempts[0]!.id)!;
+    assert.deepEqual((await p.store.listAttempts({ jobId: first.id })).map((a) => [a.workerId, a.state]), [['verifier-1', 'lost'], ['verifier-2', 'completed']]);
+    assert.equal((await p.store.getWorker({ id: 'liar' }))?.reputation.invalid, 1);
+    assert.equal((await p.store.getWorker({ id: 'honest' }))?.reputation.valid, 1);
   });
 });

@@ -11,7 +11,7 @@ import type { ClaimParams } from './store.ts';
 
 /** The job columns a claim reads for each candidate (both backends use these names). */
 export const CANDIDATE_COLUMNS = `id, queue, priority, deadline_at, has_deadline, run_at, created_at, req_cores,
-  req_memory_mb, req_gpus, req_labels, affinity_key, affinity_mode, want, replicas, verify, pinned_worker_id`;
+  req_memory_mb, req_gpus, req_labels, affinity_key, affinity_mode, want, replicas, verify, pinned_worker_id, verifies_attempt_id, round_seq`;
 
 /** The attempt columns capacityOf reads for each live attempt. */
 export const LIVE_ATTEMPT_COLUMNS = 'worker_id, queue, cores, memory_mb, gpu_ids';
@@ -144,9 +144,15 @@ export function candidateFromRow(r: Row, excluded: readonly string[]): Candidate
   };
 }
 
-/** Whether a candidate's workers so far matter: replicas never share a worker, and a verified job is not rerun where its result was rejected. */
+/**
+ * Whether a candidate's workers so far matter: replicas never share a worker,
+ * a verified job is not rerun where its result was rejected, and no worker
+ * verifies its own result. Backends then read the workers of this round's
+ * attempts in EXCLUDING_ATTEMPT_STATES (seq above round_seq), plus the
+ * worker of the attempt a verification job checks.
+ */
 export function needsExclusions(r: Row): boolean {
-  return Number(r.replicas) > 1 || (r.verify !== null && r.verify !== undefined);
+  return Number(r.replicas) > 1 || (r.verify !== null && r.verify !== undefined) || (r.verifies_attempt_id !== null && r.verifies_attempt_id !== undefined);
 }
 
 /** The attempt states whose worker may not take another replica of the same job. */

@@ -19,6 +19,7 @@ import assert from 'node:assert/strict';
 import { normalizeJob } from '../coordinator/validate.ts';
 import { place } from '../scheduler/index.ts';
 import { seededRandom, VirtualClock, type Random } from '../types/clock.ts';
+import { GafferError } from '../types/errors.ts';
 import { LIMITS, TRUST_DEFAULTS } from '../types/limits.ts';
 import type { Assignment, Attempt, Job, JobSpec, Json, PlaceFn, Trace, Worker, WorkerSpec } from '../types/model.ts';
 import type { JobState } from '../types/states.ts';
@@ -1610,6 +1611,21 @@ export function storeContract(
         assert.equal((await store.getWorker({ id: b.workerId }))?.reputation.invalid, 1);
       });
 
+      it('rejects the replicas that sent no usable trace, whatever their number', async () => {
+        for (const id of ['t1', 't2', 't3', 't4', 't5']) await addWorker(id);
+        const job = await submitOne({ replicas: 5, quorum: 2, verify: { mode: 'trace', tolerance: 0.2 } });
+        const all = await claim(['t1', 't2', 't3', 't4', 't5']);
+        // Three send nothing (or a single sample) and a made-up result each; two do the work and agree.
+        await store.complete({ ...ref(all[0]!), result: 'lazy 1' });
+        await store.complete({ ...ref(all[1]!), result: 'lazy 2', trace: { intervalMs: 100, samples: [{ tMs: 0, cpuMs: 0, rssKb: 0 }] } });
+        await store.complete({ ...ref(all[2]!), result: 'lazy 3' });
+        await store.complete({ ...ref(all[3]!), result: 'R', trace: trace(100) });
+        const out = await store.complete({ ...ref(all[4]!), result: 'R', trace: trace(95) });
+        assert.deepEqual([out.job.state, out.job.result], ['succeeded', 'R']);
+        assert.deepEqual((await store.listAttempts({ jobId: job.id })).map((x) => x.state), ['rejected', 'rejected', 'rejected', 'completed', 'completed']);
+        assert.equal((await store.getWorker({ id: all[3]!.workerId }))?.reputation.invalid, 0);
+      });
+
       it('fails a trace-verified job whose traces split evenly', async () => {
         for (const id of ['t1', 't2', 't3', 't4']) await addWorker(id);
         const job = await submitOne({ replicas: 4, quorum: 2, verify: { mode: 'trace', tolerance: 0.2 } });
@@ -1684,6 +1700,39 @@ export function storeContract(
           const out = await store.cancel({ jobId: job.id });
           assert.deepEqual(sorted(out.changes.map((c) => `${c.jobId === job.id ? 'job' : 'verifier'}:${c.state}`)), ['job:cancelled', 'verifier:cancelled']);
           assert.equal((await getJob(verifier.id)).state, 'cancelled');
+        });
+
+        it('never sends a result to be verified by the worker that produced it', async () => {
+          await addWorker('both', { queues: { q: 1, verify: 1 } });
+          await addWorker('checker', { queues: { verify: 1 } });
+          const job = await submitOne({ verify: { mode: 'queue', queue: 'verify' } });
+          const { verifier } = await produce('both', job.id, 'x');
+          assert.deepEqual(await claim('both'), []);
+          assert.equal((await claimOne('checker')).jobId, verifier.id);
+        });
+
+        it('fails the job when its verification job cannot be made', async () => {
+          await addWorker('w1');
+          const job = await submitOne({ verify: { mode: 'queue', queue: 'verify' } });
+          const a = await claimOne('w1');
+          const tooBig = () => {
+            throw new GafferError('PAYLOAD_TOO_LARGE', 'verification payload is too large');
+          };
+          const out = await store.complete({ ...ref(a), result: 'x', verificationJob: tooBig });
+          assert.deepEqual([out.job.state, out.job.error?.code], ['failed', 'VERIFICATION_FAILED']);
+          assert.match(out.job.error?.message ?? '', /too large/);
+        });
+
+        it('retries a verified job on a fresh round, its earlier worker included; a verification job is not retried by hand', async () => {
+          await addWorker('only');
+          await addWorker('checker', { queues: { verify: 1 } });
+          const job = await submitOne({ verify: { mode: 'queue', queue: 'verify' } });
+          const { verifier } = await produce('only', job.id, 'x');
+          await store.cancel({ jobId: verifier.id });
+          assert.equal((await getJob(job.id)).state, 'failed');
+          await assert.rejects(store.retry({ jobId: verifier.id }), { code: 'INVALID_STATE' });
+          await store.retry({ jobId: job.id });
+          assert.equal((await claimOne('only')).jobId, job.id, 'the only worker may run it again');
         });
 
         it('refuses a result it cannot send for verification', async () => {
@@ -1799,6 +1848,10 @@ export function storeContract(
           assert.equal((await getJob(job.id)).solo, true);
           const out = await fail(solo!, 'crashed');
           assert.deepEqual([out.job.solo, out.job.want], [false, 2]);
+          // The round decided once: the trusted worker does not get it alone again.
+          const again = await claim(['a', 'b']);
+          assert.equal(again.length, 2);
+          assert.equal((await getJob(job.id)).solo, false);
         });
       });
 
@@ -1854,8 +1907,16 @@ export function storeContract(
           // A failed check stays failed across reconnects, until an admin releases the worker.
           await addWorker('wrong');
           assert.equal((await challenge('wrong')).created, false);
-          await store.setWorkerQuarantine({ workerId: 'wrong', quarantined: false });
-          assert.equal((await challenge('wrong')).created, true);
+          // Released, it faces the same challenge again before any real work.
+          const released = await store.setWorkerQuarantine({ workerId: 'wrong', quarantined: false });
+          const again = released.worker.checks.q!;
+          assert.equal(again.state, 'pending');
+          assert.notEqual(again.jobId, wrong.check.jobId);
+          assert.deepEqual(released.changes, [change(again.jobId, 'queued')]);
+          assert.deepEqual((await claim('wrong')).map((a) => a.jobId), [again.jobId]);
+          assert.deepEqual((await getJob(again.jobId)).payload, { challenge: 1 });
+          // A challenge is not retried by hand.
+          await assert.rejects(store.retry({ jobId: wrong.check.jobId }), { code: 'INVALID_STATE' });
         });
 
         it('fails the check when the challenge itself fails or is lost', async () => {

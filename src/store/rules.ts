@@ -3,8 +3,9 @@
 import { createHash } from 'node:crypto';
 import type { Random } from '../types/clock.ts';
 import { LIMITS } from '../types/limits.ts';
-import type { Backoff, JobError, Json, Reputation } from '../types/model.ts';
-import { isSpotCheck, isTrusted, type TrustPolicy } from '../trust/index.ts';
+import { GafferError } from '../types/errors.ts';
+import type { Backoff, Job, JobError, Json, NewJob, Reputation, Trace } from '../types/model.ts';
+import { isSpotCheck, isTrusted, traceVerdict, type TrustPolicy } from '../trust/index.ts';
 import type { JobState } from '../types/states.ts';
 
 /** JSON with object keys sorted, so equal values always give equal text. */
@@ -71,6 +72,66 @@ export function verifierPayload(job: { id: string; queue: string; payload: Json 
 export function soloDecision(rep: Reputation, policy: TrustPolicy, random: Random): 'solo' | 'spot-check' | 'replicate' {
   if (!isTrusted(rep, policy)) return 'replicate';
   return isSpotCheck(rep, policy, random) ? 'spot-check' : 'solo';
+}
+
+/** A trace too thin to compare: none at all, fewer than two samples, or no time covered. */
+export function isUsableTrace(trace: Trace | null): trace is Trace {
+  return trace !== null && trace.samples.length >= 2 && trace.samples[trace.samples.length - 1]!.tMs > 0;
+}
+
+export type TraceSplit<T> = { kind: 'tie'; reason: string } | { kind: 'split'; accepted: T[]; rejected: T[] };
+
+/**
+ * Trace verification over a job's completed attempts: those without a usable
+ * trace are rejected first (a missing trace must not pass for the honest
+ * majority's), then the rest are compared (traceVerdict). The quorum is
+ * counted over `accepted` afterwards.
+ */
+export function splitByTrace<T extends { trace: Trace | null }>(ballots: readonly T[], tolerance: number, waypoints: number): TraceSplit<T> {
+  const usable = ballots.filter((b) => isUsableTrace(b.trace));
+  const missing = ballots.filter((b) => !isUsableTrace(b.trace));
+  if (usable.length === 0) return { kind: 'split', accepted: [], rejected: missing };
+  const verdict = traceVerdict(usable.map((b) => b.trace), tolerance, waypoints);
+  if (verdict.kind === 'tie') return { kind: 'tie', reason: verdict.reason };
+  return {
+    kind: 'split',
+    accepted: verdict.accepted.map((i) => usable[i]!),
+    rejected: [...missing, ...verdict.rejected.map((i) => usable[i]!)],
+  };
+}
+
+/** A challenge job again, for a worker checked anew after its release: the same spec as the last one. */
+export function challengeAgain(job: Job): NewJob {
+  return {
+    queue: job.queue,
+    payload: job.payload,
+    priority: job.priority,
+    runAt: null,
+    deadline: null,
+    timeoutMs: job.timeoutMs,
+    heartbeatTimeoutMs: job.heartbeatTimeoutMs,
+    maxAttempts: 1,
+    backoff: job.backoff,
+    requires: job.requires,
+    affinity: null,
+    dependsOn: [],
+    replicas: 1,
+    quorum: 1,
+    verify: null,
+    adaptive: false,
+    idempotencyKey: null,
+    labels: job.labels,
+  };
+}
+
+/** A verification job or a challenge belongs to another job's round or to a worker's check: only its owner reruns it. */
+export function assertRetryable(job: Job): void {
+  if (job.verifies !== null) {
+    throw new GafferError('INVALID_STATE', `job ${job.id} verifies job ${job.verifies.jobId}; retry that job instead`, { jobId: job.verifies.jobId });
+  }
+  if (job.pinnedWorkerId !== null) {
+    throw new GafferError('INVALID_STATE', `job ${job.id} is the reliability challenge of worker ${job.pinnedWorkerId}; release the worker to check it again`);
+  }
 }
 
 /** A time far in the future that stands for "no deadline" in sortable columns. */

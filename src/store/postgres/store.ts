@@ -41,12 +41,13 @@ import type {
   NewJob,
   Placement,
   Reputation,
+  Trace,
   Worker,
   WorkerCapacity,
   WorkerCheck,
   WorkerSpec,
 } from '../../types/model.ts';
-import { decideQuorum, judge, quarantineReason, traceVerdict, trustPolicy, type TrustPolicy } from '../../trust/index.ts';
+import { decideQuorum, judge, quarantineReason, trustPolicy, type TrustPolicy } from '../../trust/index.ts';
 import { LIVE_ATTEMPT_STATES, TERMINAL_JOB_STATES, type JobState } from '../../types/states.ts';
 import {
   assertWithinDeclared,
@@ -64,6 +65,8 @@ import {
 } from '../claiming.ts';
 import { attemptFromRow, checkFromRow, decodeCursor, emptyCounts, encodeCursor, jobFromRow, reputationFromRow, workerFromRow, type Row } from '../rows.ts';
 import {
+  assertRetryable,
+  challengeAgain,
   clipMessage,
   initialJobState,
   isVerdict,
@@ -71,6 +74,7 @@ import {
   resultHash,
   retryDelayMs,
   soloDecision,
+  splitByTrace,
   verifierPayload,
   type JobLinks,
   type VerdictResult,
@@ -158,8 +162,8 @@ const INSERT_ATTEMPTS_SQL = `
   INSERT INTO attempts (${ATTEMPT_INSERT_COLUMNS.map(([c]) => c).join(', ')}, state)
   SELECT *, 'leased' FROM unnest(${ATTEMPT_INSERT_COLUMNS.map(([, t], i) => `$${i + 1}::${t}[]`).join(', ')})`;
 
-/** What a claim reads of a candidate beyond CANDIDATE_COLUMNS: whether its lease may start a solo round. */
-const LEASE_COLUMNS = 'adaptive, solo, extra_replicas, live';
+/** What a claim reads of a candidate beyond CANDIDATE_COLUMNS: whether its round still awaits the adaptive decision. */
+const LEASE_COLUMNS = 'adaptive, adapted';
 
 /**
  * One page of candidates for every queue at once, locked FOR UPDATE SKIP LOCKED:
@@ -404,6 +408,7 @@ export class PostgresStore implements Store {
       if (job.state !== 'failed' && job.state !== 'cancelled' && job.state !== 'expired') {
         throw new GafferError('INVALID_STATE', `only a failed, cancelled or expired job can be retried; ${job.id} is ${job.state}`);
       }
+      assertRetryable(job);
       const parents = [...new Set(job.dependsOn)];
       if (parents.length > 0) {
         const states = new Map(
@@ -415,11 +420,13 @@ export class PostgresStore implements Store {
         }
       }
       const now = this.clock.now();
-      // A retry is a fresh round: results of earlier replicas no longer vote.
+      // A retry is a fresh round: results of earlier replicas no longer vote, their workers may run it
+      // again (round_seq), and an adaptive job is decided anew.
       await tx.run(`UPDATE attempts SET state = 'rejected' WHERE job_id = $1 AND state = 'completed'`, [job.id]);
       await tx.run(
         `UPDATE jobs SET state = 'queued', want = replicas, failures = 0, error = NULL, result = NULL,
-           finished_at = NULL, pending_parents = 0, run_at = $1, updated_at = $1, extra_replicas = 0, solo = 0
+           finished_at = NULL, pending_parents = 0, run_at = $1, updated_at = $1, extra_replicas = 0, solo = 0,
+           adapted = 0, round_seq = attempts
          WHERE id = $2`,
         [now, job.id],
       );
@@ -647,7 +654,7 @@ export class PostgresStore implements Store {
              timed_out_count = 0, valid_streak = 0, solo_since_check = 0 WHERE id = $1`,
           [params.workerId],
         );
-        await tx.run(`DELETE FROM worker_checks WHERE worker_id = $1 AND state = 'failed'`, [params.workerId]);
+        changes = await this.checkAgain(tx, params.workerId, this.clock.now());
       } else {
         await tx.run('UPDATE workers SET quarantined = 1, quarantine_reason = $1 WHERE id = $2', [
           clipMessage(params.reason ?? 'quarantined by an admin'),
@@ -657,6 +664,30 @@ export class PostgresStore implements Store {
       }
       return { worker: await this.mustGetWorker(tx, params.workerId), changes };
     });
+  }
+
+  /**
+   * A released worker faces each challenge it failed again, before any real
+   * work: a new challenge job like the last one, pinned to it, and its check
+   * pending on that job. The caller holds the worker's row lock (as startCheck
+   * does), so the checks it reads hold; insertLinked NOTIFYs, as the new jobs
+   * are claimable.
+   */
+  private async checkAgain(tx: Tx, workerId: string, now: number): Promise<Change[]> {
+    const failed = await tx.all(`SELECT queue, job_id FROM worker_checks WHERE worker_id = $1 AND state = 'failed' ORDER BY queue`, [workerId]);
+    const changes: Change[] = [];
+    for (const c of failed) {
+      // The last challenge ended (its check failed): nothing changes it any more, so it is read unlocked.
+      const last = await this.mustGetJob(tx, String(c.job_id));
+      const job = await this.insertLinked(tx, challengeAgain(last), { pinnedWorkerId: workerId }, now);
+      await tx.run(
+        `UPDATE worker_checks SET state = 'pending', job_id = $1, speed_ms = NULL, reason = NULL, updated_at = $2
+         WHERE worker_id = $3 AND queue = $4`,
+        [job.id, now, workerId, String(c.queue)],
+      );
+      changes.push({ jobId: job.id, state: job.state, cancelledAttempts: [] });
+    }
+    return changes;
   }
 
   /**
@@ -838,7 +869,7 @@ export class PostgresStore implements Store {
         pageIds.add(id);
         return true;
       });
-      const excluded = await this.excludedWorkers(tx, fresh.filter(needsExclusions).map((r) => String(r.id)));
+      const excluded = await this.excludedWorkers(tx, fresh.filter(needsExclusions));
       for (const r of fresh) {
         seen.set(String(r.id), candidateFromRow(r, excluded.get(String(r.id)) ?? []));
         seenRows.set(String(r.id), r);
@@ -861,13 +892,31 @@ export class PostgresStore implements Store {
     return { rows, more: [...perQueue.values()].some((n) => n === perPage) };
   }
 
-  /** Per replicated or verified job, the workers that may not take another of its attempts. */
-  private async excludedWorkers(tx: Tx, jobIds: readonly string[]): Promise<Map<string, string[]>> {
+  /**
+   * Per replicated, verified or verification job (its candidate row), the
+   * workers that may not take another of its attempts: those of this round's
+   * attempts (seq above round_seq) in EXCLUDING_ATTEMPT_STATES, and the worker
+   * of the attempt a verification job checks.
+   */
+  private async excludedWorkers(tx: Tx, jobRows: readonly Row[]): Promise<Map<string, string[]>> {
     const out = new Map<string, string[]>();
-    if (jobIds.length === 0) return out;
+    if (jobRows.length === 0) return out;
+    const verifying = jobRows.filter((r) => r.verifies_attempt_id !== null && r.verifies_attempt_id !== undefined);
     const rows = await tx.all(
-      `SELECT DISTINCT job_id, worker_id FROM attempts WHERE job_id = ANY($1::text[]) AND state IN ${EXCLUDING} ORDER BY job_id, worker_id`,
-      [jobIds],
+      `SELECT DISTINCT job_id, worker_id FROM (
+         SELECT a.job_id, a.worker_id FROM unnest($1::text[], $2::int[]) AS v(id, round_seq)
+         JOIN attempts a ON a.job_id = v.id
+         WHERE a.state IN ${EXCLUDING} AND a.seq > v.round_seq
+         UNION ALL
+         SELECT v.id, a.worker_id FROM unnest($3::text[], $4::text[]) AS v(id, attempt_id)
+         JOIN attempts a ON a.id = v.attempt_id
+       ) x ORDER BY job_id, worker_id`,
+      [
+        jobRows.map((r) => String(r.id)),
+        jobRows.map((r) => Number(r.round_seq)),
+        verifying.map((r) => String(r.id)),
+        verifying.map((r) => String(r.verifies_attempt_id)),
+      ],
     );
     for (const r of rows) {
       const list = out.get(String(r.job_id));
@@ -889,18 +938,19 @@ export class PostgresStore implements Store {
     workerRows: ReadonlyMap<string, Row>,
     now: number,
   ): Promise<Assignment[]> {
-    const { kept, solo, soloSinceCheck } = this.adapt(placements, jobRows, workerRows);
+    const { kept, solo, decided, soloSinceCheck } = this.adapt(placements, jobRows, workerRows);
     const perJob = new Map<string, number>();
     for (const p of kept) perJob.set(p.jobId, (perJob.get(p.jobId) ?? 0) + 1);
     const ids = [...perJob.keys()];
     const updated = await tx.all(
       `UPDATE jobs AS j SET want = CASE WHEN v.solo = 1 THEN 0 ELSE j.want - v.n END, live = j.live + v.n,
-         attempts = j.attempts + v.n, solo = greatest(j.solo, v.solo), state = 'running', updated_at = $1
-       FROM unnest($2::text[], $3::int[], $4::int[]) AS v(id, n, solo)
+         attempts = j.attempts + v.n, solo = greatest(j.solo, v.solo), adapted = greatest(j.adapted, v.decided),
+         state = 'running', updated_at = $1
+       FROM unnest($2::text[], $3::int[], $4::int[], $5::int[]) AS v(id, n, solo, decided)
        WHERE j.id = v.id AND j.want >= v.n AND j.state IN ('queued', 'running')
        RETURNING j.id, j.queue, j.payload, j.attempts, j.timeout_ms, j.heartbeat_timeout_ms, j.deadline_at, j.has_deadline,
          j.req_cores, j.req_memory_mb, j.req_gpus, j.labels, v.n`,
-      [now, ids, ids.map((id) => perJob.get(id)!), ids.map((id) => (solo.has(id) ? 1 : 0))],
+      [now, ids, ids.map((id) => perJob.get(id)!), ids.map((id) => (solo.has(id) ? 1 : 0)), ids.map((id) => (decided.has(id) ? 1 : 0))],
     );
     assert(updated.length === perJob.size, 'a placed job still wants an attempt');
     if (soloSinceCheck.size > 0) {
@@ -927,33 +977,36 @@ export class PostgresStore implements Store {
   }
 
   /**
-   * Adaptive replication, decided before anything is written. The first
-   * placement (in the place function's order) of a fresh round of an adaptive
-   * job asks whether its worker may run the job alone: then that placement is
-   * kept and the job's other placements in this claim are dropped. Workers'
-   * counts of solo runs since their last spot check are followed across the
-   * claim, as each decision reads the one before. The job rows are locked (the
-   * claim read them FOR UPDATE SKIP LOCKED), so what they say holds.
+   * Adaptive replication, decided before anything is written, once per round:
+   * the first placement (in the place function's order) of an adaptive job
+   * whose round is not decided yet (adapted = 0) asks whether its worker may
+   * run the job alone: then that placement is kept and the job's other
+   * placements in this claim are dropped. Either way the round is decided
+   * (`decided`: the lease sets adapted), so a solo round that fails or loses
+   * its worker is rerun replicated, not decided again. Workers' counts of solo
+   * runs since their last spot check are followed across the claim, as each
+   * decision reads the one before. The job rows are locked (the claim read
+   * them FOR UPDATE SKIP LOCKED), so what they say holds.
    */
   private adapt(
     placements: readonly Placement[],
     jobRows: ReadonlyMap<string, Row>,
     workerRows: ReadonlyMap<string, Row>,
-  ): { kept: Placement[]; solo: Set<string>; soloSinceCheck: Map<string, number> } {
+  ): { kept: Placement[]; solo: Set<string>; decided: Set<string>; soloSinceCheck: Map<string, number> } {
     const solo = new Set<string>();
+    const seen = new Set<string>();
     const decided = new Set<string>();
     const soloSinceCheck = new Map<string, number>();
     const kept: Placement[] = [];
     for (const p of placements) {
       if (solo.has(p.jobId)) continue;
       kept.push(p);
-      if (decided.has(p.jobId)) continue;
-      decided.add(p.jobId);
+      if (seen.has(p.jobId)) continue;
+      seen.add(p.jobId);
       const r = jobRows.get(p.jobId);
       assert(r, 'a placed job was read by the claim');
-      const fresh = Number(r.adaptive) === 1 && Number(r.solo) === 0 && Number(r.extra_replicas) === 0 &&
-        Number(r.live) === 0 && Number(r.want) === Number(r.replicas);
-      if (!fresh) continue;
+      if (Number(r.adaptive) !== 1 || Number(r.adapted) !== 0) continue;
+      decided.add(p.jobId);
       const w = workerRows.get(p.workerId);
       assert(w, 'a placed worker was read by the claim');
       const rep: Reputation = { ...reputationFromRow(w), soloSinceCheck: soloSinceCheck.get(p.workerId) ?? Number(w.solo_since_check) };
@@ -964,7 +1017,7 @@ export class PostgresStore implements Store {
         solo.add(p.jobId);
       }
     }
-    return { kept, solo, soloSinceCheck };
+    return { kept, solo, decided, soloSinceCheck };
   }
 
   /** Invariant 5, checked against the database after a claim wrote its leases: never more than declared. */
@@ -1150,7 +1203,16 @@ export class PostgresStore implements Store {
   ): Promise<Change[]> {
     assert(job.verify?.mode === 'queue', 'only a job with a verifier queue is sent to one');
     await tx.run(`UPDATE jobs SET live = live - 1, want = 0, state = 'verifying', updated_at = $1 WHERE id = $2`, [now, job.id]);
-    const spec = build(job.verify.queue, verifierPayload(job, attemptId, workerId, result), job.priority);
+    let spec: NewJob;
+    try {
+      spec = build(job.verify.queue, verifierPayload(job, attemptId, workerId, result), job.priority);
+    } catch (err) {
+      if (!(err instanceof GafferError)) throw err;
+      // Nothing can verify this result (e.g. payload and result together are too large): the job fails, said plainly.
+      const message = clipMessage(`could not make the verification job: ${err.message}`);
+      return this.endJob(tx, job.id, 'failed', { code: 'VERIFICATION_FAILED', message, attemptId });
+    }
+    assert(spec.replicas === 1 && spec.verify === null && !spec.adaptive, 'a verification job runs once, unverified');
     const v = await this.insertLinked(tx, spec, { verifies: { jobId: job.id, attemptId } }, now);
     return [
       { jobId: job.id, state: 'verifying', cancelledAttempts: [] },
@@ -1208,18 +1270,18 @@ export class PostgresStore implements Store {
     const changes: Change[] = [];
     if (job.verify?.mode === 'trace') {
       if (pending > 0) return this.settleLiveCount(tx, jobId, now);
-      const traces = done.map((r) => (r.trace === null ? null : JSON.parse(String(r.trace))));
-      const verdict = traceVerdict(traces, job.verify.tolerance, this.trust.traceWaypoints);
-      if (verdict.kind === 'tie') {
+      // Attempts without a usable trace are rejected outright; the rest are compared.
+      const withTraces = done.map((r) => ({ row: r, trace: r.trace === null ? null : (JSON.parse(String(r.trace)) as Trace) }));
+      const split = splitByTrace(withTraces, job.verify.tolerance, this.trust.traceWaypoints);
+      if (split.kind === 'tie') {
         await tx.run(`UPDATE attempts SET state = 'rejected' WHERE job_id = $1 AND state = 'completed'`, [jobId]);
-        return this.endJob(tx, jobId, 'failed', { code: 'NO_QUORUM', message: clipMessage(`resource traces split evenly: ${verdict.reason}`) });
+        return this.endJob(tx, jobId, 'failed', { code: 'NO_QUORUM', message: clipMessage(`resource traces split evenly: ${split.reason}`) });
       }
-      for (const i of verdict.rejected) {
-        const r = done[i]!;
+      for (const { row: r } of split.rejected) {
         await tx.run(`UPDATE attempts SET state = 'rejected' WHERE id = $1`, [String(r.id)]);
         changes.push(...(await this.judgeWorker(tx, String(r.worker_id), 'invalid', now)));
       }
-      done = verdict.accepted.map((i) => done[i]!);
+      done = split.accepted.map((x) => x.row);
     }
     const outcome = decideQuorum({
       ballots: done.map((r) => ({ attemptId: String(r.id), workerId: String(r.worker_id), hash: String(r.result_hash) })),

@@ -197,4 +197,16 @@ CREATE TABLE worker_checks (
 CREATE INDEX worker_checks_job ON worker_checks (job_id);
 `,
   },
+  {
+    version: 4,
+    name: 'trust: one adaptive decision per round, and where a round starts',
+    sql: `
+-- Set when the first lease of a round made the adaptive decision (solo or not):
+-- a solo round that fails is rerun replicated, not decided again.
+ALTER TABLE jobs ADD COLUMN adapted INTEGER NOT NULL DEFAULT 0 CHECK (adapted IN (0, 1));
+-- Attempts made before the current round began (0: none). A retry starts a new
+-- round: the workers of earlier rounds may run the job again.
+ALTER TABLE jobs ADD COLUMN round_seq INTEGER NOT NULL DEFAULT 0 CHECK (round_seq >= 0);
+`,
+  },
 ];

@@ -14,12 +14,13 @@ import type {
   Json,
   NewJob,
   Placement,
+  Trace,
   Worker,
   WorkerCapacity,
   WorkerCheck,
   WorkerSpec,
 } from '../../types/model.ts';
-import { decideQuorum, judge, quarantineReason, traceVerdict, trustPolicy, type TrustPolicy } from '../../trust/index.ts';
+import { decideQuorum, judge, quarantineReason, trustPolicy, type TrustPolicy } from '../../trust/index.ts';
 import { LIVE_ATTEMPT_STATES, TERMINAL_JOB_STATES, type JobState } from '../../types/states.ts';
 import {
   assertWithinDeclared,
@@ -35,7 +36,21 @@ import {
   LIVE_ATTEMPT_COLUMNS,
 } from '../claiming.ts';
 import { attemptFromRow, checkFromRow, decodeCursor, emptyCounts, encodeCursor, jobFromRow, reputationFromRow, workerFromRow, type Row } from '../rows.ts';
-import { clipMessage, initialJobState, isVerdict, NO_DEADLINE, resultHash, retryDelayMs, soloDecision, verifierPayload, type JobLinks, type VerdictResult } from '../rules.ts';
+import {
+  assertRetryable,
+  challengeAgain,
+  clipMessage,
+  initialJobState,
+  isVerdict,
+  NO_DEADLINE,
+  resultHash,
+  retryDelayMs,
+  soloDecision,
+  splitByTrace,
+  verifierPayload,
+  type JobLinks,
+  type VerdictResult,
+} from '../rules.ts';
 import type {
   Change,
   ClaimParams,
@@ -195,6 +210,7 @@ export class SqliteStore implements Store {
       if (job.state !== 'failed' && job.state !== 'cancelled' && job.state !== 'expired') {
         throw new GafferError('INVALID_STATE', `only a failed, cancelled or expired job can be retried; ${job.id} is ${job.state}`);
       }
+      assertRetryable(job);
       const blocking = this.parentStates(job.dependsOn).find((p) => p.state !== 'succeeded');
       if (blocking) {
         throw new GafferError('INVALID_STATE', `parent ${blocking.id} is ${blocking.state}; retry it first`, { jobId: blocking.id });
@@ -204,7 +220,8 @@ export class SqliteStore implements Store {
       this.db.run(`UPDATE attempts SET state = 'rejected' WHERE job_id = ? AND state = 'completed'`, job.id);
       this.db.run(
         `UPDATE jobs SET state = 'queued', want = replicas, failures = 0, error = NULL, result = NULL,
-           finished_at = NULL, pending_parents = 0, run_at = ?, updated_at = ?, extra_replicas = 0, solo = 0
+           finished_at = NULL, pending_parents = 0, run_at = ?, updated_at = ?, extra_replicas = 0, solo = 0,
+           adapted = 0, round_seq = attempts
          WHERE id = ?`,
         now, now, job.id,
       );
@@ -405,8 +422,18 @@ export class SqliteStore implements Store {
              timed_out_count = 0, valid_streak = 0, solo_since_check = 0 WHERE id = ?`,
           params.workerId,
         );
-        this.db.run(`DELETE FROM worker_checks WHERE worker_id = ? AND state = 'failed'`, params.workerId);
-        return [];
+        // Failed checks start again with the same challenge, so a released worker is checked before real work.
+        const now = this.clock.now();
+        const changes: Change[] = [];
+        for (const c of this.db.all(`SELECT queue, job_id FROM worker_checks WHERE worker_id = ? AND state = 'failed'`, params.workerId)) {
+          const { job } = this.submitOne(challengeAgain(this.mustGetJob(String(c.job_id))), { pinnedWorkerId: params.workerId });
+          this.db.run(
+            `UPDATE worker_checks SET state = 'pending', job_id = ?, speed_ms = NULL, reason = NULL, updated_at = ? WHERE worker_id = ? AND queue = ?`,
+            job.id, now, params.workerId, String(c.queue),
+          );
+          changes.push({ jobId: job.id, state: job.state, cancelledAttempts: [] });
+        }
+        return changes;
       }
       this.db.run(
         'UPDATE workers SET quarantined = 1, quarantine_reason = ? WHERE id = ?',
@@ -590,7 +617,11 @@ export class SqliteStore implements Store {
     const excluded =
       needsExclusions(r)
         ? this.db
-            .all(`SELECT DISTINCT worker_id FROM attempts WHERE job_id = ? AND state IN ${EXCLUDING}`, String(r.id))
+            .all(
+              `SELECT DISTINCT worker_id FROM attempts WHERE job_id = ? AND state IN ${EXCLUDING} AND seq > ?
+               UNION SELECT worker_id FROM attempts WHERE id = ?`,
+              String(r.id), Number(r.round_seq), r.verifies_attempt_id === null ? null : String(r.verifies_attempt_id),
+            )
             .map((x) => String(x.worker_id))
         : [];
     return candidateFromRow(r, excluded);
@@ -606,15 +637,13 @@ export class SqliteStore implements Store {
       `UPDATE jobs SET want = want - 1, live = live + 1, attempts = attempts + 1, state = 'running', updated_at = ?
        WHERE id = ? AND want > 0 AND state IN ('queued', 'running')
        RETURNING id, queue, payload, attempts, timeout_ms, heartbeat_timeout_ms, deadline_at, has_deadline,
-         req_cores, req_memory_mb, req_gpus, labels, adaptive, solo, extra_replicas, replicas, want, live`,
+         req_cores, req_memory_mb, req_gpus, labels, adaptive, adapted`,
       now, p.jobId,
     );
     if (!job && soloJobs.has(p.jobId)) return null;
     assert(job, 'a placed job still wants an attempt');
-    // The first lease of a fresh round of an adaptive job: a trusted worker may run it alone.
-    const fresh = Number(job.adaptive) === 1 && Number(job.solo) === 0 && Number(job.extra_replicas) === 0 &&
-      Number(job.live) === 1 && Number(job.want) === Number(job.replicas) - 1;
-    if (fresh) this.adapt(p, now, soloJobs);
+    // The first lease of a round of an adaptive job decides: a trusted worker may run it alone.
+    if (Number(job.adaptive) === 1 && Number(job.adapted) === 0) this.adapt(p, now, soloJobs);
     const a = assignmentOf(job, p, { attemptId: this.newId(), lease: randomToken(this.random), attempt: Number(job.attempts) }, now);
     this.db.run(
       `INSERT INTO attempts (id, job_id, worker_id, queue, seq, state, lease, gpu_ids, cores, memory_mb,
@@ -630,6 +659,7 @@ export class SqliteStore implements Store {
     const w = this.db.get('SELECT * FROM workers WHERE id = ?', p.workerId);
     assert(w, 'a placed worker exists');
     const decision = soloDecision(reputationFromRow(w), this.trust, this.random);
+    this.db.run('UPDATE jobs SET adapted = 1 WHERE id = ?', p.jobId);
     if (decision === 'spot-check') this.db.run('UPDATE workers SET solo_since_check = 0 WHERE id = ?', p.workerId);
     if (decision !== 'solo') return;
     this.db.run('UPDATE jobs SET solo = 1, want = 0, updated_at = ? WHERE id = ?', now, p.jobId);
@@ -771,7 +801,16 @@ export class SqliteStore implements Store {
       `UPDATE jobs SET live = live - 1, want = 0, state = 'verifying', updated_at = ? WHERE id = ?`,
       now, job.id,
     );
-    const spec = build(job.verify.queue, verifierPayload(job, attemptId, workerId, result), job.priority);
+    let spec: NewJob;
+    try {
+      spec = build(job.verify.queue, verifierPayload(job, attemptId, workerId, result), job.priority);
+    } catch (err) {
+      if (!(err instanceof GafferError)) throw err;
+      // Nothing can verify this result (e.g. payload and result together are too large): the job fails, said plainly.
+      const message = clipMessage(`could not make the verification job: ${err.message}`);
+      return this.endJob(job.id, 'failed', { code: 'VERIFICATION_FAILED', message, attemptId });
+    }
+    assert(spec.replicas === 1 && spec.verify === null && !spec.adaptive, 'a verification job runs once, unverified');
     const { job: v } = this.submitOne({ ...spec, idempotencyKey: null, dependsOn: [] }, { verifies: { jobId: job.id, attemptId } });
     return [
       { jobId: job.id, state: 'verifying', cancelledAttempts: [] },
@@ -824,17 +863,17 @@ export class SqliteStore implements Store {
     const changes: Change[] = [];
     if (job.verify?.mode === 'trace') {
       if (pending > 0) return this.settleLiveCount(jobId, now);
-      const verdict = traceVerdict(done.map((r) => (r.trace === null ? null : JSON.parse(String(r.trace)))), job.verify.tolerance, this.trust.traceWaypoints);
-      if (verdict.kind === 'tie') {
+      const withTraces = done.map((r) => ({ row: r, trace: r.trace === null ? null : (JSON.parse(String(r.trace)) as Trace) }));
+      const split = splitByTrace(withTraces, job.verify.tolerance, this.trust.traceWaypoints);
+      if (split.kind === 'tie') {
         this.db.run(`UPDATE attempts SET state = 'rejected' WHERE job_id = ? AND state = 'completed'`, jobId);
-        return this.endJob(jobId, 'failed', { code: 'NO_QUORUM', message: clipMessage(`resource traces split evenly: ${verdict.reason}`) });
+        return this.endJob(jobId, 'failed', { code: 'NO_QUORUM', message: clipMessage(`resource traces split evenly: ${split.reason}`) });
       }
-      for (const i of verdict.rejected) {
-        const r = done[i]!;
-        this.db.run(`UPDATE attempts SET state = 'rejected' WHERE id = ?`, String(r.id));
-        changes.push(...this.judgeWorker(String(r.worker_id), 'invalid', now));
+      for (const { row } of split.rejected) {
+        this.db.run(`UPDATE attempts SET state = 'rejected' WHERE id = ?`, String(row.id));
+        changes.push(...this.judgeWorker(String(row.worker_id), 'invalid', now));
       }
-      done = verdict.accepted.map((i) => done[i]!);
+      done = split.accepted.map((x) => x.row);
     }
     const outcome = decideQuorum({
       ballots: done.map((r) => ({ attemptId: String(r.id), workerId: String(r.worker_id), hash: String(r.result_hash) })),
