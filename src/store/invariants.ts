@@ -27,7 +27,8 @@ import { normalizeJob } from '../coordinator/validate.ts';
 import { place as schedulerPlace } from '../scheduler/index.ts';
 import { seededRandom, VirtualClock, type Random } from '../types/clock.ts';
 import { isGafferError, type ErrorCode } from '../types/errors.ts';
-import type { Assignment, Attempt, Job, JobSpec, Json, NewJob, PlaceFn, Worker, WorkerSpec } from '../types/model.ts';
+import type { Assignment, Attempt, Job, JobSpec, Json, NewJob, PlaceFn, Trace, Worker, WorkerSpec } from '../types/model.ts';
+import type { TrustPolicy } from '../trust/index.ts';
 import {
   ATTEMPT_STATES,
   canMoveAttempt,
@@ -54,7 +55,12 @@ export interface StoreContext {
   name: string;
   /** Registers clean-up (a temp file, a schema) to run after the run's store is closed. */
   defer(fn: () => Promise<void> | void): void;
+  /** Trust policy the store must use: thresholds low enough that short runs reach quarantine and adaptive replication. */
+  trust: Partial<TrustPolicy>;
 }
+
+/** Quarantine after two judged results, trust after a streak of two, frequent spot checks. */
+const INVARIANT_TRUST: Partial<TrustPolicy> = { quarantineMinResults: 2, trustedStreakMin: 2, spotCheckProbability: 0.3, spotCheckMaxGapJobs: 3 };
 
 export type OpenStore = (ctx: StoreContext) => Promise<Store>;
 
@@ -305,11 +311,14 @@ function checkAcceptedResult(job: Job, attempts: Attempt[]): void {
   if (job.state === 'succeeded') {
     const hash = resultHash(job.result);
     const winners = completed.filter((a) => a.resultHash === hash);
-    ensure(winners.length >= Math.max(1, job.replicas > 1 ? job.quorum : 1), '2', () => `job ${job.id} succeeded with ${winners.length} completed attempts agreeing on its result (quorum ${job.quorum})`);
+    const needed = job.replicas > 1 && !job.solo ? job.quorum : 1;
+    ensure(winners.length >= needed, '2', () => `job ${job.id} succeeded with ${winners.length} completed attempts agreeing on its result (needed ${needed})`);
     ensure(winners.length === completed.length, '2', () => `job ${job.id} succeeded but keeps completed attempts with other results`);
     return;
   }
   // Not accepted (yet): no result group has reached the quorum, or it would have been accepted.
+  // (Trace verification waits for every replica before it counts, so a job may end another way meanwhile.)
+  if (job.verify?.mode === 'trace') return;
   const groups = new Map<string, number>();
   for (const a of completed) groups.set(a.resultHash ?? '', (groups.get(a.resultHash ?? '') ?? 0) + 1);
   for (const [hash, n] of groups) {
@@ -360,6 +369,7 @@ function checkWorkers(s: Snapshot): void {
     ensure(cores <= w.cores && memoryMb <= w.memoryMb, '5', () => `worker ${w.id} holds ${cores} cores / ${memoryMb} MB of ${w.cores} / ${w.memoryMb}`);
     const gpus = held.flatMap((a) => a.gpuIds);
     ensure(new Set(gpus).size === gpus.length, '5', () => `worker ${w.id}: a GPU id is held twice: ${JSON.stringify(gpus)}`);
+    ensure(!w.quarantined || held.length === 0, 'trust', () => `quarantined worker ${w.id} holds ${held.map((a) => a.id).join(', ')}`);
     ensure(gpus.every((g) => w.gpuIds.includes(g)), '5', () => `worker ${w.id} holds GPUs ${JSON.stringify(gpus)}, declared ${JSON.stringify(w.gpuIds)}`);
   }
 }
@@ -471,6 +481,10 @@ interface JobGen {
   runAtInMs: number | null;
   deadlineInMs: number | null;
   payload: number;
+  /** With replicas: adaptive replication. */
+  adaptive: boolean;
+  /** With 3 or more replicas: trace verification. */
+  trace: boolean;
 }
 
 interface WorkerGen {
@@ -501,6 +515,7 @@ type Op =
   | { kind: 'disconnect'; worker: number }
   | { kind: 'reconnect'; worker: number }
   | { kind: 'drain'; worker: number; draining: boolean }
+  | { kind: 'quarantine'; worker: number; on: boolean }
   | { kind: 'restart' };
 
 interface Scenario {
@@ -535,6 +550,8 @@ const jobGenArb: fc.Arbitrary<JobGen> = fc
     runAtInMs: maybe(1, 4, fc.integer({ min: 0, max: 3000 })),
     deadlineInMs: maybe(1, 4, fc.integer({ min: 0, max: 20_000 })),
     payload: fc.nat({ max: 1000 }),
+    adaptive: fc.boolean(),
+    trace: fc.nat({ max: 2 }).map((n) => n === 0),
   })
   .map((g) => g);
 
@@ -568,6 +585,7 @@ function opArb(restart: boolean): fc.Arbitrary<Op> {
     w(1, fc.record({ kind: fc.constant('disconnect' as const), worker: fc.nat() })),
     w(1, fc.record({ kind: fc.constant('reconnect' as const), worker: fc.nat() })),
     w(1, fc.record({ kind: fc.constant('drain' as const), worker: fc.nat(), draining: fc.boolean() })),
+    w(1, fc.record({ kind: fc.constant('quarantine' as const), worker: fc.nat(), on: fc.boolean() })),
   ];
   if (restart) ops.push(w(1, fc.constant({ kind: 'restart' as const })));
   return fc.oneof(...ops);
@@ -617,6 +635,7 @@ async function runScenario(scenario: Scenario, open: OpenStore, place: PlaceFn, 
     random: seededRandom(scenario.storeSeed),
     name,
     defer: (fn) => void cleanups.push(fn),
+    trust: INVARIANT_TRUST,
   };
   const run = new Run(ctx, open, place, await open(ctx), stats);
   try {
@@ -733,6 +752,8 @@ class Run {
       case 'reconnect':
       case 'drain':
         return this.connection(op);
+      case 'quarantine':
+        return this.quarantine(op.worker, op.on);
       case 'restart':
         await this.store.close();
         this.store = await this.open(this.ctx);
@@ -758,6 +779,8 @@ class Run {
       quorum: 1 + (g.quorumPick % g.replicas),
       labels: { gen: String(g.payload % 3) },
     };
+    if (g.replicas > 1 && g.adaptive) spec.adaptive = true;
+    if (g.replicas >= 3 && g.trace) spec.verify = { mode: 'trace', tolerance: 0.2 };
     if (g.affinity) spec.affinity = { ...g.affinity };
     if (order.length > 0 && g.deps.length > 0) spec.dependsOn = g.deps.map((d) => order[d % order.length]!);
     if (g.key !== null) spec.idempotencyKey = `key-${g.key}`;
@@ -912,6 +935,26 @@ class Run {
     return ids.length > 0 || order.length === 0 ? ids : [order[mask % order.length]!];
   }
 
+  /** Quarantine: the worker's live attempts are cancelled and their jobs put back; release: a fresh record. */
+  private async quarantine(n: number, on: boolean): Promise<boolean | typeof SKIP> {
+    const id = this.pickWorker(n);
+    if (id === undefined) return SKIP;
+    const held = [...this.before.attemptById.values()].filter((a) => live(a) && a.workerId === id).map((a) => a.id).sort();
+    const out = await this.store.setWorkerQuarantine({ workerId: id, quarantined: on, reason: 'by the test' });
+    this.count(`quarantine.${on ? 'on' : 'off'}${held.length > 0 && on ? '.held' : ''}`);
+    ensure(out.worker.quarantined === on, 'trust', () => `setWorkerQuarantine(${on}) answered ${JSON.stringify(out.worker)}`);
+    const next = await readSnapshot(this.store, this.now);
+    if (on) {
+      const stopped = out.changes.flatMap((c) => c.cancelledAttempts.map((a) => a.attemptId)).sort();
+      ensure(isDeepStrictEqual(stopped, held), 'trust', () => `quarantine stopped ${stopped.join(', ')}, the worker held ${held.join(', ')}`);
+      for (const a of held) ensure(next.attemptById.get(a)?.state === 'cancelled', 'trust', () => `attempt ${a} of a quarantined worker is ${next.attemptById.get(a)?.state}`);
+    } else {
+      ensure(isDeepStrictEqual(out.worker.reputation, { valid: 0, invalid: 0, timedOut: 0, streak: 0, soloSinceCheck: 0 }), 'trust', () => `a released worker keeps ${JSON.stringify(out.worker.reputation)}`);
+      ensure(isDeepStrictEqual([...this.before.attempts.entries()], [...next.attempts.entries()]), 'trust', () => 'a release changed attempts');
+    }
+    return false;
+  }
+
   /** Disconnect, reconnect, drain: none of them touches a lease (invariant 8). */
   private async connection(op: Extract<Op, { kind: 'disconnect' | 'reconnect' | 'drain' }>): Promise<boolean | typeof SKIP> {
     const id = this.pickWorker(op.worker);
@@ -1047,7 +1090,11 @@ class Run {
     const expected = this.expectedReport(ref);
     const call = (): Promise<unknown> => {
       if (op.kind === 'progress') return this.store.progress({ ...ref, progress: { at: this.now } });
-      if (op.kind === 'complete') return this.store.complete({ ...ref, result: resultValue(op.result) });
+      if (op.kind === 'complete') {
+        const job = this.before.jobById.get(this.before.attemptById.get(ref.attemptId)?.jobId ?? '');
+        const trace = job?.verify?.mode === 'trace' ? traceOf(op.result) : null;
+        return this.store.complete({ ...ref, result: resultValue(op.result), ...(trace ? { trace } : {}) });
+      }
       return this.store.fail({ ...ref, error: { code: 'HANDLER_ERROR', message: 'boom' }, retryable: op.retryable });
     };
     this.count(`${op.kind}.${op.lease}.${expected}`);
@@ -1201,13 +1248,21 @@ class Run {
     });
     this.ledger.disconnected.clear();
     this.count('drain.rounds', outcome.rounds);
-    for (const j of this.before.jobs) this.count(`end.${j.state}${j.replicas > 1 ? '.replicated' : ''}`);
+    for (const j of this.before.jobs) this.count(`end.${j.state}${j.replicas > 1 ? '.replicated' : ''}${j.solo ? '.solo' : ''}${j.verify ? `.${j.verify.mode}` : ''}`);
+    for (const w of this.before.workers) if (w.reputation.invalid > 0) this.count(w.quarantined ? 'end.worker.quarantined' : 'end.worker.judged-invalid');
     ensure(outcome.open.length === 0, 'liveness', () => `after ${outcome.rounds} rounds these jobs never ended: ${outcome.open.map((j) => `${j.id} ${j.state} ${JSON.stringify(j)}`).join('; ')}`);
   }
 }
 
 function resultValue(n: number): Json {
   return { v: n };
+}
+
+/** The trace sent with result n on a trace-verified job: two close honest shapes, and none at all for result 2. */
+function traceOf(n: number): Trace | null {
+  if (n === 2) return null;
+  const cpuPerSample = n === 0 ? 100 : 96;
+  return { intervalMs: 100, samples: Array.from({ length: 5 }, (_, i) => ({ tMs: (i + 1) * 100, cpuMs: cpuPerSample * (i + 1), rssKb: 1000 })) };
 }
 
 function wrongLease(lease: string): string {
@@ -1260,7 +1315,7 @@ const POOL_HEARTBEAT_MS = 1000;
 async function runPoolScenario(sc: PoolScenario, open: OpenStore, place: PlaceFn, name: string): Promise<void> {
   const cleanups: (() => Promise<void> | void)[] = [];
   const clock = new VirtualClock(START_MS);
-  const store = await open({ clock, random: seededRandom(sc.storeSeed), name, defer: (fn) => void cleanups.push(fn) });
+  const store = await open({ clock, random: seededRandom(sc.storeSeed), name, defer: (fn) => void cleanups.push(fn), trust: {} });
   try {
     const pool = Array.from({ length: sc.replicas + sc.spare }, (_, i) => `p${i}`);
     for (const id of pool) {

@@ -32,13 +32,13 @@ after(async () => {
 
 storeInvariantProperties(
   'postgres',
-  async ({ clock, random, name }) => {
+  async ({ clock, random, name, trust }) => {
     const { db, pool } = await shared();
     if (name !== currentRun) {
       currentRun = name;
       await pool.query('DELETE FROM job_deps; DELETE FROM attempts; DELETE FROM jobs; DELETE FROM workers; DELETE FROM worker_checks');
     }
-    return openPostgresStore({ pool, schema: db.schema, clock, random });
+    return openPostgresStore({ pool, schema: db.schema, clock, random, trust });
   },
   // As on the SQLite file: 200 runs of up to 20 commands with restarts (every step is checked by
   // reading the whole store back, a few hundred queries per run).

@@ -7,16 +7,16 @@ import { after } from 'node:test';
 import { storeInvariantProperties } from '../invariants.ts';
 import { openSqliteStore } from './store.ts';
 
-storeInvariantProperties('sqlite :memory:', async ({ clock, random }) => openSqliteStore({ path: ':memory:', clock, random }), { numRuns: 300 });
+storeInvariantProperties('sqlite :memory:', async ({ clock, random, trust }) => openSqliteStore({ path: ':memory:', clock, random, trust }), { numRuns: 300 });
 
 const dir = mkdtempSync(join(tmpdir(), 'gaffer-invariants-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 storeInvariantProperties(
   'sqlite file',
-  async ({ clock, random, name, defer }) => {
+  async ({ clock, random, name, defer, trust }) => {
     const path = join(dir, `${name}.db`);
     defer(() => ['', '-wal', '-shm'].forEach((suffix) => rmSync(path + suffix, { force: true })));
-    return openSqliteStore({ path, clock, random, synchronous: 'normal' });
+    return openSqliteStore({ path, clock, random, synchronous: 'normal', trust });
   },
   { numRuns: 200, maxCommands: 20, restart: true },
 );
