@@ -1581,6 +1581,15 @@ export function storeContract(
         assert.match(failed.error?.message ?? '', new RegExp(resultHash('A').slice(0, 12)));
       });
 
+      it('does not count an attempt a draining worker handed straight back: no failure, no backoff', async () => {
+        await addWorker('w1');
+        const job = await submitOne({ maxAttempts: 1, backoff: { baseMs: 60_000 } });
+        const a = await claimOne('w1');
+        const out = await store.fail({ ...ref(a), error: { code: 'WORKER_DRAINING', message: 'draining' }, retryable: true });
+        assert.deepEqual([out.job.state, out.job.failures, out.job.runAt], ['queued', 0, clock.now()]);
+        assert.equal((await claimOne('w1')).jobId, job.id);
+      });
+
       it('does not end a replicated job on one replica\'s non-retryable error', async () => {
         for (const id of ['r1', 'r2']) await addWorker(id);
         await addWorker('r3', { queues: { p: 1 } });

@@ -22,6 +22,14 @@ export function resultHash(result: Json): string {
 }
 
 /**
+ * Whether an ended attempt spends the job's retry budget. An attempt a
+ * draining worker handed straight back never ran: it neither counts nor backs off.
+ */
+export function countsAsFailure(error: { code: string }): boolean {
+  return error.code !== 'WORKER_DRAINING';
+}
+
+/**
  * Exponential backoff with jitter: the n-th failure waits between half and all
  * of min(maxMs, baseMs * 2^(n-1)).
  */
@@ -36,7 +44,7 @@ export function backoffDelayMs(backoff: Backoff, failures: number, random: Rando
  * once. Errors and timeouts back off.
  */
 export function retryDelayMs(job: { backoff: Backoff; failures: number; replicas: number }, error: { code: string }, random: Random): number {
-  if (error.code === 'LEASE_LOST' || job.replicas > 1) return 0;
+  if (error.code === 'LEASE_LOST' || job.replicas > 1 || !countsAsFailure(error)) return 0;
   return backoffDelayMs(job.backoff, job.failures, random);
 }
 

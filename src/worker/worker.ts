@@ -146,8 +146,13 @@ interface Entry {
   progress: { value: Json | undefined; timer: NodeJS.Timeout | null; lastSentAt: number };
 }
 
-/** Ack error codes that mean "not applied, try again": the report is kept and sent again. */
-const RETRY_REPORT_CODES = new Set(['STORE_BUSY', 'NOT_READY']);
+/**
+ * Ack error codes that mean "not applied, try again": the report is kept and
+ * sent again with each heartbeat, until it lands or the lease is lost. An
+ * INTERNAL error is the coordinator's fault, not the attempt's: dropping the
+ * result would throw the work away.
+ */
+const RETRY_REPORT_CODES = new Set(['STORE_BUSY', 'NOT_READY', 'INTERNAL']);
 /** Ack error codes of a refused trace (on a complete that carries one): the result goes again without it. */
 const TRACE_REFUSED_CODES = new Set(['INVALID_INPUT', 'UNKNOWN_FIELD']);
 /** Floor on the heartbeat period, whatever the jobs ask. */

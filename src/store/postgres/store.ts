@@ -68,6 +68,7 @@ import {
   assertRetryable,
   challengeAgain,
   clipMessage,
+  countsAsFailure,
   initialJobState,
   isVerdict,
   NO_DEADLINE,
@@ -1354,8 +1355,8 @@ export class PostgresStore implements Store {
    */
   private async afterFailure(tx: Tx, jobId: string, error: JobError, retryable: boolean, now: number, workerId: string): Promise<Change[]> {
     const row = await tx.get(
-      `UPDATE jobs SET live = live - 1, failures = failures + 1, error = $1, updated_at = $2 WHERE id = $3 RETURNING *`,
-      [J(error), now, jobId],
+      `UPDATE jobs SET live = live - 1, failures = failures + $4, error = $1, updated_at = $2 WHERE id = $3 RETURNING *`,
+      [J(error), now, jobId, countsAsFailure(error) ? 1 : 0],
     );
     assert(row, 'a failed attempt belongs to a job');
     if (COUNTED_AGAINST_WORKER.has(error.code)) {

@@ -40,6 +40,7 @@ import {
   assertRetryable,
   challengeAgain,
   clipMessage,
+  countsAsFailure,
   initialJobState,
   isVerdict,
   NO_DEADLINE,
@@ -940,8 +941,8 @@ export class SqliteStore implements Store {
    */
   private afterFailure(jobId: string, error: JobError, retryable: boolean, now: number, workerId: string): Change[] {
     const row = this.db.get(
-      `UPDATE jobs SET live = live - 1, failures = failures + 1, error = ?, updated_at = ? WHERE id = ? RETURNING *`,
-      J(error), now, jobId,
+      `UPDATE jobs SET live = live - 1, failures = failures + ?, error = ?, updated_at = ? WHERE id = ? RETURNING *`,
+      countsAsFailure(error) ? 1 : 0, J(error), now, jobId,
     );
     assert(row, 'a failed attempt belongs to a job');
     if (error.code === 'TIMEOUT' || error.code === 'LEASE_LOST') {
