@@ -511,7 +511,10 @@ export class WorkerSession {
   /** Extends the leases of what the worker runs; names what it must stop. */
   async heartbeat(attempts?: readonly LeaseRef[]): Promise<HeartbeatResult> {
     const params = attempts === undefined ? { workerId: this.workerId } : { workerId: this.workerId, attempts };
-    return this.coordinator.trackReport(this.coordinator.store.heartbeat(params));
+    const out = await this.coordinator.trackReport(this.coordinator.store.heartbeat(params));
+    // A worker the sweeper had given up on is back: jobs may be waiting for it.
+    if (out.revived) this.coordinator.kick();
+    return out;
   }
 
   async progress(ref: LeaseRef, progress: Json): Promise<void> {

@@ -786,6 +786,14 @@ export function storeContract(
         assert.deepEqual(swept.endedAttempts.map((e) => e.attemptId), [a.attemptId]);
       });
 
+      it('says when a heartbeat brings back a worker marked disconnected', async () => {
+        await addWorker('w1');
+        await store.disconnectWorker({ workerId: 'w1' });
+        assert.deepEqual(await store.heartbeat({ workerId: 'w1' }), { extended: [], revoked: [], revived: true });
+        assert.deepEqual(await store.heartbeat({ workerId: 'w1', attempts: [] }), { extended: [], revoked: [] });
+        assert.equal((await store.getWorker({ id: 'w1' }))?.connected, true);
+      });
+
       it('refuses a heartbeat from an unknown worker', async () => {
         await assert.rejects(store.heartbeat({ workerId: 'nobody' }), { code: 'WORKER_NOT_FOUND' });
       });

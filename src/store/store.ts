@@ -67,6 +67,12 @@ export interface HeartbeatResult {
   extended: string[];
   /** Attempts the worker named that it no longer owns: it must stop them. */
   revoked: string[];
+  /**
+   * Present (true) when the worker had been marked disconnected (its socket
+   * dropped, or the lease sweeper found it silent) and this heartbeat made it
+   * eligible again: work may now fit it, so the coordinator dispatches.
+   */
+  revived?: true;
 }
 
 export interface CompleteParams extends LeaseRef {

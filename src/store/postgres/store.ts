@@ -1036,8 +1036,10 @@ export class PostgresStore implements Store {
   async heartbeat(params: HeartbeatParams): Promise<HeartbeatResult> {
     return this.db.tx(async (tx) => {
       const now = this.clock.now();
-      const n = await tx.run('UPDATE workers SET last_seen_at = $1, connected = 1 WHERE id = $2', [now, params.workerId]);
-      if (n === 0) throw new GafferError('WORKER_NOT_FOUND', `no worker has id ${params.workerId}`);
+      const before = await tx.get('SELECT connected FROM workers WHERE id = $1 FOR UPDATE', [params.workerId]);
+      if (!before) throw new GafferError('WORKER_NOT_FOUND', `no worker has id ${params.workerId}`);
+      await tx.run('UPDATE workers SET last_seen_at = $1, connected = 1 WHERE id = $2', [now, params.workerId]);
+      const revived = Number(before.connected) === 0 ? { revived: true as const } : {};
       const set = `heartbeat_at = $1, lease_expires_at = $1 + heartbeat_timeout_ms, started_at = coalesce(started_at, $1),
         state = CASE WHEN state = 'leased' THEN 'running' ELSE state END`;
       if (params.attempts === undefined) {
@@ -1045,9 +1047,9 @@ export class PostgresStore implements Store {
           `UPDATE attempts SET ${set} WHERE worker_id = $2 AND state IN ${LIVE} AND lease_expires_at >= $1 RETURNING id`,
           [now, params.workerId],
         );
-        return { extended: rows.map((r) => String(r.id)).sort(), revoked: [] };
+        return { extended: rows.map((r) => String(r.id)).sort(), revoked: [], ...revived };
       }
-      if (params.attempts.length === 0) return { extended: [], revoked: [] };
+      if (params.attempts.length === 0) return { extended: [], revoked: [], ...revived };
       const rows = await tx.all(
         `UPDATE attempts AS a SET ${set}
          FROM (SELECT DISTINCT id, lease FROM unnest($3::text[], $4::text[]) AS r(id, lease)) AS v
@@ -1059,7 +1061,7 @@ export class PostgresStore implements Store {
       const extended: string[] = [];
       const revoked: string[] = [];
       for (const ref of params.attempts) (ok.has(`${ref.attemptId}\n${ref.lease}`) ? extended : revoked).push(ref.attemptId);
-      return { extended, revoked };
+      return { extended, revoked, ...revived };
     });
   }
 

@@ -681,14 +681,16 @@ export class SqliteStore implements Store {
   async heartbeat(params: HeartbeatParams): Promise<HeartbeatResult> {
     return this.db.tx(() => {
       const now = this.clock.now();
-      const n = this.db.run('UPDATE workers SET last_seen_at = ?, connected = 1 WHERE id = ?', now, params.workerId);
-      if (n === 0) throw new GafferError('WORKER_NOT_FOUND', `no worker has id ${params.workerId}`);
+      const before = this.db.get('SELECT connected FROM workers WHERE id = ?', params.workerId);
+      if (!before) throw new GafferError('WORKER_NOT_FOUND', `no worker has id ${params.workerId}`);
+      this.db.run('UPDATE workers SET last_seen_at = ?, connected = 1 WHERE id = ?', now, params.workerId);
+      const revived = Number(before.connected) === 0 ? { revived: true as const } : {};
       const extend = `UPDATE attempts SET heartbeat_at = ?, lease_expires_at = ? + heartbeat_timeout_ms,
           started_at = coalesce(started_at, ?), state = CASE WHEN state = 'leased' THEN 'running' ELSE state END
         WHERE worker_id = ? AND state IN ${LIVE} AND lease_expires_at >= ?`;
       if (params.attempts === undefined) {
         const rows = this.db.all(`${extend} RETURNING id`, now, now, now, params.workerId, now);
-        return { extended: rows.map((r) => String(r.id)), revoked: [] };
+        return { extended: rows.map((r) => String(r.id)), revoked: [], ...revived };
       }
       const extended: string[] = [];
       const revoked: string[] = [];
@@ -696,7 +698,7 @@ export class SqliteStore implements Store {
         const ok = this.db.run(`${extend} AND id = ? AND lease = ?`, now, now, now, params.workerId, now, ref.attemptId, ref.lease);
         (ok === 1 ? extended : revoked).push(ref.attemptId);
       }
-      return { extended, revoked };
+      return { extended, revoked, ...revived };
     });
   }
 
