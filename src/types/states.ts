@@ -6,7 +6,7 @@ export const JOB_STATES = [
   'waiting', // dependencies not done yet
   'queued', // ready to run, or delayed until runAt
   'running', // has at least one live attempt
-  'verifying', // redundant results are in, verdict pending
+  'verifying', // a result awaits its verifier's verdict (verify: { queue })
   'succeeded',
   'failed',
   'cancelled',
@@ -65,14 +65,13 @@ export const JOB_TRANSITIONS: readonly Transition<JobState>[] = [
   { from: 'queued', to: 'cancelled', by: 'client cancel' },
   { from: 'queued', to: 'expired', by: 'deadline sweeper: deadline passed before the job started' },
   { from: 'running', to: 'queued', by: 'store: the last live attempt failed or was lost and a retry is due' },
-  { from: 'running', to: 'verifying', by: 'store: enough redundant results are in to vote' },
+  { from: 'running', to: 'verifying', by: 'complete: a result went to the verifier queue' },
   { from: 'running', to: 'succeeded', by: 'complete: a result arrived under the current lease' },
   { from: 'running', to: 'failed', by: 'fail or lease sweeper: retries exhausted, or a non-retryable error' },
   { from: 'running', to: 'cancelled', by: 'client cancel' },
-  { from: 'verifying', to: 'running', by: 'verification: no quorum yet, more replicas added' },
   { from: 'verifying', to: 'queued', by: 'verification: the verifier rejected the result; another worker runs the job' },
   { from: 'verifying', to: 'succeeded', by: 'verification: the result was accepted' },
-  { from: 'verifying', to: 'failed', by: 'verification: no quorum within the replica bound' },
+  { from: 'verifying', to: 'failed', by: 'verification: rejected with no attempts left, or the verification job ended without a verdict' },
   { from: 'verifying', to: 'cancelled', by: 'client cancel' },
   { from: 'failed', to: 'queued', by: 'client retry' },
   { from: 'cancelled', to: 'queued', by: 'client retry' },

@@ -1278,7 +1278,7 @@ export class PostgresStore implements Store {
       const split = splitByTrace(withTraces, job.verify.tolerance, this.trust.traceWaypoints);
       if (split.kind === 'tie') {
         await tx.run(`UPDATE attempts SET state = 'rejected' WHERE job_id = $1 AND state = 'completed'`, [jobId]);
-        return this.endJob(tx, jobId, 'failed', { code: 'NO_QUORUM', message: clipMessage(`resource traces split evenly: ${split.reason}`) });
+        return this.endJob(tx, jobId, 'failed', { code: 'NO_QUORUM', message: clipMessage(`resource traces: ${split.reason}`) });
       }
       for (const { row: r } of split.rejected) {
         await tx.run(`UPDATE attempts SET state = 'rejected' WHERE id = $1`, [String(r.id)]);

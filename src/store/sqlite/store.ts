@@ -870,7 +870,7 @@ export class SqliteStore implements Store {
       const split = splitByTrace(withTraces, job.verify.tolerance, this.trust.traceWaypoints);
       if (split.kind === 'tie') {
         this.db.run(`UPDATE attempts SET state = 'rejected' WHERE job_id = ? AND state = 'completed'`, jobId);
-        return this.endJob(jobId, 'failed', { code: 'NO_QUORUM', message: clipMessage(`resource traces split evenly: ${split.reason}`) });
+        return this.endJob(jobId, 'failed', { code: 'NO_QUORUM', message: clipMessage(`resource traces: ${split.reason}`) });
       }
       for (const { row } of split.rejected) {
         this.db.run(`UPDATE attempts SET state = 'rejected' WHERE id = ?`, String(row.id));
