@@ -8,6 +8,7 @@ import { registerClientCommands } from './client-commands.ts';
 import { registerServe } from './serve.ts';
 import { registerWorker } from './worker.ts';
 import { registerDevstack } from './devstack.ts';
+import { registerSimulate } from './simulate.ts';
 
 function program(): Command {
   const cmd = new Command('gaffer')
@@ -18,6 +19,7 @@ function program(): Command {
   registerWorker(cmd);
   registerClientCommands(cmd);
   registerDevstack(cmd);
+  registerSimulate(cmd);
   return cmd;
 }
 

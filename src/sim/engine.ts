@@ -1,0 +1,474 @@
+// One run of a scenario under one placement policy: a discrete-event loop in
+// virtual time that drives the real SQLite store (in memory) with simulated
+// workers. The store decides everything a coordinator would: what is ready
+// (dependencies, backoff), who may run it (claim, with the policy as its
+// PlaceFn), when a lease is lost, when a deadline passes. The workers only
+// heartbeat, run their attempts for as long as the job's reference time
+// times their factor, report, hold and release keys, and suffer the faults.
+//
+// After every instant at which something happened, the simulator claims for
+// every connected worker at once, as the coordinator's dispatch pass does.
+import { normalizeJob } from '../coordinator/validate.ts';
+import { openSqliteStore } from '../store/sqlite/store.ts';
+import type { Change, Store } from '../store/store.ts';
+import { seededRandom, VirtualClock } from '../types/clock.ts';
+import { isGafferError } from '../types/errors.ts';
+import { LIMITS } from '../types/limits.ts';
+import type { Assignment, JobSpec, NewJob, PlaceFn, WorkerSpec } from '../types/model.ts';
+import { isTerminalJobState, type JobState } from '../types/states.ts';
+import { factorOf, resourceClasses } from './bound.ts';
+import { EventQueue } from './heap.ts';
+import type { Fault, FaultKind, Policy, RunResult, Scenario, SimJob, SimWorker } from './model.ts';
+
+/** Virtual time at which every simulation starts. */
+export const SIM_START_MS = Date.UTC(2026, 0, 1);
+
+/** Attempts per job before the store gives up: faults must not fail a job for good. */
+const SIM_MAX_ATTEMPTS = 20;
+/** Dispatch rounds per instant, as the coordinator's dispatch pass. */
+const DISPATCH_MAX_ROUNDS = 64;
+
+type SimEvent =
+  | { kind: 'release'; jobs: SimJob[] }
+  | { kind: 'done'; worker: string; attemptId: string; token: number }
+  | { kind: 'heartbeat'; worker: string; generation: number }
+  | { kind: 'sweep' }
+  | { kind: 'wake' }
+  | { kind: 'fault'; fault: Fault }
+  | { kind: 'recover'; fault: Fault };
+
+/** An attempt a simulated worker holds: it progresses only while the worker is up. */
+interface Held {
+  assignment: Assignment;
+  remainingMs: number;
+  /** When it last started progressing, or null while frozen (worker stalled, or not yet started). */
+  sinceMs: number | null;
+  /** Bumped whenever its completion is rescheduled; a `done` event with an older token is void. */
+  token: number;
+}
+
+interface WorkerRun {
+  spec: SimWorker;
+  state: 'up' | 'stalled' | 'gone';
+  held: Map<string, Held>;
+  keys: Set<string>;
+  /** Bays taken by data sets it holds. */
+  occupied: number;
+  /** Slots of the bay-gated queue it declared last. */
+  declaredGated: number;
+  /** Heartbeat chain generation: a stall or departure ends the chain, a recovery starts a new one. */
+  generation: number;
+}
+
+interface JobRun {
+  sim: SimJob;
+  id: string;
+  state: JobState;
+  endedAt: number | null;
+}
+
+export async function runScenario(scenario: Scenario, policy: Policy): Promise<RunResult> {
+  const run = new Run(scenario, policy);
+  try {
+    return await run.run();
+  } finally {
+    await run.close();
+  }
+}
+
+class Run {
+  private readonly clock = new VirtualClock(SIM_START_MS);
+  private readonly store: Store;
+  private readonly events = new EventQueue<SimEvent>();
+  private readonly workers = new Map<string, WorkerRun>();
+  private readonly jobs = new Map<string, JobRun>();
+  private readonly idOf = new Map<string, string>();
+  private readonly scenario: Scenario;
+  private readonly policyName: string;
+  private readonly place: PlaceFn;
+  private readyAt = new Map<string, number>();
+  private readonly waits: number[] = [];
+  private readonly wakes = new Set<number>();
+  private open: number;
+  private dirty = false;
+  private stale = 0;
+  private readonly faults: Record<FaultKind, number> = { stall: 0, leave: 0 };
+
+  constructor(scenario: Scenario, policy: Policy) {
+    this.scenario = scenario;
+    this.policyName = policy.name;
+    this.store = openSqliteStore({
+      path: ':memory:',
+      clock: this.clock,
+      random: seededRandom(scenario.seed ^ 0x51ed),
+      workerOfflineAfterMs: scenario.settings.workerOfflineAfterMs,
+    });
+    this.open = scenario.jobs.length;
+    // The policy decides; the simulator only notes when each candidate became ready, to measure waits.
+    this.place = (input) => {
+      this.readyAt = new Map(input.candidates.map((c) => [c.jobId, c.readyAt]));
+      return policy.place(input);
+    };
+  }
+
+  close(): Promise<void> {
+    return this.store.close();
+  }
+
+  private get now(): number {
+    return this.clock.now();
+  }
+
+  private at(offsetMs: number, event: SimEvent): void {
+    this.events.push(SIM_START_MS + offsetMs, event);
+  }
+
+  private after(delayMs: number, event: SimEvent): void {
+    this.events.push(this.now + delayMs, event);
+  }
+
+  async run(): Promise<RunResult> {
+    const s = this.scenario;
+    for (const spec of s.workers) {
+      const w: WorkerRun = { spec, state: 'up', held: new Map(), keys: new Set(), occupied: 0, declaredGated: 0, generation: 0 };
+      w.declaredGated = gatedSlots(w);
+      this.workers.set(spec.name, w);
+      await this.store.upsertWorker({ spec: declaration(w) });
+    }
+    const byRelease = new Map<number, SimJob[]>();
+    for (const j of s.jobs) {
+      const group = byRelease.get(j.releaseMs);
+      if (group) group.push(j);
+      else byRelease.set(j.releaseMs, [j]);
+    }
+    for (const [t, jobs] of [...byRelease].sort((a, b) => a[0] - b[0])) this.at(t, { kind: 'release', jobs });
+    for (const fault of s.faults) this.at(fault.atMs, { kind: 'fault', fault });
+    const n = s.workers.length;
+    const beatMs = s.settings.heartbeatIntervalMs;
+    s.workers.forEach((w, i) => this.at(Math.round((beatMs * (i + 1)) / (n + 1)), { kind: 'heartbeat', worker: w.name, generation: 0 }));
+    this.at(s.settings.sweepIntervalMs, { kind: 'sweep' });
+    await this.loop();
+    return this.result(this.policyName, s);
+  }
+
+  private async loop(): Promise<void> {
+    const horizon = SIM_START_MS + this.scenario.settings.horizonMs;
+    while (this.open > 0) {
+      const next = this.events.pop();
+      if (next === undefined) throw new Error(`simulation ran out of events with ${this.open} jobs unfinished`);
+      if (next.atMs > horizon) {
+        throw new Error(`simulation passed its horizon (${this.scenario.settings.horizonMs} ms) with ${this.open} jobs unfinished`);
+      }
+      this.clock.advance(next.atMs - this.now);
+      await this.handle(next.event);
+      if (this.dirty && this.events.peekMs() > this.now) {
+        this.dirty = false;
+        await this.dispatch();
+      }
+    }
+  }
+
+  private async handle(e: SimEvent): Promise<void> {
+    switch (e.kind) {
+      case 'release':
+        return this.release(e.jobs);
+      case 'done':
+        return this.done(e.worker, e.attemptId, e.token);
+      case 'heartbeat':
+        return this.heartbeat(e.worker, e.generation);
+      case 'sweep':
+        return this.sweep();
+      case 'wake':
+        this.wakes.delete(this.now);
+        this.dirty = true;
+        return;
+      case 'fault':
+        return this.fault(e.fault);
+      case 'recover':
+        return this.recover(e.fault);
+    }
+  }
+
+  // ---- The workload ----
+
+  /** Submits jobs in batches, parents before children, so each child can name its parents' ids. */
+  private async release(jobs: SimJob[]): Promise<void> {
+    let pending = jobs;
+    while (pending.length > 0) {
+      const ready = pending.filter((j) => j.parents.every((p) => this.idOf.has(p)));
+      if (ready.length === 0) throw new Error(`jobs ${pending.map((j) => j.key).join(', ')} name parents never submitted`);
+      for (let i = 0; i < ready.length; i += LIMITS.submitBatchMaxJobs) {
+        const batch = ready.slice(i, i + LIMITS.submitBatchMaxJobs);
+        const results = await this.store.submit({ jobs: batch.map((j) => this.newJob(j)) });
+        results.forEach((r, k) => {
+          const sim = batch[k]!;
+          this.idOf.set(sim.key, r.job.id);
+          this.jobs.set(r.job.id, { sim, id: r.job.id, state: r.job.state, endedAt: null });
+          this.ended(r.job.id, r.job.state);
+        });
+      }
+      const done = new Set(ready);
+      pending = pending.filter((j) => !done.has(j));
+    }
+    this.dirty = true;
+  }
+
+  private newJob(j: SimJob): NewJob {
+    const q = this.scenario.queues[j.queue];
+    if (q === undefined) throw new Error(`job ${j.key}: queue ${j.queue} is not in the scenario`);
+    const spec: JobSpec = {
+      queue: j.queue,
+      payload: { job: j.key },
+      priority: j.priority,
+      timeoutMs: q.timeoutMs,
+      heartbeatTimeoutMs: q.heartbeatTimeoutMs,
+      maxAttempts: SIM_MAX_ATTEMPTS,
+      requires: q.requires,
+      dependsOn: j.parents.map((p) => this.idOf.get(p)!),
+    };
+    if (j.affinity !== null) spec.affinity = j.affinity;
+    if (j.deadlineMs !== null) spec.deadline = SIM_START_MS + j.deadlineMs;
+    return normalizeJob(spec);
+  }
+
+  private ended(jobId: string, state: JobState): void {
+    const job = this.jobs.get(jobId);
+    if (job === undefined) return;
+    job.state = state;
+    if (isTerminalJobState(state) && job.endedAt === null) {
+      job.endedAt = this.now;
+      this.open -= 1;
+    }
+  }
+
+  private applyChanges(changes: readonly Change[]): void {
+    for (const c of changes) this.ended(c.jobId, c.state);
+    if (changes.length > 0) this.dirty = true;
+  }
+
+  // ---- Dispatch ----
+
+  private async dispatch(): Promise<void> {
+    // Every connected worker, stalled ones too: the coordinator cannot tell a stall from a quiet worker until its heartbeats stop counting.
+    const ids = [...this.workers.values()].filter((w) => w.state !== 'gone').map((w) => w.spec.name);
+    for (let round = 0; round < DISPATCH_MAX_ROUNDS; round++) {
+      const assignments = await this.store.claim({ workerIds: ids, place: this.place, maxJobs: LIMITS.claimBatchMaxJobs });
+      for (const a of assignments) this.assign(a);
+      if (assignments.length < LIMITS.claimBatchMaxJobs) break;
+    }
+    const next = await this.store.nextRunAt();
+    if (next !== null && next > this.now && !this.wakes.has(next)) {
+      this.wakes.add(next);
+      this.events.push(next, { kind: 'wake' });
+    }
+  }
+
+  private assign(a: Assignment): void {
+    const w = this.mustWorker(a.workerId);
+    const job = this.jobs.get(a.jobId);
+    if (job === undefined) throw new Error(`claim handed out job ${a.jobId}, which the simulation did not submit`);
+    this.waits.push(this.now - (this.readyAt.get(a.jobId) ?? this.now));
+    const held: Held = { assignment: a, remainingMs: runTimeMs(job.sim, w.spec), sinceMs: null, token: 0 };
+    w.held.set(a.attemptId, held);
+    if (w.state === 'up') this.start(w, held);
+  }
+
+  private start(w: WorkerRun, h: Held): void {
+    h.sinceMs = this.now;
+    h.token += 1;
+    this.after(h.remainingMs, { kind: 'done', worker: w.spec.name, attemptId: h.assignment.attemptId, token: h.token });
+  }
+
+  // ---- Workers ----
+
+  private async done(workerId: string, attemptId: string, token: number): Promise<void> {
+    const w = this.mustWorker(workerId);
+    const h = w.held.get(attemptId);
+    if (h === undefined || h.token !== token || w.state !== 'up') return;
+    w.held.delete(attemptId);
+    const a = h.assignment;
+    try {
+      const out = await this.store.complete({ attemptId, lease: a.lease, result: { ok: true } });
+      this.ended(out.job.id, out.job.state);
+      this.applyChanges(out.changes);
+    } catch (err) {
+      if (!isGafferError(err, 'STALE_LEASE')) throw err;
+      this.stale += 1;
+      return;
+    }
+    const sim = this.jobs.get(a.jobId)!.sim;
+    if (sim.holds !== undefined || sim.releases !== undefined) {
+      if (sim.holds !== undefined) w.keys.add(sim.holds);
+      if (sim.releases !== undefined) w.keys.delete(sim.releases);
+      await this.store.updateWorkerKeys({
+        workerId,
+        ...(sim.holds !== undefined ? { hold: [sim.holds] } : {}),
+        ...(sim.releases !== undefined ? { release: [sim.releases] } : {}),
+      });
+    }
+    if (sim.bay !== undefined) {
+      w.occupied += sim.bay === 'occupy' ? 1 : -1;
+      await this.redeclare(w);
+    }
+    this.dirty = true;
+  }
+
+  /** A worker with bays declares as many slots of the gated queue as it has bays free. */
+  private async redeclare(w: WorkerRun): Promise<void> {
+    const slots = gatedSlots(w);
+    if (slots === w.declaredGated || w.state !== 'up') return;
+    w.declaredGated = slots;
+    await this.store.upsertWorker({ spec: declaration(w) });
+  }
+
+  private async heartbeat(workerId: string, generation: number): Promise<void> {
+    const w = this.mustWorker(workerId);
+    if (generation !== w.generation || w.state !== 'up') return;
+    await this.beat(w);
+    this.after(this.scenario.settings.heartbeatIntervalMs, { kind: 'heartbeat', worker: workerId, generation });
+  }
+
+  /** Heartbeats naming the attempts the worker holds; it drops those the store says it lost. */
+  private async beat(w: WorkerRun): Promise<void> {
+    const attempts = [...w.held.values()].map((h) => ({ attemptId: h.assignment.attemptId, lease: h.assignment.lease }));
+    const out = await this.store.heartbeat({ workerId: w.spec.name, attempts });
+    for (const id of out.revoked) w.held.delete(id);
+  }
+
+  private async sweep(): Promise<void> {
+    const lost = await this.store.expireAttempts({ limit: LIMITS.sweepBatchMaxRows });
+    const late = await this.store.expireDeadlines({ limit: LIMITS.sweepBatchMaxRows });
+    this.applyChanges(lost.changes);
+    this.applyChanges(late.changes);
+    if (lost.endedAttempts.length > 0) this.dirty = true;
+    this.after(this.scenario.settings.sweepIntervalMs, { kind: 'sweep' });
+  }
+
+  private async fault(f: Fault): Promise<void> {
+    const w = this.mustWorker(f.worker);
+    if (w.state !== 'up') return;
+    this.faults[f.kind] += 1;
+    w.generation += 1;
+    if (f.kind === 'stall') {
+      w.state = 'stalled';
+      for (const h of w.held.values()) {
+        if (h.sinceMs !== null) h.remainingMs -= this.now - h.sinceMs;
+        h.sinceMs = null;
+        h.token += 1;
+      }
+    } else {
+      w.state = 'gone';
+      w.held.clear();
+      await this.store.disconnectWorker({ workerId: w.spec.name });
+    }
+    this.after(f.durationMs, { kind: 'recover', fault: f });
+  }
+
+  private async recover(f: Fault): Promise<void> {
+    const w = this.mustWorker(f.worker);
+    w.state = 'up';
+    w.generation += 1;
+    if (f.kind === 'stall') {
+      await this.beat(w);
+      for (const h of w.held.values()) this.start(w, h);
+    } else {
+      w.declaredGated = gatedSlots(w);
+      await this.store.upsertWorker({ spec: declaration(w) });
+    }
+    this.after(this.scenario.settings.heartbeatIntervalMs, { kind: 'heartbeat', worker: w.spec.name, generation: w.generation });
+    this.dirty = true;
+  }
+
+  private mustWorker(id: string): WorkerRun {
+    const w = this.workers.get(id);
+    if (w === undefined) throw new Error(`no simulated worker ${id}`);
+    return w;
+  }
+
+  // ---- Figures ----
+
+  private async result(policy: string, s: Scenario): Promise<RunResult> {
+    let last = SIM_START_MS;
+    const jobs = { total: this.jobs.size, succeeded: 0, failed: 0, expired: 0 };
+    const deadlines = { total: 0, missed: 0 };
+    for (const j of this.jobs.values()) {
+      last = Math.max(last, j.endedAt ?? last);
+      if (j.state === 'succeeded') jobs.succeeded += 1;
+      else if (j.state === 'expired') jobs.expired += 1;
+      else jobs.failed += 1;
+      if (j.sim.deadlineMs !== null || j.sim.dueMs !== null) {
+        deadlines.total += 1;
+        const late = j.sim.dueMs !== null && (j.endedAt ?? Infinity) - SIM_START_MS > j.sim.dueMs;
+        if (j.state !== 'succeeded' || late) deadlines.missed += 1;
+      }
+    }
+    const makespanMs = last - SIM_START_MS;
+    const attempts = { total: 0, completed: 0, lost: 0, timedOut: 0, stale: this.stale };
+    const classes = resourceClasses(s.queues, s.workers);
+    const busy = new Map(classes.map((c) => [c.name, 0]));
+    for (const j of this.jobs.values()) {
+      for (const a of await this.store.listAttempts({ jobId: j.id })) {
+        attempts.total += 1;
+        if (a.state === 'completed') attempts.completed += 1;
+        else if (a.state === 'lost') attempts.lost += 1;
+        else if (a.state === 'failed') attempts.timedOut += 1;
+        const heldMs = (a.finishedAt ?? last) - a.leasedAt;
+        for (const c of classes) {
+          const d = c.demand[a.queue];
+          if (d !== undefined && c.units[a.workerId] !== undefined) busy.set(c.name, busy.get(c.name)! + d * heldMs);
+        }
+      }
+    }
+    const utilisation: Record<string, number> = {};
+    for (const c of classes) {
+      const units = Object.values(c.units).reduce((x, y) => x + y, 0);
+      utilisation[c.name] = makespanMs > 0 && units > 0 ? busy.get(c.name)! / (units * makespanMs) : 0;
+    }
+    const sorted = [...this.waits].sort((a, b) => a - b);
+    return {
+      policy,
+      makespanMs,
+      jobs,
+      attempts,
+      waitMs: { p50: percentile(sorted, 50), p99: percentile(sorted, 99), max: sorted[sorted.length - 1] ?? 0 },
+      deadlines,
+      utilisation,
+      unfinished: [...this.jobs.values()].filter((j) => j.state !== 'succeeded').map((j) => j.sim.key),
+      faults: { ...this.faults },
+    };
+  }
+}
+
+/** Nearest-rank percentile of an ascending list; 0 for an empty one. */
+export function percentile(sorted: readonly number[], p: number): number {
+  if (sorted.length === 0) return 0;
+  const rank = Math.max(1, Math.ceil((p / 100) * sorted.length));
+  return sorted[rank - 1]!;
+}
+
+export function runTimeMs(job: SimJob, w: SimWorker): number {
+  return Math.max(1, Math.round(job.baseMs * factorOf(w, job.queue)));
+}
+
+function gatedSlots(w: WorkerRun): number {
+  const bays = w.spec.bays;
+  if (bays === undefined) return 0;
+  return Math.max(0, Math.min(w.spec.queues[bays.queue] ?? 0, bays.count - w.occupied));
+}
+
+/** What the worker says about itself when it registers. */
+function declaration(w: WorkerRun): WorkerSpec {
+  const s = w.spec;
+  const queues = { ...s.queues };
+  if (s.bays !== undefined) queues[s.bays.queue] = w.declaredGated;
+  return {
+    id: s.name,
+    name: s.name,
+    labels: s.labels,
+    cores: s.cores,
+    memoryMb: s.memoryMb,
+    gpuIds: Array.from({ length: s.gpus }, (_, i) => i),
+    queues,
+    keys: [...w.keys],
+  };
+}

@@ -1,0 +1,209 @@
+// The simulator: the lower bound on hand-checked workloads, the FIFO baseline,
+// a small smoke run of every scenario (it completes and reports every figure;
+// nothing here asserts that a figure is good), and replay from a seed.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import type { Candidate, PlaceInput, WorkerCapacity } from '../types/model.ts';
+import { lowerBound, wholeJobsWindowMs } from './bound.ts';
+import { fifoPlace } from './fifo.ts';
+import { formatReport, SCENARIOS, simulate, type SimulationReport } from './index.ts';
+import type { SimJob, SimQueue, SimWorker } from './model.ts';
+
+const S = 1000;
+
+const queue = (r: Partial<SimQueue['requires']>): SimQueue => ({
+  requires: { cores: 0, memoryMb: 0, gpus: 0, labels: {}, ...r },
+  timeoutMs: 3_600_000,
+  heartbeatTimeoutMs: 30_000,
+});
+
+const job = (key: string, q: string, baseMs: number, over: Partial<SimJob> = {}): SimJob => ({
+  key,
+  queue: q,
+  baseMs,
+  releaseMs: 0,
+  priority: 0,
+  parents: [],
+  affinity: null,
+  deadlineMs: null,
+  dueMs: null,
+  ...over,
+});
+
+const simWorker = (name: string, over: Partial<SimWorker>): SimWorker => ({
+  name,
+  cores: 0,
+  memoryMb: 0,
+  gpus: 0,
+  labels: {},
+  queues: {},
+  factor: {},
+  ...over,
+});
+
+describe('lower bound', () => {
+  // w1 runs two q.a at once at reference speed; w2 runs one q.a at half speed and one q.b.
+  const queues = { 'q.a': queue({ cores: 1 }), 'q.b': queue({ gpus: 1 }) };
+  const workers = [
+    simWorker('w1', { cores: 2, queues: { 'q.a': 2 } }),
+    simWorker('w2', { cores: 1, gpus: 1, queues: { 'q.a': 1, 'q.b': 1 }, factor: { 'q.a': 2 } }),
+  ];
+
+  it('takes the largest of the critical path, work over capacity and whole jobs per slot', () => {
+    // a1 -> b1 is the longest chain: 60 + 30 s. q.a: 240 s of work over 2 + 1/2 = 96 s; but four 60 s
+    // jobs need 120 s of window (two on w1 in 60 s, five by 120 s with w2's one), which a schedule meets:
+    // a1, a2 then a3, a4 on w1 end at 120 s; b1 runs 60..90 s on w2.
+    const jobs = [
+      job('a1', 'q.a', 60 * S),
+      job('b1', 'q.b', 30 * S, { parents: ['a1'] }),
+      job('a2', 'q.a', 60 * S),
+      job('a3', 'q.a', 60 * S),
+      job('a4', 'q.a', 60 * S),
+    ];
+    const lb = lowerBound({ queues, workers, jobs });
+    assert.equal(lb.criticalPathMs, 90 * S);
+    const a = lb.classes.find((c) => c.name === 'q.a slots')!;
+    assert.equal(a.workMs, 240 * S);
+    assert.equal(a.capacity, 2.5);
+    assert.equal(a.by, 'whole jobs');
+    assert.equal(a.boundMs, 120 * S);
+    const b = lb.classes.find((c) => c.name === 'q.b slots')!;
+    assert.equal(b.boundMs, 90 * S, 'q.b cannot start before a1 ends at 60 s');
+    assert.equal(lb.classes.length, 2, 'cores and GPUs are each taken by one queue only: no shared class');
+    assert.equal(lb.ms, 120 * S);
+    assert.equal(lb.binding, 'q.a slots (whole jobs)');
+  });
+
+  it('counts work released later from its release, and the tail that must follow it', () => {
+    // Released at 100 s: 2 x 100 s + 3 x 10 s of q.a, 230 s over capacity 2.5 = 92 s, then b1 (30 s) after c1.
+    const jobs = [
+      job('c1', 'q.a', 100 * S, { releaseMs: 100 * S }),
+      job('b1', 'q.b', 30 * S, { parents: ['c1'] }),
+      job('c2', 'q.a', 100 * S, { releaseMs: 100 * S }),
+      job('c3', 'q.a', 10 * S, { releaseMs: 100 * S }),
+      job('c4', 'q.a', 10 * S, { releaseMs: 100 * S }),
+      job('c5', 'q.a', 10 * S, { releaseMs: 100 * S }),
+    ];
+    const lb = lowerBound({ queues, workers, jobs });
+    assert.equal(lb.criticalPathMs, 230 * S);
+    const a = lb.classes.find((c) => c.name === 'q.a slots')!;
+    assert.equal(a.by, 'work');
+    // Everything from 100 s: 100 + 230 / 2.5 + 0 = 192 s; c1 alone: 100 + 100 / 2.5 + 30 = 170 s.
+    assert.equal(a.boundMs, 192 * S);
+    assert.equal(lb.ms, 230 * S);
+    assert.equal(lb.binding, 'critical path');
+  });
+
+  it('finds the shortest window that holds every job, slot by slot', () => {
+    assert.equal(wholeJobsWindowMs(0, 10, { w: 1 }, { w: 1 }), 0);
+    assert.equal(wholeJobsWindowMs(3, 10, { w: 1 }, { w: 1 }), 30);
+    // 32 jobs of 193 on 12 slots at 1, 8 at 1.15, 3 at 1.3: one round holds 23, the second needs 2 x 193.
+    assert.equal(wholeJobsWindowMs(32, 193, { a: 12, b: 8, c: 3 }, { a: 1, b: 1.15, c: 1.3 }), 386);
+  });
+});
+
+describe('fifo baseline', () => {
+  const cand = (jobId: string, createdAt: number, priority: number): Candidate => ({
+    jobId,
+    queue: 'q',
+    priority,
+    deadline: null,
+    readyAt: createdAt,
+    createdAt,
+    requires: { cores: 1, memoryMb: 0, gpus: 0, labels: {} },
+    affinity: null,
+    want: 1,
+    excludedWorkerIds: [],
+    pinnedWorkerId: null,
+  });
+  const cap = (workerId: string, slots: number): WorkerCapacity => ({
+    workerId,
+    labels: {},
+    keys: new Set(),
+    freeSlots: { q: slots },
+    totalSlots: slots,
+    usedSlots: 0,
+    freeCores: 8,
+    freeMemoryMb: 0,
+    totalCores: 8,
+    totalMemoryMb: 0,
+    freeGpuIds: [],
+    blockedQueues: [],
+    speedMs: {},
+  });
+
+  it('gives the oldest jobs to the first workers that fit, whatever their priority', () => {
+    const input: PlaceInput = {
+      now: 10,
+      workers: [cap('w2', 2), cap('w1', 1)],
+      candidates: [cand('new-urgent', 5, 100), cand('old', 1, 0), cand('middle', 3, 0)],
+      maxPlacements: 10,
+    };
+    assert.deepEqual(
+      fifoPlace(input).map((p) => [p.jobId, p.workerId]),
+      [['old', 'w1'], ['middle', 'w2'], ['new-urgent', 'w2']],
+    );
+    assert.equal(fifoPlace({ ...input, maxPlacements: 1 }).length, 1);
+  });
+});
+
+/** Small enough to run in a second or two each: the figures are not the point. */
+const SMOKE_SIZES: Record<string, number> = { sealing: 3, 'prover-burst': 16, 'verifier-pool': 40 };
+/** Jobs per unit of size: a sector is six stages. */
+const JOBS_PER_UNIT: Record<string, number> = { sealing: 6, 'prover-burst': 1, 'verifier-pool': 1 };
+
+function assertFigures(r: SimulationReport): void {
+  assert.deepEqual(r.policies.map((p) => p.policy), ['gaffer', 'fifo']);
+  assert.ok(r.lowerBound.ms > 0 && Number.isFinite(r.lowerBound.ms));
+  assert.ok(r.lowerBound.criticalPathMs > 0 && r.lowerBound.criticalPathMs <= r.lowerBound.ms);
+  assert.ok(r.lowerBound.classes.length > 0);
+  for (const p of r.policies) {
+    const finite = [p.makespanMs, p.lowerBoundMs, p.ratio, p.waitMs.p50, p.waitMs.p99, p.waitMs.max, ...Object.values(p.utilisation)];
+    for (const x of finite) assert.ok(Number.isFinite(x) && x >= 0, `${p.policy}: ${x} is a finite figure`);
+    // The bound must be one: no run, however scheduled, ends before it (1 ms for rounding run times to ms).
+    assert.ok(p.makespanMs >= p.lowerBoundMs - 1, `${p.policy}: makespan ${p.makespanMs} >= bound ${p.lowerBoundMs}`);
+    assert.ok(p.waitMs.p50 <= p.waitMs.p99 && p.waitMs.p99 <= p.waitMs.max);
+    assert.deepEqual(Object.keys(p.utilisation).sort(), r.lowerBound.classes.map((c) => c.name).sort());
+    for (const u of Object.values(p.utilisation)) assert.ok(u <= 1 + 1e-9, `${p.policy}: utilisation ${u} <= 1`);
+    assert.equal(p.jobs.total, p.jobs.succeeded + p.jobs.expired + p.jobs.failed);
+    assert.ok(p.attempts.completed >= p.jobs.succeeded && p.attempts.total >= p.attempts.completed + p.attempts.lost);
+    assert.ok(p.deadlines.missed <= p.deadlines.total);
+    // Faults are scheduled within the first 60% of the bound, so each strikes before any run ends.
+    assert.equal(p.faults.stall + p.faults.leave, r.faults.length);
+  }
+  const table = formatReport(r);
+  for (const row of ['makespan', 'lower bound', 'utilisation', 'deadline misses', 'wait p50', 'wait p99', 'attempts', 'faults injected']) {
+    assert.ok(table.includes(row), `the table shows ${row}`);
+  }
+}
+
+describe('simulate', () => {
+  for (const name of Object.keys(SCENARIOS)) {
+    it(`runs ${name} under both policies and reports every figure`, async () => {
+      const r = await simulate({ scenario: name, seed: 3, size: SMOKE_SIZES[name]! });
+      assert.equal(r.scenario, name);
+      assert.ok(r.faults.length > 0, 'faults are injected by default');
+      assertFigures(r);
+      for (const p of r.policies) assert.equal(p.jobs.total, r.size * JOBS_PER_UNIT[name]!);
+    });
+  }
+
+  it('replays: one seed, the same report', async () => {
+    const run = (seed: number): Promise<SimulationReport> => simulate({ scenario: 'prover-burst', seed, size: 16 });
+    const a = JSON.stringify(await run(5));
+    assert.equal(JSON.stringify(await run(5)), a);
+    assert.notEqual(JSON.stringify(await run(6)), a, 'another seed, another workload');
+  });
+
+  it('runs without faults when asked', async () => {
+    const r = await simulate({ scenario: 'sealing', seed: 3, size: 2, faults: false });
+    assert.deepEqual(r.faults, []);
+    for (const p of r.policies) assert.deepEqual(p.faults, { stall: 0, leave: 0 });
+    assertFigures(r);
+  });
+
+  it('refuses an unknown scenario and a size below 1', async () => {
+    await assert.rejects(simulate({ scenario: 'nope', seed: 1 }), /no scenario nope/);
+    await assert.rejects(simulate({ scenario: 'sealing', seed: 1, size: 0 }), /size must be/);
+  });
+});
