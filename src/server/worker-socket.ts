@@ -147,7 +147,7 @@ function refuse(socket: Duplex, err: GafferError): void {
 
 type ConnState = 'hello' | 'attaching' | 'open' | 'closed';
 
-/** One worker's WebSocket: parses frames, runs them in order against the session, sends answers. */
+/** One worker's WebSocket: parses frames, runs them in arrival order against the session, sends answers. */
 class WorkerConnection {
   workerId: string | null = null;
   readonly closed: Promise<void>;
@@ -155,6 +155,10 @@ class WorkerConnection {
   private session: WorkerSession | null = null;
   private violations = 0;
   private chain: Promise<void> = Promise.resolve();
+  /** True when no frame waits in `chain`: frames of an open connection may then start at once. */
+  private chainIdle = true;
+  /** Frames started at once and not yet finished. */
+  private readonly inFlight = new Set<Promise<void>>();
   private queued = 0;
   private paused = false;
   /** Frames for the worker made before welcome went out: sent right after it. */
@@ -234,23 +238,43 @@ class WorkerConnection {
     this.enqueue(() => this.handle(frame));
   }
 
-  /** Runs frames one after another; stops reading the socket while too many wait. */
+  /**
+   * Runs a frame; stops reading the socket while too many are unfinished.
+   * Until the connection is open (hello handled, and the frames that came
+   * meanwhile), frames run one after another. After that each frame starts at
+   * once, in the order it arrived, without waiting for the one before to
+   * finish: the store call each makes is queued in that order (the embedded
+   * store commits the queued calls together, one fsync for many results), so
+   * the order of a worker's reports is kept while their commits overlap.
+   */
   private enqueue(task: () => Promise<void>): void {
     this.queued++;
     if (this.queued > this.settings.frameQueueMax && !this.paused) {
       this.paused = true;
       this.ws.pause();
     }
-    this.chain = this.chain
-      .then(task)
-      .catch((err: unknown) => this.log.error({ err }, 'handling a worker frame failed'))
-      .finally(() => {
-        this.queued--;
-        if (this.paused && this.queued <= this.settings.frameQueueMax / 2) {
-          this.paused = false;
-          this.ws.resume();
-        }
-      });
+    const run = (): Promise<void> =>
+      task()
+        .catch((err: unknown) => this.log.error({ err }, 'handling a worker frame failed'))
+        .finally(() => {
+          this.queued--;
+          if (this.paused && this.queued <= this.settings.frameQueueMax / 2) {
+            this.paused = false;
+            this.ws.resume();
+          }
+        });
+    if (this.state === 'open' && this.chainIdle) {
+      const p = run();
+      this.inFlight.add(p);
+      void p.finally(() => this.inFlight.delete(p));
+      return;
+    }
+    this.chainIdle = false;
+    const tail = this.chain.then(run);
+    this.chain = tail;
+    void tail.finally(() => {
+      if (this.chain === tail) this.chainIdle = true;
+    });
   }
 
   private async handle(frame: WorkerFrame): Promise<void> {
@@ -438,6 +462,7 @@ class WorkerConnection {
     this.log.info({ workerId: this.workerId, code, reason }, 'worker disconnected');
     // Leases stay: the worker has its heartbeat timeout to come back and present them.
     await this.chain;
+    await Promise.all([...this.inFlight]);
     if (this.session) await this.session.detach().catch((err: unknown) => this.log.error({ err }, 'detaching a worker failed'));
   }
 }

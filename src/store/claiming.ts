@@ -90,6 +90,17 @@ function groupByWorker(rows: readonly Row[]): Map<string, Row[]> {
   return byWorker;
 }
 
+/**
+ * Candidates read per queue and page for a claim of `budget` placements: 4 per
+ * placement within [claimCandidatesMinPerPage, claimCandidatesPerPage], and the
+ * pages to read so that every claim scans as deep as claimScanMaxPages full
+ * pages. Reading 128 rows to place one job was most of a claim's cost.
+ */
+export function candidatePaging(budget: number): { perPage: number; maxPages: number } {
+  const perPage = Math.min(LIMITS.claimCandidatesPerPage, Math.max(LIMITS.claimCandidatesMinPerPage, 4 * budget));
+  return { perPage, maxPages: Math.ceil((LIMITS.claimScanMaxPages * LIMITS.claimCandidatesPerPage) / perPage) };
+}
+
 /** What a claim over these workers may read and hand out. */
 export interface ClaimScope {
   /** Most placements: maxJobs, the workers' free slots and the batch bound, whichever is least. */

@@ -50,9 +50,11 @@ export const LIMITS = {
   workerKeysMax: 10_000,
   /** Most jobs one claim hands out, over all workers in the claim. */
   claimBatchMaxJobs: 256,
-  /** Candidate jobs read per queue and per page while claiming. */
+  /** Most candidate jobs read per queue and per page while claiming (a claim for few slots reads fewer: 4 per slot, at least claimCandidatesMinPerPage). */
   claimCandidatesPerPage: 64,
-  /** Pages of candidates a claim reads before it gives up on a queue. */
+  /** Fewest candidate jobs read per queue and per page. */
+  claimCandidatesMinPerPage: 16,
+  /** Pages of the largest size a claim reads before it gives up on a queue; smaller pages get more of them, so a claim reads as deep. */
   claimScanMaxPages: 8,
   /** Rows one sweeper pass handles; the rest wait for the next pass. */
   sweepBatchMaxRows: 500,

@@ -23,12 +23,23 @@ export const SQLITE_DEFAULTS = {
   synchronous: 'full',
   busyTimeoutMs: 5000,
   statementCacheMax: 512,
+  /** Most writes that share one transaction (one commit, one fsync) in group commit. */
+  groupCommitMaxOps: 256,
 } as const;
+
+interface QueuedWrite {
+  fn: () => unknown;
+  resolve: (value: unknown) => void;
+  reject: (err: unknown) => void;
+}
 
 export class SqliteDb {
   readonly db: DatabaseSync;
   private readonly statements = new Map<string, StatementSync>();
   private inTransaction = false;
+  /** Writes waiting for the next group commit. */
+  private queued: QueuedWrite[] = [];
+  private flushScheduled = false;
 
   constructor(options: SqliteOptions) {
     if (options.path !== ':memory:') mkdirSync(dirname(options.path), { recursive: true });
@@ -108,7 +119,75 @@ export class SqliteDb {
     }
   }
 
+  /**
+   * Group commit: runs fn in a write transaction shared with the other writes
+   * queued in the same turn of the event loop (at most groupCommitMaxOps), so
+   * that many writes cost one commit and one fsync. Each write runs in its own
+   * savepoint, in the order queued, seeing the ones before it: if it throws,
+   * only its own changes roll back and only its promise rejects. Every promise
+   * settles after the COMMIT, so a write is acknowledged only once durable.
+   */
+  write<T>(fn: () => T): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      this.queued.push({ fn, resolve: resolve as (value: unknown) => void, reject });
+      if (!this.flushScheduled) {
+        this.flushScheduled = true;
+        setImmediate(() => this.flush());
+      }
+    });
+  }
+
+  private flush(): void {
+    this.flushScheduled = false;
+    const batch = this.queued.splice(0, SQLITE_DEFAULTS.groupCommitMaxOps);
+    if (this.queued.length > 0) {
+      this.flushScheduled = true;
+      setImmediate(() => this.flush());
+    }
+    if (batch.length === 0) return;
+    if (!this.db.isOpen) {
+      for (const w of batch) w.reject(new GafferError('NOT_READY', 'the store is closed'));
+      return;
+    }
+    // One write alone needs no savepoint.
+    if (batch.length === 1) {
+      const w = batch[0]!;
+      try {
+        w.resolve(this.tx(w.fn));
+      } catch (err) {
+        w.reject(err);
+      }
+      return;
+    }
+    const outcomes: ({ ok: true; value: unknown } | { ok: false; err: unknown })[] = [];
+    try {
+      this.tx(() => {
+        for (const w of batch) {
+          this.db.exec('SAVEPOINT w');
+          try {
+            outcomes.push({ ok: true, value: w.fn() });
+            this.db.exec('RELEASE w');
+          } catch (err) {
+            this.db.exec('ROLLBACK TO w');
+            this.db.exec('RELEASE w');
+            outcomes.push({ ok: false, err: busyOr(err) });
+          }
+        }
+      });
+    } catch (err) {
+      // The commit itself failed (or BEGIN found the database busy): nothing of the batch is kept.
+      for (const w of batch) w.reject(err);
+      return;
+    }
+    batch.forEach((w, i) => {
+      const o = outcomes[i]!;
+      if (o.ok) w.resolve(o.value);
+      else w.reject(o.err);
+    });
+  }
+
   close(): void {
+    for (const w of this.queued.splice(0)) w.reject(new GafferError('NOT_READY', 'the store is closed'));
     this.statements.clear();
     if (this.db.isOpen) this.db.close();
   }

@@ -30,6 +30,7 @@ import {
   CHECK_COLUMNS,
   capacities,
   checkPlacements,
+  candidatePaging,
   claimScope,
   needsExclusions,
   EXCLUDING_ATTEMPT_STATES,
@@ -113,7 +114,7 @@ export class SqliteStore implements Store {
 
   async submit(params: { jobs: readonly NewJob[] }): Promise<SubmitResult[]> {
     assert(params.jobs.length <= LIMITS.submitBatchMaxJobs, 'submit batch within its bound');
-    return this.db.tx(() => params.jobs.map((job) => this.submitOne(job)));
+    return this.db.write(() => params.jobs.map((job) => this.submitOne(job)));
   }
 
   private submitOne(spec: NewJob, links: JobLinks = {}): SubmitResult {
@@ -193,7 +194,7 @@ export class SqliteStore implements Store {
   }
 
   async cancel(params: { jobId: string; reason?: string }): Promise<SettleResult> {
-    return this.db.tx(() => {
+    return this.db.write(() => {
       const job = this.mustGetJob(params.jobId);
       if (job.state === 'cancelled') return { job, changes: [] };
       if (TERMINAL_JOB_STATES.includes(job.state)) {
@@ -206,7 +207,7 @@ export class SqliteStore implements Store {
   }
 
   async retry(params: { jobId: string }): Promise<SettleResult> {
-    return this.db.tx(() => {
+    return this.db.write(() => {
       const job = this.mustGetJob(params.jobId);
       if (job.state !== 'failed' && job.state !== 'cancelled' && job.state !== 'expired') {
         throw new GafferError('INVALID_STATE', `only a failed, cancelled or expired job can be retried; ${job.id} is ${job.state}`);
@@ -326,7 +327,7 @@ export class SqliteStore implements Store {
     const s = params.spec;
     const now = this.clock.now();
     const id = s.id ?? this.newId();
-    this.db.tx(() =>
+    await this.db.write(() =>
       this.db.run(
         `INSERT INTO workers (id, name, labels, cores, memory_mb, gpu_ids, queues, keys, connected, draining,
            connected_at, last_seen_at, created_at)
@@ -385,11 +386,11 @@ export class SqliteStore implements Store {
   }
 
   async disconnectWorker(params: { workerId: string }): Promise<void> {
-    this.db.tx(() => this.db.run('UPDATE workers SET connected = 0 WHERE id = ?', params.workerId));
+    await this.db.write(() => this.db.run('UPDATE workers SET connected = 0 WHERE id = ?', params.workerId));
   }
 
   async setWorkerDraining(params: { workerId: string; draining: boolean }): Promise<Worker> {
-    const n = this.db.tx(() =>
+    const n = await this.db.write(() =>
       this.db.run('UPDATE workers SET draining = ? WHERE id = ?', params.draining ? 1 : 0, params.workerId),
     );
     if (n === 0) throw new GafferError('WORKER_NOT_FOUND', `no worker has id ${params.workerId}`);
@@ -397,7 +398,7 @@ export class SqliteStore implements Store {
   }
 
   async updateWorkerKeys(params: { workerId: string; hold?: readonly string[]; release?: readonly string[] }): Promise<Worker> {
-    this.db.tx(() => {
+    await this.db.write(() => {
       const row = this.db.get('SELECT keys FROM workers WHERE id = ?', params.workerId);
       if (!row) throw new GafferError('WORKER_NOT_FOUND', `no worker has id ${params.workerId}`);
       const keys = new Set(JSON.parse(String(row.keys ?? '[]')) as string[]);
@@ -414,7 +415,7 @@ export class SqliteStore implements Store {
   }
 
   async setWorkerQuarantine(params: QuarantineParams): Promise<{ worker: Worker; changes: Change[] }> {
-    const changes = this.db.tx(() => {
+    const changes = await this.db.write(() => {
       const row = this.db.get('SELECT quarantined FROM workers WHERE id = ?', params.workerId);
       if (!row) throw new GafferError('WORKER_NOT_FOUND', `no worker has id ${params.workerId}`);
       if (!params.quarantined) {
@@ -492,7 +493,7 @@ export class SqliteStore implements Store {
   }
 
   async startCheck(params: StartCheckParams): Promise<{ check: WorkerCheck; created: boolean }> {
-    return this.db.tx(() => {
+    return this.db.write(() => {
       const existing = this.db.get(
         `SELECT c.*, j.state AS job_state FROM worker_checks c LEFT JOIN jobs j ON j.id = c.job_id
          WHERE c.worker_id = ? AND c.queue = ?`,
@@ -540,7 +541,7 @@ export class SqliteStore implements Store {
 
   async claim(params: ClaimParams): Promise<Assignment[]> {
     if (params.workerIds.length === 0 || params.maxJobs <= 0) return [];
-    return this.db.tx(() => {
+    return this.db.write(() => {
       const now = this.clock.now();
       const workers = this.capacities(params.workerIds);
       if (workers.length === 0) return [];
@@ -576,12 +577,13 @@ export class SqliteStore implements Store {
   /** Reads candidates page by page until the workers are full or the pages run out. */
   private plan(params: ClaimParams, workers: WorkerCapacity[], now: number): { placements: Placement[]; candidates: Map<string, Candidate> } {
     const { budget, queues, maxCores, maxMemoryMb, maxGpus } = claimScope(params, workers);
+    const { perPage, maxPages } = candidatePaging(budget);
     const seen = new Map<string, Candidate>();
     let placements: Placement[] = [];
-    for (let page = 0; page < LIMITS.claimScanMaxPages; page++) {
+    for (let page = 0; page < maxPages; page++) {
       let more = false;
       for (const queue of queues) {
-        const { rows, full } = this.candidateRows(queue, now, maxCores, maxMemoryMb, maxGpus, page);
+        const { rows, full } = this.candidateRows(queue, now, maxCores, maxMemoryMb, maxGpus, page, perPage);
         if (full) more = true;
         for (const r of rows) if (!seen.has(String(r.id))) seen.set(String(r.id), this.candidateOf(r));
       }
@@ -593,8 +595,7 @@ export class SqliteStore implements Store {
   }
 
   /** One page of a queue's candidates; `full` when the priority page was full, so a next page may exist. */
-  private candidateRows(queue: string, now: number, cores: number, memory: number, gpus: number, page: number): { rows: Row[]; full: boolean } {
-    const perPage = LIMITS.claimCandidatesPerPage;
+  private candidateRows(queue: string, now: number, cores: number, memory: number, gpus: number, page: number, perPage: number): { rows: Row[]; full: boolean } {
     const cols = CANDIDATE_COLUMNS;
     const byPriority = this.db.all(
       `SELECT ${cols} FROM jobs WHERE want > 0 AND queue = ? AND run_at <= ? AND deadline_at > ?
@@ -604,9 +605,11 @@ export class SqliteStore implements Store {
     );
     const full = byPriority.length === perPage;
     if (page > 0) return { rows: byPriority, full };
-    // The oldest ready jobs too, so that aging can lift them past newer, higher-priority work.
+    // The oldest ready jobs too, so that aging can lift them past newer, higher-priority work. The
+    // partial index holds only claimable jobs: without INDEXED BY the planner may walk jobs_queue
+    // through every finished job of the queue.
     const oldest = this.db.all(
-      `SELECT ${cols} FROM jobs WHERE want > 0 AND queue = ? AND run_at <= ? AND deadline_at > ?
+      `SELECT ${cols} FROM jobs INDEXED BY jobs_claim_age WHERE want > 0 AND queue = ? AND run_at <= ? AND deadline_at > ?
          AND req_cores <= ? AND req_memory_mb <= ? AND req_gpus <= ?
        ORDER BY id LIMIT ?`,
       queue, now, now, cores, memory, gpus, perPage,
@@ -679,7 +682,7 @@ export class SqliteStore implements Store {
   // ---- Heartbeats and reports ----
 
   async heartbeat(params: HeartbeatParams): Promise<HeartbeatResult> {
-    return this.db.tx(() => {
+    return this.db.write(() => {
       const now = this.clock.now();
       const before = this.db.get('SELECT connected FROM workers WHERE id = ?', params.workerId);
       if (!before) throw new GafferError('WORKER_NOT_FOUND', `no worker has id ${params.workerId}`);
@@ -703,7 +706,7 @@ export class SqliteStore implements Store {
   }
 
   async progress(params: LeaseRef & { progress: unknown }): Promise<void> {
-    this.db.tx(() => {
+    await this.db.write(() => {
       const now = this.clock.now();
       const n = this.db.run(
         `UPDATE attempts SET progress = ?, heartbeat_at = ?, lease_expires_at = ? + heartbeat_timeout_ms,
@@ -734,7 +737,7 @@ export class SqliteStore implements Store {
   }
 
   async complete(params: CompleteParams): Promise<SettleResult> {
-    return this.db.tx(() => {
+    return this.db.write(() => {
       const now = this.clock.now();
       const { jobId, workerId } = this.currentAttempt(params, now);
       const job = this.mustGetJob(jobId);
@@ -920,7 +923,7 @@ export class SqliteStore implements Store {
   }
 
   async fail(params: FailParams): Promise<SettleResult> {
-    return this.db.tx(() => {
+    return this.db.write(() => {
       const now = this.clock.now();
       const { jobId, workerId } = this.currentAttempt(params, now);
       const error = { ...params.error, attemptId: params.attemptId, message: clipMessage(params.error.message) };
@@ -964,7 +967,7 @@ export class SqliteStore implements Store {
   // ---- Sweepers ----
 
   async expireAttempts(params: { limit: number }): Promise<SweepResult> {
-    return this.db.tx(() => {
+    return this.db.write(() => {
       const now = this.clock.now();
       const limit = Math.min(params.limit, LIMITS.sweepBatchMaxRows);
       const out: SweepResult = { changes: [], endedAttempts: [] };
@@ -1003,7 +1006,7 @@ export class SqliteStore implements Store {
   }
 
   async expireDeadlines(params: { limit: number }): Promise<SweepResult> {
-    return this.db.tx(() => {
+    return this.db.write(() => {
       const now = this.clock.now();
       const rows = this.db.all(
         `SELECT id FROM jobs WHERE state IN ('waiting', 'queued') AND has_deadline = 1 AND deadline_at <= ?
