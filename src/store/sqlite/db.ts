@@ -29,6 +29,7 @@ export const SQLITE_DEFAULTS = {
 
 interface QueuedWrite {
   fn: () => unknown;
+  durable: boolean;
   resolve: (value: unknown) => void;
   reject: (err: unknown) => void;
 }
@@ -40,6 +41,9 @@ export class SqliteDb {
   /** Writes waiting for the next group commit. */
   private queued: QueuedWrite[] = [];
   private flushScheduled = false;
+  /** The configured synchronous mode, and the one the connection is in now. */
+  private readonly synchronous: 'FULL' | 'NORMAL';
+  private currentSync: 'FULL' | 'NORMAL';
 
   constructor(options: SqliteOptions) {
     if (options.path !== ':memory:') mkdirSync(dirname(options.path), { recursive: true });
@@ -47,7 +51,9 @@ export class SqliteDb {
     const busy = options.busyTimeoutMs ?? SQLITE_DEFAULTS.busyTimeoutMs;
     this.db.exec(`PRAGMA busy_timeout = ${Math.floor(busy)}`);
     this.db.exec('PRAGMA journal_mode = WAL');
-    this.db.exec(`PRAGMA synchronous = ${(options.synchronous ?? SQLITE_DEFAULTS.synchronous).toUpperCase()}`);
+    this.synchronous = (options.synchronous ?? SQLITE_DEFAULTS.synchronous) === 'full' ? 'FULL' : 'NORMAL';
+    this.currentSync = this.synchronous;
+    this.db.exec(`PRAGMA synchronous = ${this.synchronous}`);
     this.db.exec('PRAGMA foreign_keys = ON');
     this.migrate();
     this.loadTransitions();
@@ -126,10 +132,18 @@ export class SqliteDb {
    * savepoint, in the order queued, seeing the ones before it: if it throws,
    * only its own changes roll back and only its promise rejects. Every promise
    * settles after the COMMIT, so a write is acknowledged only once durable.
+   *
+   * `durable: false` marks a write whose loss in a power cut is harmless
+   * because it is redone or refused later: a claim (a lease the store never
+   * recorded makes the worker's report ATTEMPT_NOT_FOUND, and the job runs
+   * again), a heartbeat, progress, a sweep, a worker's (dis)connection. A
+   * group of only such writes commits without fsync (WAL, synchronous
+   * NORMAL); it still survives a crash of the process, and the next durable
+   * commit makes it durable too.
    */
-  write<T>(fn: () => T): Promise<T> {
+  write<T>(fn: () => T, durable = true): Promise<T> {
     return new Promise<T>((resolve, reject) => {
-      this.queued.push({ fn, resolve: resolve as (value: unknown) => void, reject });
+      this.queued.push({ fn, durable, resolve: resolve as (value: unknown) => void, reject });
       if (!this.flushScheduled) {
         this.flushScheduled = true;
         setImmediate(() => this.flush());
@@ -149,6 +163,7 @@ export class SqliteDb {
       for (const w of batch) w.reject(new GafferError('NOT_READY', 'the store is closed'));
       return;
     }
+    this.setSync(batch.some((w) => w.durable) ? this.synchronous : 'NORMAL');
     // One write alone needs no savepoint.
     if (batch.length === 1) {
       const w = batch[0]!;
@@ -184,6 +199,13 @@ export class SqliteDb {
       if (o.ok) w.resolve(o.value);
       else w.reject(o.err);
     });
+  }
+
+  /** The fsync policy of the next commit (outside a transaction, where SQLite allows the change). */
+  private setSync(mode: 'FULL' | 'NORMAL'): void {
+    if (mode === this.currentSync) return;
+    this.db.exec(`PRAGMA synchronous = ${mode}`);
+    this.currentSync = mode;
   }
 
   close(): void {

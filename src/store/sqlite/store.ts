@@ -337,6 +337,7 @@ export class SqliteStore implements Store {
            connected = 1, draining = 0, connected_at = excluded.connected_at, last_seen_at = excluded.last_seen_at`,
         id, s.name, J(s.labels), s.cores, s.memoryMb, J(s.gpuIds), J(s.queues), J(s.keys), now, now, now,
       ),
+      false,
     );
     return this.mustGetWorker(id);
   }
@@ -386,7 +387,7 @@ export class SqliteStore implements Store {
   }
 
   async disconnectWorker(params: { workerId: string }): Promise<void> {
-    await this.db.write(() => this.db.run('UPDATE workers SET connected = 0 WHERE id = ?', params.workerId));
+    await this.db.write(() => this.db.run('UPDATE workers SET connected = 0 WHERE id = ?', params.workerId), false);
   }
 
   async setWorkerDraining(params: { workerId: string; draining: boolean }): Promise<Worker> {
@@ -555,7 +556,7 @@ export class SqliteStore implements Store {
       }
       for (const id of new Set(out.map((a) => a.workerId))) this.assertWorkerWithinCapacity(id);
       return out;
-    });
+    }, false);
   }
 
   /** What each eligible worker has free right now, from its live attempts. */
@@ -702,7 +703,7 @@ export class SqliteStore implements Store {
         (ok === 1 ? extended : revoked).push(ref.attemptId);
       }
       return { extended, revoked, ...revived };
-    });
+    }, false);
   }
 
   async progress(params: LeaseRef & { progress: unknown }): Promise<void> {
@@ -715,7 +716,7 @@ export class SqliteStore implements Store {
         J(params.progress), now, now, now, params.attemptId, params.lease, now,
       );
       if (n === 0) this.throwStale(params);
-    });
+    }, false);
   }
 
   /** Finds the live attempt the lease names, or throws ATTEMPT_NOT_FOUND / STALE_LEASE. */
@@ -990,7 +991,7 @@ export class SqliteStore implements Store {
       );
       for (const r of hung) this.endAttempt(r, 'failed', 'TIMEOUT', 'the attempt ran past its timeoutMs', now, out);
       return out;
-    });
+    }, false);
   }
 
   private endAttempt(r: Row, state: 'lost' | 'failed', code: 'LEASE_LOST' | 'TIMEOUT', message: string, now: number, out: SweepResult): void {
@@ -1019,7 +1020,7 @@ export class SqliteStore implements Store {
         changes.push(...this.endJob(String(r.id), 'expired', error));
       }
       return { changes, endedAttempts: [] };
-    });
+    }, false);
   }
 
   async nextRunAt(): Promise<number | null> {
