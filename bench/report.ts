@@ -1,0 +1,223 @@
+// The machine's description, the figures, their ratios to the best peer, and
+// the markdown and JSON written under bench/results/.
+import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { availableParallelism, cpus, hostname, release, totalmem } from 'node:os';
+import { fileURLToPath } from 'node:url';
+
+export interface Machine {
+  host: string;
+  cpu: string;
+  cores: number;
+  memoryGiB: number;
+  os: string;
+  node: string;
+  postgres: string | null;
+  redis: string | null;
+  packages: Record<string, string>;
+  gaffer: string;
+}
+
+export interface SystemResult {
+  id: string;
+  label: string;
+  store: string;
+  gaffer: boolean;
+  setup: string;
+  n: number;
+  enqueueMs: number;
+  drainMs: number;
+  e2eMs: number;
+  /** Jobs per second. */
+  enqueueRate: number;
+  drainRate: number;
+  e2eRate: number;
+  latency: { samples: number; p50Ms: number; p99Ms: number; meanMs: number; maxMs: number };
+}
+
+export const FIGURES = [
+  { key: 'enqueueRate', title: 'enqueue (jobs/s)', higherIsBetter: true },
+  { key: 'drainRate', title: 'drain (jobs/s)', higherIsBetter: true },
+  { key: 'e2eRate', title: 'end-to-end (jobs/s)', higherIsBetter: true },
+  { key: 'p50Ms', title: 'latency p50 (ms)', higherIsBetter: false },
+  { key: 'p99Ms', title: 'latency p99 (ms)', higherIsBetter: false },
+] as const;
+export type FigureKey = (typeof FIGURES)[number]['key'];
+
+export function figure(r: SystemResult, key: FigureKey): number {
+  return key === 'p50Ms' || key === 'p99Ms' ? r.latency[key] : r[key];
+}
+
+/** The best value among `among` (the peers): the highest rate, the lowest latency; null without peers. */
+export function best(among: SystemResult[], key: FigureKey): number | null {
+  if (among.length === 0) return null;
+  const values = among.map((r) => figure(r, key));
+  return FIGURES.find((f) => f.key === key)!.higherIsBetter ? Math.max(...values) : Math.min(...values);
+}
+
+/** Value over the best peer's value (for latency, above 1 is slower). */
+export function ratios(results: SystemResult[]): Record<string, Record<FigureKey, number | null>> {
+  const peers = results.filter((r) => !r.gaffer);
+  const out: Record<string, Record<FigureKey, number | null>> = {};
+  for (const r of results) {
+    const row = {} as Record<FigureKey, number | null>;
+    for (const f of FIGURES) {
+      const b = best(peers, f.key);
+      row[f.key] = b === null || b === 0 ? null : figure(r, f.key) / b;
+    }
+    out[r.id] = row;
+  }
+  return out;
+}
+
+/** Nearest-rank percentile of sorted values. */
+export function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return NaN;
+  const rank = Math.ceil((p / 100) * sorted.length);
+  return sorted[Math.min(sorted.length - 1, Math.max(0, rank - 1))]!;
+}
+
+function packageVersion(name: string): string {
+  const path = fileURLToPath(new URL(`../node_modules/${name}/package.json`, import.meta.url));
+  return existsSync(path) ? String((JSON.parse(readFileSync(path, 'utf8')) as { version?: string }).version) : 'not installed';
+}
+
+function osName(): string {
+  try {
+    const text = readFileSync('/etc/os-release', 'utf8');
+    const pretty = /^PRETTY_NAME="?([^"\n]*)"?/m.exec(text)?.[1];
+    if (pretty) return `${pretty}, Linux ${release()} ${process.arch}`;
+  } catch {
+    // not Linux, or no os-release
+  }
+  return `${process.platform} ${release()} ${process.arch}`;
+}
+
+function gafferVersion(): string {
+  const root = fileURLToPath(new URL('..', import.meta.url));
+  const version = (JSON.parse(readFileSync(`${root}/package.json`, 'utf8')) as { version: string }).version;
+  const head = spawnSync('git', ['-C', root, 'rev-parse', '--short', 'HEAD'], { encoding: 'utf8' });
+  if (head.status !== 0) return version;
+  const dirty = spawnSync('git', ['-C', root, 'status', '--porcelain', '--untracked-files=no', '--', 'src'], { encoding: 'utf8' });
+  return `${version}, commit ${head.stdout.trim()}${dirty.stdout.trim() !== '' ? ' with uncommitted changes in src/' : ''}`;
+}
+
+export function describeMachine(postgres: string | null, redis: string | null): Machine {
+  const cpu = cpus()[0]?.model.replace(/\s+/g, ' ').trim() ?? 'unknown';
+  return {
+    host: hostname(),
+    cpu,
+    cores: availableParallelism(),
+    memoryGiB: Math.round((totalmem() / 2 ** 30) * 10) / 10,
+    os: osName(),
+    node: process.version,
+    postgres,
+    redis,
+    packages: Object.fromEntries(['bullmq', 'ioredis', 'graphile-worker', 'pg-boss', 'pg'].map((p) => [p, packageVersion(p)])),
+    gaffer: gafferVersion(),
+  };
+}
+
+export interface RunInfo {
+  date: string;
+  smoke: boolean;
+  n: number;
+  concurrency: number;
+  batchSize: number;
+  latencyWarmup: number;
+  latencySamples: number;
+  postgresSetup: string | null;
+  redisSetup: string | null;
+  wallSeconds: number;
+  /** The machine's 1-minute load average when the run started and when it ended: other work skews the figures. */
+  loadAverage: { start: number; end: number };
+}
+
+const num = (v: number): string => {
+  if (!Number.isFinite(v)) return String(v);
+  if (v >= 100) return Math.round(v).toLocaleString('en-US');
+  if (v >= 10) return v.toFixed(1);
+  return v.toFixed(2);
+};
+const ratio = (v: number | null): string => (v === null ? '–' : `${v >= 10 ? v.toFixed(1) : v.toFixed(2)}×`);
+
+export function renderMarkdown(machine: Machine, run: RunInfo, results: SystemResult[]): string {
+  const r = ratios(results);
+  const lines: string[] = [];
+  lines.push(`# Gaffer benchmark: ${run.date.slice(0, 10)} on ${machine.host}${run.smoke ? ' (smoke run: figures mean nothing)' : ''}`, '');
+  lines.push('## Machine', '', '| | |', '| --- | --- |');
+  lines.push(`| CPU | ${machine.cpu}, ${machine.cores} cores |`);
+  lines.push(`| Memory | ${machine.memoryGiB} GiB |`);
+  lines.push(`| OS | ${machine.os} |`);
+  lines.push(`| Node.js | ${machine.node} |`);
+  if (machine.postgres) lines.push(`| PostgreSQL | ${machine.postgres}${run.postgresSetup ? `: ${run.postgresSetup}` : ''} |`);
+  if (machine.redis) lines.push(`| Redis | ${machine.redis}${run.redisSetup ? `: ${run.redisSetup}` : ''} |`);
+  lines.push(`| Peers | ${Object.entries(machine.packages).map(([k, v]) => `${k} ${v}`).join(', ')} |`);
+  lines.push(`| Gaffer | ${machine.gaffer} |`);
+  lines.push(`| Load average (1 min) | ${run.loadAverage.start.toFixed(2)} at the start, ${run.loadAverage.end.toFixed(2)} at the end |`, '');
+  lines.push('## Workload', '');
+  lines.push(
+    `${run.n.toLocaleString('en-US')} no-op jobs (payload \`{"i": n}\`) enqueued in batches of ${run.batchSize} by one producer in the bench process, ` +
+      `consumed by one worker process with at most ${run.concurrency} jobs in flight; latency over ${run.latencySamples} sequential jobs after ${run.latencyWarmup} warm-up jobs. ` +
+      `Each system starts from an empty database (or an emptied Redis). The whole run took ${Math.round(run.wallSeconds)} s.`,
+    '',
+  );
+  lines.push('## Results', '');
+  lines.push('Each cell: the figure, then its ratio to the best peer (peers: every system but Gaffer). For rates higher is better; for latency lower is better, so a latency ratio above 1× is slower than the best peer.', '');
+  lines.push(`| system | store | ${FIGURES.map((f) => f.title).join(' | ')} |`);
+  lines.push(`| --- | --- | ${FIGURES.map(() => '---:').join(' | ')} |`);
+  for (const res of results) {
+    const cells = FIGURES.map((f) => `${num(figure(res, f.key))} (${ratio(r[res.id]![f.key])})`);
+    lines.push(`| ${res.gaffer ? `**${res.label}**` : res.label} | ${res.store} | ${cells.join(' | ')} |`);
+  }
+  lines.push('');
+  const bars = qualityBars(results);
+  if (bars.length > 0) {
+    lines.push('## Against the quality bars (DESIGN.md section 7)', '');
+    for (const b of bars) lines.push(`- ${b}`);
+    lines.push('');
+  }
+  lines.push('## How each system runs', '');
+  for (const res of results) lines.push(`- **${res.label}** on ${res.store}: ${res.setup}.`);
+  lines.push('');
+  lines.push('## What each figure means', '');
+  lines.push(
+    '- **enqueue**: N jobs over the time the producer took to enqueue them, one batch call after another (each awaited), with no worker running.',
+    '- **drain**: those N jobs over the time from the worker process starting its consumer (connections it can open ahead are open) to the system having recorded the N-th completion, measured in the worker process. PostgreSQL tables are ANALYZEd between enqueue and drain, outside both timings.',
+    '- **end-to-end**: with the consumer already running and idle, N more jobs over the time from the first enqueue call to the worker process reporting the N-th recorded completion (measured in the bench process: submit, dispatch and complete, overlapped).',
+    '- **latency p50 / p99**: one job at a time on an otherwise idle system, from just before the submit call to the first line of the handler, both read on one clock in one process (the worker process runs its own producer for this); the next job is submitted once the previous completion is recorded.',
+    '- **recorded completion**: Gaffer, the coordinator\'s ack of the result (sent after the store commits it); BullMQ, the Worker\'s `completed` event (after Redis moved the job); graphile-worker and pg-boss, the handler returned and the store then shows no job of the queue unfinished.',
+    '',
+  );
+  return lines.join('\n');
+}
+
+/** DESIGN.md section 7's performance bars, as measured in this run. */
+export function qualityBars(results: SystemResult[]): string[] {
+  const out: string[] = [];
+  const peers = results.filter((r) => !r.gaffer);
+  const pgPeers = peers.filter((r) => r.store === 'PostgreSQL');
+  const sqlite = results.find((r) => r.id === 'gaffer-sqlite');
+  const onPg = results.find((r) => r.id === 'gaffer-pg');
+  const mark = (ok: boolean): string => (ok ? 'met' : 'NOT met');
+  const bestPeer = best(peers, 'e2eRate');
+  if (sqlite && bestPeer !== null) {
+    const x = sqlite.e2eRate / bestPeer;
+    out.push(`End-to-end on the embedded store at least 2× the fastest peer: ${x.toFixed(2)}× (${mark(x >= 2)}).`);
+  }
+  const bestPg = best(pgPeers, 'e2eRate');
+  if (onPg && bestPg !== null) {
+    const x = onPg.e2eRate / bestPg;
+    out.push(`End-to-end on PostgreSQL at least the fastest PostgreSQL peer: ${x.toFixed(2)}× (${mark(x >= 1)}).`);
+  }
+  for (const g of [sqlite, onPg]) {
+    if (!g) continue;
+    const ok = g.latency.p50Ms <= 0.5 && g.latency.p99Ms <= 2;
+    out.push(`Submit-to-start latency on ${g.store} p50 ≤ 0.5 ms and p99 ≤ 2 ms: p50 ${num(g.latency.p50Ms)} ms, p99 ${num(g.latency.p99Ms)} ms (${mark(ok)}).`);
+  }
+  return out;
+}
+
+export function renderJson(machine: Machine, run: RunInfo, results: SystemResult[]): string {
+  return `${JSON.stringify({ machine, run, results, ratiosToBestPeer: ratios(results) }, null, 2)}\n`;
+}
