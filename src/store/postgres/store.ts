@@ -58,6 +58,7 @@ import {
   capacities,
   checkPlacements,
   type ClaimScope,
+  candidatePaging,
   claimScope,
   EXCLUDING_ATTEMPT_STATES,
   LIVE_ATTEMPT_COLUMNS,
@@ -858,11 +859,12 @@ export class PostgresStore implements Store {
     now: number,
   ): Promise<{ placements: Placement[]; candidates: Map<string, Candidate>; rows: Map<string, Row> }> {
     const scope = claimScope(params, workers);
+    const paging = candidatePaging(scope.budget);
     const seen = new Map<string, Candidate>();
     const seenRows = new Map<string, Row>();
     let placements: Placement[] = [];
-    for (let page = 0; page < LIMITS.claimScanMaxPages; page++) {
-      const { rows, more } = await this.candidatePage(tx, scope, now, page);
+    for (let page = 0; page < paging.maxPages; page++) {
+      const { rows, more } = await this.candidatePage(tx, scope, now, page, paging.perPage);
       const pageIds = new Set<string>();
       const fresh = rows.filter((r) => {
         const id = String(r.id);
@@ -883,8 +885,7 @@ export class PostgresStore implements Store {
   }
 
   /** One page of every queue's candidates; `more` when some queue's priority page was full, so a next page may exist. */
-  private async candidatePage(tx: Tx, scope: ClaimScope, now: number, page: number): Promise<{ rows: Row[]; more: boolean }> {
-    const perPage = LIMITS.claimCandidatesPerPage;
+  private async candidatePage(tx: Tx, scope: ClaimScope, now: number, page: number, perPage: number): Promise<{ rows: Row[]; more: boolean }> {
     const rows = await tx.all(CANDIDATES_SQL, [
       scope.queues, now, scope.maxCores, scope.maxMemoryMb, scope.maxGpus, perPage, page * perPage, page === 0 ? perPage : 0,
     ]);
@@ -1171,7 +1172,7 @@ export class PostgresStore implements Store {
       if (job.verify?.mode === 'queue') {
         changes = await this.sendToVerifier(tx, job, params.attemptId, workerId, params.result, params.verificationJob!, now);
       } else if (job.replicas === 1 || job.solo) {
-        changes = await this.succeed(tx, job.id, J(params.result), now);
+        changes = await this.succeed(tx, job.id, J(params.result), now, job.live > 1);
         if (job.pinnedWorkerId !== null) await this.gradeCheck(tx, job.id, hash, now - Number(row.leased_at), now);
         if (job.verifies !== null) changes.push(...(await this.applyVerdict(tx, job.verifies, params.result as unknown as VerdictResult, now)));
       } else {
@@ -1183,8 +1184,9 @@ export class PostgresStore implements Store {
   }
 
   /** Accepts a result: the job succeeds (once: the guard on state makes it so) and its children move. */
-  private async succeed(tx: Tx, jobId: string, resultJson: string, now: number): Promise<Change[]> {
-    const cancelledAttempts = await this.stopLiveAttempts(tx, jobId, now);
+  /** `othersLive` false: the caller knows no other attempt of the job is live, so none needs stopping. */
+  private async succeed(tx: Tx, jobId: string, resultJson: string, now: number, othersLive = true): Promise<Change[]> {
+    const cancelledAttempts = othersLive ? await this.stopLiveAttempts(tx, jobId, now) : [];
     const n = await tx.run(
       `UPDATE jobs SET state = 'succeeded', result = $1, error = NULL, want = 0, live = 0, finished_at = $2, updated_at = $2
        WHERE id = $3 AND state IN ('running', 'queued', 'verifying')`,
@@ -1235,7 +1237,7 @@ export class PostgresStore implements Store {
     assert(attempt, 'a result under verification stays completed until its verdict');
     const workerId = String(attempt.worker_id);
     if (verdict.valid) {
-      return [...(await this.succeed(tx, verifies.jobId, String(attempt.result), now)), ...(await this.judgeWorker(tx, workerId, 'valid', now))];
+      return [...(await this.succeed(tx, verifies.jobId, String(attempt.result), now, false)), ...(await this.judgeWorker(tx, workerId, 'valid', now))];
     }
     await tx.run(`UPDATE attempts SET state = 'rejected' WHERE id = $1`, [verifies.attemptId]);
     const changes = await this.judgeWorker(tx, workerId, 'invalid', now);

@@ -771,7 +771,7 @@ export class SqliteStore implements Store {
       if (job.verify?.mode === 'queue') {
         changes = this.sendToVerifier(job, params.attemptId, workerId, params.result, params.verificationJob!, now);
       } else if (job.replicas === 1 || job.solo) {
-        changes = this.succeed(jobId, J(params.result), now);
+        changes = this.succeed(jobId, J(params.result), now, job.live > 1);
         if (job.pinnedWorkerId !== null) this.gradeCheck(jobId, hash, now - Number(row.leased_at), now);
         if (job.verifies !== null) changes.push(...this.applyVerdict(job.verifies, params.result as unknown as VerdictResult, now));
       } else {
@@ -783,8 +783,9 @@ export class SqliteStore implements Store {
   }
 
   /** Accepts a result: the job succeeds (once: the guard on state makes it so) and its children move. */
-  private succeed(jobId: string, resultJson: string, now: number): Change[] {
-    const cancelledAttempts = this.stopLiveAttempts(jobId, now);
+  /** `othersLive` false: the caller knows no other attempt of the job is live, so none needs stopping. */
+  private succeed(jobId: string, resultJson: string, now: number, othersLive = true): Change[] {
+    const cancelledAttempts = othersLive ? this.stopLiveAttempts(jobId, now) : [];
     const n = this.db.run(
       `UPDATE jobs SET state = 'succeeded', result = ?, error = NULL, want = 0, live = 0, finished_at = ?, updated_at = ?
        WHERE id = ? AND state IN ('running', 'queued', 'verifying')`,
@@ -833,7 +834,7 @@ export class SqliteStore implements Store {
     assert(attempt, 'a result under verification stays completed until its verdict');
     const workerId = String(attempt.worker_id);
     if (verdict.valid) {
-      return [...this.succeed(verifies.jobId, String(attempt.result), now), ...this.judgeWorker(workerId, 'valid', now)];
+      return [...this.succeed(verifies.jobId, String(attempt.result), now, false), ...this.judgeWorker(workerId, 'valid', now)];
     }
     this.db.run(`UPDATE attempts SET state = 'rejected' WHERE id = ?`, verifies.attemptId);
     const changes = this.judgeWorker(workerId, 'invalid', now);
