@@ -164,16 +164,32 @@ export class Coordinator {
   async submit(spec: unknown): Promise<SubmitResult> {
     const queue = (spec as { queue?: unknown } | null)?.queue;
     const job = normalizeJob(spec, typeof queue === 'string' ? this.queueDefaults[queue] : undefined);
-    const [result] = await this.store.submit({ jobs: [job] });
+    const submitted = this.store.submit({ jobs: [job] });
+    this.dispatchWithSubmit();
+    const [result] = await submitted;
     this.afterSubmit([result!]);
     return result!;
   }
 
   async submitMany(specs: unknown): Promise<SubmitResult[]> {
     const jobs = normalizeJobs(specs, (q) => this.queueDefaults[q] ?? {});
-    const results = await this.store.submit({ jobs });
+    const submitted = this.store.submit({ jobs });
+    this.dispatchWithSubmit();
+    const results = await submitted;
     this.afterSubmit(results);
     return results;
+  }
+
+  /**
+   * On the embedded store, a dispatch started now queues its claim right
+   * behind the submit, in the same group commit: the new job is leased in the
+   * transaction that stores it, one fsync for both, and its worker hears of it
+   * once that commit is done. (With a shared store the claim would run in a
+   * separate transaction before the submit commits and find nothing: the
+   * dispatch after the submit serves it.)
+   */
+  private dispatchWithSubmit(): void {
+    if (this.store.kind === 'sqlite') this.kick();
   }
 
   private afterSubmit(results: SubmitResult[]): void {
