@@ -1,0 +1,159 @@
+// A simulated worker: one WebSocket speaking the raw protocol
+// (docs/worker-protocol.md), one slot, a no-op handler. It says hello,
+// heartbeats at the interval welcome asks for (from a random phase, so that a
+// thousand of them spread out), and completes every attempt it is assigned at
+// once with a null result.
+import { WebSocket } from 'ws';
+import { PROTOCOL_VERSION, type AckFrame, type AssignFrame, type CoordinatorFrame, type WelcomeFrame } from '../../src/types/protocol.ts';
+
+/** Counts over every simulated worker of a run. */
+export interface SimTally {
+  heartbeats: number;
+  assigned: number;
+  completed: number;
+  /** Acks refusing a result, by code. */
+  refused: Record<string, number>;
+  /** Error frames, by code. */
+  errors: Record<string, number>;
+  /** Connections closed without the bench closing them, by close code. */
+  unexpectedCloses: Record<string, number>;
+}
+
+export function newTally(): SimTally {
+  return { heartbeats: 0, assigned: 0, completed: 0, refused: {}, errors: {}, unexpectedCloses: {} };
+}
+
+export interface SimOptions {
+  url: string;
+  name: string;
+  queue: string;
+  tally: SimTally;
+  /** Called with each assignment the worker gets (after it sent the complete). */
+  onAssign?: (a: AssignFrame['assignments'][number]) => void;
+  /** Called with each ack. */
+  onAck?: (ack: AckFrame) => void;
+  /**
+   * Take one attempt only: on the first assignment the worker sends `drain`
+   * before its complete, so that the coordinator hands it nothing more (an
+   * attempt leased to a worker that then leaves would hold its job until the
+   * lease expires).
+   */
+  takeOne?: boolean;
+}
+
+export class SimWorker {
+  readonly ws: WebSocket;
+  /** Resolves with the welcome; rejects if the connection fails or closes first. */
+  readonly welcome: Promise<WelcomeFrame>;
+  workerId: string | null = null;
+  private readonly held = new Map<string, string>();
+  private heartbeatTimer: NodeJS.Timeout | null = null;
+  private closing = false;
+  private took = false;
+  private readonly options: SimOptions;
+
+  constructor(options: SimOptions) {
+    this.options = options;
+    this.ws = new WebSocket(options.url, { perMessageDeflate: false });
+    this.welcome = new Promise((resolve, reject) => {
+      this.ws.once('open', () => {
+        this.send({ type: 'hello', protocol: PROTOCOL_VERSION, worker: { name: options.name, queues: { [options.queue]: 1 } } });
+      });
+      this.ws.once('error', reject);
+      this.ws.once('unexpected-response', (_req, res) => reject(new Error(`HTTP ${res.statusCode} on the upgrade`)));
+      this.ws.on('close', (code) => {
+        this.stopHeartbeats();
+        reject(new Error(`closed (${code}) before welcome`));
+        if (!this.closing) options.tally.unexpectedCloses[String(code)] = (options.tally.unexpectedCloses[String(code)] ?? 0) + 1;
+      });
+      this.ws.on('message', (data) => {
+        const frame = JSON.parse(String(data)) as CoordinatorFrame;
+        if (frame.type === 'welcome') {
+          this.workerId = frame.workerId;
+          this.startHeartbeats(frame.heartbeatIntervalMs);
+          resolve(frame);
+        } else this.handle(frame);
+      });
+    });
+    this.welcome.catch(() => undefined);
+    this.ws.on('error', () => undefined);
+  }
+
+  get open(): boolean {
+    return this.ws.readyState === WebSocket.OPEN;
+  }
+
+  private send(frame: object): void {
+    if (this.ws.readyState === WebSocket.OPEN) this.ws.send(JSON.stringify(frame));
+  }
+
+  private handle(frame: CoordinatorFrame): void {
+    const tally = this.options.tally;
+    switch (frame.type) {
+      case 'assign':
+        if (this.options.takeOne && !this.took) {
+          this.took = true;
+          this.send({ type: 'drain' });
+        }
+        for (const a of frame.assignments) {
+          tally.assigned += 1;
+          this.held.set(a.attemptId, a.lease);
+          this.send({ type: 'complete', attemptId: a.attemptId, lease: a.lease, result: null });
+          this.options.onAssign?.(a);
+        }
+        break;
+      case 'ack':
+        this.held.delete(frame.attemptId);
+        if (frame.ok) tally.completed += 1;
+        else {
+          const code = frame.error?.code ?? 'UNKNOWN';
+          tally.refused[code] = (tally.refused[code] ?? 0) + 1;
+        }
+        this.options.onAck?.(frame);
+        break;
+      case 'revoke':
+        for (const id of frame.attemptIds) this.held.delete(id);
+        break;
+      case 'error':
+        tally.errors[frame.code] = (tally.errors[frame.code] ?? 0) + 1;
+        break;
+      default:
+        break;
+    }
+  }
+
+  private startHeartbeats(intervalMs: number): void {
+    const beat = (): void => {
+      this.options.tally.heartbeats += 1;
+      this.send({ type: 'heartbeat', attempts: [...this.held].map(([attemptId, lease]) => ({ attemptId, lease })) });
+    };
+    // A random first beat within the interval, then the interval: the workers' heartbeats spread out.
+    this.heartbeatTimer = setTimeout(() => {
+      beat();
+      this.heartbeatTimer = setInterval(beat, intervalMs);
+    }, Math.random() * intervalMs);
+  }
+
+  private stopHeartbeats(): void {
+    if (this.heartbeatTimer) {
+      clearTimeout(this.heartbeatTimer);
+      clearInterval(this.heartbeatTimer);
+      this.heartbeatTimer = null;
+    }
+  }
+
+  /** Closes the connection (an expected close: not counted). */
+  close(): Promise<void> {
+    this.closing = true;
+    this.stopHeartbeats();
+    if (this.ws.readyState === WebSocket.CLOSED) return Promise.resolve();
+    return new Promise((resolve) => {
+      this.ws.once('close', () => resolve());
+      this.ws.close(1000);
+      setTimeout(() => {
+        this.ws.terminate();
+        resolve();
+      }, 5_000).unref();
+    });
+  }
+}
