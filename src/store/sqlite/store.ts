@@ -1011,7 +1011,7 @@ export class SqliteStore implements Store {
     return this.db.write(() => {
       const now = this.clock.now();
       const rows = this.db.all(
-        `SELECT id FROM jobs WHERE state IN ('waiting', 'queued') AND has_deadline = 1 AND deadline_at <= ?
+        `SELECT id FROM jobs INDEXED BY jobs_deadline WHERE state IN ('waiting', 'queued') AND has_deadline = 1 AND deadline_at <= ?
          ORDER BY deadline_at LIMIT ?`,
         now, Math.min(params.limit, LIMITS.sweepBatchMaxRows),
       );
