@@ -292,7 +292,8 @@ function checkReplicas(job: Job, attempts: Attempt[]): void {
   const liveWorkers = attempts.filter(live).map((a) => a.workerId);
   ensure(new Set(liveWorkers).size === liveWorkers.length, '6', () => `job ${job.id} runs twice on one worker: ${liveWorkers.join(', ')}`);
   if (job.replicas === 1) return;
-  const counted = attempts.filter((a) => live(a) || a.state === 'completed' || a.state === 'rejected').map((a) => a.workerId);
+  // Rejected attempts are left out: a retry rejects the old round's results, and their workers may run the new round.
+  const counted = attempts.filter((a) => live(a) || a.state === 'completed').map((a) => a.workerId);
   ensure(new Set(counted).size === counted.length, '6', () => `job ${job.id}: one worker holds two replicas or votes twice: ${counted.join(', ')}`);
 }
 
