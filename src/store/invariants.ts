@@ -425,7 +425,7 @@ function reachable<S extends string>(from: S, to: S, canMove: (a: S, b: S) => bo
  * lies between the readings, so each state moved at most once; otherwise
  * (several operations, a crash) each state moved along a path of legal moves.
  */
-export function checkTransitions(prev: Snapshot, next: Snapshot, step = true): void {
+export function checkTransitions(prev: Snapshot, next: Snapshot, step = true, completedNow?: string): void {
   for (const old of prev.jobs) {
     const cur = next.jobById.get(old.id);
     ensure(cur, '1', () => `job ${old.id} (${old.state}) is gone`);
@@ -440,7 +440,12 @@ export function checkTransitions(prev: Snapshot, next: Snapshot, step = true): v
   for (const old of prev.attemptById.values()) {
     const cur = next.attemptById.get(old.id);
     ensure(cur, '1', () => `attempt ${old.id} is gone`);
-    const attemptOk = step ? cur.state === old.state || canMoveAttempt(old.state, cur.state) : reachable(old.state, cur.state, canMoveAttempt, ATTEMPT_STATES);
+    // The attempt whose result this step delivered may also lose the vote its
+    // own result settled (trace clustering), in the same transaction.
+    const viaCompleted = old.id === completedNow && cur.state === 'rejected' && canMoveAttempt(old.state, 'completed');
+    const attemptOk = step
+      ? cur.state === old.state || canMoveAttempt(old.state, cur.state) || viaCompleted
+      : reachable(old.state, cur.state, canMoveAttempt, ATTEMPT_STATES);
     ensure(attemptOk, '7', () => `attempt ${old.id} moved ${old.state} -> ${cur.state}`);
     ensure(
       cur.jobId === old.jobId && cur.workerId === old.workerId && cur.leasedAt === old.leasedAt && isDeepStrictEqual(cur.gpuIds, old.gpuIds),
@@ -669,6 +674,8 @@ class Run {
     failed: new Set(),
   };
   private prev: Snapshot | null = null;
+  /** The attempt a `complete` step just delivered a result for, until that step's check. */
+  private completedNow: string | undefined;
   private readonly stats: Map<string, number>;
 
   constructor(ctx: StoreContext, open: OpenStore, place: PlaceFn, store: Store, stats: Map<string, number>) {
@@ -709,7 +716,7 @@ class Run {
     const next = await readSnapshot(this.store, this.now);
     try {
       checkSnapshot(next);
-      if (this.prev) checkTransitions(this.prev, next, oneStep);
+      if (this.prev) checkTransitions(this.prev, next, oneStep, this.completedNow);
       this.checkLedger(next);
       if (unchanged && this.prev) assertUnchanged(this.prev, next, label);
     } catch (err) {
@@ -717,6 +724,7 @@ class Run {
       throw err;
     }
     this.prev = next;
+    this.completedNow = undefined;
     return next;
   }
 
@@ -1117,6 +1125,7 @@ class Run {
     const settled = out as { job: Job };
     ensure(isDeepStrictEqual(settled.job, job), op.kind, () => `${op.kind} answered ${JSON.stringify(settled.job)}, the store holds ${JSON.stringify(job)}`);
     if (op.kind === 'complete') {
+      this.completedNow = a.id;
       this.ledger.completed.set(a.id, resultValue(op.result));
       ensure(a.state === 'completed' || a.state === 'rejected', '2', () => `complete left attempt ${a.id} ${a.state}`);
       if (job.replicas === 1) {
