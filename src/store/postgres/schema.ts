@@ -230,4 +230,16 @@ ALTER TABLE jobs ADD COLUMN adapted SMALLINT NOT NULL DEFAULT 0 CHECK (adapted I
 ALTER TABLE jobs ADD COLUMN round_seq INTEGER NOT NULL DEFAULT 0 CHECK (round_seq >= 0);
 `,
   },
+  {
+    version: 5,
+    name: 'claims: the oldest ready jobs by creation time, from their own index',
+    sql: `
+-- The "oldest ready" half of a claim read ORDER BY id, which the primary key
+-- also yields: with statistics that see mostly finished jobs, the planner walked
+-- the primary key past every finished job (tens of ms per claim at 100 k). No
+-- other index gives (created_at, id) order, so this one is used.
+DROP INDEX jobs_claim_age;
+CREATE INDEX jobs_claim_created ON jobs (queue, created_at, id) WHERE want > 0;
+`,
+  },
 ];

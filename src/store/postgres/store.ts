@@ -172,7 +172,7 @@ const LEASE_COLUMNS = 'adaptive, adapted';
  * rows another coordinator's claim (or a settle in progress) holds are passed
  * over, not waited for. Per queue: the next page by priority, deadline and age
  * (the jobs_claim index), and on the first page also the oldest ready jobs
- * (jobs_claim_age), so that aging can lift them past newer, higher-priority
+ * (jobs_claim_created, by creation time), so that aging can lift them past newer, higher-priority
  * work. Parameters: $1 queues, $2 now, $3 cores, $4 memory, $5 gpus,
  * $6 page size, $7 offset, $8 how many oldest (0 after the first page).
  */
@@ -190,10 +190,10 @@ const CANDIDATES_SQL = `
       SELECT 1 AS part, ${CANDIDATE_COLUMNS}, ${LEASE_COLUMNS} FROM jobs
       WHERE want > 0 AND queue = q.name AND run_at <= $2 AND deadline_at > $2
         AND req_cores <= $3 AND req_memory_mb <= $4 AND req_gpus <= $5
-      ORDER BY id LIMIT $8
+      ORDER BY created_at, id LIMIT $8
       FOR UPDATE SKIP LOCKED) oldest
   ) c
-  ORDER BY q.ord, c.part, CASE WHEN c.part = 0 THEN -c.priority END, CASE WHEN c.part = 0 THEN c.deadline_at END, c.id`;
+  ORDER BY q.ord, c.part, CASE WHEN c.part = 0 THEN -c.priority END, CASE WHEN c.part = 0 THEN c.deadline_at END, c.created_at, c.id`;
 
 export class PostgresStore implements Store {
   readonly kind = 'postgres' as const;
