@@ -16,7 +16,9 @@ import { compareIds, sortCandidates, type SchedulingPolicy } from './order.ts';
 
 export function place(input: PlaceInput, policy: SchedulingPolicy = SCHEDULING_DEFAULTS): Placement[] {
   assertInput(input);
-  const tallies = input.workers.map(copyTally);
+  // Workers with no free slot can take nothing: leave them out of every scan
+  // (with a thousand workers and a backlog, nearly all of them are full).
+  const tallies = input.workers.filter(hasFreeSlot).map(copyTally);
   const limit = Math.min(input.maxPlacements, totalFreeSlots(tallies));
   const placements: Placement[] = [];
   for (const c of sortCandidates(input.candidates, input.now, policy)) {
@@ -102,6 +104,12 @@ function copyTally(w: WorkerCapacity): WorkerCapacity {
     freeSlots: { ...w.freeSlots },
     freeGpuIds: [...w.freeGpuIds].sort((a, b) => a - b),
   };
+}
+
+function hasFreeSlot(w: WorkerCapacity): boolean {
+  if (w.usedSlots >= w.totalSlots) return false;
+  for (const q of Object.keys(w.freeSlots)) if (freeSlotsFor(w, q) > 0) return true;
+  return false;
 }
 
 function totalFreeSlots(workers: readonly WorkerCapacity[]): number {

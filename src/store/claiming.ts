@@ -125,6 +125,57 @@ export function claimScope(params: ClaimParams, workers: readonly WorkerCapacity
 }
 
 /**
+ * What a claim's candidate reads leave out because no worker of the claim with
+ * a free slot could take it: label sets no such worker has, and jobs that
+ * require an affinity key none of them holds. Without it, enough older jobs
+ * that fit nowhere (a label only an offline box has) fill every page a claim
+ * reads, and a job behind them that fits is never considered.
+ */
+export interface CandidateFilter {
+  /** req_labels texts that no free worker satisfies (at most claimExcludedLabelSetsMax). */
+  excludedLabels: string[];
+  /** Every affinity key the free workers hold; null when there are more than claimHeldKeysFilterMax (no key filter then). */
+  heldKeys: string[] | null;
+}
+
+/** Workers with a free slot: only they can take anything in this claim. */
+function freeWorkers(workers: readonly WorkerCapacity[]): WorkerCapacity[] {
+  return workers.filter((w) => w.usedSlots < w.totalSlots && Object.values(w.freeSlots).some((n) => n > 0));
+}
+
+export function candidateFilter(workers: readonly WorkerCapacity[]): CandidateFilter {
+  const held = new Set<string>();
+  for (const w of freeWorkers(workers)) {
+    for (const k of w.keys) held.add(k);
+    if (held.size > LIMITS.claimHeldKeysFilterMax) return { excludedLabels: [], heldKeys: null };
+  }
+  return { excludedLabels: [], heldKeys: [...held].sort() };
+}
+
+/**
+ * Adds to `filter` the label sets of `rows` that no free worker satisfies.
+ * True when it added one: the claim then reads its pages again from the first,
+ * as the rows it skipped change every later page.
+ */
+export function excludeUnplaceableLabels(filter: CandidateFilter, rows: readonly Row[], workers: readonly WorkerCapacity[]): boolean {
+  const free = freeWorkers(workers);
+  let added = false;
+  const known = new Set(filter.excludedLabels);
+  for (const r of rows) {
+    const text = String(r.req_labels);
+    if (known.has(text) || filter.excludedLabels.length >= LIMITS.claimExcludedLabelSetsMax) continue;
+    known.add(text);
+    const labels = JSON.parse(text) as Record<string, string>;
+    const entries = Object.entries(labels);
+    if (entries.length === 0) continue;
+    if (free.some((w) => entries.every(([k, v]) => Object.hasOwn(w.labels, k) && w.labels[k] === v))) continue;
+    filter.excludedLabels.push(text);
+    added = true;
+  }
+  return added;
+}
+
+/**
  * A candidate from its row (CANDIDATE_COLUMNS). `excluded` are the workers
  * holding a live attempt or a result of this job: replicas never share a worker
  * and a worker votes once. One whose attempt failed or was lost may run it

@@ -577,6 +577,32 @@ export function storeContract(
         assert.equal((await claimOne('w1')).jobId, old.id);
       });
 
+      // More older jobs that fit no free worker than a claim reads pages of
+      // (claimScanMaxPages x claimCandidatesPerPage) must not hide one that fits.
+      const blockingHead = LIMITS.claimScanMaxPages * LIMITS.claimCandidatesPerPage + 100;
+
+      it('finds a job that fits behind more older jobs than it reads that need a label no free worker has', async () => {
+        await addWorker('w1');
+        await addWorker('gone', { labels: { pool: 'gone' }, queues: { q: 1 } });
+        await submitOne({ requires: { labels: { pool: 'gone' } } });
+        assert.equal((await claimOne(['w1', 'gone'])).workerId, 'gone'); // now full
+        await store.submit({ jobs: Array.from({ length: blockingHead }, () => spec({ requires: { labels: { pool: 'gone' } } })) });
+        clock.advance(1);
+        const fits = await submitOne();
+        assert.deepEqual(jobIds(await claim(['w1', 'gone'])), [fits.id]);
+      });
+
+      it('finds a job that fits behind more older jobs than it reads that require a key no free worker holds', async () => {
+        await addWorker('w1', { keys: ['here'] });
+        await store.submit({
+          jobs: Array.from({ length: blockingHead }, (_, i) => spec({ affinity: { key: `elsewhere-${i}`, mode: 'require' } })),
+        });
+        clock.advance(1);
+        const preferred = await submitOne({ affinity: { key: 'nowhere', mode: 'prefer' } });
+        const held = await submitOne({ affinity: { key: 'here', mode: 'require' } });
+        assert.deepEqual(sorted(jobIds(await claim('w1'))), sorted(ids([preferred, held])));
+      });
+
       it('holds a job with runAt until the clock passes it, and nextRunAt tells when', async () => {
         await addWorker('w1');
         assert.equal(await store.nextRunAt(), null);

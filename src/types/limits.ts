@@ -56,6 +56,12 @@ export const LIMITS = {
   claimCandidatesMinPerPage: 16,
   /** Pages of the largest size a claim reads before it gives up on a queue; smaller pages get more of them, so a claim reads as deep. */
   claimScanMaxPages: 8,
+  /** Label sets a claim learns that no free worker has, and leaves out of its candidate reads (it rereads from the first page after learning one). */
+  claimExcludedLabelSetsMax: 32,
+  /** Times one claim rereads its candidates from the first page after learning label sets to leave out. */
+  claimRereadsMax: 4,
+  /** Most affinity keys (over its free workers) a claim filters candidates on; with more, jobs requiring a key nobody free holds are read and skipped. */
+  claimHeldKeysFilterMax: 4096,
   /** Rows one sweeper pass handles; the rest wait for the next pass. */
   sweepBatchMaxRows: 500,
   /** Most jobs one list call returns. */

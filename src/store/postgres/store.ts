@@ -63,6 +63,9 @@ import {
   EXCLUDING_ATTEMPT_STATES,
   LIVE_ATTEMPT_COLUMNS,
   needsExclusions,
+  candidateFilter,
+  excludeUnplaceableLabels,
+  type CandidateFilter,
 } from '../claiming.ts';
 import { attemptFromRow, checkFromRow, decodeCursor, emptyCounts, encodeCursor, jobFromRow, reputationFromRow, workerFromRow, type Row } from '../rows.ts';
 import {
@@ -174,7 +177,9 @@ const LEASE_COLUMNS = 'adaptive, adapted';
  * (the jobs_claim index), and on the first page also the oldest ready jobs
  * (jobs_claim_created, by creation time), so that aging can lift them past newer, higher-priority
  * work. Parameters: $1 queues, $2 now, $3 cores, $4 memory, $5 gpus,
- * $6 page size, $7 offset, $8 how many oldest (0 after the first page).
+ * $6 page size, $7 offset, $8 how many oldest (0 after the first page),
+ * $9 label sets left out and $10 the keys held (null: no key filter), the
+ * CandidateFilter.
  */
 const CANDIDATES_SQL = `
   SELECT c.*, q.ord FROM unnest($1::text[]) WITH ORDINALITY AS q(name, ord)
@@ -183,6 +188,8 @@ const CANDIDATES_SQL = `
       SELECT 0 AS part, ${CANDIDATE_COLUMNS}, ${LEASE_COLUMNS} FROM jobs
       WHERE want > 0 AND queue = q.name AND run_at <= $2 AND deadline_at > $2
         AND req_cores <= $3 AND req_memory_mb <= $4 AND req_gpus <= $5
+        AND req_labels <> ALL($9::text[])
+        AND ($10::text[] IS NULL OR affinity_mode IS DISTINCT FROM 'require' OR affinity_key = ANY($10::text[]))
       ORDER BY priority DESC, deadline_at, id LIMIT $6 OFFSET $7
       FOR UPDATE SKIP LOCKED) by_priority
     UNION ALL
@@ -190,6 +197,8 @@ const CANDIDATES_SQL = `
       SELECT 1 AS part, ${CANDIDATE_COLUMNS}, ${LEASE_COLUMNS} FROM jobs
       WHERE want > 0 AND queue = q.name AND run_at <= $2 AND deadline_at > $2
         AND req_cores <= $3 AND req_memory_mb <= $4 AND req_gpus <= $5
+        AND req_labels <> ALL($9::text[])
+        AND ($10::text[] IS NULL OR affinity_mode IS DISTINCT FROM 'require' OR affinity_key = ANY($10::text[]))
       ORDER BY created_at, id LIMIT $8
       FOR UPDATE SKIP LOCKED) oldest
   ) c
@@ -860,11 +869,13 @@ export class PostgresStore implements Store {
   ): Promise<{ placements: Placement[]; candidates: Map<string, Candidate>; rows: Map<string, Row> }> {
     const scope = claimScope(params, workers);
     const paging = candidatePaging(scope.budget);
+    const filter = candidateFilter(workers);
     const seen = new Map<string, Candidate>();
     const seenRows = new Map<string, Row>();
     let placements: Placement[] = [];
+    let rereads = 0;
     for (let page = 0; page < paging.maxPages; page++) {
-      const { rows, more } = await this.candidatePage(tx, scope, now, page, paging.perPage);
+      const { rows, more } = await this.candidatePage(tx, scope, filter, now, page, paging.perPage);
       const pageIds = new Set<string>();
       const fresh = rows.filter((r) => {
         const id = String(r.id);
@@ -880,14 +891,27 @@ export class PostgresStore implements Store {
       if (seen.size === 0) return { placements: [], candidates: seen, rows: seenRows };
       placements = params.place({ now, workers, candidates: [...seen.values()], maxPlacements: scope.budget });
       if (placements.length >= scope.budget || !more) break;
+      // Label sets no free worker has: read again from the first page without them.
+      if (rereads < LIMITS.claimRereadsMax && excludeUnplaceableLabels(filter, fresh, workers)) {
+        rereads++;
+        page = -1;
+      }
     }
     return { placements, candidates: seen, rows: seenRows };
   }
 
   /** One page of every queue's candidates; `more` when some queue's priority page was full, so a next page may exist. */
-  private async candidatePage(tx: Tx, scope: ClaimScope, now: number, page: number, perPage: number): Promise<{ rows: Row[]; more: boolean }> {
+  private async candidatePage(
+    tx: Tx,
+    scope: ClaimScope,
+    filter: CandidateFilter,
+    now: number,
+    page: number,
+    perPage: number,
+  ): Promise<{ rows: Row[]; more: boolean }> {
     const rows = await tx.all(CANDIDATES_SQL, [
       scope.queues, now, scope.maxCores, scope.maxMemoryMb, scope.maxGpus, perPage, page * perPage, page === 0 ? perPage : 0,
+      filter.excludedLabels, filter.heldKeys,
     ]);
     const perQueue = new Map<string, number>();
     for (const r of rows) if (Number(r.part) === 0) perQueue.set(String(r.queue), (perQueue.get(String(r.queue)) ?? 0) + 1);

@@ -35,6 +35,10 @@ import {
   needsExclusions,
   EXCLUDING_ATTEMPT_STATES,
   LIVE_ATTEMPT_COLUMNS,
+  candidateFilter,
+  excludeUnplaceableLabels,
+  type CandidateFilter,
+  type ClaimScope,
 } from '../claiming.ts';
 import { attemptFromRow, checkFromRow, decodeCursor, emptyCounts, encodeCursor, jobFromRow, reputationFromRow, workerFromRow, type Row } from '../rows.ts';
 import {
@@ -91,6 +95,13 @@ const J = JSON.stringify;
 export function openSqliteStore(options: SqliteStoreOptions): SqliteStore {
   return new SqliteStore(options);
 }
+
+/**
+ * The CandidateFilter in SQL; parameters: the excluded label sets (JSON
+ * array), then the held keys (JSON array, or null for no key filter) twice.
+ */
+const CANDIDATE_FILTER = `AND req_labels NOT IN (SELECT value FROM json_each(?))
+         AND (? IS NULL OR affinity_mode IS NOT 'require' OR affinity_key IN (SELECT value FROM json_each(?)))`;
 
 export class SqliteStore implements Store {
   readonly kind = 'sqlite' as const;
@@ -575,34 +586,53 @@ export class SqliteStore implements Store {
     return capacities(rows, live, checks);
   }
 
-  /** Reads candidates page by page until the workers are full or the pages run out. */
+  /**
+   * Reads candidates page by page until the workers are full or the pages run
+   * out; label sets no free worker has are learnt on the way and left out of
+   * the reads that follow (from the first page again).
+   */
   private plan(params: ClaimParams, workers: WorkerCapacity[], now: number): { placements: Placement[]; candidates: Map<string, Candidate> } {
-    const { budget, queues, maxCores, maxMemoryMb, maxGpus } = claimScope(params, workers);
+    const scope = claimScope(params, workers);
+    const { budget, queues } = scope;
     const { perPage, maxPages } = candidatePaging(budget);
+    const filter = candidateFilter(workers);
     const seen = new Map<string, Candidate>();
     let placements: Placement[] = [];
+    let rereads = 0;
     for (let page = 0; page < maxPages; page++) {
       let more = false;
+      const fresh: Row[] = [];
       for (const queue of queues) {
-        const { rows, full } = this.candidateRows(queue, now, maxCores, maxMemoryMb, maxGpus, page, perPage);
+        const { rows, full } = this.candidateRows(queue, now, scope, filter, page, perPage);
         if (full) more = true;
-        for (const r of rows) if (!seen.has(String(r.id))) seen.set(String(r.id), this.candidateOf(r));
+        for (const r of rows) {
+          if (seen.has(String(r.id))) continue;
+          seen.set(String(r.id), this.candidateOf(r));
+          fresh.push(r);
+        }
       }
       if (seen.size === 0) return { placements: [], candidates: seen };
       placements = params.place({ now, workers, candidates: [...seen.values()], maxPlacements: budget });
       if (placements.length >= budget || !more) break;
+      if (rereads < LIMITS.claimRereadsMax && excludeUnplaceableLabels(filter, fresh, workers)) {
+        rereads++;
+        page = -1;
+      }
     }
     return { placements, candidates: seen };
   }
 
   /** One page of a queue's candidates; `full` when the priority page was full, so a next page may exist. */
-  private candidateRows(queue: string, now: number, cores: number, memory: number, gpus: number, page: number, perPage: number): { rows: Row[]; full: boolean } {
+  private candidateRows(queue: string, now: number, scope: ClaimScope, filter: CandidateFilter, page: number, perPage: number): { rows: Row[]; full: boolean } {
     const cols = CANDIDATE_COLUMNS;
+    const { maxCores: cores, maxMemoryMb: memory, maxGpus: gpus } = scope;
+    const excluded = J(filter.excludedLabels);
+    const held = filter.heldKeys === null ? null : J(filter.heldKeys);
     const byPriority = this.db.all(
       `SELECT ${cols} FROM jobs WHERE want > 0 AND queue = ? AND run_at <= ? AND deadline_at > ?
-         AND req_cores <= ? AND req_memory_mb <= ? AND req_gpus <= ?
+         AND req_cores <= ? AND req_memory_mb <= ? AND req_gpus <= ? ${CANDIDATE_FILTER}
        ORDER BY priority DESC, deadline_at, id LIMIT ? OFFSET ?`,
-      queue, now, now, cores, memory, gpus, perPage, page * perPage,
+      queue, now, now, cores, memory, gpus, excluded, held, held, perPage, page * perPage,
     );
     const full = byPriority.length === perPage;
     if (page > 0) return { rows: byPriority, full };
@@ -611,9 +641,9 @@ export class SqliteStore implements Store {
     // through every finished job of the queue.
     const oldest = this.db.all(
       `SELECT ${cols} FROM jobs INDEXED BY jobs_claim_age WHERE want > 0 AND queue = ? AND run_at <= ? AND deadline_at > ?
-         AND req_cores <= ? AND req_memory_mb <= ? AND req_gpus <= ?
+         AND req_cores <= ? AND req_memory_mb <= ? AND req_gpus <= ? ${CANDIDATE_FILTER}
        ORDER BY id LIMIT ?`,
-      queue, now, now, cores, memory, gpus, perPage,
+      queue, now, now, cores, memory, gpus, excluded, held, held, perPage,
     );
     return { rows: byPriority.concat(oldest), full };
   }
