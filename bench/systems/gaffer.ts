@@ -9,7 +9,7 @@ import { GafferClient } from '../../src/client/client.ts';
 import type { JobSpec } from '../../src/types/model.ts';
 import { Worker } from '../../src/worker/index.ts';
 import { startGafferServe } from '../services.ts';
-import { Counter, type Consumer, type ConsumerOptions, type JsonConfig, type PrepareEnv, type Prepared, type Producer, type System } from '../systems.ts';
+import { ANALYZE_LOADED_TABLES_SQL, Counter, type Consumer, type ConsumerOptions, type JsonConfig, type PrepareEnv, type Prepared, type Producer, type System } from '../systems.ts';
 
 const QUEUE = 'bench.noop';
 
@@ -86,7 +86,7 @@ export const gafferPostgres: System = {
   describe: (p) => `gaffer serve on PostgreSQL (pool of 10, the default); client batch submit of ${p.batchSize}; one SDK worker with ${p.concurrency} slots`,
   async prepare(env) {
     const url = await env.newDatabase();
-    return prepare(env, url, () => env.pgExec(url, 'ANALYZE'));
+    return prepare(env, url, () => env.pgExec(url, ANALYZE_LOADED_TABLES_SQL));
   },
   openProducer,
   openConsumer,

@@ -8,7 +8,7 @@
 import { EventEmitter } from 'node:events';
 import { Logger, makeWorkerUtils, run, type Runner, type WorkerEvents } from 'graphile-worker';
 import pg from 'pg';
-import { Counter, pollUntil, type BenchParams, type Consumer, type ConsumerOptions, type JsonConfig, type Producer, type System } from '../systems.ts';
+import { ANALYZE_LOADED_TABLES_SQL, Counter, pollUntil, type BenchParams, type Consumer, type ConsumerOptions, type JsonConfig, type Producer, type System } from '../systems.ts';
 
 const TASK = 'noop';
 const silent = new Logger(() => () => undefined);
@@ -73,7 +73,7 @@ async function prepare(env: Parameters<System['prepare']>[0]) {
   const utils = await makeWorkerUtils({ connectionString: url, logger: silent });
   await utils.migrate();
   await utils.release();
-  return { config: { url }, afterLoad: () => env.pgExec(url, 'ANALYZE'), close: async () => undefined };
+  return { config: { url }, afterLoad: () => env.pgExec(url, ANALYZE_LOADED_TABLES_SQL), close: async () => undefined };
 }
 
 const describe = (lq: boolean) => (p: BenchParams): string =>

@@ -10,7 +10,7 @@
 // when the store shows every job of the queue completed.
 import { PgBoss } from 'pg-boss';
 import pg from 'pg';
-import { Counter, pollUntil, type BenchParams, type Consumer, type ConsumerOptions, type JsonConfig, type Producer, type System } from '../systems.ts';
+import { ANALYZE_LOADED_TABLES_SQL, Counter, pollUntil, type BenchParams, type Consumer, type ConsumerOptions, type JsonConfig, type Producer, type System } from '../systems.ts';
 
 const QUEUE = 'bench-noop';
 
@@ -88,7 +88,7 @@ export const pgBoss: System = {
     await boss.start();
     await boss.createQueue(QUEUE, { notify: true });
     await boss.stop({ graceful: false, close: true });
-    return { config: { url }, afterLoad: () => env.pgExec(url, 'ANALYZE'), close: async () => undefined };
+    return { config: { url }, afterLoad: () => env.pgExec(url, ANALYZE_LOADED_TABLES_SQL), close: async () => undefined };
   },
   openProducer,
   openConsumer,

@@ -204,6 +204,48 @@ const CANDIDATES_SQL = `
   ) c
   ORDER BY q.ord, c.part, CASE WHEN c.part = 0 THEN -c.priority END, CASE WHEN c.part = 0 THEN c.deadline_at END, c.created_at, c.id`;
 
+/**
+ * A result for the common job (one replica, no verification of any kind, no
+ * challenge, its only live attempt) in one statement, so one round trip and
+ * no BEGIN/COMMIT: lock the job row (so the store's lock order holds: job,
+ * then attempt), complete the attempt under its lease, accept the result, and
+ * release the dependants, with a NOTIFY when one became queued. It returns no
+ * row, and changes nothing, whenever any of that does not apply (another kind
+ * of job, a stale lease, an unknown attempt): the full transaction then
+ * decides. $1 attempt id, $2 lease, $3 now, $4 result hash, $5 trace, $6 the
+ * result, $7/$8 the NOTIFY channel and payload.
+ */
+const COMPLETE_SIMPLE_SQL = `
+  WITH j AS (
+    SELECT id FROM jobs
+    WHERE id = (SELECT job_id FROM attempts WHERE id = $1)
+      AND replicas = 1 AND verify IS NULL AND verifies_job_id IS NULL AND pinned_worker_id IS NULL
+      AND state = 'running' AND live = 1
+    FOR UPDATE
+  ), a AS (
+    UPDATE attempts SET state = 'completed', finished_at = $3, result_hash = $4, trace = $5
+    WHERE id = $1 AND lease = $2 AND state IN ${LIVE} AND lease_expires_at >= $3 AND job_id = (SELECT id FROM j)
+    RETURNING job_id
+  ), s AS (
+    UPDATE jobs SET state = 'succeeded', result = $6, error = NULL, want = 0, live = 0, finished_at = $3, updated_at = $3
+    WHERE id = (SELECT job_id FROM a)
+    RETURNING *
+  ), c AS (
+    UPDATE jobs SET pending_parents = pending_parents - 1,
+      state = CASE WHEN pending_parents = 1 THEN 'queued' ELSE state END,
+      want = CASE WHEN pending_parents = 1 THEN replicas ELSE 0 END,
+      run_at = CASE WHEN pending_parents = 1 THEN greatest(run_at, $3) ELSE run_at END,
+      updated_at = $3
+    WHERE state = 'waiting' AND id IN (SELECT job_id FROM job_deps WHERE parent_id = (SELECT id FROM s))
+    RETURNING id, state
+  ), n AS (
+    SELECT pg_notify($7, $8) WHERE EXISTS (SELECT 1 FROM c WHERE state = 'queued')
+  )
+  SELECT s.*,
+    (SELECT coalesce(json_agg(c.id ORDER BY c.id), '[]') FROM c WHERE c.state = 'queued')::text AS queued_children,
+    (SELECT count(*) FROM n) AS notified
+  FROM s`;
+
 export class PostgresStore implements Store {
   readonly kind = 'postgres' as const;
   private readonly db: PgDb;
@@ -833,7 +875,7 @@ export class PostgresStore implements Store {
       checkPlacements(placements, workers, params.maxJobs, candidates);
       if (placements.length === 0) return [];
       const assignments = await this.lease(tx, placements, rows, workerRows, now);
-      await this.assertWorkersWithinCapacity(tx, [...new Set(assignments.map((a) => a.workerId))]);
+      await this.assertWorkersWithinCapacity(tx, [...new Set(assignments.map((a) => a.workerId))], workerRows);
       return assignments;
     });
   }
@@ -852,8 +894,17 @@ export class PostgresStore implements Store {
     );
     if (rows.length === 0) return { workers: [], rows: new Map() };
     const ids = rows.map((w) => String(w.id));
-    const live = await tx.all(`SELECT ${LIVE_ATTEMPT_COLUMNS} FROM attempts WHERE worker_id = ANY($1::text[]) AND state IN ${LIVE}`, [ids]);
-    const checks = await tx.all(`SELECT ${CHECK_COLUMNS} FROM worker_checks WHERE worker_id = ANY($1::text[])`, [ids]);
+    // Live attempts and reliability checks in one round trip: `kind` tells them apart.
+    const both = await tx.all(
+      `SELECT 'live' AS kind, ${LIVE_ATTEMPT_COLUMNS}, NULL::text AS state, NULL::bigint AS speed_ms
+         FROM attempts WHERE worker_id = ANY($1::text[]) AND state IN ${LIVE}
+       UNION ALL
+       SELECT 'check', worker_id, queue, NULL::integer, NULL::bigint, NULL::text, state, speed_ms
+         FROM worker_checks WHERE worker_id = ANY($1::text[])`,
+      [ids],
+    );
+    const live = both.filter((r) => r.kind === 'live');
+    const checks = both.filter((r) => r.kind === 'check');
     return { workers: capacities(rows, live, checks), rows: new Map(rows.map((r) => [String(r.id), r])) };
   }
 
@@ -1047,9 +1098,10 @@ export class PostgresStore implements Store {
   }
 
   /** Invariant 5, checked against the database after a claim wrote its leases: never more than declared. */
-  private async assertWorkersWithinCapacity(tx: Tx, workerIds: readonly string[]): Promise<void> {
-    const workers = await tx.all('SELECT id, cores, memory_mb, gpu_ids, queues FROM workers WHERE id = ANY($1::text[])', [workerIds]);
-    assert(workers.length === workerIds.length, 'a leased attempt belongs to a known worker');
+  /** `workerRows`: the rows the claim read and locked, so unchanged since. */
+  private async assertWorkersWithinCapacity(tx: Tx, workerIds: readonly string[], workerRows: ReadonlyMap<string, Row>): Promise<void> {
+    const workers = workerIds.map((id) => workerRows.get(id)).filter((w) => w !== undefined);
+    assert(workers.length === workerIds.length, 'a leased attempt belongs to a worker the claim locked');
     const live = await tx.all(`SELECT ${LIVE_ATTEMPT_COLUMNS} FROM attempts WHERE worker_id = ANY($1::text[]) AND state IN ${LIVE}`, [
       workerIds,
     ]);
@@ -1163,6 +1215,8 @@ export class PostgresStore implements Store {
   }
 
   async complete(params: CompleteParams): Promise<SettleResult> {
+    const fast = await this.completeSimple(params);
+    if (fast) return fast;
     return this.db.tx(async (tx) => {
       const now = this.clock.now();
       const { job, workerId } = await this.lockCurrent(tx, params, now, 'judged');
@@ -1205,6 +1259,28 @@ export class PostgresStore implements Store {
       }
       return { job: await this.mustGetJob(tx, job.id), changes };
     });
+  }
+
+  /** COMPLETE_SIMPLE_SQL; null when it did not apply (nothing was changed then). */
+  private async completeSimple(params: CompleteParams): Promise<SettleResult | null> {
+    const now = this.clock.now();
+    const row = await this.db.read((sql) =>
+      sql.get(COMPLETE_SIMPLE_SQL, [
+        params.attemptId, params.lease, now, resultHash(params.result), params.trace ? J(params.trace) : null, J(params.result),
+        WAKE_CHANNEL, this.db.wakePayload,
+      ]),
+    );
+    if (!row) return null;
+    const children = JSON.parse(String(row.queued_children)) as string[];
+    const job = jobFromRow(row);
+    assert(job.state === 'succeeded', 'a simple result is accepted');
+    return {
+      job,
+      changes: [
+        { jobId: job.id, state: 'succeeded', cancelledAttempts: [] },
+        ...children.map((id) => ({ jobId: id, state: 'queued' as const, cancelledAttempts: [] })),
+      ],
+    };
   }
 
   /** Accepts a result: the job succeeds (once: the guard on state makes it so) and its children move. */
