@@ -1233,6 +1233,21 @@ export function storeContract(
         assert.deepEqual(jobIds(await claim('w1')), [child.id]);
       });
 
+      it('queues a child once when its parents succeed in reports that arrive together', async () => {
+        await addWorker('w1');
+        const [p1, p2, p3] = await submit({}, {}, {});
+        assert.ok(p1 && p2 && p3);
+        const both = await submitOne({ dependsOn: [p1.id, p2.id] });
+        const all = await submitOne({ dependsOn: [p1.id, p2.id, p3.id] });
+        const [a1, a2] = await claim('w1', 2);
+        const [first, second] = await Promise.all([complete(a1!), complete(a2!)]);
+        const changes = byJobId([...first.changes, ...second.changes]);
+        assert.deepEqual(changes, byJobId([change(p1.id, 'succeeded'), change(p2.id, 'succeeded'), change(both.id, 'queued')]));
+        const [b, a] = [await getJob(both.id), await getJob(all.id)];
+        assert.deepEqual([b.state, b.pendingParents, b.want], ['queued', 0, 1]);
+        assert.deepEqual([a.state, a.pendingParents, a.want], ['waiting', 1, 0]);
+      });
+
       it('fails children and grandchildren of a failed parent with DEPENDENCY_FAILED naming the parent', async () => {
         await addWorker('w1');
         const parent = await submitOne({ maxAttempts: 1 });

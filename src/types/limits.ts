@@ -214,6 +214,8 @@ export const POSTGRES_DEFAULTS = {
   idleTimeoutMs: 30_000,
   /** A transaction that ends in a deadlock or a serialization failure is run again at most this many times, then STORE_BUSY. */
   txRetryMax: 5,
+  /** Results of plain jobs that arrive while one such statement runs are settled together in the next, at most this many (one commit, one WAL flush). */
+  completeBatchMax: 256,
   /** Before a retry the transaction waits up to this long times the retry number, with jitter. */
   txRetryBaseDelayMs: 5,
   /** The LISTEN connection's first reconnect waits this long; each failed try doubles it. */

@@ -8,7 +8,7 @@ import { ATTEMPT_TRANSITIONS, JOB_TRANSITIONS } from '../../types/states.ts';
 import type { Row } from '../rows.ts';
 import { MIGRATIONS } from './schema.ts';
 
-export type Param = string | number | boolean | null | readonly string[] | readonly number[];
+export type Param = string | number | boolean | null | readonly string[] | readonly number[] | readonly (string | null)[];
 
 /** One connection's way to run SQL: inside a transaction, or a single autocommit read. */
 export interface Sql {

@@ -157,15 +157,34 @@ const INSERT_JOBS_SQL = `
   ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
   RETURNING *`;
 
-const ATTEMPT_INSERT_COLUMNS = [
-  ['id', 'text'], ['job_id', 'text'], ['worker_id', 'text'], ['queue', 'text'], ['seq', 'int'], ['lease', 'text'],
-  ['gpu_ids', 'text'], ['cores', 'int'], ['memory_mb', 'bigint'], ['heartbeat_timeout_ms', 'bigint'], ['leased_at', 'bigint'],
-  ['heartbeat_at', 'bigint'], ['lease_expires_at', 'bigint'], ['timeout_at', 'bigint'],
-] as const;
-
-const INSERT_ATTEMPTS_SQL = `
-  INSERT INTO attempts (${ATTEMPT_INSERT_COLUMNS.map(([c]) => c).join(', ')}, state)
-  SELECT *, 'leased' FROM unnest(${ATTEMPT_INSERT_COLUMNS.map(([, t], i) => `$${i + 1}::${t}[]`).join(', ')})`;
+/**
+ * A claim's writes in one statement: the placed jobs move to running (want,
+ * live and attempts counted per job; an adaptive solo decision recorded) and
+ * their attempts are inserted from what the update returns. $1 now;
+ * $2-$5 per job: id, attempts placed, solo, decided; $6-$11 per placement:
+ * attempt id, job id, worker id, lease, GPU ids (JSON), its number among its
+ * job's placements. Returns the jobs' rows and how many attempts were
+ * inserted.
+ */
+const LEASE_SQL = `
+  WITH u AS (
+    UPDATE jobs AS j SET want = CASE WHEN v.solo = 1 THEN 0 ELSE j.want - v.n END, live = j.live + v.n,
+      attempts = j.attempts + v.n, solo = greatest(j.solo, v.solo), adapted = greatest(j.adapted, v.decided),
+      state = 'running', updated_at = $1
+    FROM unnest($2::text[], $3::int[], $4::int[], $5::int[]) AS v(id, n, solo, decided)
+    WHERE j.id = v.id AND j.want >= v.n AND j.state IN ('queued', 'running')
+    RETURNING j.id, j.queue, j.payload, j.attempts, j.timeout_ms, j.heartbeat_timeout_ms, j.deadline_at, j.has_deadline,
+      j.req_cores, j.req_memory_mb, j.req_gpus, j.labels, v.n
+  ), ins AS (
+    INSERT INTO attempts (id, job_id, worker_id, queue, seq, lease, gpu_ids, cores, memory_mb, heartbeat_timeout_ms,
+      leased_at, heartbeat_at, lease_expires_at, timeout_at, state)
+    SELECT p.attempt_id, p.job_id, p.worker_id, u.queue, u.attempts - u.n + p.k, p.lease, p.gpu_ids, u.req_cores,
+      u.req_memory_mb, u.heartbeat_timeout_ms, $1, $1, $1 + u.heartbeat_timeout_ms, $1 + u.timeout_ms, 'leased'
+    FROM unnest($6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::int[]) AS p(attempt_id, job_id, worker_id, lease, gpu_ids, k)
+    JOIN u ON u.id = p.job_id
+    RETURNING 1
+  )
+  SELECT u.*, (SELECT count(*) FROM ins) AS inserted FROM u`;
 
 /** What a claim reads of a candidate beyond CANDIDATE_COLUMNS: whether its round still awaits the adaptive decision. */
 const LEASE_COLUMNS = 'adaptive, adapted';
@@ -205,39 +224,50 @@ const CANDIDATES_SQL = `
   ORDER BY q.ord, c.part, CASE WHEN c.part = 0 THEN -c.priority END, CASE WHEN c.part = 0 THEN c.deadline_at END, c.created_at, c.id`;
 
 /**
- * A result for the common job (one replica, no verification of any kind, no
- * challenge, its only live attempt) in one statement, so one round trip and
- * no BEGIN/COMMIT: lock the job row (so the store's lock order holds: job,
- * then attempt), complete the attempt under its lease, accept the result, and
- * release the dependants, with a NOTIFY when one became queued. It returns no
- * row, and changes nothing, whenever any of that does not apply (another kind
- * of job, a stale lease, an unknown attempt): the full transaction then
- * decides. $1 attempt id, $2 lease, $3 now, $4 result hash, $5 trace, $6 the
- * result, $7/$8 the NOTIFY channel and payload.
+ * Results for common jobs (one replica, no verification of any kind, no
+ * challenge, the job's only live attempt) in one statement, so one round trip
+ * and no BEGIN/COMMIT, for a whole batch of reports: lock the jobs in id order
+ * (so the store's lock order holds: jobs, then attempts), complete each
+ * attempt under its lease, accept its result, release the dependants (by the
+ * number of their parents in the batch), NOTIFY when one became queued. A
+ * report that does not qualify (another kind of job, a stale lease, an
+ * unknown attempt) gets no row and changes nothing: the full transaction then
+ * decides it. $1-$5 per report: attempt id, lease, result hash, trace,
+ * result; $6 now; $7/$8 the NOTIFY channel and payload.
  */
 const COMPLETE_SIMPLE_SQL = `
-  WITH j AS (
-    SELECT id FROM jobs
-    WHERE id = (SELECT job_id FROM attempts WHERE id = $1)
-      AND replicas = 1 AND verify IS NULL AND verifies_job_id IS NULL AND pinned_worker_id IS NULL
-      AND state = 'running' AND live = 1
-    FOR UPDATE
+  WITH v AS (
+    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[]) AS v(attempt_id, lease, hash, trace, result)
+  ), j AS (
+    SELECT jobs.id, at.id AS attempt_id FROM v
+    JOIN attempts at ON at.id = v.attempt_id
+    JOIN jobs ON jobs.id = at.job_id
+    WHERE jobs.replicas = 1 AND jobs.verify IS NULL AND jobs.verifies_job_id IS NULL AND jobs.pinned_worker_id IS NULL
+      AND jobs.state = 'running' AND jobs.live = 1
+    ORDER BY jobs.id
+    FOR UPDATE OF jobs
   ), a AS (
-    UPDATE attempts SET state = 'completed', finished_at = $3, result_hash = $4, trace = $5
-    WHERE id = $1 AND lease = $2 AND state IN ${LIVE} AND lease_expires_at >= $3 AND job_id = (SELECT id FROM j)
-    RETURNING job_id
+    UPDATE attempts SET state = 'completed', finished_at = $6, result_hash = v.hash, trace = v.trace
+    FROM v, j
+    WHERE attempts.id = v.attempt_id AND j.attempt_id = v.attempt_id AND attempts.job_id = j.id
+      AND attempts.lease = v.lease AND attempts.state IN ${LIVE} AND attempts.lease_expires_at >= $6
+    RETURNING attempts.id AS attempt_id, attempts.job_id
   ), s AS (
-    UPDATE jobs SET state = 'succeeded', result = $6, error = NULL, want = 0, live = 0, finished_at = $3, updated_at = $3
-    WHERE id = (SELECT job_id FROM a)
-    RETURNING *
+    UPDATE jobs SET state = 'succeeded', result = v.result, error = NULL, want = 0, live = 0, finished_at = $6, updated_at = $6
+    FROM a JOIN v ON v.attempt_id = a.attempt_id
+    WHERE jobs.id = a.job_id
+    RETURNING jobs.*, a.attempt_id AS settled_attempt_id
+  ), d AS (
+    SELECT job_id, count(*)::int AS n FROM job_deps WHERE parent_id IN (SELECT id FROM s) GROUP BY job_id
   ), c AS (
-    UPDATE jobs SET pending_parents = pending_parents - 1,
-      state = CASE WHEN pending_parents = 1 THEN 'queued' ELSE state END,
-      want = CASE WHEN pending_parents = 1 THEN replicas ELSE 0 END,
-      run_at = CASE WHEN pending_parents = 1 THEN greatest(run_at, $3) ELSE run_at END,
-      updated_at = $3
-    WHERE state = 'waiting' AND id IN (SELECT job_id FROM job_deps WHERE parent_id = (SELECT id FROM s))
-    RETURNING id, state
+    UPDATE jobs SET pending_parents = pending_parents - d.n,
+      state = CASE WHEN pending_parents = d.n THEN 'queued' ELSE state END,
+      want = CASE WHEN pending_parents = d.n THEN replicas ELSE 0 END,
+      run_at = CASE WHEN pending_parents = d.n THEN greatest(run_at, $6) ELSE run_at END,
+      updated_at = $6
+    FROM d
+    WHERE jobs.id = d.job_id AND jobs.state = 'waiting'
+    RETURNING jobs.id, jobs.state
   ), n AS (
     SELECT pg_notify($7, $8) WHERE EXISTS (SELECT 1 FROM c WHERE state = 'queued')
   )
@@ -245,6 +275,29 @@ const COMPLETE_SIMPLE_SQL = `
     (SELECT coalesce(json_agg(c.id ORDER BY c.id), '[]') FROM c WHERE c.state = 'queued')::text AS queued_children,
     (SELECT count(*) FROM n) AS notified
   FROM s`;
+
+interface PendingComplete {
+  params: CompleteParams;
+  resolve: (out: SettleResult | null) => void;
+}
+
+/**
+ * Invariant 5 after a claim's writes: each worker's live attempts as the claim
+ * read them (under its worker's row lock, which every claim takes, so none
+ * were added since; ended ones only free room) plus those just leased stay
+ * within what the worker declared.
+ */
+function assertLeasedWithinCapacity(assignments: readonly Assignment[], workerRows: ReadonlyMap<string, Row>, live: readonly Row[]): void {
+  for (const workerId of new Set(assignments.map((a) => a.workerId))) {
+    const w = workerRows.get(workerId);
+    assert(w, 'a leased attempt belongs to a worker the claim locked');
+    const held = live.filter((a) => a.worker_id === workerId);
+    for (const a of assignments) {
+      if (a.workerId === workerId) held.push({ worker_id: workerId, queue: a.queue, cores: a.cores, memory_mb: a.memoryMb, gpu_ids: J(a.gpuIds) });
+    }
+    assertWithinDeclared(w, held);
+  }
+}
 
 export class PostgresStore implements Store {
   readonly kind = 'postgres' as const;
@@ -255,6 +308,9 @@ export class PostgresStore implements Store {
   private readonly offlineAfterMs: number;
   private readonly wake: WakeListener;
   private readonly trust: TrustPolicy;
+  /** Results waiting for the next COMPLETE_SIMPLE_SQL batch, and whether one is being sent. */
+  private readonly pendingCompletes: PendingComplete[] = [];
+  private completing = false;
 
   constructor(db: PgDb, storeId: string, options: PostgresStoreOptions) {
     this.db = db;
@@ -869,13 +925,13 @@ export class PostgresStore implements Store {
     if (params.workerIds.length === 0 || params.maxJobs <= 0) return [];
     return this.db.tx(async (tx) => {
       const now = this.clock.now();
-      const { workers, rows: workerRows } = await this.capacities(tx, params.workerIds, now);
+      const { workers, rows: workerRows, live } = await this.capacities(tx, params.workerIds, now);
       if (workers.length === 0) return [];
       const { placements, candidates, rows } = await this.plan(tx, params, workers, now);
       checkPlacements(placements, workers, params.maxJobs, candidates);
       if (placements.length === 0) return [];
       const assignments = await this.lease(tx, placements, rows, workerRows, now);
-      await this.assertWorkersWithinCapacity(tx, [...new Set(assignments.map((a) => a.workerId))], workerRows);
+      assertLeasedWithinCapacity(assignments, workerRows, live);
       return assignments;
     });
   }
@@ -885,14 +941,18 @@ export class PostgresStore implements Store {
    * reliability checks), its row locked (in id order) until the claim commits;
    * with the rows, whose reputations adaptive replication reads.
    */
-  private async capacities(tx: Tx, workerIds: readonly string[], now: number): Promise<{ workers: WorkerCapacity[]; rows: Map<string, Row> }> {
+  private async capacities(
+    tx: Tx,
+    workerIds: readonly string[],
+    now: number,
+  ): Promise<{ workers: WorkerCapacity[]; rows: Map<string, Row>; live: Row[] }> {
     const rows = await tx.all(
       `SELECT * FROM workers WHERE id = ANY($1::text[])
          AND connected = 1 AND draining = 0 AND quarantined = 0 AND last_seen_at >= $2
        ORDER BY id FOR UPDATE`,
       [[...new Set(workerIds)], now - this.offlineAfterMs],
     );
-    if (rows.length === 0) return { workers: [], rows: new Map() };
+    if (rows.length === 0) return { workers: [], rows: new Map(), live: [] };
     const ids = rows.map((w) => String(w.id));
     // Live attempts and reliability checks in one round trip: `kind` tells them apart.
     const both = await tx.all(
@@ -905,7 +965,7 @@ export class PostgresStore implements Store {
     );
     const live = both.filter((r) => r.kind === 'live');
     const checks = both.filter((r) => r.kind === 'check');
-    return { workers: capacities(rows, live, checks), rows: new Map(rows.map((r) => [String(r.id), r])) };
+    return { workers: capacities(rows, live, checks), rows: new Map(rows.map((r) => [String(r.id), r])), live };
   }
 
   /**
@@ -1019,17 +1079,22 @@ export class PostgresStore implements Store {
     const perJob = new Map<string, number>();
     for (const p of kept) perJob.set(p.jobId, (perJob.get(p.jobId) ?? 0) + 1);
     const ids = [...perJob.keys()];
-    const updated = await tx.all(
-      `UPDATE jobs AS j SET want = CASE WHEN v.solo = 1 THEN 0 ELSE j.want - v.n END, live = j.live + v.n,
-         attempts = j.attempts + v.n, solo = greatest(j.solo, v.solo), adapted = greatest(j.adapted, v.decided),
-         state = 'running', updated_at = $1
-       FROM unnest($2::text[], $3::int[], $4::int[], $5::int[]) AS v(id, n, solo, decided)
-       WHERE j.id = v.id AND j.want >= v.n AND j.state IN ('queued', 'running')
-       RETURNING j.id, j.queue, j.payload, j.attempts, j.timeout_ms, j.heartbeat_timeout_ms, j.deadline_at, j.has_deadline,
-         j.req_cores, j.req_memory_mb, j.req_gpus, j.labels, v.n`,
-      [now, ids, ids.map((id) => perJob.get(id)!), ids.map((id) => (solo.has(id) ? 1 : 0)), ids.map((id) => (decided.has(id) ? 1 : 0))],
-    );
+    // Each placement's attempt: ids and lease made here, its number within its job in this claim.
+    const made = kept.map(() => ({ attemptId: this.newId(), lease: randomToken(this.random) }));
+    const kth: number[] = [];
+    const counted = new Map<string, number>();
+    for (const p of kept) {
+      const k = (counted.get(p.jobId) ?? 0) + 1;
+      counted.set(p.jobId, k);
+      kth.push(k);
+    }
+    const updated = await tx.all(LEASE_SQL, [
+      now, ids, ids.map((id) => perJob.get(id)!), ids.map((id) => (solo.has(id) ? 1 : 0)), ids.map((id) => (decided.has(id) ? 1 : 0)),
+      made.map((m) => m.attemptId), kept.map((p) => p.jobId), kept.map((p) => p.workerId), made.map((m) => m.lease),
+      kept.map((p) => J(p.gpuIds)), kth,
+    ]);
     assert(updated.length === perJob.size, 'a placed job still wants an attempt');
+    assert(Number(updated[0]!.inserted) === kept.length, 'every placement gets its attempt');
     if (soloSinceCheck.size > 0) {
       const changed = [...soloSinceCheck.keys()].sort();
       await tx.run('UPDATE workers AS w SET solo_since_check = v.n FROM unnest($1::text[], $2::int[]) AS v(id, n) WHERE w.id = v.id', [
@@ -1037,19 +1102,12 @@ export class PostgresStore implements Store {
         changed.map((id) => soloSinceCheck.get(id)!),
       ]);
     }
-    const jobs = new Map(updated.map((r) => [String(r.id), { row: r, next: Number(r.attempts) - Number(r.n) }]));
-    const out: Assignment[] = [];
-    for (const p of kept) {
-      const j = jobs.get(p.jobId)!;
-      j.next += 1;
-      out.push(assignmentOf(j.row, p, { attemptId: this.newId(), lease: randomToken(this.random), attempt: j.next }, now));
-    }
-    const col = <T extends Param>(f: (a: Assignment) => unknown): T => out.map(f) as unknown as T;
-    await tx.run(INSERT_ATTEMPTS_SQL, [
-      col((a) => a.attemptId), col((a) => a.jobId), col((a) => a.workerId), col((a) => a.queue), col((a) => a.attempt),
-      col((a) => a.lease), col((a) => J(a.gpuIds)), col((a) => a.cores), col((a) => a.memoryMb),
-      col((a) => a.heartbeatTimeoutMs), col(() => now), col(() => now), col((a) => a.leaseExpiresAt), col((a) => now + a.timeoutMs),
-    ]);
+    const jobs = new Map(updated.map((r) => [String(r.id), r]));
+    const out = kept.map((p, i) => {
+      const row = jobs.get(p.jobId)!;
+      const attempt = Number(row.attempts) - Number(row.n) + kth[i]!;
+      return assignmentOf(row, p, { attemptId: made[i]!.attemptId, lease: made[i]!.lease, attempt }, now);
+    });
     return out;
   }
 
@@ -1098,16 +1156,6 @@ export class PostgresStore implements Store {
   }
 
   /** Invariant 5, checked against the database after a claim wrote its leases: never more than declared. */
-  /** `workerRows`: the rows the claim read and locked, so unchanged since. */
-  private async assertWorkersWithinCapacity(tx: Tx, workerIds: readonly string[], workerRows: ReadonlyMap<string, Row>): Promise<void> {
-    const workers = workerIds.map((id) => workerRows.get(id)).filter((w) => w !== undefined);
-    assert(workers.length === workerIds.length, 'a leased attempt belongs to a worker the claim locked');
-    const live = await tx.all(`SELECT ${LIVE_ATTEMPT_COLUMNS} FROM attempts WHERE worker_id = ANY($1::text[]) AND state IN ${LIVE}`, [
-      workerIds,
-    ]);
-    for (const w of workers) assertWithinDeclared(w, live.filter((a) => a.worker_id === w.id));
-  }
-
   // ---- Heartbeats and reports ----
 
   async heartbeat(params: HeartbeatParams): Promise<HeartbeatResult> {
@@ -1261,26 +1309,75 @@ export class PostgresStore implements Store {
     });
   }
 
-  /** COMPLETE_SIMPLE_SQL; null when it did not apply (nothing was changed then). */
-  private async completeSimple(params: CompleteParams): Promise<SettleResult | null> {
+  /**
+   * COMPLETE_SIMPLE_SQL for this report, together with the others that arrive
+   * in the same turn or while the previous batch runs; null when it did not
+   * apply to this report (nothing of it was changed then).
+   */
+  private completeSimple(params: CompleteParams): Promise<SettleResult | null> {
+    return new Promise((resolve) => {
+      this.pendingCompletes.push({ params, resolve });
+      if (!this.completing) {
+        this.completing = true;
+        setImmediate(() => void this.flushCompletes());
+      }
+    });
+  }
+
+  private async flushCompletes(): Promise<void> {
+    try {
+      while (this.pendingCompletes.length > 0) {
+        // One report per attempt in a batch: a resent report waits for the next, where it finds the attempt settled.
+        const seen = new Set<string>();
+        let size = 0;
+        while (size < this.pendingCompletes.length && size < POSTGRES_DEFAULTS.completeBatchMax && !seen.has(this.pendingCompletes[size]!.params.attemptId)) {
+          seen.add(this.pendingCompletes[size]!.params.attemptId);
+          size++;
+        }
+        const batch = this.pendingCompletes.splice(0, size);
+        let results: (SettleResult | null)[];
+        try {
+          results = await this.completeSimpleBatch(batch.map((b) => b.params));
+        } catch {
+          // The statement changed nothing: each report takes the full transaction, which reports any error properly.
+          results = batch.map(() => null);
+        }
+        batch.forEach((b, i) => b.resolve(results[i] ?? null));
+      }
+    } finally {
+      this.completing = false;
+    }
+  }
+
+  private async completeSimpleBatch(reports: readonly CompleteParams[]): Promise<(SettleResult | null)[]> {
     const now = this.clock.now();
-    const row = await this.db.read((sql) =>
-      sql.get(COMPLETE_SIMPLE_SQL, [
-        params.attemptId, params.lease, now, resultHash(params.result), params.trace ? J(params.trace) : null, J(params.result),
-        WAKE_CHANNEL, this.db.wakePayload,
+    const rows = await this.db.read((sql) =>
+      sql.all(COMPLETE_SIMPLE_SQL, [
+        reports.map((r) => r.attemptId),
+        reports.map((r) => r.lease),
+        reports.map((r) => resultHash(r.result)),
+        reports.map((r) => (r.trace ? J(r.trace) : null)),
+        reports.map((r) => J(r.result)),
+        now,
+        WAKE_CHANNEL,
+        this.db.wakePayload,
       ]),
     );
-    if (!row) return null;
-    const children = JSON.parse(String(row.queued_children)) as string[];
-    const job = jobFromRow(row);
-    assert(job.state === 'succeeded', 'a simple result is accepted');
-    return {
-      job,
-      changes: [
+    const byAttempt = new Map(rows.map((r) => [String(r.settled_attempt_id), r]));
+    // Dependants the batch made ready are reported once, with the first settled report.
+    let children = rows.length > 0 ? (JSON.parse(String(rows[0]!.queued_children)) as string[]) : [];
+    return reports.map((r) => {
+      const row = byAttempt.get(r.attemptId);
+      if (!row) return null;
+      const job = jobFromRow(row);
+      assert(job.state === 'succeeded', 'a simple result is accepted');
+      const changes: Change[] = [
         { jobId: job.id, state: 'succeeded', cancelledAttempts: [] },
         ...children.map((id) => ({ jobId: id, state: 'queued' as const, cancelledAttempts: [] })),
-      ],
-    };
+      ];
+      children = [];
+      return { job, changes };
+    });
   }
 
   /** Accepts a result: the job succeeds (once: the guard on state makes it so) and its children move. */
