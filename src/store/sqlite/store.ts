@@ -137,13 +137,14 @@ export class SqliteStore implements Store {
     const id = this.newId();
     const parents = this.parentStates(spec.dependsOn);
     const { state, pending, error } = initialJobState(parents);
-    this.db.run(
+    const row = this.db.get(
       `INSERT INTO jobs (id, queue, state, payload, priority, run_at, deadline_at, has_deadline, timeout_ms,
          heartbeat_timeout_ms, max_attempts, backoff_base_ms, backoff_max_ms, req_cores, req_memory_mb, req_gpus,
          req_labels, affinity_key, affinity_mode, depends_on, replicas, quorum, verify, idempotency_key, labels,
          want, pending_parents, error, created_at, updated_at, finished_at, adaptive, verifies_job_id,
          verifies_attempt_id, pinned_worker_id)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+       RETURNING *`,
       id, spec.queue, state, J(spec.payload), spec.priority, spec.runAt ?? now, spec.deadline ?? NO_DEADLINE,
       spec.deadline === null ? 0 : 1, spec.timeoutMs, spec.heartbeatTimeoutMs, spec.maxAttempts,
       spec.backoff.baseMs, spec.backoff.maxMs, spec.requires.cores, spec.requires.memoryMb, spec.requires.gpus,
@@ -153,8 +154,9 @@ export class SqliteStore implements Store {
       now, now, error !== null ? now : null, spec.adaptive ? 1 : 0, links.verifies?.jobId ?? null,
       links.verifies?.attemptId ?? null, links.pinnedWorkerId ?? null,
     );
+    assert(row, 'an inserted job is returned');
     for (const p of parents) this.db.run('INSERT OR IGNORE INTO job_deps (parent_id, job_id) VALUES (?, ?)', p.id, id);
-    return { job: this.mustGetJob(id), created: true };
+    return { job: jobFromRow(row), created: true };
   }
 
   private parentStates(ids: readonly string[]): { id: string; state: JobState }[] {
@@ -801,9 +803,12 @@ export class SqliteStore implements Store {
       if (job.verify?.mode === 'queue') {
         changes = this.sendToVerifier(job, params.attemptId, workerId, params.result, params.verificationJob!, now);
       } else if (job.replicas === 1 || job.solo) {
-        changes = this.succeed(jobId, J(params.result), now, job.live > 1);
+        const accepted = this.succeedReturning(jobId, J(params.result), now, job.live > 1);
+        changes = accepted.changes;
         if (job.pinnedWorkerId !== null) this.gradeCheck(jobId, hash, now - Number(row.leased_at), now);
         if (job.verifies !== null) changes.push(...this.applyVerdict(job.verifies, params.result as unknown as VerdictResult, now));
+        // Neither a check's grade nor a verdict changes this job's row: the one the update returned is current.
+        else return { job: accepted.job, changes };
       } else {
         this.db.run('UPDATE jobs SET live = live - 1, updated_at = ? WHERE id = ?', now, jobId);
         changes = this.tally(jobId, now);
@@ -815,14 +820,19 @@ export class SqliteStore implements Store {
   /** Accepts a result: the job succeeds (once: the guard on state makes it so) and its children move. */
   /** `othersLive` false: the caller knows no other attempt of the job is live, so none needs stopping. */
   private succeed(jobId: string, resultJson: string, now: number, othersLive = true): Change[] {
+    return this.succeedReturning(jobId, resultJson, now, othersLive).changes;
+  }
+
+  /** succeed, with the job's row as the update left it. */
+  private succeedReturning(jobId: string, resultJson: string, now: number, othersLive = true): { job: Job; changes: Change[] } {
     const cancelledAttempts = othersLive ? this.stopLiveAttempts(jobId, now) : [];
-    const n = this.db.run(
+    const row = this.db.get(
       `UPDATE jobs SET state = 'succeeded', result = ?, error = NULL, want = 0, live = 0, finished_at = ?, updated_at = ?
-       WHERE id = ? AND state IN ('running', 'queued', 'verifying')`,
+       WHERE id = ? AND state IN ('running', 'queued', 'verifying') RETURNING *`,
       resultJson, now, now, jobId,
     );
-    assert(n === 1, 'at most one result is accepted per job');
-    return [{ jobId, state: 'succeeded', cancelledAttempts }, ...this.releaseChildren(jobId, now)];
+    assert(row, 'at most one result is accepted per job');
+    return { job: jobFromRow(row), changes: [{ jobId, state: 'succeeded', cancelledAttempts }, ...this.releaseChildren(jobId, now)] };
   }
 
   /** A result of a job with a verifier queue: the job waits in `verifying` while a verification job checks it. */
