@@ -205,6 +205,10 @@ export function qualityBars(results: SystemResult[]): string[] {
     const x = sqlite.e2eRate / bestPeer;
     out.push(`End-to-end on the embedded store at least 2× the fastest peer: ${x.toFixed(2)}× (${mark(x >= 2)}).`);
   }
+  const normal = results.find((r) => r.id === 'gaffer-sqlite-normal');
+  if (normal && bestPeer !== null) {
+    out.push(`(For comparison, not a bar: on SQLite without an fsync per commit, ${(normal.e2eRate / bestPeer).toFixed(2)}× the fastest peer end-to-end, latency p50 ${num(normal.latency.p50Ms)} ms.)`);
+  }
   const bestPg = best(pgPeers, 'e2eRate');
   if (onPg && bestPg !== null) {
     const x = onPg.e2eRate / bestPg;

@@ -344,11 +344,11 @@ export interface GafferServe {
  * file or a postgres:// URL); resolves once it says it is listening.
  * `nodeArgs` go to its node (e.g. --cpu-prof).
  */
-export async function startGafferServe(db: string, nodeArgs: string[] = []): Promise<GafferServe> {
+export async function startGafferServe(db: string, nodeArgs: string[] = [], serveArgs: string[] = []): Promise<GafferServe> {
   const port = await freePort();
   const env: NodeJS.ProcessEnv = {};
   for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('GAFFER_')) env[k] = v;
-  const child = spawn(process.execPath, [...nodeArgs, GAFFER_MAIN, 'serve', '--port', String(port), '--db', db, '--log-level', 'warn'], {
+  const child = spawn(process.execPath, [...nodeArgs, GAFFER_MAIN, 'serve', '--port', String(port), '--db', db, '--log-level', 'warn', ...serveArgs], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env,
   });

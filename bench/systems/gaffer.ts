@@ -13,8 +13,8 @@ import { ANALYZE_LOADED_TABLES_SQL, Counter, type Consumer, type ConsumerOptions
 
 const QUEUE = 'bench.noop';
 
-async function prepare(env: PrepareEnv, db: string, analyze: (() => Promise<void>) | undefined): Promise<Prepared> {
-  const serve = await startGafferServe(db, env.serveNodeArgs);
+async function prepare(env: PrepareEnv, db: string, analyze: (() => Promise<void>) | undefined, serveArgs: string[] = []): Promise<Prepared> {
+  const serve = await startGafferServe(db, env.serveNodeArgs, serveArgs);
   return {
     config: { url: serve.url },
     ...(analyze ? { afterLoad: analyze } : {}),
@@ -73,6 +73,20 @@ export const gafferSqlite: System = {
   needs: null,
   describe: (p) => `gaffer serve on a SQLite file, default settings; client batch submit of ${p.batchSize}; one SDK worker with ${p.concurrency} slots`,
   prepare: (env) => prepare(env, join(env.tmpDir, 'gaffer.db'), undefined),
+  openProducer,
+  openConsumer,
+};
+
+/** The same with commits that never wait for the disk: what durability costs, and the like of Redis without an fsync'd AOF. */
+export const gafferSqliteNormal: System = {
+  id: 'gaffer-sqlite-normal',
+  label: 'Gaffer',
+  store: 'SQLite, --sqlite-sync normal',
+  gaffer: true,
+  needs: null,
+  describe: (p) =>
+    `gaffer serve on a SQLite file with --sqlite-sync normal (no fsync per commit: a power cut may lose the last commits, as with the peers' Redis); client batch submit of ${p.batchSize}; one SDK worker with ${p.concurrency} slots`,
+  prepare: (env) => prepare(env, join(env.tmpDir, 'gaffer.db'), undefined, ['--sqlite-sync', 'normal']),
   openProducer,
   openConsumer,
 };

@@ -157,6 +157,21 @@ spotCheckProbability = 0.25
   });
 });
 
+describe('serve config: SQLite sync', () => {
+  it('takes sqliteSync from the file, the environment and flags, in that order; full is the store default', () => {
+    assert.equal('sqliteSync' in serveConfig({ db: '/srv/g.db' }, {}), false);
+    const toml = file('sync.toml', '[server]\nsqliteSync = "normal"\n');
+    assert.equal(serveConfig({ config: toml }, {}).sqliteSync, 'normal');
+    assert.equal(serveConfig({ config: toml }, { GAFFER_SQLITE_SYNC: 'full' }).sqliteSync, 'full');
+    assert.equal(serveConfig({ config: toml, sqliteSync: 'normal' }, { GAFFER_SQLITE_SYNC: 'full' }).sqliteSync, 'normal');
+  });
+
+  it('refuses another mode, and the option with PostgreSQL', () => {
+    assert.throws(() => serveConfig({ sqliteSync: 'off' }, {}), (e) => isGafferError(e, 'INVALID_INPUT'));
+    assert.throws(() => serveConfig({ db: 'postgres://h/db', sqliteSync: 'normal' }, {}), (e) => isGafferError(e, 'INVALID_INPUT'));
+  });
+});
+
 describe('serve config: PostgreSQL', () => {
   const url = 'postgres://gaffer:s3cret@db.internal:5432/gaffer';
 

@@ -24,6 +24,8 @@ export interface ServeConfig {
   pgSchema?: string;
   /** PostgreSQL only: most connections this coordinator opens (the store's default when left out). */
   pgPoolMax?: number;
+  /** SQLite only: 'full' (the default) fsyncs every commit that holds a submit or a result; 'normal' never waits for the disk. */
+  sqliteSync?: 'full' | 'normal';
   tokens: TokenConfig[];
   /** Per queue: defaults for the fields a submit leaves out, and an optional reliability challenge. */
   queues: Record<string, QueueConfig>;
@@ -134,7 +136,7 @@ function tokensOf(v: unknown): TokenConfig[] {
 
 /** Merges file < env < flags for `gaffer serve`. */
 export function serveConfig(
-  flags: { host?: string; port?: string; db?: string; pgSchema?: string; pgPoolMax?: string; config?: string; token?: string },
+  flags: { host?: string; port?: string; db?: string; pgSchema?: string; pgPoolMax?: string; sqliteSync?: string; config?: string; token?: string },
   env: NodeJS.ProcessEnv,
 ): ServeConfig {
   const file = flags.config ? readToml(flags.config) : {};
@@ -152,6 +154,11 @@ export function serveConfig(
   if ((pgSchema !== undefined || pgPoolMax !== undefined) && !isPostgresUrl(db)) {
     throw new GafferError('INVALID_INPUT', 'pgSchema and pgPoolMax apply to a PostgreSQL database: give --db postgres://...');
   }
+  const sqliteSync = flags.sqliteSync ?? (env.GAFFER_SQLITE_SYNC || undefined) ?? str(server.sqliteSync, 'server.sqliteSync');
+  if (sqliteSync !== undefined && sqliteSync !== 'full' && sqliteSync !== 'normal') {
+    throw new GafferError('INVALID_INPUT', `sqliteSync is full or normal, not "${sqliteSync}"`);
+  }
+  if (sqliteSync !== undefined && isPostgresUrl(db)) throw new GafferError('INVALID_INPUT', 'sqliteSync applies to a SQLite database file');
   const single = flags.token ?? env.GAFFER_TOKEN;
   const tokens = single ? [{ token: single, scopes: SCOPES, name: 'default' }] : tokensOf(file.tokens);
   const queues: Record<string, QueueConfig> = {};
@@ -163,6 +170,7 @@ export function serveConfig(
     db,
     ...(pgSchema !== undefined ? { pgSchema } : {}),
     ...(pgPoolMax !== undefined ? { pgPoolMax } : {}),
+    ...(sqliteSync !== undefined ? { sqliteSync } : {}),
     tokens,
     queues,
     ...(trust !== undefined ? { trust } : {}),

@@ -51,7 +51,10 @@ export async function serve(config: ServeConfig, logger: Logger): Promise<Served
 /** SQLite for a file, PostgreSQL for a postgres:// URL (its driver is loaded only then). */
 async function openStore(config: ServeConfig): Promise<Store> {
   const trust = config.trust !== undefined ? { trust: config.trust } : {};
-  if (!isPostgresUrl(config.db)) return openSqliteStore({ path: config.db, clock: systemClock, random: systemRandom(), ...trust });
+  if (!isPostgresUrl(config.db)) {
+    const sync = config.sqliteSync !== undefined ? { synchronous: config.sqliteSync } : {};
+    return openSqliteStore({ path: config.db, clock: systemClock, random: systemRandom(), ...sync, ...trust });
+  }
   const { openPostgresStore } = await import('../store/postgres/store.ts');
   try {
     return await openPostgresStore({
@@ -81,10 +84,11 @@ export function registerServe(program: Command): void {
     .option('--db <path|url>', 'SQLite database file, or postgres://... for several coordinators on one PostgreSQL database (env GAFFER_DB, default .gaffer/gaffer.db)')
     .option('--pg-schema <name>', 'PostgreSQL: the schema for Gaffer\'s tables (env GAFFER_PG_SCHEMA)')
     .option('--pg-pool-max <n>', 'PostgreSQL: most connections this coordinator opens (env GAFFER_PG_POOL_MAX)')
+    .option('--sqlite-sync <mode>', 'SQLite: full (default) waits for the disk on every commit holding a submit or a result; normal never does, so a power cut may lose the last commits (env GAFFER_SQLITE_SYNC)')
     .option('--config <file>', 'TOML config file: [server], [[tokens]], [queues.NAME] (with verify, adaptive, challenge), [trust]')
     .option('--token <token>', 'one bearer token with every scope (env GAFFER_TOKEN)')
     .option('--log-level <level>', 'fatal, error, warn, info, debug', 'info')
-    .action(async (opts: { port?: string; host?: string; db?: string; pgSchema?: string; pgPoolMax?: string; config?: string; token?: string; logLevel: string }) => {
+    .action(async (opts: { port?: string; host?: string; db?: string; pgSchema?: string; pgPoolMax?: string; sqliteSync?: string; config?: string; token?: string; logLevel: string }) => {
       const config = serveConfig(opts, process.env);
       const logger = pino({ level: opts.logLevel });
       const served = await serve(config, logger);
