@@ -1,9 +1,9 @@
 // Where a job's submit-to-start time goes, one request at a time on an idle
 // coordinator: a bare HTTP round trip, a read, a submit, submit-to-start and a
 // result's acknowledgement, for `gaffer serve` on SQLite as it runs by
-// default (an fsync per durable commit) and with --sqlite-sync normal (none).
-// The first two rows are the floor under any submit over the HTTP API on this
-// machine. Prints a markdown table; `--samples N` (default 500) after
+// default (an fsync per durable commit) and with --sqlite-sync normal (none),
+// and a submit straight on a coordinator in this process. The first two rows
+// are the floor under any submit over the HTTP API on this machine. Prints a markdown table; `--samples N` (default 500) after
 // `--warmup N` (default 50) untimed ones.
 //
 //   npm run bench:latency
@@ -11,6 +11,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { pino } from 'pino';
+import { serve as serveInProcess } from '../src/cli/serve.ts';
 import { GafferClient } from '../src/client/client.ts';
 import { Worker } from '../src/worker/index.ts';
 import { describeMachine } from './report.ts';
@@ -74,6 +76,22 @@ async function measure(mode: 'full' | 'normal', samples: number, warmup: number)
     await worker.stop().catch(() => undefined);
     await serve.stop();
     rmSync(dir, { recursive: true, force: true });
+  }
+  // The same submit without HTTP or another process: Coordinator.submit on a coordinator in this process.
+  const inDir = mkdtempSync(join(tmpdir(), 'gaffer-latency-'));
+  const local = await serveInProcess(
+    { host: '127.0.0.1', port: 0, db: join(inDir, 'gaffer.db'), sqliteSync: mode, tokens: [], queues: {} },
+    pino({ level: 'warn' }),
+  );
+  try {
+    for (let i = 0; i < warmup + samples; i++) {
+      const t0 = performance.now();
+      await local.coordinator.submit({ queue: 'bench.nobody', payload: { i } });
+      record('a submit inside the coordinator (no HTTP, one process)', i, performance.now() - t0);
+    }
+  } finally {
+    await local.close();
+    rmSync(inDir, { recursive: true, force: true });
   }
   return out;
 }
