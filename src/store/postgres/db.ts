@@ -55,7 +55,7 @@ export class PgDb {
   /** The schema the tables are in (current_schema() when none was given). */
   schema = '';
   /** What a NOTIFY from this store carries: the schema and this store's id, so that it can ignore its own. */
-  wakePayload = '';
+  private wakePayload = '';
   private readonly ownsPool: boolean;
   private readonly searchPath: string | null;
   /** Connections of a caller's pool on which this store has set its search_path. */

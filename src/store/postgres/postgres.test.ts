@@ -599,6 +599,54 @@ describe('postgres store', () => {
     }
   });
 
+  // A plain result settles in one statement (COMPLETE_SIMPLE_SQL); these are the cases where it must not.
+  it('settles a result whose job another transaction holds once it lets go, through the full transaction', async () => {
+    const { db, stores, done } = await coordinators(1);
+    const store = stores[0]!;
+    const client = await rawClient(db);
+    try {
+      await store.upsertWorker({ spec: workerSpec('w1') });
+      const [job] = await store.submit({ jobs: [spec()] });
+      const [a] = await store.claim({ workerIds: ['w1'], maxJobs: 1, place: placeFn });
+      assert.ok(job && a);
+      await client.query('BEGIN');
+      await client.query('SELECT id FROM jobs WHERE id = $1 FOR UPDATE', [job.job.id]);
+      let settled = false;
+      const completing = store.complete({ attemptId: a.attemptId, lease: a.lease, result: 42 }).then((out) => ((settled = true), out));
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      assert.equal(settled, false, 'the result waits for the lock, it is not refused');
+      await client.query('COMMIT');
+      const out = await completing;
+      assert.deepEqual([out.job.state, out.job.result], ['succeeded', 42]);
+      assert.equal((await store.listAttempts({ jobId: job.job.id }))[0]?.state, 'completed');
+    } finally {
+      await client.end();
+      await done();
+    }
+  });
+
+  it('marks a job as a parent in the submit that makes it one, and migrates existing parents', async () => {
+    const { db, stores, done } = await coordinators(1);
+    const store = stores[0]!;
+    const client = await rawClient(db);
+    try {
+      const [p1, p2] = await store.submit({ jobs: [spec(), spec()] });
+      assert.ok(p1 && p2);
+      await store.submit({ jobs: [spec({ dependsOn: [p1.job.id] })] });
+      const flags = async () =>
+        (await client.query('SELECT id, has_dependants FROM jobs WHERE id = ANY($1::text[]) ORDER BY id', [[p1.job.id, p2.job.id]])).rows.map((r) => [r.id, r.has_dependants]);
+      assert.deepEqual(await flags(), [[p1.job.id, 1], [p2.job.id, 0]]);
+      const migration = MIGRATIONS.find((m) => m.version === 6);
+      assert.ok(migration);
+      await client.query('UPDATE jobs SET has_dependants = 0');
+      await client.query(migration.sql.split('\n').filter((l) => l.startsWith('UPDATE')).join('\n'));
+      assert.deepEqual(await flags(), [[p1.job.id, 1], [p2.job.id, 0]]);
+    } finally {
+      await client.end();
+      await done();
+    }
+  });
+
   it('refuses a schema name that is not a plain identifier', async () => {
     const url = await testDatabaseUrl();
     await assert.rejects(

@@ -238,8 +238,21 @@ ALTER TABLE jobs ADD COLUMN round_seq INTEGER NOT NULL DEFAULT 0 CHECK (round_se
 -- also yields: with statistics that see mostly finished jobs, the planner walked
 -- the primary key past every finished job (tens of ms per claim at 100 k). No
 -- other index gives (created_at, id) order, so this one is used.
-DROP INDEX jobs_claim_age;
 CREATE INDEX jobs_claim_created ON jobs (queue, created_at, id) WHERE want > 0;
+DROP INDEX IF EXISTS jobs_claim_age;
+`,
+  },
+  {
+    version: 6,
+    name: 'jobs know whether anything depends on them',
+    sql: `
+-- Set (never cleared) by the submit that makes a job a parent, in that submit's
+-- transaction. A result's one-statement fast path takes only jobs without
+-- dependants: a dependant committed after that statement's snapshot would be
+-- invisible to it, while this column, written on the parent's own row, is seen
+-- by the recheck of the row the statement locks.
+ALTER TABLE jobs ADD COLUMN has_dependants SMALLINT NOT NULL DEFAULT 0 CHECK (has_dependants IN (0, 1));
+UPDATE jobs SET has_dependants = 1 WHERE id IN (SELECT parent_id FROM job_deps);
 `,
   },
 ];

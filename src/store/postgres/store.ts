@@ -225,15 +225,18 @@ const CANDIDATES_SQL = `
 
 /**
  * Results for common jobs (one replica, no verification of any kind, no
- * challenge, the job's only live attempt) in one statement, so one round trip
- * and no BEGIN/COMMIT, for a whole batch of reports: lock the jobs in id order
- * (so the store's lock order holds: jobs, then attempts), complete each
- * attempt under its lease, accept its result, release the dependants (by the
- * number of their parents in the batch), NOTIFY when one became queued. A
- * report that does not qualify (another kind of job, a stale lease, an
+ * challenge, nothing depending on them, the job's only live attempt) in one
+ * statement, so one round trip and no BEGIN/COMMIT, for a whole batch of
+ * reports: lock the jobs in id order without waiting (NOWAIT: a job another
+ * transaction holds fails the statement, and every report of the batch takes
+ * the full transaction instead, so the statement never waits behind a sweep
+ * nor deadlocks), complete each attempt under its lease, accept its result.
+ * A report that does not qualify (another kind of job, a stale lease, an
  * unknown attempt) gets no row and changes nothing: the full transaction then
- * decides it. $1-$5 per report: attempt id, lease, result hash, trace,
- * result; $6 now; $7/$8 the NOTIFY channel and payload.
+ * decides it. Jobs with dependants are left out because a dependant submitted
+ * after this statement's snapshot would be invisible to it; the submit sets
+ * has_dependants on the parent's row, which the lock's recheck does see.
+ * $1-$5 per report: attempt id, lease, result hash, trace, result; $6 now.
  */
 const COMPLETE_SIMPLE_SQL = `
   WITH v AS (
@@ -243,42 +246,43 @@ const COMPLETE_SIMPLE_SQL = `
     JOIN attempts at ON at.id = v.attempt_id
     JOIN jobs ON jobs.id = at.job_id
     WHERE jobs.replicas = 1 AND jobs.verify IS NULL AND jobs.verifies_job_id IS NULL AND jobs.pinned_worker_id IS NULL
-      AND jobs.state = 'running' AND jobs.live = 1
+      AND jobs.has_dependants = 0 AND jobs.state = 'running' AND jobs.live = 1
     ORDER BY jobs.id
-    FOR UPDATE OF jobs
+    FOR UPDATE OF jobs NOWAIT
   ), a AS (
     UPDATE attempts SET state = 'completed', finished_at = $6, result_hash = v.hash, trace = v.trace
     FROM v, j
     WHERE attempts.id = v.attempt_id AND j.attempt_id = v.attempt_id AND attempts.job_id = j.id
       AND attempts.lease = v.lease AND attempts.state IN ${LIVE} AND attempts.lease_expires_at >= $6
     RETURNING attempts.id AS attempt_id, attempts.job_id
-  ), s AS (
-    UPDATE jobs SET state = 'succeeded', result = v.result, error = NULL, want = 0, live = 0, finished_at = $6, updated_at = $6
-    FROM a JOIN v ON v.attempt_id = a.attempt_id
-    WHERE jobs.id = a.job_id
-    RETURNING jobs.*, a.attempt_id AS settled_attempt_id
-  ), d AS (
-    SELECT job_id, count(*)::int AS n FROM job_deps WHERE parent_id IN (SELECT id FROM s) GROUP BY job_id
-  ), c AS (
-    UPDATE jobs SET pending_parents = pending_parents - d.n,
-      state = CASE WHEN pending_parents = d.n THEN 'queued' ELSE state END,
-      want = CASE WHEN pending_parents = d.n THEN replicas ELSE 0 END,
-      run_at = CASE WHEN pending_parents = d.n THEN greatest(run_at, $6) ELSE run_at END,
-      updated_at = $6
-    FROM d
-    WHERE jobs.id = d.job_id AND jobs.state = 'waiting'
-    RETURNING jobs.id, jobs.state
-  ), n AS (
-    SELECT pg_notify($7, $8) WHERE EXISTS (SELECT 1 FROM c WHERE state = 'queued')
   )
-  SELECT s.*,
-    (SELECT coalesce(json_agg(c.id ORDER BY c.id), '[]') FROM c WHERE c.state = 'queued')::text AS queued_children,
-    (SELECT count(*) FROM n) AS notified
-  FROM s`;
+  UPDATE jobs SET state = 'succeeded', result = v.result, error = NULL, want = 0, live = 0, finished_at = $6, updated_at = $6
+  FROM a JOIN v ON v.attempt_id = a.attempt_id
+  WHERE jobs.id = a.job_id
+  RETURNING jobs.*, a.attempt_id AS settled_attempt_id`;
+
+type SimpleOutcome = { kind: 'settled'; out: SettleResult } | { kind: 'no' } | { kind: 'unknown' };
 
 interface PendingComplete {
   params: CompleteParams;
-  resolve: (out: SettleResult | null) => void;
+  resolve: (out: SimpleOutcome) => void;
+}
+
+function completeSimpleParams(reports: readonly CompleteParams[], now: number): Param[] {
+  return [
+    reports.map((r) => r.attemptId),
+    reports.map((r) => r.lease),
+    reports.map((r) => resultHash(r.result)),
+    reports.map((r) => (r.trace ? J(r.trace) : null)),
+    reports.map((r) => J(r.result)),
+    now,
+  ];
+}
+
+/** An error the server answered with (a SQLSTATE): the statement did not commit. */
+function isServerError(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code);
 }
 
 /**
@@ -403,6 +407,8 @@ export class PostgresStore implements Store {
         deps.map((d) => d[0]),
         deps.map((d) => d[1]),
       ]);
+      // On the parent's own row, so that COMPLETE_SIMPLE_SQL's recheck of a row it waited for sees it (parents are locked, in id order, above).
+      await tx.run('UPDATE jobs SET has_dependants = 1 WHERE id = ANY($1::text[]) AND has_dependants = 0', [[...new Set(deps.map((d) => d[0]))].sort()]);
     }
     const rowOfIndex = new Map(fresh.map((i, k) => [i, rows[k]!]));
     return jobs.map((j, i) => {
@@ -1264,7 +1270,16 @@ export class PostgresStore implements Store {
 
   async complete(params: CompleteParams): Promise<SettleResult> {
     const fast = await this.completeSimple(params);
-    if (fast) return fast;
+    if (fast.kind === 'settled') return fast.out;
+    if (fast.kind === 'unknown') {
+      // The connection failed under the fast statement: if it committed, this very result is already the job's.
+      const done = await this.db.read((sql) =>
+        sql.get(`SELECT a.job_id FROM attempts a WHERE a.id = $1 AND a.lease = $2 AND a.state = 'completed' AND a.result_hash = $3`, [
+          params.attemptId, params.lease, resultHash(params.result),
+        ]),
+      );
+      if (done) return { job: await this.db.read((sql) => this.mustGetJob(sql, String(done.job_id))), changes: [] };
+    }
     return this.db.tx(async (tx) => {
       const now = this.clock.now();
       const { job, workerId } = await this.lockCurrent(tx, params, now, 'judged');
@@ -1311,10 +1326,12 @@ export class PostgresStore implements Store {
 
   /**
    * COMPLETE_SIMPLE_SQL for this report, together with the others that arrive
-   * in the same turn or while the previous batch runs; null when it did not
-   * apply to this report (nothing of it was changed then).
+   * in the same turn or while the previous batch runs. `settled` when it
+   * applied; `no` when it did not (nothing of the report was changed); `unknown`
+   * when the connection failed so that whether the statement committed is not
+   * known.
    */
-  private completeSimple(params: CompleteParams): Promise<SettleResult | null> {
+  private completeSimple(params: CompleteParams): Promise<SimpleOutcome> {
     return new Promise((resolve) => {
       this.pendingCompletes.push({ params, resolve });
       if (!this.completing) {
@@ -1335,49 +1352,35 @@ export class PostgresStore implements Store {
           size++;
         }
         const batch = this.pendingCompletes.splice(0, size);
-        let results: (SettleResult | null)[];
+        let rows: Row[] | null = null;
+        let failure: SimpleOutcome = { kind: 'no' };
+        const now = this.clock.now();
         try {
-          results = await this.completeSimpleBatch(batch.map((b) => b.params));
-        } catch {
-          // The statement changed nothing: each report takes the full transaction, which reports any error properly.
-          results = batch.map(() => null);
+          rows = await this.db.read((sql) => sql.all(COMPLETE_SIMPLE_SQL, completeSimpleParams(batch.map((b) => b.params), now)));
+        } catch (err) {
+          // The server refused the statement (a job locked elsewhere, say): it changed nothing. Otherwise the
+          // connection failed and the statement may or may not have committed.
+          if (!isServerError(err)) failure = { kind: 'unknown' };
         }
-        batch.forEach((b, i) => b.resolve(results[i] ?? null));
+        if (rows === null) {
+          for (const b of batch) b.resolve(failure);
+          continue;
+        }
+        const byAttempt = new Map(rows.map((r) => [String(r.settled_attempt_id), r]));
+        for (const b of batch) {
+          const row = byAttempt.get(b.params.attemptId);
+          if (!row) {
+            b.resolve({ kind: 'no' });
+            continue;
+          }
+          const job = jobFromRow(row);
+          assert(job.state === 'succeeded', 'a simple result is accepted');
+          b.resolve({ kind: 'settled', out: { job, changes: [{ jobId: job.id, state: 'succeeded', cancelledAttempts: [] }] } });
+        }
       }
     } finally {
       this.completing = false;
     }
-  }
-
-  private async completeSimpleBatch(reports: readonly CompleteParams[]): Promise<(SettleResult | null)[]> {
-    const now = this.clock.now();
-    const rows = await this.db.read((sql) =>
-      sql.all(COMPLETE_SIMPLE_SQL, [
-        reports.map((r) => r.attemptId),
-        reports.map((r) => r.lease),
-        reports.map((r) => resultHash(r.result)),
-        reports.map((r) => (r.trace ? J(r.trace) : null)),
-        reports.map((r) => J(r.result)),
-        now,
-        WAKE_CHANNEL,
-        this.db.wakePayload,
-      ]),
-    );
-    const byAttempt = new Map(rows.map((r) => [String(r.settled_attempt_id), r]));
-    // Dependants the batch made ready are reported once, with the first settled report.
-    let children = rows.length > 0 ? (JSON.parse(String(rows[0]!.queued_children)) as string[]) : [];
-    return reports.map((r) => {
-      const row = byAttempt.get(r.attemptId);
-      if (!row) return null;
-      const job = jobFromRow(row);
-      assert(job.state === 'succeeded', 'a simple result is accepted');
-      const changes: Change[] = [
-        { jobId: job.id, state: 'succeeded', cancelledAttempts: [] },
-        ...children.map((id) => ({ jobId: id, state: 'queued' as const, cancelledAttempts: [] })),
-      ];
-      children = [];
-      return { job, changes };
-    });
   }
 
   /** Accepts a result: the job succeeds (once: the guard on state makes it so) and its children move. */

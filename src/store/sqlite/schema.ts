@@ -209,4 +209,15 @@ ALTER TABLE jobs ADD COLUMN adapted INTEGER NOT NULL DEFAULT 0 CHECK (adapted IN
 ALTER TABLE jobs ADD COLUMN round_seq INTEGER NOT NULL DEFAULT 0 CHECK (round_seq >= 0);
 `,
   },
+  {
+    version: 5,
+    name: 'jobs know whether anything depends on them',
+    sql: `
+-- Set (never cleared) by the submit that makes a job a parent. The PostgreSQL
+-- store's one-statement result path needs it; kept here too so that both
+-- stores have the same columns.
+ALTER TABLE jobs ADD COLUMN has_dependants INTEGER NOT NULL DEFAULT 0 CHECK (has_dependants IN (0, 1));
+UPDATE jobs SET has_dependants = 1 WHERE id IN (SELECT parent_id FROM job_deps);
+`,
+  },
 ];

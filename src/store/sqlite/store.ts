@@ -155,7 +155,10 @@ export class SqliteStore implements Store {
       links.verifies?.attemptId ?? null, links.pinnedWorkerId ?? null,
     );
     assert(row, 'an inserted job is returned');
-    for (const p of parents) this.db.run('INSERT OR IGNORE INTO job_deps (parent_id, job_id) VALUES (?, ?)', p.id, id);
+    for (const p of parents) {
+      this.db.run('INSERT OR IGNORE INTO job_deps (parent_id, job_id) VALUES (?, ?)', p.id, id);
+      this.db.run('UPDATE jobs SET has_dependants = 1 WHERE id = ? AND has_dependants = 0', p.id);
+    }
     return { job: jobFromRow(row), created: true };
   }
 
