@@ -89,6 +89,11 @@ export class PgDb {
     }
   }
 
+  /** The channel and payload of this store's wake-up NOTIFY, for a statement that sends it itself. */
+  notifyArgs(): [string, string] {
+    return [WAKE_CHANNEL, this.wakePayload];
+  }
+
   /** Connects, creates the schema when missing, migrates, and loads the transition tables. */
   static async open(options: PgOptions, storeId: string): Promise<PgDb> {
     const db = new PgDb(options);

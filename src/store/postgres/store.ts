@@ -158,6 +158,17 @@ const INSERT_JOBS_SQL = `
   RETURNING *`;
 
 /**
+ * A batch of jobs with no idempotency keys and no dependencies in one
+ * statement (one round trip, no BEGIN/COMMIT): insert them, and NOTIFY the
+ * other coordinators when one is claimable. Parameters: INSERT_JOBS_SQL's,
+ * then the NOTIFY channel and payload.
+ */
+const SUBMIT_PLAIN_SQL = `
+  WITH ins AS (${INSERT_JOBS_SQL}),
+  n AS (SELECT pg_notify($${JOB_INSERT_COLUMNS.length + 1}, $${JOB_INSERT_COLUMNS.length + 2}) WHERE EXISTS (SELECT 1 FROM ins WHERE want > 0))
+  SELECT ins.*, (SELECT count(*) FROM n) AS notified FROM ins`;
+
+/**
  * A claim's writes in one statement: the placed jobs move to running (want,
  * live and attempts counted per job; an adaptive solo decision recorded) and
  * their attempts are inserted from what the update returns. $1 now;
@@ -350,6 +361,7 @@ export class PostgresStore implements Store {
   async submit(params: { jobs: readonly NewJob[] }): Promise<SubmitResult[]> {
     assert(params.jobs.length <= LIMITS.submitBatchMaxJobs, 'submit batch within its bound');
     if (params.jobs.length === 0) return [];
+    if (params.jobs.every((j) => j.idempotencyKey === null && j.dependsOn.length === 0)) return this.submitPlain(params.jobs);
     return this.db.tx(async (tx) => {
       const out = await this.submitBatch(tx, params.jobs);
       if (out.some((r) => r.created && r.job.want > 0)) tx.wake();
@@ -363,6 +375,21 @@ export class PostgresStore implements Store {
    * rows. A key that another coordinator inserts meanwhile makes the INSERT
    * skip that job (ON CONFLICT DO NOTHING); the existing job is then read back.
    */
+  /** SUBMIT_PLAIN_SQL: jobs that need no idempotency check and no parent read. */
+  private async submitPlain(jobs: readonly NewJob[]): Promise<SubmitResult[]> {
+    const now = this.clock.now();
+    const rows = jobs.map((j) => this.newJobRow(j, new Map(), now));
+    const columns = JOB_INSERT_COLUMNS.map(([c]) => rows.map((r) => r[c] ?? null) as unknown as Param);
+    const [channel, payload] = this.db.notifyArgs();
+    const inserted = await this.db.read((sql) => sql.all(SUBMIT_PLAIN_SQL, [...columns, channel, payload]));
+    const byId = new Map(inserted.map((r) => [String(r.id), r]));
+    return rows.map((r) => {
+      const row = byId.get(String(r.id));
+      assert(row, 'a job with no idempotency key is always inserted');
+      return { job: jobFromRow(row), created: true };
+    });
+  }
+
   private async submitBatch(tx: Tx, jobs: readonly NewJob[]): Promise<SubmitResult[]> {
     const now = this.clock.now();
     const keys = [...new Set(jobs.map((j) => j.idempotencyKey).filter((k): k is string => k !== null))];
