@@ -7,12 +7,15 @@
 // synchronous_commit on; Redis: its default RDB snapshots, no AOF), apart from
 // the address, port and files, and PostgreSQL's max_connections.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import { createServer, createConnection } from 'node:net';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
+import { freePort, pgBinDir, startCluster } from '../src/store/postgres/cluster.ts';
+
+export { freePort };
 
 /** Bounds on starting and stopping services: every wait here ends. */
 export const SERVICE_BOUNDS = {
@@ -26,18 +29,6 @@ export const INSTALL_HELP = {
   postgres: 'PostgreSQL server binaries (initdb, pg_ctl) were not found. Install them (Debian: apt-get update && apt-get install -y postgresql) or pass --pg-url postgres://user@host:port/db of a server where the bench may create and drop databases.',
   redis: 'redis-server was not found. Install it (Debian: apt-get update && apt-get install -y redis-server) or pass --redis-url redis://host:port of a server the bench may flush.',
 } as const;
-
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address !== null ? address.port : 0;
-      server.close(() => (port > 0 ? resolve(port) : reject(new Error('no free port'))));
-    });
-  });
-}
 
 export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
@@ -86,30 +77,6 @@ export function onExit(fn: () => void): () => void {
 
 // ---- PostgreSQL ----
 
-/** The directory of initdb and pg_ctl: $PG_BIN, pg_config --bindir, the newest /usr/lib/postgresql/N/bin, or the PATH. */
-export function pgBinDir(): string | null {
-  const has = (dir: string): boolean => existsSync(join(dir, 'initdb')) && existsSync(join(dir, 'pg_ctl'));
-  if (process.env.PG_BIN && has(process.env.PG_BIN)) return process.env.PG_BIN;
-  const fromConfig = spawnSync('pg_config', ['--bindir'], { encoding: 'utf8' });
-  if (fromConfig.status === 0 && has(fromConfig.stdout.trim())) return fromConfig.stdout.trim();
-  const root = '/usr/lib/postgresql';
-  if (existsSync(root)) {
-    const versions = readdirSync(root).filter((v) => has(join(root, v, 'bin'))).sort((a, b) => Number(b) - Number(a));
-    if (versions[0] !== undefined) return join(root, versions[0], 'bin');
-  }
-  const which = spawnSync('sh', ['-c', 'command -v initdb'], { encoding: 'utf8' });
-  const found = which.stdout.trim().replace(/\/initdb$/, '');
-  return which.status === 0 && found !== '' && has(found) ? found : null;
-}
-
-function postgresOwner(): { uid: number; gid: number } | null {
-  if (process.getuid?.() !== 0) return null;
-  const line = readFileSync('/etc/passwd', 'utf8').split('\n').find((l) => l.startsWith('postgres:'));
-  const [, , uid, gid] = line?.split(':') ?? [];
-  if (!uid || !gid) throw new Error('running as root, and there is no postgres user to run PostgreSQL as');
-  return { uid: Number(uid), gid: Number(gid) };
-}
-
 export interface PgServer {
   /** The server's admin URL (database postgres). */
   url: string;
@@ -124,41 +91,24 @@ export interface PgServer {
   stop(): Promise<void>;
 }
 
-/** A server at `url` (left running), or a throwaway cluster in a temp dir on a free port. */
+/** A server at `url` (left running), or a throwaway cluster (src/store/postgres/cluster.ts) with stock settings but max_connections. */
 export async function startPostgres(url?: string): Promise<PgServer> {
   if (url !== undefined) return pgServer(url, true, async () => undefined);
-  const bin = pgBinDir();
-  if (bin === null) throw new Error(INSTALL_HELP.postgres);
-  const owner = postgresOwner();
-  const asPg = (b: string, args: string[]): [string, string[]] => (owner ? ['runuser', ['-u', 'postgres', '--', b, ...args]] : [b, args]);
-  const dir = mkdtempSync(join(tmpdir(), 'gaffer-bench-pg-'));
-  if (owner) chownSync(dir, owner.uid, owner.gid);
-  const data = join(dir, 'data');
-  const pgCtl = join(bin, 'pg_ctl');
-  let running = false;
-  const stopNow = (): void => {
-    if (running) {
-      const [cmd, args] = asPg(pgCtl, ['-D', data, '-m', 'immediate', '-w', 'stop']);
-      spawnSync(cmd, args, { stdio: 'ignore', timeout: SERVICE_BOUNDS.commandMs });
-      running = false;
-    }
-    rmSync(dir, { recursive: true, force: true });
-  };
-  const release = onExit(stopNow);
+  if (pgBinDir() === null) throw new Error(INSTALL_HELP.postgres);
+  const cluster = await startCluster({
+    settings: { max_connections: 300 },
+    initdbNoSync: true,
+    tmpPrefix: 'gaffer-bench-pg-',
+    commandMs: SERVICE_BOUNDS.commandMs,
+    pgCtlWaitS: SERVICE_BOUNDS.pgCtlWaitS,
+  });
   try {
-    await run(...asPg(join(bin, 'initdb'), ['-D', data, '-U', 'postgres', '-A', 'trust', '-E', 'UTF8', '--no-sync', '--no-instructions']));
-    const port = await freePort();
-    const options = [`-p ${port}`, '-c listen_addresses=127.0.0.1', `-c unix_socket_directories=${dir}`, '-c max_connections=300'].join(' ');
-    running = true;
-    await run(...asPg(pgCtl, ['-D', data, '-l', join(dir, 'server.log'), '-w', '-t', String(SERVICE_BOUNDS.pgCtlWaitS), '-o', options, 'start']));
-    return await pgServer(`postgres://postgres@127.0.0.1:${port}/postgres`, false, async () => {
-      if (running) await run(...asPg(pgCtl, ['-D', data, '-m', 'fast', '-w', '-t', String(SERVICE_BOUNDS.pgCtlWaitS), 'stop'])).catch(() => undefined);
-      stopNow();
-      release();
+    return await pgServer(cluster.tcpUrl, false, async () => {
+      await cluster.stop('fast').catch(() => undefined);
+      await cluster.destroy();
     });
   } catch (err) {
-    stopNow();
-    release();
+    await cluster.destroy();
     throw err;
   }
 }

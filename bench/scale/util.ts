@@ -1,6 +1,8 @@
 // Small helpers of the scale runs: summaries of samples, ports, waits, and
 // what runs at exit.
-import { createServer } from 'node:net';
+import { freePort } from '../../src/store/postgres/cluster.ts';
+
+export { freePort };
 
 /** A summary of timings in milliseconds. */
 export interface Summary {
@@ -38,18 +40,6 @@ export function median(values: readonly number[]): number {
 
 export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address !== null ? address.port : 0;
-      server.close(() => (port > 0 ? resolve(port) : reject(new Error('no free port'))));
-    });
-  });
 }
 
 /** Milliseconds since `t0` (performance.now() time). */
