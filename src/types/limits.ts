@@ -216,6 +216,8 @@ export const POSTGRES_DEFAULTS = {
   txRetryMax: 5,
   /** Results of plain jobs that arrive while one such statement runs are settled together in the next, at most this many (one commit, one WAL flush). */
   completeBatchMax: 256,
+  /** Such a batch also stops growing once its results' JSON passes this many bytes (a batch holds at least one report). */
+  completeBatchMaxBytes: 8 * 1024 * 1024,
   /** Before a retry the transaction waits up to this long times the retry number, with jitter. */
   txRetryBaseDelayMs: 5,
   /** The LISTEN connection's first reconnect waits this long; each failed try doubles it. */

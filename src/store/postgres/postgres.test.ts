@@ -625,6 +625,27 @@ describe('postgres store', () => {
     }
   });
 
+  it('settles results that arrive together past the byte bound of one statement, each once', async () => {
+    const { stores, done } = await coordinators(1);
+    const store = stores[0]!;
+    try {
+      await store.upsertWorker({ spec: workerSpec('w1', 12) });
+      await store.submit({ jobs: Array.from({ length: 12 }, () => spec()) });
+      const leased = await store.claim({ workerIds: ['w1'], maxJobs: 12, place: placeFn });
+      assert.equal(leased.length, 12);
+      // Twelve results of about 0.9 MB: more than completeBatchMaxBytes (8 MiB) together.
+      const big = (i: number): Json => ({ i, blob: 'x'.repeat(900_000) });
+      const outs = await Promise.all(leased.map((a, i) => store.complete({ attemptId: a.attemptId, lease: a.lease, result: big(i) })));
+      assert.deepEqual(outs.map((o) => o.job.state), Array(12).fill('succeeded'));
+      for (const [i, a] of leased.entries()) {
+        const job = await store.getJob({ id: a.jobId });
+        assert.equal((job?.result as { i: number }).i, i);
+      }
+    } finally {
+      await done();
+    }
+  });
+
   it('marks a job as a parent in the submit that makes it one, and migrates existing parents', async () => {
     const { db, stores, done } = await coordinators(1);
     const store = stores[0]!;

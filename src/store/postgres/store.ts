@@ -276,16 +276,18 @@ type SimpleOutcome = { kind: 'settled'; out: SettleResult } | { kind: 'no' } | {
 
 interface PendingComplete {
   params: CompleteParams;
+  /** The result as JSON text, made once: it is sent, and it counts towards completeBatchMaxBytes. */
+  json: string;
   resolve: (out: SimpleOutcome) => void;
 }
 
-function completeSimpleParams(reports: readonly CompleteParams[], now: number): Param[] {
+function completeSimpleParams(reports: readonly PendingComplete[], now: number): Param[] {
   return [
-    reports.map((r) => r.attemptId),
-    reports.map((r) => r.lease),
-    reports.map((r) => resultHash(r.result)),
-    reports.map((r) => (r.trace ? J(r.trace) : null)),
-    reports.map((r) => J(r.result)),
+    reports.map((r) => r.params.attemptId),
+    reports.map((r) => r.params.lease),
+    reports.map((r) => resultHash(r.params.result)),
+    reports.map((r) => (r.params.trace ? J(r.params.trace) : null)),
+    reports.map((r) => r.json),
     now,
   ];
 }
@@ -1360,7 +1362,7 @@ export class PostgresStore implements Store {
    */
   private completeSimple(params: CompleteParams): Promise<SimpleOutcome> {
     return new Promise((resolve) => {
-      this.pendingCompletes.push({ params, resolve });
+      this.pendingCompletes.push({ params, json: J(params.result), resolve });
       if (!this.completing) {
         this.completing = true;
         setImmediate(() => void this.flushCompletes());
@@ -1374,8 +1376,13 @@ export class PostgresStore implements Store {
         // One report per attempt in a batch: a resent report waits for the next, where it finds the attempt settled.
         const seen = new Set<string>();
         let size = 0;
-        while (size < this.pendingCompletes.length && size < POSTGRES_DEFAULTS.completeBatchMax && !seen.has(this.pendingCompletes[size]!.params.attemptId)) {
-          seen.add(this.pendingCompletes[size]!.params.attemptId);
+        let bytes = 0;
+        while (size < this.pendingCompletes.length && size < POSTGRES_DEFAULTS.completeBatchMax) {
+          const next = this.pendingCompletes[size]!;
+          if (seen.has(next.params.attemptId)) break;
+          if (size > 0 && bytes + Buffer.byteLength(next.json) > POSTGRES_DEFAULTS.completeBatchMaxBytes) break;
+          seen.add(next.params.attemptId);
+          bytes += Buffer.byteLength(next.json);
           size++;
         }
         const batch = this.pendingCompletes.splice(0, size);
@@ -1383,7 +1390,7 @@ export class PostgresStore implements Store {
         let failure: SimpleOutcome = { kind: 'no' };
         const now = this.clock.now();
         try {
-          rows = await this.db.read((sql) => sql.all(COMPLETE_SIMPLE_SQL, completeSimpleParams(batch.map((b) => b.params), now)));
+          rows = await this.db.read((sql) => sql.all(COMPLETE_SIMPLE_SQL, completeSimpleParams(batch, now)));
         } catch (err) {
           // The server refused the statement (a job locked elsewhere, say): it changed nothing. Otherwise the
           // connection failed and the statement may or may not have committed.
