@@ -1,9 +1,9 @@
 // The machine's description, the figures, their ratios to the best peer, and
 // the markdown and JSON written under bench/results/.
-import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
-import { availableParallelism, cpus, hostname, release, totalmem } from 'node:os';
+import { availableParallelism, hostname, totalmem } from 'node:os';
 import { fileURLToPath } from 'node:url';
+import { cpuModel, gafferVersion, osName } from './machine.ts';
 
 export interface Machine {
   host: string;
@@ -82,31 +82,10 @@ function packageVersion(name: string): string {
   return existsSync(path) ? String((JSON.parse(readFileSync(path, 'utf8')) as { version?: string }).version) : 'not installed';
 }
 
-function osName(): string {
-  try {
-    const text = readFileSync('/etc/os-release', 'utf8');
-    const pretty = /^PRETTY_NAME="?([^"\n]*)"?/m.exec(text)?.[1];
-    if (pretty) return `${pretty}, Linux ${release()} ${process.arch}`;
-  } catch {
-    // not Linux, or no os-release
-  }
-  return `${process.platform} ${release()} ${process.arch}`;
-}
-
-function gafferVersion(): string {
-  const root = fileURLToPath(new URL('..', import.meta.url));
-  const version = (JSON.parse(readFileSync(`${root}/package.json`, 'utf8')) as { version: string }).version;
-  const head = spawnSync('git', ['-C', root, 'rev-parse', '--short', 'HEAD'], { encoding: 'utf8' });
-  if (head.status !== 0) return version;
-  const dirty = spawnSync('git', ['-C', root, 'status', '--porcelain', '--untracked-files=no', '--', 'src'], { encoding: 'utf8' });
-  return `${version}, commit ${head.stdout.trim()}${dirty.stdout.trim() !== '' ? ' with uncommitted changes in src/' : ''}`;
-}
-
 export function describeMachine(postgres: string | null, redis: string | null): Machine {
-  const cpu = cpus()[0]?.model.replace(/\s+/g, ' ').trim() ?? 'unknown';
   return {
     host: hostname(),
-    cpu,
+    cpu: cpuModel(),
     cores: availableParallelism(),
     memoryGiB: Math.round((totalmem() / 2 ** 30) * 10) / 10,
     os: osName(),

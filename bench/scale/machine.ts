@@ -1,9 +1,7 @@
 // The machine a scale run ran on, for the report.
-import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
-import { availableParallelism, cpus, hostname, loadavg, release, totalmem } from 'node:os';
+import { availableParallelism, hostname, loadavg, totalmem } from 'node:os';
 import { DatabaseSync } from 'node:sqlite';
-import { fileURLToPath } from 'node:url';
+import { cpuModel, gafferVersion, osName } from '../machine.ts';
 import { fileLimit } from './proc.ts';
 
 export interface Machine {
@@ -22,27 +20,6 @@ export interface Machine {
   loadAverage1m: number;
 }
 
-function cpuModel(): string {
-  try {
-    const info = readFileSync('/proc/cpuinfo', 'utf8');
-    const model = /^model name\s*:\s*(.+)$/m.exec(info)?.[1]?.trim();
-    if (model) return model.replace(/\s+/g, ' ');
-  } catch {
-    // not Linux
-  }
-  return cpus()[0]?.model.replace(/\s+/g, ' ').trim() ?? 'unknown';
-}
-
-function osName(): string {
-  try {
-    const pretty = /^PRETTY_NAME="?([^"\n]*)"?/m.exec(readFileSync('/etc/os-release', 'utf8'))?.[1];
-    if (pretty) return `${pretty}, Linux ${release()} ${process.arch}`;
-  } catch {
-    // no os-release
-  }
-  return `${process.platform} ${release()} ${process.arch}`;
-}
-
 function sqliteVersion(): string {
   const db = new DatabaseSync(':memory:');
   try {
@@ -50,16 +27,6 @@ function sqliteVersion(): string {
   } finally {
     db.close();
   }
-}
-
-/** The package version and commit of the sources, and whether src/ differs from the commit. */
-export function gafferVersion(): string {
-  const root = fileURLToPath(new URL('../..', import.meta.url));
-  const version = (JSON.parse(readFileSync(`${root}/package.json`, 'utf8')) as { version: string }).version;
-  const head = spawnSync('git', ['-C', root, 'rev-parse', '--short', 'HEAD'], { encoding: 'utf8' });
-  if (head.status !== 0) return version;
-  const dirty = spawnSync('git', ['-C', root, 'status', '--porcelain', '--untracked-files=no', '--', 'src'], { encoding: 'utf8' });
-  return `${version}, commit ${head.stdout.trim()}${dirty.stdout.trim() !== '' ? ' with uncommitted changes in src/' : ''}`;
 }
 
 export function describeMachine(postgres: string | null): Machine {

@@ -8,7 +8,6 @@
 // throwaway cluster and server of each), or GAFFER_BENCH_PG_URL and
 // GAFFER_BENCH_REDIS_URL; without them it fails saying how to get them.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,28 +15,13 @@ import { fileURLToPath } from 'node:url';
 import { test } from 'node:test';
 import { FIGURES, figure, type Machine, type SystemResult } from '../../bench/report.ts';
 import { SYSTEM_IDS } from '../../bench/systems.ts';
+import { runScript } from './testing.ts';
 
 const BENCH = fileURLToPath(new URL('../../bench/run.ts', import.meta.url));
 /** The whole smoke run, services included, ends within this. */
 const RUN_BOUND_MS = 240_000;
 
-function runBench(args: string[]): Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [BENCH, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c));
-    child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
-    // SIGTERM first: the bench then stops the services it started.
-    const term = setTimeout(() => child.kill('SIGTERM'), RUN_BOUND_MS);
-    const kill = setTimeout(() => child.kill('SIGKILL'), RUN_BOUND_MS + 15_000);
-    child.once('close', (code, signal) => {
-      clearTimeout(term);
-      clearTimeout(kill);
-      resolve({ code, signal, stdout, stderr });
-    });
-  });
-}
+const runBench = (args: string[]) => runScript(BENCH, args, RUN_BOUND_MS);
 
 test('the bench smoke run completes for every system and reports every figure', { timeout: RUN_BOUND_MS + 30_000 }, async () => {
   const out = mkdtempSync(join(tmpdir(), 'gaffer-bench-smoke-test-'));

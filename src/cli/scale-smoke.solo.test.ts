@@ -9,13 +9,13 @@
 // It needs PostgreSQL's server binaries (the run starts a throwaway cluster);
 // without them it fails saying how to get them.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import type { ScaleReport } from '../../bench/scale/report.ts';
+import { runScript } from './testing.ts';
 
 const BENCH = fileURLToPath(new URL('../../bench/scale.ts', import.meta.url));
 /** The whole smoke run, PostgreSQL included, ends within this. */
@@ -23,23 +23,7 @@ const RUN_BOUND_MS = 150_000;
 /** Keys whose value may be null: no ANALYZE on SQLite, no cost per job when a claim handed out none, an unlimited open-file limit, no change of the sources. */
 const MAY_BE_NULL = new Set(['analyzeMs', 'perJobMs', 'openFilesSoft', 'openFilesHard', 'benchSoft', 'coordinatorSoft', 'codeChanged']);
 
-function runBench(args: string[]): Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [BENCH, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c));
-    child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
-    // SIGTERM first: the run then stops the coordinators and the cluster it started.
-    const term = setTimeout(() => child.kill('SIGTERM'), RUN_BOUND_MS);
-    const kill = setTimeout(() => child.kill('SIGKILL'), RUN_BOUND_MS + 15_000);
-    child.once('close', (code, signal) => {
-      clearTimeout(term);
-      clearTimeout(kill);
-      resolve({ code, signal, stdout, stderr });
-    });
-  });
-}
+const runBench = (args: string[]) => runScript(BENCH, args, RUN_BOUND_MS);
 
 /** Every number in the report, by path: each must be finite; a null only where MAY_BE_NULL allows. */
 function checkFigures(value: unknown, path: string, problems: string[], figures: { n: number }): void {

@@ -249,3 +249,28 @@ function listenOnce(port: number): Promise<number> {
 
 /** A port free now (the OS picks it); a restarted coordinator can come back on it. */
 export const freePort = (): Promise<number> => listenOnce(0);
+
+/**
+ * Runs a Node script to its end with piped output: SIGTERM once `boundMs` has
+ * passed (so that it stops what it started), SIGKILL 15 s later.
+ */
+export function runScript(
+  file: string,
+  args: string[],
+  boundMs: number,
+): Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [file, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c));
+    child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
+    const term = setTimeout(() => child.kill('SIGTERM'), boundMs);
+    const kill = setTimeout(() => child.kill('SIGKILL'), boundMs + 15_000);
+    child.once('close', (code, signal) => {
+      clearTimeout(term);
+      clearTimeout(kill);
+      resolve({ code, signal, stdout, stderr });
+    });
+  });
+}
