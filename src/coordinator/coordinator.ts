@@ -115,7 +115,7 @@ export class Coordinator {
     this.place = options.place ?? ((input) => defaultPlace(input));
     this.sweepIntervalMs = options.sweepIntervalMs ?? COORDINATOR_DEFAULTS.sweepIntervalMs;
     this.pollIntervalMs =
-      options.pollIntervalMs !== undefined ? options.pollIntervalMs : options.store.kind === 'postgres' ? COORDINATOR_DEFAULTS.pollIntervalMs : null;
+      options.pollIntervalMs !== undefined ? options.pollIntervalMs : options.store.capabilities.shared ? COORDINATOR_DEFAULTS.pollIntervalMs : null;
     this.queueDefaults = options.queues ?? {};
   }
 
@@ -189,7 +189,7 @@ export class Coordinator {
    * dispatch after the submit serves it.)
    */
   private dispatchWithSubmit(): void {
-    if (this.store.kind === 'sqlite') this.kick();
+    if (this.store.capabilities.groupCommit) this.kick();
   }
 
   private afterSubmit(results: SubmitResult[]): void {

@@ -206,6 +206,7 @@ export function guardStore(store: Store, health: StoreHealth): Store {
   };
   const guarded: Store = {
     kind: store.kind,
+    capabilities: store.capabilities,
     submit: (p) => run(() => store.submit(p)),
     getJob: (p) => run(() => store.getJob(p)),
     listJobs: (p) => run(() => store.listJobs(p)),

@@ -158,8 +158,25 @@ export interface QueueRunStats {
   sampledSinceMs: number;
 }
 
+/** What a backend can do, for the coordinator to ask instead of testing which backend it is. */
+export interface StoreCapabilities {
+  /**
+   * Other coordinators may share the database and change it under this one:
+   * the coordinator then polls for claimable work as well as listening.
+   */
+  readonly shared: boolean;
+  /**
+   * Writes queued in one turn of the event loop share one transaction and one
+   * commit (in queue order), so a claim queued right behind a submit leases the
+   * new job in the transaction that stores it.
+   */
+  readonly groupCommit: boolean;
+}
+
 export interface Store {
+  /** The backend's name, for logs and /readyz; behaviour follows `capabilities`. */
   readonly kind: 'sqlite' | 'postgres';
+  readonly capabilities: StoreCapabilities;
 
   /** Submits jobs in one transaction: all or none. Repeated idempotency keys return the existing job. */
   submit(params: { jobs: readonly NewJob[] }): Promise<SubmitResult[]>;

@@ -318,6 +318,7 @@ function assertLeasedWithinCapacity(assignments: readonly Assignment[], workerRo
 
 export class PostgresStore implements Store {
   readonly kind = 'postgres' as const;
+  readonly capabilities = { shared: true, groupCommit: false } as const;
   private readonly db: PgDb;
   private readonly clock: Clock;
   private readonly random: Random;

@@ -105,6 +105,7 @@ const CANDIDATE_FILTER = `AND req_labels NOT IN (SELECT value FROM json_each(?))
 
 export class SqliteStore implements Store {
   readonly kind = 'sqlite' as const;
+  readonly capabilities = { shared: false, groupCommit: true } as const;
   private readonly db: SqliteDb;
   private readonly clock: Clock;
   private readonly random: Random;
