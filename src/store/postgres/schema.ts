@@ -1,6 +1,14 @@
 // Numbered migrations for the PostgreSQL store. A migration is never edited
 // once released: a change is a new, higher number.
 //
+// Both stores number their migrations alike: version N is the same change,
+// under the same name, here and in ../sqlite/schema.ts (migrations.test.ts
+// checks it). A change one store has no use for is a no-op in that store,
+// kept under its number: version 5, this store's claim index, is one in
+// SQLite. These numbers are the ones PostgreSQL schemas have always recorded;
+// it was SQLite's that moved (its "has dependants" went from 5 to 6), and the
+// SQLite store moves that record in files made before (see its schema.ts).
+//
 // The tables mirror the SQLite store's, column for column, so that one row
 // mapping (../rows.ts) serves both: JSON is kept as text, flags as 0/1
 // integers, and times as BIGINT milliseconds from the injected clock (the

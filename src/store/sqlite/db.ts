@@ -5,7 +5,8 @@ import { dirname } from 'node:path';
 import { DatabaseSync, type SQLInputValue, type StatementSync } from 'node:sqlite';
 import { ATTEMPT_TRANSITIONS, JOB_TRANSITIONS } from '../../types/states.ts';
 import { GafferError } from '../../types/errors.ts';
-import { MIGRATIONS } from './schema.ts';
+import type { Clock } from '../../types/clock.ts';
+import { MIGRATIONS, RENUMBERED, type Migration, type Renumbering } from './schema.ts';
 
 export type Param = SQLInputValue;
 export type SqliteRow = Record<string, unknown>;
@@ -17,6 +18,8 @@ export interface SqliteOptions {
   synchronous?: 'full' | 'normal';
   /** How long a write waits for another process's lock before STORE_BUSY. */
   busyTimeoutMs?: number;
+  /** The injected clock: schema_migrations.applied_at. */
+  clock: Clock;
 }
 
 export const SQLITE_DEFAULTS = {
@@ -44,9 +47,11 @@ export class SqliteDb {
   /** The configured synchronous mode, and the one the connection is in now. */
   private readonly synchronous: 'FULL' | 'NORMAL';
   private currentSync: 'FULL' | 'NORMAL';
+  private readonly clock: Clock;
 
   constructor(options: SqliteOptions) {
     if (options.path !== ':memory:') mkdirSync(dirname(options.path), { recursive: true });
+    this.clock = options.clock;
     this.db = new DatabaseSync(options.path);
     const busy = options.busyTimeoutMs ?? SQLITE_DEFAULTS.busyTimeoutMs;
     this.db.exec(`PRAGMA busy_timeout = ${Math.floor(busy)}`);
@@ -59,17 +64,36 @@ export class SqliteDb {
     this.loadTransitions();
   }
 
+  /**
+   * Moves the records of RENUMBERED to their shared numbers, then runs the
+   * migrations not yet recorded, in one write transaction: two processes
+   * opening one file take turns, and the later finds the work done.
+   */
   private migrate(): void {
-    this.db.exec('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)');
-    const row = this.db.prepare('SELECT max(version) AS v FROM schema_migrations').get() as { v: number | null };
-    const current = row.v ?? 0;
-    for (const m of MIGRATIONS) {
-      if (m.version <= current) continue;
-      this.tx(() => {
+    this.tx(() => {
+      this.db.exec('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)');
+      for (const r of RENUMBERED) this.renumber(r);
+      const row = this.db.prepare('SELECT max(version) AS v FROM schema_migrations').get() as { v: number | null };
+      const current = row.v ?? 0;
+      for (const m of MIGRATIONS) {
+        if (m.version <= current) continue;
         this.db.exec(m.sql);
-        this.db.prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)').run(m.version, m.name, Date.now());
-      });
+        this.record(m);
+      }
+    });
+  }
+
+  /** A record made under the old number moves to the shared one; the no-ops it skipped over count as applied. */
+  private renumber(r: Renumbering): void {
+    const moved = this.db.prepare('UPDATE schema_migrations SET version = ? WHERE version = ? AND name = ?').run(r.toVersion, r.fromVersion, r.name);
+    if (Number(moved.changes) === 0) return;
+    for (const m of MIGRATIONS) {
+      if (m.version >= r.fromVersion && m.version < r.toVersion) this.record(m);
     }
+  }
+
+  private record(m: Migration): void {
+    this.db.prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)').run(m.version, m.name, this.clock.now());
   }
 
   private loadTransitions(): void {

@@ -1,5 +1,21 @@
 // Numbered migrations for the SQLite store. A migration is never edited once
 // released: a change is a new, higher number.
+//
+// Both stores number their migrations alike: version N is the same change,
+// under the same name, here and in ../postgres/schema.ts (migrations.test.ts
+// checks it). A change one store has no use for is a no-op in that store,
+// kept under its number (version 5 below: PostgreSQL's claim index).
+//
+// The numbers once drifted: released SQLite files recorded "jobs know whether
+// anything depends on them" as version 5, where PostgreSQL has it as 6 after
+// its own 5. Renumbering the list alone would break those files (they would
+// skip the new 5 and run the ALTER of 6 a second time), so RENUMBERED names
+// each such record. migrate() (db.ts) moves it to its shared number, and
+// records the no-ops it skipped over as applied, before it reads how far the
+// file has got, all in the transaction that runs the missing migrations. A
+// record is matched by version and name together: a file made under the
+// shared numbering, whose 5 is the no-op, is never touched. PostgreSQL's
+// numbers did not move, so its schemas need nothing of the kind.
 import { ATTEMPT_STATES, JOB_STATES, LIVE_ATTEMPT_STATES, TERMINAL_JOB_STATES } from '../../types/states.ts';
 
 const list = (xs: readonly string[]): string => xs.map((x) => `'${x}'`).join(', ');
@@ -211,6 +227,14 @@ ALTER TABLE jobs ADD COLUMN round_seq INTEGER NOT NULL DEFAULT 0 CHECK (round_se
   },
   {
     version: 5,
+    name: 'claims: the oldest ready jobs by creation time, from their own index',
+    sql: `
+-- A no-op here, kept for the shared numbering: SQLite's claim reads name
+-- jobs_claim_age (INDEXED BY), which serves them.
+`,
+  },
+  {
+    version: 6,
     name: 'jobs know whether anything depends on them',
     sql: `
 -- Set (never cleared) by the submit that makes a job a parent. The PostgreSQL
@@ -220,4 +244,20 @@ ALTER TABLE jobs ADD COLUMN has_dependants INTEGER NOT NULL DEFAULT 0 CHECK (has
 UPDATE jobs SET has_dependants = 1 WHERE id IN (SELECT parent_id FROM job_deps);
 `,
   },
+];
+
+/** A migration that released files recorded under another number than the shared one. */
+export interface Renumbering {
+  name: string;
+  fromVersion: number;
+  toVersion: number;
+}
+
+/**
+ * Records to move before migrating (see the top of this file). The versions
+ * from fromVersion up to toVersion (excluded) must be no-ops here: a file
+ * whose record moves is marked as having applied them.
+ */
+export const RENUMBERED: readonly Renumbering[] = [
+  { name: 'jobs know whether anything depends on them', fromVersion: 5, toVersion: 6 },
 ];
