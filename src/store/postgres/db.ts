@@ -2,6 +2,7 @@
 // migrations under an advisory lock, the transition tables, and transactions
 // that are run again when they lose a race (deadlock, serialization failure).
 import pg from 'pg';
+import type { Clock, Random } from '../../types/clock.ts';
 import { GafferError } from '../../types/errors.ts';
 import { POSTGRES_DEFAULTS } from '../../types/limits.ts';
 import { ATTEMPT_TRANSITIONS, JOB_TRANSITIONS } from '../../types/states.ts';
@@ -33,6 +34,10 @@ export interface PgOptions {
   schema?: string;
   /** Most pooled connections, when the store makes its own pool (POSTGRES_DEFAULTS.poolMax). */
   poolMax?: number;
+  /** The injected clock: the wait before a transaction runs again, and schema_migrations.applied_at. */
+  clock: Clock;
+  /** The injected randomness: the jitter of that wait. */
+  random: Random;
 }
 
 /** SQLSTATEs after which the whole transaction was rolled back and may be run again as it is. */
@@ -63,12 +68,16 @@ export class PgDb {
   /** Connections that carry this store's error listener. */
   private readonly guarded = new WeakSet<pg.PoolClient>();
   private closed = false;
+  private readonly clock: Clock;
+  private readonly random: Random;
 
   private constructor(options: PgOptions) {
     if (options.schema !== undefined && !SCHEMA_NAME.test(options.schema)) {
       throw new GafferError('INVALID_INPUT', `schema must be a plain identifier (letters, digits, _; at most 63), got ${JSON.stringify(options.schema)}`);
     }
     this.searchPath = options.schema === undefined ? null : quoteIdent(options.schema);
+    this.clock = options.clock;
+    this.random = options.random;
     if (options.pool) {
       this.pool = options.pool;
       this.ownsPool = false;
@@ -144,8 +153,7 @@ export class PgDb {
       for (const m of MIGRATIONS) {
         if (m.version <= current) continue;
         await sql.run(m.sql);
-        // Bookkeeping of the schema itself, not of jobs: wall time, not the injected clock.
-        await sql.run('INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)', [m.version, m.name, Date.now()]);
+        await sql.run('INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)', [m.version, m.name, this.clock.now()]);
       }
       await sql.run('DELETE FROM job_transitions');
       await sql.run('DELETE FROM attempt_transitions');
@@ -230,10 +238,15 @@ export class PgDb {
         if (attempt >= POSTGRES_DEFAULTS.txRetryMax) {
           throw new GafferError('STORE_BUSY', `the transaction lost a race ${attempt + 1} times (${(err as Error).message})`, { sqlstate: code });
         }
-        const delayMs = POSTGRES_DEFAULTS.txRetryBaseDelayMs * (attempt + 1) * (0.5 + Math.random() / 2);
-        await new Promise((resolve) => setTimeout(resolve, delayMs));
+        await this.retryWait(attempt);
       }
     }
+  }
+
+  /** Before run attempt + 2: base * (attempt + 1), between half and all of it, on the injected clock. */
+  private retryWait(attempt: number): Promise<void> {
+    const delayMs = POSTGRES_DEFAULTS.txRetryBaseDelayMs * (attempt + 1) * (0.5 + this.random.next() / 2);
+    return new Promise((resolve) => void this.clock.setTimeout(resolve, delayMs));
   }
 
   async close(): Promise<void> {
