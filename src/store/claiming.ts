@@ -9,10 +9,6 @@ import type { Assignment, Candidate, Placement, WorkerCapacity } from '../types/
 import type { Row } from './rows.ts';
 import type { ClaimParams } from './store.ts';
 
-/** The job columns a claim reads for each candidate (both backends use these names). */
-export const CANDIDATE_COLUMNS = `id, queue, priority, deadline_at, has_deadline, run_at, created_at, req_cores,
-  req_memory_mb, req_gpus, req_labels, affinity_key, affinity_mode, want, replicas, verify, pinned_worker_id, verifies_attempt_id, round_seq`;
-
 /** The attempt columns capacityOf reads for each live attempt. */
 export const LIVE_ATTEMPT_COLUMNS = 'worker_id, queue, cores, memory_mb, gpu_ids';
 
@@ -176,7 +172,7 @@ export function excludeUnplaceableLabels(filter: CandidateFilter, rows: readonly
 }
 
 /**
- * A candidate from its row (CANDIDATE_COLUMNS). `excluded` are the workers
+ * A candidate from its row (engine/columns.ts, CANDIDATE_COLUMNS). `excluded` are the workers
  * holding a live attempt or a result of this job: replicas never share a worker
  * and a worker votes once. One whose attempt failed or was lost may run it
  * again, or a pool of `replicas` workers would strand the job after a single

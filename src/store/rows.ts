@@ -1,8 +1,8 @@
 // Turning database rows into model objects. Both backends use the same column
-// names and keep JSON as text, so one mapping serves both.
-import type { Attempt, Job, JobError, Json, Trace, Worker, WorkerCheck, CheckState, Reputation } from '../types/model.ts';
+// names and keep JSON as text, so one mapping serves both. Jobs are mapped by
+// their column table (engine/columns.ts).
+import type { Attempt, JobError, Json, Trace, Worker, WorkerCheck, CheckState, Reputation } from '../types/model.ts';
 import type { AttemptState, JobState, WorkerState } from '../types/states.ts';
-import { NO_DEADLINE } from './rules.ts';
 
 export type Row = Record<string, unknown>;
 
@@ -10,56 +10,6 @@ const num = (v: unknown): number => Number(v);
 const numOrNull = (v: unknown): number | null => (v === null || v === undefined ? null : Number(v));
 const json = <T>(v: unknown): T => JSON.parse(String(v)) as T;
 const jsonOrNull = <T>(v: unknown): T | null => (v === null || v === undefined ? null : json<T>(v));
-
-export function jobFromRow(r: Row): Job {
-  const deadline = num(r.deadline_at);
-  return {
-    id: String(r.id),
-    queue: String(r.queue),
-    state: r.state as JobState,
-    payload: json<Json>(r.payload),
-    priority: num(r.priority),
-    runAt: num(r.run_at),
-    deadline: num(r.has_deadline) === 1 && deadline !== NO_DEADLINE ? deadline : null,
-    timeoutMs: num(r.timeout_ms),
-    heartbeatTimeoutMs: num(r.heartbeat_timeout_ms),
-    maxAttempts: num(r.max_attempts),
-    backoff: { baseMs: num(r.backoff_base_ms), maxMs: num(r.backoff_max_ms) },
-    requires: {
-      cores: num(r.req_cores),
-      memoryMb: num(r.req_memory_mb),
-      gpus: num(r.req_gpus),
-      labels: json(r.req_labels),
-    },
-    affinity:
-      r.affinity_key === null || r.affinity_key === undefined
-        ? null
-        : { key: String(r.affinity_key), mode: r.affinity_mode as 'prefer' | 'require' },
-    dependsOn: json(r.depends_on),
-    replicas: num(r.replicas),
-    quorum: num(r.quorum),
-    verify: jsonOrNull(r.verify),
-    adaptive: num(r.adaptive) === 1,
-    idempotencyKey: r.idempotency_key === null || r.idempotency_key === undefined ? null : String(r.idempotency_key),
-    labels: json(r.labels),
-    attempts: num(r.attempts),
-    failures: num(r.failures),
-    want: num(r.want),
-    live: num(r.live),
-    pendingParents: num(r.pending_parents),
-    solo: num(r.solo) === 1,
-    verifies:
-      r.verifies_job_id === null || r.verifies_job_id === undefined
-        ? null
-        : { jobId: String(r.verifies_job_id), attemptId: String(r.verifies_attempt_id) },
-    pinnedWorkerId: r.pinned_worker_id === null || r.pinned_worker_id === undefined ? null : String(r.pinned_worker_id),
-    result: jsonOrNull<Json>(r.result),
-    error: jsonOrNull<JobError>(r.error),
-    createdAt: num(r.created_at),
-    updatedAt: num(r.updated_at),
-    finishedAt: numOrNull(r.finished_at),
-  };
-}
 
 export function attemptFromRow(r: Row): Attempt {
   return {

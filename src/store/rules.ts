@@ -29,6 +29,11 @@ export function countsAsFailure(error: { code: string }): boolean {
   return error.code !== 'WORKER_DRAINING';
 }
 
+/** Whether an ended attempt counts against its worker's record: it ran past its timeout or went silent. */
+export function countsAgainstWorker(error: { code: string }): boolean {
+  return error.code === 'TIMEOUT' || error.code === 'LEASE_LOST';
+}
+
 /**
  * Exponential backoff with jitter: the n-th failure waits between half and all
  * of min(maxMs, baseMs * 2^(n-1)).

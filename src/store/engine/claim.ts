@@ -1,0 +1,231 @@
+// A claim: lease attempts to workers as the place function decides, in one
+// transaction. The engine reads what the workers have free, reads candidates
+// page by page, asks the place function, re-checks its answer, decides
+// adaptive replication, and writes the leases. How a page of candidates is
+// read and how leases are written are the backend's (ClaimQueries), each with
+// a general form here.
+import { assert } from '../../types/errors.ts';
+import { randomToken } from '../../types/ids.ts';
+import { LIMITS } from '../../types/limits.ts';
+import type { Assignment, Candidate, Placement, Reputation, WorkerCapacity } from '../../types/model.ts';
+import {
+  assertWithinDeclared,
+  candidateFilter,
+  candidateFromRow,
+  candidatePaging,
+  capacities,
+  checkPlacements,
+  claimScope,
+  excludeUnplaceableLabels,
+  LIVE_ATTEMPT_COLUMNS,
+  needsExclusions,
+  type CandidateFilter,
+  type ClaimScope,
+} from '../claiming.ts';
+import { reputationFromRow, type Row } from '../rows.ts';
+import { soloDecision } from '../rules.ts';
+import type { ClaimParams } from '../store.ts';
+import { EXCLUDING, J, LIVE, type Context, type Tx } from './sql.ts';
+import { CANDIDATE_COLUMNS } from './columns.ts';
+
+/** One page of candidates for every queue of the scope; `more` when some queue's priority page was full. */
+export type CandidatePage = (tx: Tx, scope: ClaimScope, filter: CandidateFilter, now: number, page: number, perPage: number) => Promise<{ rows: Row[]; more: boolean }>;
+
+/** The leases of a claim, decided: placements kept, and per job what the lease records. */
+export interface LeasePlan {
+  kept: Placement[];
+  /** Jobs a trusted worker runs alone (adaptive replication). */
+  solo: Set<string>;
+  /** Adaptive jobs whose round was decided by this claim. */
+  decided: Set<string>;
+  /** Workers whose count of solo runs since their last spot check changed, with the new count. */
+  soloSinceCheck: Map<string, number>;
+  /** Per placement: its attempt id, its lease, and its number among its job's placements in this claim. */
+  made: { attemptId: string; lease: string; k: number }[];
+}
+
+/** Writes a claim's leases: moves the jobs to running and inserts the attempts; returns the assignments in `kept` order. */
+export type WriteLeases = (tx: Tx, plan: LeasePlan, now: number) => Promise<Assignment[]>;
+
+export interface ClaimQueries {
+  candidatePage: CandidatePage;
+  writeLeases: WriteLeases;
+}
+
+export async function claim(c: Context, tx: Tx, params: ClaimParams, q: ClaimQueries): Promise<Assignment[]> {
+  const now = c.clock.now();
+  const { workers, rows: workerRows, live } = await readCapacities(c, tx, params.workerIds, now);
+  if (workers.length === 0) return [];
+  const { placements, candidates, rows } = await plan(c, tx, params, workers, now, q.candidatePage);
+  checkPlacements(placements, workers, params.maxJobs, candidates);
+  if (placements.length === 0) return [];
+  const leases = decideLeases(c, placements, rows, workerRows);
+  const assignments = await q.writeLeases(tx, leases, now);
+  assert(assignments.length === leases.kept.length, 'every kept placement gets its attempt');
+  assertLeasedWithinCapacity(assignments, workerRows, live);
+  return assignments;
+}
+
+/**
+ * What each eligible worker has free (from its live attempts and its
+ * reliability checks), its row locked (in id order) until the claim commits;
+ * with the rows, whose reputations adaptive replication reads.
+ */
+async function readCapacities(c: Context, tx: Tx, workerIds: readonly string[], now: number): Promise<{ workers: WorkerCapacity[]; rows: Map<string, Row>; live: Row[] }> {
+  const rows = await tx.all(
+    `SELECT * FROM workers WHERE id ${c.d.inList('$1')}
+       AND connected = 1 AND draining = 0 AND quarantined = 0 AND last_seen_at >= $2
+     ORDER BY id${c.d.forUpdate}`,
+    [[...new Set(workerIds)], now - c.offlineAfterMs],
+  );
+  if (rows.length === 0) return { workers: [], rows: new Map(), live: [] };
+  const ids = rows.map((w) => String(w.id));
+  // Live attempts and reliability checks in one round trip: `kind` tells them apart.
+  const { d } = c;
+  const both = await tx.all(
+    `SELECT 'live' AS kind, ${LIVE_ATTEMPT_COLUMNS}, ${d.nullOf('text')} AS state, ${d.nullOf('bigint')} AS speed_ms
+       FROM attempts WHERE worker_id ${d.inList('$1')} AND state IN ${LIVE}
+     UNION ALL
+     SELECT 'check', worker_id, queue, ${d.nullOf('int')}, ${d.nullOf('bigint')}, ${d.nullOf('text')}, state, speed_ms
+       FROM worker_checks WHERE worker_id ${d.inList('$1')}`,
+    [ids],
+  );
+  const live = both.filter((r) => r.kind === 'live');
+  const checks = both.filter((r) => r.kind === 'check');
+  return { workers: capacities(rows, live, checks), rows: new Map(rows.map((r) => [String(r.id), r])), live };
+}
+
+/**
+ * Reads candidates page by page until the workers are full or the pages run
+ * out; label sets no free worker has are learnt on the way and left out of the
+ * reads that follow (from the first page again).
+ */
+async function plan(
+  c: Context,
+  tx: Tx,
+  params: ClaimParams,
+  workers: WorkerCapacity[],
+  now: number,
+  candidatePage: CandidatePage,
+): Promise<{ placements: Placement[]; candidates: Map<string, Candidate>; rows: Map<string, Row> }> {
+  const scope = claimScope(params, workers);
+  const paging = candidatePaging(scope.budget);
+  const filter = candidateFilter(workers);
+  const seen = new Map<string, Candidate>();
+  const seenRows = new Map<string, Row>();
+  let placements: Placement[] = [];
+  let rereads = 0;
+  for (let page = 0; page < paging.maxPages; page++) {
+    const { rows, more } = await candidatePage(tx, scope, filter, now, page, paging.perPage);
+    const fresh = rows.filter((r) => !seenRows.has(String(r.id)) && seenRows.set(String(r.id), r));
+    const excluded = await excludedWorkers(c, tx, fresh.filter(needsExclusions));
+    for (const r of fresh) seen.set(String(r.id), candidateFromRow(r, excluded.get(String(r.id)) ?? []));
+    if (seen.size === 0) return { placements: [], candidates: seen, rows: seenRows };
+    placements = params.place({ now, workers, candidates: [...seen.values()], maxPlacements: scope.budget });
+    if (placements.length >= scope.budget || !more) break;
+    if (rereads < LIMITS.claimRereadsMax && excludeUnplaceableLabels(filter, fresh, workers)) {
+      rereads++;
+      page = -1;
+    }
+  }
+  return { placements, candidates: seen, rows: seenRows };
+}
+
+/**
+ * Per replicated, verified or verification job (its candidate row), the
+ * workers that may not take another of its attempts: those of this round's
+ * attempts (seq above round_seq) in EXCLUDING_ATTEMPT_STATES, and the worker
+ * of the attempt a verification job checks.
+ */
+async function excludedWorkers(c: Context, tx: Tx, jobRows: readonly Row[]): Promise<Map<string, string[]>> {
+  const out = new Map<string, string[]>();
+  if (jobRows.length === 0) return out;
+  const verifying = jobRows.filter((r) => r.verifies_attempt_id !== null && r.verifies_attempt_id !== undefined);
+  const rows = await tx.all(
+    `SELECT DISTINCT job_id, worker_id FROM (
+       SELECT a.job_id, a.worker_id FROM jobs j JOIN attempts a ON a.job_id = j.id
+       WHERE j.id ${c.d.inList('$1')} AND a.state IN ${EXCLUDING} AND a.seq > j.round_seq
+       UNION ALL
+       SELECT j.id, a.worker_id FROM jobs j JOIN attempts a ON a.id = j.verifies_attempt_id
+       WHERE j.id ${c.d.inList('$2')}
+     ) x ORDER BY job_id, worker_id`,
+    [jobRows.map((r) => String(r.id)), verifying.map((r) => String(r.id))],
+  );
+  for (const r of rows) {
+    const list = out.get(String(r.job_id));
+    if (list) list.push(String(r.worker_id));
+    else out.set(String(r.job_id), [String(r.worker_id)]);
+  }
+  return out;
+}
+
+/**
+ * Adaptive replication, decided before anything is written, once per round:
+ * the first placement (in the place function's order) of an adaptive job
+ * whose round is not decided yet asks whether its worker may run the job
+ * alone; then that placement is kept and the job's other placements in this
+ * claim are dropped. Either way the round is decided, so a solo round that
+ * fails is rerun replicated, not decided again. Workers' counts of solo runs
+ * since their last spot check are followed across the claim. Then each kept
+ * placement gets its attempt id and lease.
+ */
+function decideLeases(c: Context, placements: readonly Placement[], jobRows: ReadonlyMap<string, Row>, workerRows: ReadonlyMap<string, Row>): LeasePlan {
+  const solo = new Set<string>();
+  const seen = new Set<string>();
+  const decided = new Set<string>();
+  const soloSinceCheck = new Map<string, number>();
+  const kept: Placement[] = [];
+  for (const p of placements) {
+    if (solo.has(p.jobId)) continue;
+    kept.push(p);
+    if (seen.has(p.jobId)) continue;
+    seen.add(p.jobId);
+    const r = jobRows.get(p.jobId);
+    assert(r, 'a placed job was read by the claim');
+    if (Number(r.adaptive) !== 1 || Number(r.adapted) !== 0) continue;
+    decided.add(p.jobId);
+    const w = workerRows.get(p.workerId);
+    assert(w, 'a placed worker was read by the claim');
+    const rep: Reputation = { ...reputationFromRow(w), soloSinceCheck: soloSinceCheck.get(p.workerId) ?? Number(w.solo_since_check) };
+    const decision = soloDecision(rep, c.trust, c.random);
+    if (decision === 'spot-check') soloSinceCheck.set(p.workerId, 0);
+    if (decision === 'solo') {
+      soloSinceCheck.set(p.workerId, rep.soloSinceCheck + 1);
+      solo.add(p.jobId);
+    }
+  }
+  const counted = new Map<string, number>();
+  const made = kept.map((p) => {
+    const k = (counted.get(p.jobId) ?? 0) + 1;
+    counted.set(p.jobId, k);
+    return { attemptId: c.newId(), lease: randomToken(c.random), k };
+  });
+  return { kept, solo, decided, soloSinceCheck, made };
+}
+
+/** Placements per job, in first-placement order. */
+export function perJob(plan: LeasePlan): Map<string, number> {
+  const n = new Map<string, number>();
+  for (const p of plan.kept) n.set(p.jobId, (n.get(p.jobId) ?? 0) + 1);
+  return n;
+}
+
+/**
+ * Invariant 5 after a claim's writes: each worker's live attempts as the claim
+ * read them (under its worker's row lock or the database's write lock, so none
+ * were added since; ended ones only free room) plus those just leased stay
+ * within what the worker declared.
+ */
+function assertLeasedWithinCapacity(assignments: readonly Assignment[], workerRows: ReadonlyMap<string, Row>, live: readonly Row[]): void {
+  for (const workerId of new Set(assignments.map((a) => a.workerId))) {
+    const w = workerRows.get(workerId);
+    assert(w, 'a leased attempt belongs to a worker the claim locked');
+    const held = live.filter((a) => a.worker_id === workerId);
+    for (const a of assignments) {
+      if (a.workerId === workerId) held.push({ worker_id: workerId, queue: a.queue, cores: a.cores, memory_mb: a.memoryMb, gpu_ids: J(a.gpuIds) });
+    }
+    assertWithinDeclared(w, held);
+  }
+}
+
+export { CANDIDATE_COLUMNS };

@@ -1,0 +1,94 @@
+// Reads that change nothing: listings, counts and run-time statistics.
+import { LIMITS } from '../../types/limits.ts';
+import type { Attempt, Job } from '../../types/model.ts';
+import type { JobState } from '../../types/states.ts';
+import { attemptFromRow, decodeCursor, emptyCounts, encodeCursor } from '../rows.ts';
+import type { JobPage, ListJobsParams, QueueCounts, QueueRunStats } from '../store.ts';
+import { jobFromRow } from './columns.ts';
+import { LIVE, type Context, type Exec, type Param } from './sql.ts';
+
+export async function getJob(x: Exec, id: string): Promise<Job | null> {
+  const row = await x.get('SELECT * FROM jobs WHERE id = $1', [id]);
+  return row ? jobFromRow(row) : null;
+}
+
+export async function listJobs(c: Context, x: Exec, params: ListJobsParams): Promise<JobPage> {
+  const where: string[] = [];
+  const args: Param[] = [];
+  const arg = (v: Param): string => (args.push(v), `$${args.length}`);
+  if (params.queue !== undefined) where.push(`queue = ${arg(params.queue)}`);
+  if (params.state !== undefined) where.push(`state = ${arg(params.state)}`);
+  if (params.label !== undefined) where.push(`${c.d.jsonText('labels', arg(params.label.key))} = ${arg(params.label.value)}`);
+  if (params.cursor !== undefined) where.push(`id < ${arg(decodeCursor(params.cursor))}`);
+  const limit = Math.max(1, Math.min(params.limit, LIMITS.listMaxJobs));
+  const sql = `SELECT * FROM jobs ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY id DESC LIMIT ${arg(limit + 1)}`;
+  const rows = await x.all(sql, args);
+  const jobs = rows.slice(0, limit).map(jobFromRow);
+  const last = jobs[jobs.length - 1];
+  return { jobs, nextCursor: rows.length > limit && last ? encodeCursor(last.id) : null };
+}
+
+export async function listAttempts(x: Exec, jobId: string): Promise<Attempt[]> {
+  return (await x.all('SELECT * FROM attempts WHERE job_id = $1 ORDER BY seq, id', [jobId])).map(attemptFromRow);
+}
+
+export async function listLiveAttempts(x: Exec, workerId: string): Promise<Attempt[]> {
+  return (await x.all(`SELECT * FROM attempts WHERE worker_id = $1 AND state IN ${LIVE} ORDER BY id`, [workerId])).map(attemptFromRow);
+}
+
+export async function nextRunAt(c: Context, x: Exec): Promise<number | null> {
+  const row = await x.get('SELECT min(run_at) AS t FROM jobs WHERE want > 0 AND run_at > $1', [c.clock.now()]);
+  return row?.t === null || row?.t === undefined ? null : Number(row.t);
+}
+
+export async function queueCounts(x: Exec): Promise<QueueCounts[]> {
+  const byQueue = new Map<string, QueueCounts>();
+  for (const r of await x.all('SELECT queue, state, count(*) AS n FROM jobs GROUP BY queue, state ORDER BY queue, state')) {
+    const name = String(r.queue);
+    let entry = byQueue.get(name);
+    if (!entry) {
+      entry = { queue: name, counts: emptyCounts() };
+      byQueue.set(name, entry);
+    }
+    entry.counts[r.state as JobState] = Number(r.n);
+  }
+  return [...byQueue.values()];
+}
+
+// The newest finished attempts of the queue (index attempts_queue_finished), then, over the
+// completed ones, the mean and the nearest-rank 95th percentile: the smallest run time whose
+// rank r among n satisfies r >= 0.95 n, written r * 100 >= 95 * n to stay in integers.
+const QUEUE_STATS_SQL = `
+  WITH recent AS (
+    SELECT finished_at - leased_at AS ms, finished_at, CASE WHEN state IN ('completed', 'rejected') THEN 1 ELSE 0 END AS ok
+    FROM attempts
+    WHERE queue = $1 AND finished_at >= $2 AND state IN ('completed', 'rejected', 'failed', 'lost')
+    ORDER BY finished_at DESC LIMIT $3
+  ), ranked AS (
+    SELECT ms, ok, finished_at, row_number() OVER (PARTITION BY ok ORDER BY ms) AS rn, sum(ok) OVER () AS n_ok
+    FROM recent
+  )
+  SELECT count(*) AS n, coalesce(sum(ok), 0) AS completed, avg(CASE WHEN ok = 1 THEN ms END) AS mean_ms,
+    min(CASE WHEN ok = 1 AND rn * 100 >= 95 * n_ok THEN ms END) AS p95_ms, min(finished_at) AS oldest
+  FROM ranked`;
+
+const numOrNull = (v: unknown): number | null => (v === null || v === undefined ? null : Number(v));
+
+export async function queueStats(x: Exec, params: { queues: readonly string[]; sinceMs: number; sampleMaxRows: number }): Promise<QueueRunStats[]> {
+  const sample = Math.max(1, Math.min(params.sampleMaxRows, LIMITS.queueStatsSampleMaxRows));
+  const out: QueueRunStats[] = [];
+  for (const queue of new Set(params.queues)) {
+    const r = await x.get(QUEUE_STATS_SQL, [queue, params.sinceMs, sample]);
+    const n = Number(r?.n ?? 0);
+    const completed = Number(r?.completed ?? 0);
+    out.push({
+      queue,
+      completed,
+      failed: n - completed,
+      runTimeMeanMs: numOrNull(r?.mean_ms),
+      runTimeP95Ms: numOrNull(r?.p95_ms),
+      sampledSinceMs: n >= sample ? Number(r?.oldest) : params.sinceMs,
+    });
+  }
+  return out;
+}

@@ -1,0 +1,253 @@
+// Settling an attempt: a result (accepted, sent to a verifier, or counted in
+// a vote) or a failure (retried with backoff, or the job ends). Decided once,
+// for every backend.
+import { assert, GafferError } from '../../types/errors.ts';
+import type { Job, JobError, Json, NewJob } from '../../types/model.ts';
+import { LIVE_ATTEMPT_STATES } from '../../types/states.ts';
+import { countsAgainstWorker, clipMessage, countsAsFailure, isVerdict, resultHash, retryDelayMs, verifierPayload, type VerdictResult } from '../rules.ts';
+import type { Change, CompleteParams, FailParams, LeaseRef, SettleResult } from '../store.ts';
+import { jobFromRow } from './columns.ts';
+import { endJob, insertLinked, lockJobRow, mustGetJob, releaseChildren, stopLiveAttempts, type InsertJobs } from './jobs.ts';
+import { J, LIVE, type Context, type Exec, type Tx } from './sql.ts';
+import { tally } from './tally.ts';
+import { gradeCheck, judgeWorker } from './trust.ts';
+import { lockWorkers } from './workers.ts';
+
+/** What settling needs beyond the context: how the backend inserts jobs (a verification job is one). */
+export interface SettleDeps {
+  insertJobs: InsertJobs;
+}
+
+/**
+ * Locks what settling the attempt the lease names may change, in the lock
+ * order: first the workers it may judge ('judged' for a result, 'own' for a
+ * failure counted against the worker), then the job a verification job
+ * checks, then the attempt's job. Then checks the lease: the attempt is read
+ * after the locks, so nothing can end it before the commit. Throws
+ * ATTEMPT_NOT_FOUND or STALE_LEASE.
+ */
+export async function lockCurrent(c: Context, tx: Tx, ref: LeaseRef, now: number, workers: 'judged' | 'own' | 'none'): Promise<{ job: Job; workerId: string }> {
+  const pre = await tx.get(
+    `SELECT a.job_id, a.worker_id, j.replicas, j.verifies_job_id, j.verifies_attempt_id
+     FROM attempts a JOIN jobs j ON j.id = a.job_id WHERE a.id = $1`,
+    [ref.attemptId],
+  );
+  if (!pre) throw new GafferError('ATTEMPT_NOT_FOUND', `no attempt has id ${ref.attemptId}`);
+  const jobId = String(pre.job_id);
+  if (c.d.rowLocks && workers === 'own') await lockWorkers(c, tx, [String(pre.worker_id)]);
+  if (c.d.rowLocks && workers === 'judged') await lockWorkers(c, tx, await judgedWorkers(tx, jobId, pre));
+  const row = await lockJobRow(c, tx, jobId, pre.verifies_job_id === null ? null : String(pre.verifies_job_id));
+  assert(row, 'a job is never deleted');
+  const a = await tx.get('SELECT state, lease, lease_expires_at FROM attempts WHERE id = $1', [ref.attemptId]);
+  assert(a, 'an attempt is never deleted');
+  const live = LIVE_ATTEMPT_STATES.includes(a.state as never);
+  if (a.lease !== ref.lease || !live || Number(a.lease_expires_at) < now) await throwStale(tx, ref);
+  return { job: jobFromRow(row), workerId: String(pre.worker_id) };
+}
+
+/** A vote judges the workers of the job's replicas; a verdict, the worker of the verified attempt. */
+async function judgedWorkers(tx: Exec, jobId: string, pre: Record<string, unknown>): Promise<string[]> {
+  const ids: string[] = [];
+  if (Number(pre.replicas) > 1) {
+    const rows = await tx.all(`SELECT DISTINCT worker_id FROM attempts WHERE job_id = $1 AND (state IN ${LIVE} OR state = 'completed')`, [jobId]);
+    ids.push(...rows.map((r) => String(r.worker_id)));
+  }
+  if (pre.verifies_attempt_id !== null) {
+    const verified = await tx.get('SELECT worker_id FROM attempts WHERE id = $1', [String(pre.verifies_attempt_id)]);
+    if (verified) ids.push(String(verified.worker_id));
+  }
+  return ids;
+}
+
+export async function throwStale(tx: Exec, ref: LeaseRef): Promise<never> {
+  const row = await tx.get('SELECT state FROM attempts WHERE id = $1', [ref.attemptId]);
+  if (!row) throw new GafferError('ATTEMPT_NOT_FOUND', `no attempt has id ${ref.attemptId}`);
+  throw new GafferError('STALE_LEASE', `attempt ${ref.attemptId} no longer holds its job (it is ${String(row.state)})`, {
+    attemptId: ref.attemptId,
+    state: row.state,
+  });
+}
+
+/** A result from the attempt holding the current lease. */
+export async function completeAttempt(c: Context, tx: Tx, params: CompleteParams, deps: SettleDeps): Promise<SettleResult> {
+  const now = c.clock.now();
+  const { job, workerId } = await lockCurrent(c, tx, params, now, 'judged');
+  if (job.verifies !== null && !isVerdict(params.result)) return badVerdict(c, tx, params, job, workerId, now);
+  if (job.verify?.mode === 'queue' && params.verificationJob === undefined) {
+    throw new GafferError('INVALID_STATE', `job ${job.id} needs a verifier queue's defaults to send its result for verification`);
+  }
+  const hash = resultHash(params.result);
+  const keepResult = job.replicas > 1 || job.verify !== null ? J(params.result) : null;
+  const row = await tx.get(
+    `UPDATE attempts SET state = 'completed', finished_at = $1, result_hash = $2, result = $3, trace = $4
+     WHERE id = $5 AND lease = $6 AND state IN ${LIVE} RETURNING leased_at`,
+    [now, hash, keepResult, params.trace ? J(params.trace) : null, params.attemptId, params.lease],
+  );
+  assert(row, 'the current lease completes its attempt exactly once');
+  let changes: Change[];
+  if (job.verify?.mode === 'queue') {
+    changes = await sendToVerifier(c, tx, job, params.attemptId, workerId, params.result, params.verificationJob!, now, deps);
+  } else if (job.replicas === 1 || job.solo) {
+    const accepted = await succeed(c, tx, job.id, J(params.result), now, job.live > 1);
+    changes = accepted.changes;
+    if (job.pinnedWorkerId !== null) await gradeCheck(c, tx, job.id, hash, now - Number(row.leased_at), now);
+    // Neither a check's grade nor anything else but a verdict changes this job's row: the one succeed returned is current.
+    if (job.verifies === null) return { job: accepted.job, changes };
+    changes.push(...(await applyVerdict(c, tx, job.verifies, params.result as unknown as VerdictResult, now)));
+  } else {
+    await tx.run('UPDATE jobs SET live = live - 1, updated_at = $1 WHERE id = $2', [now, job.id]);
+    changes = await tally(c, tx, job.id, now);
+  }
+  return { job: await mustGetJob(tx, job.id), changes };
+}
+
+/** A verifier that answers something other than a verdict failed its attempt. */
+async function badVerdict(c: Context, tx: Tx, ref: LeaseRef, job: Job, workerId: string, now: number): Promise<SettleResult> {
+  const error: JobError = {
+    code: 'BAD_VERDICT',
+    message: 'a verifier must return { "valid": true|false, "reason"?: string }',
+    attemptId: ref.attemptId,
+  };
+  await endAttemptAs(tx, ref, 'failed', error, now);
+  const changes = await afterFailure(c, tx, job.id, error, true, now, workerId);
+  return { job: await mustGetJob(tx, job.id), changes };
+}
+
+async function endAttemptAs(tx: Tx, ref: LeaseRef, state: 'failed', error: JobError, now: number): Promise<void> {
+  const n = await tx.run(`UPDATE attempts SET state = $1, finished_at = $2, error = $3 WHERE id = $4 AND lease = $5 AND state IN ${LIVE}`, [
+    state,
+    now,
+    J(error),
+    ref.attemptId,
+    ref.lease,
+  ]);
+  assert(n === 1, 'the current lease fails its attempt exactly once');
+}
+
+/** A failure reported by the attempt holding the current lease. */
+export async function failAttempt(c: Context, tx: Tx, params: FailParams): Promise<SettleResult> {
+  const now = c.clock.now();
+  const { job, workerId } = await lockCurrent(c, tx, params, now, countsAgainstWorker(params.error) ? 'own' : 'none');
+  const error = { ...params.error, attemptId: params.attemptId, message: clipMessage(params.error.message) };
+  await endAttemptAs(tx, params, 'failed', error, now);
+  const changes = await afterFailure(c, tx, job.id, error, params.retryable, now, workerId);
+  return { job: await mustGetJob(tx, job.id), changes };
+}
+
+/**
+ * Accepts a result: the job succeeds (once: the guard on state makes it so)
+ * and its children move. `othersLive` false: the caller knows no other
+ * attempt of the job is live, so none needs stopping. Returns the job's row
+ * as the update left it.
+ */
+export async function succeed(c: Context, tx: Tx, jobId: string, resultJson: string, now: number, othersLive = true): Promise<{ job: Job; changes: Change[] }> {
+  const cancelledAttempts = othersLive ? await stopLiveAttempts(tx, jobId, now) : [];
+  const row = await tx.get(
+    `UPDATE jobs SET state = 'succeeded', result = $1, error = NULL, want = 0, live = 0, finished_at = $2, updated_at = $2
+     WHERE id = $3 AND state IN ('running', 'queued', 'verifying') RETURNING *`,
+    [resultJson, now, jobId],
+  );
+  assert(row, 'at most one result is accepted per job');
+  const children = await releaseChildren(c, tx, jobId, now);
+  return { job: jobFromRow(row), changes: [{ jobId, state: 'succeeded', cancelledAttempts }, ...children] };
+}
+
+/** A result of a job with a verifier queue: the job waits in `verifying` while a verification job checks it. */
+async function sendToVerifier(
+  c: Context,
+  tx: Tx,
+  job: Job,
+  attemptId: string,
+  workerId: string,
+  result: Json,
+  build: NonNullable<CompleteParams['verificationJob']>,
+  now: number,
+  deps: SettleDeps,
+): Promise<Change[]> {
+  assert(job.verify?.mode === 'queue', 'only a job with a verifier queue is sent to one');
+  await tx.run(`UPDATE jobs SET live = live - 1, want = 0, state = 'verifying', updated_at = $1 WHERE id = $2`, [now, job.id]);
+  let spec: NewJob;
+  try {
+    spec = build(job.verify.queue, verifierPayload(job, attemptId, workerId, result), job.priority);
+  } catch (err) {
+    if (!(err instanceof GafferError)) throw err;
+    // Nothing can verify this result (e.g. payload and result together are too large): the job fails, said plainly.
+    const message = clipMessage(`could not make the verification job: ${err.message}`);
+    return endJob(c, tx, job.id, 'failed', { code: 'VERIFICATION_FAILED', message, attemptId });
+  }
+  assert(spec.replicas === 1 && spec.verify === null && !spec.adaptive, 'a verification job runs once, unverified');
+  const v = await insertLinked(c, tx, spec, { verifies: { jobId: job.id, attemptId } }, now, deps.insertJobs);
+  return [
+    { jobId: job.id, state: 'verifying', cancelledAttempts: [] },
+    { jobId: v.id, state: v.state, cancelledAttempts: [] },
+  ];
+}
+
+/**
+ * A verifier's verdict on a result: the job succeeds with it, or runs again
+ * elsewhere. lockCurrent locked the verified job's row and the judged worker's.
+ */
+async function applyVerdict(c: Context, tx: Tx, verifies: { jobId: string; attemptId: string }, verdict: VerdictResult, now: number): Promise<Change[]> {
+  const original = await tx.get(`SELECT id FROM jobs WHERE id = $1 AND state = 'verifying'${c.d.forUpdate}`, [verifies.jobId]);
+  if (!original) return [];
+  const attempt = await tx.get(`SELECT worker_id, result FROM attempts WHERE id = $1 AND state = 'completed'`, [verifies.attemptId]);
+  assert(attempt, 'a result under verification stays completed until its verdict');
+  const workerId = String(attempt.worker_id);
+  if (verdict.valid) {
+    const { changes } = await succeed(c, tx, verifies.jobId, String(attempt.result), now, false);
+    return [...changes, ...(await judgeWorker(c, tx, workerId, 'valid', now))];
+  }
+  await tx.run(`UPDATE attempts SET state = 'rejected' WHERE id = $1`, [verifies.attemptId]);
+  const changes = await judgeWorker(c, tx, workerId, 'invalid', now);
+  const error: JobError = {
+    code: 'RESULT_REJECTED',
+    message: clipMessage(`the verifier rejected the result of attempt ${verifies.attemptId}: ${verdict.reason ?? 'no reason given'}`),
+    attemptId: verifies.attemptId,
+  };
+  const job = await tx.get(`UPDATE jobs SET failures = failures + 1, error = $1, updated_at = $2 WHERE id = $3 RETURNING failures, max_attempts`, [
+    J(error),
+    now,
+    verifies.jobId,
+  ]);
+  assert(job, 'the verified job exists');
+  if (Number(job.failures) >= Number(job.max_attempts)) return [...changes, ...(await endJob(c, tx, verifies.jobId, 'failed', error))];
+  await tx.run(`UPDATE jobs SET state = 'queued', want = 1, run_at = $1, updated_at = $1 WHERE id = $2`, [now, verifies.jobId]);
+  tx.wake();
+  return [...changes, { jobId: verifies.jobId, state: 'queued', cancelledAttempts: [] }];
+}
+
+/** After an attempt ended: a job with no live attempt left goes back to queued. */
+export async function settleLiveCount(tx: Tx, jobId: string, now: number): Promise<Change[]> {
+  const row = await tx.get(`UPDATE jobs SET state = 'queued', updated_at = $1 WHERE id = $2 AND state = 'running' AND live = 0 RETURNING id`, [
+    now,
+    jobId,
+  ]);
+  return row ? [{ jobId, state: 'queued', cancelledAttempts: [] }] : [];
+}
+
+/**
+ * An attempt failed, timed out or was lost: retry with backoff while the
+ * budget lasts, else fail the job. One replica's non-retryable error does not
+ * end a replicated job (another worker runs that replica: a single untrusted
+ * worker must not be able to fail a job); the retry budget still bounds it. A
+ * challenge gives up at once. A solo round that failed is rerun fully
+ * replicated. A timeout or lost lease counts against the worker, whose row
+ * the caller locked first.
+ */
+export async function afterFailure(c: Context, tx: Tx, jobId: string, error: JobError, retryable: boolean, now: number, workerId: string): Promise<Change[]> {
+  const row = await tx.get(`UPDATE jobs SET live = live - 1, failures = failures + $4, error = $1, updated_at = $2 WHERE id = $3 RETURNING *`, [
+    J(error),
+    now,
+    jobId,
+    countsAsFailure(error) ? 1 : 0,
+  ]);
+  assert(row, 'a failed attempt belongs to a job');
+  if (countsAgainstWorker(error)) await tx.run('UPDATE workers SET timed_out_count = timed_out_count + 1 WHERE id = $1', [workerId]);
+  const job = jobFromRow(row);
+  const giveUp = job.failures >= job.maxAttempts || (!retryable && job.replicas === 1) || job.pinnedWorkerId !== null;
+  if (giveUp) return endJob(c, tx, jobId, 'failed', error);
+  const delayMs = retryDelayMs(job, error, c.random);
+  await tx.run('UPDATE jobs SET want = CASE WHEN solo = 1 THEN replicas ELSE want + 1 END, solo = 0, run_at = $1 WHERE id = $2', [now + delayMs, jobId]);
+  tx.wake();
+  return settleLiveCount(tx, jobId, now);
+}

@@ -1,0 +1,92 @@
+// The vote of a replicated job: trace verification first (once every replica
+// is in), then the quorum over what is left. Decided once, for every backend.
+import { assert } from '../../types/errors.ts';
+import type { Trace } from '../../types/model.ts';
+import { decideQuorum } from '../../trust/index.ts';
+import type { Row } from '../rows.ts';
+import { clipMessage, splitByTrace } from '../rules.ts';
+import type { Change } from '../store.ts';
+import { jobFromRow } from './columns.ts';
+import { endJob } from './jobs.ts';
+import { settleLiveCount, succeed } from './settle.ts';
+import type { Context, Tx } from './sql.ts';
+import { judgeWorker } from './trust.ts';
+
+/**
+ * Decides a replicated job from its completed attempts (this round's
+ * ballots). Trace verification first rejects the attempts whose resource use
+ * stands apart, once every replica is in; the quorum is then counted over the
+ * rest.
+ */
+export async function tally(c: Context, tx: Tx, jobId: string, now: number): Promise<Change[]> {
+  const row = await tx.get('SELECT * FROM jobs WHERE id = $1', [jobId]);
+  assert(row, 'a tallied job exists');
+  const job = jobFromRow(row);
+  let done = await tx.all(
+    `SELECT id, worker_id, result, result_hash, trace FROM attempts WHERE job_id = $1 AND state = 'completed' ORDER BY finished_at, id`,
+    [jobId],
+  );
+  const pending = job.live + job.want;
+  const changes: Change[] = [];
+  if (job.verify?.mode === 'trace') {
+    if (pending > 0) return settleLiveCount(tx, jobId, now);
+    const judged = await judgeTraces(c, tx, jobId, done, job.verify.tolerance, now);
+    if (judged.kind === 'ended') return judged.changes;
+    changes.push(...judged.changes);
+    done = judged.accepted;
+  }
+  const outcome = decideQuorum({
+    ballots: done.map((r) => ({ attemptId: String(r.id), workerId: String(r.worker_id), hash: String(r.result_hash) })),
+    quorum: job.quorum,
+    pending,
+    extraReplicasUsed: Number(row.extra_replicas),
+    extraReplicasMax: c.trust.extraReplicasMax,
+  });
+  if (outcome.kind === 'accept') {
+    const winner = done.find((r) => r.result_hash === outcome.hash)!;
+    const workerOf = new Map(done.map((r) => [String(r.id), String(r.worker_id)]));
+    for (const id of outcome.invalid) await tx.run(`UPDATE attempts SET state = 'rejected' WHERE id = $1`, [id]);
+    changes.push(...(await succeed(c, tx, jobId, String(winner.result), now)).changes);
+    for (const id of outcome.valid) changes.push(...(await judgeWorker(c, tx, workerOf.get(id)!, 'valid', now)));
+    for (const id of outcome.invalid) changes.push(...(await judgeWorker(c, tx, workerOf.get(id)!, 'invalid', now)));
+    return changes;
+  }
+  if (outcome.kind === 'add-replica') {
+    await tx.run(
+      `UPDATE jobs SET want = want + 1, extra_replicas = extra_replicas + 1,
+         state = CASE WHEN live > 0 THEN 'running' ELSE 'queued' END, updated_at = $1
+       WHERE id = $2`,
+      [now, jobId],
+    );
+    tx.wake();
+    return job.live > 0 ? changes : [...changes, { jobId, state: 'queued', cancelledAttempts: [] }];
+  }
+  if (outcome.kind === 'no-quorum') {
+    await tx.run(`UPDATE attempts SET state = 'rejected' WHERE job_id = $1 AND state = 'completed'`, [jobId]);
+    return [...changes, ...(await endJob(c, tx, jobId, 'failed', { code: 'NO_QUORUM', message: clipMessage(outcome.reason) }))];
+  }
+  return [...changes, ...(await settleLiveCount(tx, jobId, now))];
+}
+
+/** Trace verification: attempts without a usable trace are rejected outright; the rest are compared. */
+async function judgeTraces(
+  c: Context,
+  tx: Tx,
+  jobId: string,
+  done: readonly Row[],
+  tolerance: number,
+  now: number,
+): Promise<{ kind: 'ended'; changes: Change[] } | { kind: 'split'; changes: Change[]; accepted: Row[] }> {
+  const withTraces = done.map((r) => ({ row: r, trace: r.trace === null ? null : (JSON.parse(String(r.trace)) as Trace) }));
+  const split = splitByTrace(withTraces, tolerance, c.trust.traceWaypoints);
+  if (split.kind === 'tie') {
+    await tx.run(`UPDATE attempts SET state = 'rejected' WHERE job_id = $1 AND state = 'completed'`, [jobId]);
+    return { kind: 'ended', changes: await endJob(c, tx, jobId, 'failed', { code: 'NO_QUORUM', message: clipMessage(`resource traces: ${split.reason}`) }) };
+  }
+  const changes: Change[] = [];
+  for (const { row } of split.rejected) {
+    await tx.run(`UPDATE attempts SET state = 'rejected' WHERE id = $1`, [String(row.id)]);
+    changes.push(...(await judgeWorker(c, tx, String(row.worker_id), 'invalid', now)));
+  }
+  return { kind: 'split', changes, accepted: split.accepted.map((x) => x.row) };
+}
