@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import { place } from '../scheduler/index.ts';
-import { checkSnapshot, readSnapshot } from '../store/invariants.ts';
+import { checkSnapshot, readSnapshot } from '../store/suite/invariants/index.ts';
 import { openPostgresStore } from '../store/postgres/store.ts';
 import { testDatabase, type TestDatabase } from '../store/postgres/testing.ts';
 import type { Store, SweepResult } from '../store/store.ts';

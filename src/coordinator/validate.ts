@@ -2,8 +2,9 @@
 // bad request gets a typed error and changes nothing.
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import { GafferError } from '../types/errors.ts';
-import { JOB_DEFAULTS, LIMITS } from '../types/limits.ts';
-import type { ChallengeSpec, JobSpec, Json, NewJob, Trace, VerifySpec, WorkerSpec } from '../types/model.ts';
+import { LIMITS } from '../types/limits.ts';
+import type { ChallengeSpec, JobSpec, Json, NewJob, Trace, WorkerSpec } from '../types/model.ts';
+import { newJob, type JobDefaults } from '../types/new-job.ts';
 import { jobSpecSchema, traceSchema, workerSpecSchema } from '../types/schemas.ts';
 
 const ajv = new Ajv({ allErrors: false, strict: true, allowUnionTypes: true });
@@ -56,15 +57,8 @@ export function checkSize(value: unknown, maxBytes: number, what: string): void 
   }
 }
 
-function toMs(t: number | string | undefined): number | null {
-  if (t === undefined) return null;
-  return typeof t === 'number' ? t : Date.parse(t);
-}
-
-/** Queue-level defaults that a submit's missing fields take. */
-export type JobDefaults = Partial<
-  Pick<NewJob, 'timeoutMs' | 'heartbeatTimeoutMs' | 'maxAttempts' | 'backoff' | 'replicas' | 'quorum' | 'priority' | 'verify' | 'adaptive'>
->;
+/** Queue-level defaults that a submit's missing fields take (defined with newJob, which fills them). */
+export type { JobDefaults };
 
 /** A queue's configuration: defaults for its jobs, and an optional reliability challenge for new workers. */
 export type QueueConfig = JobDefaults & { challenge?: ChallengeSpec };
@@ -72,16 +66,15 @@ export type QueueConfig = JobDefaults & { challenge?: ChallengeSpec };
 /** The smallest number of replicas trace verification can work with: with two, both are equally far from their mean. */
 export const TRACE_REPLICAS_MIN = 3;
 
-/** Validates a submit and fills every default. Throws GafferError; never partially accepts. */
+/** Validates a submit and fills every default (newJob). Throws GafferError; never partially accepts. */
 export function normalizeJob(input: unknown, defaults: JobDefaults = {}, what = 'job'): NewJob {
   const spec = validate<JobSpec>(checkJob, what, input);
   checkSize(spec.payload ?? null, LIMITS.payloadMaxBytes, `${what}.payload`);
-  const replicas = spec.replicas ?? defaults.replicas ?? JOB_DEFAULTS.replicas;
-  const quorum = spec.quorum ?? defaults.quorum ?? Math.min(replicas, Math.floor(replicas / 2) + 1);
+  const job = newJob(spec, defaults);
+  const { replicas, quorum, verify } = job;
   if (quorum > replicas) {
     throw new GafferError('INVALID_INPUT', `${what}.quorum (${quorum}) cannot exceed replicas (${replicas})`);
   }
-  const verify = normalizeVerify(spec.verify ?? defaults.verify ?? null);
   if (verify?.mode === 'trace' && replicas < TRACE_REPLICAS_MIN) {
     throw new GafferError('INVALID_INPUT', `${what}.verify trace needs at least ${TRACE_REPLICAS_MIN} replicas (got ${replicas}): traces are compared with each other`);
   }
@@ -91,41 +84,8 @@ export function normalizeJob(input: unknown, defaults: JobDefaults = {}, what = 
   if (spec.adaptive === true && replicas < 2) {
     throw new GafferError('INVALID_INPUT', `${what}.adaptive needs replicas of 2 or more (got ${replicas})`);
   }
-  const baseMs = spec.backoff?.baseMs ?? defaults.backoff?.baseMs ?? JOB_DEFAULTS.backoffBaseMs;
-  const maxMs = spec.backoff?.maxMs ?? defaults.backoff?.maxMs ?? Math.max(baseMs, JOB_DEFAULTS.backoffMaxMs);
-  if (maxMs < baseMs) throw new GafferError('INVALID_INPUT', `${what}.backoff.maxMs is below backoff.baseMs`);
-  return {
-    queue: spec.queue,
-    payload: (spec.payload ?? null) as Json,
-    priority: spec.priority ?? defaults.priority ?? JOB_DEFAULTS.priority,
-    runAt: toMs(spec.runAt),
-    deadline: toMs(spec.deadline),
-    timeoutMs: spec.timeoutMs ?? defaults.timeoutMs ?? JOB_DEFAULTS.timeoutMs,
-    heartbeatTimeoutMs: spec.heartbeatTimeoutMs ?? defaults.heartbeatTimeoutMs ?? JOB_DEFAULTS.heartbeatTimeoutMs,
-    maxAttempts: spec.maxAttempts ?? defaults.maxAttempts ?? JOB_DEFAULTS.maxAttempts,
-    backoff: { baseMs, maxMs },
-    requires: {
-      cores: spec.requires?.cores ?? 0,
-      memoryMb: spec.requires?.memoryMb ?? 0,
-      gpus: spec.requires?.gpus ?? 0,
-      labels: spec.requires?.labels ?? {},
-    },
-    affinity: spec.affinity ?? null,
-    dependsOn: spec.dependsOn ?? [],
-    replicas,
-    quorum,
-    verify,
-    adaptive: (spec.adaptive ?? defaults.adaptive ?? false) && replicas > 1,
-    idempotencyKey: spec.idempotencyKey ?? null,
-    labels: spec.labels ?? {},
-  };
-}
-
-/** `{ queue }` alone means queue verification. */
-function normalizeVerify(v: Partial<VerifySpec> | null): VerifySpec | null {
-  if (v === null) return null;
-  if (v.mode === 'trace') return { mode: 'trace', tolerance: (v as { tolerance: number }).tolerance };
-  return { mode: 'queue', queue: (v as { queue: string }).queue };
+  if (job.backoff.maxMs < job.backoff.baseMs) throw new GafferError('INVALID_INPUT', `${what}.backoff.maxMs is below backoff.baseMs`);
+  return job;
 }
 
 export function normalizeJobs(inputs: unknown, defaultsFor: (queue: string) => JobDefaults = () => ({})): NewJob[] {

@@ -1,11 +1,11 @@
-// The store invariants (../invariants.ts) against PostgreSQL, with restarts
+// The store invariants (../suite/invariants/) against PostgreSQL, with restarts
 // mid-run. One schema for the whole file, migrated once; each run starts from
 // empty tables (a restart within a run keeps them), and every store uses one
 // shared pool, so that a run costs its own queries and little else.
 import { after } from 'node:test';
 import pg from 'pg';
 import { seededRandom, VirtualClock } from '../../types/clock.ts';
-import { storeInvariantProperties } from '../invariants.ts';
+import { storeInvariantProperties } from '../suite/invariants/index.ts';
 import { quoteIdent } from './db.ts';
 import { openPostgresStore } from './store.ts';
 import { testDatabase, type TestDatabase } from './testing.ts';

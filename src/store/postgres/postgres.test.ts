@@ -5,12 +5,12 @@
 import { before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import pg from 'pg';
-import { normalizeJob } from '../../coordinator/validate.ts';
 import { place } from '../../scheduler/index.ts';
 import { seededRandom, VirtualClock } from '../../types/clock.ts';
 import type { Assignment, Job, JobSpec, Json, PlaceFn } from '../../types/model.ts';
+import { newJob } from '../../types/new-job.ts';
 import { ATTEMPT_TRANSITIONS, JOB_TRANSITIONS } from '../../types/states.ts';
-import { storeContract } from '../contract.ts';
+import { storeContract } from '../suite/contract.ts';
 import { resultHash } from '../rules.ts';
 import { MIGRATIONS } from './schema.ts';
 import { openPostgresStore, type PostgresStore } from './store.ts';
@@ -19,7 +19,7 @@ import { openTestStore, pgContractOptions, testDatabase, testDatabaseUrl, type T
 storeContract('postgres', (ctx) => openTestStore(ctx), pgContractOptions);
 
 const placeFn: PlaceFn = (input) => place(input);
-const spec = (over: Partial<JobSpec> = {}) => normalizeJob({ queue: 'q', ...over });
+const spec = (over: Partial<JobSpec> = {}) => newJob({ queue: 'q', ...over });
 const workerSpec = (id: string, slots = 4) => ({ id, name: id, labels: {}, cores: 64, memoryMb: 65_536, gpuIds: [], queues: { q: slots }, keys: [] });
 
 /** A raw connection to the test database, outside any store, with the given search_path. */
@@ -521,7 +521,7 @@ describe('postgres store', () => {
     assert.ok(a && b);
     const notified = (s: PostgresStore) => s['wake'].stats.notified;
     const wb = wakes(b);
-    const verificationJob = (queue: string, payload: Json, priority: number) => normalizeJob({ queue, payload, priority });
+    const verificationJob = (queue: string, payload: Json, priority: number) => newJob({ queue, payload, priority });
     const step = async (what: string, n: number, act: () => Promise<unknown>): Promise<void> => {
       const woken = wb.next();
       await act();

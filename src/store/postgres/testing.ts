@@ -11,7 +11,7 @@ import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import type { TrustPolicy } from '../../trust/index.ts';
 import type { Clock, Random } from '../../types/clock.ts';
-import type { StoreContractOptions } from '../contract.ts';
+import type { StoreContractOptions } from '../suite/contract.ts';
 import { startCluster } from './cluster.ts';
 import { quoteIdent } from './db.ts';
 import { openPostgresStore, type PostgresStore, type PostgresStoreOptions } from './store.ts';

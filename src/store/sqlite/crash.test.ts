@@ -20,7 +20,7 @@ import { fileURLToPath } from 'node:url';
 import { place } from '../../scheduler/index.ts';
 import { seededRandom, systemClock, VirtualClock } from '../../types/clock.ts';
 import type { Job, Json } from '../../types/model.ts';
-import { checkSnapshot, checkTransitions, drainToTerminal, InvariantViolation, readSnapshot, type Snapshot } from '../invariants.ts';
+import { checkSnapshot, checkTransitions, drainToTerminal, InvariantViolation, readSnapshot, type Snapshot } from '../suite/invariants/index.ts';
 import { openSqliteStore } from './store.ts';
 
 /** Children killed in a row on one file. */

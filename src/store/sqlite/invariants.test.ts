@@ -1,10 +1,10 @@
-// The store invariants (../invariants.ts) against SQLite: most runs in memory,
+// The store invariants (../suite/invariants/) against SQLite: most runs in memory,
 // and as many on a real file in a temp dir, with restarts mid-run.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after } from 'node:test';
-import { storeInvariantProperties } from '../invariants.ts';
+import { storeInvariantProperties } from '../suite/invariants/index.ts';
 import { openSqliteStore } from './store.ts';
 
 storeInvariantProperties('sqlite :memory:', async ({ clock, random, trust }) => openSqliteStore({ path: ':memory:', clock, random, trust }), { numRuns: 300 });

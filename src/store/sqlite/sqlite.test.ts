@@ -7,12 +7,12 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
-import { normalizeJob } from '../../coordinator/validate.ts';
 import { place } from '../../scheduler/index.ts';
 import { seededRandom, VirtualClock } from '../../types/clock.ts';
 import type { JobSpec } from '../../types/model.ts';
+import { newJob } from '../../types/new-job.ts';
 import { ATTEMPT_TRANSITIONS, JOB_TRANSITIONS } from '../../types/states.ts';
-import { storeContract, type StoreContractOptions } from '../contract.ts';
+import { storeContract, type StoreContractOptions } from '../suite/contract.ts';
 import type { Store } from '../store.ts';
 import { MIGRATIONS } from './schema.ts';
 import { openSqliteStore, SqliteStore } from './store.ts';
@@ -26,7 +26,7 @@ storeContract('sqlite file', async (ctx) => openSqliteStore({ path: freshPath(),
 storeContract('sqlite :memory:', async (ctx) => openSqliteStore({ path: ':memory:', ...ctx }));
 
 describe('sqlite store', () => {
-  const spec = (over: Partial<JobSpec> = {}) => normalizeJob({ queue: 'q', ...over });
+  const spec = (over: Partial<JobSpec> = {}) => newJob({ queue: 'q', ...over });
   const worker = { id: 'w1', name: 'w1', labels: {}, cores: 8, memoryMb: 8192, gpuIds: [], queues: { q: 8 }, keys: [] };
 
   it('keeps every job, attempt and worker across close and reopen', async () => {
