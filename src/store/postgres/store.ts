@@ -115,6 +115,7 @@ export class PostgresStore extends EngineStore {
     return super.complete(params);
   }
 
+  /** Like SQLite's close in shape, not in what it closes: the LISTEN connection, then the pool. */
   async close(): Promise<void> {
     await this.wake.close();
     await this.db.close();

@@ -25,6 +25,7 @@ export class SqliteStore extends EngineStore {
     this.executor = executor;
   }
 
+  /** Like PostgreSQL's close in shape, not in what it closes: writes still queued for a commit, then the file. */
   async close(): Promise<void> {
     this.executor.close();
     this.db.close();
