@@ -1,5 +1,6 @@
-// The store contract. Every backend (sqlite/, postgres/) implements it with its
-// own SQL, and every backend passes the one conformance suite in contract.ts.
+// The store contract. The engine (engine/) implements it once, over the
+// executor and dialect of each backend (sqlite/, postgres/), and every backend
+// passes the one conformance suite in suite/.
 //
 // Rules every implementation keeps:
 // - Each method is one transaction: it applies whole or not at all.
