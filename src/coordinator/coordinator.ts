@@ -1,6 +1,8 @@
-// The coordinator core: it wires the store, the scheduler and the sweepers on
-// an injected clock. Workers attach through a WorkerLink (in-process here; the
-// network layer implements the same link over a WebSocket).
+// The coordinator core: it wires the store, the scheduler, the dispatcher
+// (dispatcher.ts) and the sweeper (sweeper.ts) on an injected clock, and owns
+// what clients and workers see: sessions, result waits, events, revocations.
+// Workers attach through a WorkerLink (in-process here; the network layer
+// implements the same link over a WebSocket).
 //
 // Several coordinators may share one PostgreSQL store. Each pushes work only to
 // the workers attached to it; the store is the only thing they share:
@@ -10,7 +12,7 @@
 //   coordinator also polls every pollIntervalMs: it kicks the dispatcher and
 //   re-reads the jobs its result waits are waiting for (a job that ends through
 //   another coordinator raises no event here).
-// - Sweepers run on every coordinator at once (see sweep() for why that is safe).
+// - Sweepers run on every coordinator at once (see Sweeper.sweep() for why that is safe).
 // - A store that stops answering makes the coordinator not ready until it
 //   answers again (store-guard.ts); nothing it does crashes the process.
 import { EventEmitter } from 'node:events';
@@ -25,6 +27,8 @@ import type { QueueConfig } from './validate.ts';
 import { resultHash } from '../store/rules.ts';
 import { checkResult, checkSize, checkTrace, normalizeJob, normalizeJobs, normalizeWorker } from './validate.ts';
 import { guardStore, StoreHealth } from './store-guard.ts';
+import { Dispatcher, freesCapacity, groupByWorker } from './dispatcher.ts';
+import { Sweeper } from './sweeper.ts';
 
 /** How the coordinator reaches one connected worker. */
 export interface WorkerLink {
@@ -81,22 +85,15 @@ export class Coordinator {
   /** Whether the store answers; while it does not, no dispatch or sweep runs and /readyz is 503. */
   readonly health: StoreHealth;
   readonly events = new EventEmitter<{ job: [JobEvent]; worker: [WorkerEvent] }>();
-  private readonly place: PlaceFn;
-  private readonly sweepIntervalMs: number;
-  private readonly pollIntervalMs: number | null;
+  private readonly dispatcher: Dispatcher;
+  private readonly sweeper: Sweeper;
   private readonly queueDefaults: Record<string, QueueConfig>;
   private readonly sessions = new Map<string, WorkerSession>();
   private readonly waiters = new Map<string, Set<(job: Job) => void>>();
-  private sweepTimer: TimerHandle | null = null;
-  private pollTimer: TimerHandle | null = null;
   private polling: Promise<void> | null = null;
   /** Where the next poll of result waits starts, so that more waits than one poll reads all get their turn. */
   private pollCursor = 0;
   private unsubscribeWake: (() => void) | null = null;
-  private wakeTimer: { handle: TimerHandle; atMs: number } | null = null;
-  private dispatching: Promise<void> | null = null;
-  private sweeping: Promise<void> | null = null;
-  private dispatchAgain = false;
   private inFlight = new Set<Promise<unknown>>();
   private running = false;
   private readonly log: Log;
@@ -112,20 +109,37 @@ export class Coordinator {
       onRecovered: () => this.kick(),
     });
     this.store = guardStore(options.store, this.health);
-    this.place = options.place ?? ((input) => defaultPlace(input));
-    this.sweepIntervalMs = options.sweepIntervalMs ?? COORDINATOR_DEFAULTS.sweepIntervalMs;
-    this.pollIntervalMs =
-      options.pollIntervalMs !== undefined ? options.pollIntervalMs : options.store.capabilities.shared ? COORDINATOR_DEFAULTS.pollIntervalMs : null;
     this.queueDefaults = options.queues ?? {};
+    const available = (): boolean => this.health.available;
+    const onError = (err: unknown, msg: string): void => this.logStoreError(err, msg);
+    this.dispatcher = new Dispatcher({
+      store: this.store,
+      place: options.place ?? ((input) => defaultPlace(input)),
+      workers: () => [...this.sessions.values()].filter((s) => !s.draining && !s.detached).map((s) => s.workerId),
+      deliver: (assignments) => this.deliver(assignments),
+      available,
+      afterLoop: () => this.sweeper.armWake(),
+      onError,
+    });
+    this.sweeper = new Sweeper({
+      store: this.store,
+      clock: this.clock,
+      ...(options.sweepIntervalMs !== undefined ? { sweepIntervalMs: options.sweepIntervalMs } : {}),
+      ...(options.pollIntervalMs !== undefined ? { pollIntervalMs: options.pollIntervalMs } : {}),
+      available,
+      onSwept: (result) => this.applySweep(result),
+      onWake: () => this.kick(),
+      onPoll: () => this.poll(),
+      onError,
+    });
   }
 
   start(): void {
     if (this.running) return;
     this.running = true;
     this.unsubscribeWake = this.store.onWake?.(() => this.kick()) ?? null;
-    this.scheduleSweep();
-    this.schedulePoll();
-    this.kick();
+    this.sweeper.start();
+    this.dispatcher.start();
   }
 
   async stop(): Promise<void> {
@@ -133,10 +147,8 @@ export class Coordinator {
     this.unsubscribeWake?.();
     this.unsubscribeWake = null;
     this.health.stop();
-    for (const t of [this.sweepTimer, this.pollTimer, this.wakeTimer?.handle]) if (t) this.clock.clearTimeout(t);
-    this.sweepTimer = null;
-    this.pollTimer = null;
-    this.wakeTimer = null;
+    this.sweeper.stop();
+    this.dispatcher.stop();
     await this.settled();
   }
 
@@ -147,8 +159,10 @@ export class Coordinator {
 
   /** Resolves when no dispatch, sweep or report started so far is still running. */
   async settled(): Promise<void> {
-    while (this.inFlight.size > 0 || this.dispatching) {
-      await Promise.allSettled([...this.inFlight, this.dispatching]);
+    for (;;) {
+      const pending = [...this.inFlight, this.dispatcher.current(), this.sweeper.current()].filter((p) => p !== null);
+      if (pending.length === 0) return;
+      await Promise.allSettled(pending);
     }
   }
 
@@ -165,7 +179,7 @@ export class Coordinator {
     const queue = (spec as { queue?: unknown } | null)?.queue;
     const job = normalizeJob(spec, typeof queue === 'string' ? this.queueDefaults[queue] : undefined);
     const submitted = this.store.submit({ jobs: [job] });
-    this.dispatchWithSubmit();
+    this.dispatcher.kickWithSubmit();
     const [result] = await submitted;
     this.afterSubmit([result!]);
     return result!;
@@ -174,22 +188,10 @@ export class Coordinator {
   async submitMany(specs: unknown): Promise<SubmitResult[]> {
     const jobs = normalizeJobs(specs, (q) => this.queueDefaults[q] ?? {});
     const submitted = this.store.submit({ jobs });
-    this.dispatchWithSubmit();
+    this.dispatcher.kickWithSubmit();
     const results = await submitted;
     this.afterSubmit(results);
     return results;
-  }
-
-  /**
-   * On the embedded store, a dispatch started now queues its claim right
-   * behind the submit, in the same group commit: the new job is leased in the
-   * transaction that stores it, one fsync for both, and its worker hears of it
-   * once that commit is done. (With a shared store the claim would run in a
-   * separate transaction before the submit commits and find nothing: the
-   * dispatch after the submit serves it.)
-   */
-  private dispatchWithSubmit(): void {
-    if (this.store.capabilities.groupCommit) this.kick();
   }
 
   private afterSubmit(results: SubmitResult[]): void {
@@ -316,15 +318,13 @@ export class Coordinator {
 
   /** @internal Called by sessions after a report. */
   applyChanges(changes: Change[], reason: string): void {
-    let freed = false;
     for (const c of changes) {
       this.emitJob(c.jobId, c.state);
-      const byWorker = new Map<string, string[]>();
-      for (const a of c.cancelledAttempts) byWorker.set(a.workerId, [...(byWorker.get(a.workerId) ?? []), a.attemptId]);
-      for (const [workerId, ids] of byWorker) this.sessions.get(workerId)?.link.revoke(ids, reason);
-      if (c.cancelledAttempts.length > 0 || c.state === 'queued') freed = true;
+      for (const [workerId, list] of groupByWorker(c.cancelledAttempts)) {
+        this.sessions.get(workerId)?.link.revoke(list.map((a) => a.attemptId), reason);
+      }
     }
-    if (freed) this.kick();
+    if (freesCapacity(changes)) this.kick();
   }
 
   private emitJob(jobId: string, state: JobState): void {
@@ -355,132 +355,42 @@ export class Coordinator {
     else this.log.error({ err }, msg);
   }
 
-  // ---- Dispatch ----
+  // ---- Dispatch and sweeps ----
 
   /** Asks for a dispatch pass; passes never overlap, and a request during one runs another after it. */
   kick(): void {
-    if (!this.running) return;
-    this.dispatchAgain = true;
-    // While the store is away the request waits: the store answering again kicks.
-    if (this.dispatching || !this.health.available) return;
-    this.dispatching = this.dispatchLoop().finally(() => {
-      this.dispatching = null;
-      // A kick that landed after the loop's last check must not be lost.
-      if (this.dispatchAgain) this.kick();
-    });
+    if (this.running) this.dispatcher.kick();
   }
 
-  private async dispatchLoop(): Promise<void> {
-    while (this.dispatchAgain && this.running && this.health.available) {
-      this.dispatchAgain = false;
-      try {
-        await this.dispatchPass();
-      } catch (err) {
-        this.logStoreError(err, 'dispatch pass failed; the next kick retries it');
-      }
-    }
-    try {
-      await this.armWakeTimer();
-    } catch (err) {
-      this.logStoreError(err, 'reading the next delayed job failed; the next dispatch pass reads it again');
-    }
+  /** One claim's assignments: each worker hears of its own, then everyone of the jobs now running. */
+  private deliver(assignments: readonly Assignment[]): void {
+    for (const [workerId, list] of groupByWorker(assignments)) this.sessions.get(workerId)?.link.assign(list);
+    for (const a of assignments) this.events.emit('job', { jobId: a.jobId, state: 'running', at: this.clock.now() });
   }
 
-  private async dispatchPass(): Promise<void> {
-    for (let round = 0; round < COORDINATOR_DEFAULTS.dispatchMaxRounds; round++) {
-      const ids = [...this.sessions.values()].filter((s) => !s.draining && !s.detached).map((s) => s.workerId);
-      if (ids.length === 0) return;
-      const assignments = await this.store.claim({ workerIds: ids, place: this.place, maxJobs: LIMITS.claimBatchMaxJobs });
-      if (assignments.length === 0) return;
-      const byWorker = new Map<string, Assignment[]>();
-      for (const a of assignments) byWorker.set(a.workerId, [...(byWorker.get(a.workerId) ?? []), a]);
-      for (const [workerId, list] of byWorker) this.sessions.get(workerId)?.link.assign(list);
-      for (const a of assignments) this.events.emit('job', { jobId: a.jobId, state: 'running', at: this.clock.now() });
-      if (assignments.length < LIMITS.claimBatchMaxJobs) return;
-    }
+  /** One pass of every sweeper now (the sweeper also runs them on its beat); see Sweeper.sweep(). */
+  sweep(): Promise<SweepResult> {
+    return this.sweeper.sweep();
   }
 
-  /** Wakes the dispatcher when the next delayed job becomes ready. */
-  private async armWakeTimer(): Promise<void> {
-    if (!this.running) return;
-    const next = await this.store.nextRunAt();
-    if (next === null) return;
-    if (this.wakeTimer && this.wakeTimer.atMs <= next) return;
-    if (this.wakeTimer) this.clock.clearTimeout(this.wakeTimer.handle);
-    const handle = this.clock.setTimeout(() => {
-      this.wakeTimer = null;
-      this.kick();
-    }, next - this.clock.now());
-    this.wakeTimer = { handle, atMs: next };
-  }
-
-  // ---- Sweepers ----
-
-  /** Sweeps on a fixed beat; a beat that comes while the last pass still runs is skipped. */
-  private scheduleSweep(): void {
-    if (!this.running) return;
-    this.sweepTimer = this.clock.setTimeout(() => {
-      this.scheduleSweep();
-      if (this.sweeping || !this.health.available) return;
-      const pass = this.sweep().then(
-        () => undefined,
-        (err: unknown) => this.logStoreError(err, 'sweep failed; the next one retries it'),
-      );
-      this.sweeping = this.track(pass).finally(() => {
-        this.sweeping = null;
-      });
-    }, this.sweepIntervalMs);
-  }
-
-  /**
-   * One pass of every sweeper: lost leases, run-time timeouts, deadlines.
-   * (Delayed jobs need no sweeper: a queued job is claimable once its runAt
-   * passes, and the wake timer kicks the dispatcher then.)
-   *
-   * With several coordinators on one store, every coordinator sweeps, at the
-   * same time if it happens, rather than one holding a lease on the sweepers.
-   * That is safe because each sweeper ends a row only through a guarded update
-   * inside one transaction: an attempt only while it is still live and still
-   * past its lease or run time (the store locks its job's row first), an
-   * overdue job only from a state it may leave (PostgreSQL: FOR UPDATE SKIP
-   * LOCKED). When two coordinators pick the same expired attempt, one ends it
-   * and the other's update matches nothing and reports nothing, so no attempt
-   * is counted lost twice and no job is retried twice
-   * (src/coordinator/shared-store.test.ts runs the sweepers of three
-   * coordinators at once on PostgreSQL and checks exactly that). A sweeper
-   * lease would add a failover gap (nothing swept until the dead holder's lease
-   * runs out), a table, and one more thing to get wrong; sweeping everywhere
-   * costs each coordinator two indexed queries per sweepIntervalMs.
-   * Leases are judged by each coordinator's own clock: keep the clocks of the
-   * coordinators' machines in step (NTP), as a skew of S shortens leases by S.
-   */
-  async sweep(): Promise<SweepResult> {
-    const attempts = await this.store.expireAttempts({ limit: LIMITS.sweepBatchMaxRows });
-    const deadlines = await this.store.expireDeadlines({ limit: LIMITS.sweepBatchMaxRows });
-    for (const e of attempts.endedAttempts) {
+  /** What a sweep changed: ended attempts are revoked from their workers, changes become events. */
+  private applySweep(result: SweepResult): void {
+    for (const e of result.endedAttempts) {
       this.sessions.get(e.workerId)?.link.revoke([e.attemptId], e.reason);
     }
-    const changes = [...attempts.changes, ...deadlines.changes];
-    this.applyChanges(changes, 'swept');
-    if (attempts.endedAttempts.length > 0) this.kick();
-    return { changes, endedAttempts: attempts.endedAttempts };
+    this.applyChanges(result.changes, 'swept');
+    if (result.endedAttempts.length > 0) this.kick();
   }
 
   // ---- Polling (shared store) ----
 
-  /** On a fixed beat: a dispatch pass, and a read of the jobs that result waits wait for. */
-  private schedulePoll(): void {
-    const intervalMs = this.pollIntervalMs;
-    if (!this.running || intervalMs === null) return;
-    this.pollTimer = this.clock.setTimeout(() => {
-      this.schedulePoll();
-      if (!this.health.available) return;
-      this.kick();
-      if (this.polling || this.waiters.size === 0) return;
-      this.polling = this.track(this.pollWaiters()).finally(() => {
-        this.polling = null;
-      });
-    }, intervalMs);
+  /** A poll beat: a dispatch pass, and a read of the jobs that result waits wait for. */
+  private poll(): void {
+    this.kick();
+    if (this.polling || this.waiters.size === 0) return;
+    this.polling = this.track(this.pollWaiters()).finally(() => {
+      this.polling = null;
+    });
   }
 
   /** Reads up to pollWaitsMaxJobs waited-for jobs, each turn starting where the last stopped; never rejects. */

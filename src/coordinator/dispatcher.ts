@@ -1,0 +1,140 @@
+// The dispatcher: claims work for the attached workers that have free slots
+// and hands each claim's assignments on. The coordinator drives it for its
+// connected workers; the simulator (src/sim) drives the same dispatcher for its
+// virtual ones.
+//
+// A dispatch is asked for with kick(). Kicks coalesce: at most one dispatch
+// loop runs at a time, so at most one claim is in flight, and a kick that comes
+// while one runs makes the loop run one more pass after the current one. A
+// pass claims in batches of LIMITS.claimBatchMaxJobs, round after round while a
+// claim comes back full, for at most COORDINATOR_DEFAULTS.dispatchMaxRounds
+// rounds. After the loop, `afterLoop` runs (the coordinator arms the wake-up
+// for the next delayed job there).
+import type { Change, Store, SweepResult } from '../store/store.ts';
+import { COORDINATOR_DEFAULTS, LIMITS } from '../types/limits.ts';
+import type { Assignment, PlaceFn } from '../types/model.ts';
+
+export interface DispatcherOptions {
+  store: Store;
+  place: PlaceFn;
+  /** The workers a claim may serve now: attached, not draining. */
+  workers: () => readonly string[];
+  /** Hands on the assignments of one claim (several workers' at once); called before the next claim starts. */
+  deliver: (assignments: readonly Assignment[]) => void;
+  /** Whether the store may be asked now; while it may not, kicks wait (kick again once it may). Default: always. */
+  available?: () => boolean;
+  /** Runs at the end of every dispatch loop, inside it; must not reject. */
+  afterLoop?: () => Promise<void>;
+  /** A failed pass; the next kick retries it. */
+  onError: (err: unknown, msg: string) => void;
+}
+
+export class Dispatcher {
+  private readonly o: DispatcherOptions;
+  private running = false;
+  private loop: Promise<void> | null = null;
+  private again = false;
+
+  constructor(options: DispatcherOptions) {
+    this.o = options;
+  }
+
+  /** Starts taking kicks, and dispatches once. */
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    this.kick();
+  }
+
+  /** Takes no more kicks; a loop in flight ends after its current pass (see idle()). */
+  stop(): void {
+    this.running = false;
+  }
+
+  /** The dispatch loop in flight, or null; it never rejects. */
+  current(): Promise<void> | null {
+    return this.loop;
+  }
+
+  /** Resolves once no dispatch loop runs, including those kicked while waiting. */
+  async idle(): Promise<void> {
+    while (this.loop) await this.loop;
+  }
+
+  /** Asks for a dispatch pass; passes never overlap, and a request during one runs another after it. */
+  kick(): void {
+    if (!this.running) return;
+    this.again = true;
+    // While the store is away the request waits: the store answering again kicks.
+    if (this.loop || !this.isAvailable()) return;
+    this.loop = this.runLoop().finally(() => {
+      this.loop = null;
+      // A kick that landed after the loop's last check must not be lost.
+      if (this.again) this.kick();
+    });
+  }
+
+  /**
+   * Call right before awaiting a submit. On a store with group commit, a
+   * dispatch started now queues its claim right behind the submit, in the
+   * same group commit: the new job is leased in the transaction that stores
+   * it, one fsync for both, and its worker hears of it once that commit is
+   * done. (With a shared store the claim would run in a separate transaction
+   * before the submit commits and find nothing: the kick after the submit
+   * serves it.)
+   */
+  kickWithSubmit(): void {
+    if (this.o.store.capabilities.groupCommit) this.kick();
+  }
+
+  private isAvailable(): boolean {
+    return this.o.available?.() ?? true;
+  }
+
+  private async runLoop(): Promise<void> {
+    while (this.again && this.running && this.isAvailable()) {
+      this.again = false;
+      try {
+        await this.pass();
+      } catch (err) {
+        this.o.onError(err, 'dispatch pass failed; the next kick retries it');
+      }
+    }
+    try {
+      await this.o.afterLoop?.();
+    } catch (err) {
+      this.o.onError(err, 'after a dispatch loop');
+    }
+  }
+
+  private async pass(): Promise<void> {
+    for (let round = 0; round < COORDINATOR_DEFAULTS.dispatchMaxRounds; round++) {
+      const workerIds = this.o.workers();
+      if (workerIds.length === 0) return;
+      const assignments = await this.o.store.claim({ workerIds, place: this.o.place, maxJobs: LIMITS.claimBatchMaxJobs });
+      if (assignments.length === 0) return;
+      this.o.deliver(assignments);
+      if (assignments.length < LIMITS.claimBatchMaxJobs) return;
+    }
+  }
+}
+
+/**
+ * Whether a change may let a claim hand out more: a job back in the queue, or
+ * attempts stopped (their slots come free). Whoever applies changes kicks the
+ * dispatcher when this holds.
+ */
+export function freesCapacity(changes: readonly Change[], endedAttempts: SweepResult['endedAttempts'] = []): boolean {
+  return endedAttempts.length > 0 || changes.some((c) => c.cancelledAttempts.length > 0 || c.state === 'queued');
+}
+
+/** Assignments (or anything else with a worker) grouped by worker, in order of first appearance. */
+export function groupByWorker<T extends { workerId: string }>(items: readonly T[]): Map<string, T[]> {
+  const out = new Map<string, T[]>();
+  for (const item of items) {
+    const list = out.get(item.workerId);
+    if (list) list.push(item);
+    else out.set(item.workerId, [item]);
+  }
+  return out;
+}

@@ -1,0 +1,166 @@
+// The sweeper: the timed side of a coordinator, on an injected clock. The
+// coordinator drives it on its clock; the simulator (src/sim) drives the same
+// sweeper on its virtual clock.
+//
+// - Sweeps on a fixed beat (sweepIntervalMs): lost leases and run-time
+//   timeouts (expireAttempts), then start-by deadlines (expireDeadlines), at
+//   most LIMITS.sweepBatchMaxRows rows each per pass; what changed goes to
+//   `onSwept`. A beat that comes while the last pass still runs is skipped.
+// - Wakes the dispatcher (`onWake`) when the next delayed job becomes ready:
+//   armWake() reads store.nextRunAt() and keeps one timer for the earliest.
+//   (Delayed jobs need no sweeper: a queued job is claimable once its runAt
+//   passes.)
+// - Polls (`onPoll`) every pollIntervalMs when the store is shared with other
+//   coordinators (store.capabilities.shared), whose changes may raise no
+//   wake-up here.
+//
+// While `available` says the store is away, beats come and go without asking it.
+import type { Store, SweepResult } from '../store/store.ts';
+import { TIMER_MAX_DELAY_MS, type Clock, type TimerHandle } from '../types/clock.ts';
+import { COORDINATOR_DEFAULTS, LIMITS } from '../types/limits.ts';
+
+export interface SweeperOptions {
+  store: Store;
+  clock: Clock;
+  /** Default: COORDINATOR_DEFAULTS.sweepIntervalMs. */
+  sweepIntervalMs?: number;
+  /**
+   * How often to poll; null: never. Default: COORDINATOR_DEFAULTS.pollIntervalMs
+   * with a shared store, null otherwise.
+   */
+  pollIntervalMs?: number | null;
+  /** Whether the store may be asked now. Default: always. */
+  available?: () => boolean;
+  /** What one sweep pass changed: jobs whose state moved, attempts it ended. */
+  onSwept: (result: SweepResult) => void;
+  /** The earliest delayed job is ready now. */
+  onWake: () => void;
+  /** A poll beat (shared store only), while the store is available. */
+  onPoll?: () => void;
+  /** A failed store call; the next beat (or dispatch loop) retries it. */
+  onError: (err: unknown, msg: string) => void;
+}
+
+export class Sweeper {
+  private readonly o: SweeperOptions;
+  private readonly sweepIntervalMs: number;
+  private readonly pollIntervalMs: number | null;
+  private running = false;
+  private sweepTimer: TimerHandle | null = null;
+  private pollTimer: TimerHandle | null = null;
+  private wakeTimer: { handle: TimerHandle; atMs: number } | null = null;
+  private sweeping: Promise<void> | null = null;
+
+  constructor(options: SweeperOptions) {
+    this.o = options;
+    this.sweepIntervalMs = options.sweepIntervalMs ?? COORDINATOR_DEFAULTS.sweepIntervalMs;
+    this.pollIntervalMs =
+      options.pollIntervalMs !== undefined ? options.pollIntervalMs : options.store.capabilities.shared ? COORDINATOR_DEFAULTS.pollIntervalMs : null;
+  }
+
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    this.scheduleSweep();
+    this.schedulePoll();
+  }
+
+  /** Clears every timer; a sweep pass in flight runs to its end (see current()). */
+  stop(): void {
+    this.running = false;
+    for (const t of [this.sweepTimer, this.pollTimer, this.wakeTimer?.handle]) if (t) this.o.clock.clearTimeout(t);
+    this.sweepTimer = null;
+    this.pollTimer = null;
+    this.wakeTimer = null;
+  }
+
+  /** The sweep pass a beat started and that still runs, or null; it never rejects. */
+  current(): Promise<void> | null {
+    return this.sweeping;
+  }
+
+  /** Sweeps on a fixed beat; a beat that comes while the last pass still runs is skipped. */
+  private scheduleSweep(): void {
+    if (!this.running) return;
+    this.sweepTimer = this.o.clock.setTimeout(() => {
+      this.scheduleSweep();
+      if (this.sweeping || !this.isAvailable()) return;
+      this.sweeping = this.sweep().then(
+        () => undefined,
+        (err: unknown) => this.o.onError(err, 'sweep failed; the next one retries it'),
+      ).finally(() => {
+        this.sweeping = null;
+      });
+    }, this.sweepIntervalMs);
+  }
+
+  /**
+   * One pass of every sweeper: lost leases, run-time timeouts, deadlines; hands
+   * the result to onSwept, then returns it.
+   *
+   * With several coordinators on one store, every coordinator sweeps, at the
+   * same time if it happens, rather than one holding a lease on the sweepers.
+   * That is safe because each sweeper ends a row only through a guarded update
+   * inside one transaction: an attempt only while it is still live and still
+   * past its lease or run time (the store locks its job's row first), an
+   * overdue job only from a state it may leave (PostgreSQL: FOR UPDATE SKIP
+   * LOCKED). When two coordinators pick the same expired attempt, one ends it
+   * and the other's update matches nothing and reports nothing, so no attempt
+   * is counted lost twice and no job is retried twice
+   * (src/coordinator/shared-store.test.ts runs the sweepers of three
+   * coordinators at once on PostgreSQL and checks exactly that). A sweeper
+   * lease would add a failover gap (nothing swept until the dead holder's lease
+   * runs out), a table, and one more thing to get wrong; sweeping everywhere
+   * costs each coordinator two indexed queries per sweepIntervalMs.
+   * Leases are judged by each coordinator's own clock: keep the clocks of the
+   * coordinators' machines in step (NTP), as a skew of S shortens leases by S.
+   */
+  async sweep(): Promise<SweepResult> {
+    const attempts = await this.o.store.expireAttempts({ limit: LIMITS.sweepBatchMaxRows });
+    const deadlines = await this.o.store.expireDeadlines({ limit: LIMITS.sweepBatchMaxRows });
+    const result = { changes: [...attempts.changes, ...deadlines.changes], endedAttempts: attempts.endedAttempts };
+    this.o.onSwept(result);
+    return result;
+  }
+
+  /**
+   * Arms the wake-up for the next delayed job, unless one is armed for that
+   * time or earlier; never rejects. A wake-up further off than a timer can
+   * wait (TIMER_MAX_DELAY_MS, about 24.8 days) fires early: the dispatch it
+   * asks for ends by arming it again.
+   */
+  async armWake(): Promise<void> {
+    if (!this.running) return;
+    let next: number | null;
+    try {
+      next = await this.o.store.nextRunAt();
+    } catch (err) {
+      this.o.onError(err, 'reading the next delayed job failed; the next dispatch pass reads it again');
+      return;
+    }
+    if (next === null || !this.running) return;
+    if (this.wakeTimer && this.wakeTimer.atMs <= next) return;
+    if (this.wakeTimer) this.o.clock.clearTimeout(this.wakeTimer.handle);
+    const delayMs = Math.min(TIMER_MAX_DELAY_MS, next - this.o.clock.now());
+    const handle = this.o.clock.setTimeout(() => {
+      this.wakeTimer = null;
+      this.o.onWake();
+    }, delayMs);
+    this.wakeTimer = { handle, atMs: next };
+  }
+
+  /** On a fixed beat (shared store): onPoll, while the store is available. */
+  private schedulePoll(): void {
+    const intervalMs = this.pollIntervalMs;
+    if (!this.running || intervalMs === null) return;
+    this.pollTimer = this.o.clock.setTimeout(() => {
+      this.schedulePoll();
+      if (!this.isAvailable()) return;
+      this.o.onPoll?.();
+    }, intervalMs);
+  }
+
+  private isAvailable(): boolean {
+    return this.o.available?.() ?? true;
+  }
+}
