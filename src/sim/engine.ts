@@ -1,22 +1,35 @@
 // One run of a scenario under one placement policy: a discrete-event loop in
-// virtual time that drives the real SQLite store (in memory) with simulated
-// workers. The store decides everything a coordinator would: what is ready
-// (dependencies, backoff), who may run it (claim, with the policy as its
-// PlaceFn), when a lease is lost, when a deadline passes. The workers only
-// heartbeat, run their attempts for as long as the job's reference time
-// times their factor, report, hold and release keys, and suffer the faults.
+// virtual time that drives the real SQLite store (in memory), the
+// coordinator's real dispatcher and sweeper, and simulated workers. The store
+// decides what is ready (dependencies, backoff), who may run it (claim, with
+// the policy as its PlaceFn), when a lease is lost, when a deadline passes;
+// the dispatcher (src/coordinator/dispatcher.ts) claims and hands out work as
+// in the coordinator; the sweeper (src/coordinator/sweeper.ts) sweeps on its
+// beat and wakes the dispatcher for delayed jobs, on the simulator's clock.
+// The workers only heartbeat, run their attempts for as long as the job's
+// reference time times their factor, report, hold and release keys, and
+// suffer the faults.
 //
-// After every instant at which something happened, the simulator claims for
-// every connected worker at once, as the coordinator's dispatch pass does.
+// The simulator stands where the coordinator's sessions stand, and asks for a
+// dispatch where the coordinator kicks its dispatcher: after a submit, a
+// completion, a revived heartbeat, a registration, a sweep that ended an
+// attempt or requeued a job, the wake-up for a delayed job. Everything that
+// happens at one virtual instant reaches the coordinator together, as reports
+// that land in one group commit do: their kicks coalesce into one dispatch
+// when the instant is over, whose first claim sees them all. Each step waits
+// for the dispatch and sweep passes it started, so that a run replays exactly.
+import { Dispatcher, freesCapacity } from '../coordinator/dispatcher.ts';
+import { Sweeper } from '../coordinator/sweeper.ts';
 import { normalizeJob } from '../coordinator/validate.ts';
 import { openSqliteStore } from '../store/sqlite/store.ts';
-import type { Change, Store } from '../store/store.ts';
-import { seededRandom, VirtualClock } from '../types/clock.ts';
+import type { Change, Store, SweepResult } from '../store/store.ts';
+import { seededRandom } from '../types/clock.ts';
 import { isGafferError } from '../types/errors.ts';
 import { LIMITS } from '../types/limits.ts';
 import type { Assignment, JobSpec, NewJob, PlaceFn, WorkerSpec } from '../types/model.ts';
 import { isTerminalJobState, type JobState } from '../types/states.ts';
 import { factorOf, resourceClasses } from './bound.ts';
+import { SimClock } from './clock.ts';
 import { EventQueue } from './heap.ts';
 import type { Fault, FaultKind, Policy, RunResult, Scenario, SimJob, SimWorker } from './model.ts';
 
@@ -25,15 +38,11 @@ export const SIM_START_MS = Date.UTC(2026, 0, 1);
 
 /** Attempts per job before the store gives up: faults must not fail a job for good. */
 const SIM_MAX_ATTEMPTS = 20;
-/** Dispatch rounds per instant, as the coordinator's dispatch pass. */
-const DISPATCH_MAX_ROUNDS = 64;
 
 type SimEvent =
   | { kind: 'release'; jobs: SimJob[] }
   | { kind: 'done'; worker: string; attemptId: string; token: number }
   | { kind: 'heartbeat'; worker: string; generation: number }
-  | { kind: 'sweep' }
-  | { kind: 'wake' }
   | { kind: 'fault'; fault: Fault }
   | { kind: 'recover'; fault: Fault };
 
@@ -77,8 +86,10 @@ export async function runScenario(scenario: Scenario, policy: Policy): Promise<R
 }
 
 class Run {
-  private readonly clock = new VirtualClock(SIM_START_MS);
+  private readonly clock = new SimClock(SIM_START_MS);
   private readonly store: Store;
+  private readonly dispatcher: Dispatcher;
+  private readonly sweeper: Sweeper;
   private readonly events = new EventQueue<SimEvent>();
   private readonly workers = new Map<string, WorkerRun>();
   private readonly jobs = new Map<string, JobRun>();
@@ -88,9 +99,11 @@ class Run {
   private readonly place: PlaceFn;
   private readyAt = new Map<string, number>();
   private readonly waits: number[] = [];
-  private readonly wakes = new Set<number>();
   private open: number;
-  private dirty = false;
+  /** Something at this instant would have made the coordinator kick its dispatcher: kick once the instant is over. */
+  private kickPending = false;
+  /** The first error a dispatch or sweep pass reported: a run stops on it. */
+  private failure: { err: unknown } | null = null;
   private stale = 0;
   private readonly faults: Record<FaultKind, number> = { stall: 0, leave: 0 };
 
@@ -109,10 +122,31 @@ class Run {
       this.readyAt = new Map(input.candidates.map((c) => [c.jobId, c.readyAt]));
       return policy.place(input);
     };
+    const onError = (err: unknown): void => void (this.failure ??= { err });
+    this.dispatcher = new Dispatcher({
+      store: this.store,
+      place: this.place,
+      // Every connected worker, stalled ones too: the coordinator cannot tell a stall from a quiet worker until its heartbeats stop counting.
+      workers: () => [...this.workers.values()].filter((w) => w.state !== 'gone').map((w) => w.spec.name),
+      deliver: (assignments) => assignments.forEach((a) => this.assign(a)),
+      afterLoop: () => this.sweeper.armWake(),
+      onError,
+    });
+    this.sweeper = new Sweeper({
+      store: this.store,
+      clock: this.clock,
+      sweepIntervalMs: scenario.settings.sweepIntervalMs,
+      onSwept: (r) => this.swept(r),
+      onWake: () => this.askDispatch(),
+      onError,
+    });
   }
 
-  close(): Promise<void> {
-    return this.store.close();
+  async close(): Promise<void> {
+    this.sweeper.stop();
+    this.dispatcher.stop();
+    await this.passes();
+    await this.store.close();
   }
 
   private get now(): number {
@@ -146,25 +180,61 @@ class Run {
     const n = s.workers.length;
     const beatMs = s.settings.heartbeatIntervalMs;
     s.workers.forEach((w, i) => this.at(Math.round((beatMs * (i + 1)) / (n + 1)), { kind: 'heartbeat', worker: w.name, generation: 0 }));
-    this.at(s.settings.sweepIntervalMs, { kind: 'sweep' });
+    this.sweeper.start();
+    this.dispatcher.start();
+    await this.settle();
     await this.loop();
     return this.result(this.policyName, s);
   }
 
+  /**
+   * Runs the simulator's events and the clock's timers (the sweeper's) in
+   * time order, timers first at equal times; after each, the sweep passes it
+   * started run to their end. When an instant is over, one dispatch if
+   * anything in it asked for one.
+   */
   private async loop(): Promise<void> {
     const horizon = SIM_START_MS + this.scenario.settings.horizonMs;
     while (this.open > 0) {
-      const next = this.events.pop();
-      if (next === undefined) throw new Error(`simulation ran out of events with ${this.open} jobs unfinished`);
-      if (next.atMs > horizon) {
+      const eventMs = this.events.peekMs();
+      const timerMs = this.clock.nextDueMs();
+      const atMs = Math.min(eventMs, timerMs);
+      if (atMs === Infinity) throw new Error(`simulation ran out of events with ${this.open} jobs unfinished`);
+      if (atMs > horizon) {
         throw new Error(`simulation passed its horizon (${this.scenario.settings.horizonMs} ms) with ${this.open} jobs unfinished`);
       }
-      this.clock.advance(next.atMs - this.now);
-      await this.handle(next.event);
-      if (this.dirty && this.events.peekMs() > this.now) {
-        this.dirty = false;
-        await this.dispatch();
+      if (timerMs <= eventMs) {
+        await this.clock.virtual.advanceAsync(timerMs - this.now, () => this.settle());
+      } else {
+        const next = this.events.pop()!;
+        this.clock.virtual.advance(next.atMs - this.now);
+        await this.handle(next.event);
+        await this.settle();
       }
+      if (this.kickPending && Math.min(this.events.peekMs(), this.clock.nextDueMs()) > this.now) {
+        this.kickPending = false;
+        this.dispatcher.kick();
+        await this.settle();
+      }
+    }
+  }
+
+  /** Where the coordinator would kick its dispatcher. */
+  private askDispatch(): void {
+    this.kickPending = true;
+  }
+
+  /** Waits until no dispatch or sweep pass runs; throws what one of them failed with. */
+  private async settle(): Promise<void> {
+    await this.passes();
+    if (this.failure) throw this.failure.err;
+  }
+
+  private async passes(): Promise<void> {
+    for (;;) {
+      const running = [this.dispatcher.current(), this.sweeper.current()].filter((p) => p !== null);
+      if (running.length === 0) return;
+      await Promise.all(running);
     }
   }
 
@@ -176,12 +246,6 @@ class Run {
         return this.done(e.worker, e.attemptId, e.token);
       case 'heartbeat':
         return this.heartbeat(e.worker, e.generation);
-      case 'sweep':
-        return this.sweep();
-      case 'wake':
-        this.wakes.delete(this.now);
-        this.dirty = true;
-        return;
       case 'fault':
         return this.fault(e.fault);
       case 'recover':
@@ -205,12 +269,12 @@ class Run {
           this.idOf.set(sim.key, r.job.id);
           this.jobs.set(r.job.id, { sim, id: r.job.id, state: r.job.state, endedAt: null });
           this.ended(r.job.id, r.job.state);
+          if (r.created && r.job.state === 'queued') this.askDispatch();
         });
       }
       const done = new Set(ready);
       pending = pending.filter((j) => !done.has(j));
     }
-    this.dirty = true;
   }
 
   private newJob(j: SimJob): NewJob {
@@ -243,25 +307,15 @@ class Run {
 
   private applyChanges(changes: readonly Change[]): void {
     for (const c of changes) this.ended(c.jobId, c.state);
-    if (changes.length > 0) this.dirty = true;
+  }
+
+  /** What the sweeper changed; as in the coordinator, a sweep that freed a slot or requeued a job kicks the dispatcher. */
+  private swept(r: SweepResult): void {
+    this.applyChanges(r.changes);
+    if (freesCapacity(r.changes, r.endedAttempts)) this.askDispatch();
   }
 
   // ---- Dispatch ----
-
-  private async dispatch(): Promise<void> {
-    // Every connected worker, stalled ones too: the coordinator cannot tell a stall from a quiet worker until its heartbeats stop counting.
-    const ids = [...this.workers.values()].filter((w) => w.state !== 'gone').map((w) => w.spec.name);
-    for (let round = 0; round < DISPATCH_MAX_ROUNDS; round++) {
-      const assignments = await this.store.claim({ workerIds: ids, place: this.place, maxJobs: LIMITS.claimBatchMaxJobs });
-      for (const a of assignments) this.assign(a);
-      if (assignments.length < LIMITS.claimBatchMaxJobs) break;
-    }
-    const next = await this.store.nextRunAt();
-    if (next !== null && next > this.now && !this.wakes.has(next)) {
-      this.wakes.add(next);
-      this.events.push(next, { kind: 'wake' });
-    }
-  }
 
   private assign(a: Assignment): void {
     const w = this.mustWorker(a.workerId);
@@ -291,6 +345,7 @@ class Run {
       const out = await this.store.complete({ attemptId, lease: a.lease, result: { ok: true } });
       this.ended(out.job.id, out.job.state);
       this.applyChanges(out.changes);
+      this.askDispatch();
     } catch (err) {
       if (!isGafferError(err, 'STALE_LEASE')) throw err;
       this.stale += 1;
@@ -310,7 +365,6 @@ class Run {
       w.occupied += sim.bay === 'occupy' ? 1 : -1;
       await this.redeclare(w);
     }
-    this.dirty = true;
   }
 
   /** A worker with bays declares as many slots of the gated queue as it has bays free. */
@@ -333,15 +387,8 @@ class Run {
     const attempts = [...w.held.values()].map((h) => ({ attemptId: h.assignment.attemptId, lease: h.assignment.lease }));
     const out = await this.store.heartbeat({ workerId: w.spec.name, attempts });
     for (const id of out.revoked) w.held.delete(id);
-  }
-
-  private async sweep(): Promise<void> {
-    const lost = await this.store.expireAttempts({ limit: LIMITS.sweepBatchMaxRows });
-    const late = await this.store.expireDeadlines({ limit: LIMITS.sweepBatchMaxRows });
-    this.applyChanges(lost.changes);
-    this.applyChanges(late.changes);
-    if (lost.endedAttempts.length > 0) this.dirty = true;
-    this.after(this.scenario.settings.sweepIntervalMs, { kind: 'sweep' });
+    // A worker the sweeper had given up on is back: jobs may be waiting for it.
+    if (out.revived) this.askDispatch();
   }
 
   private async fault(f: Fault): Promise<void> {
@@ -374,9 +421,9 @@ class Run {
     } else {
       w.declaredGated = gatedSlots(w);
       await this.store.upsertWorker({ spec: declaration(w) });
+      this.askDispatch(); // attached again
     }
     this.after(this.scenario.settings.heartbeatIntervalMs, { kind: 'heartbeat', worker: w.spec.name, generation: w.generation });
-    this.dirty = true;
   }
 
   private mustWorker(id: string): WorkerRun {
