@@ -1,11 +1,14 @@
 // The coordinator's side of a store that can go away: a PostgreSQL server
 // restarting, a network cut, a pool with no free connection. Two parts:
 //
-// - guardStore: every failure of a store call comes out as one of the
-//   catalogue's errors. A store that cannot be reached is NOT_READY, one that
-//   is reachable but could not do it now (a deadlock, a serialization failure,
-//   no pooled connection in time) is STORE_BUSY; both are 503s that a client
-//   retries and acks that a worker sends again. Anything else passes through.
+// - guardStore: watches every store call. A store throws the catalogue's
+//   errors itself (each backend's db.ts turns its driver's failures into
+//   them): NOT_READY when it cannot be reached, STORE_BUSY when it is
+//   reachable but could not do it now (a deadlock, a serialization failure,
+//   no pooled connection in time). Both are 503s that a client retries and
+//   acks that a worker sends again. This module reacts to those two codes
+//   only and knows nothing of any backend's error codes or messages;
+//   anything else passes through.
 // - StoreHealth: the first NOT_READY marks the store unavailable. While it is,
 //   the coordinator runs no dispatch or sweep pass (they would only fail and
 //   flood the log) and /readyz answers 503; the store is probed with a ping
@@ -17,55 +20,9 @@ import type { Clock, Random, TimerHandle } from '../types/clock.ts';
 import { GafferError, isGafferError } from '../types/errors.ts';
 import { COORDINATOR_DEFAULTS } from '../types/limits.ts';
 
-/** Node's socket errors: the store's server or the way to it is gone. */
-const UNREACHABLE_ERRNOS = new Set([
-  'ECONNREFUSED', 'ECONNRESET', 'ECONNABORTED', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN',
-]);
-
-/**
- * SQLSTATEs of a server that cannot serve now: class 08 (connection
- * exceptions) is matched by prefix; 57P01 admin shutdown, 57P02 crash
- * shutdown, 57P03 cannot connect now (starting up), 53300 too many connections.
- */
-const UNREACHABLE_SQLSTATES = new Set(['57P01', '57P02', '57P03', '53300']);
-
-/** SQLSTATEs of a transaction that lost a race and may simply be run again. */
-const BUSY_SQLSTATES = new Set([
-  '40001', // serialization_failure
-  '40P01', // deadlock_detected
-  '55P03', // lock_not_available
-  '57014', // query_canceled (a statement timeout)
-]);
-
-/** Messages the pg driver gives without a code when its connection is gone. */
-const UNREACHABLE_MESSAGES = [
-  /connection terminated/i,
-  /not queryable/i,
-  /cannot use a pool after calling end/i,
-  /connection (?:refused|reset)/i,
-];
-
-/** pg-pool's message when no connection came free (or none opened) in time. */
-const BUSY_MESSAGES = [/timeout exceeded when trying to connect/i];
-
-/** What a store failure means for the caller; null for errors that are not about the store's availability. */
+/** The store failure, when it is about the store's availability (NOT_READY, STORE_BUSY); null otherwise. */
 export function classifyStoreError(err: unknown): GafferError | null {
-  if (isGafferError(err)) return err.code === 'NOT_READY' || err.code === 'STORE_BUSY' ? err : null;
-  if (typeof err !== 'object' || err === null) return null;
-  const e = err as { code?: unknown; message?: unknown; errors?: unknown };
-  const code = typeof e.code === 'string' ? e.code : '';
-  const message = typeof e.message === 'string' ? e.message : '';
-  if (UNREACHABLE_ERRNOS.has(code) || UNREACHABLE_SQLSTATES.has(code) || /^08[0-9A-Z]{3}$/.test(code)) {
-    return new GafferError('NOT_READY', `the store is unavailable: ${message || code}`);
-  }
-  if (BUSY_SQLSTATES.has(code)) return new GafferError('STORE_BUSY', `the store could not do this now: ${message || code}`);
-  if (UNREACHABLE_MESSAGES.some((re) => re.test(message))) return new GafferError('NOT_READY', `the store is unavailable: ${message}`);
-  if (BUSY_MESSAGES.some((re) => re.test(message))) return new GafferError('STORE_BUSY', `the store could not do this now: ${message}`);
-  // Node gives an AggregateError (code ECONNREFUSED or none) when every address of a host refused.
-  if (Array.isArray(e.errors) && e.errors.length > 0 && e.errors.every((inner) => classifyStoreError(inner)?.code === 'NOT_READY')) {
-    return new GafferError('NOT_READY', `the store is unavailable: ${message || 'no address answered'}`);
-  }
-  return null;
+  return isGafferError(err, 'NOT_READY') || isGafferError(err, 'STORE_BUSY') ? err : null;
 }
 
 /** The logging StoreHealth needs; pino's logger fits it. */

@@ -1,6 +1,21 @@
 // Opening a PostgreSQL database: the pool, the schema and its search_path,
 // migrations under an advisory lock, the transition tables, and transactions
 // that are run again when they lose a race (deadlock, serialization failure).
+//
+// It is also the one place where PostgreSQL's failures become the catalogue's
+// (storeError below): PgDb.read and PgDb.tx reject with
+// - NOT_READY when no connection could be had (refused, reset, the server
+//   shutting down or starting up, the store closed) or the one in use failed
+//   mid-call: whether a statement then in flight committed is unknown;
+// - STORE_BUSY when the server answered that it cannot do it now (a race
+//   still lost after the retries, a lock not available, a statement timeout,
+//   too many connections), or no pooled connection came free in time:
+//   nothing was changed;
+// - anything else unchanged: a refusal of the server's (a constraint
+//   violation), the store's own GafferErrors, a bug.
+// A catalogue error made here keeps the driver's error as its `cause`, and
+// its SQLSTATE, when it has one, as `details.sqlstate`. serverAnswered tells
+// a caller whether a failed statement may still have committed.
 import pg from 'pg';
 import type { Clock, Random } from '../../types/clock.ts';
 import { GafferError } from '../../types/errors.ts';
@@ -41,7 +56,41 @@ export interface PgOptions {
 }
 
 /** SQLSTATEs after which the whole transaction was rolled back and may be run again as it is. */
-const RETRYABLE = new Set(['40001', '40P01']);
+const RETRYABLE = new Set([
+  '40001', // serialization_failure
+  '40P01', // deadlock_detected
+]);
+
+/** Node's socket errors: the server or the way to it is gone. */
+const UNREACHABLE_ERRNOS = new Set([
+  'ECONNREFUSED', 'ECONNRESET', 'ECONNABORTED', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN',
+]);
+
+/** SQLSTATEs of a server that cannot serve: class 08 (connection exceptions, matched by prefix) and these. */
+const UNREACHABLE_SQLSTATES = new Set([
+  '57P01', // admin_shutdown
+  '57P02', // crash_shutdown
+  '57P03', // cannot_connect_now (starting up)
+]);
+
+/** SQLSTATEs of a server that answered but could not do it now; nothing was changed. */
+const BUSY_SQLSTATES = new Set([
+  ...RETRYABLE, // once the retries ran out, or in a read, which is not retried
+  '55P03', // lock_not_available (NOWAIT)
+  '57014', // query_canceled (a statement timeout)
+  '53300', // too_many_connections
+]);
+
+/** The driver's messages, without a code, for a connection that is gone or could not be opened. */
+const UNREACHABLE_MESSAGES = [
+  /connection terminated/i,
+  /not queryable/i,
+  /cannot use a pool after calling end/i,
+  /connection (?:refused|reset)/i,
+];
+
+/** pg-pool's message when no connection came free (or none opened) within connectionTimeoutMillis. */
+const BUSY_MESSAGES = [/timeout exceeded when trying to connect/i];
 
 /** A schema name the store accepts: a plain SQL identifier, so that it needs no quoting games anywhere. */
 const SCHEMA_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
@@ -190,8 +239,17 @@ export class PgDb {
     return client;
   }
 
-  /** One autocommit statement or a few reads on one connection, outside any transaction. */
+  /** One autocommit statement or a few reads on one connection, outside any transaction. Rejects as the top of this file says. */
   async read<T>(fn: (sql: Sql) => Promise<T>): Promise<T> {
+    try {
+      return await this.readOnce(fn);
+    } catch (err) {
+      throw storeError(err);
+    }
+  }
+
+  /** read, with a stale plan run once more on a fresh connection; rejects with the driver's own errors. */
+  private async readOnce<T>(fn: (sql: Sql) => Promise<T>): Promise<T> {
     for (let attempt = 0; ; attempt++) {
       const client = await this.connect();
       try {
@@ -200,8 +258,9 @@ export class PgDb {
         return out;
       } catch (err) {
         // pg-pool drops a connection released with an error, or no longer queryable, instead of reusing it.
+        // One the server just terminated may not know it yet (its socket's end not read): dropped too.
         const stale = isStalePlan(err);
-        client.release(stale ? (err as Error) : undefined);
+        client.release(stale || failureKind(err) === 'NOT_READY' ? (err as Error) : undefined);
         if (!stale || attempt >= 1) throw err;
       }
     }
@@ -212,8 +271,18 @@ export class PgDb {
    * failure rolls it back whole; it is then run again, up to
    * POSTGRES_DEFAULTS.txRetryMax times, after which the caller gets STORE_BUSY.
    * fn must keep no state across runs: everything it returns is made anew.
+   * Rejects as the top of this file says.
    */
   async tx<T>(fn: (tx: Tx) => Promise<T>, options: { prepared?: boolean } = {}): Promise<T> {
+    try {
+      return await this.txRuns(fn, options);
+    } catch (err) {
+      throw storeError(err);
+    }
+  }
+
+  /** tx's runs and retries; rejects with the driver's own errors, or STORE_BUSY once the retries ran out. */
+  private async txRuns<T>(fn: (tx: Tx) => Promise<T>, options: { prepared?: boolean }): Promise<T> {
     for (let attempt = 0; ; attempt++) {
       const client = await this.connect();
       let wake = false;
@@ -236,7 +305,7 @@ export class PgDb {
         if (stale && attempt === 0) continue;
         if (typeof code !== 'string' || !RETRYABLE.has(code)) throw err;
         if (attempt >= POSTGRES_DEFAULTS.txRetryMax) {
-          throw new GafferError('STORE_BUSY', `the transaction lost a race ${attempt + 1} times (${(err as Error).message})`, { sqlstate: code });
+          throw withCause(new GafferError('STORE_BUSY', `the transaction lost a race ${attempt + 1} times (${(err as Error).message})`, { sqlstate: code }), err);
         }
         await this.retryWait(attempt);
       }
@@ -254,6 +323,57 @@ export class PgDb {
     this.closed = true;
     if (this.ownsPool) await this.pool.end();
   }
+}
+
+/**
+ * What a failure of a read or a transaction means for its caller (the top of
+ * this file): NOT_READY, STORE_BUSY, or the error itself when it is neither.
+ */
+export function storeError(err: unknown): unknown {
+  if (err instanceof GafferError) return err;
+  const kind = failureKind(err);
+  if (kind === null) return err;
+  const e = err as { code?: unknown; message?: unknown };
+  const reason = typeof e.message === 'string' && e.message !== '' ? e.message : String(e.code ?? 'no reason given');
+  const sqlstate = err instanceof pg.DatabaseError ? err.code : undefined;
+  const message = kind === 'NOT_READY' ? `the store is unavailable: ${reason}` : `the store could not do this now: ${reason}`;
+  return withCause(new GafferError(kind, message, sqlstate === undefined ? undefined : { sqlstate }), err);
+}
+
+/**
+ * Whether a failed read or transaction was refused, so that nothing was
+ * changed: the server answered (STORE_BUSY, or a refusal such as a constraint
+ * violation, which passes through as the driver's DatabaseError), or the
+ * store's own code refused it (its other GafferErrors). False for NOT_READY:
+ * the connection failed, and a statement in flight may have committed; and
+ * false for an error of unknown origin, which is as uncertain.
+ */
+export function serverAnswered(err: unknown): boolean {
+  if (err instanceof GafferError) return err.code !== 'NOT_READY';
+  return err instanceof pg.DatabaseError;
+}
+
+/** Which of the two a driver's error is, by its code or (when it has none) its message; null: neither. */
+function failureKind(err: unknown): 'NOT_READY' | 'STORE_BUSY' | null {
+  if (typeof err !== 'object' || err === null) return null;
+  const e = err as { code?: unknown; message?: unknown; errors?: unknown };
+  const code = typeof e.code === 'string' ? e.code : '';
+  const message = typeof e.message === 'string' ? e.message : '';
+  if (UNREACHABLE_ERRNOS.has(code) || UNREACHABLE_SQLSTATES.has(code) || /^08[0-9A-Z]{3}$/.test(code)) return 'NOT_READY';
+  if (BUSY_SQLSTATES.has(code)) return 'STORE_BUSY';
+  // Any other answer of the server's is a refusal, whatever its message says.
+  if (err instanceof pg.DatabaseError) return null;
+  if (UNREACHABLE_MESSAGES.some((re) => re.test(message))) return 'NOT_READY';
+  if (BUSY_MESSAGES.some((re) => re.test(message))) return 'STORE_BUSY';
+  // Node gives an AggregateError (code ECONNREFUSED or none) when every address of a host refused.
+  if (Array.isArray(e.errors) && e.errors.length > 0 && e.errors.every((inner) => failureKind(inner) === 'NOT_READY')) return 'NOT_READY';
+  return null;
+}
+
+/** The driver's error as `cause`, not enumerable (as Error's own option makes it): kept out of JSON and equality. */
+function withCause(err: GafferError, cause: unknown): GafferError {
+  Object.defineProperty(err, 'cause', { value: cause, writable: true, configurable: true, enumerable: false });
+  return err;
 }
 
 /**

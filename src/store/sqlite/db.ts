@@ -1,5 +1,10 @@
 // Opening a SQLite database: pragmas, migrations, transactions and a cache of
 // prepared statements.
+//
+// Its failures come out as the catalogue's where they are about availability
+// (sqliteStoreError): "database is locked" (another process holds the write
+// lock past busyTimeoutMs) is STORE_BUSY; a closed database is NOT_READY.
+// Anything else (a constraint, a trigger's refusal, a bug) passes through.
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { DatabaseSync, type SQLInputValue, type StatementSync } from 'node:sqlite';
@@ -106,26 +111,27 @@ export class SqliteDb {
     });
   }
 
+  /** The prepared statement for this text; close() empties the cache, so a closed database fails here (NOT_READY). */
   stmt(sql: string): StatementSync {
     let s = this.statements.get(sql);
     if (!s) {
       if (this.statements.size >= SQLITE_DEFAULTS.statementCacheMax) this.statements.clear();
-      s = this.db.prepare(sql);
+      s = storeErrors(() => this.db.prepare(sql));
       this.statements.set(sql, s);
     }
     return s;
   }
 
   all(sql: string, ...params: Param[]): SqliteRow[] {
-    return this.stmt(sql).all(...params) as SqliteRow[];
+    return storeErrors(() => this.stmt(sql).all(...params) as SqliteRow[]);
   }
 
   get(sql: string, ...params: Param[]): SqliteRow | undefined {
-    return this.stmt(sql).get(...params) as SqliteRow | undefined;
+    return storeErrors(() => this.stmt(sql).get(...params) as SqliteRow | undefined);
   }
 
   run(sql: string, ...params: Param[]): number {
-    return Number(this.stmt(sql).run(...params).changes);
+    return storeErrors(() => Number(this.stmt(sql).run(...params).changes));
   }
 
   /** Runs fn in one write transaction. The store is synchronous, so nothing interleaves. */
@@ -134,7 +140,7 @@ export class SqliteDb {
     try {
       this.db.exec('BEGIN IMMEDIATE');
     } catch (err) {
-      throw busyOr(err);
+      throw sqliteStoreError(err);
     }
     this.inTransaction = true;
     try {
@@ -143,7 +149,7 @@ export class SqliteDb {
       return out;
     } catch (err) {
       if (this.db.isTransaction) this.db.exec('ROLLBACK');
-      throw busyOr(err);
+      throw sqliteStoreError(err);
     } finally {
       this.inTransaction = false;
     }
@@ -209,7 +215,7 @@ export class SqliteDb {
           } catch (err) {
             this.db.exec('ROLLBACK TO w');
             this.db.exec('RELEASE w');
-            outcomes.push({ ok: false, err: busyOr(err) });
+            outcomes.push({ ok: false, err: sqliteStoreError(err) });
           }
         }
       });
@@ -239,7 +245,20 @@ export class SqliteDb {
   }
 }
 
-function busyOr(err: unknown): unknown {
+/** A failure as the catalogue has it (the top of this file): STORE_BUSY, NOT_READY, or the error itself. */
+export function sqliteStoreError(err: unknown): unknown {
+  if (err instanceof GafferError) return err;
   const msg = err instanceof Error ? err.message : String(err);
-  return /database is locked|SQLITE_BUSY/i.test(msg) ? new GafferError('STORE_BUSY', msg) : err;
+  if (/database is locked|SQLITE_BUSY/i.test(msg)) return new GafferError('STORE_BUSY', msg);
+  // node:sqlite's ERR_INVALID_STATE, for the database or a statement of it after close().
+  if (/database is not open|statement has been finalized/i.test(msg)) return new GafferError('NOT_READY', 'the store is closed');
+  return err;
+}
+
+function storeErrors<T>(fn: () => T): T {
+  try {
+    return fn();
+  } catch (err) {
+    throw sqliteStoreError(err);
+  }
 }
