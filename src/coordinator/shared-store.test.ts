@@ -1,6 +1,6 @@
 // Sweepers of several coordinators at once on one PostgreSQL schema. The
 // coordinator runs its sweepers on every coordinator rather than on one that
-// holds a lease (coordinator.ts, sweep()); this is the check that doing so is
+// holds a lease (coordinator/sweeper.ts, Sweeper.sweep()); this is the check that doing so is
 // safe: three stores, one per coordinator, sweep the same expired attempts and
 // overdue jobs at the same moment, and each row is ended exactly once.
 import assert from 'node:assert/strict';

@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import { Auth } from './auth.ts';
 import { CLOSE_CODES, PROTOCOL_VERSION } from '../types/protocol.ts';
+import { GafferError } from '../types/errors.ts';
 import { RawClient, startTestCoordinator, TEST_TOKEN, type TestCoordinator } from './testing.ts';
 
 const T = { timeout: 30_000 };
@@ -314,7 +315,8 @@ describe('worker socket', () => {
     const c = client();
     await c.hello(spec('w1'));
     const [a] = (await c.next('assign')).assignments;
-    const unreachable = (): Promise<never> => Promise.reject(Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), { code: 'ECONNREFUSED' }));
+    // A backend reports a lost database as the catalogue's NOT_READY (store/postgres/db.ts).
+    const unreachable = (): Promise<never> => Promise.reject(new GafferError('NOT_READY', 'the store is unavailable: connect ECONNREFUSED 127.0.0.1:5432'));
     const { complete, upsertWorker } = tc.store;
     tc.store.complete = unreachable;
     tc.store.upsertWorker = unreachable;

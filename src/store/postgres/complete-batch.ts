@@ -8,8 +8,7 @@ import { J, LIVE, type Param } from '../engine/sql.ts';
 import { resultHash } from '../rules.ts';
 import type { Row } from '../rows.ts';
 import type { CompleteParams, SettleResult } from '../store.ts';
-import type { PgDb } from './db.ts';
-import { isGafferError } from '../../types/errors.ts';
+import { serverAnswered, type PgDb } from './db.ts';
 
 /**
  * Results for common jobs (one replica, no verification of any kind, no
@@ -123,7 +122,7 @@ export class CompleteBatcher {
     } catch (err) {
       // The server refused the statement (a job locked elsewhere, say): it changed nothing. Otherwise the
       // connection failed and the statement may or may not have committed.
-      const failure: SimpleOutcome = outcomeUnknown(err) ? { kind: 'unknown' } : { kind: 'no' };
+      const failure: SimpleOutcome = serverAnswered(err) ? { kind: 'no' } : { kind: 'unknown' };
       for (const b of batch) b.resolve(failure);
       return;
     }
@@ -141,9 +140,3 @@ export class CompleteBatcher {
   }
 }
 
-/** Whether a failed statement may still have committed: the connection failed, rather than the server refusing it. */
-function outcomeUnknown(err: unknown): boolean {
-  if (isGafferError(err)) return err.code === 'NOT_READY';
-  const code = (err as { code?: unknown } | null)?.code;
-  return !(typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code));
-}

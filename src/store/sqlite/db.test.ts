@@ -10,6 +10,7 @@ import { afterEach, beforeEach, describe, it } from 'node:test';
 import { VirtualClock } from '../../types/clock.ts';
 import { isGafferError, type ErrorCode } from '../../types/errors.ts';
 import { SqliteDb } from './db.ts';
+import { SqliteExecutor } from './exec.ts';
 
 const isCode = (code: ErrorCode) => (err: unknown) => isGafferError(err, code);
 
@@ -34,7 +35,7 @@ describe('SqliteDb errors', () => {
     try {
       other.exec('BEGIN IMMEDIATE');
       assert.throws(() => db.tx(() => db.run('DELETE FROM job_transitions')), isCode('STORE_BUSY'));
-      await assert.rejects(db.write(() => db.run('DELETE FROM job_transitions')), isCode('STORE_BUSY'));
+      await assert.rejects(new SqliteExecutor(db, 'full').write((tx) => tx.run('DELETE FROM job_transitions'), { durable: true }), isCode('STORE_BUSY'));
       other.exec('ROLLBACK');
       assert.ok(db.tx(() => db.run('DELETE FROM job_transitions')) > 0, 'the lock gone, the write goes through');
     } finally {
@@ -50,7 +51,7 @@ describe('SqliteDb errors', () => {
     assert.throws(() => db.run('DELETE FROM job_transitions'), isCode('NOT_READY'));
     assert.throws(() => db.stmt('SELECT 3 AS ok'), isCode('NOT_READY'));
     assert.throws(() => db.tx(() => 1), isCode('NOT_READY'));
-    await assert.rejects(db.write(() => 1), isCode('NOT_READY'));
+    await assert.rejects(new SqliteExecutor(db, 'full').write(async () => 1, { durable: true }), isCode('NOT_READY'));
   });
 
   it('passes a constraint violation through unchanged', () => {

@@ -35,23 +35,11 @@ export const SQLITE_DEFAULTS = {
   groupCommitMaxOps: 256,
 } as const;
 
-interface QueuedWrite {
-  fn: () => unknown;
-  durable: boolean;
-  resolve: (value: unknown) => void;
-  reject: (err: unknown) => void;
-}
 
 export class SqliteDb {
   readonly db: DatabaseSync;
   private readonly statements = new Map<string, StatementSync>();
   private inTransaction = false;
-  /** Writes waiting for the next group commit. */
-  private queued: QueuedWrite[] = [];
-  private flushScheduled = false;
-  /** The configured synchronous mode, and the one the connection is in now. */
-  private readonly synchronous: 'FULL' | 'NORMAL';
-  private currentSync: 'FULL' | 'NORMAL';
   private readonly clock: Clock;
 
   constructor(options: SqliteOptions) {
@@ -61,9 +49,8 @@ export class SqliteDb {
     const busy = options.busyTimeoutMs ?? SQLITE_DEFAULTS.busyTimeoutMs;
     this.db.exec(`PRAGMA busy_timeout = ${Math.floor(busy)}`);
     this.db.exec('PRAGMA journal_mode = WAL');
-    this.synchronous = (options.synchronous ?? SQLITE_DEFAULTS.synchronous) === 'full' ? 'FULL' : 'NORMAL';
-    this.currentSync = this.synchronous;
-    this.db.exec(`PRAGMA synchronous = ${this.synchronous}`);
+    // The configured mode; the executor (exec.ts) lowers it for commits that need no fsync.
+    this.db.exec(`PRAGMA synchronous = ${(options.synchronous ?? SQLITE_DEFAULTS.synchronous) === 'full' ? 'FULL' : 'NORMAL'}`);
     this.db.exec('PRAGMA foreign_keys = ON');
     this.migrate();
     this.loadTransitions();
@@ -155,91 +142,7 @@ export class SqliteDb {
     }
   }
 
-  /**
-   * Group commit: runs fn in a write transaction shared with the other writes
-   * queued in the same turn of the event loop (at most groupCommitMaxOps), so
-   * that many writes cost one commit and one fsync. Each write runs in its own
-   * savepoint, in the order queued, seeing the ones before it: if it throws,
-   * only its own changes roll back and only its promise rejects. Every promise
-   * settles after the COMMIT, so a write is acknowledged only once durable.
-   *
-   * `durable: false` marks a write whose loss in a power cut is harmless
-   * because it is redone or refused later: a claim (a lease the store never
-   * recorded makes the worker's report ATTEMPT_NOT_FOUND, and the job runs
-   * again), a heartbeat, progress, a sweep, a worker's (dis)connection. A
-   * group of only such writes commits without fsync (WAL, synchronous
-   * NORMAL); it still survives a crash of the process, and the next durable
-   * commit makes it durable too.
-   */
-  write<T>(fn: () => T, durable = true): Promise<T> {
-    return new Promise<T>((resolve, reject) => {
-      this.queued.push({ fn, durable, resolve: resolve as (value: unknown) => void, reject });
-      if (!this.flushScheduled) {
-        this.flushScheduled = true;
-        setImmediate(() => this.flush());
-      }
-    });
-  }
-
-  private flush(): void {
-    this.flushScheduled = false;
-    const batch = this.queued.splice(0, SQLITE_DEFAULTS.groupCommitMaxOps);
-    if (this.queued.length > 0) {
-      this.flushScheduled = true;
-      setImmediate(() => this.flush());
-    }
-    if (batch.length === 0) return;
-    if (!this.db.isOpen) {
-      for (const w of batch) w.reject(new GafferError('NOT_READY', 'the store is closed'));
-      return;
-    }
-    this.setSync(batch.some((w) => w.durable) ? this.synchronous : 'NORMAL');
-    // One write alone needs no savepoint.
-    if (batch.length === 1) {
-      const w = batch[0]!;
-      try {
-        w.resolve(this.tx(w.fn));
-      } catch (err) {
-        w.reject(err);
-      }
-      return;
-    }
-    const outcomes: ({ ok: true; value: unknown } | { ok: false; err: unknown })[] = [];
-    try {
-      this.tx(() => {
-        for (const w of batch) {
-          this.db.exec('SAVEPOINT w');
-          try {
-            outcomes.push({ ok: true, value: w.fn() });
-            this.db.exec('RELEASE w');
-          } catch (err) {
-            this.db.exec('ROLLBACK TO w');
-            this.db.exec('RELEASE w');
-            outcomes.push({ ok: false, err: sqliteStoreError(err) });
-          }
-        }
-      });
-    } catch (err) {
-      // The commit itself failed (or BEGIN found the database busy): nothing of the batch is kept.
-      for (const w of batch) w.reject(err);
-      return;
-    }
-    batch.forEach((w, i) => {
-      const o = outcomes[i]!;
-      if (o.ok) w.resolve(o.value);
-      else w.reject(o.err);
-    });
-  }
-
-  /** The fsync policy of the next commit (outside a transaction, where SQLite allows the change). */
-  private setSync(mode: 'FULL' | 'NORMAL'): void {
-    if (mode === this.currentSync) return;
-    this.db.exec(`PRAGMA synchronous = ${mode}`);
-    this.currentSync = mode;
-  }
-
   close(): void {
-    for (const w of this.queued.splice(0)) w.reject(new GafferError('NOT_READY', 'the store is closed'));
     this.statements.clear();
     if (this.db.isOpen) this.db.close();
   }

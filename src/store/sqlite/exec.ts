@@ -22,7 +22,7 @@ import type { SQLInputValue } from 'node:sqlite';
 import type { Executor } from '../engine/store.ts';
 import type { Dialect, Exec, Param, Tx, WriteOptions } from '../engine/sql.ts';
 import type { Row } from '../rows.ts';
-import { SQLITE_DEFAULTS, type SqliteDb } from './db.ts';
+import { SQLITE_DEFAULTS, sqliteStoreError, type SqliteDb } from './db.ts';
 
 export const sqliteDialect: Dialect = {
   inList: (p) => `IN (SELECT value FROM json_each(${p}))`,
@@ -148,7 +148,7 @@ export class SqliteExecutor implements Executor {
     try {
       db.exec('BEGIN IMMEDIATE');
     } catch (err) {
-      throw classify(err);
+      throw sqliteStoreError(err);
     }
     try {
       const out = await fn();
@@ -156,7 +156,7 @@ export class SqliteExecutor implements Executor {
       return out;
     } catch (err) {
       if (db.isTransaction) db.exec('ROLLBACK');
-      throw classify(err);
+      throw sqliteStoreError(err);
     }
   }
 
@@ -175,7 +175,7 @@ export class SqliteExecutor implements Executor {
       } catch (err) {
         this.sdb.db.exec('ROLLBACK TO w');
         this.sdb.db.exec('RELEASE w');
-        outcomes.push({ ok: false, err: classify(err) });
+        outcomes.push({ ok: false, err: sqliteStoreError(err) });
       }
     }
     return outcomes;
@@ -186,8 +186,3 @@ export class SqliteExecutor implements Executor {
   }
 }
 
-/** SQLite's "database is locked" is the catalogue's STORE_BUSY. */
-function classify(err: unknown): unknown {
-  const msg = err instanceof Error ? err.message : String(err);
-  return /database is locked|SQLITE_BUSY/i.test(msg) ? new GafferError('STORE_BUSY', msg) : err;
-}
