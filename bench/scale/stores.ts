@@ -99,19 +99,21 @@ export function sqliteFactory(dir: string, synchronous: 'full' | 'normal'): Stor
       analyze: async () => null,
       profile() {
         const rec = recorder();
-        const original = { all: db.all, get: db.get, run: db.run, exec: db.db.exec };
-        const timed = <R>(fn: (sql: string, ...params: SqliteParam[]) => R) =>
-          (sql: string, ...params: SqliteParam[]): R => {
-            const t0 = performance.now();
-            try {
-              return fn.call(db, sql, ...params);
-            } finally {
-              rec.record(sql, performance.now() - t0, params);
-            }
-          };
-        db.all = timed(original.all);
-        db.get = timed(original.get);
-        db.run = timed(original.run);
+        const original = { stmt: db.stmt, exec: db.db.exec };
+        // Every statement the store runs is prepared through stmt(): time its all, get and run.
+        db.stmt = (sql: string) => {
+          const st = original.stmt.call(db, sql);
+          const timed = <R>(fn: (...params: SqliteParam[]) => R) =>
+            (...params: SqliteParam[]): R => {
+              const t0 = performance.now();
+              try {
+                return fn.apply(st, params);
+              } finally {
+                rec.record(sql, performance.now() - t0, params);
+              }
+            };
+          return { all: timed(st.all), get: timed(st.get), run: timed(st.run) } as unknown as ReturnType<typeof original.stmt>;
+        };
         // BEGIN IMMEDIATE and COMMIT (the commit's sync to disk) go through exec.
         db.db.exec = (sql: string): void => {
           const t0 = performance.now();
@@ -123,9 +125,7 @@ export function sqliteFactory(dir: string, synchronous: 'full' | 'normal'): Stor
         };
         return {
           stop() {
-            db.all = original.all;
-            db.get = original.get;
-            db.run = original.run;
+            db.stmt = original.stmt;
             db.db.exec = original.exec;
             return { timings: rec.timings(), planCache: [] };
           },
