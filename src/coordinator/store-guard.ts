@@ -189,6 +189,12 @@ export function guardStore(store: Store, health: StoreHealth): Store {
     nextRunAt: () => run(() => store.nextRunAt()),
     queueCounts: () => run(() => store.queueCounts()),
     queueStats: (p) => run(() => store.queueStats(p)),
+    setQueuePaused: (p) => run(() => store.setQueuePaused(p)),
+    listQueueStates: () => run(() => store.listQueueStates()),
+    addHistory: (p) => run(() => store.addHistory(p)),
+    readHistory: (p) => run(() => store.readHistory(p)),
+    rollUpHistory: (p) => run(() => store.rollUpHistory(p)),
+    jobQueues: (p) => run(() => store.jobQueues(p)),
     ping: () => run(() => store.ping()),
     close: () => store.close(),
   };

@@ -109,11 +109,12 @@ export interface ClaimScope {
   maxGpus: number;
 }
 
-export function claimScope(params: ClaimParams, workers: readonly WorkerCapacity[]): ClaimScope {
+/** `paused`: queues an operator paused (the queues table); a claim reads nothing of them. */
+export function claimScope(params: ClaimParams, workers: readonly WorkerCapacity[], paused: ReadonlySet<string> = new Set()): ClaimScope {
   const free = workers.reduce((n, w) => n + Object.values(w.freeSlots).reduce((a, b) => a + b, 0), 0);
   return {
     budget: Math.min(params.maxJobs, free, LIMITS.claimBatchMaxJobs),
-    queues: [...new Set(workers.flatMap((w) => Object.keys(w.freeSlots).filter((q) => w.freeSlots[q]! > 0)))],
+    queues: [...new Set(workers.flatMap((w) => Object.keys(w.freeSlots).filter((q) => w.freeSlots[q]! > 0 && !paused.has(q))))],
     maxCores: Math.max(...workers.map((w) => w.freeCores)),
     maxMemoryMb: Math.max(...workers.map((w) => w.freeMemoryMb)),
     maxGpus: Math.max(...workers.map((w) => w.freeGpuIds.length)),
@@ -279,5 +280,6 @@ export function assignmentOf(
     leaseExpiresAt: now + heartbeatTimeoutMs,
     deadline: Number(job.has_deadline) === 1 ? Number(job.deadline_at) : null,
     labels: JSON.parse(String(job.labels)),
+    ...(job.run_at !== undefined && job.run_at !== null ? { readyAt: Number(job.run_at) } : {}),
   };
 }

@@ -23,6 +23,7 @@ import type {
   WorkerSpec,
 } from '../types/model.ts';
 import type { JobState } from '../types/states.ts';
+import type { HistoryPoint, HistoryStep } from '../types/history.ts';
 
 export interface SubmitResult {
   job: Job;
@@ -159,6 +160,46 @@ export interface QueueRunStats {
   sampledSinceMs: number;
 }
 
+/** A queue's run-time state, set by an operator; a queue never paused reads as not paused. */
+export interface QueueState {
+  queue: string;
+  paused: boolean;
+  /** When it was paused (kept while it stays paused); null when not paused. */
+  pausedAt: number | null;
+  reason: string | null;
+}
+
+export interface SetQueuePausedParams {
+  queue: string;
+  paused: boolean;
+  /** Why, for operators; kept while paused, cleared on resume. */
+  reason?: string;
+}
+
+export interface ReadHistoryParams {
+  queue: string;
+  /** From this time (rounded down to its step) up to `toMs`, excluded. */
+  fromMs: number;
+  toMs: number;
+  step: HistoryStep;
+  /** At most this many points (clamped to LIMITS.historyMaxPoints), oldest first. */
+  maxPoints: number;
+}
+
+export interface HistoryRollUpParams {
+  /** Minute rows of hours that ended before this (rounded down to the hour) are rolled up into hour rows. */
+  minutesBeforeMs: number;
+  /** Hour rows that start before this are dropped. */
+  hoursBeforeMs: number;
+  /** At most this many rows of each kind per call (clamped to LIMITS.sweepBatchMaxRows). */
+  limit: number;
+}
+
+export interface HistoryRollUpResult {
+  rolledUpMinutes: number;
+  droppedHours: number;
+}
+
 /** What a backend can do, for the coordinator to ask instead of testing which backend it is. */
 export interface StoreCapabilities {
   /**
@@ -237,6 +278,18 @@ export interface Store {
    * (clamped to LIMITS.queueStatsSampleMaxRows), so a busy queue costs a bounded read.
    */
   queueStats(params: { queues: readonly string[]; sinceMs: number; sampleMaxRows: number }): Promise<QueueRunStats[]>;
+  /** Pauses a queue (no new attempts; running ones finish) or resumes it (claimable at once, other coordinators woken). */
+  setQueuePaused(params: SetQueuePausedParams): Promise<QueueState>;
+  /** Every queue that was ever paused or resumed, by name. */
+  listQueueStates(): Promise<QueueState[]>;
+  /** Adds minute points into the stored history (an additive upsert: several coordinators add into one row). */
+  addHistory(params: { points: readonly HistoryPoint[] }): Promise<void>;
+  /** A queue's history in points of a minute or an hour; an hour point also sums minutes not rolled up yet. */
+  readHistory(params: ReadHistoryParams): Promise<HistoryPoint[]>;
+  /** Rolls old minutes up into hours and drops old hours; safe to run on several coordinators at once. */
+  rollUpHistory(params: HistoryRollUpParams): Promise<HistoryRollUpResult>;
+  /** The queues of these jobs (at most LIMITS.historyResolveBatchMaxJobs; unknown ids left out). */
+  jobQueues(params: { ids: readonly string[] }): Promise<{ id: string; queue: string }[]>;
   /**
    * Optional: calls `listener` when another coordinator sharing this store's
    * database made work claimable (a submit, a retry, a re-queue after a

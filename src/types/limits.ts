@@ -62,6 +62,14 @@ export const LIMITS = {
   claimRereadsMax: 4,
   /** Most affinity keys (over its free workers) a claim filters candidates on; with more, jobs requiring a key nobody free holds are read and skipped. */
   claimHeldKeysFilterMax: 4096,
+  /** Most points (minutes or hours) one GET /v1/history answer holds. */
+  historyMaxPoints: 1440,
+  /** Most job ids the history flush resolves to their queues in one read. */
+  historyResolveBatchMaxJobs: 500,
+  /** Most leased attempts a coordinator remembers for their run times; past it the oldest are forgotten. */
+  historyOpenAttemptsMax: 100_000,
+  /** Most events a coordinator holds for jobs whose queue it has still to read; past it new ones are dropped. */
+  historyUnresolvedMaxEvents: 100_000,
   /** Rows one sweeper pass handles; the rest wait for the next pass. */
   sweepBatchMaxRows: 500,
   /** Most jobs one list call returns. */
@@ -146,6 +154,14 @@ export const COORDINATOR_DEFAULTS = {
   pollIntervalMs: 1000,
   /** Result waits on this coordinator whose jobs one poll re-reads, for jobs that ended through another coordinator. */
   pollWaitsMaxJobs: 256,
+  /** How often the coordinator adds what it counted into the stored history (one upsert per queue and minute). */
+  historyFlushIntervalMs: 60 * 1000,
+  /** Minutes of history older than this are rolled up into hours (2 days). */
+  historyMinuteRetentionMs: 2 * 24 * 3600 * 1000,
+  /** Hours of history older than this are dropped (30 days). */
+  historyHourRetentionMs: 30 * 24 * 3600 * 1000,
+  /** How often the sweeper rolls up and drops history. */
+  historySweepIntervalMs: 5 * 60 * 1000,
   /** After the store fails to answer, the first probe of it waits about this long; each failed probe doubles the wait. */
   storeRetryBaseDelayMs: 100,
   /** No probe of an unavailable store waits longer than this. */

@@ -221,6 +221,12 @@ export interface Assignment {
   leaseExpiresAt: number;
   deadline: number | null;
   labels: Labels;
+  /**
+   * Internal, never sent to workers: when the job became ready (its run_at),
+   * read by the claim that leased it; leasedAt minus this is the wait time.
+   * The coordinator strips it before an assignment leaves for a worker.
+   */
+  readyAt?: number;
 }
 
 /** What a worker says about itself when it connects. */

@@ -50,7 +50,7 @@ export function writeLeasesOneByOne(c: Context): WriteLeases {
       state = 'running', updated_at = $5
     WHERE id = $1 AND want >= $2 AND state IN ('queued', 'running')
     RETURNING id, queue, payload, attempts, timeout_ms, heartbeat_timeout_ms, deadline_at, has_deadline,
-      req_cores, req_memory_mb, req_gpus, labels`;
+      req_cores, req_memory_mb, req_gpus, labels, run_at`;
   const insertAttempt = `INSERT INTO attempts (id, job_id, worker_id, queue, seq, state, lease, gpu_ids, cores, memory_mb,
       heartbeat_timeout_ms, leased_at, heartbeat_at, lease_expires_at, timeout_at)
     VALUES ($1, $2, $3, $4, $5, 'leased', $6, $7, $8, $9, $10, $11, $11, $12, $13)`;

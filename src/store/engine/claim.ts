@@ -27,6 +27,7 @@ import { soloDecision } from '../rules.ts';
 import type { ClaimParams } from '../store.ts';
 import { EXCLUDING, J, LIVE, type Context, type Tx } from './sql.ts';
 import { CANDIDATE_COLUMNS } from './columns.ts';
+import { pausedAmong } from './queues.ts';
 
 /** One page of candidates for every queue of the scope; `more` when some queue's priority page was full. */
 export type CandidatePage = (tx: Tx, scope: ClaimScope, filter: CandidateFilter, now: number, page: number, perPage: number) => Promise<{ rows: Row[]; more: boolean }>;
@@ -108,7 +109,9 @@ async function plan(
   now: number,
   candidatePage: CandidatePage,
 ): Promise<{ placements: Placement[]; candidates: Map<string, Candidate>; rows: Map<string, Row> }> {
-  const scope = claimScope(params, workers);
+  const paused = await pausedAmong(c, tx, [...new Set(workers.flatMap((w) => Object.keys(w.freeSlots)))]);
+  const scope = claimScope(params, workers, paused);
+  if (scope.queues.length === 0) return { placements: [], candidates: new Map(), rows: new Map() };
   const paging = candidatePaging(scope.budget);
   const filter = candidateFilter(workers);
   const seen = new Map<string, Candidate>();

@@ -22,6 +22,11 @@ import type {
   QuarantineParams,
   QueueCounts,
   QueueRunStats,
+  QueueState,
+  ReadHistoryParams,
+  HistoryRollUpParams,
+  HistoryRollUpResult,
+  SetQueuePausedParams,
   SettleResult,
   StartCheckParams,
   Store,
@@ -38,6 +43,9 @@ import type { Context, Dialect, Exec, Tx, WriteOptions } from './sql.ts';
 import { expireAttempts, expireDeadlines } from './sweep.ts';
 import { setQuarantine, startCheck } from './trust.ts';
 import * as workers from './workers.ts';
+import * as queues from './queues.ts';
+import * as history from './history.ts';
+import { MINUTE_MS, type HistoryPoint } from '../../types/history.ts';
 
 /** How a backend runs SQL: autocommit reads, and write transactions. */
 export interface Executor {
@@ -216,6 +224,33 @@ export abstract class EngineStore implements Store {
 
   queueStats(params: { queues: readonly string[]; sinceMs: number; sampleMaxRows: number }): Promise<QueueRunStats[]> {
     return this.read((x) => reads.queueStats(x, params));
+  }
+
+  // ---- Queues and history ----
+
+  setQueuePaused(params: SetQueuePausedParams): Promise<QueueState> {
+    return this.write((tx) => queues.setQueuePaused(this.ctx, tx, params));
+  }
+
+  listQueueStates(): Promise<QueueState[]> {
+    return this.read((x) => queues.listQueueStates(x));
+  }
+
+  async addHistory(params: { points: readonly HistoryPoint[] }): Promise<void> {
+    if (params.points.length === 0) return;
+    await this.write((tx) => history.addPoints(tx, MINUTE_MS, params.points));
+  }
+
+  readHistory(params: ReadHistoryParams): Promise<HistoryPoint[]> {
+    return this.read((x) => history.readHistory(x, params));
+  }
+
+  rollUpHistory(params: HistoryRollUpParams): Promise<HistoryRollUpResult> {
+    return this.write((tx) => history.rollUpHistory(this.ctx, tx, params), LIGHT);
+  }
+
+  jobQueues(params: { ids: readonly string[] }): Promise<{ id: string; queue: string }[]> {
+    return this.read((x) => history.jobQueues(this.ctx, x, params.ids));
   }
 
   async ping(): Promise<void> {

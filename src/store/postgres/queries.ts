@@ -95,7 +95,7 @@ const LEASE_SQL = `
     FROM unnest($2::text[], $3::int[], $4::int[], $5::int[]) AS v(id, n, solo, decided)
     WHERE j.id = v.id AND j.want >= v.n AND j.state IN ('queued', 'running')
     RETURNING j.id, j.queue, j.payload, j.attempts, j.timeout_ms, j.heartbeat_timeout_ms, j.deadline_at, j.has_deadline,
-      j.req_cores, j.req_memory_mb, j.req_gpus, j.labels, v.n
+      j.req_cores, j.req_memory_mb, j.req_gpus, j.labels, j.run_at, v.n
   ), ins AS (
     INSERT INTO attempts (id, job_id, worker_id, queue, seq, lease, gpu_ids, cores, memory_mb, heartbeat_timeout_ms,
       leased_at, heartbeat_at, lease_expires_at, timeout_at, state)

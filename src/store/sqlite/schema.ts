@@ -244,6 +244,65 @@ ALTER TABLE jobs ADD COLUMN has_dependants INTEGER NOT NULL DEFAULT 0 CHECK (has
 UPDATE jobs SET has_dependants = 1 WHERE id IN (SELECT parent_id FROM job_deps);
 `,
   },
+  {
+    version: 7,
+    name: 'queues: pause and resume at run time',
+    sql: `
+-- A row per queue an operator has paused or resumed; a queue without one is
+-- not paused. A claim leaves paused queues out; running attempts finish.
+CREATE TABLE queues (
+  name      TEXT PRIMARY KEY,
+  paused    INTEGER NOT NULL DEFAULT 0 CHECK (paused IN (0, 1)),
+  paused_at INTEGER,
+  reason    TEXT,
+  updated_at INTEGER NOT NULL,
+  CHECK ((paused = 1) = (paused_at IS NOT NULL))
+) WITHOUT ROWID;
+`,
+  },
+  {
+    version: 8,
+    name: 'history: counts and time histograms per queue, by minute and by hour',
+    sql: `
+-- One row per queue, step (60 000: a minute; 3 600 000: an hour) and start of
+-- the step (at_ms). Coordinators add into the rows (INSERT ... ON CONFLICT DO
+-- UPDATE SET n = n + excluded.n); the sweeper rolls minutes up into hours and
+-- drops old hours. wait_b0..b7 and run_b0..b7 count wait and run times by the
+-- buckets of HISTORY_BUCKET_BOUNDS_MS (src/types/history.ts); _sum_ms sum them.
+CREATE TABLE queue_history (
+  queue     TEXT NOT NULL,
+  step_ms   INTEGER NOT NULL CHECK (step_ms IN (60000, 3600000)),
+  at_ms     INTEGER NOT NULL,
+  submitted INTEGER NOT NULL DEFAULT 0,
+  succeeded INTEGER NOT NULL DEFAULT 0,
+  failed    INTEGER NOT NULL DEFAULT 0,
+  lost      INTEGER NOT NULL DEFAULT 0,
+  retried   INTEGER NOT NULL DEFAULT 0,
+  cancelled INTEGER NOT NULL DEFAULT 0,
+  wait_sum_ms  INTEGER NOT NULL DEFAULT 0,
+  wait_b0  INTEGER NOT NULL DEFAULT 0,
+  wait_b1  INTEGER NOT NULL DEFAULT 0,
+  wait_b2  INTEGER NOT NULL DEFAULT 0,
+  wait_b3  INTEGER NOT NULL DEFAULT 0,
+  wait_b4  INTEGER NOT NULL DEFAULT 0,
+  wait_b5  INTEGER NOT NULL DEFAULT 0,
+  wait_b6  INTEGER NOT NULL DEFAULT 0,
+  wait_b7  INTEGER NOT NULL DEFAULT 0,
+  run_sum_ms  INTEGER NOT NULL DEFAULT 0,
+  run_b0  INTEGER NOT NULL DEFAULT 0,
+  run_b1  INTEGER NOT NULL DEFAULT 0,
+  run_b2  INTEGER NOT NULL DEFAULT 0,
+  run_b3  INTEGER NOT NULL DEFAULT 0,
+  run_b4  INTEGER NOT NULL DEFAULT 0,
+  run_b5  INTEGER NOT NULL DEFAULT 0,
+  run_b6  INTEGER NOT NULL DEFAULT 0,
+  run_b7  INTEGER NOT NULL DEFAULT 0,
+  PRIMARY KEY (queue, step_ms, at_ms)
+) WITHOUT ROWID;
+-- The roll-up and the drop read by step and time across queues.
+CREATE INDEX queue_history_step ON queue_history (step_ms, at_ms);
+`,
+  },
 ];
 
 /** A migration that released files recorded under another number than the shared one. */

@@ -46,6 +46,8 @@ export function claimTests(ctx: ContractContext): void {
         leaseExpiresAt: now + 10_000,
         deadline: ctx.t0 + 10 * MINUTE,
         labels: { team: 'a' },
+        // Internal (the coordinator strips it before a worker sees it): when the job became ready.
+        readyAt: job.runAt,
       });
       assert.deepEqual(await ctx.store.listAttempts({ jobId: job.id }), [
         {

@@ -18,6 +18,7 @@ import { describe } from 'node:test';
 import { claimTests } from './claim.ts';
 import { contractContext, type OpenContractStore, type StoreContractOptions } from './context.ts';
 import { dependencyTests } from './dependencies.ts';
+import { queueTests } from './queues.ts';
 import { readTests } from './reads.ts';
 import { settleTests } from './settle.ts';
 import { submitTests } from './submit.ts';
@@ -38,5 +39,6 @@ export function storeContract(name: string, open: OpenContractStore, options: St
     sweepTests(ctx);
     dependencyTests(ctx);
     trustTests(ctx);
+    queueTests(ctx);
   });
 }

@@ -17,6 +17,8 @@ interface Snapshot {
   jobs: Job[];
   attempts: Attempt[];
   workers: unknown[];
+  /** Per claim, what it leased: job, worker and when the job became ready. */
+  claims: [string, string, number | undefined][][];
 }
 
 export function fastPathEquivalence(name: string, open: OpenWithFastPaths): void {
@@ -28,6 +30,8 @@ export function fastPathEquivalence(name: string, open: OpenWithFastPaths): void
       assert.deepEqual(fast.jobs, general.jobs);
       assert.deepEqual(fast.attempts, general.attempts);
       assert.deepEqual(fast.workers, general.workers);
+      assert.deepEqual(fast.claims, general.claims);
+      assert.ok(fast.claims.flat().every(([, , readyAt]) => typeof readyAt === 'number'), 'every lease says when its job became ready');
     });
   });
 }
@@ -46,8 +50,13 @@ async function runWorkload(open: OpenWithFastPaths, fastPaths: boolean): Promise
   try {
     for (const w of WORKERS) await store.upsertWorker({ spec: w });
     await submitAll(store);
+    const claims: Snapshot['claims'] = [];
     for (let round = 0; round < 6; round++) {
+      // Queue r is paused for rounds 1 and 2: its claims skip it, and take it up again after.
+      if (round === 1 || round === 3) await store.setQueuePaused({ queue: 'r', paused: round === 1 });
       const assigned = await store.claim({ workerIds: WORKERS.map((w) => w.id!), place: (input) => place(input), maxJobs: 32 });
+      if (round === 1 || round === 2) assert.ok(assigned.every((a) => a.queue !== 'r'), 'nothing of a paused queue is leased');
+      claims.push(assigned.map((a) => [a.jobId, a.workerId, a.readyAt]));
       await settle(store, assigned, round);
       clock.advance(1_000);
       if (round === 3) {
@@ -56,7 +65,7 @@ async function runWorkload(open: OpenWithFastPaths, fastPaths: boolean): Promise
         for (const w of WORKERS) await store.heartbeat({ workerId: w.id! });
       }
     }
-    return await snapshot(store);
+    return { ...(await snapshot(store)), claims };
   } finally {
     await store.close();
   }
@@ -105,7 +114,7 @@ async function settle(store: Store, assigned: readonly Assignment[], round: numb
   await Promise.all(plain);
 }
 
-async function snapshot(store: Store): Promise<Snapshot> {
+async function snapshot(store: Store): Promise<Omit<Snapshot, 'claims'>> {
   const jobs: Job[] = [];
   let cursor: string | undefined;
   do {

@@ -1,0 +1,116 @@
+// Store conformance, queues at run time: pause and resume (a paused queue's
+// jobs are not claimed, running attempts finish), and the stored history
+// (additive minute rows, hour reads, the roll-up and the drop).
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { emptyPoint, HOUR_MS, MINUTE_MS, observe, type HistoryPoint } from '../../types/history.ts';
+import type { ContractContext } from './context.ts';
+
+function point(queue: string, at: number, submitted: number, waitMs: number[] = [], runMs: number[] = []): HistoryPoint {
+  const p = emptyPoint(queue, at);
+  p.counts.submitted = submitted;
+  for (const t of waitMs) observe(p.wait, t);
+  for (const t of runMs) observe(p.run, t);
+  return p;
+}
+
+export function queueTests(ctx: ContractContext): void {
+  const { submitOne, addWorker, claim, claimOne, complete } = ctx;
+
+  describe('setQueuePaused', () => {
+    it('keeps a paused queue from being claimed, lets its running attempts finish, and resume makes it claimable', async () => {
+      await addWorker('w1');
+      const running = await submitOne();
+      const a = await claimOne('w1');
+      const waiting = await submitOne();
+      const paused = await ctx.store.setQueuePaused({ queue: 'q', paused: true, reason: 'maintenance' });
+      assert.deepEqual(paused, { queue: 'q', paused: true, pausedAt: ctx.t0, reason: 'maintenance' });
+      assert.deepEqual(await claim('w1'), [], 'nothing of a paused queue is claimed');
+      assert.equal((await complete(a)).job.state, 'succeeded', 'a running attempt finishes');
+      assert.equal(running.id, a.jobId);
+      ctx.clock.advance(1000);
+      assert.deepEqual(await ctx.store.setQueuePaused({ queue: 'q', paused: true }), paused, 'pausing again keeps when and why');
+      const resumed = await ctx.store.setQueuePaused({ queue: 'q', paused: false });
+      assert.deepEqual(resumed, { queue: 'q', paused: false, pausedAt: null, reason: null });
+      assert.equal((await claimOne('w1')).jobId, waiting.id);
+    });
+
+    it('leaves the other queues of a worker claimable', async () => {
+      await addWorker('w1', { queues: { q: 2, r: 2 } });
+      await submitOne({ queue: 'q' });
+      const other = await submitOne({ queue: 'r' });
+      await ctx.store.setQueuePaused({ queue: 'q', paused: true });
+      const got = await claim('w1');
+      assert.deepEqual(got.map((x) => x.jobId), [other.id]);
+    });
+
+    it('lists the queues ever paused or resumed, by name', async () => {
+      assert.deepEqual(await ctx.store.listQueueStates(), []);
+      await ctx.store.setQueuePaused({ queue: 'zeta', paused: true });
+      await ctx.store.setQueuePaused({ queue: 'alpha', paused: false });
+      assert.deepEqual(await ctx.store.listQueueStates(), [
+        { queue: 'alpha', paused: false, pausedAt: null, reason: null },
+        { queue: 'zeta', paused: true, pausedAt: ctx.t0, reason: null },
+      ]);
+    });
+
+    it('refuses an empty queue name (INVALID_INPUT)', async () => {
+      await assert.rejects(ctx.store.setQueuePaused({ queue: '', paused: true }), { code: 'INVALID_INPUT' });
+    });
+  });
+
+  describe('claim readyAt', () => {
+    it('tells the coordinator when the leased job became ready', async () => {
+      await addWorker('w1');
+      const job = await submitOne({ runAt: ctx.t0 + 5000 });
+      ctx.clock.advance(7000);
+      const a = await claimOne('w1');
+      assert.equal(a.readyAt, ctx.t0 + 5000);
+      assert.equal(job.runAt, ctx.t0 + 5000);
+    });
+  });
+
+  describe('history', () => {
+    const base = Math.floor(Date.UTC(2026, 0, 1) / HOUR_MS) * HOUR_MS;
+
+    it('adds points into one row per queue and minute, as several coordinators would', async () => {
+      await ctx.store.addHistory({ points: [point('q', base + 5, 2, [5, 50]), point('r', base, 1)] });
+      await ctx.store.addHistory({ points: [point('q', base + 59_999, 3, [5_000], [2_000_000])] });
+      const got = await ctx.store.readHistory({ queue: 'q', fromMs: base, toMs: base + HOUR_MS, step: 'minute', maxPoints: 100 });
+      const want = point('q', base, 5, [5, 50, 5_000], [2_000_000]);
+      assert.deepEqual(got, [want]);
+      assert.deepEqual(want.wait.buckets, [1, 1, 0, 1, 0, 0, 0, 0]);
+      assert.deepEqual(want.run.buckets, [0, 0, 0, 0, 0, 0, 1, 0]);
+    });
+
+    it('reads hours as the sum of their minutes and hour rows, within the bounds asked', async () => {
+      await ctx.store.addHistory({ points: [point('q', base, 1), point('q', base + MINUTE_MS, 2), point('q', base + HOUR_MS, 4), point('q', base + 2 * HOUR_MS, 8)] });
+      const hours = await ctx.store.readHistory({ queue: 'q', fromMs: base + 1, toMs: base + 2 * HOUR_MS, step: 'hour', maxPoints: 100 });
+      assert.deepEqual(hours.map((p) => [p.at, p.counts.submitted]), [[base, 3], [base + HOUR_MS, 4]]);
+      const capped = await ctx.store.readHistory({ queue: 'q', fromMs: base, toMs: base + HOUR_MS, step: 'minute', maxPoints: 1 });
+      assert.deepEqual(capped.map((p) => p.at), [base]);
+    });
+
+    it('rolls old minutes up into hours once, and drops old hours', async () => {
+      await ctx.store.addHistory({ points: [point('q', base, 1, [1]), point('q', base + 30 * MINUTE_MS, 2, [20]), point('q', base + HOUR_MS, 4)] });
+      // Minutes of hours that ended before base + HOUR_MS + 1 minute: only the first hour's.
+      const params = { minutesBeforeMs: base + HOUR_MS + MINUTE_MS, hoursBeforeMs: 0, limit: 100 };
+      assert.deepEqual(await ctx.store.rollUpHistory(params), { rolledUpMinutes: 2, droppedHours: 0 });
+      assert.deepEqual(await ctx.store.rollUpHistory(params), { rolledUpMinutes: 0, droppedHours: 0 }, 'idempotent');
+      const minutes = await ctx.store.readHistory({ queue: 'q', fromMs: base, toMs: base + 2 * HOUR_MS, step: 'minute', maxPoints: 100 });
+      assert.deepEqual(minutes.map((p) => [p.at, p.counts.submitted]), [[base + HOUR_MS, 4]], 'the rolled minutes are gone');
+      const hours = await ctx.store.readHistory({ queue: 'q', fromMs: base, toMs: base + 2 * HOUR_MS, step: 'hour', maxPoints: 100 });
+      assert.deepEqual(hours, [point('q', base, 3, [1, 20]), point('q', base + HOUR_MS, 4)]);
+      assert.deepEqual(await ctx.store.rollUpHistory({ minutesBeforeMs: 0, hoursBeforeMs: base + 1, limit: 100 }), { rolledUpMinutes: 0, droppedHours: 1 });
+      const left = await ctx.store.readHistory({ queue: 'q', fromMs: base, toMs: base + 2 * HOUR_MS, step: 'hour', maxPoints: 100 });
+      assert.deepEqual(left.map((p) => p.at), [base + HOUR_MS]);
+    });
+
+    it('resolves job ids to their queues', async () => {
+      const a = await submitOne({ queue: 'q' });
+      const b = await submitOne({ queue: 'r' });
+      const got = await ctx.store.jobQueues({ ids: [a.id, b.id, 'nope'] });
+      assert.deepEqual([...got].sort((x, y) => (x.id < y.id ? -1 : 1)), [{ id: a.id, queue: 'q' }, { id: b.id, queue: 'r' }].sort((x, y) => (x.id < y.id ? -1 : 1)));
+    });
+  });
+}
