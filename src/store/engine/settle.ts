@@ -28,7 +28,7 @@ export interface SettleDeps {
  */
 export async function lockCurrent(c: Context, tx: Tx, ref: LeaseRef, now: number, workers: 'judged' | 'own' | 'none'): Promise<{ job: Job; workerId: string }> {
   const pre = await tx.get(
-    `SELECT a.job_id, a.worker_id, j.replicas, j.verifies_job_id, j.verifies_attempt_id
+    `SELECT a.job_id, a.worker_id, a.state, a.lease, a.lease_expires_at, j.replicas, j.verifies_job_id, j.verifies_attempt_id
      FROM attempts a JOIN jobs j ON j.id = a.job_id WHERE a.id = $1`,
     [ref.attemptId],
   );
@@ -38,7 +38,8 @@ export async function lockCurrent(c: Context, tx: Tx, ref: LeaseRef, now: number
   if (c.d.rowLocks && workers === 'judged') await lockWorkers(c, tx, await judgedWorkers(tx, jobId, pre));
   const row = await lockJobRow(c, tx, jobId, pre.verifies_job_id === null ? null : String(pre.verifies_job_id));
   assert(row, 'a job is never deleted');
-  const a = await tx.get('SELECT state, lease, lease_expires_at FROM attempts WHERE id = $1', [ref.attemptId]);
+  // Where the write transaction holds the whole database, what the first read saw still holds.
+  const a = c.d.rowLocks ? await tx.get('SELECT state, lease, lease_expires_at FROM attempts WHERE id = $1', [ref.attemptId]) : pre;
   assert(a, 'an attempt is never deleted');
   const live = LIVE_ATTEMPT_STATES.includes(a.state as never);
   if (a.lease !== ref.lease || !live || Number(a.lease_expires_at) < now) await throwStale(tx, ref);
