@@ -19,6 +19,7 @@ const LAYERS: Record<string, number> = {
   server: 5,
   client: 6,
   worker: 6,
+  dashboard: 6,
   sim: 7,
   cli: 8,
 };

@@ -29,6 +29,7 @@ import { checkResult, checkSize, checkTrace, normalizeJob, normalizeJobs, normal
 import { guardStore, StoreHealth } from './store-guard.ts';
 import { Dispatcher, freesCapacity, groupByWorker } from './dispatcher.ts';
 import { Sweeper } from './sweeper.ts';
+import { MetricsHooks, timeStore } from './metrics-hooks.ts';
 
 /** How the coordinator reaches one connected worker. */
 export interface WorkerLink {
@@ -85,6 +86,8 @@ export class Coordinator {
   /** Whether the store answers; while it does not, no dispatch or sweep runs and /readyz is 503. */
   readonly health: StoreHealth;
   readonly events = new EventEmitter<{ job: [JobEvent]; worker: [WorkerEvent] }>();
+  /** Where /metrics attaches; every hook is an increment or an observation, none reads the store. */
+  readonly metrics: MetricsHooks;
   private readonly dispatcher: Dispatcher;
   private readonly sweeper: Sweeper;
   private readonly queueDefaults: Record<string, QueueConfig>;
@@ -108,7 +111,8 @@ export class Coordinator {
       log: this.log,
       onRecovered: () => this.kick(),
     });
-    this.store = guardStore(options.store, this.health);
+    this.metrics = new MetricsHooks(options.clock);
+    this.store = guardStore(timeStore(options.store, this.metrics), this.health);
     this.queueDefaults = options.queues ?? {};
     const available = (): boolean => this.health.available;
     const onError = (err: unknown, msg: string): void => this.logStoreError(err, msg);
@@ -195,6 +199,7 @@ export class Coordinator {
   }
 
   private afterSubmit(results: SubmitResult[]): void {
+    this.metrics.submitted(results);
     for (const r of results) if (r.created) this.emitJob(r.job.id, r.job.state);
     if (results.some((r) => r.created && r.job.state === 'queued')) this.kick();
   }
@@ -207,13 +212,13 @@ export class Coordinator {
 
   async cancel(id: string, reason?: string): Promise<Job> {
     const out = await this.store.cancel(reason === undefined ? { jobId: id } : { jobId: id, reason });
-    this.applyChanges(out.changes, 'job cancelled');
+    this.applyChanges(out.changes, 'job cancelled', out.job);
     return out.job;
   }
 
   async retry(id: string): Promise<Job> {
     const out = await this.store.retry({ jobId: id });
-    this.applyChanges(out.changes, 'job retried');
+    this.applyChanges(out.changes, 'job retried', out.job);
     return out.job;
   }
 
@@ -248,6 +253,11 @@ export class Coordinator {
 
   listWorkers(): Promise<Worker[]> {
     return this.store.listWorkers();
+  }
+
+  /** Worker sessions attached to this coordinator now. */
+  get attachedWorkers(): number {
+    return this.sessions.size;
   }
 
   /** Quarantines a worker (no real work; its live attempts go back to the queue) or releases it with a fresh record. */
@@ -317,7 +327,8 @@ export class Coordinator {
   }
 
   /** @internal Called by sessions after a report. */
-  applyChanges(changes: Change[], reason: string): void {
+  applyChanges(changes: Change[], reason: string, job?: Job): void {
+    this.metrics.changed(changes, reason, job);
     for (const c of changes) {
       this.emitJob(c.jobId, c.state);
       for (const [workerId, list] of groupByWorker(c.cancelledAttempts)) {
@@ -364,6 +375,7 @@ export class Coordinator {
 
   /** One claim's assignments: each worker hears of its own, then everyone of the jobs now running. */
   private deliver(assignments: readonly Assignment[]): void {
+    this.metrics.assigned(assignments);
     for (const [workerId, list] of groupByWorker(assignments)) this.sessions.get(workerId)?.link.assign(list);
     for (const a of assignments) this.events.emit('job', { jobId: a.jobId, state: 'running', at: this.clock.now() });
   }
@@ -375,6 +387,7 @@ export class Coordinator {
 
   /** What a sweep changed: ended attempts are revoked from their workers, changes become events. */
   private applySweep(result: SweepResult): void {
+    this.metrics.swept(result);
     for (const e of result.endedAttempts) {
       this.sessions.get(e.workerId)?.link.revoke([e.attemptId], e.reason);
     }
@@ -458,7 +471,8 @@ export class WorkerSession {
         verificationJob: this.coordinator.verificationJob,
       }),
     );
-    this.coordinator.applyChanges(out.changes, 'settled by another attempt');
+    this.coordinator.metrics.reported(ref.attemptId);
+    this.coordinator.applyChanges(out.changes, 'settled by another attempt', out.job);
     this.coordinator.kick();
     return out.job;
   }
@@ -466,7 +480,8 @@ export class WorkerSession {
   async fail(ref: LeaseRef, error: Pick<JobError, 'code' | 'message'>, retryable = true): Promise<Job> {
     const clean: JobError = { code: String(error.code).slice(0, 64), message: String(error.message) };
     const out = await this.coordinator.trackReport(this.coordinator.store.fail({ ...ref, error: clean, retryable }));
-    this.coordinator.applyChanges(out.changes, 'job failed');
+    this.coordinator.metrics.reported(ref.attemptId);
+    this.coordinator.applyChanges(out.changes, 'job failed', out.job);
     this.coordinator.kick();
     return out.job;
   }

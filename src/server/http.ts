@@ -18,6 +18,7 @@ import { HTTP_DEFAULTS, LIMITS } from '../types/limits.ts';
 import type { Job, Worker } from '../types/model.ts';
 import type { JobState } from '../types/states.ts';
 import type { Auth, Scope } from './auth.ts';
+import { registerDashboard } from './dashboard.ts';
 import { buildOpenApi } from './openapi.ts';
 import { ROUTES, type JsonSchema, type RouteId } from './routes.ts';
 
@@ -157,6 +158,7 @@ export async function buildHttpApp(deps: HttpDeps): Promise<FastifyInstance> {
     },
   };
 
+  registerDashboard(app);
   for (const route of ROUTES) {
     app.route({
       method: route.method,

@@ -1,0 +1,99 @@
+// Overview: per queue, jobs by state, throughput, run time and slots; workers
+// by state; charts over time from GET /v1/history when the server has it,
+// else from what this page saw of GET /v1/queues since it opened.
+/// <reference lib="dom" />
+/// <reference lib="dom.iterable" />
+/// <reference lib="dom.asynciterable" />
+import { get, hasRoute } from './api.ts';
+import { Chart } from './chart.ts';
+import { duration, figure, fill, h, link, num, pill } from './dom.ts';
+import { historyColumns, type HistoryAnswer } from './history.ts';
+import type { Page, PageContext } from './page.ts';
+import { JOB_STATE_ORDER, WORKER_STATE_ORDER, type QueuesAnswer, type QueueStats, type WorkerView } from './shapes.ts';
+
+/** Samples of the page's own polls kept for the charts when the server keeps no history. */
+export const LOCAL_SAMPLES_MAX = 600;
+
+export function queueCard(q: QueueStats): HTMLElement {
+  const free = Math.max(0, q.slots.total - q.slots.used);
+  const usedShare = q.slots.total > 0 ? (q.slots.used / q.slots.total) * 100 : 0;
+  return h(
+    'div',
+    { class: 'card', 'data-queue': q.queue },
+    h('h3', {}, link(`#/jobs?queue=${encodeURIComponent(q.queue)}`, q.queue), q.paused ? pill('paused') : null),
+    h('div', { class: 'figures' }, JOB_STATE_ORDER.map((s) => figure(s, q.counts[s] ?? 0, `${q.queue}:${s}`))),
+    h('h2', {}, 'Last ', duration(q.recent.spanMs)),
+    h(
+      'div',
+      { class: 'figures' },
+      figure('per minute', num(q.recent.throughputPerMinute, 1), `${q.queue}:throughput`),
+      figure('completed', q.recent.completed, `${q.queue}:completed`),
+      figure('run mean', duration(q.recent.runTimeMeanMs)),
+      figure('run p95', duration(q.recent.runTimeP95Ms)),
+    ),
+    h('h2', {}, 'Slots'),
+    h(
+      'div',
+      { class: 'figures' },
+      figure('workers', q.slots.workers),
+      figure('used', q.slots.used, `${q.queue}:slots-used`),
+      figure('free', free, `${q.queue}:slots-free`),
+      h('div', { class: 'figure' }, h('div', { class: 'bar', title: `${num(usedShare)}% used` }, h('span', { style: `width:${usedShare}%` }))),
+    ),
+  );
+}
+
+export function overviewPage(): Page {
+  let ctx: PageContext;
+  const workersEl = h('div', { id: 'worker-states', class: 'figures card' });
+  const queuesEl = h('div', { class: 'cards', id: 'queue-cards' });
+  const chartNote = h('p', { class: 'note', id: 'history-note' });
+  const charts = [new Chart(), new Chart()] as const;
+  const local: { t: number; queues: QueueStats[] }[] = [];
+
+  const drawCharts = async (queues: QueueStats[]): Promise<void> => {
+    if (hasRoute(ctx.caps, 'GET /v1/history')) {
+      const hist = await get<HistoryAnswer>('/v1/history');
+      const cols = historyColumns(hist);
+      chartNote.textContent = 'Per minute, per queue, from the coordinator\u2019s history (GET /v1/history).';
+      charts[0].set('succeeded per minute', cols.names, cols.succeeded);
+      charts[1].set('mean run time per minute (ms)', cols.names, cols.runMeanMs);
+      return;
+    }
+    local.push({ t: Date.now() / 1000, queues });
+    if (local.length > LOCAL_SAMPLES_MAX) local.shift();
+    chartNote.textContent = 'This coordinator keeps no history (no GET /v1/history): the charts show what this page has seen since it opened.';
+    const names = [...new Set(local.flatMap((s) => s.queues.map((q) => q.queue)))].sort();
+    const pick = (f: (q: QueueStats) => number) => names.map((n) => local.map((s) => { const q = s.queues.find((x) => x.queue === n); return q ? f(q) : null; }));
+    const t = local.map((s) => s.t);
+    charts[0].set('jobs queued + running', names, [t, ...pick((q) => (q.counts.queued ?? 0) + (q.counts.running ?? 0))]);
+    charts[1].set('completed per minute (last 5 min)', names, [t, ...pick((q) => q.recent.throughputPerMinute)]);
+  };
+
+  return {
+    render(root, c) {
+      ctx = c;
+      root.append(
+        h('h1', {}, 'Overview'),
+        h('h2', {}, 'Workers by state'),
+        workersEl,
+        h('h2', {}, 'Queues'),
+        queuesEl,
+        h('h2', {}, 'Over time'),
+        chartNote,
+        h('div', { class: 'grid2' }, charts[0].el, charts[1].el),
+      );
+    },
+    async refresh() {
+      const [queues, workers] = await Promise.all([get<QueuesAnswer>('/v1/queues'), get<{ workers: WorkerView[] }>('/v1/workers')]);
+      const byState = new Map<string, number>();
+      for (const w of workers.workers) byState.set(w.state, (byState.get(w.state) ?? 0) + 1);
+      fill(workersEl, figure('workers', workers.workers.length, 'workers:total'), WORKER_STATE_ORDER.map((s) => figure(s, byState.get(s) ?? 0, `workers:${s}`)));
+      fill(queuesEl, queues.queues.length === 0 ? h('p', { class: 'muted' }, 'No queue has jobs or workers yet.') : queues.queues.map(queueCard));
+      await drawCharts(queues.queues);
+    },
+    dispose() {
+      for (const c of charts) c.dispose();
+    },
+  };
+}

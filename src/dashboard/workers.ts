@@ -1,0 +1,101 @@
+// Workers: state, queues with slots, resources, reputation and heartbeat age;
+// and one worker's page with what it holds, and drain, quarantine, release.
+/// <reference lib="dom" />
+/// <reference lib="dom.iterable" />
+/// <reference lib="dom.asynciterable" />
+import { enc, get, mayCall, post } from './api.ts';
+import { duration, fill, h, link, pill, shortId, table, time } from './dom.ts';
+import { runAction, type Page, type PageContext } from './page.ts';
+import type { WorkerView } from './shapes.ts';
+
+const slotsText = (w: WorkerView): string =>
+  Object.entries(w.queues).map(([q, n]) => `${q} ${w.running[q] ?? 0}/${n}`).join(', ') || '–';
+const age = (w: WorkerView, now: number): string => (w.lastSeenAt === null ? '–' : duration(now - w.lastSeenAt));
+const rep = (w: WorkerView): string => `${w.reputation.valid} valid, ${w.reputation.invalid} invalid, ${w.reputation.timedOut} timed out`;
+
+/** The three admin actions, disabled (with a note) when the token lacks the admin scope. */
+function workerActions(ctx: PageContext, w: WorkerView): HTMLElement {
+  const may = mayCall(ctx.caps, 'POST /v1/workers/{id}/drain');
+  const button = (action: 'drain' | 'quarantine' | 'release', label: string, done: string, disabled: boolean): HTMLButtonElement => {
+    const b = h('button', { type: 'button', 'data-action': action, 'data-worker': w.id, class: action === 'quarantine' ? 'danger' : null, disabled: !may || disabled }, label);
+    b.addEventListener('click', () => void runAction(ctx, b, () => post(`/v1/workers/${enc(w.id)}/${action}`), done));
+    return b;
+  };
+  return h(
+    'div',
+    { class: 'actions' },
+    button('drain', 'Drain', `Worker ${w.name} drains.`, w.draining || !w.connected),
+    button('quarantine', 'Quarantine', `Worker ${w.name} quarantined.`, w.quarantined),
+    button('release', 'Release', `Worker ${w.name} released.`, false),
+    may ? null : h('span', { class: 'note needs-admin' }, 'needs an admin token'),
+  );
+}
+
+export function workersPage(): Page {
+  let ctx: PageContext;
+  const list = h('div', { id: 'worker-list' });
+  return {
+    render(root, c) {
+      ctx = c;
+      root.append(h('h1', {}, 'Workers'), list);
+    },
+    async refresh() {
+      const { workers } = await get<{ workers: WorkerView[] }>('/v1/workers');
+      const now = Date.now();
+      const rows = workers.map((w) => [
+        link(`#/worker/${enc(w.id)}`, w.name || shortId(w.id)),
+        pill(w.state),
+        h('span', {}, slotsText(w)),
+        h('span', {}, String(w.cores)),
+        h('span', {}, `${w.memoryMb} MB`),
+        h('span', {}, w.gpuIds.join(', ') || '–'),
+        h('span', { title: w.quarantineReason ?? '' }, rep(w)),
+        h('span', { 'data-heartbeat': w.id }, age(w, now)),
+        workerActions(ctx, w),
+      ]);
+      fill(list, workers.length === 0 ? h('p', { class: 'muted' }, 'No worker has connected.') : table(['worker', 'state', 'queues (used/slots)', 'cores', 'memory', 'GPUs', 'reputation', 'last seen', ''], rows, [3]));
+    },
+  };
+}
+
+export function workerPage(): Page {
+  let ctx: PageContext;
+  const body = h('div', { id: 'worker' });
+  const title = h('h1', {}, 'Worker');
+  return {
+    render(root, c) {
+      ctx = c;
+      root.append(title, body);
+    },
+    async refresh() {
+      const w = await get<WorkerView>(`/v1/workers/${enc(ctx.params[0] ?? '')}`);
+      const now = Date.now();
+      title.replaceChildren('Worker ', w.name, ' ', pill(w.state));
+      const kv: [string, Node | string][] = [
+        ['id', h('span', { class: 'mono' }, w.id)],
+        ['queues (used/slots)', slotsText(w)],
+        ['cores', String(w.cores)],
+        ['memory', `${w.memoryMb} MB`],
+        ['GPU ids', w.gpuIds.join(', ') || '–'],
+        ['labels', Object.entries(w.labels).map(([k, v]) => `${k}=${v}`).join(' ') || '–'],
+        ['connected', w.connected ? `since ${time(w.connectedAt)}` : 'no'],
+        ['last seen', `${age(w, now)} ago`],
+        ['reputation', `${rep(w)}; streak ${w.reputation.streak}`],
+        ['quarantine', w.quarantined ? (w.quarantineReason ?? 'yes') : 'no'],
+      ];
+      const checks = Object.entries(w.checks);
+      const attempts = w.attempts ?? [];
+      fill(
+        body,
+        workerActions(ctx, w),
+        h('h2', {}, 'Details'),
+        h('div', { class: 'kv', id: 'worker-fields' }, kv.map(([k, v]) => [h('div', {}, k), h('div', {}, v)])),
+        checks.length > 0 ? [h('h2', {}, 'Reliability checks'), table(['queue', 'state', 'speed', 'reason', 'updated'], checks.map(([q, ch]) => [h('span', {}, q), pill(ch.state), h('span', {}, duration(ch.speedMs)), h('span', {}, ch.reason ?? ''), h('span', {}, time(ch.updatedAt))]))] : null,
+        h('h2', {}, `Holds (${attempts.length})`),
+        attempts.length === 0
+          ? h('p', { class: 'muted' }, 'No attempt leased or running.')
+          : table(['job', 'queue', 'state', 'leased', 'running for'], attempts.map((a) => [link(`#/job/${enc(a.jobId)}`, shortId(a.jobId), 'mono'), h('span', {}, a.queue), pill(a.state), h('span', {}, time(a.leasedAt)), h('span', {}, duration(now - (a.startedAt ?? a.leasedAt)))])),
+      );
+    },
+  };
+}
