@@ -189,6 +189,8 @@ export function guardStore(store: Store, health: StoreHealth): Store {
     nextRunAt: () => run(() => store.nextRunAt()),
     queueCounts: () => run(() => store.queueCounts()),
     queueStats: (p) => run(() => store.queueStats(p)),
+    queueArrivals: (p) => run(() => store.queueArrivals(p)),
+    queueEdges: (p) => run(() => store.queueEdges(p)),
     setQueuePaused: (p) => run(() => store.setQueuePaused(p)),
     listQueueStates: () => run(() => store.listQueueStates()),
     addHistory: (p) => run(() => store.addHistory(p)),

@@ -200,6 +200,39 @@ export interface HistoryRollUpResult {
   droppedHours: number;
 }
 
+/** The jobs submitted to one queue in a window (the advisor's arrival rate). */
+export interface QueueArrivals {
+  queue: string;
+  /** Jobs of the queue created at or after `sampledSinceMs`. */
+  submitted: number;
+  /** Start of the time the count covers: `sinceMs`, or later when it was cut at its bound. */
+  sampledSinceMs: number;
+}
+
+/** Dependencies from jobs of one queue to jobs of another, among recent jobs. */
+export interface QueueEdge {
+  /** The parents' queue. */
+  from: string;
+  /** The dependants' queue. */
+  to: string;
+  /** Dependency rows from a sampled job of `from` to a job of `to`. */
+  deps: number;
+  /** Distinct parents among them. */
+  parents: number;
+  /** Distinct dependants among them. */
+  children: number;
+  /** Jobs of `from` in the sample, with dependants or not. */
+  fromJobs: number;
+}
+
+export interface QueueEdges {
+  edges: QueueEdge[];
+  /** Start of the time the sample covers: `sinceMs`, or later when it was cut at `sampleMaxJobs`. */
+  sampledSinceMs: number;
+  /** True when the dependency rows were cut at `maxRows`: the counts are then a part of the sample's. */
+  truncated: boolean;
+}
+
 /** What a backend can do, for the coordinator to ask instead of testing which backend it is. */
 export interface StoreCapabilities {
   /**
@@ -278,6 +311,18 @@ export interface Store {
    * (clamped to LIMITS.queueStatsSampleMaxRows), so a busy queue costs a bounded read.
    */
   queueStats(params: { queues: readonly string[]; sinceMs: number; sampleMaxRows: number }): Promise<QueueRunStats[]>;
+  /**
+   * Jobs submitted per named queue since `sinceMs` (by id, index jobs_queue):
+   * the newest `sampleMaxRows` per queue at most (clamped to
+   * LIMITS.adviceArrivalsSampleMaxRows).
+   */
+  queueArrivals(params: { queues: readonly string[]; sinceMs: number; sampleMaxRows: number }): Promise<QueueArrivals[]>;
+  /**
+   * The pipeline's edges: over the newest `sampleMaxJobs` jobs created since
+   * `sinceMs` (clamped to LIMITS.adviceEdgesSampleMaxJobs), their dependants'
+   * queues, joining at most `maxRows` dependency rows (clamped to LIMITS.adviceEdgesMaxRows).
+   */
+  queueEdges(params: { sinceMs: number; sampleMaxJobs: number; maxRows: number }): Promise<QueueEdges>;
   /** Pauses a queue (no new attempts; running ones finish) or resumes it (claimable at once, other coordinators woken). */
   setQueuePaused(params: SetQueuePausedParams): Promise<QueueState>;
   /** Every queue that was ever paused or resumed, by name. */

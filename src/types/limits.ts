@@ -70,6 +70,8 @@ export const LIMITS = {
   historyOpenAttemptsMax: 100_000,
   /** Most events a coordinator holds for jobs whose queue it has still to read; past it new ones are dropped. */
   historyUnresolvedMaxEvents: 100_000,
+  /** Most roll-up batches (of sweepBatchMaxRows rows each) one history sweep runs. */
+  historyRollUpMaxBatches: 20,
   /** Rows one sweeper pass handles; the rest wait for the next pass. */
   sweepBatchMaxRows: 500,
   /** Most jobs one list call returns. */
@@ -84,6 +86,16 @@ export const LIMITS = {
   sseBufferMaxEvents: 4096,
   /** Newest finished attempts per queue that the run-time statistics read. */
   queueStatsSampleMaxRows: 10_000,
+  /** Newest jobs per queue that the advisor counts for a queue's arrival rate. */
+  adviceArrivalsSampleMaxRows: 50_000,
+  /** Newest jobs (over all queues) whose dependants the advisor follows to find the pipeline's edges. */
+  adviceEdgesSampleMaxJobs: 10_000,
+  /** Most dependency rows the advisor's edge read joins. */
+  adviceEdgesMaxRows: 100_000,
+  /** Most workers the advisor's plan adds. */
+  adviceAddWorkersMax: 1000,
+  /** Longest window the advisor may be asked to look back over (`windowMs`). */
+  adviceWindowMaxMs: 7 * 24 * 3600 * 1000,
   /** Most samples in one resource trace; a longer run is sampled more sparsely to fit. */
   traceSamplesMax: 512,
 } as const;
@@ -142,6 +154,8 @@ export const HTTP_DEFAULTS = {
   sseHeartbeatIntervalMs: 15 * 1000,
   /** Queue statistics (throughput, run times) cover the attempts that finished this recently. */
   queueStatsWindowMs: 5 * 60 * 1000,
+  /** The advisor looks at the attempts that finished and the jobs submitted this recently, unless asked for another window. */
+  adviceWindowMs: 6 * 3600 * 1000,
 } as const;
 
 /** Coordinator defaults. */

@@ -1,9 +1,10 @@
 // Reads that change nothing: listings, counts and run-time statistics.
+import { idFactory } from '../../types/ids.ts';
 import { LIMITS } from '../../types/limits.ts';
 import type { Attempt, Job } from '../../types/model.ts';
 import type { JobState } from '../../types/states.ts';
 import { attemptFromRow, decodeCursor, emptyCounts, encodeCursor } from '../rows.ts';
-import type { JobPage, ListJobsParams, QueueCounts, QueueRunStats } from '../store.ts';
+import type { JobPage, ListJobsParams, QueueArrivals, QueueCounts, QueueEdges, QueueRunStats } from '../store.ts';
 import { jobFromRow } from './columns.ts';
 import { LIVE, type Context, type Exec, type Param } from './sql.ts';
 
@@ -91,4 +92,69 @@ export async function queueStats(x: Exec, params: { queues: readonly string[]; s
     });
   }
   return out;
+}
+
+// ---- The advisor's reads ----
+
+/** The smallest id the engine makes at `ms`: ids are ULIDs, so `id >= idFloorAt(ms)` is "created at or after ms" on an index. */
+export function idFloorAt(ms: number): string {
+  return idFactory({ now: () => Math.max(0, Math.floor(ms)) }, { next: () => 0 })();
+}
+
+// The newest jobs of the queue created since the floor (index jobs_queue: queue, id), counted.
+const QUEUE_ARRIVALS_SQL = `
+  SELECT count(*) AS n, min(created_at) AS oldest FROM (
+    SELECT created_at FROM jobs WHERE queue = $1 AND id >= $2 AND created_at >= $3 ORDER BY id DESC LIMIT $4
+  ) s`;
+
+export async function queueArrivals(x: Exec, params: { queues: readonly string[]; sinceMs: number; sampleMaxRows: number }): Promise<QueueArrivals[]> {
+  const sample = Math.max(1, Math.min(params.sampleMaxRows, LIMITS.adviceArrivalsSampleMaxRows));
+  const out: QueueArrivals[] = [];
+  for (const queue of new Set(params.queues)) {
+    const r = await x.get(QUEUE_ARRIVALS_SQL, [queue, idFloorAt(params.sinceMs), params.sinceMs, sample]);
+    const n = Number(r?.n ?? 0);
+    out.push({ queue, submitted: n, sampledSinceMs: n >= sample ? Number(r?.oldest) : params.sinceMs });
+  }
+  return out;
+}
+
+// The newest jobs since the floor (primary key), their dependency rows (job_deps' primary key
+// starts with parent_id) and the dependants (primary key), cut at $4 rows, counted per pair of queues.
+const QUEUE_EDGES_SQL = `
+  WITH p AS (
+    SELECT id, queue, created_at FROM jobs WHERE id >= $1 AND created_at >= $2 ORDER BY id DESC LIMIT $3
+  ), n AS (
+    SELECT queue, count(*) AS jobs FROM p GROUP BY queue
+  ), e AS (
+    SELECT p.queue AS from_q, c.queue AS to_q, p.id AS parent_id, c.id AS child_id
+    FROM p JOIN job_deps d ON d.parent_id = p.id JOIN jobs c ON c.id = d.job_id
+    LIMIT $4
+  )
+  SELECT e.from_q, e.to_q, count(*) AS deps, count(DISTINCT e.parent_id) AS parents, count(DISTINCT e.child_id) AS children, n.jobs AS from_jobs
+  FROM e JOIN n ON n.queue = e.from_q
+  GROUP BY e.from_q, e.to_q, n.jobs
+  ORDER BY e.from_q, e.to_q`;
+
+const QUEUE_EDGES_SAMPLE_SQL = `
+  SELECT count(*) AS n, min(created_at) AS oldest FROM (
+    SELECT created_at FROM jobs WHERE id >= $1 AND created_at >= $2 ORDER BY id DESC LIMIT $3
+  ) s`;
+
+export async function queueEdges(x: Exec, params: { sinceMs: number; sampleMaxJobs: number; maxRows: number }): Promise<QueueEdges> {
+  const sample = Math.max(1, Math.min(params.sampleMaxJobs, LIMITS.adviceEdgesSampleMaxJobs));
+  const maxRows = Math.max(1, Math.min(params.maxRows, LIMITS.adviceEdgesMaxRows));
+  const floor = idFloorAt(params.sinceMs);
+  const rows = await x.all(QUEUE_EDGES_SQL, [floor, params.sinceMs, sample, maxRows]);
+  const edges = rows.map((r) => ({
+    from: String(r.from_q),
+    to: String(r.to_q),
+    deps: Number(r.deps),
+    parents: Number(r.parents),
+    children: Number(r.children),
+    fromJobs: Number(r.from_jobs),
+  }));
+  const s = await x.get(QUEUE_EDGES_SAMPLE_SQL, [floor, params.sinceMs, sample]);
+  const n = Number(s?.n ?? 0);
+  const deps = edges.reduce((sum, e) => sum + e.deps, 0);
+  return { edges, sampledSinceMs: n >= sample ? Number(s?.oldest) : params.sinceMs, truncated: deps >= maxRows };
 }

@@ -20,7 +20,9 @@ import type {
   LeaseRef,
   ListJobsParams,
   QuarantineParams,
+  QueueArrivals,
   QueueCounts,
+  QueueEdges,
   QueueRunStats,
   QueueState,
   ReadHistoryParams,
@@ -224,6 +226,14 @@ export abstract class EngineStore implements Store {
 
   queueStats(params: { queues: readonly string[]; sinceMs: number; sampleMaxRows: number }): Promise<QueueRunStats[]> {
     return this.read((x) => reads.queueStats(x, params));
+  }
+
+  queueArrivals(params: { queues: readonly string[]; sinceMs: number; sampleMaxRows: number }): Promise<QueueArrivals[]> {
+    return this.read((x) => reads.queueArrivals(x, params));
+  }
+
+  queueEdges(params: { sinceMs: number; sampleMaxJobs: number; maxRows: number }): Promise<QueueEdges> {
+    return this.read((x) => reads.queueEdges(x, params));
   }
 
   // ---- Queues and history ----

@@ -15,6 +15,7 @@
 // differently, the difference is an option of StoreContractOptions, named with
 // its reason, and the test checks each side: today only `unstorableText`.
 import { describe } from 'node:test';
+import { adviceTests } from './advice.ts';
 import { claimTests } from './claim.ts';
 import { contractContext, type OpenContractStore, type StoreContractOptions } from './context.ts';
 import { dependencyTests } from './dependencies.ts';
@@ -40,5 +41,6 @@ export function storeContract(name: string, open: OpenContractStore, options: St
     dependencyTests(ctx);
     trustTests(ctx);
     queueTests(ctx);
+    adviceTests(ctx);
   });
 }
