@@ -19,6 +19,7 @@ import type { Job, Worker } from '../types/model.ts';
 import type { JobState } from '../types/states.ts';
 import type { Auth, Scope } from './auth.ts';
 import { registerDashboard } from './dashboard.ts';
+import { registerMetrics } from './metrics.ts';
 import { buildOpenApi } from './openapi.ts';
 import { ROUTES, type JsonSchema, type RouteId } from './routes.ts';
 
@@ -159,6 +160,7 @@ export async function buildHttpApp(deps: HttpDeps): Promise<FastifyInstance> {
   };
 
   registerDashboard(app);
+  registerMetrics(app, { coordinator, auth });
   for (const route of ROUTES) {
     app.route({
       method: route.method,
