@@ -146,7 +146,8 @@ export async function runDevstack(flags: Flags): Promise<number> {
   const dir = mkdtempSync(join(tmpdir(), 'gaffer-devstack-'));
   const served = await listenOn(Number.parseInt(flags.port, 10), dir);
   const { coordinator, store } = served;
-  console.log(`gaffer devstack: coordinator at ${served.server.url} (API under /v1, OpenAPI at /v1/openapi.json)`);
+  console.log(`gaffer devstack: dashboard at ${served.server.url}/ (open it in a browser)`);
+  console.log(`  coordinator at ${served.server.url} (API under /v1, OpenAPI at /v1/openapi.json)`);
   console.log(`  database ${join(dir, 'gaffer.db')}; try: ./bin/gaffer workers --url ${served.server.url}`);
 
   const { specs, pipelines } = workload(nJobs, nHonest);

@@ -33,7 +33,21 @@ let current: Page | null = null;
 let caps: Capabilities | null = null;
 const live = new Live({
   refresh: async () => {
-    await current?.refresh();
+    const page = current;
+    try {
+      await page?.refresh();
+      if (page === current && main.hasAttribute('data-error')) {
+        main.removeAttribute('data-error');
+        if (banner.dataset.kind === 'refresh') banner.hidden = true;
+      }
+    } catch (err) {
+      if (page !== current) return;
+      const e = err as { status?: number; code?: string; message?: string };
+      const text = `${e.code ?? 'ERROR'}${e.status ? ` (${e.status})` : ''}: ${e.message ?? String(err)}`;
+      main.setAttribute('data-error', text);
+      notify(`Could not refresh this page: ${text}`, true);
+      banner.dataset.kind = 'refresh';
+    }
   },
   onStatus: (ok, note) => {
     status.className = `status ${ok ? 'live' : 'stale'}`;

@@ -33,6 +33,7 @@ const VIEWPORT = { width: 1280, height: 860 };
  * context) and no web security. The test wants a browser as a user has it.
  */
 const DROPPED_ARGS = ['--single-process', '--disable-web-security', '--allow-running-insecure-content'];
+// A machine whose locale is POSIX gives the browser the tag en-US@posix, which Intl (and so uPlot) refuses: the browser gets a plain one.
 
 /** A handler whose calls wait until the test releases them. */
 function gatedHandler(): { handler: Handler; calls: { payload: Json; release: (v: Json) => void }[] } {
@@ -49,7 +50,9 @@ async function launch(): Promise<Browser> {
     assert.fail(`no Chromium: @sparticuz/chromium could not unpack its browser: ${(err as Error).message}`);
   }
   try {
-    return await puppeteer.launch({ executablePath: path, args: [...chromium.args.filter((a) => !DROPPED_ARGS.includes(a)), '--no-sandbox'], headless: true, defaultViewport: VIEWPORT });
+    return await puppeteer.launch({ executablePath: path, args: [...chromium.args.filter((a) => !DROPPED_ARGS.includes(a)), '--no-sandbox', '--lang=en-US'],
+      env: { ...process.env, LANG: 'en_US.UTF-8' },
+      headless: true, defaultViewport: VIEWPORT });
   } catch (err) {
     assert.fail(`Chromium at ${path} did not start: ${(err as Error).message}`);
   }

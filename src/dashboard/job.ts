@@ -27,16 +27,19 @@ function fields(job: JobView): HTMLElement {
 export function timeline(attempts: Attempt[], now: number): HTMLElement {
   if (attempts.length === 0) return h('p', { class: 'muted', id: 'timeline' }, 'No attempt yet.');
   const start = Math.min(...attempts.map((a) => a.leasedAt));
-  const end = Math.max(now, ...attempts.map((a) => a.finishedAt ?? now));
+  const live = attempts.some((a) => a.finishedAt === null);
+  const end = Math.max(live ? now : start, ...attempts.map((a) => a.finishedAt ?? now));
   const span = Math.max(1, end - start);
   const pct = (t: number): number => ((t - start) / span) * 100;
   const seg = (cls: string, from: number, to: number, title: string): HTMLElement =>
-    h('span', { class: `tl-seg ${cls}`, title, style: `left:${pct(from)}%;width:${Math.max(0.3, pct(to) - pct(from))}%` });
+    h('span', { class: `tl-seg ${cls}`, title, style: `left:${pct(from)}%;width:${Math.max(0.4, pct(to) - pct(from))}%` });
   const rows = attempts.map((a) => {
     const stop = a.finishedAt ?? now;
-    const ran = a.startedAt ?? stop;
-    const segs = [seg('leased', a.leasedAt, a.startedAt ?? stop, `leased ${time(a.leasedAt)}`)];
-    if (a.startedAt !== null) segs.push(seg(a.finishedAt === null ? 'running' : `end-${a.state}`, ran, stop, `${a.state} ${duration(stop - ran)}`));
+    const ran = a.startedAt ?? a.leasedAt;
+    // Leased until it started (light); then running (dark) or, once it ended, the colour of how it ended.
+    const segs = a.startedAt !== null ? [seg('leased', a.leasedAt, a.startedAt, `leased ${time(a.leasedAt)}`)] : [];
+    if (a.finishedAt !== null || a.startedAt !== null) segs.push(seg(a.finishedAt === null ? 'running' : `end-${a.state}`, ran, stop, `${a.state} after ${duration(stop - a.leasedAt)}`));
+    else segs.push(seg('leased', a.leasedAt, stop, `leased ${time(a.leasedAt)}`));
     const why = a.error ? `${a.error.code}: ${a.error.message}` : '';
     return h(
       'div',

@@ -13,6 +13,8 @@ import { JOB_STATE_ORDER, WORKER_STATE_ORDER, type QueuesAnswer, type QueueStats
 
 /** Samples of the page's own polls kept for the charts when the server keeps no history. */
 export const LOCAL_SAMPLES_MAX = 600;
+/** How far back the charts read GET /v1/history. */
+export const HISTORY_SHOWN_MS = 60 * 60_000;
 
 export function queueCard(q: QueueStats): HTMLElement {
   const free = Math.max(0, q.slots.total - q.slots.used);
@@ -51,23 +53,30 @@ export function overviewPage(): Page {
   const charts = [new Chart(), new Chart()] as const;
   const local: { t: number; queues: QueueStats[] }[] = [];
 
-  const drawCharts = async (queues: QueueStats[]): Promise<void> => {
-    if (hasRoute(ctx.caps, 'GET /v1/history')) {
-      const hist = await get<HistoryAnswer>('/v1/history');
-      const cols = historyColumns(hist);
-      chartNote.textContent = 'Per minute, per queue, from the coordinator\u2019s history (GET /v1/history).';
-      charts[0].set('succeeded per minute', cols.names, cols.succeeded);
-      charts[1].set('mean run time per minute (ms)', cols.names, cols.runMeanMs);
-      return;
-    }
+  const drawLocal = (queues: QueueStats[], why: string): void => {
     local.push({ t: Date.now() / 1000, queues });
     if (local.length > LOCAL_SAMPLES_MAX) local.shift();
-    chartNote.textContent = 'This coordinator keeps no history (no GET /v1/history): the charts show what this page has seen since it opened.';
+    chartNote.textContent = `${why}: the charts show what this page has seen since it opened.`;
     const names = [...new Set(local.flatMap((s) => s.queues.map((q) => q.queue)))].sort();
     const pick = (f: (q: QueueStats) => number) => names.map((n) => local.map((s) => { const q = s.queues.find((x) => x.queue === n); return q ? f(q) : null; }));
     const t = local.map((s) => s.t);
     charts[0].set('jobs queued + running', names, [t, ...pick((q) => (q.counts.queued ?? 0) + (q.counts.running ?? 0))]);
     charts[1].set('completed per minute (last 5 min)', names, [t, ...pick((q) => q.recent.throughputPerMinute)]);
+  };
+
+  const drawCharts = async (queues: QueueStats[]): Promise<void> => {
+    if (!hasRoute(ctx.caps, 'GET /v1/history')) return drawLocal(queues, 'This coordinator keeps no history (no GET /v1/history)');
+    let hist: HistoryAnswer;
+    try {
+      hist = await get<HistoryAnswer>(`/v1/history?step=minute&from=${Date.now() - HISTORY_SHOWN_MS}`);
+    } catch (err) {
+      return drawLocal(queues, `GET /v1/history failed (${(err as Error).message})`);
+    }
+    const cols = historyColumns(hist);
+    if (cols.names.length === 0) return drawLocal(queues, 'No history yet (the coordinator adds each minute to GET /v1/history about a minute after it ends)');
+    chartNote.textContent = `Per minute, per queue, the last ${HISTORY_SHOWN_MS / 60_000} minutes of the coordinator\u2019s history (GET /v1/history).`;
+    charts[0].set('jobs succeeded per minute', cols.names, cols.succeeded);
+    charts[1].set('mean run time per minute (ms)', cols.names, cols.runMeanMs);
   };
 
   return {
