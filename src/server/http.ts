@@ -11,6 +11,7 @@ import { Ajv, type ValidateFunction } from 'ajv';
 import { fastify, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { pino, type Logger } from 'pino';
 import type { Coordinator, JobEvent, WorkerEvent } from '../coordinator/coordinator.ts';
+import { buildAdvice } from '../coordinator/advice.ts';
 import { schemaError } from '../coordinator/validate.ts';
 import type { Clock, TimerHandle } from '../types/clock.ts';
 import { GafferError } from '../types/errors.ts';
@@ -153,6 +154,10 @@ export async function buildHttpApp(deps: HttpDeps): Promise<FastifyInstance> {
     },
 
     listQueues: async () => queueStatistics(coordinator),
+    advice: async (req) => {
+      const q = check.advice.query<{ windowMs?: number }>(req.query);
+      return buildAdvice(store, coordinator.clock.now(), q.windowMs ?? HTTP_DEFAULTS.adviceWindowMs);
+    },
     events: async (req, reply) => {
       const q = check.events.query<{ jobId?: string; type?: 'job' | 'worker' }>(req.query);
       hub.open(reply, q, req.log);

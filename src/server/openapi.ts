@@ -161,6 +161,45 @@ const queueStats = object({
   ),
 });
 
+const numOrNull = (description: string): JsonSchema => ({ type: ['number', 'null'], description });
+const adviceSchemas = (): Record<string, JsonSchema> => ({
+  AdvicePhase: object({
+    queue: str,
+    status: { type: 'string', enum: ['unmeasured', 'idle', 'keeping-up', 'overloaded', 'no-slots'] },
+    runTimeMeanMs: numOrNull('Mean run time of the attempts completed in the window; null: none completed.'),
+    slots: { type: 'integer', description: 'Slots of the workers that count.' },
+    capacityPerHour: numOrNull('slots x 3 600 000 / runTimeMeanMs.'),
+    submittedPerHour: { type: 'number', description: 'Jobs submitted to the queue per hour.' },
+    arrivalPerHour: { type: 'number', description: 'submittedPerHour, or what the parent queues feed it when that is more.' },
+    fedBy: { type: 'array', items: str, description: 'Queues this queue\'s jobs depend on.' },
+    utilisation: numOrNull('arrivalPerHour / capacityPerHour; null when unmeasured or without slots.'),
+    slotsNeeded: numOrNull("Little's law: arrivalPerHour x runTimeMeanMs / 3 600 000."),
+    slotsToBalance: { type: ['integer', 'null'], description: 'ceil(slotsNeeded).' },
+    slotsShort: { type: ['integer', 'null'], description: 'slotsToBalance - slots, at least 0.' },
+  }),
+  Advice: object({
+    at: ms('Epoch ms.'),
+    windowMs: int,
+    workersCounted: int,
+    phases: { type: 'array', items: ref('AdvicePhase') },
+    bottleneck: { type: ['string', 'null'], description: 'The measured queue with the highest utilisation; null when nothing arrives.' },
+    headroom: numOrNull('1 / the bottleneck\'s utilisation: how much every arrival rate may grow (below 1: the pipeline falls behind; 0: a queue has work and no slots).'),
+    kinds: {
+      type: 'array',
+      items: object({ queues: countsByName, workers: int, examples: { type: 'array', items: str }, headroomWithOneMore: { type: ['number', 'null'] } }),
+      description: 'Kinds of connected workers by the slots per queue they declare.',
+    },
+    add: { type: 'array', items: object({ queues: countsByName, workers: int }), description: 'Workers to add, by kind, until the headroom reaches 1.' },
+    headroomAfterAdd: numOrNull('The headroom once `add` is carried out.'),
+    edges: {
+      type: 'array',
+      items: object({ from: str, to: str, deps: int, parents: int, children: int, fromJobs: int }),
+      description: 'Dependencies between queues among the sampled jobs.',
+    },
+    edgesTruncated: bool,
+  }),
+});
+
 export function componentSchemas(): Record<string, JsonSchema> {
   return {
     Error: object(
@@ -188,6 +227,7 @@ export function componentSchemas(): Record<string, JsonSchema> {
     WorkerList: object({ workers: { type: 'array', items: ref('Worker') } }),
     QueueStats: queueStats,
     QueueList: object({ windowMs: int, queues: { type: 'array', items: ref('QueueStats') } }),
+    ...adviceSchemas(),
     JobEvent: object({ jobId: str, state: { type: 'string', enum: [...JOB_STATES] }, at: ms('Epoch ms.') }),
     WorkerEvent: object({ workerId: str, event: { type: 'string', enum: ['attached', 'detached', 'draining', 'quarantined', 'released'] }, at: ms('Epoch ms.') }),
     QuarantineRequest: { type: 'object', additionalProperties: false, properties: { reason: { type: 'string', maxLength: LIMITS.errorMessageMaxChars } } },

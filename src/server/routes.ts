@@ -24,6 +24,7 @@ export type RouteId =
   | 'quarantineWorker'
   | 'releaseWorker'
   | 'listQueues'
+  | 'advice'
   | 'events';
 
 export interface ResponseSpec {
@@ -74,6 +75,19 @@ export const listJobsQuerySchema = {
     },
     limit: { type: 'integer', minimum: 1, maximum: LIMITS.listMaxJobs, description: `Jobs per page; ${HTTP_DEFAULTS.listDefaultJobs} when left out.` },
     cursor: { type: 'string', pattern: '^[A-Za-z0-9_-]+$', maxLength: 128, description: 'The `nextCursor` of the previous page.' },
+  },
+} as const;
+
+export const adviceQuerySchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    windowMs: {
+      type: 'integer',
+      minimum: 60_000,
+      maximum: LIMITS.adviceWindowMaxMs,
+      description: `How far back to look; default ${HTTP_DEFAULTS.adviceWindowMs} ms (adviceWindowMs), at most adviceWindowMaxMs.`,
+    },
   },
 } as const;
 
@@ -329,6 +343,24 @@ export const ROUTES: readonly RouteSpec[] = [
     bodyRequired: false,
     responses: { 200: { description: 'The queues', schema: 'QueueList' } },
     errors: [],
+  },
+  {
+    id: 'advice',
+    method: 'GET',
+    url: '/v1/advice',
+    scope: 'client',
+    summary: 'Worker-ratio advice: capacity per phase, the bottleneck, the slots that balance the pipeline, workers to add',
+    description:
+      'From the run times of the attempts that finished in the window, the jobs submitted in it, the edges between queues that dependencies make ' +
+      '(among recent jobs) and the slots of the workers that count (connected, not draining, not quarantined): per queue the capacity ' +
+      '(slots x 1 h / mean run time), the arrival rate (submissions, or what the parent queues feed it), the utilisation, ' +
+      "the slots Little's law says balance it (arrival rate x mean run time); the bottleneck, the headroom (1 / its utilisation), " +
+      'and, by the kinds of workers connected (their slots per queue), which to add and how many. docs/advisor.md.',
+    query: adviceQuerySchema,
+    bodyDoc: null,
+    bodyRequired: false,
+    responses: { 200: { description: 'The advice', schema: 'Advice' } },
+    errors: [400],
   },
   {
     id: 'events',
