@@ -241,10 +241,10 @@ export function registerClientCommands(program: Command): void {
     });
 
   withCommon(program.command('stats'))
-    .description('queue statistics: counts per state, throughput, run times')
+    .description('queue statistics: jobs per state, slots used of total, completions per minute and run times over the recent window')
     .action(async (opts: Common) => {
-      const stats = await clientFrom(opts).queues();
-      out(opts, stats, () => JSON.stringify(stats, null, 2));
+      const stats = (await clientFrom(opts).queues()) as QueuesAnswer;
+      out(opts, stats, () => statsTable(stats));
     });
 }
 
@@ -279,4 +279,50 @@ export function workersTable(workers: readonly Worker[]): string {
     for (const [q, c] of Object.entries(w.checks)) if (c.state === 'failed' && c.reason) lines.push(`    check ${q} failed: ${c.reason}`);
   }
   return lines.join('\n');
+}
+
+/** What GET /v1/queues answers, as far as the table shows it. */
+export interface QueuesAnswer {
+  windowMs: number;
+  queues: {
+    queue: string;
+    paused?: boolean;
+    counts: Record<string, number>;
+    slots: { workers: number; total: number; used: number };
+    recent: { completed: number; failed: number; throughputPerMinute: number; runTimeMeanMs: number | null; runTimeP95Ms: number | null };
+  }[];
+}
+
+const STATS_HEADER = ['QUEUE', 'WAITING', 'QUEUED', 'RUNNING', 'VERIFYING', 'SUCCEEDED', 'FAILED', 'CANCELLED', 'EXPIRED', 'WORKERS', 'SLOTS', 'PER-MIN', 'MEAN', 'P95'];
+const STATS_STATES = ['waiting', 'queued', 'running', 'verifying', 'succeeded', 'failed', 'cancelled', 'expired'];
+
+/** A duration for a table cell: 850ms, 12.3s, 4.5m, 2.0h. */
+export function shortDuration(ms: number | null): string {
+  if (ms === null) return '-';
+  if (ms < 1000) return `${Math.round(ms)}ms`;
+  if (ms < 60_000) return `${(ms / 1000).toFixed(1)}s`;
+  if (ms < 3_600_000) return `${(ms / 60_000).toFixed(1)}m`;
+  return `${(ms / 3_600_000).toFixed(1)}h`;
+}
+
+/** One line per queue under a header: jobs per state, slots used/total, and the recent window's rate and run times. */
+export function statsTable(stats: QueuesAnswer): string {
+  if (stats.queues.length === 0) return 'no queues';
+  const rows = stats.queues.map((q) => [
+    q.paused ? `${q.queue} (paused)` : q.queue,
+    ...STATS_STATES.map((s) => String(q.counts[s] ?? 0)),
+    String(q.slots.workers),
+    `${q.slots.used}/${q.slots.total}`,
+    String(q.recent.throughputPerMinute),
+    shortDuration(q.recent.runTimeMeanMs),
+    shortDuration(q.recent.runTimeP95Ms),
+  ]);
+  const widths = STATS_HEADER.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const line = (cells: string[]): string =>
+    cells
+      .map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!)))
+      .join('  ')
+      .trimEnd();
+  const window = `per-min, mean and p95 over the last ${shortDuration(stats.windowMs)}`;
+  return [line(STATS_HEADER), ...rows.map(line), window].join('\n');
 }

@@ -405,6 +405,42 @@ describe('gaffer end to end (real processes on 127.0.0.1)', () => {
     const cliQueue = queues.find((q) => q.queue === 'cli');
     assert.deepEqual([cliQueue?.counts.succeeded, cliQueue?.counts.failed], [1, 1]);
     assert.equal(queues.find((q) => q.queue === 'nobody.serves.this')?.counts.cancelled, 1);
+
+    // Without --json, stats is a table like jobs and workers: a header, a row per queue, the window.
+    const table = await cli(['stats'], 'gaffer stats (table)');
+    assert.deepEqual(table.exit, { code: 0, signal: null }, tails(table.proc));
+    const [header, ...rows] = table.out.trimEnd().split('\n');
+    assert.deepEqual(header!.split(/\s+/), ['QUEUE', 'WAITING', 'QUEUED', 'RUNNING', 'VERIFYING', 'SUCCEEDED', 'FAILED', 'CANCELLED', 'EXPIRED', 'WORKERS', 'SLOTS', 'PER-MIN', 'MEAN', 'P95']);
+    const row = (queue: string): string[] => rows.find((r) => r.startsWith(`${queue} `))?.split(/\s+/) ?? [];
+    assert.deepEqual(row('cli').slice(0, 11), ['cli', '0', '0', '0', '0', '1', '1', '0', '0', '1', '0/2'], table.out);
+    assert.deepEqual(row('nobody.serves.this').slice(0, 11), ['nobody.serves.this', '0', '0', '0', '0', '0', '0', '1', '0', '0', '0/0'], table.out);
+    assert.match(rows.at(-1)!, /^per-min, mean and p95 over the last /);
+  });
+
+  it('serve logs what an operator needs at info, and one line per request only at debug', { timeout: 60_000 }, async () => {
+    const lines = (p: Proc): { msg?: string; level?: number }[] =>
+      p.stdout().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { msg?: string; level?: number });
+    const info = track(gaffer('serve (info)', ['serve', '--port', '0', '--db', join(scratch.dir, 'info.db'), '--log-level', 'info']));
+    const url = (await info.waitLine(LISTENING))[1]!;
+    await info.waitLine(/"msg":"gaffer coordinator listening"/);
+    const client = new GafferClient({ url });
+    const worker = startWorker({ url, name: 'log-worker', queues: ['logq:1'], exec: SQUARE_CMD });
+    await connectedWorkers(client, ['log-worker']);
+    await info.waitLine(/"msg":"worker attached"/);
+    const { job } = await client.submit({ queue: 'logq', payload: { n: 2 } });
+    assert.equal((await client.wait(job.id, 30_000)).state, 'succeeded');
+    await stop(worker);
+    await info.waitLine(/"msg":"worker disconnected"/);
+    const start = lines(info).find((l) => l.msg === 'gaffer coordinator listening') as { url?: string; store?: string } | undefined;
+    assert.deepEqual([start?.url, start?.store], [url, 'sqlite']);
+    assert.deepEqual(lines(info).filter((l) => /request/.test(l.msg ?? '')), [], 'no request lines at info');
+
+    const debug = track(gaffer('serve (debug)', ['serve', '--port', '0', '--db', join(scratch.dir, 'debug.db'), '--log-level', 'debug']));
+    const debugUrl = (await debug.waitLine(LISTENING))[1]!;
+    for (let i = 0; i < 3; i++) assert.equal((await fetch(`${debugUrl}/healthz`)).status, 200);
+    await until('three request lines', async () => lines(debug).filter((l) => l.msg === 'request').length >= 3);
+    const requests = lines(debug).filter((l) => /request/.test(l.msg ?? ''));
+    assert.deepEqual(requests.map((l) => [l.msg, l.level]), [['request', 20], ['request', 20], ['request', 20]], 'one debug line per request');
   });
 
   it('serve --host 0.0.0.0 without a token refuses to start, with a clear message', { timeout: 30_000 }, async () => {

@@ -26,6 +26,7 @@ export async function serve(config: ServeConfig, logger: Logger): Promise<Served
   assertSafeListen(auth, config.host);
   const store = await openStore(config);
   const coordinator = new Coordinator({ store, clock: systemClock, queues: config.queues, log: logger });
+  logWorkerEvents(coordinator, logger);
   coordinator.start();
   let server: RunningServer;
   try {
@@ -46,6 +47,15 @@ export async function serve(config: ServeConfig, logger: Logger): Promise<Served
       await store.close();
     },
   };
+}
+
+/** What an operator acts on: quarantines (warn), releases and drains (info). Attach and disconnect the worker socket logs. */
+function logWorkerEvents(coordinator: Coordinator, logger: Logger): void {
+  coordinator.events.on('worker', (e) => {
+    if (e.event === 'quarantined') logger.warn({ workerId: e.workerId }, 'worker quarantined');
+    else if (e.event === 'released') logger.info({ workerId: e.workerId }, 'worker released from quarantine');
+    else if (e.event === 'draining') logger.info({ workerId: e.workerId }, 'worker draining');
+  });
 }
 
 /** SQLite for a file, PostgreSQL for a postgres:// URL (its driver is loaded only then). */
@@ -87,13 +97,13 @@ export function registerServe(program: Command): void {
     .option('--sqlite-sync <mode>', 'SQLite: full (default) waits for the disk on every commit holding a submit or a result; normal never does, so a power cut may lose the last commits (env GAFFER_SQLITE_SYNC)')
     .option('--config <file>', 'TOML config file: [server], [[tokens]], [queues.NAME] (with verify, adaptive, challenge), [trust]')
     .option('--token <token>', 'one bearer token with every scope (env GAFFER_TOKEN)')
-    .option('--log-level <level>', 'fatal, error, warn, info, debug', 'info')
+    .option('--log-level <level>', 'fatal, error, warn, info (start, workers, quarantines, store trouble), debug (also one line per HTTP request)', 'info')
     .action(async (opts: { port?: string; host?: string; db?: string; pgSchema?: string; pgPoolMax?: string; sqliteSync?: string; config?: string; token?: string; logLevel: string }) => {
       const config = serveConfig(opts, process.env);
       const logger = pino({ level: opts.logLevel });
       const served = await serve(config, logger);
       const db = databaseLabel(config);
-      logger.info({ url: served.server.url, db, store: served.store.kind, auth: config.tokens.length > 0 }, 'gaffer coordinator listening');
+      logger.info({ url: served.server.url, metrics: `${served.server.url}/metrics`, db, store: served.store.kind, auth: config.tokens.length > 0 }, 'gaffer coordinator listening');
       console.log(`gaffer: listening on ${served.server.url} (database ${db})`);
       const stop = (signal: string): void => {
         logger.info({ signal }, 'shutting down');

@@ -31,6 +31,9 @@ import { Dispatcher, freesCapacity, groupByWorker } from './dispatcher.ts';
 import { Sweeper } from './sweeper.ts';
 import { MetricsHooks, timeStore } from './metrics-hooks.ts';
 
+/** Most ids one log line lists. */
+const LOG_MAX_IDS = 20;
+
 /** How the coordinator reaches one connected worker. */
 export interface WorkerLink {
   assign(assignments: Assignment[]): void;
@@ -388,6 +391,8 @@ export class Coordinator {
   /** What a sweep changed: ended attempts are revoked from their workers, changes become events. */
   private applySweep(result: SweepResult): void {
     this.metrics.swept(result);
+    const lost = [...new Set(result.endedAttempts.filter((e) => e.reason === 'LEASE_LOST').map((e) => e.workerId))];
+    if (lost.length > 0) this.log.warn({ workerIds: lost.slice(0, LOG_MAX_IDS) }, 'workers lost: leases expired without a heartbeat; their jobs go back to the queue');
     for (const e of result.endedAttempts) {
       this.sessions.get(e.workerId)?.link.revoke([e.attemptId], e.reason);
     }

@@ -1,6 +1,7 @@
 // The coordinator's network face: the HTTP API and the worker WebSocket on one
 // port. Listening beyond loopback without a token is refused.
 import type { AddressInfo } from 'node:net';
+import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { Coordinator } from '../coordinator/coordinator.ts';
 import { GafferError } from '../types/errors.ts';
@@ -37,7 +38,8 @@ export function assertSafeListen(auth: Auth, host: string): void {
 
 export async function startServer(options: ServerOptions): Promise<RunningServer> {
   assertSafeListen(options.auth, options.host);
-  const app = await buildHttpApp({ coordinator: options.coordinator, auth: options.auth, logger: options.logger ?? false });
+  const app = await buildHttpApp({ coordinator: options.coordinator, auth: options.auth, logger: options.logger ? httpLogger(options.logger) : false });
+  if (options.logger) logRequests(app, options.logger);
   const sockets = attachWorkerSocket(app.server, {
     coordinator: options.coordinator,
     auth: options.auth,
@@ -54,4 +56,20 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       await app.close();
     },
   };
+}
+
+/**
+ * Fastify's own request lines (two per request, at info) are dropped: the
+ * HTTP layer logs only its warnings and errors on the operator's logger...
+ */
+function httpLogger(logger: Logger): Logger {
+  return logger.child({}, { level: logger.isLevelEnabled('warn') ? 'warn' : logger.level });
+}
+
+/** ...and one line per request at debug: method, URL, status and time. */
+function logRequests(app: FastifyInstance, logger: Logger): void {
+  if (!logger.isLevelEnabled('debug')) return;
+  app.addHook('onResponse', async (req, reply) => {
+    logger.debug({ reqId: req.id, method: req.method, url: req.url, statusCode: reply.statusCode, responseTimeMs: Math.round(reply.elapsedTime * 10) / 10 }, 'request');
+  });
 }
