@@ -3,7 +3,7 @@
 /// <reference lib="dom.iterable" />
 /// <reference lib="dom.asynciterable" />
 import { get, hasRoute } from './api.ts';
-import { fill, h, jsonBlock } from './dom.ts';
+import { fill, h, jsonBlock, pill, table } from './dom.ts';
 import type { Page, PageContext } from './page.ts';
 
 interface Advice {
@@ -14,10 +14,21 @@ interface Advice {
   [more: string]: unknown;
 }
 
+function findList(answer: unknown): unknown[] | undefined {
+  if (Array.isArray(answer)) return answer;
+  return Object.values((answer ?? {}) as Record<string, unknown>).find((v): v is unknown[] => Array.isArray(v) && v.length > 0 && typeof v[0] === 'object');
+}
+
 function adviceList(answer: unknown): Advice[] {
-  if (Array.isArray(answer)) return answer as Advice[];
-  const found = Object.values((answer ?? {}) as Record<string, unknown>).find(Array.isArray);
-  return (found as Advice[] | undefined) ?? [];
+  return (findList(answer) as Advice[] | undefined) ?? [];
+}
+
+/** A figure as a short text: numbers to at most 3 decimals, lists and objects as compact JSON. */
+function cell(v: unknown): string {
+  if (typeof v === 'number') return Number.isInteger(v) ? String(v) : v < 0.001 && v > 0 ? v.toExponential(1) : v.toFixed(3).replace(/\.?0+$/, '');
+  if (v === null || v === undefined) return '–';
+  if (typeof v === 'string') return v;
+  return JSON.stringify(v);
 }
 
 export function advisorPage(): Page {
@@ -35,9 +46,14 @@ export function advisorPage(): Page {
       }
       const answer = await get<unknown>('/v1/advice');
       const items = adviceList(answer);
+      const keys = [...new Set(items.flatMap((a) => Object.keys(a).filter((k) => k !== 'queue' && k !== 'status')))];
+      const rest = Object.fromEntries(Object.entries((answer ?? {}) as Record<string, unknown>).filter(([, v]) => !Array.isArray(v) || v !== findList(answer)));
       fill(
         body,
-        items.length === 0 ? h('p', { class: 'muted' }, 'Nothing to advise.') : items.map((a) => h('div', { class: 'card', 'data-advice': a.kind ?? '' }, h('h3', {}, a.queue ?? '', ' ', h('span', { class: 'pill' }, a.severity ?? a.kind ?? 'advice')), h('p', {}, a.message ?? ''), jsonBlock(a))),
+        items.length === 0
+          ? h('p', { class: 'muted' }, 'Nothing to advise.')
+          : table(['queue', 'status', ...keys], items.map((a) => [h('span', {}, String(a.queue ?? '')), pill(String(a.status ?? a.severity ?? 'advice')), ...keys.map((k) => h('span', { class: 'mono' }, cell(a[k])))])),
+        Object.keys(rest).length > 0 ? [h('h2', {}, 'Summary'), jsonBlock(rest)] : null,
         h('details', {}, h('summary', { class: 'note' }, 'raw answer'), jsonBlock(answer)),
       );
     },
