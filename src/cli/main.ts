@@ -4,6 +4,7 @@
 import { Command } from 'commander';
 import { GafferClientError } from '../client/client.ts';
 import { isGafferError } from '../types/errors.ts';
+import { registerAdvise } from './advise.ts';
 import { registerClientCommands } from './client-commands.ts';
 import { registerServe } from './serve.ts';
 import { registerWorker } from './worker.ts';
@@ -18,6 +19,7 @@ function program(): Command {
   registerServe(cmd);
   registerWorker(cmd);
   registerClientCommands(cmd);
+  registerAdvise(cmd);
   registerDevstack(cmd);
   registerSimulate(cmd);
   return cmd;

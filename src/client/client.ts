@@ -1,5 +1,6 @@
 // The TypeScript client: submit jobs, await their results like an RPC, watch
 // events. It speaks the HTTP API (docs/http-api.md) with fetch.
+import type { AdviceReport } from '../coordinator/advice.ts';
 import type { Attempt, Job, JobSpec, Json, Worker } from '../types/model.ts';
 import type { JobState } from '../types/states.ts';
 import { isTerminalJobState } from '../types/states.ts';
@@ -155,6 +156,12 @@ export class GafferClient {
 
   async queues(): Promise<unknown> {
     return (await this.call('GET', '/v1/queues')).body;
+  }
+
+  /** Worker-ratio advice over the last `windowMs` (the server's default when left out): docs/advisor.md. */
+  async advice(query: { windowMs?: number } = {}): Promise<AdviceReport> {
+    const q = query.windowMs === undefined ? '' : `?windowMs=${encodeURIComponent(String(query.windowMs))}`;
+    return (await this.call('GET', `/v1/advice${q}`)).body as AdviceReport;
   }
 
   /**
