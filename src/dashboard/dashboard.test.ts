@@ -202,6 +202,18 @@ describe('dashboard in a browser', () => {
     await page.goto(base + '/#/queues');
     await page.waitForSelector('#queue-table table', { timeout: STEP_TIMEOUT_MS });
     await shot(page, 'queues');
+    const paths = Object.keys((await api('/v1/openapi.json')).paths);
+    if (paths.includes('/v1/queues/{name}/pause')) {
+      // The queue's button follows its state: pause, then resume, each seen through the API.
+      await page.click('button[data-action="pause"][data-queue="seal"]');
+      await page.waitForSelector('button[data-action="resume"][data-queue="seal"]', { timeout: STEP_TIMEOUT_MS });
+      assert.equal((await api('/v1/queues')).queues.find((q: { queue: string }) => q.queue === 'seal').paused, true);
+      await page.click('button[data-action="resume"][data-queue="seal"]');
+      await page.waitForSelector('button[data-action="pause"][data-queue="seal"]', { timeout: STEP_TIMEOUT_MS });
+      assert.equal((await api('/v1/queues')).queues.find((q: { queue: string }) => q.queue === 'seal').paused, false);
+    } else {
+      assert.match(await page.$eval('main', (e) => e.textContent ?? ''), /no pause and resume routes/);
+    }
 
     await page.goto(`${base}/#/jobs?queue=prove`);
     await page.waitForFunction((n) => document.querySelectorAll('#job-list tbody tr').length === n, { timeout: STEP_TIMEOUT_MS }, 6);
