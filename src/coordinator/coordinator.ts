@@ -17,7 +17,8 @@
 //   answers again (store-guard.ts); nothing it does crashes the process.
 import { EventEmitter } from 'node:events';
 import { place as defaultPlace } from '../scheduler/index.ts';
-import type { Change, HeartbeatResult, LeaseRef, QueueCounts, Store, SubmitResult, SweepResult } from '../store/store.ts';
+import type { Change, HeartbeatResult, LeaseRef, QueueCounts, QueueState, ReadHistoryParams, Store, SubmitResult, SweepResult } from '../store/store.ts';
+import type { HistoryPoint } from '../types/history.ts';
 import type { Clock, Random, TimerHandle } from '../types/clock.ts';
 import { GafferError, isGafferError } from '../types/errors.ts';
 import { COORDINATOR_DEFAULTS, LIMITS } from '../types/limits.ts';
@@ -30,6 +31,10 @@ import { guardStore, StoreHealth } from './store-guard.ts';
 import { Dispatcher, freesCapacity, groupByWorker } from './dispatcher.ts';
 import { Sweeper } from './sweeper.ts';
 import { MetricsHooks, timeStore } from './metrics-hooks.ts';
+import { HistoryRecorder } from './history.ts';
+import { queueNameSchema } from '../types/schemas.ts';
+
+const QUEUE_NAME = new RegExp(queueNameSchema.pattern);
 
 /** Most ids one log line lists. */
 const LOG_MAX_IDS = 20;
@@ -52,6 +57,8 @@ export interface CoordinatorOptions {
    * COORDINATOR_DEFAULTS.pollIntervalMs with a shared (PostgreSQL) store, null otherwise.
    */
   pollIntervalMs?: number | null;
+  /** How often the queue history counted here is added into the store (COORDINATOR_DEFAULTS.historyFlushIntervalMs). */
+  historyFlushIntervalMs?: number;
   /** For the jitter of store probes; Math.random when left out. */
   random?: Random;
   /** Per queue: defaults for fields a submit leaves out, and a reliability challenge for new workers. */
@@ -91,6 +98,8 @@ export class Coordinator {
   readonly events = new EventEmitter<{ job: [JobEvent]; worker: [WorkerEvent] }>();
   /** Where /metrics attaches; every hook is an increment or an observation, none reads the store. */
   readonly metrics: MetricsHooks;
+  /** The queue history this coordinator counts and flushes (history.ts). */
+  readonly history: HistoryRecorder;
   private readonly dispatcher: Dispatcher;
   private readonly sweeper: Sweeper;
   private readonly queueDefaults: Record<string, QueueConfig>;
@@ -128,6 +137,13 @@ export class Coordinator {
       afterLoop: () => this.sweeper.armWake(),
       onError,
     });
+    this.history = new HistoryRecorder({
+      store: this.store,
+      clock: this.clock,
+      ...(options.historyFlushIntervalMs !== undefined ? { flushIntervalMs: options.historyFlushIntervalMs } : {}),
+      available,
+      onError,
+    });
     this.sweeper = new Sweeper({
       store: this.store,
       clock: this.clock,
@@ -146,6 +162,7 @@ export class Coordinator {
     this.running = true;
     this.unsubscribeWake = this.store.onWake?.(() => this.kick()) ?? null;
     this.sweeper.start();
+    this.history.start();
     this.dispatcher.start();
   }
 
@@ -157,6 +174,8 @@ export class Coordinator {
     this.sweeper.stop();
     this.dispatcher.stop();
     await this.settled();
+    // What was counted since the last flush goes to the store before it closes.
+    await this.history.stop();
   }
 
   /** Resolves when the store answers a ping in time; NOT_READY otherwise. */
@@ -167,7 +186,7 @@ export class Coordinator {
   /** Resolves when no dispatch, sweep or report started so far is still running. */
   async settled(): Promise<void> {
     for (;;) {
-      const pending = [...this.inFlight, this.dispatcher.current(), this.sweeper.current()].filter((p) => p !== null);
+      const pending = [...this.inFlight, this.dispatcher.current(), this.sweeper.current(), this.history.current()].filter((p) => p !== null);
       if (pending.length === 0) return;
       await Promise.allSettled(pending);
     }
@@ -203,6 +222,7 @@ export class Coordinator {
 
   private afterSubmit(results: SubmitResult[]): void {
     this.metrics.submitted(results);
+    this.history.submitted(results);
     for (const r of results) if (r.created) this.emitJob(r.job.id, r.job.state);
     if (results.some((r) => r.created && r.job.state === 'queued')) this.kick();
   }
@@ -261,6 +281,28 @@ export class Coordinator {
   /** Worker sessions attached to this coordinator now. */
   get attachedWorkers(): number {
     return this.sessions.size;
+  }
+
+  /**
+   * Pauses a queue (no new attempts; running ones finish) or resumes it. A
+   * resume dispatches at once here, and the store wakes the other coordinators.
+   */
+  async setQueuePaused(queue: string, paused: boolean, reason?: string): Promise<QueueState> {
+    if (!QUEUE_NAME.test(queue) || queue.length > LIMITS.queueNameMaxChars) {
+      throw new GafferError('INVALID_INPUT', `a queue name is dotted words of 1 to ${LIMITS.queueNameMaxChars} characters`);
+    }
+    const state = await this.store.setQueuePaused(reason === undefined ? { queue, paused } : { queue, paused, reason });
+    if (!paused) this.kick();
+    return state;
+  }
+
+  listQueueStates(): Promise<QueueState[]> {
+    return this.store.listQueueStates();
+  }
+
+  /** The stored queue history (what every coordinator flushed). */
+  readHistory(params: ReadHistoryParams): Promise<HistoryPoint[]> {
+    return this.store.readHistory(params);
   }
 
   /** Quarantines a worker (no real work; its live attempts go back to the queue) or releases it with a fresh record. */
@@ -332,6 +374,8 @@ export class Coordinator {
   /** @internal Called by sessions after a report. */
   applyChanges(changes: Change[], reason: string, job?: Job): void {
     this.metrics.changed(changes, reason, job);
+    // A report's job moving back to queued is a retry; the other queued jobs of a report are children made ready.
+    this.history.changes(changes, job?.id ?? 'all', job);
     for (const c of changes) {
       this.emitJob(c.jobId, c.state);
       for (const [workerId, list] of groupByWorker(c.cancelledAttempts)) {
@@ -379,7 +423,10 @@ export class Coordinator {
   /** One claim's assignments: each worker hears of its own, then everyone of the jobs now running. */
   private deliver(assignments: readonly Assignment[]): void {
     this.metrics.assigned(assignments);
-    for (const [workerId, list] of groupByWorker(assignments)) this.sessions.get(workerId)?.link.assign(list);
+    this.history.leased(assignments);
+    // readyAt is the coordinator's (wait times), never sent to a worker.
+    const wire = assignments.map(({ readyAt: _readyAt, ...a }) => a);
+    for (const [workerId, list] of groupByWorker(wire)) this.sessions.get(workerId)?.link.assign(list);
     for (const a of assignments) this.events.emit('job', { jobId: a.jobId, state: 'running', at: this.clock.now() });
   }
 
@@ -393,6 +440,7 @@ export class Coordinator {
     this.metrics.swept(result);
     const lost = [...new Set(result.endedAttempts.filter((e) => e.reason === 'LEASE_LOST').map((e) => e.workerId))];
     if (lost.length > 0) this.log.warn({ workerIds: lost.slice(0, LOG_MAX_IDS) }, 'workers lost: leases expired without a heartbeat; their jobs go back to the queue');
+    this.history.swept(result);
     for (const e of result.endedAttempts) {
       this.sessions.get(e.workerId)?.link.revoke([e.attemptId], e.reason);
     }
@@ -477,6 +525,7 @@ export class WorkerSession {
       }),
     );
     this.coordinator.metrics.reported(ref.attemptId);
+    this.coordinator.history.finished(ref.attemptId);
     this.coordinator.applyChanges(out.changes, 'settled by another attempt', out.job);
     this.coordinator.kick();
     return out.job;
@@ -486,6 +535,7 @@ export class WorkerSession {
     const clean: JobError = { code: String(error.code).slice(0, 64), message: String(error.message) };
     const out = await this.coordinator.trackReport(this.coordinator.store.fail({ ...ref, error: clean, retryable }));
     this.coordinator.metrics.reported(ref.attemptId);
+    this.coordinator.history.finished(ref.attemptId);
     this.coordinator.applyChanges(out.changes, 'job failed', out.job);
     this.coordinator.kick();
     return out.job;

@@ -196,7 +196,7 @@ export function guardStore(store: Store, health: StoreHealth): Store {
     addHistory: (p) => run(() => store.addHistory(p)),
     readHistory: (p) => run(() => store.readHistory(p)),
     rollUpHistory: (p) => run(() => store.rollUpHistory(p)),
-    jobQueues: (p) => run(() => store.jobQueues(p)),
+    queuesOf: (p) => run(() => store.queuesOf(p)),
     ping: () => run(() => store.ping()),
     close: () => store.close(),
   };

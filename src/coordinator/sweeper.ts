@@ -14,6 +14,11 @@
 //   coordinators (store.capabilities.shared), whose changes may raise no
 //   wake-up here.
 //
+// - Rolls the queue history up on its own beat (historySweepIntervalMs):
+//   minutes older than historyMinuteRetentionMs into hours, and hours older
+//   than historyHourRetentionMs dropped (store.rollUpHistory), batch after
+//   batch while batches come back full, at most historyRollUpMaxBatches.
+//
 // While `available` says the store is away, beats come and go without asking it.
 import type { Store, SweepResult } from '../store/store.ts';
 import { TIMER_MAX_DELAY_MS, type Clock, type TimerHandle } from '../types/clock.ts';
@@ -37,6 +42,8 @@ export interface SweeperOptions {
   onWake: () => void;
   /** A poll beat (shared store only), while the store is available. */
   onPoll?: () => void;
+  /** Default: COORDINATOR_DEFAULTS.historySweepIntervalMs. */
+  historySweepIntervalMs?: number;
   /** A failed store call; the next beat (or dispatch loop) retries it. */
   onError: (err: unknown, msg: string) => void;
 }
@@ -50,6 +57,8 @@ export class Sweeper {
   private pollTimer: TimerHandle | null = null;
   private wakeTimer: { handle: TimerHandle; atMs: number } | null = null;
   private sweeping: Promise<void> | null = null;
+  private historyTimer: TimerHandle | null = null;
+  private rollingUp: Promise<void> | null = null;
 
   constructor(options: SweeperOptions) {
     this.o = options;
@@ -63,20 +72,58 @@ export class Sweeper {
     this.running = true;
     this.scheduleSweep();
     this.schedulePoll();
+    this.scheduleHistory();
   }
 
   /** Clears every timer; a sweep pass in flight runs to its end (see current()). */
   stop(): void {
     this.running = false;
-    for (const t of [this.sweepTimer, this.pollTimer, this.wakeTimer?.handle]) if (t) this.o.clock.clearTimeout(t);
+    for (const t of [this.sweepTimer, this.pollTimer, this.wakeTimer?.handle, this.historyTimer]) if (t) this.o.clock.clearTimeout(t);
     this.sweepTimer = null;
+    this.historyTimer = null;
     this.pollTimer = null;
     this.wakeTimer = null;
   }
 
-  /** The sweep pass a beat started and that still runs, or null; it never rejects. */
+  /** The sweep pass (or history roll-up) a beat started and that still runs, or null; it never rejects. */
   current(): Promise<void> | null {
-    return this.sweeping;
+    return this.sweeping ?? this.rollingUp;
+  }
+
+  /**
+   * Rolls old history minutes up into hours and drops old hours, batch after
+   * batch while a batch comes back full (at most historyRollUpMaxBatches).
+   * Safe on every coordinator at once: the store deletes each minute row in
+   * the statement that returns it for rolling up, so it is added once.
+   */
+  async rollUpHistory(): Promise<{ rolledUpMinutes: number; droppedHours: number }> {
+    const total = { rolledUpMinutes: 0, droppedHours: 0 };
+    for (let i = 0; i < LIMITS.historyRollUpMaxBatches; i++) {
+      const now = this.o.clock.now();
+      const out = await this.o.store.rollUpHistory({
+        minutesBeforeMs: now - COORDINATOR_DEFAULTS.historyMinuteRetentionMs,
+        hoursBeforeMs: now - COORDINATOR_DEFAULTS.historyHourRetentionMs,
+        limit: LIMITS.sweepBatchMaxRows,
+      });
+      total.rolledUpMinutes += out.rolledUpMinutes;
+      total.droppedHours += out.droppedHours;
+      if (out.rolledUpMinutes < LIMITS.sweepBatchMaxRows && out.droppedHours < LIMITS.sweepBatchMaxRows) break;
+    }
+    return total;
+  }
+
+  private scheduleHistory(): void {
+    if (!this.running) return;
+    this.historyTimer = this.o.clock.setTimeout(() => {
+      this.scheduleHistory();
+      if (this.rollingUp || !this.isAvailable()) return;
+      this.rollingUp = this.rollUpHistory().then(
+        () => undefined,
+        (err: unknown) => this.o.onError(err, 'rolling up the queue history failed; the next beat retries it'),
+      ).finally(() => {
+        this.rollingUp = null;
+      });
+    }, this.o.historySweepIntervalMs ?? COORDINATOR_DEFAULTS.historySweepIntervalMs);
   }
 
   /** Sweeps on a fixed beat; a beat that comes while the last pass still runs is skipped. */

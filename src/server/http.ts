@@ -18,6 +18,7 @@ import { GafferError } from '../types/errors.ts';
 import { HTTP_DEFAULTS, LIMITS } from '../types/limits.ts';
 import type { Job, Worker } from '../types/model.ts';
 import type { JobState } from '../types/states.ts';
+import { HISTORY_BUCKET_BOUNDS_MS, HISTORY_BUCKET_NAMES, STEP_MS, stepStart, type HistoryStep } from '../types/history.ts';
 import type { Auth, Scope } from './auth.ts';
 import { registerDashboard } from './dashboard.ts';
 import { registerMetrics } from './metrics.ts';
@@ -84,6 +85,7 @@ export async function buildHttpApp(deps: HttpDeps): Promise<FastifyInstance> {
   });
 
   const idOf = (req: FastifyRequest): string => (req.params as { id: string }).id;
+  const nameOf = (req: FastifyRequest): string => (req.params as { name: string }).name;
   const handlers: Record<RouteId, Handler> = {
     healthz: async () => ({ status: 'ok' }),
     // Ready when the store answers a ping within storePingTimeoutMs (the coordinator logs when it stops and starts answering).
@@ -154,6 +156,15 @@ export async function buildHttpApp(deps: HttpDeps): Promise<FastifyInstance> {
     },
 
     listQueues: async () => queueStatistics(coordinator),
+    pauseQueue: async (req) => {
+      const body = check.pauseQueue.body<{ reason?: string }>(optionalBody(req));
+      return coordinator.setQueuePaused(nameOf(req), true, body.reason);
+    },
+    resumeQueue: async (req) => {
+      check.resumeQueue.body(optionalBody(req));
+      return coordinator.setQueuePaused(nameOf(req), false);
+    },
+    history: async (req) => historyAnswer(coordinator, check.history.query<HistoryQuery>(req.query)),
     advice: async (req) => {
       const q = check.advice.query<{ windowMs?: number }>(req.query);
       return buildAdvice(store, coordinator.clock.now(), q.windowMs ?? HTTP_DEFAULTS.adviceWindowMs);
@@ -276,9 +287,10 @@ function jobSummary(job: Job): Omit<Job, 'payload' | 'result'> {
 async function queueStatistics(coordinator: Coordinator): Promise<unknown> {
   const now = coordinator.clock.now();
   const windowMs = HTTP_DEFAULTS.queueStatsWindowMs;
-  const [counts, workers] = await Promise.all([coordinator.queueCounts(), coordinator.listWorkers()]);
+  const [counts, workers, states] = await Promise.all([coordinator.queueCounts(), coordinator.listWorkers(), coordinator.listQueueStates()]);
   const slots = slotsByQueue(workers);
-  const names = [...new Set([...counts.map((c) => c.queue), ...slots.keys()])].sort();
+  const pausedOf = new Map(states.filter((q) => q.paused).map((q) => [q.queue, q]));
+  const names = [...new Set([...counts.map((c) => c.queue), ...slots.keys(), ...pausedOf.keys()])].sort();
   const stats = await coordinator.store.queueStats({ queues: names, sinceMs: now - windowMs, sampleMaxRows: LIMITS.queueStatsSampleMaxRows });
   const countsOf = new Map(counts.map((c) => [c.queue, c.counts]));
   const statsOf = new Map(stats.map((s) => [s.queue, s]));
@@ -289,8 +301,12 @@ async function queueStatistics(coordinator: Coordinator): Promise<unknown> {
       const s = statsOf.get(queue);
       const spanMs = Math.max(1, now - (s?.sampledSinceMs ?? now - windowMs));
       const completed = s?.completed ?? 0;
+      const pause = pausedOf.get(queue);
       return {
         queue,
+        paused: pause !== undefined,
+        pausedAt: pause?.pausedAt ?? null,
+        pauseReason: pause?.reason ?? null,
         counts: countsOf.get(queue) ?? zero,
         slots: slots.get(queue) ?? { workers: 0, total: 0, used: 0 },
         recent: {
@@ -304,6 +320,28 @@ async function queueStatistics(coordinator: Coordinator): Promise<unknown> {
       };
     }),
   };
+}
+
+interface HistoryQuery {
+  queue?: string;
+  from?: number;
+  to?: number;
+  step?: HistoryStep;
+}
+
+/** GET /v1/history: at most historyMaxPoints steps; by default the last day of minutes (or the steps that fit). */
+async function historyAnswer(coordinator: Coordinator, q: HistoryQuery): Promise<unknown> {
+  const step = q.step ?? 'minute';
+  const stepMs = STEP_MS[step];
+  const to = q.to ?? coordinator.clock.now();
+  const from = stepStart(q.from ?? Math.max(0, to - Math.min(LIMITS.historyMaxPoints * stepMs, 24 * 3600 * 1000)), stepMs);
+  if (to < from) throw new GafferError('INVALID_INPUT', '`to` is before `from`');
+  if (Math.ceil((to - from) / stepMs) > LIMITS.historyMaxPoints) {
+    throw new GafferError('INVALID_INPUT', `at most ${LIMITS.historyMaxPoints} ${step}s per answer (historyMaxPoints): narrow from..to or use a larger step`);
+  }
+  const points = await coordinator.readHistory({ ...(q.queue !== undefined ? { queue: q.queue } : {}), fromMs: from, toMs: to, step, maxPoints: LIMITS.historyMaxPoints });
+  const buckets = HISTORY_BUCKET_NAMES.map((name, i) => ({ name, leMs: HISTORY_BUCKET_BOUNDS_MS[i] ?? null }));
+  return { step, from, to, buckets, points };
 }
 
 function slotsByQueue(workers: readonly Worker[]): Map<string, { workers: number; total: number; used: number }> {

@@ -5,6 +5,7 @@ import { ERRORS } from '../types/errors.ts';
 import { LIMITS } from '../types/limits.ts';
 import { jobSpecSchema, queueNameSchema } from '../types/schemas.ts';
 import { ATTEMPT_STATES, JOB_STATES, WORKER_STATES } from '../types/states.ts';
+import { HISTORY_COUNTERS } from '../types/history.ts';
 import { SCOPES } from './auth.ts';
 import { idSchema, ROUTES, type JsonSchema, type RouteSpec } from './routes.ts';
 
@@ -144,6 +145,9 @@ const stateCounts = object(Object.fromEntries(JOB_STATES.map((s) => [s, int])));
 
 const queueStats = object({
   queue: str,
+  paused: { type: 'boolean', description: 'Paused by an operator (POST /v1/queues/{name}/pause): no new attempts are handed out.' },
+  pausedAt: msOrNull('When it was paused; null when not paused.'),
+  pauseReason: { type: ['string', 'null'] },
   counts: stateCounts,
   slots: object(
     { workers: int, total: int, used: int },
@@ -230,6 +234,24 @@ export function componentSchemas(): Record<string, JsonSchema> {
     ...adviceSchemas(),
     JobEvent: object({ jobId: str, state: { type: 'string', enum: [...JOB_STATES] }, at: ms('Epoch ms.') }),
     WorkerEvent: object({ workerId: str, event: { type: 'string', enum: ['attached', 'detached', 'draining', 'quarantined', 'released'] }, at: ms('Epoch ms.') }),
+    PauseRequest: { type: 'object', additionalProperties: false, properties: { reason: { type: 'string', maxLength: LIMITS.errorMessageMaxChars } } },
+    QueueState: object({ queue: str, paused: bool, pausedAt: { type: ['integer', 'null'], description: 'Epoch ms; null when not paused.' }, reason: { type: ['string', 'null'] } }),
+    History: object({
+      step: { type: 'string', enum: ['minute', 'hour'] },
+      from: ms('Epoch ms, the start of the first step.'),
+      to: ms('Epoch ms, excluded.'),
+      buckets: { type: 'array', items: object({ name: str, leMs: { type: ['integer', 'null'], description: 'Upper bound, inclusive; null: the open last bucket.' } }) },
+      points: {
+        type: 'array',
+        items: object({
+          queue: str,
+          at: ms('Epoch ms, the start of the minute or hour.'),
+          counts: object(Object.fromEntries(HISTORY_COUNTERS.map((k) => [k, int]))),
+          wait: object({ buckets: { type: 'array', items: int }, sumMs: int }),
+          run: object({ buckets: { type: 'array', items: int }, sumMs: int }),
+        }),
+      },
+    }),
     QuarantineRequest: { type: 'object', additionalProperties: false, properties: { reason: { type: 'string', maxLength: LIMITS.errorMessageMaxChars } } },
     Health: object({ status: { const: 'ok' } }),
     Ready: object({ status: { const: 'ready' }, store: { type: 'string', enum: ['sqlite', 'postgres'] } }),

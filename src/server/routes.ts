@@ -24,6 +24,9 @@ export type RouteId =
   | 'quarantineWorker'
   | 'releaseWorker'
   | 'listQueues'
+  | 'pauseQueue'
+  | 'resumeQueue'
+  | 'history'
   | 'advice'
   | 'events';
 
@@ -75,6 +78,17 @@ export const listJobsQuerySchema = {
     },
     limit: { type: 'integer', minimum: 1, maximum: LIMITS.listMaxJobs, description: `Jobs per page; ${HTTP_DEFAULTS.listDefaultJobs} when left out.` },
     cursor: { type: 'string', pattern: '^[A-Za-z0-9_-]+$', maxLength: 128, description: 'The `nextCursor` of the previous page.' },
+  },
+} as const;
+
+export const historyQuerySchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    queue: queueNameSchema,
+    from: { type: 'integer', minimum: 0, description: 'Epoch ms; rounded down to its step. Default: as many steps before `to` as historyMaxPoints allows, up to a day.' },
+    to: { type: 'integer', minimum: 0, description: 'Epoch ms, excluded; default now.' },
+    step: { type: 'string', enum: ['minute', 'hour'], description: 'Default minute.' },
   },
 } as const;
 
@@ -343,6 +357,49 @@ export const ROUTES: readonly RouteSpec[] = [
     bodyRequired: false,
     responses: { 200: { description: 'The queues', schema: 'QueueList' } },
     errors: [],
+  },
+  {
+    id: 'pauseQueue',
+    method: 'POST',
+    url: '/v1/queues/:name/pause',
+    scope: 'admin',
+    summary: 'Pause a queue',
+    description:
+      'No new attempts of the queue are handed out, by this coordinator or any other sharing the database; running attempts finish. Jobs may still be submitted. Pausing a paused queue keeps when it was paused (and its reason, unless a new one is given).',
+    body: { type: 'object', additionalProperties: false, properties: { reason: { type: 'string', maxLength: LIMITS.errorMessageMaxChars } } },
+    bodyDoc: 'PauseRequest',
+    bodyRequired: false,
+    responses: { 200: { description: 'The queue state', schema: 'QueueState' } },
+    errors: [400],
+  },
+  {
+    id: 'resumeQueue',
+    method: 'POST',
+    url: '/v1/queues/:name/resume',
+    scope: 'admin',
+    summary: 'Resume a paused queue',
+    description: 'The queue is claimable again at once: this coordinator dispatches, and the others sharing the database are woken.',
+    body: emptyBodySchema,
+    bodyDoc: 'Empty',
+    bodyRequired: false,
+    responses: { 200: { description: 'The queue state', schema: 'QueueState' } },
+    errors: [400],
+  },
+  {
+    id: 'history',
+    method: 'GET',
+    url: '/v1/history',
+    scope: 'client',
+    summary: 'Queue history by minute or hour',
+    description:
+      'Per queue and step: jobs submitted, succeeded, failed, cancelled, attempts lost, jobs retried, and histograms of wait time (ready to leased) and run time (leased to finished) in the buckets of `buckets`. ' +
+      `At most ${LIMITS.historyMaxPoints} points (historyMaxPoints); a range holding more steps than that is 400. ` +
+      'Minutes are kept historyMinuteRetentionMs, then rolled up into hours, which are kept historyHourRetentionMs.',
+    query: historyQuerySchema,
+    bodyDoc: null,
+    bodyRequired: false,
+    responses: { 200: { description: 'The points, oldest first', schema: 'History' } },
+    errors: [400],
   },
   {
     id: 'advice',

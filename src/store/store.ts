@@ -177,7 +177,8 @@ export interface SetQueuePausedParams {
 }
 
 export interface ReadHistoryParams {
-  queue: string;
+  /** One queue's points, or (left out) every queue's, by time then queue. */
+  queue?: string;
   /** From this time (rounded down to its step) up to `toMs`, excluded. */
   fromMs: number;
   toMs: number;
@@ -329,12 +330,12 @@ export interface Store {
   listQueueStates(): Promise<QueueState[]>;
   /** Adds minute points into the stored history (an additive upsert: several coordinators add into one row). */
   addHistory(params: { points: readonly HistoryPoint[] }): Promise<void>;
-  /** A queue's history in points of a minute or an hour; an hour point also sums minutes not rolled up yet. */
+  /** History in points of a minute or an hour per queue; an hour point also sums minutes not rolled up yet. */
   readHistory(params: ReadHistoryParams): Promise<HistoryPoint[]>;
   /** Rolls old minutes up into hours and drops old hours; safe to run on several coordinators at once. */
   rollUpHistory(params: HistoryRollUpParams): Promise<HistoryRollUpResult>;
-  /** The queues of these jobs (at most LIMITS.historyResolveBatchMaxJobs; unknown ids left out). */
-  jobQueues(params: { ids: readonly string[] }): Promise<{ id: string; queue: string }[]>;
+  /** The queues of these jobs and attempts (at most LIMITS.historyResolveBatchMaxJobs ids; unknown ids left out). */
+  queuesOf(params: { ids: readonly string[] }): Promise<{ id: string; queue: string }[]>;
   /**
    * Optional: calls `listener` when another coordinator sharing this store's
    * database made work claimable (a submit, a retry, a re-queue after a

@@ -57,12 +57,12 @@ export async function readHistory(x: Exec, params: ReadHistoryParams): Promise<H
   const max = Math.max(0, Math.min(params.maxPoints, LIMITS.historyMaxPoints));
   const rows = await x.all(
     // The step is cast: SQLite may bind a number as REAL, which would make the division exact.
-    `SELECT (at_ms / CAST($4 AS BIGINT)) * CAST($4 AS BIGINT) AS at, ${HISTORY_VALUE_COLUMNS.map((col) => `sum(${col}) AS ${col}`).join(', ')}
-     FROM queue_history WHERE queue = $1 AND at_ms >= $2 AND at_ms < $3 AND step_ms <= $4
-     GROUP BY 1 ORDER BY 1 LIMIT $5`,
-    [params.queue, from, params.toMs, stepMs, max],
+    `SELECT queue, (at_ms / CAST($4 AS BIGINT)) * CAST($4 AS BIGINT) AS at, ${HISTORY_VALUE_COLUMNS.map((col) => `sum(${col}) AS ${col}`).join(', ')}
+     FROM queue_history WHERE (CAST($1 AS TEXT) IS NULL OR queue = $1) AND at_ms >= $2 AND at_ms < $3 AND step_ms <= $4
+     GROUP BY queue, 2 ORDER BY 2, queue LIMIT $5`,
+    [params.queue ?? null, from, params.toMs, stepMs, max],
   );
-  return rows.map((r) => pointFromRow(params.queue, Number(r.at), r));
+  return rows.map((r) => pointFromRow(String(r.queue), Number(r.at), r));
 }
 
 /**
@@ -105,9 +105,13 @@ function addInto(into: HistoryPoint, p: HistoryPoint): void {
   }
 }
 
-/** The queues of the given jobs (those that exist). */
-export async function jobQueues(c: Context, x: Exec, ids: readonly string[]): Promise<{ id: string; queue: string }[]> {
+/** The queues of the given jobs and attempts (ids of both kinds are unique across the two); unknown ids are left out. */
+export async function queuesOf(c: Context, x: Exec, ids: readonly string[]): Promise<{ id: string; queue: string }[]> {
   if (ids.length === 0) return [];
-  const rows = await x.all(`SELECT id, queue FROM jobs WHERE id ${c.d.inList('$1')}`, [[...new Set(ids)].slice(0, LIMITS.historyResolveBatchMaxJobs)]);
+  const list = [...new Set(ids)].slice(0, LIMITS.historyResolveBatchMaxJobs);
+  const rows = await x.all(
+    `SELECT id, queue FROM jobs WHERE id ${c.d.inList('$1')} UNION ALL SELECT id, queue FROM attempts WHERE id ${c.d.inList('$1')}`,
+    [list],
+  );
   return rows.map((r) => ({ id: String(r.id), queue: String(r.queue) }));
 }

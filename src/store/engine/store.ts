@@ -259,8 +259,8 @@ export abstract class EngineStore implements Store {
     return this.write((tx) => history.rollUpHistory(this.ctx, tx, params), LIGHT);
   }
 
-  jobQueues(params: { ids: readonly string[] }): Promise<{ id: string; queue: string }[]> {
-    return this.read((x) => history.jobQueues(this.ctx, x, params.ids));
+  queuesOf(params: { ids: readonly string[] }): Promise<{ id: string; queue: string }[]> {
+    return this.read((x) => history.queuesOf(this.ctx, x, params.ids));
   }
 
   async ping(): Promise<void> {

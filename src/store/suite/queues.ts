@@ -89,6 +89,9 @@ export function queueTests(ctx: ContractContext): void {
       assert.deepEqual(hours.map((p) => [p.at, p.counts.submitted]), [[base, 3], [base + HOUR_MS, 4]]);
       const capped = await ctx.store.readHistory({ queue: 'q', fromMs: base, toMs: base + HOUR_MS, step: 'minute', maxPoints: 1 });
       assert.deepEqual(capped.map((p) => p.at), [base]);
+      await ctx.store.addHistory({ points: [point('r', base, 16)] });
+      const all = await ctx.store.readHistory({ fromMs: base, toMs: base + HOUR_MS, step: 'hour', maxPoints: 100 });
+      assert.deepEqual(all.map((p) => [p.queue, p.at, p.counts.submitted]), [['q', base, 3], ['r', base, 16]], 'every queue, by time then queue');
     });
 
     it('rolls old minutes up into hours once, and drops old hours', async () => {
@@ -106,11 +109,15 @@ export function queueTests(ctx: ContractContext): void {
       assert.deepEqual(left.map((p) => p.at), [base + HOUR_MS]);
     });
 
-    it('resolves job ids to their queues', async () => {
+    it('resolves job and attempt ids to their queues', async () => {
+      await addWorker('w1', { queues: { q: 1, r: 1 } });
       const a = await submitOne({ queue: 'q' });
       const b = await submitOne({ queue: 'r' });
-      const got = await ctx.store.jobQueues({ ids: [a.id, b.id, 'nope'] });
-      assert.deepEqual([...got].sort((x, y) => (x.id < y.id ? -1 : 1)), [{ id: a.id, queue: 'q' }, { id: b.id, queue: 'r' }].sort((x, y) => (x.id < y.id ? -1 : 1)));
+      const leased = await claimOne('w1');
+      const got = await ctx.store.queuesOf({ ids: [a.id, b.id, leased.attemptId, 'nope'] });
+      const want = [{ id: a.id, queue: 'q' }, { id: b.id, queue: 'r' }, { id: leased.attemptId, queue: leased.queue }];
+      const order = (xs: { id: string }[]) => [...xs].sort((x, y) => (x.id < y.id ? -1 : 1));
+      assert.deepEqual(order(got), order(want));
     });
   });
 }
