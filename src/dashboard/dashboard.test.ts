@@ -218,6 +218,21 @@ describe('dashboard in a browser', () => {
     await page.goto(`${base}/#/jobs?queue=prove`);
     await page.waitForFunction((n) => document.querySelectorAll('#job-list tbody tr').length === n, { timeout: STEP_TIMEOUT_MS }, 6);
     await shot(page, 'jobs');
+    // Pages follow the cursor; the filters and the search go to the API.
+    const rows = (): Promise<number> => page.$$eval('#job-list tbody tr', (trs) => trs.length);
+    await page.goto(`${base}/#/jobs?queue=prove&limit=4`);
+    await page.waitForFunction(() => document.querySelectorAll('#job-list tbody tr').length === 4, { timeout: STEP_TIMEOUT_MS });
+    await page.click('#next-page');
+    await page.waitForFunction(() => document.querySelectorAll('#job-list tbody tr').length === 2 && document.querySelector('#next-page')?.hasAttribute('disabled'), { timeout: STEP_TIMEOUT_MS });
+    await page.click('#prev-page');
+    await page.waitForFunction(() => document.querySelectorAll('#job-list tbody tr').length === 4, { timeout: STEP_TIMEOUT_MS });
+    await page.select('#filter-state', 'succeeded');
+    await page.click('#job-filters button[type=submit]');
+    await page.waitForFunction(() => [...document.querySelectorAll('#job-list tbody tr [data-state]')].every((e) => e.getAttribute('data-state') === 'succeeded'), { timeout: STEP_TIMEOUT_MS });
+    assert.equal(await rows(), 2);
+    await page.type('#job-search', '01NOSUCHJOB');
+    await page.click('#job-find button[type=submit]');
+    await page.waitForFunction(() => /JOB_NOT_FOUND \(404\)/.test(document.querySelector('#banner')?.textContent ?? ''), { timeout: STEP_TIMEOUT_MS });
 
     await page.goto(`${base}/#/job/${sealJob.id}`);
     await page.waitForFunction(() => document.querySelectorAll('#timeline .tl-row').length === 2, { timeout: STEP_TIMEOUT_MS });
