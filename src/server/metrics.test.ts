@@ -174,6 +174,50 @@ describe('GET /metrics', () => {
   });
 });
 
+describe('GET /metrics: retries and lost leases', () => {
+  it('counts a retried job and a lost lease under their queues', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'gaffer-metrics-lost-'));
+    const store = openSqliteStore({ path: join(dir, 'gaffer.db'), clock: systemClock, random: systemRandom() });
+    const coordinator = new Coordinator({ store, clock: systemClock, sweepIntervalMs: 50 });
+    coordinator.start();
+    const app = await buildHttpApp({ coordinator, auth: new Auth([]), logger: false });
+    await app.listen({ port: 0, host: '127.0.0.1' });
+    let calls = 0;
+    let started!: () => void;
+    const hanging = new Promise<void>((resolve) => (started = resolve));
+    const worker = new LocalWorker({
+      coordinator,
+      clock: systemClock,
+      spec: { name: 'w-lost', labels: {}, cores: 8, memoryMb: 8192, gpuIds: [], keys: [] },
+      handlers: {
+        'm.flaky': { slots: 1, handler: () => (++calls === 1 ? Promise.reject(new Error('once')) : { ok: true }) },
+        'm.hang': { slots: 1, handler: () => (started(), new Promise(() => undefined)) },
+      },
+      heartbeatIntervalMs: 50,
+    });
+    await worker.start();
+    try {
+      const flaky = await coordinator.submit({ queue: 'm.flaky', maxAttempts: 3, backoff: { baseMs: 10, maxMs: 10 } });
+      assert.equal((await coordinator.waitForJob(flaky.job.id, 30_000)).state, 'succeeded');
+      const hang = await coordinator.submit({ queue: 'm.hang', maxAttempts: 1, heartbeatTimeoutMs: 200 });
+      await hanging;
+      worker.freeze();
+      assert.equal((await coordinator.waitForJob(hang.job.id, 30_000)).state, 'failed');
+      const text = await (await fetch(`http://127.0.0.1:${(app.server.address() as AddressInfo).port}/metrics`)).text();
+      const families = new Map(parsePrometheus(text).map((f) => [f.name, f]));
+      const total = (event: string, queue: string): number =>
+        Number(families.get(`gaffer_jobs_${event}_total`)?.metrics.find((m) => m.labels?.queue === queue)?.value ?? 0);
+      assert.deepEqual([total('retried', 'm.flaky'), total('succeeded', 'm.flaky'), total('failed', 'm.flaky')], [1, 1, 0]);
+      assert.deepEqual([total('lost', 'm.hang'), total('failed', 'm.hang'), total('retried', 'm.hang')], [1, 1, 0]);
+    } finally {
+      await app.close();
+      await coordinator.stop();
+      await store.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('GET /metrics without tokens', () => {
   it('is open, like the API', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'gaffer-metrics-open-'));
