@@ -120,6 +120,7 @@ export async function queueArrivals(x: Exec, params: { queues: readonly string[]
 
 // The newest jobs since the floor (primary key), their dependency rows (job_deps' primary key
 // starts with parent_id) and the dependants (primary key), cut at $4 rows, counted per pair of queues.
+// CROSS JOIN keeps SQLite's loops in that order (else it may scan job_deps); PostgreSQL plans it freely.
 const QUEUE_EDGES_SQL = `
   WITH p AS (
     SELECT id, queue, created_at FROM jobs WHERE id >= $1 AND created_at >= $2 ORDER BY id DESC LIMIT $3
@@ -127,7 +128,8 @@ const QUEUE_EDGES_SQL = `
     SELECT queue, count(*) AS jobs FROM p GROUP BY queue
   ), e AS (
     SELECT p.queue AS from_q, c.queue AS to_q, p.id AS parent_id, c.id AS child_id
-    FROM p JOIN job_deps d ON d.parent_id = p.id JOIN jobs c ON c.id = d.job_id
+    FROM p CROSS JOIN job_deps d CROSS JOIN jobs c
+    WHERE d.parent_id = p.id AND c.id = d.job_id
     LIMIT $4
   )
   SELECT e.from_q, e.to_q, count(*) AS deps, count(DISTINCT e.parent_id) AS parents, count(DISTINCT e.child_id) AS children, n.jobs AS from_jobs
