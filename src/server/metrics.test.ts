@@ -114,6 +114,10 @@ describe('GET /metrics', () => {
     await api('POST', `/v1/jobs/${idle.id}/cancel`, {});
 
     const m = await scrape();
+    const reads = (f: Map<string, Family>, operation: string): number => value(f.get('gaffer_store_operation_seconds_count'), { operation });
+    const again = await scrape();
+    assert.equal(reads(again, 'listWorkers') - reads(m, 'listWorkers'), 1, 'one listWorkers per scrape');
+    assert.equal(reads(again, 'queueCounts') - reads(m, 'queueCounts'), 1, 'one queueCounts per scrape');
     const total = (event: string, queue: string): number => value(m.get(`gaffer_jobs_${event}_total`), { queue });
     assert.equal(total('submitted', 'm.ok'), 3);
     assert.equal(total('succeeded', 'm.ok'), 3);
