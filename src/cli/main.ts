@@ -6,6 +6,7 @@ import { GafferClientError } from '../client/client.ts';
 import { isGafferError } from '../types/errors.ts';
 import { registerAdvise } from './advise.ts';
 import { registerClientCommands } from './client-commands.ts';
+import { registerQueueCommands } from './queue-commands.ts';
 import { registerServe } from './serve.ts';
 import { registerWorker } from './worker.ts';
 import { registerDevstack } from './devstack.ts';
@@ -19,6 +20,7 @@ function program(): Command {
   registerServe(cmd);
   registerWorker(cmd);
   registerClientCommands(cmd);
+  registerQueueCommands(cmd);
   registerAdvise(cmd);
   registerDevstack(cmd);
   registerSimulate(cmd);

@@ -4,6 +4,7 @@ import type { AdviceReport } from '../coordinator/advice.ts';
 import type { Attempt, Job, JobSpec, Json, Worker } from '../types/model.ts';
 import type { JobState } from '../types/states.ts';
 import { isTerminalJobState } from '../types/states.ts';
+import type { HistoryAnswer, HistoryStep, QueueStateAnswer } from '../types/history.ts';
 
 export const CLIENT_DEFAULTS = {
   /** How long one long-poll request waits for a result before asking again. */
@@ -156,6 +157,24 @@ export class GafferClient {
 
   async queues(): Promise<unknown> {
     return (await this.call('GET', '/v1/queues')).body;
+  }
+
+  /** Pauses a queue (admin): its jobs are not handed out until it is resumed; running attempts finish. */
+  async pauseQueue(name: string, reason?: string): Promise<QueueStateAnswer> {
+    return (await this.call('POST', `/v1/queues/${encodeURIComponent(name)}/pause`, reason === undefined ? {} : { reason })).body as QueueStateAnswer;
+  }
+
+  /** Resumes a paused queue (admin): claimable again at once. */
+  async resumeQueue(name: string): Promise<QueueStateAnswer> {
+    return (await this.call('POST', `/v1/queues/${encodeURIComponent(name)}/resume`, {})).body as QueueStateAnswer;
+  }
+
+  /** Per-minute or per-hour counts and wait/run histograms per queue (GET /v1/history). */
+  async history(query: { queue?: string; from?: number; to?: number; step?: HistoryStep } = {}): Promise<HistoryAnswer> {
+    const q = new URLSearchParams();
+    for (const [k, v] of Object.entries(query)) if (v !== undefined) q.set(k, String(v));
+    const text = q.toString();
+    return (await this.call('GET', `/v1/history${text === '' ? '' : `?${text}`}`)).body as HistoryAnswer;
   }
 
   /** Worker-ratio advice over the last `windowMs` (the server's default when left out): docs/advisor.md. */

@@ -329,12 +329,13 @@ interface HistoryQuery {
   step?: HistoryStep;
 }
 
-/** GET /v1/history: at most historyMaxPoints steps; by default the last day of minutes (or the steps that fit). */
+/** GET /v1/history: at most historyMaxPoints steps; by default the last historyMaxPoints of them. */
 async function historyAnswer(coordinator: Coordinator, q: HistoryQuery): Promise<unknown> {
   const step = q.step ?? 'minute';
   const stepMs = STEP_MS[step];
   const to = q.to ?? coordinator.clock.now();
-  const from = stepStart(q.from ?? Math.max(0, to - Math.min(LIMITS.historyMaxPoints * stepMs, 24 * 3600 * 1000)), stepMs);
+  // Default: the last historyMaxPoints steps, the one holding `to` included (a day of minutes).
+  const from = q.from !== undefined ? stepStart(q.from, stepMs) : Math.max(0, stepStart(to, stepMs) - (LIMITS.historyMaxPoints - 1) * stepMs);
   if (to < from) throw new GafferError('INVALID_INPUT', '`to` is before `from`');
   if (Math.ceil((to - from) / stepMs) > LIMITS.historyMaxPoints) {
     throw new GafferError('INVALID_INPUT', `at most ${LIMITS.historyMaxPoints} ${step}s per answer (historyMaxPoints): narrow from..to or use a larger step`);

@@ -86,7 +86,7 @@ export const historyQuerySchema = {
   additionalProperties: false,
   properties: {
     queue: queueNameSchema,
-    from: { type: 'integer', minimum: 0, description: 'Epoch ms; rounded down to its step. Default: as many steps before `to` as historyMaxPoints allows, up to a day.' },
+    from: { type: 'integer', minimum: 0, description: 'Epoch ms; rounded down to its step. Default: the last historyMaxPoints steps up to `to` (a day of minutes).' },
     to: { type: 'integer', minimum: 0, description: 'Epoch ms, excluded; default now.' },
     step: { type: 'string', enum: ['minute', 'hour'], description: 'Default minute.' },
   },

@@ -67,3 +67,20 @@ export function observe(h: TimeHistogram, ms: number): void {
 export function stepStart(at: number, stepMs: number): number {
   return Math.floor(at / stepMs) * stepMs;
 }
+
+/** The answer of GET /v1/history. */
+export interface HistoryAnswer {
+  step: HistoryStep;
+  from: number;
+  to: number;
+  buckets: { name: string; leMs: number | null }[];
+  points: HistoryPoint[];
+}
+
+/** The answer of POST /v1/queues/:name/pause and /resume. */
+export interface QueueStateAnswer {
+  queue: string;
+  paused: boolean;
+  pausedAt: number | null;
+  reason: string | null;
+}
