@@ -6,7 +6,7 @@
 import { copyFileSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import ts from 'typescript';
+import { stripTypeScriptTypes } from 'node:module';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 export const DASHBOARD_BUILD_DIR = join(HERE, '..', '..', 'build', 'dashboard');
@@ -16,19 +16,23 @@ const VENDOR_FILES = ['uPlot.iife.min.js', 'uPlot.min.css'];
 
 const isBrowserModule = (name: string): boolean => name.endsWith('.ts') && !name.endsWith('.test.ts') && name !== 'build.ts';
 
-function transpile(source: string): string {
-  return ts.transpileModule(source, {
-    compilerOptions: {
-      module: ts.ModuleKind.ESNext,
-      target: ts.ScriptTarget.ES2022,
-      verbatimModuleSyntax: true,
-      rewriteRelativeImportExtensions: true,
-    },
-  }).outputText;
+type Transpile = (source: string) => string;
+
+/** TypeScript's own transpiler when it is installed (a dev dependency); else Node's type stripping. */
+async function transpiler(): Promise<Transpile> {
+  try {
+    const ts = (await import('typescript')).default;
+    const compilerOptions = { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022, verbatimModuleSyntax: true, rewriteRelativeImportExtensions: true };
+    return (source) => ts.transpileModule(source, { compilerOptions }).outputText;
+  } catch {
+    // The modules import each other as './x.ts' and nothing else: those become './x.js'.
+    return (source) => stripTypeScriptTypes(source, { mode: 'strip' }).replace(/(from\s*'\.\/[\w-]+)\.ts'/g, "$1.js'");
+  }
 }
 
 /** Writes the whole dashboard to `outDir` (build/dashboard by default) and returns the files written. */
-export function buildDashboard(outDir: string = DASHBOARD_BUILD_DIR): string[] {
+export async function buildDashboard(outDir: string = DASHBOARD_BUILD_DIR): Promise<string[]> {
+  const transpile = await transpiler();
   rmSync(outDir, { recursive: true, force: true });
   mkdirSync(join(outDir, 'vendor'), { recursive: true });
   const written: string[] = [];
@@ -49,6 +53,6 @@ export function buildDashboard(outDir: string = DASHBOARD_BUILD_DIR): string[] {
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  const files = buildDashboard();
+  const files = await buildDashboard();
   console.log(`dashboard: ${files.length} files in ${DASHBOARD_BUILD_DIR}`);
 }

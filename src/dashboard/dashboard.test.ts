@@ -95,7 +95,7 @@ describe('dashboard in a browser', () => {
   };
 
   before(async () => {
-    buildDashboard();
+    await buildDashboard();
     mkdirSync(ARTIFACTS_DIR, { recursive: true });
     dir = mkdtempSync(join(tmpdir(), 'gaffer-dash-'));
     store = openSqliteStore({ path: join(dir, 'gaffer.db'), clock: systemClock, random: systemRandom(), synchronous: 'normal' });
