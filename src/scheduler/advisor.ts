@@ -238,11 +238,12 @@ function planAdds(
 
 function bestKind(phases: readonly PhaseAdvice[], slots: ReadonlyMap<string, number>, kinds: readonly { queues: Record<string, number> }[], bottleneck: string): number | null {
   let best: { i: number; headroom: number; share: number } | null = null;
-  kinds.forEach((k, i) => {
+  for (const [i, k] of kinds.entries()) {
     const share = k.queues[bottleneck] ?? 0;
-    if (share <= 0) return;
+    if (share <= 0) continue;
     const headroom = headroomOf(phases, addSlots(slots, k.queues, 1)).headroom ?? 0;
-    if (!best || headroom > best.headroom + 1e-12 || (Math.abs(headroom - best.headroom) <= 1e-12 && share > best.share)) best = { i, headroom, share };
-  });
-  return best === null ? null : (best as { i: number }).i;
+    const better = !best || headroom > best.headroom + 1e-12 || (Math.abs(headroom - best.headroom) <= 1e-12 && share > best.share);
+    if (better) best = { i, headroom, share };
+  }
+  return best?.i ?? null;
 }
