@@ -223,19 +223,35 @@ describe('GET /metrics: retries and lost leases', () => {
 });
 
 describe('GET /metrics without tokens', () => {
-  it('is open, like the API', async () => {
+  it('is open, like the API, and answers while the store does not', async () => {
+    let closed = false;
     const dir = mkdtempSync(join(tmpdir(), 'gaffer-metrics-open-'));
     const store = openSqliteStore({ path: join(dir, 'gaffer.db'), clock: systemClock, random: systemRandom() });
     const coordinator = new Coordinator({ store, clock: systemClock });
     const app = await buildHttpApp({ coordinator, auth: new Auth([]), logger: false });
     await app.listen({ port: 0, host: '127.0.0.1' });
     try {
-      const res = await fetch(`http://127.0.0.1:${(app.server.address() as AddressInfo).port}/metrics`);
+      const url = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}/metrics`;
+      const res = await fetch(url);
       assert.equal(res.status, 200);
-      assert.ok(parsePrometheus(await res.text()).some((f) => f.name === 'gaffer_jobs'));
+      const up = parsePrometheus(await res.text());
+      assert.ok(up.some((f) => f.name === 'gaffer_jobs'));
+      assert.equal(up.find((f) => f.name === 'gaffer_store_up')?.metrics[0]?.value, '1');
+
+      // A store that stops answering: the scrape still answers, says so, and leaves the store's gauges empty.
+      await store.close();
+      closed = true;
+      const down = await fetch(url);
+      assert.equal(down.status, 200);
+      const families = parsePrometheus(await down.text());
+      assert.equal(families.find((f) => f.name === 'gaffer_store_up')?.metrics[0]?.value, '0');
+      for (const name of ['gaffer_jobs', 'gaffer_slots', 'gaffer_workers', 'gaffer_worker_results']) {
+        assert.deepEqual(families.find((f) => f.name === name)?.metrics ?? [], [], `${name} is left empty`);
+      }
+      assert.ok(families.some((f) => f.name === 'process_cpu_user_seconds_total'));
     } finally {
       await app.close();
-      await store.close();
+      if (!closed) await store.close();
       rmSync(dir, { recursive: true, force: true });
     }
   });

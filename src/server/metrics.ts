@@ -98,7 +98,7 @@ function scrapeSeries(registry: Registry, coordinator: Coordinator): void {
     registers: [registry],
     async collect() {
       this.reset();
-      for (const q of await coordinator.queueCounts()) {
+      for (const q of (await orNull(coordinator.queueCounts())) ?? []) {
         for (const state of JOB_STATES) this.set({ queue: q.queue, state }, q.counts[state] ?? 0);
       }
     },
@@ -110,13 +110,22 @@ function scrapeSeries(registry: Registry, coordinator: Coordinator): void {
     registers: [registry],
     async collect() {
       this.reset();
-      for (const [queue, s] of slotsByQueue(await readWorkers())) {
+      for (const [queue, s] of slotsByQueue((await orNull(readWorkers())) ?? [])) {
         this.set({ queue, use: 'used' }, s.used);
         this.set({ queue, use: 'free' }, Math.max(0, s.total - s.used));
       }
     },
   });
-  workerGauges(registry, readWorkers);
+  workerGauges(registry, () => orNull(readWorkers()));
+  new Gauge({
+    name: 'gaffer_store_up',
+    help: '1 while the store answers; 0 while it does not (the coordinator is not ready), as this scrape\'s own store reads found.',
+    registers: [registry],
+    async collect() {
+      await orNull(readWorkers());
+      this.set(coordinator.health.available ? 1 : 0);
+    },
+  });
   new Gauge({
     name: 'gaffer_worker_connections',
     help: 'Worker sessions attached to this coordinator now (open worker connections).',
@@ -127,7 +136,7 @@ function scrapeSeries(registry: Registry, coordinator: Coordinator): void {
   });
 }
 
-function workerGauges(registry: Registry, readWorkers: () => Promise<Worker[]>): void {
+function workerGauges(registry: Registry, readWorkers: () => Promise<Worker[] | null>): void {
   new Gauge({
     name: 'gaffer_workers',
     help: 'Workers known to the store, by state.',
@@ -136,6 +145,7 @@ function workerGauges(registry: Registry, readWorkers: () => Promise<Worker[]>):
     async collect() {
       this.reset();
       const list = await readWorkers();
+      if (!list) return;
       for (const state of WORKER_STATES) this.set({ state }, list.filter((w) => w.state === state).length);
     },
   });
@@ -144,7 +154,9 @@ function workerGauges(registry: Registry, readWorkers: () => Promise<Worker[]>):
     help: 'Workers quarantined now (by an operator or by their reputation).',
     registers: [registry],
     async collect() {
-      this.set((await readWorkers()).filter((w) => w.quarantined).length);
+      this.reset();
+      const list = await readWorkers();
+      if (list) this.set(list.filter((w) => w.quarantined).length);
     },
   });
   new Gauge({
@@ -153,13 +165,24 @@ function workerGauges(registry: Registry, readWorkers: () => Promise<Worker[]>):
     labelNames: ['verdict'],
     registers: [registry],
     async collect() {
+      this.reset();
       const list = await readWorkers();
+      if (!list) return;
       const sum = (f: (w: Worker) => number): number => list.reduce((n, w) => n + f(w), 0);
       this.set({ verdict: 'valid' }, sum((w) => w.reputation.valid));
       this.set({ verdict: 'invalid' }, sum((w) => w.reputation.invalid));
       this.set({ verdict: 'timed_out' }, sum((w) => w.reputation.timedOut));
     },
   });
+}
+
+/** A store read for a gauge, or null while the store is away: the gauge is left empty, and the scrape still answers. */
+async function orNull<T>(read: Promise<T>): Promise<T | null> {
+  try {
+    return await read;
+  } catch {
+    return null;
+  }
 }
 
 /** As GET /v1/queues counts them: workers not offline, their slots per served queue and live attempts. */
