@@ -15,6 +15,7 @@ import { COORDINATOR_DEFAULTS } from '../types/limits.ts';
 import type { Json } from '../types/model.ts';
 import { Coordinator } from './coordinator.ts';
 import { LocalWorker, type Handler } from './local-worker.ts';
+import { HistoryRecorder } from './history.ts';
 import { Sweeper } from './sweeper.ts';
 
 interface Pending {
@@ -122,6 +123,28 @@ describe('coordinator: queues at run time', () => {
     const hours = await coordinator.readHistory({ fromMs: t0, toMs: t0 + 2 * HOUR_MS, step: 'hour', maxPoints: 10 });
     assert.equal(hours.length, 1);
     assert.deepEqual(hours[0]!.counts, { submitted: 4, succeeded: 1, failed: 1, lost: 0, retried: 0, cancelled: 2 });
+  });
+
+  it('counts a lost lease and the retry it causes, and reads the queue of an attempt it never leased', async () => {
+    const h = manualHandler();
+    await worker(h.handler);
+    const t0 = clock.now();
+    const { job } = await coordinator.submit({ queue: 'work', payload: 1, heartbeatTimeoutMs: 1_000 });
+    await settle(coordinator);
+    assert.equal(h.calls.length, 1);
+    workers[0]!.freeze(); // no more heartbeats: the sweeper finds the lease lost
+    await clock.advanceAsync(1_200, () => settle(coordinator));
+    await coordinator.history.flush();
+    const [p] = await store.readHistory({ fromMs: t0, toMs: t0 + HOUR_MS, step: 'minute', maxPoints: 10 });
+    assert.deepEqual([p?.counts.lost, p?.counts.retried], [1, 1]);
+
+    // Another coordinator's recorder, which never leased the attempt, reads its queue at flush time.
+    const [attempt] = await store.listAttempts({ jobId: job.id });
+    const other = new HistoryRecorder({ store, clock, onError: (err) => assert.fail(String(err)) });
+    other.swept({ changes: [], endedAttempts: [{ attemptId: attempt!.id, workerId: 'x', reason: 'LEASE_LOST' }] });
+    await other.flush();
+    const [q] = await store.readHistory({ fromMs: t0, toMs: t0 + HOUR_MS, step: 'hour', maxPoints: 10 });
+    assert.deepEqual([q?.queue, q?.counts.lost], ['work', 2]);
   });
 
   it('the sweeper rolls minutes past historyMinuteRetentionMs up into hours, and drops hours past historyHourRetentionMs', async () => {
