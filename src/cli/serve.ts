@@ -11,22 +11,29 @@ import type { Store } from '../store/store.ts';
 import { systemClock, systemRandom } from '../types/clock.ts';
 import { GafferError } from '../types/errors.ts';
 import { describeDb, isPostgresUrl, serveConfig, type ServeConfig } from './config.ts';
+import { logWorkers, type WorkerLog } from './worker-log.ts';
 
 export interface Served {
   server: RunningServer;
   coordinator: Coordinator;
   store: Store;
+  /** Quarantines, releases and drains in the log (worker-log.ts). */
+  workerLog: WorkerLog;
   close(): Promise<void>;
 }
 
+export interface ServeOptions {
+  /** How often the workers are read for quarantines the store made; QUARANTINE_WATCH_INTERVAL_MS when left out. */
+  quarantineWatchIntervalMs?: number;
+}
+
 /** Opens the store, starts the coordinator and the server. Used by serve and devstack. */
-export async function serve(config: ServeConfig, logger: Logger): Promise<Served> {
+export async function serve(config: ServeConfig, logger: Logger, options: ServeOptions = {}): Promise<Served> {
   const auth = new Auth(config.tokens);
   // A refused configuration writes nothing: checked before the database is opened.
   assertSafeListen(auth, config.host);
   const store = await openStore(config);
   const coordinator = new Coordinator({ store, clock: systemClock, queues: config.queues, log: logger });
-  logWorkerEvents(coordinator, logger);
   coordinator.start();
   let server: RunningServer;
   try {
@@ -37,25 +44,19 @@ export async function serve(config: ServeConfig, logger: Logger): Promise<Served
     await store.close();
     throw err;
   }
+  const workerLog = logWorkers(coordinator, logger, options.quarantineWatchIntervalMs);
   return {
     server,
     coordinator,
     store,
+    workerLog,
     async close() {
+      workerLog.stop();
       await server.close();
       await coordinator.stop();
       await store.close();
     },
   };
-}
-
-/** What an operator acts on: quarantines (warn), releases and drains (info). Attach and disconnect the worker socket logs. */
-function logWorkerEvents(coordinator: Coordinator, logger: Logger): void {
-  coordinator.events.on('worker', (e) => {
-    if (e.event === 'quarantined') logger.warn({ workerId: e.workerId }, 'worker quarantined');
-    else if (e.event === 'released') logger.info({ workerId: e.workerId }, 'worker released from quarantine');
-    else if (e.event === 'draining') logger.info({ workerId: e.workerId }, 'worker draining');
-  });
 }
 
 /** SQLite for a file, PostgreSQL for a postgres:// URL (its driver is loaded only then). */
