@@ -68,6 +68,12 @@ async function figureIs(page: Page, key: string, value: string): Promise<void> {
   );
 }
 
+/** Waits for the element, then clicks it inside the page in one step (a refresh cannot swap it in between). */
+async function clickOn(page: Page, selector: string): Promise<void> {
+  await page.waitForSelector(selector, { timeout: STEP_TIMEOUT_MS });
+  await page.$eval(selector, (e) => (e as HTMLElement).click());
+}
+
 async function shot(page: Page, name: string): Promise<void> {
   await page.screenshot({ path: join(ARTIFACTS_DIR, `${name}.png`), fullPage: true });
 }
@@ -196,6 +202,8 @@ describe('dashboard in a browser', () => {
     await figureIs(page, 'prove:succeeded', '2');
     await figureIs(page, 'prove:queued', '0');
     const sealJob = (await coordinator.submit({ queue: 'seal', payload: { sector: 7 }, backoff: { baseMs: 20, maxMs: 50 } })).job;
+    const sealed = await coordinator.waitForJob(sealJob.id, STEP_TIMEOUT_MS);
+    assert.equal(sealed.state, 'succeeded', `the seal job is ${sealed.state} after ${STEP_TIMEOUT_MS} ms: ${JSON.stringify(await api(`/v1/jobs/${sealJob.id}`))}`);
     await figureIs(page, 'seal:succeeded', '1');
     await shot(page, 'overview');
 
@@ -205,10 +213,10 @@ describe('dashboard in a browser', () => {
     const paths = Object.keys((await api('/v1/openapi.json')).paths);
     if (paths.includes('/v1/queues/{name}/pause')) {
       // The queue's button follows its state: pause, then resume, each seen through the API.
-      await page.click('button[data-action="pause"][data-queue="seal"]');
+      await clickOn(page, 'button[data-action="pause"][data-queue="seal"]');
       await page.waitForSelector('button[data-action="resume"][data-queue="seal"]', { timeout: STEP_TIMEOUT_MS });
       assert.equal((await api('/v1/queues')).queues.find((q: { queue: string }) => q.queue === 'seal').paused, true);
-      await page.click('button[data-action="resume"][data-queue="seal"]');
+      await clickOn(page, 'button[data-action="resume"][data-queue="seal"]');
       await page.waitForSelector('button[data-action="pause"][data-queue="seal"]', { timeout: STEP_TIMEOUT_MS });
       assert.equal((await api('/v1/queues')).queues.find((q: { queue: string }) => q.queue === 'seal').paused, false);
     } else {
@@ -222,9 +230,9 @@ describe('dashboard in a browser', () => {
     const rows = (): Promise<number> => page.$$eval('#job-list tbody tr', (trs) => trs.length);
     await page.goto(`${base}/#/jobs?queue=prove&limit=4`);
     await page.waitForFunction(() => document.querySelectorAll('#job-list tbody tr').length === 4, { timeout: STEP_TIMEOUT_MS });
-    await page.click('#next-page');
+    await clickOn(page, '#next-page');
     await page.waitForFunction(() => document.querySelectorAll('#job-list tbody tr').length === 2 && document.querySelector('#next-page')?.hasAttribute('disabled'), { timeout: STEP_TIMEOUT_MS });
-    await page.click('#prev-page');
+    await clickOn(page, '#prev-page');
     await page.waitForFunction(() => document.querySelectorAll('#job-list tbody tr').length === 4, { timeout: STEP_TIMEOUT_MS });
     await page.select('#filter-state', 'succeeded');
     await page.click('#job-filters button[type=submit]');
@@ -243,7 +251,7 @@ describe('dashboard in a browser', () => {
     const victim = ids[5]!;
     await page.goto(`${base}/#/job/${victim}`);
     await page.waitForSelector('#cancel-job:not([disabled])', { timeout: STEP_TIMEOUT_MS });
-    await page.click('#cancel-job');
+    await clickOn(page, '#cancel-job:not([disabled])');
     await page.waitForFunction(() => document.querySelector('#job-fields [data-state]')?.getAttribute('data-state') === 'cancelled', { timeout: STEP_TIMEOUT_MS });
     assert.equal((await api(`/v1/jobs/${victim}`)).state, 'cancelled');
 
@@ -251,7 +259,7 @@ describe('dashboard in a browser', () => {
     await page.goto(`${base}/#/worker/${w1.id}`);
     await page.waitForSelector('#worker-fields', { timeout: STEP_TIMEOUT_MS });
     await shot(page, 'worker');
-    await page.click('button[data-action="drain"]');
+    await clickOn(page, 'button[data-action="drain"]:not([disabled])');
     await page.waitForFunction(() => document.querySelector('h1 [data-state]')?.getAttribute('data-state') === 'draining', { timeout: STEP_TIMEOUT_MS });
     const drained = await api(`/v1/workers/${w1.id}`);
     assert.equal(drained.draining, true);

@@ -66,6 +66,17 @@ export function shortId(id: string): string {
   return id.length > 12 ? `${id.slice(0, 4)}…${id.slice(-6)}` : id;
 }
 
+/**
+ * Replaces the children of `el` when `key` (the data they show, as JSON) differs from the last one: a refresh
+ * that changed nothing leaves the elements, and a button being clicked, in place.
+ */
+export function fillIfChanged(el: HTMLElement, key: unknown, ...children: Children[]): void {
+  const text = JSON.stringify(key);
+  if (el.dataset.shown === text) return;
+  el.dataset.shown = text;
+  fill(el, ...children);
+}
+
 /** Replaces the children of `el`. */
 export function fill(el: Element, ...children: Children[]): void {
   el.replaceChildren(...h('div', {}, ...children).childNodes);

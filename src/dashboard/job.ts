@@ -4,7 +4,7 @@
 /// <reference lib="dom.iterable" />
 /// <reference lib="dom.asynciterable" />
 import { enc, get, mayCall, post } from './api.ts';
-import { duration, fill, h, jsonBlock, link, pill, shortId, table, time } from './dom.ts';
+import { duration, fillIfChanged, h, jsonBlock, link, pill, shortId, table, time } from './dom.ts';
 import { runAction, type Page, type PageContext } from './page.ts';
 import { TERMINAL_JOB_STATES, type Attempt, type JobView } from './shapes.ts';
 
@@ -85,8 +85,11 @@ export function jobPage(): Page {
       const ended = TERMINAL_JOB_STATES.includes(job.state);
       cancel.disabled = ended || !mayCall(ctx.caps, 'POST /v1/jobs/{id}/cancel');
       retry.disabled = !['failed', 'cancelled', 'expired'].includes(job.state) || !mayCall(ctx.caps, 'POST /v1/jobs/{id}/retry');
-      fill(
+      // A live attempt's bar grows with the clock: redraw each second while one is live, else only on a change.
+      const live = attempts.some((a) => a.finishedAt === null);
+      fillIfChanged(
         body,
+        live ? Date.now() : job,
         h('h2', {}, 'Fields'),
         fields(job),
         h('h2', {}, `Attempts (${attempts.length})`),

@@ -4,7 +4,7 @@
 /// <reference lib="dom.iterable" />
 /// <reference lib="dom.asynciterable" />
 import { ApiError, enc, get } from './api.ts';
-import { duration, fill, h, link, pill, table, time } from './dom.ts';
+import { duration, fillIfChanged, h, link, pill, table, time } from './dom.ts';
 import type { Page, PageContext } from './page.ts';
 import { JOB_STATE_ORDER, type Job, type QueuesAnswer } from './shapes.ts';
 
@@ -107,7 +107,7 @@ export function jobsPage(): Page {
       prev.disabled = cursors.length <= 1;
       more.disabled = next === null;
       pageNo.textContent = `page ${cursors.length}, ${page.jobs.length} jobs, newest first`;
-      fill(list, page.jobs.length === 0 ? h('p', { class: 'muted' }, 'No job matches.') : table(['id', 'queue', 'state', 'priority', 'attempts', 'labels', 'created', 'took', 'error'], page.jobs.map(jobRow), [3, 4]));
+      fillIfChanged(list, page.jobs, page.jobs.length === 0 ? h('p', { class: 'muted' }, 'No job matches.') : table(['id', 'queue', 'state', 'priority', 'attempts', 'labels', 'created', 'took', 'error'], page.jobs.map(jobRow), [3, 4]));
     },
   };
 }

@@ -4,7 +4,7 @@
 /// <reference lib="dom.iterable" />
 /// <reference lib="dom.asynciterable" />
 import { enc, get, hasRoute, mayCall, post } from './api.ts';
-import { duration, fill, h, link, num, pill, table } from './dom.ts';
+import { duration, fillIfChanged, h, link, num, pill, table } from './dom.ts';
 import { runAction, type Page, type PageContext } from './page.ts';
 import type { QueuesAnswer, QueueStats } from './shapes.ts';
 
@@ -38,8 +38,9 @@ export function queuesPage(): Page {
         h('span', {}, `${q.slots.used} / ${q.slots.total} (${q.slots.workers} workers)`),
         h('div', { class: 'actions' }, pauseButtons(ctx, q)),
       ]);
-      fill(
+      fillIfChanged(
         list,
+        answer,
         h('p', { class: 'note' }, `Throughput and run times over the last ${duration(answer.windowMs)}.`),
         rows.length === 0 ? h('p', { class: 'muted' }, 'No queue yet.') : table(['queue', 'waiting', 'queued', 'running', 'verifying', 'succeeded', 'failed', 'cancelled', 'expired', 'per min', 'run mean / p95', 'slots used / total', ''], rows, [1, 2, 3, 4, 5, 6, 7, 8, 9]),
       );

@@ -4,7 +4,7 @@
 /// <reference lib="dom.iterable" />
 /// <reference lib="dom.asynciterable" />
 import { enc, get, mayCall, post } from './api.ts';
-import { duration, fill, h, link, pill, shortId, table, time } from './dom.ts';
+import { duration, fill, fillIfChanged, h, link, pill, shortId, table, time } from './dom.ts';
 import { runAction, type Page, type PageContext } from './page.ts';
 import type { WorkerView } from './shapes.ts';
 
@@ -53,7 +53,12 @@ export function workersPage(): Page {
         h('span', { 'data-heartbeat': w.id }, age(w, now)),
         workerActions(ctx, w),
       ]);
-      fill(list, workers.length === 0 ? h('p', { class: 'muted' }, 'No worker has connected.') : table(['worker', 'state', 'queues (used/slots)', 'cores', 'memory', 'GPUs', 'reputation', 'last seen', ''], rows, [3]));
+      // The heartbeat ages change every second: they are updated in place, the rest redrawn only on a change.
+      fillIfChanged(list, workers.map((w) => ({ ...w, lastSeenAt: null })), workers.length === 0 ? h('p', { class: 'muted' }, 'No worker has connected.') : table(['worker', 'state', 'queues (used/slots)', 'cores', 'memory', 'GPUs', 'reputation', 'last seen', ''], rows, [3]));
+      for (const w of workers) {
+        const cell = list.querySelector(`[data-heartbeat="${CSS.escape(w.id)}"]`);
+        if (cell) cell.textContent = age(w, now);
+      }
     },
   };
 }
@@ -61,11 +66,12 @@ export function workersPage(): Page {
 export function workerPage(): Page {
   let ctx: PageContext;
   const body = h('div', { id: 'worker' });
+  const actions = h('div', { id: 'worker-actions' });
   const title = h('h1', {}, 'Worker');
   return {
     render(root, c) {
       ctx = c;
-      root.append(title, body);
+      root.append(title, actions, body);
     },
     async refresh() {
       const w = await get<WorkerView>(`/v1/workers/${enc(ctx.params[0] ?? '')}`);
@@ -85,9 +91,9 @@ export function workerPage(): Page {
       ];
       const checks = Object.entries(w.checks);
       const attempts = w.attempts ?? [];
+      fillIfChanged(actions, [w.id, w.draining, w.quarantined, w.connected], workerActions(ctx, w));
       fill(
         body,
-        workerActions(ctx, w),
         h('h2', {}, 'Details'),
         h('div', { class: 'kv', id: 'worker-fields' }, kv.map(([k, v]) => [h('div', {}, k), h('div', {}, v)])),
         checks.length > 0 ? [h('h2', {}, 'Reliability checks'), table(['queue', 'state', 'speed', 'reason', 'updated'], checks.map(([q, ch]) => [h('span', {}, q), pill(ch.state), h('span', {}, duration(ch.speedMs)), h('span', {}, ch.reason ?? ''), h('span', {}, time(ch.updatedAt))]))] : null,
