@@ -342,7 +342,7 @@ async function historyAnswer(coordinator: Coordinator, q: HistoryQuery): Promise
   }
   const points = await coordinator.readHistory({ ...(q.queue !== undefined ? { queue: q.queue } : {}), fromMs: from, toMs: to, step, maxPoints: LIMITS.historyMaxPoints });
   const buckets = HISTORY_BUCKET_NAMES.map((name, i) => ({ name, leMs: HISTORY_BUCKET_BOUNDS_MS[i] ?? null }));
-  return { step, from, to, buckets, points };
+  return { step, from, to, buckets, points, truncated: points.length >= LIMITS.historyMaxPoints };
 }
 
 function slotsByQueue(workers: readonly Worker[]): Map<string, { workers: number; total: number; used: number }> {

@@ -240,6 +240,7 @@ export function componentSchemas(): Record<string, JsonSchema> {
       step: { type: 'string', enum: ['minute', 'hour'] },
       from: ms('Epoch ms, the start of the first step.'),
       to: ms('Epoch ms, excluded.'),
+      truncated: { type: 'boolean', description: 'historyMaxPoints points were returned: older ones in the range were left out.' },
       buckets: { type: 'array', items: object({ name: str, leMs: { type: ['integer', 'null'], description: 'Upper bound, inclusive; null: the open last bucket.' } }) },
       points: {
         type: 'array',

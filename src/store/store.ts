@@ -183,7 +183,7 @@ export interface ReadHistoryParams {
   fromMs: number;
   toMs: number;
   step: HistoryStep;
-  /** At most this many points (clamped to LIMITS.historyMaxPoints), oldest first. */
+  /** At most this many points (clamped to LIMITS.historyMaxPoints): the newest, returned oldest first. */
   maxPoints: number;
 }
 

@@ -59,10 +59,11 @@ export async function readHistory(x: Exec, params: ReadHistoryParams): Promise<H
     // The step is cast: SQLite may bind a number as REAL, which would make the division exact.
     `SELECT queue, (at_ms / CAST($4 AS BIGINT)) * CAST($4 AS BIGINT) AS at, ${HISTORY_VALUE_COLUMNS.map((col) => `sum(${col}) AS ${col}`).join(', ')}
      FROM queue_history WHERE (CAST($1 AS TEXT) IS NULL OR queue = $1) AND at_ms >= $2 AND at_ms < $3 AND step_ms <= $4
-     GROUP BY queue, 2 ORDER BY 2, queue LIMIT $5`,
+     GROUP BY queue, 2 ORDER BY 2 DESC, queue DESC LIMIT $5`,
     [params.queue ?? null, from, params.toMs, stepMs, max],
   );
-  return rows.map((r) => pointFromRow(String(r.queue), Number(r.at), r));
+  // Cut at the bound, the newest points are kept; they are returned oldest first.
+  return rows.reverse().map((r) => pointFromRow(String(r.queue), Number(r.at), r));
 }
 
 /**
