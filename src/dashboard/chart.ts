@@ -42,7 +42,7 @@ export class Chart {
     this.key = key;
     this.el.setAttribute('data-chart', title);
     const width = Math.max(300, this.el.clientWidth - 12 || 560);
-    const series = [{}, ...names.map((label, i) => ({ label, stroke: COLORS[i % COLORS.length], width: 1.5, points: { show: false } }))];
+    const series = [{}, ...names.map((label, i) => ({ label, stroke: COLORS[i % COLORS.length], width: 1.5, spanGaps: false, points: { size: 4 } }))];
     this.plot = new ctor({ title, width, height: CHART_HEIGHT_PX, series, legend: { live: false } }, columns, this.el);
   }
 

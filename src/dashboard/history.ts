@@ -9,7 +9,11 @@ export interface HistoryPoint {
   run: { buckets: number[]; sumMs: number };
 }
 
-export type HistoryAnswer = { points?: HistoryPoint[]; [more: string]: unknown } | HistoryPoint[];
+export type HistoryAnswer = { points?: HistoryPoint[]; step?: string; from?: number; to?: number; [more: string]: unknown } | HistoryPoint[];
+
+const STEP_MS: Record<string, number> = { minute: 60_000, hour: 3_600_000 };
+/** Most steps drawn; the server answers at most historyMaxPoints (1440) anyway. */
+export const HISTORY_STEPS_MAX = 1440;
 
 /** The points of the answer, wherever it keeps its array of points. */
 export function historyPoints(answer: HistoryAnswer): HistoryPoint[] {
@@ -25,17 +29,31 @@ export interface HistoryColumns {
   runMeanMs: (number | null)[][];
 }
 
+/** Every step from the answer's `from` to its `to`: a step with no row had nothing happen in it. */
+function stepTimes(answer: HistoryAnswer, points: HistoryPoint[]): number[] {
+  const ats = points.map((p) => p.at);
+  const stepMs = (!Array.isArray(answer) && answer.step && STEP_MS[answer.step]) || STEP_MS.minute!;
+  const from = !Array.isArray(answer) && typeof answer.from === 'number' ? answer.from : Math.min(...ats);
+  const to = !Array.isArray(answer) && typeof answer.to === 'number' ? answer.to : Math.max(...ats);
+  const first = Math.floor(from / stepMs) * stepMs;
+  const times: number[] = [];
+  for (let t = first; t <= to && times.length < HISTORY_STEPS_MAX; t += stepMs) times.push(t);
+  for (const at of ats) if (!times.includes(at)) times.push(at);
+  return times.sort((a, b) => a - b);
+}
+
 export function historyColumns(answer: HistoryAnswer): HistoryColumns {
   const points = historyPoints(answer);
   const names = [...new Set(points.map((p) => p.queue))].sort();
-  const times = [...new Set(points.map((p) => p.at))].sort((a, b) => a - b);
+  const times = points.length === 0 ? [] : stepTimes(answer, points);
   const at = new Map(points.map((p) => [`${p.queue}\u0000${p.at}`, p]));
-  const col = (f: (p: HistoryPoint) => number | null) => names.map((n) => times.map((t) => { const p = at.get(`${n}\u0000${t}`); return p ? f(p) : null; }));
+  const col = (f: (p: HistoryPoint) => number | null, missing: number | null) =>
+    names.map((n) => times.map((t) => { const p = at.get(`${n}\u0000${t}`); return p ? f(p) : missing; }));
   const t = times.map((ms) => ms / 1000);
   const runCount = (p: HistoryPoint): number => p.run.buckets.reduce((a, b) => a + b, 0);
   return {
     names,
-    succeeded: [t, ...col((p) => p.counts.succeeded ?? 0)],
-    runMeanMs: [t, ...col((p) => (runCount(p) > 0 ? p.run.sumMs / runCount(p) : null))],
+    succeeded: [t, ...col((p) => p.counts.succeeded ?? 0, 0)],
+    runMeanMs: [t, ...col((p) => (runCount(p) > 0 ? p.run.sumMs / runCount(p) : null), null)],
   };
 }
