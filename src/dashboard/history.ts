@@ -27,6 +27,7 @@ export interface HistoryColumns {
   names: string[];
   succeeded: (number | null)[][];
   runMeanMs: (number | null)[][];
+  waitMeanMs: (number | null)[][];
 }
 
 /** Every step from the answer's `from` to its `to`: a step with no row had nothing happen in it. */
@@ -50,10 +51,12 @@ export function historyColumns(answer: HistoryAnswer): HistoryColumns {
   const col = (f: (p: HistoryPoint) => number | null, missing: number | null) =>
     names.map((n) => times.map((t) => { const p = at.get(`${n}\u0000${t}`); return p ? f(p) : missing; }));
   const t = times.map((ms) => ms / 1000);
-  const runCount = (p: HistoryPoint): number => p.run.buckets.reduce((a, b) => a + b, 0);
+  const count = (h: { buckets: number[] }): number => h.buckets.reduce((a, b) => a + b, 0);
+  const mean = (h: { buckets: number[]; sumMs: number }): number | null => (count(h) > 0 ? h.sumMs / count(h) : null);
   return {
     names,
     succeeded: [t, ...col((p) => p.counts.succeeded ?? 0, 0)],
-    runMeanMs: [t, ...col((p) => (runCount(p) > 0 ? p.run.sumMs / runCount(p) : null), null)],
+    runMeanMs: [t, ...col((p) => mean(p.run), null)],
+    waitMeanMs: [t, ...col((p) => mean(p.wait), null)],
   };
 }

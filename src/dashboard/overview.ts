@@ -22,14 +22,15 @@ export function queueCard(q: QueueStats): HTMLElement {
   return h(
     'div',
     { class: 'card', 'data-queue': q.queue },
-    h('h3', {}, link(`#/jobs?queue=${encodeURIComponent(q.queue)}`, q.queue), q.paused ? pill('paused') : null),
+    h('h3', {}, link(`#/jobs?queue=${encodeURIComponent(q.queue)}`, q.queue), q.paused ? h('span', { title: String(q.pauseReason ?? '') }, pill('paused')) : null),
     h('div', { class: 'figures' }, JOB_STATE_ORDER.map((s) => figure(s, q.counts[s] ?? 0, `${q.queue}:${s}`))),
     h('h2', {}, 'Last ', duration(q.recent.spanMs)),
     h(
       'div',
-      { class: 'figures' },
+      { class: 'figures five' },
       figure('per minute', num(q.recent.throughputPerMinute, 1), `${q.queue}:throughput`),
       figure('completed', q.recent.completed, `${q.queue}:completed`),
+      figure('failed', q.recent.failed, `${q.queue}:recent-failed`),
       figure('run mean', duration(q.recent.runTimeMeanMs)),
       figure('run p95', duration(q.recent.runTimeP95Ms)),
     ),
@@ -50,7 +51,7 @@ export function overviewPage(): Page {
   const workersEl = h('div', { id: 'worker-states', class: 'figures card' });
   const queuesEl = h('div', { class: 'cards', id: 'queue-cards' });
   const chartNote = h('p', { class: 'note', id: 'history-note' });
-  const charts = [new Chart(), new Chart()] as const;
+  const charts = [new Chart(), new Chart(), new Chart()] as const;
   const local: { t: number; queues: QueueStats[] }[] = [];
 
   const drawLocal = (queues: QueueStats[], why: string): void => {
@@ -62,6 +63,7 @@ export function overviewPage(): Page {
     const t = local.map((s) => s.t);
     charts[0].set('jobs queued + running', names, [t, ...pick((q) => (q.counts.queued ?? 0) + (q.counts.running ?? 0))]);
     charts[1].set('completed per minute (last 5 min)', names, [t, ...pick((q) => q.recent.throughputPerMinute)]);
+    charts[2].set('mean run time, last 5 min (ms)', names, [t, ...pick((q) => q.recent.runTimeMeanMs ?? Number.NaN)].map((c) => c.map((v) => (Number.isNaN(v) ? null : v))));
   };
 
   const drawCharts = async (queues: QueueStats[]): Promise<void> => {
@@ -77,6 +79,7 @@ export function overviewPage(): Page {
     chartNote.textContent = `Per minute, per queue, the last ${HISTORY_SHOWN_MS / 60_000} minutes of the coordinator\u2019s history (GET /v1/history).`;
     charts[0].set('jobs succeeded per minute', cols.names, cols.succeeded);
     charts[1].set('mean run time per minute (ms)', cols.names, cols.runMeanMs);
+    charts[2].set('mean wait, ready to leased, per minute (ms)', cols.names, cols.waitMeanMs);
   };
 
   return {
@@ -90,7 +93,7 @@ export function overviewPage(): Page {
         queuesEl,
         h('h2', {}, 'Over time'),
         chartNote,
-        h('div', { class: 'grid2' }, charts[0].el, charts[1].el),
+        h('div', { class: 'grid3' }, charts[0].el, charts[1].el, charts[2].el),
       );
     },
     async refresh() {
