@@ -26,7 +26,7 @@ export class Chart {
   }
 
   /** Draws the columns; a new title or set of series names makes a new plot. */
-  set(title: string, names: string[], columns: (number | null)[][]): void {
+  set(title: string, names: string[], columns: (number | null)[][], options: { points?: boolean } = {}): void {
     const ctor = (globalThis as { uPlot?: UPlotCtor }).uPlot;
     if (!ctor) {
       this.el.textContent = 'uPlot did not load';
@@ -42,7 +42,7 @@ export class Chart {
     this.key = key;
     this.el.setAttribute('data-chart', title);
     const width = Math.max(300, this.el.clientWidth - 12 || 560);
-    const series = [{}, ...names.map((label, i) => ({ label, stroke: COLORS[i % COLORS.length], width: 1.5, spanGaps: false, points: { size: 4 } }))];
+    const series = [{}, ...names.map((label, i) => ({ label, stroke: COLORS[i % COLORS.length], width: 1.5, spanGaps: false, points: options.points ? { show: true, size: 5 } : { size: 4 } }))];
     this.plot = new ctor({ title, width, height: CHART_HEIGHT_PX, series, legend: { live: false } }, columns, this.el);
   }
 

@@ -28,7 +28,7 @@ export function queueCard(q: QueueStats): HTMLElement {
     h(
       'div',
       { class: 'figures five' },
-      figure('per minute', num(q.recent.throughputPerMinute, 1), `${q.queue}:throughput`),
+      figure('per min', num(q.recent.throughputPerMinute, 1), `${q.queue}:throughput`),
       figure('completed', q.recent.completed, `${q.queue}:completed`),
       figure('failed', q.recent.failed, `${q.queue}:recent-failed`),
       figure('run mean', duration(q.recent.runTimeMeanMs)),
@@ -78,8 +78,9 @@ export function overviewPage(): Page {
     if (cols.names.length === 0) return drawLocal(queues, 'No history yet (the coordinator adds each minute to GET /v1/history about a minute after it ends)');
     chartNote.textContent = `Per minute, per queue, the last ${HISTORY_SHOWN_MS / 60_000} minutes of the coordinator\u2019s history (GET /v1/history).`;
     charts[0].set('jobs succeeded per minute', cols.names, cols.succeeded);
-    charts[1].set('mean run time per minute (ms)', cols.names, cols.runMeanMs);
-    charts[2].set('mean wait, ready to leased, per minute (ms)', cols.names, cols.waitMeanMs);
+    // A mean exists only in minutes where something ran: dots, since such minutes often stand alone.
+    charts[1].set('mean run time per minute (ms)', cols.names, cols.runMeanMs, { points: true });
+    charts[2].set('mean wait, ready to leased, per minute (ms)', cols.names, cols.waitMeanMs, { points: true });
   };
 
   return {
