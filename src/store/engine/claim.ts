@@ -1,9 +1,9 @@
 // A claim: lease attempts to workers as the place function decides, in one
-// transaction. The engine reads what the workers have free, reads candidates
-// page by page, asks the place function, re-checks its answer, decides
-// adaptive replication, and writes the leases. How a page of candidates is
-// read and how leases are written are the backend's (ClaimQueries), each with
-// a general form here.
+// transaction. The engine reads what the workers have free, leaves out the
+// queues an operator paused (queues.ts), reads candidates page by page, asks
+// the place function, re-checks its answer, decides adaptive replication, and
+// writes the leases. How a page of candidates is read and how leases are
+// written are the backend's (ClaimQueries), each with a general form here.
 import { assert } from '../../types/errors.ts';
 import { randomToken } from '../../types/ids.ts';
 import { LIMITS } from '../../types/limits.ts';
