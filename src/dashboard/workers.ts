@@ -10,7 +10,7 @@ import type { WorkerView } from './shapes.ts';
 
 const slotsText = (w: WorkerView): string =>
   Object.entries(w.queues).map(([q, n]) => `${q} ${w.running[q] ?? 0}/${n}`).join(', ') || '–';
-const age = (w: WorkerView, now: number): string => (w.lastSeenAt === null ? '–' : duration(now - w.lastSeenAt));
+const age = (w: WorkerView, now: number): string => (w.lastSeenAt === null ? '–' : `${duration(now - w.lastSeenAt)} ago`);
 const rep = (w: WorkerView): string => `${w.reputation.valid} valid, ${w.reputation.invalid} invalid, ${w.reputation.timedOut} timed out`;
 
 /** The three admin actions, disabled (with a note) when the token lacks the admin scope. */
@@ -85,7 +85,7 @@ export function workerPage(): Page {
         ['GPU ids', w.gpuIds.join(', ') || '–'],
         ['labels', Object.entries(w.labels).map(([k, v]) => `${k}=${v}`).join(' ') || '–'],
         ['connected', w.connected ? `since ${time(w.connectedAt)}` : 'no'],
-        ['last seen', `${age(w, now)} ago`],
+        ['last seen', age(w, now)],
         ['reputation', `${rep(w)}; streak ${w.reputation.streak}`],
         ['quarantine', w.quarantined ? (w.quarantineReason ?? 'yes') : 'no'],
       ];
