@@ -80,7 +80,7 @@ export function overviewPage(): Page {
     charts[0].set('jobs succeeded per minute', cols.names, cols.succeeded);
     // A mean exists only in minutes where something ran: dots, since such minutes often stand alone.
     charts[1].set('mean run time per minute (ms)', cols.names, cols.runMeanMs, { points: true });
-    charts[2].set('mean wait, ready to leased, per minute (ms)', cols.names, cols.waitMeanMs, { points: true });
+    charts[2].set('mean wait per minute (ms)', cols.names, cols.waitMeanMs, { points: true });
   };
 
   return {
