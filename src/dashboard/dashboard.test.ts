@@ -24,6 +24,7 @@ import { buildDashboard } from './build.ts';
 
 const ADMIN = 'dash-admin-token';
 const CLIENT = 'dash-client-token';
+const WORKER = 'dash-worker-token';
 const ARTIFACTS_DIR = fileURLToPath(new URL('../../test-artifacts/dashboard/', import.meta.url));
 /** Longest wait for one condition on the page; far above the 1 s poll and the event stream. */
 const STEP_TIMEOUT_MS = 15_000;
@@ -107,7 +108,7 @@ describe('dashboard in a browser', () => {
     store = openSqliteStore({ path: join(dir, 'gaffer.db'), clock: systemClock, random: systemRandom(), synchronous: 'normal' });
     coordinator = new Coordinator({ store, clock: systemClock, sweepIntervalMs: 50 });
     coordinator.start();
-    const auth = new Auth([{ token: ADMIN, scopes: ['admin'] }, { token: CLIENT, scopes: ['client'] }]);
+    const auth = new Auth([{ token: ADMIN, scopes: ['admin'] }, { token: CLIENT, scopes: ['client'] }, { token: WORKER, scopes: ['worker'] }]);
     app = await buildHttpApp({ coordinator, auth, logger: false });
     await app.listen({ port: 0, host: '127.0.0.1' });
     base = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
@@ -159,7 +160,7 @@ describe('dashboard in a browser', () => {
     }
   });
 
-  it('a wrong token gets the 401 message on the page', async () => {
+  it('a wrong token gets the 401 message on the page, a token without the scope the 403 one', async () => {
     const ctx = await browser.createBrowserContext();
     const page = await ctx.newPage();
     await page.goto(base + '/');
@@ -169,6 +170,12 @@ describe('dashboard in a browser', () => {
     assert.match(text, /UNAUTHORIZED \(401\): the bearer token is not valid/);
     assert.equal(page.url().includes('not-a-token'), false);
     await shot(page, 'login-wrong-token');
+    // A token the server knows, without the client scope: the 403 and its message.
+    await page.$eval('#token', (e) => { (e as HTMLInputElement).value = ''; });
+    await page.type('#token', WORKER);
+    await page.click('#login button[type=submit]');
+    await page.waitForFunction(() => /FORBIDDEN \(403\)/.test(document.querySelector('#login-error')?.textContent ?? ''), { timeout: STEP_TIMEOUT_MS });
+    assert.match(await page.$eval('#login-error', (e) => e.textContent ?? ''), /this token lacks the client scope/);
     await ctx.close();
   });
 
