@@ -13,7 +13,7 @@ export type HistoryAnswer = { points?: HistoryPoint[]; step?: string; from?: num
 
 const STEP_MS: Record<string, number> = { minute: 60_000, hour: 3_600_000 };
 /** Most steps drawn; the server answers at most historyMaxPoints (1440) anyway. */
-export const HISTORY_STEPS_MAX = 1440;
+export const HISTORY_MAX_STEPS = 1440;
 
 /** The points of the answer, wherever it keeps its array of points. */
 export function historyPoints(answer: HistoryAnswer): HistoryPoint[] {
@@ -38,7 +38,7 @@ function stepTimes(answer: HistoryAnswer, points: HistoryPoint[]): number[] {
   const to = !Array.isArray(answer) && typeof answer.to === 'number' ? answer.to : Math.max(...ats);
   const first = Math.floor(from / stepMs) * stepMs;
   const times: number[] = [];
-  for (let t = first; t <= to && times.length < HISTORY_STEPS_MAX; t += stepMs) times.push(t);
+  for (let t = first; t <= to && times.length < HISTORY_MAX_STEPS; t += stepMs) times.push(t);
   for (const at of ats) if (!times.includes(at)) times.push(at);
   return times.sort((a, b) => a - b);
 }

@@ -9,8 +9,8 @@ import type { Page, PageContext } from './page.ts';
 import { JOB_STATE_ORDER, type Job, type QueuesAnswer } from './shapes.ts';
 
 /** Jobs per page unless the hash asks for another number (#/jobs?limit=N); the server allows 1 to listMaxJobs. */
-export const JOBS_PAGE_SIZE = 50;
-export const JOBS_PAGE_MAX = 500;
+export const JOBS_PAGE_DEFAULT_JOBS = 50;
+export const JOBS_PAGE_MAX_JOBS = 500;
 
 interface Filters {
   queue: string;
@@ -38,7 +38,7 @@ export function jobsPage(): Page {
   const filters: Filters = { queue: '', state: '', label: '' };
   const cursors: (string | null)[] = [null];
   let next: string | null = null;
-  let pageSize = JOBS_PAGE_SIZE;
+  let pageMaxJobs = JOBS_PAGE_DEFAULT_JOBS;
   const list = h('div', { id: 'job-list' });
   const pageNo = h('span', { class: 'muted' });
   const prev = h('button', { type: 'button', id: 'prev-page' }, '← newer');
@@ -49,7 +49,7 @@ export function jobsPage(): Page {
   const idIn = h('input', { name: 'id', id: 'job-search', placeholder: 'job id', size: 30 });
 
   const query = (): string => {
-    const q = new URLSearchParams({ limit: String(pageSize) });
+    const q = new URLSearchParams({ limit: String(pageMaxJobs) });
     if (filters.queue) q.set('queue', filters.queue);
     if (filters.state) q.set('state', filters.state);
     if (filters.label) q.set('label', filters.label);
@@ -86,7 +86,7 @@ export function jobsPage(): Page {
       filters.state = c.query.get('state') ?? '';
       filters.label = c.query.get('label') ?? '';
       const asked = Number(c.query.get('limit'));
-      if (Number.isInteger(asked) && asked >= 1) pageSize = Math.min(asked, JOBS_PAGE_MAX);
+      if (Number.isInteger(asked) && asked >= 1) pageMaxJobs = Math.min(asked, JOBS_PAGE_MAX_JOBS);
       stateSel.value = filters.state;
       labelIn.value = filters.label;
       const form = h('form', { class: 'filters', id: 'job-filters' }, h('label', {}, 'Queue', queueSel), h('label', {}, 'State', stateSel), h('label', {}, 'Label', labelIn), h('button', { type: 'submit' }, 'Filter'));

@@ -12,7 +12,7 @@ import type { Page, PageContext } from './page.ts';
 import { JOB_STATE_ORDER, WORKER_STATE_ORDER, type QueuesAnswer, type QueueStats, type WorkerView } from './shapes.ts';
 
 /** Samples of the page's own polls kept for the charts when the server keeps no history. */
-export const LOCAL_SAMPLES_MAX = 600;
+export const LOCAL_MAX_SAMPLES = 600;
 /** How far back the charts read GET /v1/history. */
 export const HISTORY_SHOWN_MS = 60 * 60_000;
 
@@ -56,7 +56,7 @@ export function overviewPage(): Page {
 
   const drawLocal = (queues: QueueStats[], why: string): void => {
     local.push({ t: Date.now() / 1000, queues });
-    if (local.length > LOCAL_SAMPLES_MAX) local.shift();
+    if (local.length > LOCAL_MAX_SAMPLES) local.shift();
     chartNote.textContent = `${why}: the charts show what this page has seen since it opened.`;
     const names = [...new Set(local.flatMap((s) => s.queues.map((q) => q.queue)))].sort();
     const pick = (f: (q: QueueStats) => number) => names.map((n) => local.map((s) => { const q = s.queues.find((x) => x.queue === n); return q ? f(q) : null; }));
