@@ -134,7 +134,8 @@ export class Coordinator {
       workers: () => [...this.sessions.values()].filter((s) => !s.draining && !s.detached).map((s) => s.workerId),
       deliver: (assignments) => this.deliver(assignments),
       available,
-      afterLoop: () => this.sweeper.armWake(),
+      clock: this.clock,
+      afterLoop: (lastClaimAtMs) => this.sweeper.armWake(lastClaimAtMs),
       onError,
     });
     this.history = new HistoryRecorder({

@@ -5,6 +5,7 @@ import { describe, it } from 'node:test';
 import type { ClaimParams, Store } from '../store/store.ts';
 import { COORDINATOR_DEFAULTS, LIMITS } from '../types/limits.ts';
 import type { Assignment } from '../types/model.ts';
+import { VirtualClock } from '../types/clock.ts';
 import { Dispatcher, freesCapacity, groupByWorker } from './dispatcher.ts';
 
 interface FakeClaims {
@@ -30,20 +31,22 @@ const assignment = (i: number, workerId = 'w1'): Assignment => ({ jobId: `j${i}`
 const batch = (n: number): Assignment[] => Array.from({ length: n }, (_, i) => assignment(i));
 const turn = (): Promise<void> => new Promise((r) => setImmediate(r));
 
-function dispatcher(fake: FakeClaims, extra: { available?: () => boolean; workers?: () => string[] } = {}) {
+function dispatcher(fake: FakeClaims, extra: { available?: () => boolean; workers?: () => string[]; clock?: VirtualClock } = {}) {
   const delivered: Assignment[][] = [];
   const errors: string[] = [];
+  const claimTimes: (number | null)[] = [];
   let loops = 0;
   const d = new Dispatcher({
     store: fake.store,
+    clock: extra.clock ?? new VirtualClock(),
     place: () => [],
     workers: extra.workers ?? (() => ['w1']),
     deliver: (a) => void delivered.push([...a]),
     ...(extra.available ? { available: extra.available } : {}),
-    afterLoop: async () => void loops++,
+    afterLoop: async (lastClaimAtMs) => void (loops++, claimTimes.push(lastClaimAtMs)),
     onError: (_err, msg) => void errors.push(msg),
   });
-  return { d, delivered, errors, loops: () => loops };
+  return { d, delivered, errors, claimTimes, loops: () => loops };
 }
 
 describe('dispatcher', () => {
@@ -79,6 +82,23 @@ describe('dispatcher', () => {
     await d.idle();
     assert.equal(fake.calls, COORDINATOR_DEFAULTS.dispatchMaxRounds);
     assert.equal(delivered.length, COORDINATOR_DEFAULTS.dispatchMaxRounds);
+  });
+
+  it('tells afterLoop when its last claim started, so that a job ready since is not missed', async () => {
+    const fake = fakeStore();
+    const clock = new VirtualClock(5_000);
+    let ids: string[] = [];
+    const { d, claimTimes } = dispatcher(fake, { clock, workers: () => ids });
+    d.start();
+    await d.idle();
+    assert.deepEqual(claimTimes, [null], 'no worker, no claim');
+    ids = ['w1'];
+    d.kick();
+    await turn();
+    clock.advance(40);
+    fake.pending.shift()!.answer([]);
+    await d.idle();
+    assert.deepEqual(claimTimes, [null, 5_000], 'the time before the claim, not after it');
   });
 
   it('claims for the workers it is given, and not at all when there are none', async () => {

@@ -13,9 +13,11 @@
 import type { Change, Store, SweepResult } from '../store/store.ts';
 import { COORDINATOR_DEFAULTS, LIMITS } from '../types/limits.ts';
 import type { Assignment, PlaceFn } from '../types/model.ts';
+import type { Clock } from '../types/clock.ts';
 
 export interface DispatcherOptions {
   store: Store;
+  clock: Clock;
   place: PlaceFn;
   /** The workers a claim may serve now: attached, not draining. */
   workers: () => readonly string[];
@@ -23,8 +25,12 @@ export interface DispatcherOptions {
   deliver: (assignments: readonly Assignment[]) => void;
   /** Whether the store may be asked now; while it may not, kicks wait (kick again once it may). Default: always. */
   available?: () => boolean;
-  /** Runs at the end of every dispatch loop, inside it; must not reject. */
-  afterLoop?: () => Promise<void>;
+  /**
+   * Runs at the end of every dispatch loop, inside it; must not reject. Gets
+   * the time just before the loop's last claim (null: it made none), from when
+   * on a job that becomes ready was not seen by it.
+   */
+  afterLoop?: (lastClaimAtMs: number | null) => Promise<void>;
   /** A failed pass; the next kick retries it. */
   onError: (err: unknown, msg: string) => void;
 }
@@ -34,6 +40,8 @@ export class Dispatcher {
   private running = false;
   private loop: Promise<void> | null = null;
   private again = false;
+  /** Just before the latest claim of the loop in flight. */
+  private lastClaimAtMs: number | null = null;
 
   constructor(options: DispatcherOptions) {
     this.o = options;
@@ -92,6 +100,7 @@ export class Dispatcher {
   }
 
   private async runLoop(): Promise<void> {
+    this.lastClaimAtMs = null;
     while (this.again && this.running && this.isAvailable()) {
       this.again = false;
       try {
@@ -101,7 +110,7 @@ export class Dispatcher {
       }
     }
     try {
-      await this.o.afterLoop?.();
+      await this.o.afterLoop?.(this.lastClaimAtMs);
     } catch (err) {
       this.o.onError(err, 'after a dispatch loop');
     }
@@ -111,6 +120,7 @@ export class Dispatcher {
     for (let round = 0; round < COORDINATOR_DEFAULTS.dispatchMaxRounds; round++) {
       const workerIds = this.o.workers();
       if (workerIds.length === 0) return;
+      this.lastClaimAtMs = this.o.clock.now();
       const assignments = await this.o.store.claim({ workerIds, place: this.o.place, maxJobs: LIMITS.claimBatchMaxJobs });
       if (assignments.length === 0) return;
       this.o.deliver(assignments);

@@ -186,7 +186,7 @@ export function guardStore(store: Store, health: StoreHealth): Store {
     fail: (p) => run(() => store.fail(p)),
     expireAttempts: (p) => run(() => store.expireAttempts(p)),
     expireDeadlines: (p) => run(() => store.expireDeadlines(p)),
-    nextRunAt: () => run(() => store.nextRunAt()),
+    nextRunAt: (p) => run(() => store.nextRunAt(p)),
     queueCounts: () => run(() => store.queueCounts()),
     queueStats: (p) => run(() => store.queueStats(p)),
     queueArrivals: (p) => run(() => store.queueArrivals(p)),

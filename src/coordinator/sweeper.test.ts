@@ -11,12 +11,14 @@ interface FakeStore {
   store: Store;
   sweeps: number;
   nextRunAt: number | null;
+  /** The afterMs of each nextRunAt call that gave one. */
+  nextRunAfter: number[];
   /** While set, expireAttempts waits for it. */
   hold: Promise<void> | null;
 }
 
 function fakeStore(shared = false): FakeStore {
-  const fake: FakeStore = { store: null as unknown as Store, sweeps: 0, nextRunAt: null, hold: null };
+  const fake: FakeStore = { store: null as unknown as Store, sweeps: 0, nextRunAt: null, nextRunAfter: [], hold: null };
   fake.store = {
     capabilities: { shared, groupCommit: false },
     expireAttempts: async () => {
@@ -25,7 +27,10 @@ function fakeStore(shared = false): FakeStore {
       return { changes: [{ jobId: 'lost', state: 'queued', cancelledAttempts: [] }], endedAttempts: [{ attemptId: 'a', workerId: 'w', reason: 'LEASE_LOST' }] };
     },
     expireDeadlines: async () => ({ changes: [{ jobId: 'late', state: 'expired', cancelledAttempts: [] }], endedAttempts: [] }),
-    nextRunAt: async () => fake.nextRunAt,
+    nextRunAt: async (p?: { afterMs?: number }) => {
+      if (p?.afterMs !== undefined) fake.nextRunAfter.push(p.afterMs);
+      return fake.nextRunAt;
+    },
     rollUpHistory: async () => ({ rolledUpMinutes: 0, droppedHours: 0 }),
   } as unknown as Store;
   return fake;
@@ -114,6 +119,19 @@ describe('sweeper', () => {
     assert.equal(clock.pendingTimers(), 0);
     await s.armWake();
     assert.equal(clock.pendingTimers(), 0, 'nothing is armed once stopped');
+  });
+
+  it('wakes at once for a job that became ready since the last claim', async () => {
+    const clock = new VirtualClock(1_000_000);
+    const fake = fakeStore();
+    const { s, seen } = sweeper(fake, clock, { sweepIntervalMs: 10_000_000_000, historySweepIntervalMs: 10_000_000_000 });
+    s.start();
+    fake.nextRunAt = clock.now() - 5;
+    await s.armWake(clock.now() - 10);
+    assert.deepEqual(fake.nextRunAfter, [clock.now() - 10], 'asks for what became ready after the claim');
+    await clock.advanceAsync(0, settle);
+    assert.equal(seen.wakes, 1, 'due already: woken at once');
+    s.stop();
   });
 
   it('polls with a shared store (by default), not with an embedded one, and not while the store is away', async () => {

@@ -176,11 +176,11 @@ export class Sweeper {
    * wait (TIMER_MAX_DELAY_MS, about 24.8 days) fires early: the dispatch it
    * asks for ends by arming it again.
    */
-  async armWake(): Promise<void> {
+  async armWake(afterMs: number | null = null): Promise<void> {
     if (!this.running) return;
     let next: number | null;
     try {
-      next = await this.o.store.nextRunAt();
+      next = await this.o.store.nextRunAt(afterMs === null ? {} : { afterMs });
     } catch (err) {
       this.o.onError(err, 'reading the next delayed job failed; the next dispatch pass reads it again');
       return;
@@ -188,7 +188,8 @@ export class Sweeper {
     if (next === null || !this.running) return;
     if (this.wakeTimer && this.wakeTimer.atMs <= next) return;
     if (this.wakeTimer) this.o.clock.clearTimeout(this.wakeTimer.handle);
-    const delayMs = Math.min(TIMER_MAX_DELAY_MS, next - this.o.clock.now());
+    // A job that became ready since the last claim is due now: the timer fires at once.
+    const delayMs = Math.max(0, Math.min(TIMER_MAX_DELAY_MS, next - this.o.clock.now()));
     const handle = this.o.clock.setTimeout(() => {
       this.wakeTimer = null;
       this.o.onWake();

@@ -129,7 +129,8 @@ class Run {
       // Every connected worker, stalled ones too: the coordinator cannot tell a stall from a quiet worker until its heartbeats stop counting.
       workers: () => [...this.workers.values()].filter((w) => w.state !== 'gone').map((w) => w.spec.name),
       deliver: (assignments) => assignments.forEach((a) => this.assign(a)),
-      afterLoop: () => this.sweeper.armWake(),
+      clock: this.clock,
+      afterLoop: (lastClaimAtMs) => this.sweeper.armWake(lastClaimAtMs),
       onError,
     });
     this.sweeper = new Sweeper({

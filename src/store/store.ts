@@ -302,8 +302,13 @@ export interface Store {
   expireAttempts(params: { limit: number }): Promise<SweepResult>;
   /** Ends jobs that did not start by their deadline. */
   expireDeadlines(params: { limit: number }): Promise<SweepResult>;
-  /** The earliest future time at which a queued job becomes ready, or null. */
-  nextRunAt(): Promise<number | null>;
+  /**
+   * The earliest time after `afterMs` (default: now) at which a queued job
+   * becomes ready, or null. The dispatcher passes the time of its last claim:
+   * a job that became ready between that claim and this read is returned too
+   * (at or before now), so that it is not left waiting for an unrelated kick.
+   */
+  nextRunAt(params?: { afterMs?: number }): Promise<number | null>;
 
   queueCounts(): Promise<QueueCounts[]>;
   /**

@@ -37,8 +37,8 @@ export async function listLiveAttempts(x: Exec, workerId: string): Promise<Attem
   return (await x.all(`SELECT * FROM attempts WHERE worker_id = $1 AND state IN ${LIVE} ORDER BY id`, [workerId])).map(attemptFromRow);
 }
 
-export async function nextRunAt(c: Context, x: Exec): Promise<number | null> {
-  const row = await x.get('SELECT min(run_at) AS t FROM jobs WHERE want > 0 AND run_at > $1', [c.clock.now()]);
+export async function nextRunAt(c: Context, x: Exec, afterMs?: number): Promise<number | null> {
+  const row = await x.get('SELECT min(run_at) AS t FROM jobs WHERE want > 0 AND run_at > $1', [Math.min(afterMs ?? Infinity, c.clock.now())]);
   return row?.t === null || row?.t === undefined ? null : Number(row.t);
 }
 

@@ -216,8 +216,8 @@ export abstract class EngineStore implements Store {
     return this.write((tx) => expireDeadlines(this.ctx, tx, params.limit), LIGHT);
   }
 
-  nextRunAt(): Promise<number | null> {
-    return this.read((x) => reads.nextRunAt(this.ctx, x));
+  nextRunAt(params: { afterMs?: number } = {}): Promise<number | null> {
+    return this.read((x) => reads.nextRunAt(this.ctx, x, params.afterMs));
   }
 
   queueCounts(): Promise<QueueCounts[]> {

@@ -299,6 +299,8 @@ export function claimTests(ctx: ContractContext): void {
       assert.deepEqual(jobIds(await claim('w1')), [sooner.id]);
       ctx.clock.advance(2 * SECOND);
       assert.equal(await ctx.store.nextRunAt(), null);
+      assert.equal(await ctx.store.nextRunAt({ afterMs: ctx.t0 + 4 * SECOND }), ctx.t0 + 5 * SECOND, 'ready since a claim at 4 s: due now');
+      assert.equal(await ctx.store.nextRunAt({ afterMs: ctx.t0 + 9 * SECOND }), null, 'a time after now counts as now');
       assert.deepEqual(jobIds(await claim('w1')), [later.id]);
     });
   });
