@@ -261,6 +261,9 @@ describe('dashboard in a browser', () => {
     await clickOn(page, '#cancel-job:not([disabled])');
     await page.waitForFunction(() => document.querySelector('#job-fields [data-state]')?.getAttribute('data-state') === 'cancelled', { timeout: STEP_TIMEOUT_MS });
     assert.equal((await api(`/v1/jobs/${victim}`)).state, 'cancelled');
+    await clickOn(page, '#retry-job:not([disabled])');
+    await page.waitForFunction(() => ['queued', 'running'].includes(document.querySelector('#job-fields [data-state]')?.getAttribute('data-state') ?? ''), { timeout: STEP_TIMEOUT_MS });
+    assert.ok(['queued', 'running'].includes((await api(`/v1/jobs/${victim}`)).state));
 
     const [w1] = (await api('/v1/workers')).workers.filter((w: { name: string }) => w.name === 'gpu-box-1');
     await page.goto(`${base}/#/worker/${w1.id}`);
@@ -275,6 +278,14 @@ describe('dashboard in a browser', () => {
     await page.goto(base + '/#/workers');
     await page.waitForSelector('#worker-list table', { timeout: STEP_TIMEOUT_MS });
     await shot(page, 'workers');
+    // Quarantine and release the other worker from the list.
+    const [w2] = (await api('/v1/workers')).workers.filter((w: { name: string }) => w.name === 'gpu-box-2');
+    await clickOn(page, `button[data-action="quarantine"][data-worker="${w2.id}"]:not([disabled])`);
+    await page.waitForSelector(`button[data-action="quarantine"][data-worker="${w2.id}"][disabled]`, { timeout: STEP_TIMEOUT_MS });
+    assert.equal((await api(`/v1/workers/${w2.id}`)).quarantined, true);
+    await clickOn(page, `button[data-action="release"][data-worker="${w2.id}"]`);
+    await page.waitForSelector(`button[data-action="quarantine"][data-worker="${w2.id}"]:not([disabled])`, { timeout: STEP_TIMEOUT_MS });
+    assert.equal((await api(`/v1/workers/${w2.id}`)).quarantined, false);
     await page.goto(base + '/#/advisor');
     await page.waitForSelector('#advice > *', { timeout: STEP_TIMEOUT_MS });
     await shot(page, 'advisor');
