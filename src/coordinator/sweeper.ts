@@ -53,41 +53,46 @@ export class Sweeper {
   private readonly sweepIntervalMs: number;
   private readonly pollIntervalMs: number | null;
   private running = false;
-  private sweepTimer: TimerHandle | null = null;
+  private readonly sweepBeat: Beat;
+  private readonly historyBeat: Beat;
   private pollTimer: TimerHandle | null = null;
   private wakeTimer: { handle: TimerHandle; atMs: number } | null = null;
-  private sweeping: Promise<void> | null = null;
-  private historyTimer: TimerHandle | null = null;
-  private rollingUp: Promise<void> | null = null;
 
   constructor(options: SweeperOptions) {
     this.o = options;
     this.sweepIntervalMs = options.sweepIntervalMs ?? COORDINATOR_DEFAULTS.sweepIntervalMs;
     this.pollIntervalMs =
       options.pollIntervalMs !== undefined ? options.pollIntervalMs : options.store.capabilities.shared ? COORDINATOR_DEFAULTS.pollIntervalMs : null;
+    const may = (): boolean => this.running && this.isAvailable();
+    this.sweepBeat = new Beat(options.clock, this.sweepIntervalMs, may, () => this.sweep(), (err) =>
+      options.onError(err, 'sweep failed; the next one retries it'),
+    );
+    this.historyBeat = new Beat(options.clock, options.historySweepIntervalMs ?? COORDINATOR_DEFAULTS.historySweepIntervalMs, may, () => this.rollUpHistory(), (err) =>
+      options.onError(err, 'rolling up the queue history failed; the next beat retries it'),
+    );
   }
 
   start(): void {
     if (this.running) return;
     this.running = true;
-    this.scheduleSweep();
+    this.sweepBeat.start();
     this.schedulePoll();
-    this.scheduleHistory();
+    this.historyBeat.start();
   }
 
   /** Clears every timer; a sweep pass in flight runs to its end (see current()). */
   stop(): void {
     this.running = false;
-    for (const t of [this.sweepTimer, this.pollTimer, this.wakeTimer?.handle, this.historyTimer]) if (t) this.o.clock.clearTimeout(t);
-    this.sweepTimer = null;
-    this.historyTimer = null;
+    this.sweepBeat.stop();
+    this.historyBeat.stop();
+    for (const t of [this.pollTimer, this.wakeTimer?.handle]) if (t) this.o.clock.clearTimeout(t);
     this.pollTimer = null;
     this.wakeTimer = null;
   }
 
   /** The sweep pass (or history roll-up) a beat started and that still runs, or null; it never rejects. */
   current(): Promise<void> | null {
-    return this.sweeping ?? this.rollingUp;
+    return this.sweepBeat.pass ?? this.historyBeat.pass;
   }
 
   /**
@@ -110,35 +115,6 @@ export class Sweeper {
       if (out.rolledUpMinutes < LIMITS.sweepBatchMaxRows && out.droppedHours < LIMITS.sweepBatchMaxRows) break;
     }
     return total;
-  }
-
-  private scheduleHistory(): void {
-    if (!this.running) return;
-    this.historyTimer = this.o.clock.setTimeout(() => {
-      this.scheduleHistory();
-      if (this.rollingUp || !this.isAvailable()) return;
-      this.rollingUp = this.rollUpHistory().then(
-        () => undefined,
-        (err: unknown) => this.o.onError(err, 'rolling up the queue history failed; the next beat retries it'),
-      ).finally(() => {
-        this.rollingUp = null;
-      });
-    }, this.o.historySweepIntervalMs ?? COORDINATOR_DEFAULTS.historySweepIntervalMs);
-  }
-
-  /** Sweeps on a fixed beat; a beat that comes while the last pass still runs is skipped. */
-  private scheduleSweep(): void {
-    if (!this.running) return;
-    this.sweepTimer = this.o.clock.setTimeout(() => {
-      this.scheduleSweep();
-      if (this.sweeping || !this.isAvailable()) return;
-      this.sweeping = this.sweep().then(
-        () => undefined,
-        (err: unknown) => this.o.onError(err, 'sweep failed; the next one retries it'),
-      ).finally(() => {
-        this.sweeping = null;
-      });
-    }, this.sweepIntervalMs);
   }
 
   /**
@@ -210,5 +186,52 @@ export class Sweeper {
 
   private isAvailable(): boolean {
     return this.o.available?.() ?? true;
+  }
+}
+
+/**
+ * Work on a fixed beat: each beat arms the next, and runs the work unless the
+ * last run still runs or `may` says no (stopped, or the store away). A failed
+ * run goes to onError; the next beat tries again.
+ */
+class Beat {
+  private readonly clock: Clock;
+  private readonly intervalMs: number;
+  private readonly may: () => boolean;
+  private readonly work: () => Promise<unknown>;
+  private readonly onError: (err: unknown) => void;
+  private timer: TimerHandle | null = null;
+  private on = false;
+  /** The run a beat started that still runs, or null; it never rejects. */
+  pass: Promise<void> | null = null;
+
+  constructor(clock: Clock, intervalMs: number, may: () => boolean, work: () => Promise<unknown>, onError: (err: unknown) => void) {
+    this.clock = clock;
+    this.intervalMs = intervalMs;
+    this.may = may;
+    this.work = work;
+    this.onError = onError;
+  }
+
+  start(): void {
+    this.on = true;
+    this.arm();
+  }
+
+  stop(): void {
+    this.on = false;
+    if (this.timer) this.clock.clearTimeout(this.timer);
+    this.timer = null;
+  }
+
+  private arm(): void {
+    if (!this.on) return;
+    this.timer = this.clock.setTimeout(() => {
+      this.arm();
+      if (this.pass || !this.may()) return;
+      this.pass = this.work().then(() => undefined, this.onError).finally(() => {
+        this.pass = null;
+      });
+    }, this.intervalMs);
   }
 }
