@@ -3,7 +3,7 @@
 // process (child.ts) consumes. What passes between them is the JSON `config`
 // that `prepare` returns.
 
-export const SYSTEM_IDS = ['gaffer-sqlite', 'gaffer-sqlite-normal', 'gaffer-pg', 'bullmq', 'graphile-worker', 'graphile-worker-lq', 'pg-boss'] as const;
+export const SYSTEM_IDS = ['gaffer-sqlite', 'gaffer-sqlite-normal', 'gaffer-sqlite-nohistory', 'gaffer-pg', 'bullmq', 'graphile-worker', 'graphile-worker-lq', 'pg-boss'] as const;
 export type SystemId = (typeof SYSTEM_IDS)[number];
 
 export type JsonConfig = Record<string, string | number | boolean | null>;
@@ -109,6 +109,8 @@ export async function loadSystem(id: SystemId): Promise<System> {
       return (await import('./systems/gaffer.ts')).gafferSqlite;
     case 'gaffer-sqlite-normal':
       return (await import('./systems/gaffer.ts')).gafferSqliteNormal;
+    case 'gaffer-sqlite-nohistory':
+      return (await import('./systems/gaffer.ts')).gafferSqliteNoHistory;
     case 'gaffer-pg':
       return (await import('./systems/gaffer.ts')).gafferPostgres;
     case 'bullmq':

@@ -91,6 +91,19 @@ export const gafferSqliteNormal: System = {
   openConsumer,
 };
 
+/** The default run with the queue history off: what keeping the history costs on the hot path. */
+export const gafferSqliteNoHistory: System = {
+  id: 'gaffer-sqlite-nohistory',
+  label: 'Gaffer',
+  store: 'SQLite, --no-history',
+  gaffer: true,
+  needs: null,
+  describe: (p) => `gaffer serve on a SQLite file, default settings but --no-history (no queue history kept); client batch submit of ${p.batchSize}; one SDK worker with ${p.concurrency} slots`,
+  prepare: (env) => prepare(env, join(env.tmpDir, 'gaffer.db'), undefined, ['--no-history']),
+  openProducer,
+  openConsumer,
+};
+
 export const gafferPostgres: System = {
   id: 'gaffer-pg',
   label: 'Gaffer',

@@ -172,6 +172,16 @@ describe('serve config: SQLite sync', () => {
   });
 });
 
+describe('serve config: queue history', () => {
+  it('keeps history unless --no-history or server.history = false says otherwise', () => {
+    assert.equal('history' in serveConfig({}, {}), false);
+    assert.equal(serveConfig({ history: true }, {}).history, undefined);
+    assert.equal(serveConfig({ history: false }, {}).history, false);
+    assert.equal(serveConfig({ config: file('nohist.toml', '[server]\nhistory = false\n') }, {}).history, false);
+    assert.throws(() => serveConfig({ config: file('badhist.toml', '[server]\nhistory = "no"\n') }, {}), (e) => isGafferError(e, 'INVALID_INPUT'));
+  });
+});
+
 describe('serve config: PostgreSQL', () => {
   const url = 'postgres://gaffer:s3cret@db.internal:5432/gaffer';
 

@@ -26,6 +26,8 @@ export interface ServeConfig {
   pgPoolMax?: number;
   /** SQLite only: 'full' (the default) fsyncs every commit that holds a submit or a result; 'normal' never waits for the disk. */
   sqliteSync?: 'full' | 'normal';
+  /** False: this coordinator keeps no queue history (no minute rows, no history charts); the default is true. */
+  history?: boolean;
   tokens: TokenConfig[];
   /** Per queue: defaults for the fields a submit leaves out, and an optional reliability challenge. */
   queues: Record<string, QueueConfig>;
@@ -136,7 +138,7 @@ function tokensOf(v: unknown): TokenConfig[] {
 
 /** Merges file < env < flags for `gaffer serve`. */
 export function serveConfig(
-  flags: { host?: string; port?: string; db?: string; pgSchema?: string; pgPoolMax?: string; sqliteSync?: string; config?: string; token?: string },
+  flags: { host?: string; port?: string; db?: string; pgSchema?: string; pgPoolMax?: string; sqliteSync?: string; history?: boolean; config?: string; token?: string },
   env: NodeJS.ProcessEnv,
 ): ServeConfig {
   const file = flags.config ? readToml(flags.config) : {};
@@ -159,6 +161,7 @@ export function serveConfig(
     throw new GafferError('INVALID_INPUT', `sqliteSync is full or normal, not "${sqliteSync}"`);
   }
   if (sqliteSync !== undefined && isPostgresUrl(db)) throw new GafferError('INVALID_INPUT', 'sqliteSync applies to a SQLite database file');
+  const history = flags.history === false ? false : bool(server.history, 'server.history');
   const single = flags.token ?? env.GAFFER_TOKEN;
   const tokens = single ? [{ token: single, scopes: SCOPES, name: 'default' }] : tokensOf(file.tokens);
   const queues: Record<string, QueueConfig> = {};
@@ -171,6 +174,7 @@ export function serveConfig(
     ...(pgSchema !== undefined ? { pgSchema } : {}),
     ...(pgPoolMax !== undefined ? { pgPoolMax } : {}),
     ...(sqliteSync !== undefined ? { sqliteSync } : {}),
+    ...(history !== undefined ? { history } : {}),
     tokens,
     queues,
     ...(trust !== undefined ? { trust } : {}),

@@ -33,7 +33,7 @@ export async function serve(config: ServeConfig, logger: Logger, options: ServeO
   // A refused configuration writes nothing: checked before the database is opened.
   assertSafeListen(auth, config.host);
   const store = await openStore(config);
-  const coordinator = new Coordinator({ store, clock: systemClock, queues: config.queues, log: logger });
+  const coordinator = new Coordinator({ store, clock: systemClock, queues: config.queues, log: logger, ...(config.history === false ? { history: false } : {}) });
   coordinator.start();
   let server: RunningServer;
   try {
@@ -96,10 +96,11 @@ export function registerServe(program: Command): void {
     .option('--pg-schema <name>', 'PostgreSQL: the schema for Gaffer\'s tables (env GAFFER_PG_SCHEMA)')
     .option('--pg-pool-max <n>', 'PostgreSQL: most connections this coordinator opens (env GAFFER_PG_POOL_MAX)')
     .option('--sqlite-sync <mode>', 'SQLite: full (default) waits for the disk on every commit holding a submit or a result; normal never does, so a power cut may lose the last commits (env GAFFER_SQLITE_SYNC)')
+    .option('--no-history', 'keep no queue history (the minute rows behind the dashboard\'s charts and GET /v1/history); on by default')
     .option('--config <file>', 'TOML config file: [server], [[tokens]], [queues.NAME] (with verify, adaptive, challenge), [trust]')
     .option('--token <token>', 'one bearer token with every scope (env GAFFER_TOKEN)')
     .option('--log-level <level>', 'fatal, error, warn, info (start, workers, quarantines, store trouble), debug (also one line per HTTP request)', 'info')
-    .action(async (opts: { port?: string; host?: string; db?: string; pgSchema?: string; pgPoolMax?: string; sqliteSync?: string; config?: string; token?: string; logLevel: string }) => {
+    .action(async (opts: { port?: string; host?: string; db?: string; pgSchema?: string; pgPoolMax?: string; sqliteSync?: string; history: boolean; config?: string; token?: string; logLevel: string }) => {
       const config = serveConfig(opts, process.env);
       const logger = pino({ level: opts.logLevel });
       const served = await serve(config, logger);

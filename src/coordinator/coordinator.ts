@@ -59,6 +59,8 @@ export interface CoordinatorOptions {
   pollIntervalMs?: number | null;
   /** How often the queue history counted here is added into the store (COORDINATOR_DEFAULTS.historyFlushIntervalMs). */
   historyFlushIntervalMs?: number;
+  /** False: count no queue history here (nothing is flushed; the stored history shows what others flushed). Default true. */
+  history?: boolean;
   /** For the jitter of store probes; Math.random when left out. */
   random?: Random;
   /** Per queue: defaults for fields a submit leaves out, and a reliability challenge for new workers. */
@@ -142,6 +144,7 @@ export class Coordinator {
       store: this.store,
       clock: this.clock,
       ...(options.historyFlushIntervalMs !== undefined ? { flushIntervalMs: options.historyFlushIntervalMs } : {}),
+      enabled: options.history !== false,
       available,
       onError,
     });

@@ -29,6 +29,8 @@ export interface HistoryRecorderOptions {
   clock: Clock;
   /** Default: COORDINATOR_DEFAULTS.historyFlushIntervalMs. */
   flushIntervalMs?: number;
+  /** False: count nothing and flush nothing (every method returns at once). Default true. */
+  enabled?: boolean;
   /** Whether the store may be asked now; while it may not, flushes wait (nothing is dropped). */
   available?: () => boolean;
   onError: (err: unknown, msg: string) => void;
@@ -51,13 +53,16 @@ export class HistoryRecorder {
   private timer: TimerHandle | null = null;
   private flushing: Promise<void> | null = null;
   private running = false;
+  private readonly enabled: boolean;
 
   constructor(options: HistoryRecorderOptions) {
     this.o = options;
     this.flushIntervalMs = options.flushIntervalMs ?? COORDINATOR_DEFAULTS.historyFlushIntervalMs;
+    this.enabled = options.enabled !== false;
   }
 
   start(): void {
+    if (!this.enabled) return;
     if (this.running) return;
     this.running = true;
     this.schedule();
@@ -77,11 +82,13 @@ export class HistoryRecorder {
   }
 
   submitted(results: readonly SubmitResult[]): void {
+    if (!this.enabled) return;
     const at = this.o.clock.now();
     for (const r of results) if (r.created) this.count(r.job.queue, 'submitted', at);
   }
 
   leased(assignments: readonly Assignment[]): void {
+    if (!this.enabled) return;
     const at = this.o.clock.now();
     for (const a of assignments) {
       if (a.readyAt !== undefined) observe(this.point(a.queue, at).wait, at - a.readyAt);
@@ -92,6 +99,7 @@ export class HistoryRecorder {
 
   /** An attempt's result or failure reached this coordinator. */
   finished(attemptId: string): void {
+    if (!this.enabled) return;
     const open = this.open.get(attemptId);
     if (!open) return;
     this.open.delete(attemptId);
@@ -105,6 +113,7 @@ export class HistoryRecorder {
    * are children made ready); 'all' when every one is.
    */
   changes(changes: readonly Change[], retriedJob: string | 'all', known?: { id: string; queue: string }): void {
+    if (!this.enabled) return;
     const at = this.o.clock.now();
     for (const c of changes) {
       const counter = counterOf(c, retriedJob);
@@ -116,6 +125,7 @@ export class HistoryRecorder {
 
   /** The attempts a sweep ended (its job changes come through changes()). */
   swept(result: SweepResult): void {
+    if (!this.enabled) return;
     const at = this.o.clock.now();
     for (const e of result.endedAttempts) {
       const open = this.open.get(e.attemptId);
