@@ -18,7 +18,7 @@
 import { EventEmitter } from 'node:events';
 import { place as defaultPlace } from '../scheduler/index.ts';
 import type { Change, HeartbeatResult, LeaseRef, QueueCounts, QueueState, ReadHistoryParams, Store, SubmitResult, SweepResult } from '../store/store.ts';
-import type { HistoryPoint } from '../types/history.ts';
+import type { HistoryPoint, TrustPoint } from '../types/history.ts';
 import type { Clock, Random, TimerHandle } from '../types/clock.ts';
 import { GafferError, isGafferError } from '../types/errors.ts';
 import { COORDINATOR_DEFAULTS, LIMITS } from '../types/limits.ts';
@@ -307,6 +307,11 @@ export class Coordinator {
   /** The stored queue history (what every coordinator flushed). */
   readHistory(params: ReadHistoryParams): Promise<HistoryPoint[]> {
     return this.store.readHistory(params);
+  }
+
+  /** Rejected results and failed reliability checks over time, read from the attempts and checks kept. */
+  readTrustHistory(params: ReadHistoryParams): Promise<TrustPoint[]> {
+    return this.store.readTrustHistory(params);
   }
 
   /** Quarantines a worker (no real work; its live attempts go back to the queue) or releases it with a fresh record. */

@@ -195,6 +195,7 @@ export function guardStore(store: Store, health: StoreHealth): Store {
     listQueueStates: () => run(() => store.listQueueStates()),
     addHistory: (p) => run(() => store.addHistory(p)),
     readHistory: (p) => run(() => store.readHistory(p)),
+    readTrustHistory: (p) => run(() => store.readTrustHistory(p)),
     rollUpHistory: (p) => run(() => store.rollUpHistory(p)),
     queuesOf: (p) => run(() => store.queuesOf(p)),
     ping: () => run(() => store.ping()),

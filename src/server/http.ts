@@ -12,6 +12,7 @@ import { fastify, type FastifyInstance, type FastifyReply, type FastifyRequest }
 import { pino, type Logger } from 'pino';
 import type { Coordinator, JobEvent, WorkerEvent } from '../coordinator/coordinator.ts';
 import { buildAdvice } from '../coordinator/advice.ts';
+import type { ReadHistoryParams } from '../store/store.ts';
 import { schemaError } from '../coordinator/validate.ts';
 import type { Clock, TimerHandle } from '../types/clock.ts';
 import { GafferError } from '../types/errors.ts';
@@ -165,6 +166,7 @@ export async function buildHttpApp(deps: HttpDeps): Promise<FastifyInstance> {
       return coordinator.setQueuePaused(nameOf(req), false);
     },
     history: async (req) => historyAnswer(coordinator, check.history.query<HistoryQuery>(req.query)),
+    trustHistory: async (req) => trustHistoryAnswer(coordinator, check.trustHistory.query<HistoryQuery>(req.query)),
     advice: async (req) => {
       const q = check.advice.query<{ windowMs?: number }>(req.query);
       return buildAdvice(store, coordinator.clock.now(), q.windowMs ?? HTTP_DEFAULTS.adviceWindowMs);
@@ -329,8 +331,8 @@ interface HistoryQuery {
   step?: HistoryStep;
 }
 
-/** GET /v1/history: at most historyMaxPoints steps; by default the last historyMaxPoints of them. */
-async function historyAnswer(coordinator: Coordinator, q: HistoryQuery): Promise<unknown> {
+/** The range a history read covers: at most historyMaxPoints steps; by default the last historyMaxPoints of them. */
+function historyRange(coordinator: Coordinator, q: HistoryQuery): ReadHistoryParams {
   const step = q.step ?? 'minute';
   const stepMs = STEP_MS[step];
   const to = q.to ?? coordinator.clock.now();
@@ -340,9 +342,22 @@ async function historyAnswer(coordinator: Coordinator, q: HistoryQuery): Promise
   if (Math.ceil((to - from) / stepMs) > LIMITS.historyMaxPoints) {
     throw new GafferError('INVALID_INPUT', `at most ${LIMITS.historyMaxPoints} ${step}s per answer (historyMaxPoints): narrow from..to or use a larger step`);
   }
-  const points = await coordinator.readHistory({ ...(q.queue !== undefined ? { queue: q.queue } : {}), fromMs: from, toMs: to, step, maxPoints: LIMITS.historyMaxPoints });
+  return { ...(q.queue !== undefined ? { queue: q.queue } : {}), fromMs: from, toMs: to, step, maxPoints: LIMITS.historyMaxPoints };
+}
+
+/** GET /v1/history. */
+async function historyAnswer(coordinator: Coordinator, q: HistoryQuery): Promise<unknown> {
+  const range = historyRange(coordinator, q);
+  const points = await coordinator.readHistory(range);
   const buckets = HISTORY_BUCKET_NAMES.map((name, i) => ({ name, leMs: HISTORY_BUCKET_BOUNDS_MS[i] ?? null }));
-  return { step, from, to, buckets, points, truncated: points.length >= LIMITS.historyMaxPoints };
+  return { step: range.step, from: range.fromMs, to: range.toMs, buckets, points, truncated: points.length >= LIMITS.historyMaxPoints };
+}
+
+/** GET /v1/history/trust. */
+async function trustHistoryAnswer(coordinator: Coordinator, q: HistoryQuery): Promise<unknown> {
+  const range = historyRange(coordinator, q);
+  const points = await coordinator.readTrustHistory(range);
+  return { step: range.step, from: range.fromMs, to: range.toMs, points, truncated: points.length >= LIMITS.historyMaxPoints };
 }
 
 function slotsByQueue(workers: readonly Worker[]): Map<string, { workers: number; total: number; used: number }> {

@@ -236,6 +236,16 @@ export function componentSchemas(): Record<string, JsonSchema> {
     WorkerEvent: object({ workerId: str, event: { type: 'string', enum: ['attached', 'detached', 'draining', 'quarantined', 'released'] }, at: ms('Epoch ms.') }),
     PauseRequest: { type: 'object', additionalProperties: false, properties: { reason: { type: 'string', maxLength: LIMITS.errorMessageMaxChars } } },
     QueueState: object({ queue: str, paused: bool, pausedAt: { type: ['integer', 'null'], description: 'Epoch ms; null when not paused.' }, reason: { type: ['string', 'null'] } }),
+    TrustHistory: object({
+      step: { type: 'string', enum: ['minute', 'hour'] },
+      from: ms('Epoch ms, the start of the first step.'),
+      to: ms('Epoch ms, excluded.'),
+      truncated: { type: 'boolean', description: 'historyMaxPoints points were returned: older ones in the range were left out.' },
+      points: {
+        type: 'array',
+        items: object({ queue: str, at: ms('Epoch ms, the start of the minute or hour.'), invalid: int, failedChecks: int }),
+      },
+    }),
     History: object({
       step: { type: 'string', enum: ['minute', 'hour'] },
       from: ms('Epoch ms, the start of the first step.'),

@@ -27,6 +27,7 @@ export type RouteId =
   | 'pauseQueue'
   | 'resumeQueue'
   | 'history'
+  | 'trustHistory'
   | 'advice'
   | 'events';
 
@@ -399,6 +400,21 @@ export const ROUTES: readonly RouteSpec[] = [
     bodyDoc: null,
     bodyRequired: false,
     responses: { 200: { description: 'The points, oldest first', schema: 'History' } },
+    errors: [400],
+  },
+  {
+    id: 'trustHistory',
+    method: 'GET',
+    url: '/v1/history/trust',
+    scope: 'client',
+    summary: 'Rejected results and failed reliability checks by minute or hour',
+    description:
+      'Per queue and step: results rejected by a verdict (a lost vote, a failed trace or verifier check), by when their attempt finished, and reliability checks failed, by when they were judged. ' +
+      'Counted from the attempts and checks the store keeps (not from the minute rows), with the same range rules as GET /v1/history.',
+    query: historyQuerySchema,
+    bodyDoc: null,
+    bodyRequired: false,
+    responses: { 200: { description: 'The points, oldest first', schema: 'TrustHistory' } },
     errors: [400],
   },
   {

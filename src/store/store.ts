@@ -23,7 +23,7 @@ import type {
   WorkerSpec,
 } from '../types/model.ts';
 import type { JobState } from '../types/states.ts';
-import type { HistoryPoint, HistoryStep } from '../types/history.ts';
+import type { HistoryPoint, HistoryStep, TrustPoint } from '../types/history.ts';
 
 export interface SubmitResult {
   job: Job;
@@ -337,6 +337,8 @@ export interface Store {
   addHistory(params: { points: readonly HistoryPoint[] }): Promise<void>;
   /** History in points of a minute or an hour per queue; an hour point also sums minutes not rolled up yet. */
   readHistory(params: ReadHistoryParams): Promise<HistoryPoint[]>;
+  /** Rejected results and failed reliability checks per queue and step (the same bounds as readHistory). */
+  readTrustHistory(params: ReadHistoryParams): Promise<TrustPoint[]>;
   /** Rolls old minutes up into hours and drops old hours; safe to run on several coordinators at once. */
   rollUpHistory(params: HistoryRollUpParams): Promise<HistoryRollUpResult>;
   /** The queues of these jobs and attempts (at most LIMITS.historyResolveBatchMaxJobs ids; unknown ids left out). */

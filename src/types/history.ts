@@ -31,6 +31,19 @@ export interface TimeHistogram {
 }
 
 /** One queue's history for one step (a minute or an hour) starting at `at`. */
+/**
+ * Trust over time, per queue and step: results rejected by a verdict (lost a
+ * vote, failed a trace or verifier check) and reliability checks failed.
+ * Read from the attempts and checks themselves, so it covers what they keep.
+ */
+export interface TrustPoint {
+  queue: string;
+  /** Epoch ms, the start of the step. */
+  at: number;
+  invalid: number;
+  failedChecks: number;
+}
+
 export interface HistoryPoint {
   queue: string;
   /** Start of the minute or hour, epoch ms. */

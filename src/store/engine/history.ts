@@ -12,6 +12,7 @@ import {
   emptyPoint,
   stepStart,
   type HistoryPoint,
+  type TrustPoint,
 } from '../../types/history.ts';
 import type { Row } from '../rows.ts';
 import type { HistoryRollUpParams, HistoryRollUpResult, ReadHistoryParams } from '../store.ts';
@@ -64,6 +65,45 @@ export async function readHistory(x: Exec, params: ReadHistoryParams): Promise<H
   );
   // Cut at the bound, the newest points are kept; they are returned oldest first.
   return rows.reverse().map((r) => pointFromRow(String(r.queue), Number(r.at), r));
+}
+
+/**
+ * Trust points: attempts rejected by a verdict, by the step their attempt
+ * finished in, and reliability checks failed, by the step they were judged
+ * in. Both are counted from their own rows (no counters to keep in step).
+ */
+export async function readTrustHistory(x: Exec, params: ReadHistoryParams): Promise<TrustPoint[]> {
+  const stepMs = params.step === 'hour' ? HOUR_MS : MINUTE_MS;
+  const from = stepStart(params.fromMs, stepMs);
+  const max = Math.max(0, Math.min(params.maxPoints, LIMITS.historyMaxPoints));
+  const args: Param[] = [params.queue ?? null, from, params.toMs, stepMs, max];
+  const bucket = (col: string): string => `(${col} / CAST($4 AS BIGINT)) * CAST($4 AS BIGINT)`;
+  const invalid = await x.all(
+    `SELECT queue, ${bucket('finished_at')} AS at, count(*) AS n FROM attempts
+     WHERE state = 'rejected' AND finished_at >= $2 AND finished_at < $3 AND (CAST($1 AS TEXT) IS NULL OR queue = $1)
+     GROUP BY queue, 2 ORDER BY 2 DESC, queue DESC LIMIT $5`,
+    args,
+  );
+  const checks = await x.all(
+    `SELECT queue, ${bucket('updated_at')} AS at, count(*) AS n FROM worker_checks
+     WHERE state = 'failed' AND updated_at >= $2 AND updated_at < $3 AND (CAST($1 AS TEXT) IS NULL OR queue = $1)
+     GROUP BY queue, 2 ORDER BY 2 DESC, queue DESC LIMIT $5`,
+    args,
+  );
+  const points = new Map<string, TrustPoint>();
+  const add = (r: Row, key: 'invalid' | 'failedChecks'): void => {
+    const queue = String(r.queue);
+    const at = Number(r.at);
+    const id = `${at}\u0000${queue}`;
+    const p = points.get(id) ?? { queue, at, invalid: 0, failedChecks: 0 };
+    p[key] += Number(r.n);
+    points.set(id, p);
+  };
+  for (const r of invalid) add(r, 'invalid');
+  for (const r of checks) add(r, 'failedChecks');
+  // The newest `max` points, returned oldest first (as readHistory).
+  const sorted = [...points.values()].sort((a, b) => a.at - b.at || (a.queue < b.queue ? -1 : a.queue > b.queue ? 1 : 0));
+  return sorted.slice(Math.max(0, sorted.length - max));
 }
 
 /**

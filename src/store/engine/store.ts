@@ -47,7 +47,7 @@ import { setQuarantine, startCheck } from './trust.ts';
 import * as workers from './workers.ts';
 import * as queues from './queues.ts';
 import * as history from './history.ts';
-import { MINUTE_MS, type HistoryPoint } from '../../types/history.ts';
+import { MINUTE_MS, type HistoryPoint, type TrustPoint } from '../../types/history.ts';
 
 /** How a backend runs SQL: autocommit reads, and write transactions. */
 export interface Executor {
@@ -253,6 +253,10 @@ export abstract class EngineStore implements Store {
 
   readHistory(params: ReadHistoryParams): Promise<HistoryPoint[]> {
     return this.read((x) => history.readHistory(x, params));
+  }
+
+  readTrustHistory(params: ReadHistoryParams): Promise<TrustPoint[]> {
+    return this.read((x) => history.readTrustHistory(x, params));
   }
 
   rollUpHistory(params: HistoryRollUpParams): Promise<HistoryRollUpResult> {

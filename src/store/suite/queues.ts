@@ -3,7 +3,10 @@
 // (additive minute rows, hour reads, the roll-up and the drop).
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { emptyPoint, HOUR_MS, MINUTE_MS, observe, type HistoryPoint } from '../../types/history.ts';
+import { emptyPoint, HOUR_MS, MINUTE_MS, observe, stepStart, type HistoryPoint } from '../../types/history.ts';
+import type { Json } from '../../types/model.ts';
+import { newJob } from '../../types/new-job.ts';
+import { resultHash } from '../rules.ts';
 import type { ContractContext } from './context.ts';
 
 function point(queue: string, at: number, submitted: number, waitMs: number[] = [], runMs: number[] = []): HistoryPoint {
@@ -15,7 +18,7 @@ function point(queue: string, at: number, submitted: number, waitMs: number[] = 
 }
 
 export function queueTests(ctx: ContractContext): void {
-  const { submitOne, addWorker, claim, claimOne, complete } = ctx;
+  const { submitOne, addWorker, claim, claimOne, complete, ref } = ctx;
 
   describe('setQueuePaused', () => {
     it('keeps a paused queue from being claimed, lets its running attempts finish, and resume makes it claimable', async () => {
@@ -118,6 +121,57 @@ export function queueTests(ctx: ContractContext): void {
       const want = [{ id: a.id, queue: 'q' }, { id: b.id, queue: 'r' }, { id: leased.attemptId, queue: leased.queue }];
       const order = (xs: { id: string }[]) => [...xs].sort((x, y) => (x.id < y.id ? -1 : 1));
       assert.deepEqual(order(got), order(want));
+    });
+  });
+
+  describe('trust history', () => {
+    const verificationJob = (queue: string, payload: Json, priority: number) => newJob({ queue, payload, priority });
+
+    /** Lets time pass in steps short enough for the workers' heartbeats to keep their leases. */
+    async function pass(ms: number): Promise<void> {
+      for (let left = ms; left > 0; left -= 10_000) {
+        ctx.clock.advance(Math.min(left, 10_000));
+        for (const workerId of ['liar', 'checker', 'wrong']) await ctx.store.heartbeat({ workerId });
+      }
+    }
+
+    it('counts rejected results by the step their attempt finished in, and failed checks by the step they were judged in', async () => {
+      await addWorker('liar');
+      await addWorker('checker', { queues: { verify: 1 } });
+      await addWorker('wrong', { queues: { r: 1 } });
+      const job = await submitOne({ verify: { mode: 'queue', queue: 'verify' } });
+      const a = await claimOne('liar');
+      await pass(MINUTE_MS);
+      const finishedAt = ctx.clock.now();
+      const out = await ctx.store.complete({ ...ref(a), result: 'wrong', verificationJob });
+      const v = await claimOne('checker');
+      assert.ok(out.changes.some((c) => c.jobId === v.jobId));
+      await pass(MINUTE_MS);
+      await ctx.store.complete({ ...ref(v), result: { valid: false, reason: 'does not verify' }, verificationJob });
+      assert.equal((await ctx.store.listAttempts({ jobId: job.id }))[0]?.state, 'rejected');
+      const check = await ctx.store.startCheck({
+        workerId: 'wrong',
+        queue: 'r',
+        job: newJob({ queue: 'r', payload: { challenge: 1 }, maxAttempts: 1 }),
+        answerHash: resultHash(42),
+        timeLimitMs: 60_000,
+      });
+      const c = await claimOne('wrong');
+      assert.equal(c.jobId, check.check.jobId);
+      await pass(2 * MINUTE_MS);
+      const judgedAt = ctx.clock.now();
+      await complete(c, 41);
+      const range = { fromMs: ctx.t0, toMs: ctx.clock.now() + 1, maxPoints: 100 };
+      const minutes = await ctx.store.readTrustHistory({ ...range, step: 'minute' });
+      assert.deepEqual(minutes, [
+        { queue: 'q', at: stepStart(finishedAt, MINUTE_MS), invalid: 1, failedChecks: 0 },
+        { queue: 'r', at: stepStart(judgedAt, MINUTE_MS), invalid: 0, failedChecks: 1 },
+      ]);
+      assert.deepEqual(await ctx.store.readTrustHistory({ ...range, step: 'minute', queue: 'r' }), [minutes[1]]);
+      assert.deepEqual(await ctx.store.readTrustHistory({ ...range, step: 'minute', maxPoints: 1 }), [minutes[1]], 'the newest are kept');
+      const hours = await ctx.store.readTrustHistory({ ...range, step: 'hour' });
+      assert.equal(hours.reduce((n, p) => n + p.invalid + p.failedChecks, 0), 2);
+      assert.deepEqual(await ctx.store.readTrustHistory({ fromMs: judgedAt + MINUTE_MS, toMs: judgedAt + HOUR_MS, step: 'minute', maxPoints: 100 }), []);
     });
   });
 }
