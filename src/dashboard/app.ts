@@ -13,6 +13,7 @@ import { jobPage } from './job.ts';
 import { jobsPage } from './jobs.ts';
 import { overviewPage } from './overview.ts';
 import { queuesPage } from './queues.ts';
+import { trustPage } from './trust.ts';
 import { workerPage, workersPage } from './workers.ts';
 
 const ROUTES: Record<string, { nav: string; make: () => Page }> = {
@@ -23,6 +24,7 @@ const ROUTES: Record<string, { nav: string; make: () => Page }> = {
   workers: { nav: 'workers', make: workersPage },
   worker: { nav: 'workers', make: workerPage },
   advisor: { nav: 'advisor', make: advisorPage },
+  trust: { nav: 'trust', make: trustPage },
 };
 
 const main = document.getElementById('main')!;

@@ -291,4 +291,36 @@ describe('dashboard in a browser', () => {
     await shot(page, 'advisor');
     await page.close();
   });
+
+  it('the trust page shows a result rejected by a verifier and a worker quarantined with its reason', async () => {
+    let audits = 0;
+    const audit: Handler = (): Json => (++audits === 1 ? { valid: false, reason: 'signature does not verify' } : { valid: true });
+    const extra: [string, Record<string, { slots: number; handler: Handler }>][] = [
+      ['signer-1', { sign: { slots: 1, handler: () => ({ sig: '0x1' }) } }],
+      ['signer-2', { sign: { slots: 1, handler: () => ({ sig: '0x1' }) } }],
+      ['auditor', { audit: { slots: 1, handler: audit } }],
+    ];
+    for (const [name, handlers] of extra) {
+      const w = new LocalWorker({ coordinator, clock: systemClock, spec: { name, labels: {}, cores: 4, memoryMb: 4096, gpuIds: [], keys: [] }, handlers, heartbeatIntervalMs: 200 });
+      await w.start();
+      workers.push(w);
+    }
+    const job = (await coordinator.submit({ queue: 'sign', payload: { doc: 1 }, verify: { mode: 'queue', queue: 'audit' }, maxAttempts: 3 })).job;
+    const done = await coordinator.waitForJob(job.id, STEP_TIMEOUT_MS);
+    assert.equal(done.state, 'succeeded', JSON.stringify(await api(`/v1/jobs/${job.id}`)));
+    const liar = (await api(`/v1/jobs/${job.id}`)).attemptList.find((a: { state: string }) => a.state === 'rejected').workerId;
+    const res = await fetch(`${base}/v1/workers/${liar}/quarantine`, { method: 'POST', headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' }, body: JSON.stringify({ reason: 'forged signatures' }) });
+    assert.equal(res.status, 200);
+    const trust = await api('/v1/history/trust');
+    assert.deepEqual(trust.points.map((p: { queue: string; invalid: number }) => [p.queue, p.invalid]), [['sign', 1]]);
+
+    const page = await browser.newPage();
+    await page.goto(base + '/#/trust');
+    await signIn(page, CLIENT);
+    await figureIs(page, 'trust:invalid', '1');
+    await page.waitForFunction(() => /forged signatures/.test(document.querySelector('#quarantined-workers')?.textContent ?? ''), { timeout: STEP_TIMEOUT_MS });
+    await page.waitForSelector('#trust-note', { timeout: STEP_TIMEOUT_MS });
+    await shot(page, 'trust');
+    await page.close();
+  });
 });
