@@ -35,7 +35,14 @@ export const DEVSTACK_DEFAULTS = {
   replicatedHashRounds: 10_000,
   replicas: 3,
   quorum: 2,
+  /** Hash jobs' heartbeat timeout: short, so the frozen worker's lease runs out within the demo. */
+  hashHeartbeatTimeoutMs: 3_000,
+  /** How long to wait for the worker to be frozen to take a job; past it the demo goes on without. */
+  stallPickTimeoutMs: 20_000,
 } as const;
+
+/** The extra worker the demo freezes (SIGSTOP) once it holds a job, so that a lost lease is seen. */
+const STALL_WORKER = 'stall-1';
 
 /** The replicated queue: the only one the bad actors serve. */
 const CHECKED_QUEUE = 'hash.checked';
@@ -46,6 +53,8 @@ interface Flags {
   port: string;
   badActors?: string;
   replicatedJobs?: string;
+  /** False (--no-stall-worker): no extra worker is frozen. */
+  stallWorker?: boolean;
   once?: boolean;
 }
 
@@ -74,6 +83,7 @@ function workload(jobs: number, workers: number): { specs: JobSpec[]; pipelines:
     queue: 'hash',
     payload: { seed: `job-${i}`, rounds },
     priority: i % 4 === 0 ? 10 : 0,
+    heartbeatTimeoutMs: DEVSTACK_DEFAULTS.hashHeartbeatTimeoutMs,
   }));
   const pipelines = Array.from({ length: sectors }, (_, s) => {
     const affinity = { key: `sector-${s}`, mode: 'require' as const };
@@ -90,9 +100,11 @@ function workload(jobs: number, workers: number): { specs: JobSpec[]; pipelines:
  * are bad actors); bad actors bad-1.. serve only the replicated queue, so no
  * unreplicated job ever runs on one. They alternate: liar, sleeper, liar, ...
  */
-function roles(honest: number, bad: number, sectors: number): WorkerRole[] {
+function roles(honest: number, bad: number, sectors: number, stall: boolean): WorkerRole[] {
   const queues = ['hash:2', 'seal.pc1:1', 'seal.pc2:1', ...(bad > 0 ? [`${CHECKED_QUEUE}:2`] : [])];
   const out: WorkerRole[] = Array.from({ length: honest }, (_, i) => ({ name: `dev-${i + 1}`, module: HANDLERS, queues, keys: sectorsOf(i, sectors, honest) }));
+  // It serves only hash jobs and holds no sector's files, so nothing waits for it once it is frozen.
+  if (stall) out.push({ name: STALL_WORKER, module: HANDLERS, queues: ['hash:1'], keys: [] });
   for (let j = 0; j < bad; j++) {
     const mode = BAD_ACTOR_MODES[j % BAD_ACTOR_MODES.length]!;
     out.push({ name: `bad-${j + 1} (${mode})`, module: BAD_HANDLERS, queues: [`${CHECKED_QUEUE}:2`], keys: [], mode });
@@ -151,12 +163,18 @@ export async function runDevstack(flags: Flags): Promise<number> {
   console.log(`  database ${join(dir, 'gaffer.db')}; try: ./bin/gaffer workers --url ${served.server.url}`);
 
   const { specs, pipelines } = workload(nJobs, nHonest);
-  const children = roles(nHonest, nBad, pipelines.length).map((role) => startWorker(served.server.url, role));
+  const stall = flags.stallWorker !== false;
+  const workerRoles = roles(nHonest, nBad, pipelines.length, stall);
+  const children = workerRoles.map((role) => startWorker(served.server.url, role));
+  const stallChild = stall ? children[workerRoles.findIndex((r) => r.name === STALL_WORKER)]! : null;
   let cleaning: Promise<void> | null = null;
   const cleanup = (): Promise<void> =>
     (cleaning ??= (async () => {
-      for (const c of children) if (c.exitCode === null) c.kill('SIGTERM');
-      await Promise.all(children.map((c) => (c.exitCode === null ? new Promise((r) => c.once('exit', r)) : undefined)));
+      // The frozen worker cannot act on SIGTERM: it is killed.
+      // A child ended by a signal keeps exitCode null: signalCode says it is gone.
+      const running = (c: ChildProcess): boolean => c.exitCode === null && c.signalCode === null;
+      for (const c of children) if (running(c)) c.kill(c === stallChild ? 'SIGKILL' : 'SIGTERM');
+      await Promise.all(children.map((c) => (running(c) ? new Promise((r) => c.once('exit', r)) : undefined)));
       await served.close();
       rmSync(dir, { recursive: true, force: true });
     })());
@@ -165,8 +183,9 @@ export async function runDevstack(flags: Flags): Promise<number> {
   process.once('SIGINT', interrupt);
   process.once('SIGTERM', interrupt);
   try {
-    await until(async () => (await coordinator.listWorkers()).filter((w) => w.connected).length >= nWorkers, DEVSTACK_DEFAULTS.workersReadyTimeoutMs, `${nWorkers} workers connecting`);
+    await until(async () => (await coordinator.listWorkers()).filter((w) => w.connected).length >= children.length, DEVSTACK_DEFAULTS.workersReadyTimeoutMs, `${children.length} workers connecting`);
     console.log(`  ${nWorkers} workers connected; submitting ${nJobs} jobs: ${specs.length} hash jobs and ${pipelines.length} two-phase sealing pipelines`);
+    if (stallChild) console.log(`  plus ${STALL_WORKER}, which the demo freezes (SIGSTOP) once it holds a hash job: its lease runs out and the job runs elsewhere`);
     if (nBad > 0) console.log(`  ${nBad} of them ${nBad === 1 ? 'is a bad actor' : 'are bad actors'}, serving only ${CHECKED_QUEUE}: a replicated phase follows this one`);
     const started = Date.now();
     const ids: string[] = [];
@@ -178,7 +197,9 @@ export async function runDevstack(flags: Flags): Promise<number> {
       const pc2 = await coordinator.submit({ ...p.pc2, dependsOn: [pc1.job.id] });
       ids.push(pc1.job.id, pc2.job.id);
     }
+    const stalled = stallChild ? freezeWhenBusy(served, stallChild) : Promise.resolve();
     await showProgress(served, ids);
+    await stalled;
     const elapsedMs = Date.now() - started;
     let ok = await summary(served, ids, elapsedMs);
     if (nBad > 0) ok = (await replicatedPhase(served, nReplicated, nBad)) && ok;
@@ -203,6 +224,33 @@ export async function runDevstack(flags: Flags): Promise<number> {
   } finally {
     void store;
   }
+}
+
+/**
+ * Freezes the stall worker once it holds an attempt, and kills it once that
+ * attempt is lost: a worker gone silent, as a crashed or hung machine is.
+ */
+async function freezeWhenBusy(served: Served, child: ChildProcess): Promise<void> {
+  const holding = async (): Promise<{ attemptId: string; jobId: string } | null> => {
+    const w = (await served.coordinator.listWorkers()).find((x) => x.name === STALL_WORKER);
+    if (!w) return null;
+    const live = await served.store.listLiveAttempts({ workerId: w.id });
+    return live[0] ? { attemptId: live[0].id, jobId: live[0].jobId } : null;
+  };
+  let held: { attemptId: string; jobId: string } | null = null;
+  try {
+    await until(async () => (held = await holding()) !== null, DEVSTACK_DEFAULTS.stallPickTimeoutMs, `${STALL_WORKER} taking a job`);
+  } catch {
+    console.log(`  ${STALL_WORKER} took no job; nothing was frozen`);
+    return;
+  }
+  child.kill('SIGSTOP');
+  const { attemptId, jobId } = held!;
+  console.log(`\n  froze ${STALL_WORKER} while it held job ${jobId}`);
+  const lost = async (): Promise<boolean> => (await served.store.listAttempts({ jobId })).some((a) => a.id === attemptId && a.state === 'lost');
+  await until(lost, DEVSTACK_DEFAULTS.hashHeartbeatTimeoutMs * 10, `the lease of ${STALL_WORKER} running out`);
+  console.log(`\n  ${STALL_WORKER}'s lease ran out: attempt lost, job ${jobId} queued again; ${STALL_WORKER} killed`);
+  child.kill('SIGKILL');
 }
 
 async function showProgress(served: Served, ids: string[]): Promise<void> {
@@ -313,6 +361,7 @@ export function registerDevstack(program: Command): void {
     .option('--port <port>', 'port for the coordinator (a free one if it is taken)', String(DEVSTACK_DEFAULTS.port))
     .option('--bad-actors <k>', `this many of the workers cheat (fewer than half): a replicated phase on ${CHECKED_QUEUE} follows, and the summary shows whether they were caught`, String(DEVSTACK_DEFAULTS.badActors))
     .option('--replicated-jobs <n>', 'with --bad-actors: jobs of the replicated phase', String(DEVSTACK_DEFAULTS.replicatedJobs))
+    .option('--no-stall-worker', `start no extra worker ${STALL_WORKER} to freeze (by default it is frozen while it holds a job, so a lost lease and a retry are seen)`)
     .option('--once', 'exit after the summary (0 when every job succeeded and, with --bad-actors, no wrong result was accepted and exactly the bad actors were quarantined)')
     .action(async (flags: Flags) => {
       process.exitCode = await runDevstack(flags);

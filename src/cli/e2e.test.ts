@@ -333,6 +333,10 @@ describe('gaffer end to end (real processes on 127.0.0.1)', () => {
     assert.deepEqual(exit, { code: 0, signal: null }, tails(proc));
     assert.match(proc.stdout(), /^summary: 100 succeeded, 0 did not, of 100 jobs$/m, tails(proc));
     assert.match(proc.stdout(), /^ {2}3 workers connected; submitting 100 jobs/m);
+    // The extra worker is frozen while it holds a job; its lease runs out and the job runs elsewhere.
+    assert.match(proc.stdout(), /froze stall-1 while it held job/, tails(proc));
+    assert.match(proc.stdout(), /stall-1's lease ran out: attempt lost/, tails(proc));
+    assert.match(proc.stdout(), /jobs retried, [1-9]\d* attempts lost$/m, tails(proc));
   });
 
   it('devstack stopped by SIGTERM mid-run takes its worker processes with it', { timeout: 60_000 }, async () => {
@@ -342,7 +346,7 @@ describe('gaffer end to end (real processes on 127.0.0.1)', () => {
     await proc.waitLine(/^ {2}.*running \d+/);
     const pid = proc.child.pid!;
     const workers = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
-    assert.equal(workers.length, 2, `devstack's children: ${workers.join(', ')}`);
+    assert.equal(workers.length, 3, `devstack's children (two workers and the one it freezes): ${workers.join(', ')}`);
     proc.child.kill('SIGTERM'); // devstack alone, not its group
     const exit = await exitWithin(proc, 30_000);
     assert.equal(exit.code, 143, tails(proc));
