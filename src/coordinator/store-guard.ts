@@ -189,6 +189,7 @@ export function guardStore(store: Store, health: StoreHealth): Store {
     nextRunAt: (p) => run(() => store.nextRunAt(p)),
     queueCounts: () => run(() => store.queueCounts()),
     queueStats: (p) => run(() => store.queueStats(p)),
+    oldestReady: (p) => run(() => store.oldestReady(p)),
     queueArrivals: (p) => run(() => store.queueArrivals(p)),
     queueEdges: (p) => run(() => store.queueEdges(p)),
     setQueuePaused: (p) => run(() => store.setQueuePaused(p)),

@@ -34,6 +34,7 @@ export function queueCard(q: QueueStats): HTMLElement {
       figure('run mean', duration(q.recent.runTimeMeanMs)),
       figure('run p95', duration(q.recent.runTimeP95Ms)),
     ),
+    h('div', { class: 'figures' }, figure('oldest ready', q.oldestReadyAgeMs === undefined || q.oldestReadyAgeMs === null ? '–' : duration(q.oldestReadyAgeMs), `${q.queue}:oldest-ready`)),
     h('h2', {}, 'Slots'),
     h(
       'div',

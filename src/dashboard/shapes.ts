@@ -7,6 +7,7 @@ export interface QueueStats {
   queue: string;
   counts: Record<string, number>;
   slots: { workers: number; total: number; used: number };
+  oldestReadyAgeMs?: number | null;
   recent: { spanMs: number; completed: number; failed: number; throughputPerMinute: number; runTimeMeanMs: number | null; runTimeP95Ms: number | null };
   paused?: boolean;
   [more: string]: unknown;

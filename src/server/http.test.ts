@@ -466,6 +466,7 @@ describe('http api', () => {
         'GET /v1/jobs/{id}', 'GET /v1/jobs/{id}/result', 'POST /v1/jobs/{id}/cancel', 'POST /v1/jobs/{id}/retry',
         'GET /v1/workers', 'GET /v1/workers/{id}', 'POST /v1/workers/{id}/drain', 'POST /v1/workers/{id}/quarantine', 'POST /v1/workers/{id}/release', 'GET /v1/queues', 'GET /v1/events',
         'GET /v1/advice', 'POST /v1/queues/{name}/pause', 'POST /v1/queues/{name}/resume', 'GET /v1/history',
+        'GET /v1/history/trust',
       ];
       const documented = Object.entries(doc.paths as Record<string, Record<string, unknown>>).flatMap(([path, ops]) =>
         Object.keys(ops).map((m) => `${m.toUpperCase()} ${path}`),
@@ -495,6 +496,7 @@ describe('http api', () => {
       conforms('WorkerDetail', (await call('GET', `/v1/workers/${workers[0]!.id}`)).body);
       conforms('QueueList', (await call('GET', '/v1/queues')).body);
       conforms('History', (await call('GET', '/v1/history')).body);
+      conforms('TrustHistory', (await call('GET', '/v1/history/trust?step=hour')).body);
       conforms('BatchResult', (await call('POST', '/v1/jobs/batch', { body: { jobs: [{ queue: 'idle.q' }] } })).body);
       conforms('Error', (await call('GET', '/v1/jobs/nope')).body);
       conforms('Ready', (await call('GET', '/readyz', { token: null })).body);

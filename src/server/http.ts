@@ -286,6 +286,8 @@ function jobSummary(job: Job): Omit<Job, 'payload' | 'result'> {
   return rest;
 }
 
+const oldestAge = (readyAt: number | null, now: number): number | null => (readyAt === null ? null : Math.max(0, now - readyAt));
+
 async function queueStatistics(coordinator: Coordinator): Promise<unknown> {
   const now = coordinator.clock.now();
   const windowMs = HTTP_DEFAULTS.queueStatsWindowMs;
@@ -293,7 +295,11 @@ async function queueStatistics(coordinator: Coordinator): Promise<unknown> {
   const slots = slotsByQueue(workers);
   const pausedOf = new Map(states.filter((q) => q.paused).map((q) => [q.queue, q]));
   const names = [...new Set([...counts.map((c) => c.queue), ...slots.keys(), ...pausedOf.keys()])].sort();
-  const stats = await coordinator.store.queueStats({ queues: names, sinceMs: now - windowMs, sampleMaxRows: LIMITS.queueStatsSampleMaxRows });
+  const [stats, ready] = await Promise.all([
+    coordinator.store.queueStats({ queues: names, sinceMs: now - windowMs, sampleMaxRows: LIMITS.queueStatsSampleMaxRows }),
+    coordinator.store.oldestReady({ queues: names }),
+  ]);
+  const readyAtOf = new Map(ready.map((r) => [r.queue, r.readyAt]));
   const countsOf = new Map(counts.map((c) => [c.queue, c.counts]));
   const statsOf = new Map(stats.map((s) => [s.queue, s]));
   const zero: Record<JobState, number> = { waiting: 0, queued: 0, running: 0, verifying: 0, succeeded: 0, failed: 0, cancelled: 0, expired: 0 };
@@ -311,6 +317,7 @@ async function queueStatistics(coordinator: Coordinator): Promise<unknown> {
         pauseReason: pause?.reason ?? null,
         counts: countsOf.get(queue) ?? zero,
         slots: slots.get(queue) ?? { workers: 0, total: 0, used: 0 },
+        oldestReadyAgeMs: oldestAge(readyAtOf.get(queue) ?? null, now),
         recent: {
           spanMs,
           completed,

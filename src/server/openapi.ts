@@ -153,6 +153,7 @@ const queueStats = object({
     { workers: int, total: int, used: int },
     { description: 'Over workers that are not offline and serve the queue: how many, their slots, and the slots in use.' },
   ),
+  oldestReadyAgeMs: { type: ['integer', 'null'], description: 'How long the job ready longest has waited (now - its runAt); null when no job is ready.' },
   recent: object(
     {
       spanMs: { type: 'integer', description: 'The time the figures cover: the window, or less when the sample bound cut it.' },

@@ -318,6 +318,12 @@ export interface Store {
    */
   queueStats(params: { queues: readonly string[]; sinceMs: number; sampleMaxRows: number }): Promise<QueueRunStats[]>;
   /**
+   * Per queue, the earliest ready time (runAt) among its claimable jobs that
+   * are ready now, looking at its oldest LIMITS.oldestReadyScanMaxRows
+   * claimable jobs by id; null when none is ready.
+   */
+  oldestReady(params: { queues: readonly string[] }): Promise<{ queue: string; readyAt: number | null }[]>;
+  /**
    * Jobs submitted per named queue since `sinceMs` (by id, index jobs_queue):
    * the newest `sampleMaxRows` per queue at most (clamped to
    * LIMITS.adviceArrivalsSampleMaxRows).

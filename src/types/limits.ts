@@ -86,6 +86,8 @@ export const LIMITS = {
   sseBufferMaxEvents: 4096,
   /** Newest finished attempts per queue that the run-time statistics read. */
   queueStatsSampleMaxRows: 10_000,
+  /** Oldest jobs (by id) per queue that the oldest-ready figure looks at. */
+  oldestReadyScanMaxRows: 1_000,
   /** Newest jobs per queue that the advisor counts for a queue's arrival rate. */
   adviceArrivalsSampleMaxRows: 50_000,
   /** Newest jobs (over all queues) whose dependants the advisor follows to find the pipeline's edges. */

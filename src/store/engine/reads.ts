@@ -94,6 +94,23 @@ export async function queueStats(x: Exec, params: { queues: readonly string[]; s
   return out;
 }
 
+// The queue's oldest claimable jobs by id (index jobs_claim_age: queue, id, where want > 0),
+// and among those ready now the earliest run_at. Bounded: a queue holding many delayed jobs
+// older than its ready ones may show none ready.
+const OLDEST_READY_SQL = `
+  SELECT min(run_at) AS at FROM (
+    SELECT run_at FROM jobs WHERE queue = $1 AND want > 0 ORDER BY id LIMIT $3
+  ) s WHERE run_at <= $2`;
+
+export async function oldestReady(x: Exec, queues: readonly string[], nowMs: number): Promise<{ queue: string; readyAt: number | null }[]> {
+  const out: { queue: string; readyAt: number | null }[] = [];
+  for (const queue of new Set(queues)) {
+    const r = await x.get(OLDEST_READY_SQL, [queue, nowMs, LIMITS.oldestReadyScanMaxRows]);
+    out.push({ queue, readyAt: numOrNull(r?.at) });
+  }
+  return out;
+}
+
 // ---- The advisor's reads ----
 
 /** The smallest id the engine makes at `ms`: ids are ULIDs, so `id >= idFloorAt(ms)` is "created at or after ms" on an index. */

@@ -228,6 +228,10 @@ export abstract class EngineStore implements Store {
     return this.read((x) => reads.queueStats(x, params));
   }
 
+  oldestReady(params: { queues: readonly string[] }): Promise<{ queue: string; readyAt: number | null }[]> {
+    return this.read((x) => reads.oldestReady(x, params.queues, this.ctx.clock.now()));
+  }
+
   queueArrivals(params: { queues: readonly string[]; sinceMs: number; sampleMaxRows: number }): Promise<QueueArrivals[]> {
     return this.read((x) => reads.queueArrivals(x, params));
   }

@@ -153,6 +153,22 @@ export function readTests(ctx: ContractContext): void {
     });
   });
 
+  describe('oldestReady', () => {
+    it('gives the earliest ready time among claimable jobs that are ready now, per queue', async () => {
+      await addWorker('w1');
+      const a = await submitOne();
+      await submitOne({ runAt: ctx.t0 + 5000 });
+      ctx.clock.advance(1000);
+      const c = await submitOne();
+      ctx.clock.advance(1000);
+      const ready = () => ctx.store.oldestReady({ queues: ['q', 'empty'] });
+      assert.deepEqual(await ready(), [{ queue: 'q', readyAt: a.runAt }, { queue: 'empty', readyAt: null }]);
+      assert.equal((await claimOne('w1')).jobId, a.id);
+      assert.deepEqual((await ready())[0], { queue: 'q', readyAt: c.runAt }, 'a leased job is no longer ready; the delayed one is not yet');
+      assert.equal(c.runAt, ctx.t0 + 1000);
+    });
+  });
+
   describe('listLiveAttempts and ping', () => {
     it('lists the attempts a worker holds now, oldest first, and nothing for an unknown worker', async () => {
       await addWorker('w1');
