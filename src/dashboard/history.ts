@@ -26,6 +26,11 @@ export function historyPoints(answer: HistoryAnswer): HistoryPoint[] {
 export interface HistoryColumns {
   names: string[];
   succeeded: (number | null)[][];
+  /** failed jobs + lost attempts per step. */
+  failedLost: (number | null)[][];
+  /** The bucket bound under which 95 % of the step's run times fall (an upper estimate), ms. */
+  runP95Ms: (number | null)[][];
+  waitP95Ms: (number | null)[][];
   runMeanMs: (number | null)[][];
   waitMeanMs: (number | null)[][];
 }
@@ -43,8 +48,28 @@ function stepTimes(answer: HistoryAnswer, points: HistoryPoint[]): number[] {
   return times.sort((a, b) => a - b);
 }
 
+/** The histogram buckets' upper bounds (src/types/history.ts on the server); the last is open. */
+export const BUCKET_BOUNDS_MS = [10, 100, 1000, 10_000, 60_000, 600_000, 3_600_000];
+
+/**
+ * The upper bound of the bucket holding quantile q: no more than that share
+ * of the times exceed it. The open last bucket answers its lower bound.
+ */
+export function bucketQuantile(buckets: number[], q: number, bounds: readonly number[] = BUCKET_BOUNDS_MS): number | null {
+  const n = buckets.reduce((a, b) => a + b, 0);
+  if (n === 0) return null;
+  let seen = 0;
+  for (let i = 0; i < buckets.length; i++) {
+    seen += buckets[i]!;
+    if (seen >= q * n) return bounds[i] ?? bounds[bounds.length - 1]!;
+  }
+  return null;
+}
+
 export function historyColumns(answer: HistoryAnswer): HistoryColumns {
   const points = historyPoints(answer);
+  const given = Array.isArray(answer) ? undefined : (answer.buckets as { leMs: number | null }[] | undefined);
+  const bounds = given ? given.map((b) => b.leMs).filter((v): v is number => typeof v === 'number') : BUCKET_BOUNDS_MS;
   const names = [...new Set(points.map((p) => p.queue))].sort();
   const times = points.length === 0 ? [] : stepTimes(answer, points);
   const at = new Map(points.map((p) => [`${p.queue}\u0000${p.at}`, p]));
@@ -56,6 +81,9 @@ export function historyColumns(answer: HistoryAnswer): HistoryColumns {
   return {
     names,
     succeeded: [t, ...col((p) => p.counts.succeeded ?? 0, 0)],
+    failedLost: [t, ...col((p) => (p.counts.failed ?? 0) + (p.counts.lost ?? 0), 0)],
+    runP95Ms: [t, ...col((p) => bucketQuantile(p.run.buckets, 0.95, bounds), null)],
+    waitP95Ms: [t, ...col((p) => bucketQuantile(p.wait.buckets, 0.95, bounds), null)],
     runMeanMs: [t, ...col((p) => mean(p.run), null)],
     waitMeanMs: [t, ...col((p) => mean(p.wait), null)],
   };

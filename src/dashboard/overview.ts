@@ -13,8 +13,12 @@ import { JOB_STATE_ORDER, WORKER_STATE_ORDER, type QueuesAnswer, type QueueStats
 
 /** Samples of the page's own polls kept for the charts when the server keeps no history. */
 export const LOCAL_MAX_SAMPLES = 600;
-/** How far back the charts read GET /v1/history. */
-export const HISTORY_SHOWN_MS = 60 * 60_000;
+/** The ranges the charts offer; two weeks of hours is 336 points, under historyMaxPoints. */
+export const HISTORY_RANGES = [
+  { id: 'hour', label: 'last hour', step: 'minute', spanMs: 60 * 60_000 },
+  { id: 'day', label: 'last day', step: 'hour', spanMs: 24 * 3_600_000 },
+  { id: 'fortnight', label: 'last two weeks', step: 'hour', spanMs: 14 * 24 * 3_600_000 },
+] as const;
 
 export function queueCard(q: QueueStats): HTMLElement {
   const free = Math.max(0, q.slots.total - q.slots.used);
@@ -34,14 +38,14 @@ export function queueCard(q: QueueStats): HTMLElement {
       figure('run mean', duration(q.recent.runTimeMeanMs)),
       figure('run p95', duration(q.recent.runTimeP95Ms)),
     ),
-    h('div', { class: 'figures' }, figure('oldest ready', q.oldestReadyAgeMs === undefined || q.oldestReadyAgeMs === null ? '–' : duration(q.oldestReadyAgeMs), `${q.queue}:oldest-ready`)),
-    h('h2', {}, 'Slots'),
+    h('h2', {}, 'Now'),
     h(
       'div',
-      { class: 'figures' },
+      { class: 'figures five' },
+      figure('oldest ready', q.oldestReadyAgeMs === undefined || q.oldestReadyAgeMs === null ? '–' : duration(q.oldestReadyAgeMs), `${q.queue}:oldest-ready`),
       figure('workers', q.slots.workers),
-      figure('used', q.slots.used, `${q.queue}:slots-used`),
-      figure('free', free, `${q.queue}:slots-free`),
+      figure('slots used', q.slots.used, `${q.queue}:slots-used`),
+      figure('slots free', free, `${q.queue}:slots-free`),
       h('div', { class: 'figure' }, h('div', { class: 'bar', title: `${num(usedShare)}% used` }, h('span', { style: `width:${usedShare}%` }))),
     ),
   );
@@ -52,7 +56,13 @@ export function overviewPage(): Page {
   const workersEl = h('div', { id: 'worker-states', class: 'figures card' });
   const queuesEl = h('div', { class: 'cards', id: 'queue-cards' });
   const chartNote = h('p', { class: 'note', id: 'history-note' });
-  const charts = [new Chart(), new Chart(), new Chart()] as const;
+  const charts = [new Chart(), new Chart(), new Chart(), new Chart()] as const;
+  let range: (typeof HISTORY_RANGES)[number] = HISTORY_RANGES[0];
+  const picker = h('select', { id: 'history-range', style: 'width:auto;display:inline-block;margin-left:6px' }, HISTORY_RANGES.map((r) => h('option', { value: r.id }, r.label)));
+  picker.addEventListener('change', () => {
+    range = HISTORY_RANGES.find((r) => r.id === picker.value) ?? range;
+    ctx.refresh();
+  });
   const local: { t: number; queues: QueueStats[] }[] = [];
 
   const drawLocal = (queues: QueueStats[], why: string): void => {
@@ -65,23 +75,26 @@ export function overviewPage(): Page {
     charts[0].set('jobs queued + running', names, [t, ...pick((q) => (q.counts.queued ?? 0) + (q.counts.running ?? 0))]);
     charts[1].set('completed per minute (last 5 min)', names, [t, ...pick((q) => q.recent.throughputPerMinute)]);
     charts[2].set('mean run time, last 5 min (ms)', names, [t, ...pick((q) => q.recent.runTimeMeanMs ?? Number.NaN)].map((c) => c.map((v) => (Number.isNaN(v) ? null : v))));
+    charts[3].set('failed attempts, last 5 min', names, [t, ...pick((q) => q.recent.failed)]);
   };
 
   const drawCharts = async (queues: QueueStats[]): Promise<void> => {
     if (!hasRoute(ctx.caps, 'GET /v1/history')) return drawLocal(queues, 'This coordinator keeps no history (no GET /v1/history)');
     let hist: HistoryAnswer;
     try {
-      hist = await get<HistoryAnswer>(`/v1/history?step=minute&from=${Date.now() - HISTORY_SHOWN_MS}`);
+      hist = await get<HistoryAnswer>(`/v1/history?step=${range.step}&from=${Date.now() - range.spanMs}`);
     } catch (err) {
       return drawLocal(queues, `GET /v1/history failed (${(err as Error).message})`);
     }
     const cols = historyColumns(hist);
     if (cols.names.length === 0) return drawLocal(queues, 'No history yet (the coordinator adds each minute to GET /v1/history about a minute after it ends)');
-    chartNote.textContent = `Per minute, per queue, the last ${HISTORY_SHOWN_MS / 60_000} minutes of the coordinator\u2019s history (GET /v1/history).`;
-    charts[0].set('jobs succeeded per minute', cols.names, cols.succeeded);
-    // A mean exists only in minutes where something ran: dots, since such minutes often stand alone.
-    charts[1].set('mean run time per minute (ms)', cols.names, cols.runMeanMs, { points: true });
-    charts[2].set('mean wait per minute (ms)', cols.names, cols.waitMeanMs, { points: true });
+    const per = range.step;
+    chartNote.textContent = `Per ${per}, per queue, the ${range.label} of the coordinator\u2019s history (GET /v1/history). p95: the bound of the histogram bucket holding the 95th percentile.`;
+    charts[0].set(`jobs succeeded per ${per}`, cols.names, cols.succeeded);
+    charts[1].set(`jobs failed + attempts lost per ${per}`, cols.names, cols.failedLost);
+    // A quantile exists only in steps where something ran: dots, since such steps often stand alone.
+    charts[2].set(`run time p95 per ${per} (ms)`, cols.names, cols.runP95Ms, { points: true });
+    charts[3].set(`wait p95 per ${per} (ms)`, cols.names, cols.waitP95Ms, { points: true });
   };
 
   return {
@@ -93,9 +106,9 @@ export function overviewPage(): Page {
         workersEl,
         h('h2', {}, 'Queues'),
         queuesEl,
-        h('h2', {}, 'Over time'),
+        h('h2', {}, 'Over time ', picker),
         chartNote,
-        h('div', { class: 'grid3' }, charts[0].el, charts[1].el, charts[2].el),
+        h('div', { class: 'grid2' }, charts[0].el, charts[1].el, charts[2].el, charts[3].el),
       );
     },
     async refresh() {

@@ -111,7 +111,7 @@ export function trustPage(): Page {
         h('p', {}, h('label', {}, 'Range ', picker)),
         totals,
         note,
-        h('div', { class: 'grid3' }, charts[0].el, charts[1].el),
+        h('div', { class: 'grid2' }, charts[0].el, charts[1].el),
         h('h2', {}, 'Quarantined workers'),
         quarantined,
         h('h2', {}, 'Worst records'),
