@@ -5,6 +5,8 @@ import type { Attempt, Job, JobSpec, Json, Worker } from '../types/model.ts';
 import type { JobState } from '../types/states.ts';
 import { isTerminalJobState } from '../types/states.ts';
 import type { HistoryAnswer, HistoryStep, QueueStateAnswer } from '../types/history.ts';
+import { GafferError } from '../types/errors.ts';
+import { LIMITS } from '../types/limits.ts';
 
 export const CLIENT_DEFAULTS = {
   /** How long one long-poll request waits for a result before asking again. */
@@ -26,6 +28,9 @@ export interface ClientOptions {
 }
 
 /** An error the coordinator answered with (see docs/errors.md), or a job that ended without success. */
+/** Most pages of GET /v1/workers that workers() reads: 200 pages of listMaxWorkers (500) is 100,000 workers. */
+export const WORKER_LIST_MAX_PAGES = 200;
+
 export class GafferClientError extends Error {
   override name = 'GafferClientError';
   readonly code: string;
@@ -133,8 +138,18 @@ export class GafferClient {
     return (await this.call('POST', `/v1/jobs/${encodeURIComponent(id)}/retry`, {})).body as Job;
   }
 
-  async workers(): Promise<Worker[]> {
-    return ((await this.call('GET', '/v1/workers')).body as { workers: Worker[] }).workers;
+  /** Every known worker, by id: the pages of GET /v1/workers followed to the last (at most WORKER_LIST_MAX_PAGES). */
+  async workers(options: { state?: string } = {}): Promise<Worker[]> {
+    const out: Worker[] = [];
+    let cursor: string | null = null;
+    for (let page = 0; page < WORKER_LIST_MAX_PAGES; page++) {
+      const query = new URLSearchParams({ limit: String(LIMITS.listMaxWorkers), ...(options.state ? { state: options.state } : {}), ...(cursor ? { cursor } : {}) });
+      const body = (await this.call('GET', `/v1/workers?${query}`)).body as { workers: Worker[]; nextCursor?: string | null };
+      out.push(...body.workers);
+      cursor = body.nextCursor ?? null;
+      if (cursor === null) return out;
+    }
+    throw new GafferError('INVALID_INPUT', `more than ${WORKER_LIST_MAX_PAGES} pages of workers: list them by state`);
   }
 
   async worker(id: string): Promise<unknown> {

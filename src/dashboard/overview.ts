@@ -112,10 +112,10 @@ export function overviewPage(): Page {
       );
     },
     async refresh() {
-      const [queues, workers] = await Promise.all([get<QueuesAnswer>('/v1/queues'), get<{ workers: WorkerView[] }>('/v1/workers')]);
-      const byState = new Map<string, number>();
-      for (const w of workers.workers) byState.set(w.state, (byState.get(w.state) ?? 0) + 1);
-      fill(workersEl, figure('workers', workers.workers.length, 'workers:total'), WORKER_STATE_ORDER.map((s) => figure(s, byState.get(s) ?? 0, `workers:${s}`)));
+      // One worker is enough: the answer's counts are over all of them.
+      const [queues, workers] = await Promise.all([get<QueuesAnswer>('/v1/queues'), get<{ workers: WorkerView[]; counts: { total: number; byState: Record<string, number> } }>('/v1/workers?limit=1')]);
+      const { total, byState } = workers.counts;
+      fill(workersEl, figure('workers', total, 'workers:total'), WORKER_STATE_ORDER.map((s) => figure(s, byState[s] ?? 0, `workers:${s}`)));
       fill(queuesEl, queues.queues.length === 0 ? h('p', { class: 'muted' }, 'No queue has jobs or workers yet.') : queues.queues.map(queueCard));
       await drawCharts(queues.queues);
     },

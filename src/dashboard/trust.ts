@@ -32,6 +32,8 @@ export const TRUST_RANGES = [
 ] as const;
 /** The history is read again at most this often (the worker tables follow every refresh). */
 export const TRUST_HISTORY_REFRESH_MS = 10_000;
+/** Workers read per list (one page of GET /v1/workers, listMaxWorkers): the worst records are looked for among the first this many by id. */
+export const TRUST_WORKERS_READ_MAX = 500;
 /** Most workers listed under "worst records". */
 export const TRUST_WORST_SHOWN_MAX = 20;
 
@@ -120,8 +122,11 @@ export function trustPage(): Page {
       );
     },
     async refresh() {
-      const [{ workers }] = await Promise.all([get<{ workers: WorkerView[] }>('/v1/workers'), drawHistory()]);
-      const held = workers.filter((w) => w.quarantined);
+      const [held, { workers }] = await Promise.all([
+        get<{ workers: WorkerView[] }>(`/v1/workers?state=quarantined&limit=${TRUST_WORKERS_READ_MAX}`).then((p) => p.workers),
+        get<{ workers: WorkerView[] }>(`/v1/workers?limit=${TRUST_WORKERS_READ_MAX}`),
+        drawHistory(),
+      ]);
       fill(quarantined, held.length === 0 ? h('p', { class: 'muted' }, 'No worker is quarantined.') : table(HEADERS, held.map(workerRow), [2, 3, 4, 5]));
       const bad = workers.filter((w) => !w.quarantined && badShare(w) > 0).sort((a, b) => badShare(b) - badShare(a)).slice(0, TRUST_WORST_SHOWN_MAX);
       fill(worst, bad.length === 0 ? h('p', { class: 'muted' }, 'No worker has an invalid or timed-out result.') : table(HEADERS, bad.map(workerRow), [2, 3, 4, 5]));

@@ -8,6 +8,9 @@ import { duration, fill, fillIfChanged, h, link, pill, shortId, table, time } fr
 import { runAction, type Page, type PageContext } from './page.ts';
 import type { WorkerView } from './shapes.ts';
 
+/** Workers per page of the list. */
+export const WORKERS_PAGE_ROWS = 100;
+
 const slotsText = (w: WorkerView): string =>
   Object.entries(w.queues).map(([q, n]) => `${q} ${w.running[q] ?? 0}/${n}`).join(', ') || '–';
 const age = (w: WorkerView, now: number): string => (w.lastSeenAt === null ? '–' : `${duration(now - w.lastSeenAt)} ago`);
@@ -34,13 +37,29 @@ function workerActions(ctx: PageContext, w: WorkerView): HTMLElement {
 export function workersPage(): Page {
   let ctx: PageContext;
   const list = h('div', { id: 'worker-list' });
+  // The server pages the list by id: the cursors of the pages seen, the first page's null.
+  const cursors: (string | null)[] = [null];
+  let next: string | null = null;
+  const prev = h('button', { type: 'button', id: 'workers-prev' }, '← previous');
+  const more = h('button', { type: 'button', id: 'workers-next' }, 'next →');
+  const pageNo = h('span', { class: 'note', id: 'workers-page' });
+  prev.addEventListener('click', () => { if (cursors.length > 1) cursors.pop(); ctx.refresh(); });
+  more.addEventListener('click', () => { if (next) cursors.push(next); ctx.refresh(); });
   return {
     render(root, c) {
       ctx = c;
-      root.append(h('h1', {}, 'Workers'), list);
+      root.append(h('h1', {}, 'Workers'), list, h('p', { class: 'pager' }, prev, ' ', more, ' ', pageNo));
     },
     async refresh() {
-      const { workers } = await get<{ workers: WorkerView[] }>('/v1/workers');
+      const cursor = cursors[cursors.length - 1];
+      const page = await get<{ workers: WorkerView[]; nextCursor?: string | null; counts?: { total: number } }>(
+        `/v1/workers?limit=${WORKERS_PAGE_ROWS}${cursor ? `&cursor=${enc(cursor)}` : ''}`,
+      );
+      const { workers } = page;
+      next = page.nextCursor ?? null;
+      prev.disabled = cursors.length <= 1;
+      more.disabled = next === null;
+      pageNo.textContent = `page ${cursors.length}, ${workers.length} of ${page.counts?.total ?? workers.length} workers, by id`;
       const now = Date.now();
       const rows = workers.map((w) => [
         link(`#/worker/${enc(w.id)}`, w.name || shortId(w.id)),

@@ -18,7 +18,7 @@ import type { Clock, TimerHandle } from '../types/clock.ts';
 import { GafferError } from '../types/errors.ts';
 import { HTTP_DEFAULTS, LIMITS } from '../types/limits.ts';
 import type { Job, Worker } from '../types/model.ts';
-import type { JobState } from '../types/states.ts';
+import { WORKER_STATES, type JobState, type WorkerState } from '../types/states.ts';
 import { HISTORY_BUCKET_BOUNDS_MS, HISTORY_BUCKET_NAMES, STEP_MS, stepStart, type HistoryStep } from '../types/history.ts';
 import type { Auth, Scope } from './auth.ts';
 import { registerDashboard } from './dashboard.ts';
@@ -136,7 +136,7 @@ export async function buildHttpApp(deps: HttpDeps): Promise<FastifyInstance> {
       return coordinator.retry(idOf(req));
     },
 
-    listWorkers: async () => ({ workers: await coordinator.listWorkers() }),
+    listWorkers: async (req) => workerPage(await coordinator.listWorkers(), check.listWorkers.query<WorkerPageQuery>(req.query)),
     getWorker: async (req) => {
       const id = idOf(req);
       const worker = await store.getWorker({ id });
@@ -284,6 +284,24 @@ function sendError(reply: FastifyReply, err: GafferError, log: FastifyRequest['l
 function jobSummary(job: Job): Omit<Job, 'payload' | 'result'> {
   const { payload: _payload, result: _result, ...rest } = job;
   return rest;
+}
+
+interface WorkerPageQuery {
+  state?: WorkerState;
+  limit?: number;
+  cursor?: string;
+}
+
+/** GET /v1/workers: by id, after the cursor, at most `limit`; counts by state over every worker. */
+export function workerPage(all: readonly Worker[], q: WorkerPageQuery): { workers: Worker[]; nextCursor: string | null; counts: { total: number; byState: Record<WorkerState, number> } } {
+  const byState = Object.fromEntries(WORKER_STATES.map((s) => [s, 0])) as Record<WorkerState, number>;
+  for (const w of all) byState[w.state]++;
+  const limit = Math.min(q.limit ?? HTTP_DEFAULTS.listDefaultWorkers, LIMITS.listMaxWorkers);
+  const picked = all
+    .filter((w) => (q.state === undefined || w.state === q.state) && (q.cursor === undefined || w.id > q.cursor))
+    .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  const workers = picked.slice(0, limit);
+  return { workers, nextCursor: picked.length > limit ? workers[workers.length - 1]!.id : null, counts: { total: all.length, byState } };
 }
 
 const oldestAge = (readyAt: number | null, now: number): number | null => (readyAt === null ? null : Math.max(0, now - readyAt));

@@ -229,7 +229,11 @@ export function componentSchemas(): Record<string, JsonSchema> {
     Empty: { type: 'object', additionalProperties: false, properties: {} },
     Worker: worker,
     WorkerDetail: { allOf: [ref('Worker'), object({ attempts: { type: 'array', items: ref('Attempt') } })] },
-    WorkerList: object({ workers: { type: 'array', items: ref('Worker') } }),
+    WorkerList: object({
+      workers: { type: 'array', items: ref('Worker') },
+      nextCursor: { type: ['string', 'null'], description: 'Pass as `cursor` for the next page; null on the last.' },
+      counts: object({ total: int, byState: object(Object.fromEntries(WORKER_STATES.map((s) => [s, int]))) }),
+    }),
     QueueStats: queueStats,
     QueueList: object({ windowMs: int, queues: { type: 'array', items: ref('QueueStats') } }),
     ...adviceSchemas(),

@@ -4,7 +4,7 @@
 // and the server cannot drift apart.
 import { HTTP_DEFAULTS, LIMITS } from '../types/limits.ts';
 import { queueNameSchema } from '../types/schemas.ts';
-import { JOB_STATES } from '../types/states.ts';
+import { JOB_STATES, WORKER_STATES } from '../types/states.ts';
 import type { Scope } from './auth.ts';
 
 export type RouteId =
@@ -78,6 +78,16 @@ export const listJobsQuerySchema = {
       maxLength: 2 * LIMITS.keyMaxChars + 1,
     },
     limit: { type: 'integer', minimum: 1, maximum: LIMITS.listMaxJobs, description: `Jobs per page; ${HTTP_DEFAULTS.listDefaultJobs} when left out.` },
+    cursor: { type: 'string', pattern: '^[A-Za-z0-9_-]+$', maxLength: 128, description: 'The `nextCursor` of the previous page.' },
+  },
+} as const;
+
+export const listWorkersQuerySchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    state: { type: 'string', enum: WORKER_STATES },
+    limit: { type: 'integer', minimum: 1, maximum: LIMITS.listMaxWorkers, description: `Workers per page; ${HTTP_DEFAULTS.listDefaultWorkers} when left out.` },
     cursor: { type: 'string', pattern: '^[A-Za-z0-9_-]+$', maxLength: 128, description: 'The `nextCursor` of the previous page.' },
   },
 } as const;
@@ -287,11 +297,14 @@ export const ROUTES: readonly RouteSpec[] = [
     url: '/v1/workers',
     scope: 'client',
     summary: 'List workers',
-    description: 'Every known worker with its state, resources, slots per queue (queues) and slots in use per queue (running).',
+    description:
+      'Known workers by id, a page at a time, each with its state, resources, slots per queue (queues) and slots in use per queue (running); ' +
+      '`counts` gives how many workers there are in each state (over all of them, whatever the page and filter).',
+    query: listWorkersQuerySchema,
     bodyDoc: null,
     bodyRequired: false,
-    responses: { 200: { description: 'The workers', schema: 'WorkerList' } },
-    errors: [],
+    responses: { 200: { description: 'A page of workers', schema: 'WorkerList' } },
+    errors: [400],
   },
   {
     id: 'getWorker',

@@ -76,6 +76,8 @@ export const LIMITS = {
   sweepBatchMaxRows: 500,
   /** Most jobs one list call returns. */
   listMaxJobs: 500,
+  /** Most workers one GET /v1/workers page holds. */
+  listMaxWorkers: 500,
   /** Most jobs one cascade of failures or cancels through dependants may reach. */
   cascadeMaxJobs: 100_000,
   /** Largest HTTP request body; a batch of large payloads must be split to fit. */
@@ -152,6 +154,8 @@ export const SCHEDULING_DEFAULTS = {
 export const HTTP_DEFAULTS = {
   /** Jobs a list call returns when it gives no `limit`. */
   listDefaultJobs: 50,
+  /** Workers a GET /v1/workers page holds when it gives no `limit`. */
+  listDefaultWorkers: 100,
   /** An event stream sends a comment this often, so that proxies and clients see it alive. */
   sseHeartbeatIntervalMs: 15 * 1000,
   /** Queue statistics (throughput, run times) cover the attempts that finished this recently. */

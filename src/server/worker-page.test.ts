@@ -1,0 +1,31 @@
+// GET /v1/workers pages: by id after the cursor, bounded, with counts by state over all.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { LIMITS } from '../types/limits.ts';
+import type { Worker } from '../types/model.ts';
+import { workerPage } from './http.ts';
+
+const worker = (id: string, state: Worker['state']): Worker => ({ id, state }) as Worker;
+
+describe('workerPage', () => {
+  const all = [worker('c', 'idle'), worker('a', 'busy'), worker('d', 'quarantined'), worker('b', 'idle'), worker('e', 'offline')];
+
+  it('pages by id with a cursor, and counts every worker by state whatever the page', () => {
+    const first = workerPage(all, { limit: 2 });
+    assert.deepEqual(first.workers.map((w) => w.id), ['a', 'b']);
+    assert.equal(first.nextCursor, 'b');
+    assert.deepEqual(first.counts, { total: 5, byState: { connecting: 0, probing: 0, idle: 2, busy: 1, draining: 0, offline: 1, quarantined: 1 } });
+    const second = workerPage(all, { limit: 2, cursor: first.nextCursor! });
+    assert.deepEqual(second.workers.map((w) => w.id), ['c', 'd']);
+    const last = workerPage(all, { limit: 2, cursor: second.nextCursor! });
+    assert.deepEqual([last.workers.map((w) => w.id), last.nextCursor], [['e'], null]);
+  });
+
+  it('filters by state, and never returns more than listMaxWorkers', () => {
+    assert.deepEqual(workerPage(all, { state: 'idle' }).workers.map((w) => w.id), ['b', 'c']);
+    const many = Array.from({ length: LIMITS.listMaxWorkers + 5 }, (_, i) => worker(`w${String(i).padStart(5, '0')}`, 'idle'));
+    const page = workerPage(many, { limit: LIMITS.listMaxWorkers + 5 });
+    assert.equal(page.workers.length, LIMITS.listMaxWorkers);
+    assert.notEqual(page.nextCursor, null);
+  });
+});
