@@ -47,7 +47,7 @@ export interface SimulationReport {
   seed: number;
   size: number;
   unit: string;
-  /** The fault schedule both policies ran under. */
+  /** The fault schedule every policy ran under. */
   faults: Fault[];
   /** Of the whole workload, fault-free. */
   lowerBound: LowerBound;
