@@ -95,6 +95,26 @@ describe('lower bound', () => {
     assert.equal(lb.binding, 'critical path');
   });
 
+  it('keeps a group of jobs on the worker that took its holder, in that worker\'s bays', () => {
+    // Three sectors: h (10 s, takes a bay and holds the key) then l (20 s, requires the key, frees the bay).
+    // Two workers with one bay each: pooled slots say 10 + two rounds of l = 50 s; but one worker must host
+    // two sectors one after the other in its one bay, 2 x 30 s, which a schedule meets (h1 l1 h3 l3 | h2 l2).
+    const qs = { 'q.h': queue({ cores: 1 }), 'q.l': queue({ cores: 1 }) };
+    const ws = ['w1', 'w2'].map((n) => simWorker(n, { cores: 2, queues: { 'q.h': 1, 'q.l': 1 }, bays: { queue: 'q.h', count: 1 } }));
+    const jobs = [1, 2, 3].flatMap((i) => [
+      job(`h${i}`, 'q.h', 10 * S, { holds: `k${i}`, bay: 'occupy' }),
+      job(`l${i}`, 'q.l', 20 * S, { parents: [`h${i}`], affinity: { key: `k${i}`, mode: 'require' }, releases: `k${i}`, bay: 'free' }),
+    ]);
+    const lb = lowerBound({ queues: qs, workers: ws, jobs });
+    assert.equal(lb.classes.find((c) => c.name === 'q.l slots')!.boundMs, 50 * S);
+    assert.equal(lb.localityMs, 60 * S);
+    assert.equal(lb.ms, 60 * S);
+    assert.match(lb.binding, /^locality/);
+    // With a second bay each, the bays no longer bind: w1 runs l1 and l3 one after the other on its one slot.
+    const roomy = ws.map((w) => ({ ...w, bays: { queue: 'q.h', count: 2 } }));
+    assert.equal(lowerBound({ queues: qs, workers: roomy, jobs }).localityMs, 50 * S);
+  });
+
   it('finds the shortest window that holds every job, slot by slot', () => {
     assert.equal(wholeJobsWindowMs(0, 10, { w: 1 }, { w: 1 }), 0);
     assert.equal(wholeJobsWindowMs(3, 10, { w: 1 }, { w: 1 }), 30);
