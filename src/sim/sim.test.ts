@@ -8,6 +8,7 @@ import { lowerBound, wholeJobsWindowMs } from './bound.ts';
 import { fifoPlace } from './fifo.ts';
 import { lotusPlace } from './lotus.ts';
 import { formatReport, SCENARIOS, simulate, type SimulationReport } from './index.ts';
+import { formatSeedSweep, simulateSeeds } from './seeds.ts';
 import type { SimJob, SimQueue, SimWorker } from './model.ts';
 
 const S = 1000;
@@ -269,6 +270,23 @@ describe('simulate', () => {
     assert.deepEqual(r.faults, []);
     for (const p of r.policies) assert.deepEqual(p.faults, { stall: 0, leave: 0 });
     assertFigures(r);
+  });
+
+  it('sweeps seeds: median and worst of every policy, the same on a second sweep', async () => {
+    const sweep = (): ReturnType<typeof simulateSeeds> => simulateSeeds({ scenario: 'prover-burst', firstSeed: 4, lastSeed: 6, size: 8 });
+    const a = await sweep();
+    assert.deepEqual(a.seeds, [4, 5, 6]);
+    assert.deepEqual(a.policies.map((p) => p.policy), ['gaffer', 'fifo', 'lotus-util', 'lotus-spread']);
+    for (const p of a.policies) {
+      assert.ok(p.makespanMs.median > 0 && p.makespanMs.median <= p.makespanMs.worst);
+      assert.ok(p.ratio.median >= 1 - 1e-6 && p.ratio.median <= p.ratio.worst);
+      assert.ok(p.deadlineMisses.median <= p.deadlineMisses.worst && p.deadlineMisses.worst <= p.deadlineMisses.total);
+      assert.equal(Object.keys(p.seedsWorseThan).length, 3);
+    }
+    const table = formatSeedSweep(a);
+    for (const p of a.policies) assert.match(table, new RegExp(`^\\| ${p.policy} \\|`, 'm'));
+    assert.deepEqual(await sweep(), a);
+    await assert.rejects(simulateSeeds({ scenario: 'prover-burst', firstSeed: 3, lastSeed: 2 }), /seeds must run/);
   });
 
   it('refuses an unknown scenario and a size below 1', async () => {
