@@ -1,12 +1,16 @@
 // `gaffer simulate`: a scheduling scenario in virtual time, run under Gaffer's
-// policy and a FIFO baseline on the same workload and faults, measured
-// against a lower bound on the makespan (docs/simulator.md).
+// policy and the baselines (FIFO, Lotus-like) on the same workload and
+// faults, measured against a lower bound on the makespan (docs/simulator.md).
+// With --seeds, the median and worst of each policy over a range of seeds.
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { formatReport, SCENARIOS, simulate } from '../sim/index.ts';
+import { formatSeedSweep, simulateSeeds } from '../sim/seeds.ts';
+import { LIMITS } from '../types/limits.ts';
 
 interface Flags {
   scenario: string;
   seed: number;
+  seeds?: { first: number; last: number };
   size?: number;
   faults: boolean;
   json?: boolean;
@@ -22,20 +26,37 @@ const whole = (min: number, max: number) => (v: string): number => {
   return n;
 };
 
+const seedRange = (v: string): { first: number; last: number } => {
+  const m = /^\s*(\d+)(?:\s*-\s*(\d+))?\s*$/.exec(v);
+  const first = Number(m?.[1]);
+  const last = m?.[2] === undefined ? first : Number(m[2]);
+  if (m === null || !(first <= last && last <= SEED_MAX && last - first < LIMITS.simulateSeedsMax)) {
+    throw new InvalidArgumentError(`takes a range FIRST-LAST of seeds from 0 to ${SEED_MAX}, at most ${LIMITS.simulateSeedsMax} of them`);
+  }
+  return { first, last };
+};
+
 export function registerSimulate(program: Command): void {
   const scenarios = Object.entries(SCENARIOS)
     .map(([name, s]) => `  ${name.padEnd(14)} ${s.summary} (--size: ${s.unit}, default ${s.defaultSize})`)
     .join('\n');
   program
     .command('simulate')
-    .description("run a scheduling scenario in virtual time under Gaffer's policy and a FIFO baseline, against a lower bound on the makespan")
+    .description("run a scheduling scenario in virtual time under Gaffer's policy and the FIFO and Lotus-like baselines, against a lower bound on the makespan")
     .addOption(new Option('--scenario <name>', 'the scenario to run').choices(Object.keys(SCENARIOS)).makeOptionMandatory())
     .option('--seed <n>', 'seed of the workload, the worker speeds and the faults: the same seed gives the same figures', whole(0, SEED_MAX), 1)
+    .option('--seeds <first-last>', 'run every seed of the range and print the median and worst of each policy (a Markdown table)', seedRange)
     .option('--size <n>', "the scenario's size (default per scenario)", whole(1, 10_000))
     .option('--no-faults', 'inject no faults (stalls, departures)')
     .option('--json', 'print the whole report as JSON')
     .addHelpText('after', `\nScenarios:\n${scenarios}\n`)
     .action(async (flags: Flags) => {
+      const size = flags.size !== undefined ? { size: flags.size } : {};
+      if (flags.seeds !== undefined) {
+        const sweep = await simulateSeeds({ scenario: flags.scenario, firstSeed: flags.seeds.first, lastSeed: flags.seeds.last, faults: flags.faults, ...size });
+        console.log(flags.json ? JSON.stringify(sweep, null, 2) : formatSeedSweep(sweep));
+        return;
+      }
       const report = await simulate({
         scenario: flags.scenario,
         seed: flags.seed,

@@ -20,6 +20,7 @@
 //   slots take two rounds, where work over capacity counts 1.4.
 import { assert } from '../types/errors.ts';
 import type { Requires } from '../types/model.ts';
+import { localityBound } from './locality.ts';
 import type { Scenario, SimJob, SimQueue, SimWorker } from './model.ts';
 
 /** Units of a resource that jobs of several queues take from one worker. */
@@ -50,6 +51,8 @@ export interface LowerBound {
   /** `critical path`, or the class whose bound is the largest, with the argument that set it: `seal.pc1 slots (whole jobs)`. */
   binding: string;
   criticalPathMs: number;
+  /** The locality bound (locality.ts): groups of jobs tied to one worker's slots and bays; 0 without such groups. */
+  localityMs: number;
   classes: ClassBound[];
 }
 
@@ -103,14 +106,14 @@ export function resourceClasses(queues: Record<string, SimQueue>, workers: reado
 }
 
 /** Earliest start and finish of every job at the fastest factors, and the longest chain after it. */
-interface Timing {
+export interface Timing {
   fastMs: number;
   startMs: number;
   finishMs: number;
   tailMs: number;
 }
 
-function timings(s: Pick<Scenario, 'queues' | 'workers' | 'jobs'>): Map<string, Timing> {
+export function timings(s: Pick<Scenario, 'queues' | 'workers' | 'jobs'>): Map<string, Timing> {
   const fastest = new Map<string, number>();
   for (const [name, q] of Object.entries(s.queues)) {
     const factors = s.workers.filter((w) => concurrency(w, name, q) > 0).map((w) => factorOf(w, name));
@@ -221,5 +224,7 @@ export function lowerBound(s: Pick<Scenario, 'queues' | 'workers' | 'jobs'>): Lo
   let ms = criticalPathMs;
   let binding = 'critical path';
   for (const c of classes) if (c.boundMs > ms) (ms = c.boundMs), (binding = `${c.name} (${c.by})`);
-  return { ms, binding, criticalPathMs, classes };
+  const localityMs = localityBound(s, t);
+  if (localityMs > ms) (ms = localityMs), (binding = 'locality (each worker\'s own slots and bays)');
+  return { ms, binding, criticalPathMs, localityMs, classes };
 }

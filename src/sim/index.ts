@@ -1,22 +1,27 @@
 // The scheduling simulator: a scenario run in virtual time under Gaffer's
-// policy (place) and under a FIFO baseline, on the same workload and the same
-// fault schedule, measured against a lower bound on the makespan.
+// policy (place) and under the baselines (FIFO, and two variants of Lotus'
+// assigner), on the same workload and the same fault schedule, measured
+// against a lower bound on the makespan.
 import { place } from '../scheduler/index.ts';
 import { lowerBound, type LowerBound } from './bound.ts';
 import { runScenario } from './engine.ts';
 import { fifoPlace } from './fifo.ts';
+import { lotusPlace } from './lotus.ts';
 import type { Fault, Policy, RunResult } from './model.ts';
 import { makeScenario, SCENARIOS } from './scenarios.ts';
 
 export { lowerBound, resourceClasses, type LowerBound } from './bound.ts';
 export { runScenario, SIM_START_MS } from './engine.ts';
 export { fifoPlace } from './fifo.ts';
+export { lotusPlace, type LotusVariant } from './lotus.ts';
 export type { Fault, Policy, RunResult, Scenario, SimJob, SimQueue, SimWorker } from './model.ts';
 export { makeScenario, SCENARIOS } from './scenarios.ts';
 
 export const POLICIES: readonly Policy[] = [
   { name: 'gaffer', place: (input) => place(input) },
   { name: 'fifo', place: fifoPlace },
+  { name: 'lotus-util', place: lotusPlace('utilization') },
+  { name: 'lotus-spread', place: lotusPlace('spread') },
 ];
 
 export interface SimulateOptions {
@@ -42,7 +47,7 @@ export interface SimulationReport {
   seed: number;
   size: number;
   unit: string;
-  /** The fault schedule both policies ran under. */
+  /** The fault schedule every policy ran under. */
   faults: Fault[];
   /** Of the whole workload, fault-free. */
   lowerBound: LowerBound;

@@ -37,7 +37,7 @@ export interface SimJob {
   /** Unique within the scenario, e.g. `s07.pc1`. */
   key: string;
   queue: string;
-  /** Run time on reference hardware, noise included: the same for every attempt and both policies. */
+  /** Run time on reference hardware, noise included: the same for every attempt and every policy. */
   baseMs: number;
   /** Submitted at this time. */
   releaseMs: number;

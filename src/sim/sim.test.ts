@@ -6,7 +6,9 @@ import { describe, it } from 'node:test';
 import type { Candidate, PlaceInput, WorkerCapacity } from '../types/model.ts';
 import { lowerBound, wholeJobsWindowMs } from './bound.ts';
 import { fifoPlace } from './fifo.ts';
+import { lotusPlace } from './lotus.ts';
 import { formatReport, SCENARIOS, simulate, type SimulationReport } from './index.ts';
+import { formatSeedSweep, simulateSeeds } from './seeds.ts';
 import type { SimJob, SimQueue, SimWorker } from './model.ts';
 
 const S = 1000;
@@ -94,6 +96,26 @@ describe('lower bound', () => {
     assert.equal(lb.binding, 'critical path');
   });
 
+  it('keeps a group of jobs on the worker that took its holder, in that worker\'s bays', () => {
+    // Three sectors: h (10 s, takes a bay and holds the key) then l (20 s, requires the key, frees the bay).
+    // Two workers with one bay each: pooled slots say 10 + two rounds of l = 50 s; but one worker must host
+    // two sectors one after the other in its one bay, 2 x 30 s, which a schedule meets (h1 l1 h3 l3 | h2 l2).
+    const qs = { 'q.h': queue({ cores: 1 }), 'q.l': queue({ cores: 1 }) };
+    const ws = ['w1', 'w2'].map((n) => simWorker(n, { cores: 2, queues: { 'q.h': 1, 'q.l': 1 }, bays: { queue: 'q.h', count: 1 } }));
+    const jobs = [1, 2, 3].flatMap((i) => [
+      job(`h${i}`, 'q.h', 10 * S, { holds: `k${i}`, bay: 'occupy' }),
+      job(`l${i}`, 'q.l', 20 * S, { parents: [`h${i}`], affinity: { key: `k${i}`, mode: 'require' }, releases: `k${i}`, bay: 'free' }),
+    ]);
+    const lb = lowerBound({ queues: qs, workers: ws, jobs });
+    assert.equal(lb.classes.find((c) => c.name === 'q.l slots')!.boundMs, 50 * S);
+    assert.equal(lb.localityMs, 60 * S);
+    assert.equal(lb.ms, 60 * S);
+    assert.match(lb.binding, /^locality/);
+    // With a second bay each, the bays no longer bind: w1 runs l1 and l3 one after the other on its one slot.
+    const roomy = ws.map((w) => ({ ...w, bays: { queue: 'q.h', count: 2 } }));
+    assert.equal(lowerBound({ queues: qs, workers: roomy, jobs }).localityMs, 50 * S);
+  });
+
   it('finds the shortest window that holds every job, slot by slot', () => {
     assert.equal(wholeJobsWindowMs(0, 10, { w: 1 }, { w: 1 }), 0);
     assert.equal(wholeJobsWindowMs(3, 10, { w: 1 }, { w: 1 }), 30);
@@ -147,13 +169,61 @@ describe('fifo baseline', () => {
   });
 });
 
+describe('lotus-like baseline', () => {
+  const cand = (jobId: string, createdAt: number, priority: number, key: string | null = null): Candidate => ({
+    jobId,
+    queue: 'q',
+    priority,
+    deadline: null,
+    readyAt: createdAt,
+    createdAt,
+    requires: { cores: 2, memoryMb: 0, gpus: 0, labels: {} },
+    affinity: key === null ? null : { key, mode: 'prefer' },
+    want: 1,
+    excludedWorkerIds: [],
+    pinnedWorkerId: null,
+  });
+  const cap = (workerId: string, slots: Record<string, number>, over: Partial<WorkerCapacity> = {}): WorkerCapacity => ({
+    workerId,
+    labels: {},
+    keys: new Set(),
+    freeSlots: slots,
+    totalSlots: 8,
+    usedSlots: 0,
+    freeCores: 8,
+    freeMemoryMb: 0,
+    totalCores: 8,
+    totalMemoryMb: 0,
+    freeGpuIds: [],
+    blockedQueues: [],
+    speedMs: {},
+    ...over,
+  });
+  const run = (variant: 'utilization' | 'spread', workers: WorkerCapacity[], candidates: Candidate[]): string[][] =>
+    lotusPlace(variant)({ now: 10, workers, candidates, maxPlacements: 10 }).map((p) => [p.jobId, p.workerId]);
+
+  it('takes tasks by priority and prefers the worker holding the sector, then fewer task types', () => {
+    const workers = [cap('many', { q: 4, r: 1, s: 1 }), cap('few', { q: 4 }), cap('holder', { q: 4, r: 1, s: 1 }, { keys: new Set(['k']) })];
+    const got = run('utilization', workers, [cand('low', 1, 0), cand('high', 5, 9), cand('local', 9, 5, 'k')]);
+    assert.deepEqual(got, [['high', 'few'], ['local', 'holder'], ['low', 'few']]);
+  });
+
+  it('utilization weighs what the round assigned; spread counts the tasks it assigned', () => {
+    // a is busier (4 of 8 cores used) than b: utilization fills b until it is as busy, spread alternates.
+    const workers = [cap('a', { q: 4 }, { freeCores: 4 }), cap('b', { q: 4 })];
+    const jobs = [cand('j1', 1, 0), cand('j2', 2, 0), cand('j3', 3, 0)];
+    assert.deepEqual(run('utilization', workers, jobs), [['j1', 'b'], ['j2', 'b'], ['j3', 'a']]);
+    assert.deepEqual(run('spread', workers, jobs), [['j1', 'b'], ['j2', 'a'], ['j3', 'b']]);
+  });
+});
+
 /** Small enough to run in a second or two each: the figures are not the point. */
 const SMOKE_SIZES: Record<string, number> = { sealing: 3, 'prover-burst': 16, 'verifier-pool': 40 };
 /** Jobs per unit of size: a sector is six stages. */
 const JOBS_PER_UNIT: Record<string, number> = { sealing: 6, 'prover-burst': 1, 'verifier-pool': 1 };
 
 function assertFigures(r: SimulationReport): void {
-  assert.deepEqual(r.policies.map((p) => p.policy), ['gaffer', 'fifo']);
+  assert.deepEqual(r.policies.map((p) => p.policy), ['gaffer', 'fifo', 'lotus-util', 'lotus-spread']);
   assert.ok(r.lowerBound.ms > 0 && Number.isFinite(r.lowerBound.ms));
   assert.ok(r.lowerBound.criticalPathMs > 0 && r.lowerBound.criticalPathMs <= r.lowerBound.ms);
   assert.ok(r.lowerBound.classes.length > 0);
@@ -179,7 +249,7 @@ function assertFigures(r: SimulationReport): void {
 
 describe('simulate', () => {
   for (const name of Object.keys(SCENARIOS)) {
-    it(`runs ${name} under both policies and reports every figure`, async () => {
+    it(`runs ${name} under every policy and reports every figure`, async () => {
       const r = await simulate({ scenario: name, seed: 3, size: SMOKE_SIZES[name]! });
       assert.equal(r.scenario, name);
       assert.ok(r.faults.length > 0, 'faults are injected by default');
@@ -200,6 +270,23 @@ describe('simulate', () => {
     assert.deepEqual(r.faults, []);
     for (const p of r.policies) assert.deepEqual(p.faults, { stall: 0, leave: 0 });
     assertFigures(r);
+  });
+
+  it('sweeps seeds: median and worst of every policy, the same on a second sweep', async () => {
+    const sweep = (): ReturnType<typeof simulateSeeds> => simulateSeeds({ scenario: 'prover-burst', firstSeed: 4, lastSeed: 6, size: 8 });
+    const a = await sweep();
+    assert.deepEqual(a.seeds, [4, 5, 6]);
+    assert.deepEqual(a.policies.map((p) => p.policy), ['gaffer', 'fifo', 'lotus-util', 'lotus-spread']);
+    for (const p of a.policies) {
+      assert.ok(p.makespanMs.median > 0 && p.makespanMs.median <= p.makespanMs.worst);
+      assert.ok(p.ratio.median >= 1 - 1e-6 && p.ratio.median <= p.ratio.worst);
+      assert.ok(p.deadlineMisses.median <= p.deadlineMisses.worst && p.deadlineMisses.worst <= p.deadlineMisses.total);
+      assert.equal(Object.keys(p.seedsWorseThan).length, 3);
+    }
+    const table = formatSeedSweep(a);
+    for (const p of a.policies) assert.match(table, new RegExp(`^\\| ${p.policy} \\|`, 'm'));
+    assert.deepEqual(await sweep(), a);
+    await assert.rejects(simulateSeeds({ scenario: 'prover-burst', firstSeed: 3, lastSeed: 2 }), /seeds must run/);
   });
 
   it('refuses an unknown scenario and a size below 1', async () => {

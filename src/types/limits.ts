@@ -102,6 +102,8 @@ export const LIMITS = {
   adviceWindowMaxMs: 7 * 24 * 3600 * 1000,
   /** Most samples in one resource trace; a longer run is sampled more sparsely to fit. */
   traceSamplesMax: 512,
+  /** Most seeds one `gaffer simulate --seeds` sweep runs. */
+  simulateSeedsMax: 1000,
 } as const;
 
 /** Defaults for job fields a submit leaves out. Queues may override them. */
