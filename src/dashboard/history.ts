@@ -28,7 +28,7 @@ export interface HistoryColumns {
   succeeded: (number | null)[][];
   /** failed jobs + lost attempts per step. */
   failedLost: (number | null)[][];
-  /** The bucket bound under which 95 % of the step's run times fall (an upper estimate), ms. */
+  /** The bucket bound under which the quantile asked for (95 % by default) of the step's run times fall (an upper estimate), ms. */
   runP95Ms: (number | null)[][];
   waitP95Ms: (number | null)[][];
   runMeanMs: (number | null)[][];
@@ -66,7 +66,7 @@ export function bucketQuantile(buckets: number[], q: number, bounds: readonly nu
   return null;
 }
 
-export function historyColumns(answer: HistoryAnswer): HistoryColumns {
+export function historyColumns(answer: HistoryAnswer, quantile = 0.95): HistoryColumns {
   const points = historyPoints(answer);
   const given = Array.isArray(answer) ? undefined : (answer.buckets as { leMs: number | null }[] | undefined);
   const bounds = given ? given.map((b) => b.leMs).filter((v): v is number => typeof v === 'number') : BUCKET_BOUNDS_MS;
@@ -82,8 +82,8 @@ export function historyColumns(answer: HistoryAnswer): HistoryColumns {
     names,
     succeeded: [t, ...col((p) => p.counts.succeeded ?? 0, 0)],
     failedLost: [t, ...col((p) => (p.counts.failed ?? 0) + (p.counts.lost ?? 0), 0)],
-    runP95Ms: [t, ...col((p) => bucketQuantile(p.run.buckets, 0.95, bounds), null)],
-    waitP95Ms: [t, ...col((p) => bucketQuantile(p.wait.buckets, 0.95, bounds), null)],
+    runP95Ms: [t, ...col((p) => bucketQuantile(p.run.buckets, quantile, bounds), null)],
+    waitP95Ms: [t, ...col((p) => bucketQuantile(p.wait.buckets, quantile, bounds), null)],
     runMeanMs: [t, ...col((p) => mean(p.run), null)],
     waitMeanMs: [t, ...col((p) => mean(p.wait), null)],
   };

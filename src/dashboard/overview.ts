@@ -63,6 +63,12 @@ export function overviewPage(): Page {
     range = HISTORY_RANGES.find((r) => r.id === picker.value) ?? range;
     ctx.refresh();
   });
+  let quantile = 0.95;
+  const quantiles = h('select', { id: 'history-quantile', style: 'width:auto;display:inline-block;margin-left:6px' }, [0.5, 0.95, 0.99].map((q) => h('option', { value: String(q), selected: q === quantile }, `p${Math.round(q * 100)}`)));
+  quantiles.addEventListener('change', () => {
+    quantile = Number(quantiles.value);
+    ctx.refresh();
+  });
   const local: { t: number; queues: QueueStats[] }[] = [];
 
   const drawLocal = (queues: QueueStats[], why: string): void => {
@@ -86,15 +92,16 @@ export function overviewPage(): Page {
     } catch (err) {
       return drawLocal(queues, `GET /v1/history failed (${(err as Error).message})`);
     }
-    const cols = historyColumns(hist);
+    const cols = historyColumns(hist, quantile);
+    const pq = `p${Math.round(quantile * 100)}`;
     if (cols.names.length === 0) return drawLocal(queues, 'No history yet (the coordinator adds each minute to GET /v1/history about a minute after it ends)');
     const per = range.step;
-    chartNote.textContent = `Per ${per}, per queue, the ${range.label} of the coordinator\u2019s history (GET /v1/history). p95: the bound of the histogram bucket holding the 95th percentile.`;
+    chartNote.textContent = `Per ${per}, per queue, the ${range.label} of the coordinator\u2019s history (GET /v1/history). ${pq}: the bound of the histogram bucket holding that percentile.`;
     charts[0].set(`jobs succeeded per ${per}`, cols.names, cols.succeeded);
     charts[1].set(`jobs failed + attempts lost per ${per}`, cols.names, cols.failedLost);
     // A quantile exists only in steps where something ran: dots, since such steps often stand alone.
-    charts[2].set(`run time p95 per ${per} (ms)`, cols.names, cols.runP95Ms, { points: true });
-    charts[3].set(`wait p95 per ${per} (ms)`, cols.names, cols.waitP95Ms, { points: true });
+    charts[2].set(`run time ${pq} per ${per} (ms)`, cols.names, cols.runP95Ms, { points: true });
+    charts[3].set(`wait ${pq} per ${per} (ms)`, cols.names, cols.waitP95Ms, { points: true });
   };
 
   return {
@@ -106,7 +113,7 @@ export function overviewPage(): Page {
         workersEl,
         h('h2', {}, 'Queues'),
         queuesEl,
-        h('h2', {}, 'Over time ', picker),
+        h('h2', {}, 'Over time ', picker, quantiles),
         chartNote,
         h('div', { class: 'grid2' }, charts[0].el, charts[1].el, charts[2].el, charts[3].el),
       );
