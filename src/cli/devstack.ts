@@ -39,6 +39,10 @@ export const DEVSTACK_DEFAULTS = {
   hashHeartbeatTimeoutMs: 3_000,
   /** How long to wait for the worker to be frozen to take a job; past it the demo goes on without. */
   stallPickTimeoutMs: 20_000,
+  /** Times the demo tries to freeze it while it holds a job (it may finish one just before the signal). */
+  stallTriesMax: 5,
+  /** How long the frozen worker's lease may take to be found lost: the heartbeat timeout, sweeps, and a loaded machine. */
+  stallLostTimeoutMs: 60_000,
 } as const;
 
 /** The extra worker the demo freezes (SIGSTOP) once it holds a job, so that a lost lease is seen. */
@@ -198,6 +202,7 @@ export async function runDevstack(flags: Flags): Promise<number> {
       ids.push(pc1.job.id, pc2.job.id);
     }
     const stalled = stallChild ? freezeWhenBusy(served, stallChild) : Promise.resolve();
+    // freezeWhenBusy never rejects, so nothing here can end the process before cleanup.
     await showProgress(served, ids);
     await stalled;
     const elapsedMs = Date.now() - started;
@@ -229,28 +234,40 @@ export async function runDevstack(flags: Flags): Promise<number> {
 /**
  * Freezes the stall worker once it holds an attempt, and kills it once that
  * attempt is lost: a worker gone silent, as a crashed or hung machine is.
+ * Never rejects: the demo goes on whatever happens here.
  */
 async function freezeWhenBusy(served: Served, child: ChildProcess): Promise<void> {
-  const holding = async (): Promise<{ attemptId: string; jobId: string } | null> => {
-    const w = (await served.coordinator.listWorkers()).find((x) => x.name === STALL_WORKER);
-    if (!w) return null;
-    const live = await served.store.listLiveAttempts({ workerId: w.id });
-    return live[0] ? { attemptId: live[0].id, jobId: live[0].jobId } : null;
-  };
-  let held: { attemptId: string; jobId: string } | null = null;
   try {
-    await until(async () => (held = await holding()) !== null, DEVSTACK_DEFAULTS.stallPickTimeoutMs, `${STALL_WORKER} taking a job`);
-  } catch {
-    console.log(`  ${STALL_WORKER} took no job; nothing was frozen`);
+    await freezeAndWatch(served, child);
+  } catch (err) {
+    console.log(`\n  ${STALL_WORKER}: ${(err as Error).message}; it is killed and the demo goes on`);
+  } finally {
+    child.kill('SIGKILL');
+  }
+}
+
+async function freezeAndWatch(served: Served, child: ChildProcess): Promise<void> {
+  const held = async (): Promise<{ id: string; jobId: string }[]> => {
+    const w = (await served.coordinator.listWorkers()).find((x) => x.name === STALL_WORKER);
+    return w ? (await served.store.listLiveAttempts({ workerId: w.id })).map((a) => ({ id: a.id, jobId: a.jobId })) : [];
+  };
+  for (let tries = 0; tries < DEVSTACK_DEFAULTS.stallTriesMax; tries++) {
+    await until(async () => (await held()).length > 0, DEVSTACK_DEFAULTS.stallPickTimeoutMs, `${STALL_WORKER} taking a job`);
+    child.kill('SIGSTOP');
+    // What it holds once frozen: an attempt it finished just before the signal is not among them.
+    const frozen = await held();
+    if (frozen.length === 0) {
+      child.kill('SIGCONT');
+      continue;
+    }
+    const { id, jobId } = frozen[0]!;
+    console.log(`\n  froze ${STALL_WORKER} while it held job ${jobId}`);
+    const lost = async (): Promise<boolean> => (await served.store.listAttempts({ jobId })).some((a) => a.id === id && a.state === 'lost');
+    await until(lost, DEVSTACK_DEFAULTS.stallLostTimeoutMs, `the lease of ${STALL_WORKER} running out`);
+    console.log(`\n  ${STALL_WORKER}'s lease ran out: attempt lost, job ${jobId} queued again; ${STALL_WORKER} killed`);
     return;
   }
-  child.kill('SIGSTOP');
-  const { attemptId, jobId } = held!;
-  console.log(`\n  froze ${STALL_WORKER} while it held job ${jobId}`);
-  const lost = async (): Promise<boolean> => (await served.store.listAttempts({ jobId })).some((a) => a.id === attemptId && a.state === 'lost');
-  await until(lost, DEVSTACK_DEFAULTS.hashHeartbeatTimeoutMs * 10, `the lease of ${STALL_WORKER} running out`);
-  console.log(`\n  ${STALL_WORKER}'s lease ran out: attempt lost, job ${jobId} queued again; ${STALL_WORKER} killed`);
-  child.kill('SIGKILL');
+  throw new Error(`it finished every job it held before it could be frozen (${DEVSTACK_DEFAULTS.stallTriesMax} tries)`);
 }
 
 async function showProgress(served: Served, ids: string[]): Promise<void> {
