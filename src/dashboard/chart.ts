@@ -15,6 +15,8 @@ type UPlotCtor = new (opts: unknown, data: (number | null)[][], target: HTMLElem
 
 const COLORS = ['#2f6fdb', '#2e9d5b', '#d08a11', '#cf3b3b', '#7d4cc4', '#1b9aaa', '#8a93a6', '#c44c8a'];
 export const CHART_HEIGHT_PX = 180;
+/** Width of the value axis, labels included. */
+export const CHART_VALUE_AXIS_PX = 72;
 
 export class Chart {
   readonly el: HTMLDivElement;
@@ -43,7 +45,8 @@ export class Chart {
     this.el.setAttribute('data-chart', title);
     const width = Math.max(300, this.el.clientWidth - 12 || 560);
     const series = [{}, ...names.map((label, i) => ({ label, stroke: COLORS[i % COLORS.length], width: 1.5, spanGaps: false, points: options.points ? { show: true, size: 5 } : { size: 4 } }))];
-    this.plot = new ctor({ title, width, height: CHART_HEIGHT_PX, series, legend: { live: false } }, columns, this.el);
+    // The value axis is sized for labels such as 3,600,000 (an hour in ms).
+    this.plot = new ctor({ title, width, height: CHART_HEIGHT_PX, series, axes: [{}, { size: CHART_VALUE_AXIS_PX }], legend: { live: false } }, columns, this.el);
   }
 
   dispose(): void {
