@@ -110,7 +110,7 @@ export function trustPage(): Page {
       ctx = c;
       root.append(
         h('h1', {}, 'Trust'),
-        h('p', {}, h('label', {}, 'Range ', picker)),
+        h('h2', {}, 'Range ', picker),
         totals,
         note,
         h('div', { class: 'grid2' }, charts[0].el, charts[1].el),
