@@ -3,12 +3,14 @@
 // faults, measured against a lower bound on the makespan (docs/simulator.md).
 // With --seeds, the median and worst of each policy over a range of seeds.
 import { InvalidArgumentError, Option, type Command } from 'commander';
-import { formatReport, SCENARIOS, simulate } from '../sim/index.ts';
+import { formatReport, parseFarm, SCENARIOS, simulate, type Farm } from '../sim/index.ts';
+import { readToml } from './config.ts';
 import { formatSeedSweep, simulateSeeds } from '../sim/seeds.ts';
 import { LIMITS } from '../types/limits.ts';
 
 interface Flags {
-  scenario: string;
+  scenario?: string;
+  config?: string;
   seed: number;
   seeds?: { first: number; last: number };
   size?: number;
@@ -43,7 +45,8 @@ export function registerSimulate(program: Command): void {
   program
     .command('simulate')
     .description("run a scheduling scenario in virtual time under Gaffer's policy and the FIFO and Lotus-like baselines, against a lower bound on the makespan")
-    .addOption(new Option('--scenario <name>', 'the scenario to run').choices(Object.keys(SCENARIOS)).makeOptionMandatory())
+    .addOption(new Option('--scenario <name>', 'the scenario to run').choices(Object.keys(SCENARIOS)).conflicts('config'))
+    .option('--config <farm.toml>', 'run your own farm, described in a TOML file (docs/simulator.md, "Your own farm"), instead of a scenario')
     .option('--seed <n>', 'seed of the workload, the worker speeds and the faults: the same seed gives the same figures', whole(0, SEED_MAX), 1)
     .option('--seeds <first-last>', 'run every seed of the range and print the median and worst of each policy (a Markdown table)', seedRange)
     .option('--size <n>', "the scenario's size (default per scenario)", whole(1, 10_000))
@@ -51,14 +54,18 @@ export function registerSimulate(program: Command): void {
     .option('--json', 'print the whole report as JSON')
     .addHelpText('after', `\nScenarios:\n${scenarios}\n`)
     .action(async (flags: Flags) => {
+      if (flags.scenario === undefined && flags.config === undefined) program.error('error: give --scenario NAME or --config FARM.toml');
+      const farm: Farm | undefined = flags.config !== undefined ? parseFarm(readToml(flags.config)) : undefined;
+      if (farm !== undefined && flags.size !== undefined) program.error('error: --size applies to a scenario; a farm file gives its arrival.count');
+      const which = { scenario: flags.scenario ?? 'farm', ...(farm !== undefined ? { farm } : {}) };
       const size = flags.size !== undefined ? { size: flags.size } : {};
       if (flags.seeds !== undefined) {
-        const sweep = await simulateSeeds({ scenario: flags.scenario, firstSeed: flags.seeds.first, lastSeed: flags.seeds.last, faults: flags.faults, ...size });
+        const sweep = await simulateSeeds({ ...which, firstSeed: flags.seeds.first, lastSeed: flags.seeds.last, faults: flags.faults, ...size });
         console.log(flags.json ? JSON.stringify(sweep, null, 2) : formatSeedSweep(sweep));
         return;
       }
       const report = await simulate({
-        scenario: flags.scenario,
+        ...which,
         seed: flags.seed,
         faults: flags.faults,
         ...(flags.size !== undefined ? { size: flags.size } : {}),

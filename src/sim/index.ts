@@ -9,6 +9,7 @@ import { fifoPlace } from './fifo.ts';
 import { lotusPlace } from './lotus.ts';
 import type { Fault, Policy, RunResult } from './model.ts';
 import { makeScenario, SCENARIOS } from './scenarios.ts';
+import { farmScenario, farmSummary, type Farm } from './farm.ts';
 
 export { lowerBound, resourceClasses, type LowerBound } from './bound.ts';
 export { runScenario, SIM_START_MS } from './engine.ts';
@@ -16,6 +17,7 @@ export { fifoPlace } from './fifo.ts';
 export { lotusPlace, type LotusVariant } from './lotus.ts';
 export type { Fault, Policy, RunResult, Scenario, SimJob, SimQueue, SimWorker } from './model.ts';
 export { makeScenario, SCENARIOS } from './scenarios.ts';
+export { farmScenario, farmSummary, parseFarm, type Farm } from './farm.ts';
 
 export const POLICIES: readonly Policy[] = [
   { name: 'gaffer', place: (input) => place(input) },
@@ -25,7 +27,10 @@ export const POLICIES: readonly Policy[] = [
 ];
 
 export interface SimulateOptions {
+  /** A built-in scenario's name; ignored when `farm` is given. */
   scenario: string;
+  /** The user's own farm (`gaffer simulate --config`), run instead of a built-in scenario. */
+  farm?: Farm;
   seed: number;
   size?: number;
   faults?: boolean;
@@ -57,8 +62,8 @@ export interface SimulationReport {
 }
 
 export async function simulate(o: SimulateOptions): Promise<SimulationReport> {
-  const scenario = makeScenario(o.scenario, o);
-  const info = SCENARIOS[o.scenario]!;
+  const scenario = o.farm !== undefined ? farmScenario(o.farm, o) : makeScenario(o.scenario, o);
+  const info = o.farm !== undefined ? { summary: farmSummary(o.farm), unit: o.farm.unit } : SCENARIOS[o.scenario]!;
   const bound = lowerBound(scenario);
   const policies: PolicyFigures[] = [];
   for (const policy of POLICIES) {

@@ -64,7 +64,7 @@ interface Draw {
 }
 
 /** Independent streams per purpose, so that changing one part of a scenario leaves the others' draws alone. */
-function draw(seed: number, stream: number): Draw {
+export function draw(seed: number, stream: number): Draw {
   const r: Random = seededRandom((seed * 0x9e3779b1 + stream * 0x85ebca77) | 0);
   return {
     uniform: (lo, hi) => lo + (hi - lo) * r.next(),
@@ -73,7 +73,7 @@ function draw(seed: number, stream: number): Draw {
   };
 }
 
-const req = (r: Partial<Requires>): Requires => ({ cores: 0, memoryMb: 0, gpus: 0, labels: {}, ...r });
+export const req = (r: Partial<Requires>): Requires => ({ cores: 0, memoryMb: 0, gpus: 0, labels: {}, ...r });
 
 function worker(name: string, w: Omit<SimWorker, 'name' | 'labels'> & { labels?: SimWorker['labels'] }): SimWorker {
   return { name, labels: {}, ...w };
@@ -84,7 +84,7 @@ function worker(name: string, w: Omit<SimWorker, 'name' | 'labels'> & { labels?:
  * that they land while work runs whatever the size: one per entry of `plan`,
  * each on a worker not yet faulted.
  */
-function faultSchedule(
+export function faultSchedule(
   s: Omit<Scenario, 'faults'>,
   d: Draw,
   plan: readonly { kind: FaultKind; among: readonly string[]; durationMs: readonly [number, number] }[],

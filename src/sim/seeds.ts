@@ -61,7 +61,7 @@ export async function simulateSeeds(o: SeedSweepOptions): Promise<SeedSweep> {
   });
   const bounds = reports.map((r) => r.lowerBound.ms);
   return {
-    scenario: o.scenario,
+    scenario: reports[0]!.scenario,
     seeds: reports.map((r) => r.seed),
     faults: o.faults ?? true,
     lowerBoundMs: { median: mid(bounds), worst: worst(bounds) },

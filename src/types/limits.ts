@@ -104,6 +104,18 @@ export const LIMITS = {
   traceSamplesMax: 512,
   /** Most seeds one `gaffer simulate --seeds` sweep runs. */
   simulateSeedsMax: 1000,
+  /** Most worker kinds (`[[workers]]` tables) one `gaffer simulate --config` farm file describes. */
+  farmWorkerKindsMax: 64,
+  /** Most workers one farm file describes, over all kinds (the sum of the counts). */
+  farmWorkersMax: 1000,
+  /** Most phases (`[[phases]]` tables, each a queue) of one farm file. */
+  farmPhasesMax: 32,
+  /** Most pipeline edges (`edges`) of one farm file. */
+  farmEdgesMax: 256,
+  /** Most jobs one farm file makes (arrivals times phases): a bound on the simulation's work. */
+  farmJobsMax: 20_000,
+  /** Most slots a worker declares for one phase in a farm file. */
+  farmSlotsPerPhaseMax: 1000,
 } as const;
 
 /** Defaults for job fields a submit leaves out. Queues may override them. */
