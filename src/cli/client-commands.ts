@@ -262,10 +262,11 @@ export function workersTable(workers: readonly Worker[]): string {
     const r = w.reputation;
     const checks = Object.entries(w.checks).map(([q, c]) => checkCell(q, c)).join(', ');
     const state = w.draining && w.state !== 'draining' ? `${w.state}, draining` : w.state;
-    return { cells: [w.id, w.name, state, String(r.valid), String(r.invalid), String(r.timedOut), String(r.streak), slots, checks || '-'], w };
+    const cells = [w.id, w.name, w.operator ?? '-', state, String(r.valid), String(r.invalid), String(r.timedOut), String(r.streak), slots, checks || '-'];
+    return { cells, w };
   });
-  const header = ['ID', 'NAME', 'STATE', 'VALID', 'INVALID', 'TIMEDOUT', 'STREAK', 'SLOTS', 'CHECKS'];
-  const numeric = new Set([3, 4, 5, 6]);
+  const header = ['ID', 'NAME', 'OPERATOR', 'STATE', 'VALID', 'INVALID', 'TIMEDOUT', 'STREAK', 'SLOTS', 'CHECKS'];
+  const numeric = new Set([4, 5, 6, 7]);
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r.cells[i]!.length)));
   const line = (cells: string[]): string =>
     cells

@@ -30,6 +30,12 @@ name = "provers"
 token = "t-worker"
 scopes = ["worker"]
 
+[[tokens]]
+name = "volunteers"
+operator = "lab-b"
+token = "t-volunteer"
+scopes = ["worker"]
+
 [queues."prove.outer"]
 maxAttempts = 5
 backoffBaseMs = 100
@@ -40,7 +46,10 @@ backoffMaxMs = 2000
   it('takes the file when nothing overrides it', () => {
     const c = serveConfig({ config: toml }, {});
     assert.deepEqual([c.host, c.port, c.db], ['10.0.0.5', 9000, '/srv/file.db']);
-    assert.deepEqual(c.tokens, [{ token: 't-worker', scopes: ['worker'], name: 'provers' }]);
+    assert.deepEqual(c.tokens, [
+      { token: 't-worker', scopes: ['worker'], name: 'provers' },
+      { token: 't-volunteer', scopes: ['worker'], name: 'volunteers', operator: 'lab-b' },
+    ]);
     assert.deepEqual(c.queues['prove.outer'], { maxAttempts: 5, backoff: { baseMs: 100, maxMs: 2000 } });
   });
 

@@ -132,7 +132,8 @@ function tokensOf(v: unknown): TokenConfig[] {
       throw new GafferError('INVALID_INPUT', `tokens[${i}].scopes must list some of ${SCOPES.join(', ')}`);
     }
     const name = str(entry.name, `tokens[${i}].name`);
-    return { token, scopes: scopes as Scope[], ...(name ? { name } : {}) };
+    const operator = str(entry.operator, `tokens[${i}].operator`);
+    return { token, scopes: scopes as Scope[], ...(name ? { name } : {}), ...(operator ? { operator } : {}) };
   });
 }
 

@@ -34,6 +34,7 @@ scopes = ["client"]
 
 [[tokens]]
 name = "workers"
+operator = "lab-a"
 token = "${TOKENS.worker}"
 scopes = ["worker"]
 
@@ -158,10 +159,11 @@ describe('trust through the CLI (real processes on 127.0.0.1, tokens on)', () =>
 
     const table = await cli(url, ['workers']);
     assert.deepEqual(table.exit, OK, tails(table.proc));
-    assert.match(table.out, /^ID +NAME +STATE +VALID +INVALID +TIMEDOUT +STREAK +SLOTS +CHECKS$/m);
-    assert.match(table.out, new RegExp(`^${liar!.id} +liar +quarantined +0 +1 +0 +0 +hash\\.checked 0/1 +-$`, 'm'), table.out);
+    assert.match(table.out, /^ID +NAME +OPERATOR +STATE +VALID +INVALID +TIMEDOUT +STREAK +SLOTS +CHECKS$/m);
+    assert.match(table.out, new RegExp(`^${liar!.id} +liar +lab-a +quarantined +0 +1 +0 +0 +hash\\.checked 0/1 +-$`, 'm'), table.out);
+    assert.equal(judged.operator, 'lab-a', 'the record names the operator of the token that created it');
     assert.match(table.out, /^ {4}quarantined: 1 of 1 judged results invalid \(more than 20%\)$/m);
-    assert.match(table.out, new RegExp(`^${h1!.id} +honest-1 +idle +1 +0 +0 +1 `, 'm'), table.out);
+    assert.match(table.out, new RegExp(`^${h1!.id} +honest-1 +lab-a +idle +1 +0 +0 +1 `, 'm'), table.out);
 
     // A client token may not quarantine or release; an admin token may.
     for (const args of [['quarantine', h1!.id], ['release', liar!.id]]) {

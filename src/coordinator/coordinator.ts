@@ -357,9 +357,14 @@ export class Coordinator {
 
   // ---- Workers ----
 
-  async attachWorker(hello: unknown, link: WorkerLink): Promise<WorkerSession> {
+  /**
+   * A worker said hello. `operator` is the one its token names (null without
+   * tokens): a worker id created under another operator is WORKER_ID_TAKEN,
+   * and the session holding it is left alone.
+   */
+  async attachWorker(hello: unknown, link: WorkerLink, operator: string | null = null): Promise<WorkerSession> {
     const spec = normalizeWorker(hello);
-    const worker = await this.store.upsertWorker({ spec });
+    const worker = await this.store.upsertWorker({ spec, operator });
     // Before the worker can claim: a queue with a challenge gives it nothing else until it passes.
     await this.startChecks(worker.id, spec.queues);
     const previous = this.sessions.get(worker.id);
@@ -520,7 +525,7 @@ export class WorkerSession {
 
   async progress(ref: LeaseRef, progress: Json): Promise<void> {
     checkSize(progress, LIMITS.progressMaxBytes, 'progress');
-    await this.coordinator.trackReport(this.coordinator.store.progress({ ...ref, progress }));
+    await this.coordinator.trackReport(this.coordinator.store.progress({ ...ref, workerId: this.workerId, progress }));
   }
 
   /** A result under the lease `ref`; `trace` is the attempt's resource trace, when the worker sampled one. */
@@ -528,6 +533,7 @@ export class WorkerSession {
     const out = await this.coordinator.trackReport(
       this.coordinator.store.complete({
         ...ref,
+        workerId: this.workerId,
         result: checkResult(result),
         trace: trace === undefined || trace === null ? null : checkTrace(trace),
         verificationJob: this.coordinator.verificationJob,
@@ -542,7 +548,7 @@ export class WorkerSession {
 
   async fail(ref: LeaseRef, error: Pick<JobError, 'code' | 'message'>, retryable = true): Promise<Job> {
     const clean: JobError = { code: String(error.code).slice(0, 64), message: String(error.message) };
-    const out = await this.coordinator.trackReport(this.coordinator.store.fail({ ...ref, error: clean, retryable }));
+    const out = await this.coordinator.trackReport(this.coordinator.store.fail({ ...ref, workerId: this.workerId, error: clean, retryable }));
     this.coordinator.metrics.reported(ref.attemptId);
     this.coordinator.history.finished(ref.attemptId);
     this.coordinator.applyChanges(out.changes, 'job failed', out.job);

@@ -11,15 +11,29 @@ export interface TokenConfig {
   scopes: readonly Scope[];
   /** Shown in logs instead of the token. */
   name?: string;
+  /**
+   * Who runs the workers that say hello with this token; defaults to `name`.
+   * A worker record belongs to the operator whose token created it.
+   */
+  operator?: string;
+}
+
+/** Who made a request: the token's name, and the operator it names (null when no token is configured). */
+export interface Caller {
+  name: string;
+  operator: string | null;
 }
 
 const digest = (s: string): Buffer => createHash('sha256').update(s, 'utf8').digest();
 
 export class Auth {
-  private readonly tokens: { digest: Buffer; scopes: ReadonlySet<Scope>; name: string }[];
+  private readonly tokens: { digest: Buffer; scopes: ReadonlySet<Scope>; name: string; operator: string }[];
 
   constructor(tokens: readonly TokenConfig[]) {
-    this.tokens = tokens.map((t, i) => ({ digest: digest(t.token), scopes: new Set(t.scopes), name: t.name ?? `token-${i + 1}` }));
+    this.tokens = tokens.map((t, i) => {
+      const name = t.name ?? `token-${i + 1}`;
+      return { digest: digest(t.token), scopes: new Set(t.scopes), name, operator: t.operator ?? name };
+    });
   }
 
   /** One token with every scope, as `--token` and GAFFER_TOKEN give. */
@@ -33,8 +47,8 @@ export class Auth {
   }
 
   /** Throws UNAUTHORIZED for a missing or unknown token, FORBIDDEN for a token without the scope. */
-  check(authorization: string | undefined, scope: Scope): { name: string } {
-    if (!this.enabled) return { name: 'anonymous' };
+  check(authorization: string | undefined, scope: Scope): Caller {
+    if (!this.enabled) return { name: 'anonymous', operator: null };
     const m = /^Bearer\s+(\S+)\s*$/i.exec(authorization ?? '');
     if (!m) throw new GafferError('UNAUTHORIZED', 'send Authorization: Bearer <token>');
     const d = digest(m[1]!);
@@ -43,7 +57,7 @@ export class Auth {
     if (!found.scopes.has(scope) && !found.scopes.has('admin')) {
       throw new GafferError('FORBIDDEN', `this token lacks the ${scope} scope`, { scope });
     }
-    return { name: found.name };
+    return { name: found.name, operator: found.operator };
   }
 }
 

@@ -119,6 +119,7 @@ const worker = object({
   draining: bool,
   quarantined: bool,
   quarantineReason: { type: ['string', 'null'], description: 'Why it was quarantined.' },
+  operator: { type: ['string', 'null'], description: 'The operator named by the token whose hello created the record; only it may say hello as this worker.' },
   reputation: object(
     { valid: int, invalid: int, timedOut: int, streak: int, soloSinceCheck: int },
     { description: 'Judged results (valid, invalid), timeouts and lost leases, the current valid streak, and adaptive jobs run alone since the last spot check.' },

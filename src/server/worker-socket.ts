@@ -92,15 +92,16 @@ export function attachWorkerSocket(server: Server, deps: WorkerSocketDeps): Work
       refuse(socket, new GafferError('NOT_READY', 'the coordinator is shutting down'));
       return;
     }
+    let operator: string | null;
     try {
-      deps.auth.check(req.headers.authorization, 'worker');
+      operator = deps.auth.check(req.headers.authorization, 'worker').operator;
     } catch (err) {
       refuse(socket, isGafferError(err) ? err : new GafferError('UNAUTHORIZED'));
       return;
     }
     wss.handleUpgrade(req, socket, head, (ws) => {
       const remote = `${req.socket.remoteAddress ?? '?'}:${req.socket.remotePort ?? '?'}`;
-      const conn = new WorkerConnection(ws, deps.coordinator, settings, log.child({ remote }), registry);
+      const conn = new WorkerConnection(ws, deps.coordinator, settings, log.child({ remote }), registry, operator);
       connections.add(conn);
       if (closing) conn.close(CLOSE_CODES.goingAway, 'the coordinator is shutting down');
     });
@@ -173,7 +174,11 @@ class WorkerConnection {
   private readonly log: Log;
   private readonly registry: Registry;
 
-  constructor(ws: WebSocket, coordinator: Coordinator, settings: Settings, log: Log, registry: Registry) {
+  /** The operator the connection's token names (null without tokens): only its worker records may be claimed here. */
+  private readonly operator: string | null;
+
+  constructor(ws: WebSocket, coordinator: Coordinator, settings: Settings, log: Log, registry: Registry, operator: string | null) {
+    this.operator = operator;
     this.ws = ws;
     this.coordinator = coordinator;
     this.settings = settings;
@@ -345,9 +350,16 @@ class WorkerConnection {
     };
     let session: WorkerSession;
     try {
-      session = await this.coordinator.attachWorker(frame.worker, link);
+      session = await this.coordinator.attachWorker(frame.worker, link, this.operator);
     } catch (err) {
       if (this.isClosed()) return;
+      // Another operator's worker id: refused for good, and whoever holds the id now keeps it.
+      if (isGafferError(err, 'WORKER_ID_TAKEN')) {
+        this.log.warn({ workerId: (err.details as { workerId?: string } | undefined)?.workerId, operator: this.operator }, 'refused a hello naming another operator\'s worker');
+        this.sendError(new FrameError(err, 'hello'));
+        this.close(CLOSE_CODES.identityRefused, 'this worker id belongs to another operator');
+        return;
+      }
       this.state = 'hello';
       // A hello the coordinator refuses is a violation; one it failed to handle (5xx: busy, internal) is not the worker's fault.
       if (isGafferError(err) && err.status < 500) return this.violation(new FrameError(err, 'hello'));

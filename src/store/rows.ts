@@ -93,6 +93,7 @@ export function workerFromRow(
     draining,
     quarantined,
     quarantineReason: r.quarantine_reason === null || r.quarantine_reason === undefined ? null : String(r.quarantine_reason),
+    operator: r.operator === null || r.operator === undefined ? null : String(r.operator),
     reputation: reputationFromRow(r),
     checks,
     connected,

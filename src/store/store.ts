@@ -56,6 +56,12 @@ export interface ClaimParams {
 export interface LeaseRef {
   attemptId: string;
   lease: string;
+  /**
+   * The worker reporting. When given, an attempt held by another worker is
+   * NOT_ATTEMPT_HOLDER, whatever lease it names: a result, failure or
+   * progress counts only from the worker the attempt was given to.
+   */
+  workerId?: string;
 }
 
 export interface HeartbeatParams {
@@ -266,8 +272,13 @@ export interface Store {
   /** Puts a failed, cancelled or expired job back in the queue with a fresh retry budget. */
   retry(params: { jobId: string }): Promise<SettleResult>;
 
-  /** Registers a worker or refreshes it on reconnect. */
-  upsertWorker(params: { spec: WorkerSpec }): Promise<Worker>;
+  /**
+   * Registers a worker or refreshes it on reconnect. `operator` is the one
+   * named by the token that said hello: a record created under another
+   * operator is WORKER_ID_TAKEN and left untouched. Without an id in the spec
+   * the store makes an unguessable one.
+   */
+  upsertWorker(params: { spec: WorkerSpec; operator?: string | null }): Promise<Worker>;
   getWorker(params: { id: string }): Promise<Worker | null>;
   listWorkers(): Promise<Worker[]>;
   /** The worker's connection dropped. Its leases stay until their heartbeat timeout. */

@@ -15,6 +15,8 @@ export const ERRORS = {
   UNKNOWN_DEPENDENCY: { status: 400, message: 'A job named in dependsOn does not exist' },
   STALE_LEASE: { status: 409, message: 'The lease is no longer current: another attempt owns the job now' },
   INVALID_STATE: { status: 409, message: 'The job is not in a state that allows this' },
+  WORKER_ID_TAKEN: { status: 403, message: 'The worker id belongs to another operator' },
+  NOT_ATTEMPT_HOLDER: { status: 403, message: 'The attempt is held by another worker' },
   WORKER_DRAINING: { status: 409, message: 'The worker is draining and takes no new work' },
   PROTOCOL_ERROR: { status: 400, message: 'The frame breaks the worker protocol' },
   NOT_READY: { status: 503, message: 'The coordinator is not ready: its store is unavailable' },

@@ -45,6 +45,15 @@ function incrementBase32(digits: number[]): void {
   throw new Error('id space for this millisecond is exhausted');
 }
 
+/**
+ * An id of the same shape whose 80 random bits are all fresh: unlike
+ * idFactory's, two made in one millisecond do not follow one another, so one
+ * cannot be guessed from another (worker ids the coordinator hands out).
+ */
+export function unguessableId(clock: Pick<Clock, 'now'>, random: Random): string {
+  return encodeTime(clock.now()) + Array.from({ length: RANDOM_CHARS }, () => ALPHABET[Math.floor(random.next() * 32)]).join('');
+}
+
 /** Milliseconds encoded in an id made by idFactory. */
 export function idTimeMs(id: string): number {
   let ms = 0;

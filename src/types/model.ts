@@ -251,6 +251,11 @@ export interface Worker extends Required<WorkerSpec> {
   quarantined: boolean;
   /** Why it was quarantined, or null. */
   quarantineReason: string | null;
+  /**
+   * The operator named by the token whose hello created this record (null for
+   * records older than operators). Only that operator may say hello as it.
+   */
+  operator: string | null;
   reputation: Reputation;
   /** Reliability checks per queue that declares a challenge. */
   checks: Record<string, WorkerCheck>;

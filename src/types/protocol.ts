@@ -20,7 +20,9 @@ export const CLOSE_CODES = {
   protocolViolations: 4400,
   /** No hello within helloTimeoutMs, or nothing at all within idleTimeoutMs. */
   timeout: 4408,
-  /** Another connection said hello with this worker's id; this one is no longer used. */
+  /** hello named a worker id created under another operator's token (WORKER_ID_TAKEN); do not retry with that id. */
+  identityRefused: 4403,
+  /** Another connection of the same operator said hello with this worker's id; this one is no longer used. */
   superseded: 4409,
   /** hello named a protocol version this coordinator does not speak. */
   unsupportedProtocol: 4426,

@@ -346,6 +346,12 @@ export class Worker extends EventEmitter<WorkerEvents> {
       void this.stop('another connection took over this worker id');
       return;
     }
+    if (code === CLOSE_CODES.identityRefused) {
+      // The id belongs to another operator's worker: no retry can succeed with it.
+      this.log.error({ url, workerId: this.workerId }, 'the coordinator refused this worker id: another operator owns it; stopping');
+      void this.stop('the worker id belongs to another operator');
+      return;
+    }
     this.log.info({ url, code, reason, running: this.running.size }, 'disconnected; reconnecting');
     if (wasWelcomed) this.failures = 0;
     const baseMs = this.options.reconnectBaseDelayMs ?? WORKER_DEFAULTS.reconnectBaseDelayMs;

@@ -33,6 +33,8 @@ export async function lockCurrent(c: Context, tx: Tx, ref: LeaseRef, now: number
     [ref.attemptId],
   );
   if (!pre) throw new GafferError('ATTEMPT_NOT_FOUND', `no attempt has id ${ref.attemptId}`);
+  // An attempt's worker never changes, so this read needs no lock.
+  if (ref.workerId !== undefined && String(pre.worker_id) !== ref.workerId) throwNotHolder(ref);
   const jobId = String(pre.job_id);
   if (c.d.rowLocks && workers === 'own') await lockWorkers(c, tx, [String(pre.worker_id)]);
   if (c.d.rowLocks && workers === 'judged') await lockWorkers(c, tx, await judgedWorkers(tx, jobId, pre));
@@ -58,6 +60,12 @@ async function judgedWorkers(tx: Exec, jobId: string, pre: Record<string, unknow
     if (verified) ids.push(String(verified.worker_id));
   }
   return ids;
+}
+
+export function throwNotHolder(ref: LeaseRef): never {
+  throw new GafferError('NOT_ATTEMPT_HOLDER', `attempt ${ref.attemptId} was given to another worker, not to ${ref.workerId ?? '?'}`, {
+    attemptId: ref.attemptId,
+  });
 }
 
 export async function throwStale(tx: Exec, ref: LeaseRef): Promise<never> {

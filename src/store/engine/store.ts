@@ -5,7 +5,7 @@
 // the conformance suite checks ends in the state the general path would.
 import type { Clock, Random } from '../../types/clock.ts';
 import { assert } from '../../types/errors.ts';
-import { idFactory } from '../../types/ids.ts';
+import { idFactory, unguessableId } from '../../types/ids.ts';
 import { LIMITS } from '../../types/limits.ts';
 import type { Assignment, Attempt, Job, NewJob, Worker, WorkerCheck, WorkerSpec } from '../../types/model.ts';
 import { trustPolicy, type TrustPolicy } from '../../trust/index.ts';
@@ -146,9 +146,10 @@ export abstract class EngineStore implements Store {
 
   // ---- Workers ----
 
-  async upsertWorker(params: { spec: WorkerSpec }): Promise<Worker> {
-    const id = params.spec.id ?? this.ctx.newId();
-    await this.write((tx) => workers.upsertWorker(this.ctx, tx, params.spec, id), { durable: false, single: true });
+  async upsertWorker(params: { spec: WorkerSpec; operator?: string | null }): Promise<Worker> {
+    const id = params.spec.id ?? unguessableId(this.ctx.clock, this.ctx.random);
+    const operator = params.operator ?? null;
+    await this.write((tx) => workers.upsertWorker(this.ctx, tx, params.spec, id, operator), { durable: false, single: true });
     return this.read((x) => workers.mustGetWorker(this.ctx, x, id));
   }
 

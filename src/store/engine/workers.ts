@@ -5,7 +5,7 @@ import { LIMITS } from '../../types/limits.ts';
 import type { Json, Worker, WorkerCheck, WorkerSpec } from '../../types/model.ts';
 import { checkFromRow, workerFromRow, type Row } from '../rows.ts';
 import type { HeartbeatParams, HeartbeatResult, LeaseRef } from '../store.ts';
-import { throwStale } from './settle.ts';
+import { throwNotHolder, throwStale } from './settle.ts';
 import { J, LIVE, sortedIds, type Context, type Exec, type Tx } from './sql.ts';
 
 /** Locks worker rows, in id order: every transaction takes workers in that order, before jobs. */
@@ -14,18 +14,31 @@ export async function lockWorkers(c: Context, tx: Exec, ids: readonly string[]):
   await tx.all(`SELECT id FROM workers WHERE id ${c.d.inList('$1')} ORDER BY id${c.d.forUpdate}`, [sortedIds(ids)]);
 }
 
-/** Registers a worker, or refreshes it on reconnect (one statement). */
-export async function upsertWorker(c: Context, tx: Exec, s: WorkerSpec, id: string): Promise<void> {
+/**
+ * Registers a worker, or refreshes it on reconnect (one statement). The
+ * record belongs to the operator that created it: a hello under another
+ * operator changes nothing and is WORKER_ID_TAKEN. A record without an
+ * operator (made on a coordinator without tokens, or before operators) is
+ * adopted by the first hello with one that names it.
+ */
+export async function upsertWorker(c: Context, tx: Exec, s: WorkerSpec, id: string, operator: string | null): Promise<void> {
   const now = c.clock.now();
-  await tx.run(
+  const n = await tx.run(
     `INSERT INTO workers (id, name, labels, cores, memory_mb, gpu_ids, queues, keys, connected, draining,
-       connected_at, last_seen_at, created_at)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 1, 0, $9, $9, $9)
+       connected_at, last_seen_at, created_at, operator)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 1, 0, $9, $9, $9, $10)
      ON CONFLICT (id) DO UPDATE SET name = excluded.name, labels = excluded.labels, cores = excluded.cores,
        memory_mb = excluded.memory_mb, gpu_ids = excluded.gpu_ids, queues = excluded.queues, keys = excluded.keys,
-       connected = 1, draining = 0, connected_at = excluded.connected_at, last_seen_at = excluded.last_seen_at`,
-    [id, s.name, J(s.labels), s.cores, s.memoryMb, J(s.gpuIds), J(s.queues), J(s.keys), now],
+       connected = 1, draining = 0, connected_at = excluded.connected_at, last_seen_at = excluded.last_seen_at,
+       operator = coalesce(workers.operator, excluded.operator)
+     WHERE workers.operator IS NULL OR workers.operator = excluded.operator`,
+    [id, s.name, J(s.labels), s.cores, s.memoryMb, J(s.gpuIds), J(s.queues), J(s.keys), now, operator],
   );
+  if (n === 0) {
+    throw new GafferError('WORKER_ID_TAKEN', `worker id ${id} belongs to another operator; say hello without an id, or with one of your own`, {
+      workerId: id,
+    });
+  }
 }
 
 export async function getWorker(c: Context, x: Exec, id: string): Promise<Worker | null> {
@@ -124,8 +137,13 @@ export async function progress(c: Context, x: Exec, params: LeaseRef & { progres
   const now = c.clock.now();
   const n = await x.run(
     `UPDATE attempts SET progress = $2, ${EXTEND}
-     WHERE id = $3 AND lease = $4 AND state IN ${LIVE} AND lease_expires_at >= $1`,
-    [now, J(params.progress), params.attemptId, params.lease],
+     WHERE id = $3 AND lease = $4 AND state IN ${LIVE} AND lease_expires_at >= $1 AND worker_id = coalesce($5, worker_id)`,
+    [now, J(params.progress), params.attemptId, params.lease, params.workerId ?? null],
   );
-  if (n === 0) await throwStale(x, params);
+  if (n > 0) return;
+  if (params.workerId !== undefined) {
+    const held = await x.get('SELECT worker_id FROM attempts WHERE id = $1', [params.attemptId]);
+    if (held && String(held.worker_id) !== params.workerId) throwNotHolder(params);
+  }
+  await throwStale(x, params);
 }

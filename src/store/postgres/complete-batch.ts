@@ -23,11 +23,12 @@ import { serverAnswered, type PgDb } from './db.ts';
  * out because a dependant submitted after this statement's snapshot would be
  * invisible to it; the submit sets has_dependants on the parent's row, which
  * the lock's recheck does see. $1-$5 per report: attempt id, lease, result
- * hash, trace, result; $6 now.
+ * hash, trace, result; $6 now; $7 per report: the reporting worker's id, or
+ * null when the report names none (an attempt of another worker is refused).
  */
 const COMPLETE_SIMPLE_SQL = `
   WITH v AS (
-    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[]) AS v(attempt_id, lease, hash, trace, result)
+    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $7::text[]) AS v(attempt_id, lease, hash, trace, result, worker_id)
   ), j AS (
     SELECT jobs.id, at.id AS attempt_id FROM v
     JOIN attempts at ON at.id = v.attempt_id
@@ -41,6 +42,7 @@ const COMPLETE_SIMPLE_SQL = `
     FROM v, j
     WHERE attempts.id = v.attempt_id AND j.attempt_id = v.attempt_id AND attempts.job_id = j.id
       AND attempts.lease = v.lease AND attempts.state IN ${LIVE} AND attempts.lease_expires_at >= $6
+      AND attempts.worker_id = coalesce(v.worker_id, attempts.worker_id)
     RETURNING attempts.id AS attempt_id, attempts.job_id
   )
   UPDATE jobs SET state = 'succeeded', result = v.result, error = NULL, want = 0, live = 0, finished_at = $6, updated_at = $6
@@ -66,6 +68,7 @@ function batchParams(reports: readonly PendingComplete[], now: number): Param[] 
     reports.map((r) => (r.params.trace ? J(r.params.trace) : null)),
     reports.map((r) => r.json),
     now,
+    reports.map((r) => r.params.workerId ?? null),
   ];
 }
 

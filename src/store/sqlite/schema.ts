@@ -303,6 +303,16 @@ CREATE TABLE queue_history (
 CREATE INDEX queue_history_step ON queue_history (step_ms, at_ms);
 `,
   },
+  {
+    version: 9,
+    name: 'workers: the operator whose token created the record',
+    sql: `
+-- The operator named by the token that first said hello with this id. A hello
+-- naming the id under another operator is refused (WORKER_ID_TAKEN). Records
+-- made before this migration have none: the first hello after it adopts them.
+ALTER TABLE workers ADD COLUMN operator TEXT;
+`,
+  },
 ];
 
 /** A migration that released files recorded under another number than the shared one. */
