@@ -19,6 +19,7 @@ import { adviceTests } from './advice.ts';
 import { claimTests } from './claim.ts';
 import { contractContext, type OpenContractStore, type StoreContractOptions } from './context.ts';
 import { dependencyTests } from './dependencies.ts';
+import { identityTests } from './identity.ts';
 import { queueTests } from './queues.ts';
 import { readTests } from './reads.ts';
 import { settleTests } from './settle.ts';
@@ -36,6 +37,7 @@ export function storeContract(name: string, open: OpenContractStore, options: St
     readTests(ctx);
     claimTests(ctx);
     workerTests(ctx);
+    identityTests(ctx);
     settleTests(ctx);
     sweepTests(ctx);
     dependencyTests(ctx);

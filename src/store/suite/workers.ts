@@ -39,6 +39,7 @@ export function workerTests(ctx: ContractContext): void {
         draining: false,
         quarantined: false,
         quarantineReason: null,
+        operator: null,
         reputation: { valid: 0, invalid: 0, timedOut: 0, streak: 0, soloSinceCheck: 0 },
         checks: {},
         connected: true,
