@@ -310,6 +310,49 @@ describe('worker socket', () => {
     assert.equal(a!.jobId, job.id);
   });
 
+  it('refuses a hello naming another operator\'s worker id, leaves the holder connected and working, and takes no report for its attempts', T, async () => {
+    await tc.close();
+    tc = await startTestCoordinator({
+      auth: new Auth([
+        { token: 'tok-a', scopes: ['worker'], name: 'a', operator: 'lab-a' },
+        { token: 'tok-b', scopes: ['worker'], name: 'b', operator: 'lab-b' },
+      ]),
+    });
+    const holder = client('tok-a');
+    const welcome = await holder.hello(spec('w'));
+    assert.equal((await tc.store.getWorker({ id: welcome.workerId }))?.operator, 'lab-a');
+    const { job } = await tc.coordinator.submit({ queue: 'work', payload: 1 });
+    const [a] = (await holder.next('assign')).assignments;
+
+    // Operator B names A's id: refused for good, and A is not closed.
+    const thief = client('tok-b');
+    await thief.opened;
+    thief.send({ type: 'hello', protocol: PROTOCOL_VERSION, worker: { id: welcome.workerId, ...spec('w', { work: 64 }) } });
+    const err = await thief.next('error');
+    assert.deepEqual([err.code, err.frame], ['WORKER_ID_TAKEN', 'hello']);
+    assert.match(err.message, /belongs to another operator/);
+    assert.equal((await thief.closed).code, CLOSE_CODES.identityRefused);
+    const record = await tc.store.getWorker({ id: welcome.workerId });
+    assert.deepEqual([record?.operator, record?.queues, record?.connected], ['lab-a', { work: 1 }, true], 'the record is untouched');
+
+    // B as a worker of its own may not report A's attempt, even with A's lease.
+    const other = client('tok-b');
+    const own = await other.hello(spec('w2'));
+    assert.notEqual(own.workerId, welcome.workerId);
+    other.send({ type: 'complete', attemptId: a!.attemptId, lease: a!.lease, result: 'forged' });
+    const refused = await other.next('ack');
+    assert.deepEqual([refused.ok, refused.error?.code], [false, 'NOT_ATTEMPT_HOLDER']);
+
+    // The holder heartbeats and completes as if nothing happened.
+    holder.send({ type: 'heartbeat', attempts: [{ attemptId: a!.attemptId, lease: a!.lease }] });
+    holder.send({ type: 'complete', attemptId: a!.attemptId, lease: a!.lease, result: 'honest' });
+    const ack = await holder.next('ack');
+    assert.deepEqual([ack.attemptId, ack.ok], [a!.attemptId, true]);
+    const done = await tc.store.getJob({ id: job.id });
+    assert.deepEqual([done?.state, done?.result], ['succeeded', 'honest']);
+    assert.equal(holder.pending().filter((f) => f.type === 'error').length, 0);
+  });
+
   it('acks a report NOT_READY while the store is away, takes it when sent again, and turns a hello away with 1013', T, async () => {
     const { job } = await tc.coordinator.submit({ queue: 'work', payload: 5 });
     const c = client();

@@ -356,7 +356,7 @@ class WorkerConnection {
       // Another operator's worker id: refused for good, and whoever holds the id now keeps it.
       if (isGafferError(err, 'WORKER_ID_TAKEN')) {
         this.log.warn({ workerId: (err.details as { workerId?: string } | undefined)?.workerId, operator: this.operator }, 'refused a hello naming another operator\'s worker');
-        this.sendError(new FrameError(err, 'hello'));
+        this.sendError(err, 'hello');
         this.close(CLOSE_CODES.identityRefused, 'this worker id belongs to another operator');
         return;
       }
