@@ -124,26 +124,31 @@ describe('lower bound', () => {
   });
 });
 
-describe('fifo baseline', () => {
-  const cand = (jobId: string, createdAt: number, priority: number): Candidate => ({
+/** A ready candidate of queue q needing `cores` cores, created (and ready) at `createdAt`. */
+function candidate(jobId: string, createdAt: number, priority: number, cores: number, key: string | null = null): Candidate {
+  return {
     jobId,
     queue: 'q',
     priority,
     deadline: null,
     readyAt: createdAt,
     createdAt,
-    requires: { cores: 1, memoryMb: 0, gpus: 0, labels: {} },
-    affinity: null,
+    requires: { cores, memoryMb: 0, gpus: 0, labels: {} },
+    affinity: key === null ? null : { key, mode: 'prefer' },
     want: 1,
     excludedWorkerIds: [],
     pinnedWorkerId: null,
-  });
-  const cap = (workerId: string, slots: number): WorkerCapacity => ({
+  };
+}
+
+/** An 8-core worker with these free slots per queue, out of totalSlots, none used. */
+function capacity(workerId: string, freeSlots: Record<string, number>, totalSlots: number, over: Partial<WorkerCapacity> = {}): WorkerCapacity {
+  return {
     workerId,
     labels: {},
     keys: new Set(),
-    freeSlots: { q: slots },
-    totalSlots: slots,
+    freeSlots,
+    totalSlots,
     usedSlots: 0,
     freeCores: 8,
     freeMemoryMb: 0,
@@ -152,7 +157,13 @@ describe('fifo baseline', () => {
     freeGpuIds: [],
     blockedQueues: [],
     speedMs: {},
-  });
+    ...over,
+  };
+}
+
+describe('fifo baseline', () => {
+  const cand = (jobId: string, createdAt: number, priority: number): Candidate => candidate(jobId, createdAt, priority, 1);
+  const cap = (workerId: string, slots: number): WorkerCapacity => capacity(workerId, { q: slots }, slots);
 
   it('gives the oldest jobs to the first workers that fit, whatever their priority', () => {
     const input: PlaceInput = {
@@ -170,35 +181,8 @@ describe('fifo baseline', () => {
 });
 
 describe('lotus-like baseline', () => {
-  const cand = (jobId: string, createdAt: number, priority: number, key: string | null = null): Candidate => ({
-    jobId,
-    queue: 'q',
-    priority,
-    deadline: null,
-    readyAt: createdAt,
-    createdAt,
-    requires: { cores: 2, memoryMb: 0, gpus: 0, labels: {} },
-    affinity: key === null ? null : { key, mode: 'prefer' },
-    want: 1,
-    excludedWorkerIds: [],
-    pinnedWorkerId: null,
-  });
-  const cap = (workerId: string, slots: Record<string, number>, over: Partial<WorkerCapacity> = {}): WorkerCapacity => ({
-    workerId,
-    labels: {},
-    keys: new Set(),
-    freeSlots: slots,
-    totalSlots: 8,
-    usedSlots: 0,
-    freeCores: 8,
-    freeMemoryMb: 0,
-    totalCores: 8,
-    totalMemoryMb: 0,
-    freeGpuIds: [],
-    blockedQueues: [],
-    speedMs: {},
-    ...over,
-  });
+  const cand = (jobId: string, createdAt: number, priority: number, key: string | null = null): Candidate => candidate(jobId, createdAt, priority, 2, key);
+  const cap = (workerId: string, slots: Record<string, number>, over: Partial<WorkerCapacity> = {}): WorkerCapacity => capacity(workerId, slots, 8, over);
   const run = (variant: 'utilization' | 'spread', workers: WorkerCapacity[], candidates: Candidate[]): string[][] =>
     lotusPlace(variant)({ now: 10, workers, candidates, maxPlacements: 10 }).map((p) => [p.jobId, p.workerId]);
 
