@@ -7,7 +7,7 @@ import { checkSize, normalizeJob, type JobDefaults, type QueueConfig } from '../
 import { trustPolicy, type TrustPolicy } from '../trust/reputation.ts';
 import { GafferError, isGafferError } from '../types/errors.ts';
 import { LIMITS, TRUST_DEFAULTS } from '../types/limits.ts';
-import type { ChallengeSpec, Json, VerifySpec } from '../types/model.ts';
+import type { ChallengeSpec, Distinct, Json, VerifySpec } from '../types/model.ts';
 
 export const SERVE_DEFAULTS = {
   host: '127.0.0.1',
@@ -206,6 +206,13 @@ function trustOf(t: Table): Partial<TrustPolicy> {
   return out;
 }
 
+/** `distinct = "operator"` or `"worker"`. */
+function distinctOf(v: unknown, where: string): Distinct | undefined {
+  const s = str(v, where);
+  if (s === undefined || s === 'operator' || s === 'worker') return s;
+  throw new GafferError('INVALID_INPUT', `${where} must be "operator" or "worker" (got ${JSON.stringify(s)})`);
+}
+
 /** `verify = { mode = "trace", tolerance = 0.2 }` or `verify = { queue = "NAME" }` (`mode = "queue"` may be given). */
 function verifyOf(v: unknown, where: string): VerifySpec | undefined {
   if (v === undefined) return undefined;
@@ -278,6 +285,8 @@ function queueDefaults(q: Table, name: string): JobDefaults {
   put('maxAttempts', int(q.maxAttempts, at('maxAttempts')));
   put('replicas', int(q.replicas, at('replicas')));
   put('quorum', int(q.quorum, at('quorum')));
+  put('margin', int(q.margin, at('margin')));
+  put('distinct', distinctOf(q.distinct, at('distinct')));
   put('verify', verifyOf(q.verify, at('verify')));
   put('adaptive', bool(q.adaptive, at('adaptive')));
   const base = int(q.backoffBaseMs, at('backoffBaseMs'));

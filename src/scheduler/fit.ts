@@ -35,6 +35,11 @@ const CHECKS: readonly FitCheck[] = [
     reason: (c) => `has no free slot for queue ${c.queue}`,
   },
   {
+    // A worker in slow start may hold fewer attempts than its queues' slots add up to.
+    ok: (_c, w) => w.usedSlots < w.totalSlots,
+    reason: (_c, w) => `holds as many attempts as it may at once (${w.totalSlots})`,
+  },
+  {
     ok: (c, w) => c.pinnedWorkerId === null || c.pinnedWorkerId === w.workerId,
     reason: (c) => `is not the worker this challenge is for (${c.pinnedWorkerId ?? ''})`,
   },

@@ -114,6 +114,10 @@ function hasFreeSlot(w: WorkerCapacity): boolean {
 
 function totalFreeSlots(workers: readonly WorkerCapacity[]): number {
   let n = 0;
-  for (const w of workers) for (const q of Object.keys(w.freeSlots)) n += freeSlotsFor(w, q);
+  for (const w of workers) {
+    let free = 0;
+    for (const q of Object.keys(w.freeSlots)) free += freeSlotsFor(w, q);
+    n += Math.min(free, w.totalSlots - w.usedSlots);
+  }
   return n;
 }

@@ -61,12 +61,15 @@ const jobProperties: Record<string, JsonSchema> = {
   dependsOn: { type: 'array', items: str },
   replicas: int,
   quorum: int,
+  margin: { type: 'integer', description: 'How far the leading result must be ahead of the runner-up, pending replicas counted for the runner-up (docs/trust.md).' },
+  distinct: { type: 'string', enum: ['operator', 'worker'], description: 'Replicas go to workers of distinct operators, or only to distinct workers.' },
   verify,
   adaptive: { type: 'boolean', description: 'Adaptive replication: a trusted worker may run it alone, spot-checked (docs/trust.md).' },
   idempotencyKey: { type: ['string', 'null'] },
   labels,
   attempts: { type: 'integer', description: 'Attempts created so far.' },
-  failures: { type: 'integer', description: 'Attempts that failed, timed out or were lost: the retry budget spent.' },
+  failures: { type: 'integer', description: 'Attempts that failed or timed out: the retry budget spent.' },
+  lost: { type: 'integer', description: 'Attempts lost because their worker went silent: charged to the worker, not to maxAttempts; at most jobLostAttemptsMax.' },
   want: { type: 'integer', description: 'Attempts wanted and not yet handed out.' },
   live: { type: 'integer', description: 'Attempts leased or running now.' },
   pendingParents: { type: 'integer', description: 'Parents in dependsOn that have not yet succeeded.' },
@@ -121,8 +124,12 @@ const worker = object({
   quarantineReason: { type: ['string', 'null'], description: 'Why it was quarantined.' },
   operator: { type: ['string', 'null'], description: 'The operator named by the token whose hello created the record; only it may say hello as this worker.' },
   reputation: object(
-    { valid: int, invalid: int, timedOut: int, streak: int, soloSinceCheck: int },
-    { description: 'Judged results (valid, invalid), timeouts and lost leases, the current valid streak, and adaptive jobs run alone since the last spot check.' },
+    { valid: int, invalid: int, timedOut: int, credit: int, streak: int, soloSinceCheck: int },
+    {
+      description:
+        'Judged results (valid, invalid), timeouts and lost leases, the attempts it may hold at once (slow start), ' +
+        'the current valid streak, and adaptive jobs run alone since the last spot check.',
+    },
   ),
   checks: {
     type: 'object',

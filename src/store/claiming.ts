@@ -30,12 +30,15 @@ export function capacityOf(w: Row, live: readonly Row[], checks: readonly Row[] 
     for (const g of JSON.parse(String(a.gpu_ids)) as number[]) held.add(g);
   }
   const gpuIds = JSON.parse(String(w.gpu_ids)) as number[];
+  const declared = Object.values(queues).reduce((a, b) => a + b, 0);
+  // Slow start: a worker holds at most its credit, however many slots it declares (rows without one: no bound).
+  const credit = w.credit === undefined || w.credit === null ? declared : Number(w.credit);
   return {
     workerId: String(w.id),
     labels: JSON.parse(String(w.labels ?? '{}')),
     keys: new Set(JSON.parse(String(w.keys ?? '[]')) as string[]),
     freeSlots,
-    totalSlots: Object.values(queues).reduce((a, b) => a + b, 0),
+    totalSlots: Math.min(declared, credit),
     usedSlots: live.length,
     freeCores: cores,
     freeMemoryMb: memory,

@@ -41,6 +41,7 @@ export function reputationFromRow(r: Row): Reputation {
     valid: num(r.valid_count),
     invalid: num(r.invalid_count),
     timedOut: num(r.timed_out_count),
+    credit: num(r.credit),
     streak: num(r.valid_streak),
     soloSinceCheck: num(r.solo_since_check),
   };

@@ -23,10 +23,18 @@ export function resultHash(result: Json): string {
 
 /**
  * Whether an ended attempt spends the job's retry budget. An attempt a
- * draining worker handed straight back never ran: it neither counts nor backs off.
+ * draining worker handed straight back never ran: it neither counts nor backs
+ * off. An attempt lost because its worker went silent is the worker's fault:
+ * it is charged to the worker and counted in the job's `lost` (isLostLease),
+ * bounded on its own by LIMITS.jobLostAttemptsMax.
  */
 export function countsAsFailure(error: { code: string }): boolean {
-  return error.code !== 'WORKER_DRAINING';
+  return error.code !== 'WORKER_DRAINING' && !isLostLease(error);
+}
+
+/** An attempt whose worker went silent for a whole heartbeat timeout. */
+export function isLostLease(error: { code: string }): boolean {
+  return error.code === 'LEASE_LOST';
 }
 
 /** Whether an ended attempt counts against its worker's record: it ran past its timeout or went silent. */
@@ -130,6 +138,8 @@ export function challengeAgain(job: Job): NewJob {
     dependsOn: [],
     replicas: 1,
     quorum: 1,
+    margin: 1,
+    distinct: 'worker',
     verify: null,
     adaptive: false,
     idempotencyKey: null,

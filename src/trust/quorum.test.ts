@@ -14,7 +14,7 @@ function ballot(n: number, hash: string): Ballot {
 }
 
 function decide(ballots: Ballot[], over: Partial<QuorumParams> = {}) {
-  return decideQuorum({ ballots, quorum: 2, pending: 0, extraReplicasUsed: 0, extraReplicasMax: 2, ...over });
+  return decideQuorum({ ballots, quorum: 2, margin: 1, pending: 0, extraReplicasUsed: 0, extraReplicasMax: 2, ...over });
 }
 
 describe('decideQuorum', () => {
@@ -94,11 +94,45 @@ describe('decideQuorum', () => {
     assert.deepEqual(decide([ballot(1, HASH_A)], { quorum: 1 }), { kind: 'accept', hash: HASH_A, valid: ['a1'], invalid: [] });
   });
 
-  it('with quorum at most half, prefers more ballots, then the earliest', () => {
+  it('with quorum at most half, prefers more ballots, and a tie is no verdict', () => {
     const more = decide([ballot(1, HASH_A), ballot(2, HASH_B), ballot(3, HASH_B)], { quorum: 1 });
     assert.deepEqual(more, { kind: 'accept', hash: HASH_B, valid: ['a2', 'a3'], invalid: ['a1'] });
-    const earliest = decide([ballot(1, HASH_B), ballot(2, HASH_A), ballot(3, HASH_A), ballot(4, HASH_B)]);
-    assert.deepEqual(earliest, { kind: 'accept', hash: HASH_B, valid: ['a1', 'a4'], invalid: ['a2', 'a3'] });
+    const tie = decide([ballot(1, HASH_B), ballot(2, HASH_A), ballot(3, HASH_A), ballot(4, HASH_B)]);
+    assert.ok(tie.kind === 'add-replica', tie.kind);
+    assert.match(tie.reason, /^the vote is split, the leading result 0 ahead where 1 are needed: 2 different results/);
+  });
+
+  describe('margin', () => {
+    it('two colluders answering first do not settle a job while an honest replica is out', () => {
+      const liars = [ballot(1, HASH_B), ballot(2, HASH_B)];
+      assert.deepEqual(decide(liars, { margin: 2, pending: 1 }), { kind: 'wait' });
+      // The honest result comes in: 2 against 1 is a lead of 1, short of 2: another replica.
+      const split = decide([...liars, ballot(3, HASH_A)], { margin: 2 });
+      assert.ok(split.kind === 'add-replica', split.kind);
+      assert.match(split.reason, /^the vote is split, the leading result 1 ahead where 2 are needed/);
+      // Two more honest results: 3 against 2 is not enough, 4 against 2 is.
+      assert.equal(decide([...liars, ballot(3, HASH_A), ballot(4, HASH_A), ballot(5, HASH_A)], { margin: 2, extraReplicasUsed: 2, extraReplicasMax: 4 }).kind, 'add-replica');
+      const won = decide([...liars, ballot(3, HASH_A), ballot(4, HASH_A), ballot(5, HASH_A), ballot(6, HASH_A)], { margin: 2 });
+      assert.deepEqual(won, { kind: 'accept', hash: HASH_A, valid: ['a3', 'a4', 'a5', 'a6'], invalid: ['a1', 'a2'] });
+    });
+
+    it('accepts a unanimous vote, and early only when the pending attempts cannot change it', () => {
+      const three = [ballot(1, HASH_A), ballot(2, HASH_A), ballot(3, HASH_A)];
+      assert.equal(decide(three, { margin: 2 }).kind, 'accept');
+      assert.deepEqual(decide(three.slice(0, 2), { margin: 2, pending: 1 }), { kind: 'wait' });
+      const four = [...three, ballot(4, HASH_A)];
+      assert.equal(decide(four, { quorum: 3, margin: 2, pending: 1 }).kind, 'accept');
+    });
+
+    it('gives up with the split named when the replicas run out', () => {
+      const outcome = decide([ballot(1, HASH_B), ballot(2, HASH_B), ballot(3, HASH_A)], { margin: 2, extraReplicasUsed: 2 });
+      assert.ok(outcome.kind === 'no-quorum', outcome.kind);
+      assert.match(outcome.reason, /the leading result 1 ahead where 2 are needed: 2 different results \(9f8e7d6c5b4a from w1, w2; 1a2b3c4d5e6f from w3\); all 2 extra replicas used$/);
+    });
+
+    it('is an integer >= 1', () => {
+      assert.throws(() => decide([], { margin: 0 }), /invariant violated/);
+    });
   });
 
   it('says no results came in when there are none', () => {

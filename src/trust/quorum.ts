@@ -1,5 +1,5 @@
 // Quorum: decides a replicated job from the result hashes of its attempts.
-// Accept on enough agreement, wait while attempts are outstanding, add a
+// Accept only on a decisive lead, wait while attempts are outstanding, add a
 // replica while the budget lasts, and otherwise give up with a plain reason.
 import { assert } from '../types/errors.ts';
 
@@ -29,6 +29,11 @@ export interface QuorumParams {
   ballots: readonly Ballot[];
   /** Matching results needed to accept (>= 1). */
   quorum: number;
+  /**
+   * How far the leading result must be ahead of the runner-up (>= 1), counting
+   * every pending attempt as a vote for the runner-up: a split vote is not a verdict.
+   */
+  margin: number;
   /** Attempts live or still wanted. */
   pending: number;
   extraReplicasUsed: number;
@@ -43,39 +48,46 @@ interface Group {
 
 /**
  * Decides a replicated job from its ballots (one per completed attempt of the
- * current round). Accept as soon as some hash has >= quorum ballots (if two
- * hashes both could, which needs quorum <= half: the one with more ballots,
- * ties broken by the earliest ballot in input order). Otherwise wait while
- * `pending` > 0 (attempts live or still wanted). Otherwise add a replica while
- * extraReplicasUsed < extraReplicasMax. Otherwise no-quorum. Reasons say
- * plainly what disagreed: each group of equal results by the first 12 hex
- * characters of its hash and its worker ids, largest group first, bounded (8
- * groups, 8 worker ids per group, then "and N more"). Zero ballots with
- * nothing pending: the reason says no results came in.
+ * current round). Accept the leading hash (most ballots; among equals the
+ * earliest, which can then never lead) only when it has >= quorum ballots and
+ * stays ahead of the runner-up by >= margin even if every pending attempt
+ * voted for the runner-up: two colluders who answer first cannot settle a job
+ * before the honest replicas are in, and a split vote adds replicas instead.
+ * Otherwise wait while `pending` > 0 (attempts live or still wanted).
+ * Otherwise add a replica while extraReplicasUsed < extraReplicasMax.
+ * Otherwise no-quorum. Reasons say plainly what disagreed: each group of
+ * equal results by the first 12 hex characters of its hash and its worker
+ * ids, largest group first, bounded (8 groups, 8 worker ids per group, then
+ * "and N more"). Zero ballots with nothing pending: the reason says no
+ * results came in.
  */
 export function decideQuorum(params: QuorumParams): QuorumOutcome {
   assertParams(params);
   const groups = groupByHash(params.ballots);
-  const winner = winningGroup(groups, params.quorum);
+  const winner = decisiveGroup(groups, params);
   if (winner !== null) {
     const valid = params.ballots.filter((b) => b.hash === winner.hash).map((b) => b.attemptId);
     const invalid = params.ballots.filter((b) => b.hash !== winner.hash).map((b) => b.attemptId);
     return { kind: 'accept', hash: winner.hash, valid, invalid };
   }
   if (params.pending > 0) return { kind: 'wait' };
-  const what = describeDisagreement(groups, params.ballots.length, params.quorum);
+  const what = describeDisagreement(groups, params.ballots.length, params.quorum, params.margin);
   if (params.extraReplicasUsed < params.extraReplicasMax) {
     const nth = params.extraReplicasUsed + 1;
     return { kind: 'add-replica', reason: `${what}; adding extra replica ${nth} of ${params.extraReplicasMax}` };
   }
-  const max = params.extraReplicasMax;
-  const spent = max === 0 ? 'no extra replicas allowed' : `all ${max} extra replicas used`;
-  return { kind: 'no-quorum', reason: `${what}; ${spent}` };
+  return { kind: 'no-quorum', reason: `${what}; ${extraReplicasSpent(params.extraReplicasMax)}` };
+}
+
+/** How a reason says that a job may add no more replicas. */
+export function extraReplicasSpent(max: number): string {
+  return max === 0 ? 'no extra replicas allowed' : `all ${max} extra replicas used`;
 }
 
 function assertParams(p: QuorumParams): void {
   const isCount = (n: number): boolean => Number.isInteger(n) && n >= 0;
   assert(Number.isInteger(p.quorum) && p.quorum >= 1, `quorum is an integer >= 1 (got ${p.quorum})`);
+  assert(Number.isInteger(p.margin) && p.margin >= 1, `margin is an integer >= 1 (got ${p.margin})`);
   assert(isCount(p.pending), `pending is a count (got ${p.pending})`);
   assert(isCount(p.extraReplicasUsed), `extraReplicasUsed is a count (got ${p.extraReplicasUsed})`);
   assert(isCount(p.extraReplicasMax), `extraReplicasMax is a count (got ${p.extraReplicasMax})`);
@@ -93,29 +105,38 @@ function groupByHash(ballots: readonly Ballot[]): Group[] {
   return [...byHash.values()];
 }
 
-/** The largest group reaching the quorum; among equals, the one whose first ballot came first. */
-function winningGroup(groups: readonly Group[], quorum: number): Group | null {
-  let best: Group | null = null;
-  for (const g of groups) {
-    if (g.ballots.length >= quorum && (best === null || g.ballots.length > best.ballots.length)) best = g;
-  }
-  return best;
+/** Groups largest first; among equals, the one whose first ballot came first (stable sort). */
+function ranked(groups: readonly Group[]): Group[] {
+  return [...groups].sort((a, b) => b.ballots.length - a.ballots.length);
 }
 
-/** Why no hash reached the quorum, naming every (bounded) group of equal results. */
-function describeDisagreement(groups: readonly Group[], count: number, quorum: number): string {
+/** The leading group, if it has the quorum and a lead of `margin` that no pending attempt can take away. */
+function decisiveGroup(groups: readonly Group[], p: QuorumParams): Group | null {
+  const [top, second] = ranked(groups);
+  if (top === undefined || top.ballots.length < p.quorum) return null;
+  const runnerUp = (second?.ballots.length ?? 0) + p.pending;
+  return top.ballots.length - runnerUp >= p.margin ? top : null;
+}
+
+/** Why no hash won, naming every (bounded) group of equal results. */
+function describeDisagreement(groups: readonly Group[], count: number, quorum: number, margin: number): string {
   if (count === 0) return `no results came in (${quorum} matching needed)`;
   const list = describeGroups(groups);
   if (count < quorum) {
     const same = groups.length === 1 ? 'all the same' : `${groups.length} different results`;
     return `only ${count} of ${quorum} matching results needed came in: ${same} (${list})`;
   }
+  const [top, second] = ranked(groups);
+  if (top!.ballots.length >= quorum) {
+    const lead = top!.ballots.length - (second?.ballots.length ?? 0);
+    return `the vote is split, the leading result ${lead} ahead where ${margin} are needed: ${groups.length} different results (${list})`;
+  }
   return `no ${quorum} of ${count} results agreed: ${groups.length} different results (${list})`;
 }
 
 /** Largest group first (stable: earlier first ballot among equals), bounded. */
 function describeGroups(groups: readonly Group[]): string {
-  const sorted = [...groups].sort((a, b) => b.ballots.length - a.ballots.length);
+  const sorted = ranked(groups);
   const shown = sorted.slice(0, REASON_MAX_GROUPS).map(describeGroup);
   const hidden = sorted.length - shown.length;
   if (hidden > 0) shown.push(`and ${hidden} more`);

@@ -11,7 +11,7 @@ import { isSpotCheck, isTrusted, judge, quarantineReason, trustPolicy, type Trus
 const SEED = 42;
 
 function rep(over: Partial<Reputation> = {}): Reputation {
-  return { valid: 0, invalid: 0, timedOut: 0, streak: 0, soloSinceCheck: 0, ...over };
+  return { valid: 0, invalid: 0, timedOut: 0, credit: 4, streak: 0, soloSinceCheck: 0, ...over };
 }
 
 /** A Random that counts its draws. */
@@ -76,6 +76,9 @@ describe('trustPolicy', () => {
       spotCheckProbability: 1,
       spotCheckMaxGapJobs: 0,
       traceWaypoints: 1,
+      creditInitialSlots: 1,
+      quarantineLostShare: 0,
+      quarantineLostMin: 1,
     };
     assert.deepEqual(trustPolicy(edges), edges);
   });
@@ -85,16 +88,16 @@ describe('judge', () => {
   const before = rep({ valid: 3, invalid: 1, timedOut: 2, streak: 3, soloSinceCheck: 4 });
 
   it('counts a valid result and extends the streak', () => {
-    assert.deepEqual(judge(before, 'valid'), { valid: 4, invalid: 1, timedOut: 2, streak: 4, soloSinceCheck: 4 });
+    assert.deepEqual(judge(before, 'valid'), { valid: 4, invalid: 1, timedOut: 2, credit: 4, streak: 4, soloSinceCheck: 4 });
   });
 
   it('counts an invalid result and resets the streak and the solo run', () => {
-    assert.deepEqual(judge(before, 'invalid'), { valid: 3, invalid: 2, timedOut: 2, streak: 0, soloSinceCheck: 0 });
+    assert.deepEqual(judge(before, 'invalid'), { valid: 3, invalid: 2, timedOut: 2, credit: 4, streak: 0, soloSinceCheck: 0 });
   });
 
   it('leaves its input alone', () => {
     judge(before, 'invalid');
-    assert.deepEqual(before, { valid: 3, invalid: 1, timedOut: 2, streak: 3, soloSinceCheck: 4 });
+    assert.deepEqual(before, { valid: 3, invalid: 1, timedOut: 2, credit: 4, streak: 3, soloSinceCheck: 4 });
   });
 });
 

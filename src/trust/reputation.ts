@@ -3,7 +3,7 @@
 // job is spot-checked anyway.
 import { GafferError } from '../types/errors.ts';
 import type { Random } from '../types/clock.ts';
-import { TRUST_DEFAULTS } from '../types/limits.ts';
+import { LIMITS, TRUST_DEFAULTS } from '../types/limits.ts';
 import type { Reputation } from '../types/model.ts';
 
 /** Significant digits of the share named in a quarantine reason. */
@@ -18,6 +18,9 @@ export interface TrustPolicy {
   spotCheckProbability: number;
   spotCheckMaxGapJobs: number;
   traceWaypoints: number;
+  creditInitialSlots: number;
+  quarantineLostShare: number;
+  quarantineLostMin: number;
 }
 
 type Check = (v: number) => boolean;
@@ -35,6 +38,9 @@ const FIELD_RULES: Record<keyof TrustPolicy, { ok: Check; must: string }> = {
   spotCheckProbability: { ok: isFraction, must: 'a number in [0, 1]' },
   spotCheckMaxGapJobs: { ok: isCount, must: 'an integer >= 0' },
   traceWaypoints: { ok: isPositiveCount, must: 'an integer >= 1' },
+  creditInitialSlots: { ok: isPositiveCount, must: 'an integer >= 1' },
+  quarantineLostShare: { ok: isFraction, must: 'a number in [0, 1]' },
+  quarantineLostMin: { ok: isPositiveCount, must: 'an integer >= 1' },
 };
 
 const FIELDS = Object.keys(FIELD_RULES) as (keyof TrustPolicy)[];
@@ -81,6 +87,29 @@ export function quarantineReason(r: Reputation, p: TrustPolicy): string | null {
   if (judged === 0 || judged < p.quarantineMinResults) return null;
   if (!(r.invalid / judged > p.quarantineInvalidShare)) return null;
   return `${r.invalid} of ${judged} judged results invalid (more than ${percent(p.quarantineInvalidShare)})`;
+}
+
+/**
+ * Quarantine for lost work: when timedOut >= quarantineLostMin and
+ * timedOut / (timedOut + completed) > quarantineLostShare (completed: the
+ * attempts it completed, whatever their verdict). A worker that takes
+ * work and goes silent fails no job (its attempts go back uncharged) but is
+ * stopped here. Returns the reason or null.
+ */
+export function lostWorkReason(timedOut: number, completed: number, p: TrustPolicy): string | null {
+  const finished = timedOut + completed;
+  if (timedOut < p.quarantineLostMin || !(timedOut / finished > p.quarantineLostShare)) return null;
+  return `${timedOut} of ${finished} finished attempts lost or timed out (more than ${percent(p.quarantineLostShare)})`;
+}
+
+/** Slow start: one more attempt at once for each it completes, up to what any worker may declare. */
+export function creditAfterCompleted(credit: number): number {
+  return Math.min(LIMITS.workerSlotsMax, credit + 1);
+}
+
+/** Each attempt a worker loses or overruns halves what it may hold at once, down to one. */
+export function creditAfterLost(credit: number): number {
+  return Math.max(1, Math.floor(credit / 2));
 }
 
 /** Trusted for adaptive replication: streak >= trustedStreakMin (and trustedStreakMin > 0). */

@@ -28,6 +28,12 @@ export const LIMITS = {
   maxAttemptsMax: 100,
   /** Redundancy: replicas of one job. */
   replicasMax: 16,
+  /**
+   * Attempts of one job lost to silent workers before the job fails with
+   * LEASE_LOST: such losses are the workers' fault and spend none of the job's
+   * maxAttempts, but a job that kills every worker it touches must still end.
+   */
+  jobLostAttemptsMax: 5,
   /** Longest run time of one attempt a job may ask for (7 days). */
   timeoutMaxMs: 7 * 24 * 3600 * 1000,
   /** Shortest heartbeat timeout a job may ask for. */
@@ -134,12 +140,18 @@ export const JOB_DEFAULTS = {
   backoffMaxMs: 5 * 60 * 1000,
   /** Attempts run at once on distinct workers; the default quorum is a majority of them. */
   replicas: 1,
+  /**
+   * A replicated job's leading result must be this far ahead of the runner-up
+   * (pending attempts counted for the runner-up): two colluding workers can
+   * then never outvote the rest when replicas go to distinct operators.
+   */
+  margin: 2,
 } as const;
 
 /** Trust: quorum, reputation, quarantine and adaptive replication (docs/trust.md). */
 export const TRUST_DEFAULTS = {
-  /** Replicas a job may add beyond `replicas` after a tie or no quorum, before it fails with NO_QUORUM. */
-  extraReplicasMax: 2,
+  /** Replicas a job may add beyond `replicas` after a split vote, before it fails with NO_QUORUM (two colluders against three honest replicas need three). */
+  extraReplicasMax: 4,
   /** A worker whose invalid results pass this share of its judged results is quarantined... */
   quarantineInvalidShare: 0.2,
   /** ...once it has at least this many judged (valid or invalid) results. */
@@ -152,6 +164,12 @@ export const TRUST_DEFAULTS = {
   spotCheckMaxGapJobs: 15,
   /** Trace verification resamples every trace at this many evenly spaced points of its run. */
   traceWaypoints: 10,
+  /** Attempts a new worker record may hold at once (slow start); each completed attempt adds one, each lost one halves it. */
+  creditInitialSlots: 4,
+  /** A worker that lost or overran more than this share of its finished attempts is quarantined... */
+  quarantineLostShare: 0.5,
+  /** ...once it has lost or overran at least this many. */
+  quarantineLostMin: 8,
 } as const;
 
 /** Scheduling policy defaults. */

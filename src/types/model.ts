@@ -65,6 +65,12 @@ export interface Reputation {
   invalid: number;
   /** Attempts that ran past their timeout or went silent (lost lease). */
   timedOut: number;
+  /**
+   * Attempts it may hold at once now (slow start): grows by one with each
+   * attempt it completes, halves with each it loses; it gets the lesser of
+   * this and the slots it declares.
+   */
+  credit: number;
   /** Valid results in a row since the last invalid one. */
   streak: number;
   /** Jobs run alone (adaptive replication) since the last spot check. */
@@ -112,6 +118,10 @@ export interface JobSpec {
   dependsOn?: string[];
   replicas?: number;
   quorum?: number;
+  /** How far the leading result must be ahead of the runner-up to be accepted (replicated jobs). */
+  margin?: number;
+  /** Replicas go to workers of distinct operators (the default) or only to distinct workers. */
+  distinct?: Distinct;
   verify?: VerifySpec;
   /** Adaptive replication: a trusted worker may run it alone (spot-checked). */
   adaptive?: boolean;
@@ -135,11 +145,20 @@ export interface NewJob {
   dependsOn: string[];
   replicas: number;
   quorum: number;
+  margin: number;
+  distinct: Distinct;
   verify: VerifySpec | null;
   adaptive: boolean;
   idempotencyKey: string | null;
   labels: Labels;
 }
+
+/**
+ * Whom a replicated job's replicas must not share: `operator` (the token a
+ * worker says hello with; workers without one count as their own operator),
+ * or only `worker`.
+ */
+export type Distinct = 'operator' | 'worker';
 
 export interface JobError {
   /** A stable code: `HANDLER_ERROR`, `TIMEOUT`, `LEASE_LOST`, `DEPENDENCY_FAILED`, `NO_QUORUM`, ... */
@@ -156,8 +175,10 @@ export interface Job extends NewJob {
   runAt: number;
   /** Attempts created so far. */
   attempts: number;
-  /** Attempts that failed, timed out or were lost: the retry budget spent. */
+  /** Attempts that failed or timed out: the retry budget spent. */
   failures: number;
+  /** Attempts lost because their worker went silent: charged to the worker, bounded by LIMITS.jobLostAttemptsMax. */
+  lost: number;
   /** Attempts wanted and not yet handed out (more than one only with replicas). */
   want: number;
   /** Attempts currently leased or running. */
@@ -276,7 +297,7 @@ export interface WorkerCapacity {
   keys: ReadonlySet<string>;
   /** Free slots per served queue. */
   freeSlots: Record<string, number>;
-  /** Total slots over all queues, and how many are in use. */
+  /** Attempts it may hold at once (its slots over all queues, or less while in slow start), and how many it holds. */
   totalSlots: number;
   usedSlots: number;
   freeCores: number;

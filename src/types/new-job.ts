@@ -2,11 +2,14 @@
 // coordinator's validation and for the code (tests, benches) that builds jobs
 // without going through it.
 import { JOB_DEFAULTS } from './limits.ts';
-import type { JobSpec, Json, NewJob, VerifySpec } from './model.ts';
+import type { Distinct, JobSpec, Json, NewJob, VerifySpec } from './model.ts';
+
+/** Replicas go to workers of distinct operators unless a job or its queue says `worker`. */
+export const DEFAULT_DISTINCT: Distinct = 'operator';
 
 /** Queue-level defaults that a submit's missing fields take. */
 export type JobDefaults = Partial<
-  Pick<NewJob, 'timeoutMs' | 'heartbeatTimeoutMs' | 'maxAttempts' | 'backoff' | 'replicas' | 'quorum' | 'priority' | 'verify' | 'adaptive'>
+  Pick<NewJob, 'timeoutMs' | 'heartbeatTimeoutMs' | 'maxAttempts' | 'backoff' | 'replicas' | 'quorum' | 'margin' | 'distinct' | 'priority' | 'verify' | 'adaptive'>
 >;
 
 /**
@@ -41,6 +44,8 @@ export function newJob(spec: JobSpec, defaults: JobDefaults = {}): NewJob {
     dependsOn: spec.dependsOn ?? [],
     replicas,
     quorum,
+    margin: spec.margin ?? defaults.margin ?? JOB_DEFAULTS.margin,
+    distinct: spec.distinct ?? defaults.distinct ?? DEFAULT_DISTINCT,
     verify,
     adaptive: (spec.adaptive ?? defaults.adaptive ?? false) && replicas > 1,
     idempotencyKey: spec.idempotencyKey ?? null,

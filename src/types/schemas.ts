@@ -77,6 +77,8 @@ export const jobSpecSchema = {
     dependsOn: { type: 'array', maxItems: LIMITS.dependsOnMaxCount, items: key },
     replicas: { type: 'integer', minimum: 1, maximum: LIMITS.replicasMax },
     quorum: { type: 'integer', minimum: 1, maximum: LIMITS.replicasMax },
+    margin: { type: 'integer', minimum: 1, maximum: LIMITS.replicasMax },
+    distinct: { enum: ['operator', 'worker'] },
     verify: {
       oneOf: [
         {

@@ -25,9 +25,11 @@ import {
 import { reputationFromRow, type Row } from '../rows.ts';
 import { soloDecision } from '../rules.ts';
 import type { ClaimParams } from '../store.ts';
-import { EXCLUDING, J, LIVE, type Context, type Tx } from './sql.ts';
+import { J, LIVE, type Context, type Tx } from './sql.ts';
+import { excludedWorkers } from './exclusions.ts';
 import { CANDIDATE_COLUMNS } from './columns.ts';
 import { pausedAmong } from './queues.ts';
+import { refreshCredit } from './credit.ts';
 
 /** One page of candidates for every queue of the scope; `more` when some queue's priority page was full. */
 export type CandidatePage = (tx: Tx, scope: ClaimScope, filter: CandidateFilter, now: number, page: number, perPage: number) => Promise<{ rows: Row[]; more: boolean }>;
@@ -57,7 +59,7 @@ export async function claim(c: Context, tx: Tx, params: ClaimParams, q: ClaimQue
   const now = c.clock.now();
   const { workers, rows: workerRows, live } = await readCapacities(c, tx, params.workerIds, now);
   if (workers.length === 0) return [];
-  const { placements, candidates, rows } = await plan(c, tx, params, workers, now, q.candidatePage);
+  const { placements, candidates, rows } = await plan(c, tx, params, workers, [...workerRows.values()], now, q.candidatePage);
   checkPlacements(placements, workers, params.maxJobs, candidates);
   if (placements.length === 0) return [];
   const leases = decideLeases(c, placements, rows, workerRows);
@@ -80,6 +82,7 @@ async function readCapacities(c: Context, tx: Tx, workerIds: readonly string[], 
     [[...new Set(workerIds)], now - c.offlineAfterMs],
   );
   if (rows.length === 0) return { workers: [], rows: new Map(), live: [] };
+  await refreshCredit(c, tx, rows, now);
   const ids = rows.map((w) => String(w.id));
   // Live attempts and reliability checks in one round trip: `kind` tells them apart.
   const { d } = c;
@@ -106,6 +109,7 @@ async function plan(
   tx: Tx,
   params: ClaimParams,
   workers: WorkerCapacity[],
+  workerRows: readonly Row[],
   now: number,
   candidatePage: CandidatePage,
 ): Promise<{ placements: Placement[]; candidates: Map<string, Candidate>; rows: Map<string, Row> }> {
@@ -121,7 +125,7 @@ async function plan(
   for (let page = 0; page < paging.maxPages; page++) {
     const { rows, more } = await candidatePage(tx, scope, filter, now, page, paging.perPage);
     const fresh = rows.filter((r) => !seenRows.has(String(r.id)) && seenRows.set(String(r.id), r));
-    const excluded = await excludedWorkers(c, tx, fresh.filter(needsExclusions));
+    const excluded = await excludedWorkers(c, tx, fresh.filter(needsExclusions), workerRows, now);
     for (const r of fresh) seen.set(String(r.id), candidateFromRow(r, excluded.get(String(r.id)) ?? []));
     if (seen.size === 0) return { placements: [], candidates: seen, rows: seenRows };
     placements = params.place({ now, workers, candidates: [...seen.values()], maxPlacements: scope.budget });
@@ -132,34 +136,6 @@ async function plan(
     }
   }
   return { placements, candidates: seen, rows: seenRows };
-}
-
-/**
- * Per replicated, verified or verification job (its candidate row), the
- * workers that may not take another of its attempts: those of this round's
- * attempts (seq above round_seq) in EXCLUDING_ATTEMPT_STATES, and the worker
- * of the attempt a verification job checks.
- */
-async function excludedWorkers(c: Context, tx: Tx, jobRows: readonly Row[]): Promise<Map<string, string[]>> {
-  const out = new Map<string, string[]>();
-  if (jobRows.length === 0) return out;
-  const verifying = jobRows.filter((r) => r.verifies_attempt_id !== null && r.verifies_attempt_id !== undefined);
-  const rows = await tx.all(
-    `SELECT DISTINCT job_id, worker_id FROM (
-       SELECT a.job_id, a.worker_id FROM jobs j JOIN attempts a ON a.job_id = j.id
-       WHERE j.id ${c.d.inList('$1')} AND a.state IN ${EXCLUDING} AND a.seq > j.round_seq
-       UNION ALL
-       SELECT j.id, a.worker_id FROM jobs j JOIN attempts a ON a.id = j.verifies_attempt_id
-       WHERE j.id ${c.d.inList('$2')}
-     ) x ORDER BY job_id, worker_id`,
-    [jobRows.map((r) => String(r.id)), verifying.map((r) => String(r.id))],
-  );
-  for (const r of rows) {
-    const list = out.get(String(r.job_id));
-    if (list) list.push(String(r.worker_id));
-    else out.set(String(r.job_id), [String(r.worker_id)]);
-  }
-  return out;
 }
 
 /**

@@ -4,13 +4,15 @@
 import { assert, GafferError } from '../../types/errors.ts';
 import type { Job, JobError, Json, NewJob } from '../../types/model.ts';
 import { LIVE_ATTEMPT_STATES } from '../../types/states.ts';
-import { countsAgainstWorker, clipMessage, countsAsFailure, isVerdict, resultHash, retryDelayMs, verifierPayload, type VerdictResult } from '../rules.ts';
+import { countsAgainstWorker, clipMessage, countsAsFailure, isLostLease, isVerdict, resultHash, retryDelayMs, verifierPayload, type VerdictResult } from '../rules.ts';
 import type { Change, CompleteParams, FailParams, LeaseRef, SettleResult } from '../store.ts';
 import { jobFromRow } from './columns.ts';
 import { endJob, insertLinked, lockJobRow, mustGetJob, releaseChildren, stopLiveAttempts, type InsertJobs } from './jobs.ts';
 import { J, LIVE, type Context, type Exec, type Tx } from './sql.ts';
 import { tally } from './tally.ts';
-import { gradeCheck, judgeWorker } from './trust.ts';
+import { gradeCheck, judgeWorker, quarantine } from './trust.ts';
+import { chargeLost } from './credit.ts';
+import { LIMITS } from '../../types/limits.ts';
 import { lockWorkers } from './workers.ts';
 
 /** What settling needs beyond the context: how the backend inserts jobs (a verification job is one). */
@@ -244,19 +246,30 @@ export async function settleLiveCount(tx: Tx, jobId: string, now: number): Promi
  * the caller locked first.
  */
 export async function afterFailure(c: Context, tx: Tx, jobId: string, error: JobError, retryable: boolean, now: number, workerId: string): Promise<Change[]> {
-  const row = await tx.get(`UPDATE jobs SET live = live - 1, failures = failures + $4, error = $1, updated_at = $2 WHERE id = $3 RETURNING *`, [
-    J(error),
-    now,
-    jobId,
-    countsAsFailure(error) ? 1 : 0,
-  ]);
+  const row = await tx.get(
+    `UPDATE jobs SET live = live - 1, failures = failures + $4, lost = lost + $5, error = $1, updated_at = $2 WHERE id = $3 RETURNING *`,
+    [J(error), now, jobId, countsAsFailure(error) ? 1 : 0, isLostLease(error) ? 1 : 0],
+  );
   assert(row, 'a failed attempt belongs to a job');
-  if (countsAgainstWorker(error)) await tx.run('UPDATE workers SET timed_out_count = timed_out_count + 1 WHERE id = $1', [workerId]);
+  const changes = countsAgainstWorker(error) ? await chargeWorker(c, tx, workerId, now) : [];
   const job = jobFromRow(row);
-  const giveUp = job.failures >= job.maxAttempts || (!retryable && job.replicas === 1) || job.pinnedWorkerId !== null;
-  if (giveUp) return endJob(c, tx, jobId, 'failed', error);
+  const giveUp =
+    job.failures >= job.maxAttempts || job.lost >= LIMITS.jobLostAttemptsMax || (!retryable && job.replicas === 1) || job.pinnedWorkerId !== null;
+  if (giveUp) return [...changes, ...(await endJob(c, tx, jobId, 'failed', lostError(job, error)))];
   const delayMs = retryDelayMs(job, error, c.random);
   await tx.run('UPDATE jobs SET want = CASE WHEN solo = 1 THEN replicas ELSE want + 1 END, solo = 0, run_at = $1 WHERE id = $2', [now + delayMs, jobId]);
   tx.wake();
-  return settleLiveCount(tx, jobId, now);
+  return [...changes, ...(await settleLiveCount(tx, jobId, now))];
+}
+
+/** A lost or overrun attempt counts against its worker (row locked by the caller), which may be quarantined for it. */
+async function chargeWorker(c: Context, tx: Tx, workerId: string, now: number): Promise<Change[]> {
+  const reason = await chargeLost(c, tx, workerId, now);
+  return reason === null ? [] : quarantine(c, tx, workerId, reason, now);
+}
+
+/** The error a job ends with once its lost attempts reach their bound says so. */
+function lostError(job: Job, error: JobError): JobError {
+  if (!isLostLease(error) || job.lost < LIMITS.jobLostAttemptsMax) return error;
+  return { ...error, message: clipMessage(`${error.message}; the job lost ${job.lost} attempts to silent workers (at most ${LIMITS.jobLostAttemptsMax})`) };
 }

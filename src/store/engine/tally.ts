@@ -2,7 +2,7 @@
 // is in), then the quorum over what is left. Decided once, for every backend.
 import { assert } from '../../types/errors.ts';
 import type { Trace } from '../../types/model.ts';
-import { decideQuorum } from '../../trust/index.ts';
+import { decideQuorum, extraReplicasSpent } from '../../trust/index.ts';
 import type { Row } from '../rows.ts';
 import { clipMessage, splitByTrace } from '../rules.ts';
 import type { Change } from '../store.ts';
@@ -31,13 +31,14 @@ export async function tally(c: Context, tx: Tx, jobId: string, now: number): Pro
   if (job.verify?.mode === 'trace') {
     if (pending > 0) return settleLiveCount(tx, jobId, now);
     const judged = await judgeTraces(c, tx, jobId, done, job.verify.tolerance, now);
-    if (judged.kind === 'ended') return judged.changes;
+    if (judged.kind === 'stop') return judged.changes;
     changes.push(...judged.changes);
     done = judged.accepted;
   }
   const outcome = decideQuorum({
     ballots: done.map((r) => ({ attemptId: String(r.id), workerId: String(r.worker_id), hash: String(r.result_hash) })),
     quorum: job.quorum,
+    margin: job.margin,
     pending,
     extraReplicasUsed: Number(row.extra_replicas),
     extraReplicasMax: c.trust.extraReplicasMax,
@@ -51,21 +52,24 @@ export async function tally(c: Context, tx: Tx, jobId: string, now: number): Pro
     for (const id of outcome.invalid) changes.push(...(await judgeWorker(c, tx, workerOf.get(id)!, 'invalid', now)));
     return changes;
   }
-  if (outcome.kind === 'add-replica') {
-    await tx.run(
-      `UPDATE jobs SET want = want + 1, extra_replicas = extra_replicas + 1,
-         state = CASE WHEN live > 0 THEN 'running' ELSE 'queued' END, updated_at = $1
-       WHERE id = $2`,
-      [now, jobId],
-    );
-    tx.wake();
-    return job.live > 0 ? changes : [...changes, { jobId, state: 'queued', cancelledAttempts: [] }];
-  }
+  if (outcome.kind === 'add-replica') return [...changes, ...(await addReplica(tx, job.id, job.live, now))];
   if (outcome.kind === 'no-quorum') {
     await tx.run(`UPDATE attempts SET state = 'rejected' WHERE job_id = $1 AND state = 'completed'`, [jobId]);
     return [...changes, ...(await endJob(c, tx, jobId, 'failed', { code: 'NO_QUORUM', message: clipMessage(outcome.reason) }))];
   }
   return [...changes, ...(await settleLiveCount(tx, jobId, now))];
+}
+
+/** One more replica for a split vote: the job wants another attempt, placed on a worker (and operator) that has not voted. */
+async function addReplica(tx: Tx, jobId: string, live: number, now: number): Promise<Change[]> {
+  await tx.run(
+    `UPDATE jobs SET want = want + 1, extra_replicas = extra_replicas + 1,
+       state = CASE WHEN live > 0 THEN 'running' ELSE 'queued' END, updated_at = $1
+     WHERE id = $2`,
+    [now, jobId],
+  );
+  tx.wake();
+  return live > 0 ? [] : [{ jobId, state: 'queued', cancelledAttempts: [] }];
 }
 
 /** Trace verification: attempts without a usable trace are rejected outright; the rest are compared. */
@@ -76,12 +80,17 @@ async function judgeTraces(
   done: readonly Row[],
   tolerance: number,
   now: number,
-): Promise<{ kind: 'ended'; changes: Change[] } | { kind: 'split'; changes: Change[]; accepted: Row[] }> {
+): Promise<{ kind: 'stop'; changes: Change[] } | { kind: 'split'; changes: Change[]; accepted: Row[] }> {
   const withTraces = done.map((r) => ({ row: r, trace: r.trace === null ? null : (JSON.parse(String(r.trace)) as Trace) }));
   const split = splitByTrace(withTraces, tolerance, c.trust.traceWaypoints);
   if (split.kind === 'tie') {
+    // Clusters too close to call are no verdict: another replica, within the bound, may tell them apart.
+    const row = await tx.get('SELECT live, extra_replicas FROM jobs WHERE id = $1', [jobId]);
+    assert(row, 'a tallied job exists');
+    if (Number(row.extra_replicas) < c.trust.extraReplicasMax) return { kind: 'stop', changes: await addReplica(tx, jobId, Number(row.live), now) };
     await tx.run(`UPDATE attempts SET state = 'rejected' WHERE job_id = $1 AND state = 'completed'`, [jobId]);
-    return { kind: 'ended', changes: await endJob(c, tx, jobId, 'failed', { code: 'NO_QUORUM', message: clipMessage(`resource traces: ${split.reason}`) }) };
+    const reason = `resource traces: ${split.reason}; ${extraReplicasSpent(c.trust.extraReplicasMax)}`;
+    return { kind: 'stop', changes: await endJob(c, tx, jobId, 'failed', { code: 'NO_QUORUM', message: clipMessage(reason) }) };
   }
   const changes: Change[] = [];
   for (const { row } of split.rejected) {

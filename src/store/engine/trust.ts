@@ -30,7 +30,12 @@ export async function judgeWorker(c: Context, tx: Tx, workerId: string, verdict:
     workerId,
   ]);
   if (reason === null) return [];
-  await tx.run('UPDATE workers SET quarantined = 1, quarantine_reason = $1 WHERE id = $2', [reason, workerId]);
+  return quarantine(c, tx, workerId, reason, now);
+}
+
+/** Quarantines a worker whose row the caller locked: its live attempts go back to their queues. */
+export async function quarantine(c: Context, tx: Tx, workerId: string, reason: string, now: number): Promise<Change[]> {
+  await tx.run('UPDATE workers SET quarantined = 1, quarantine_reason = $1 WHERE id = $2', [clipMessage(reason), workerId]);
   return evict(c, tx, workerId, now);
 }
 
@@ -42,16 +47,12 @@ export async function setQuarantine(c: Context, tx: Tx, params: QuarantineParams
   if (!params.quarantined) {
     await tx.run(
       `UPDATE workers SET quarantined = 0, quarantine_reason = NULL, valid_count = 0, invalid_count = 0,
-         timed_out_count = 0, valid_streak = 0, solo_since_check = 0 WHERE id = $1`,
-      [params.workerId],
+         timed_out_count = 0, valid_streak = 0, solo_since_check = 0, credit = $2, completed_count = 0, credit_at = $3 WHERE id = $1`,
+      [params.workerId, c.trust.creditInitialSlots, now + 1],
     );
     return checkAgain(c, tx, params.workerId, now, insertJobs);
   }
-  await tx.run('UPDATE workers SET quarantined = 1, quarantine_reason = $1 WHERE id = $2', [
-    clipMessage(params.reason ?? 'quarantined by an admin'),
-    params.workerId,
-  ]);
-  return evict(c, tx, params.workerId, now);
+  return quarantine(c, tx, params.workerId, params.reason ?? 'quarantined by an admin', now);
 }
 
 /**

@@ -7,6 +7,7 @@ import { checkFromRow, workerFromRow, type Row } from '../rows.ts';
 import type { HeartbeatParams, HeartbeatResult, LeaseRef } from '../store.ts';
 import { throwNotHolder, throwStale } from './settle.ts';
 import { J, LIVE, sortedIds, type Context, type Exec, type Tx } from './sql.ts';
+import { withCurrentCredit } from './credit.ts';
 
 /** Locks worker rows, in id order: every transaction takes workers in that order, before jobs. */
 export async function lockWorkers(c: Context, tx: Exec, ids: readonly string[]): Promise<void> {
@@ -25,14 +26,14 @@ export async function upsertWorker(c: Context, tx: Exec, s: WorkerSpec, id: stri
   const now = c.clock.now();
   const n = await tx.run(
     `INSERT INTO workers (id, name, labels, cores, memory_mb, gpu_ids, queues, keys, connected, draining,
-       connected_at, last_seen_at, created_at, operator)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 1, 0, $9, $9, $9, $10)
+       connected_at, last_seen_at, created_at, operator, credit, credit_at)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 1, 0, $9, $9, $9, $10, $11, $9)
      ON CONFLICT (id) DO UPDATE SET name = excluded.name, labels = excluded.labels, cores = excluded.cores,
        memory_mb = excluded.memory_mb, gpu_ids = excluded.gpu_ids, queues = excluded.queues, keys = excluded.keys,
        connected = 1, draining = 0, connected_at = excluded.connected_at, last_seen_at = excluded.last_seen_at,
        operator = coalesce(workers.operator, excluded.operator)
      WHERE workers.operator IS NULL OR workers.operator = excluded.operator`,
-    [id, s.name, J(s.labels), s.cores, s.memoryMb, J(s.gpuIds), J(s.queues), J(s.keys), now, operator],
+    [id, s.name, J(s.labels), s.cores, s.memoryMb, J(s.gpuIds), J(s.queues), J(s.keys), now, operator, c.trust.creditInitialSlots],
   );
   if (n === 0) {
     throw new GafferError('WORKER_ID_TAKEN', `worker id ${id} belongs to another operator; say hello without an id, or with one of your own`, {
@@ -57,7 +58,8 @@ export async function listWorkers(c: Context, x: Exec): Promise<Worker[]> {
 }
 
 /** Workers from their rows, with their live attempt counts per queue and their reliability checks (one query each for all). */
-async function withRunning(c: Context, x: Exec, rows: readonly Row[]): Promise<Worker[]> {
+async function withRunning(c: Context, x: Exec, stored: readonly Row[]): Promise<Worker[]> {
+  const rows = stored.length === 0 ? stored : await withCurrentCredit(c, x, stored);
   const running = new Map<string, Record<string, number>>(rows.map((r) => [String(r.id), {}]));
   const checks = new Map<string, Record<string, WorkerCheck>>(rows.map((r) => [String(r.id), {}]));
   if (rows.length > 0) {

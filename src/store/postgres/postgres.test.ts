@@ -11,6 +11,7 @@ import type { Assignment, Job, JobSpec, Json, PlaceFn } from '../../types/model.
 import { newJob } from '../../types/new-job.ts';
 import { ATTEMPT_TRANSITIONS, JOB_TRANSITIONS } from '../../types/states.ts';
 import { storeContract } from '../suite/contract.ts';
+import { SUITE_TRUST } from '../suite/context.ts';
 import { resultHash } from '../rules.ts';
 import { MIGRATIONS } from './schema.ts';
 import { openPostgresStore, type PostgresStore } from './store.ts';
@@ -45,7 +46,7 @@ describe('postgres store', () => {
     const db = await testDatabase();
     if (o.missingSchema) await db.drop(); // the stores race to create it
     const stores = await Promise.all(
-      Array.from({ length: n }, (_, i) => openPostgresStore({ url: db.url, schema: db.schema, clock, random: seededRandom(1000 + i) })),
+      Array.from({ length: n }, (_, i) => openPostgresStore({ url: db.url, schema: db.schema, clock, random: seededRandom(1000 + i), trust: SUITE_TRUST })),
     );
     return {
       db,
@@ -472,7 +473,7 @@ describe('postgres store', () => {
         const job = await store.getJob({ id: 'old' });
         assert.deepEqual([job?.payload, job?.adaptive, job?.solo, job?.verifies, job?.pinnedWorkerId], ['kept', false, false, null, null]);
         const w = await store.getWorker({ id: 'w1' });
-        assert.deepEqual([w?.reputation, w?.checks, w?.quarantineReason], [{ valid: 0, invalid: 0, timedOut: 0, streak: 0, soloSinceCheck: 0 }, {}, null]);
+        assert.deepEqual([w?.reputation, w?.checks, w?.quarantineReason], [{ valid: 0, invalid: 0, timedOut: 0, credit: 4, streak: 0, soloSinceCheck: 0 }, {}, null]);
         await store.heartbeat({ workerId: 'w1' });
         const [a] = await store.claim({ workerIds: ['w1'], place: placeFn, maxJobs: 1 });
         assert.equal(a?.jobId, 'old');

@@ -332,4 +332,27 @@ CREATE INDEX queue_history_step ON queue_history (step_ms, at_ms);
 ALTER TABLE workers ADD COLUMN operator TEXT;
 `,
   },
+  {
+    version: 10,
+    name: 'votes need a margin and distinct operators; lost leases are the worker\'s',
+    sql: `
+-- How far a replicated job's leading result must be ahead of the runner-up,
+-- and whether its replicas go to distinct operators or distinct workers. Jobs
+-- made before this migration keep the bare lead and distinct workers.
+ALTER TABLE jobs ADD COLUMN margin INTEGER NOT NULL DEFAULT 1 CHECK (margin >= 1);
+ALTER TABLE jobs ADD COLUMN distinct_by TEXT NOT NULL DEFAULT 'worker' CHECK (distinct_by IN ('operator', 'worker'));
+-- Attempts lost because their worker went silent: not the job's failures, bounded on their own.
+ALTER TABLE jobs ADD COLUMN lost INTEGER NOT NULL DEFAULT 0 CHECK (lost >= 0);
+-- Slow start: the attempts a worker may hold at once grow by one with each
+-- attempt it completes and halve with each it loses (a new record's credit is
+-- set by the store from its trust policy). Completions are not written to the
+-- worker's row as they happen: credit and completed_count hold the counts as
+-- of credit_at, and the attempts it completed since are counted (by the index
+-- below) when a claim or a lost attempt needs them.
+ALTER TABLE workers ADD COLUMN credit INTEGER NOT NULL DEFAULT 4 CHECK (credit >= 1);
+ALTER TABLE workers ADD COLUMN completed_count INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE workers ADD COLUMN credit_at BIGINT NOT NULL DEFAULT 0;
+CREATE INDEX attempts_worker_completed ON attempts (worker_id, finished_at) WHERE state IN ('completed', 'rejected');
+`,
+  },
 ];

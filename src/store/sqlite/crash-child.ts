@@ -57,6 +57,8 @@ function newJob(round: number): NewJob {
     dependsOn: [],
     replicas,
     quorum: replicas === 2 && pick(2) === 0 ? 2 : 1,
+    margin: 1,
+    distinct: 'worker',
     verify: null,
     adaptive: false,
     idempotencyKey: pick(5) < 2 ? `crash-key-${pick(CRASH_KEY_POOL)}` : null,

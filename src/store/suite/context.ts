@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { place } from '../../scheduler/index.ts';
 import type { TrustPolicy } from '../../trust/index.ts';
 import { seededRandom, VirtualClock, type Random } from '../../types/clock.ts';
-import { TRUST_DEFAULTS } from '../../types/limits.ts';
+import { LIMITS, TRUST_DEFAULTS } from '../../types/limits.ts';
 import type { Assignment, Attempt, Job, JobSpec, Json, NewJob, PlaceFn, Worker, WorkerSpec } from '../../types/model.ts';
 import { newJob } from '../../types/new-job.ts';
 import type { JobState } from '../../types/states.ts';
@@ -48,6 +48,14 @@ export const EXTRA_REPLICAS_MAX = TRUST_DEFAULTS.extraReplicasMax;
 
 const placeFn: PlaceFn = (input) => place(input);
 
+/**
+ * The suite's trust policy: the defaults, but a new worker may hold all it
+ * declares at once, so that tests of other rules claim as many attempts as
+ * they give slots. The slow-start tests (suite/credit.ts) reopen with the
+ * default credit; the invariant properties run with it throughout.
+ */
+export const SUITE_TRUST: Partial<TrustPolicy> = { creditInitialSlots: LIMITS.workerSlotsMax };
+
 /** The running test's store and clock, and the helpers that drive them. */
 export interface ContractContext {
   /** The test's store: opened before each test, closed after it. */
@@ -57,7 +65,7 @@ export interface ContractContext {
   /** The clock's time when the test began. */
   readonly t0: number;
   readonly options: StoreContractOptions;
-  /** Closes the test's store and opens a fresh one on the same clock, with these trust overrides. */
+  /** Closes the test's store and opens a fresh one on the same clock, with these trust overrides (over SUITE_TRUST). */
   reopen(trust: Partial<TrustPolicy>): Promise<void>;
   /** A complete NewJob on queue `q`, defaults filled, with `over` applied. */
   spec(over?: Partial<JobSpec>): NewJob;
@@ -90,7 +98,7 @@ export function contractContext(open: OpenContractStore, options: StoreContractO
   beforeEach(async () => {
     clock = new VirtualClock();
     t0 = clock.now();
-    store = await open({ clock, random: seededRandom(SEED) });
+    store = await open({ clock, random: seededRandom(SEED), trust: SUITE_TRUST });
   });
 
   afterEach(async () => {
@@ -172,7 +180,7 @@ export function contractContext(open: OpenContractStore, options: StoreContractO
     options,
     async reopen(trust) {
       await store.close();
-      store = await open({ clock, random: seededRandom(SEED), trust });
+      store = await open({ clock, random: seededRandom(SEED), trust: { ...SUITE_TRUST, ...trust } });
     },
     spec,
     submit,

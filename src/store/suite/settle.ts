@@ -202,15 +202,16 @@ export function settleTests(ctx: ContractContext): void {
   // ---- Replicas and quorum ----
 
   describe('replicas and quorum', () => {
-    async function threeReplicas(): Promise<{ job: Job; attempts: Assignment[] }> {
+    // margin 1: a bare lead decides, once the pending replicas cannot take it away.
+    async function threeReplicas(margin = 1): Promise<{ job: Job; attempts: Assignment[] }> {
       for (const id of ['w1', 'w2', 'w3']) await addWorker(id);
-      const job = await submitOne({ replicas: 3, quorum: 2 });
+      const job = await submitOne({ replicas: 3, quorum: 2, margin });
       const attempts = await claim(['w1', 'w2', 'w3']);
       assert.equal(attempts.length, 3);
       return { job, attempts };
     }
 
-    it('succeeds with the result two of three agree on, and rejects the one that disagrees', async () => {
+    it('with margin 1, succeeds with the result two of three agree on, and rejects the one that disagrees', async () => {
       const { job, attempts } = await threeReplicas();
       const [a, b, c] = attempts as [Assignment, Assignment, Assignment];
       const r1 = await complete(a, { x: 1, y: [1, 2] });
@@ -228,7 +229,7 @@ export function settleTests(ctx: ContractContext): void {
       ].sort());
     });
 
-    it('cancels the remaining live replica once two agree', async () => {
+    it('with margin 1, cancels the remaining live replica once two agree', async () => {
       const { job, attempts } = await threeReplicas();
       const [a, b, c] = attempts as [Assignment, Assignment, Assignment];
       await complete(a, 'same');
@@ -279,9 +280,9 @@ export function settleTests(ctx: ContractContext): void {
       assert.deepEqual(await claim(workers), []);
     });
 
-    it('accepts when an added replica breaks the tie', async () => {
+    it('with margin 1, accepts when an added replica breaks the tie', async () => {
       for (const id of ['w1', 'w2', 'w3', 'w4']) await addWorker(id);
-      const job = await submitOne({ replicas: 3, quorum: 2 });
+      const job = await submitOne({ replicas: 3, quorum: 2, margin: 1 });
       const [a, b, c] = (await claim(['w1', 'w2', 'w3', 'w4'])) as [Assignment, Assignment, Assignment];
       await complete(a, 'A');
       await complete(b, 'B');
@@ -295,6 +296,46 @@ export function settleTests(ctx: ContractContext): void {
         [c.attemptId, 'rejected'],
         [d.attemptId, 'completed'],
       ].sort());
+    });
+
+    it('with the default margin of 2, two agreeing results do not settle a job while its third is out, and a 2-1 split adds replicas', async () => {
+      for (const id of ['w1', 'w2', 'w3', 'w4', 'w5']) await addWorker(id);
+      const job = await submitOne({ replicas: 3, quorum: 2 });
+      assert.equal(job.margin, 2);
+      const [a, b, c] = (await claim(['w1', 'w2', 'w3'])) as [Assignment, Assignment, Assignment];
+      await complete(a, 'wrong');
+      const early = await complete(b, 'wrong');
+      assert.deepEqual([early.job.state, early.changes], ['running', []], 'two fast votes wait for the third');
+      const split = await complete(c, 'right');
+      assert.deepEqual([split.job.state, split.job.want], ['queued', 1], '2 against 1 is no verdict');
+      const d = await claimOne(['w1', 'w2', 'w3', 'w4', 'w5']);
+      assert.ok(!['w1', 'w2', 'w3'].includes(d.workerId), 'the added replica goes to a worker that has not voted');
+      assert.equal((await complete(d, 'right')).job.state, 'queued', '2 against 2: another replica');
+      const e = await claimOne(['w1', 'w2', 'w3', 'w4', 'w5']);
+      const third = await complete(e, 'right');
+      assert.equal(third.job.state, 'queued', '3 against 2 is a lead of 1: still short of 2');
+      for (const id of ['w6']) await addWorker(id);
+      const f = await claimOne(['w6']);
+      const won = await complete(f, 'right');
+      assert.deepEqual([won.job.state, won.job.result], ['succeeded', 'right']);
+      const states = new Map((await ctx.store.listAttempts({ jobId: job.id })).map((x) => [x.id, x.state]));
+      assert.deepEqual([a, b].map((x) => states.get(x.attemptId)), ['rejected', 'rejected']);
+      assert.deepEqual([c, d, e, f].map((x) => states.get(x.attemptId)), ['completed', 'completed', 'completed', 'completed']);
+    });
+
+    it('judges no worker while the vote is undecided, and none when it ends without a verdict', async () => {
+      const workers = Array.from({ length: 3 + EXTRA_REPLICAS_MAX }, (_, i) => `w${i + 1}`);
+      for (const id of workers) await addWorker(id);
+      const job = await submitOne({ replicas: 3, quorum: 2 });
+      const first = (await claim(workers)) as [Assignment, Assignment, Assignment];
+      await complete(first[0], 'wrong');
+      await complete(first[1], 'wrong');
+      let out = await complete(first[2], 'right');
+      // Alternate right and wrong answers so that no result ever leads by 2.
+      for (let i = 0; out.job.state === 'queued'; i++) out = await complete(await claimOne(workers), i % 2 === 0 ? 'right' : 'wrong');
+      assert.deepEqual([out.job.state, out.job.error?.code], ['failed', 'NO_QUORUM']);
+      assert.match(out.job.error?.message ?? '', /the vote is split/);
+      for (const w of await ctx.store.listWorkers()) assert.deepEqual([w.reputation.valid, w.reputation.invalid], [0, 0], w.id);
     });
   });
 }

@@ -37,6 +37,7 @@ export function submitTests(ctx: ContractContext): void {
         runAt: ctx.t0, // runAt left out: ready now
         attempts: 0,
         failures: 0,
+        lost: 0,
         want: 3, // one attempt per replica
         live: 0,
         pendingParents: 0,

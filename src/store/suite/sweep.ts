@@ -2,6 +2,8 @@
 // (expireAttempts), and jobs that pass their deadline (expireDeadlines).
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { LIMITS } from '../../types/limits.ts';
+import type { Change } from '../store.ts';
 import { byJobId, change, type ContractContext, MINUTE, SECOND, sorted } from './context.ts';
 
 export function sweepTests(ctx: ContractContext): void {
@@ -23,8 +25,8 @@ export function sweepTests(ctx: ContractContext): void {
       const at = await attemptOf(a);
       assert.deepEqual([at.state, at.finishedAt, at.error?.code, at.error?.attemptId], ['lost', ctx.t0 + 10_001, 'LEASE_LOST', a.attemptId]);
       const after = await getJob(job.id);
-      assert.deepEqual([after.state, after.failures, after.live, after.want, after.error?.code], ['queued', 1, 0, 1, 'LEASE_LOST']);
-      // A lost lease is the worker's failure, not the job's: it goes back at once, without backoff.
+      assert.deepEqual([after.state, after.failures, after.lost, after.live, after.want, after.error?.code], ['queued', 0, 1, 0, 1, 'LEASE_LOST']);
+      // A lost lease is the worker's failure, not the job's: it goes back at once, without backoff, its retry budget whole.
       assert.equal(after.runAt, ctx.t0 + 10_001);
       assert.deepEqual(await ctx.store.expireAttempts({ limit: 100 }), { changes: [], endedAttempts: [] }, 'once only');
     });
@@ -82,15 +84,23 @@ export function sweepTests(ctx: ContractContext): void {
       assert.equal((await attemptOf(hung)).state, 'failed');
     });
 
-    it('counts a lost attempt against the retry budget', async () => {
-      await addWorker('w1');
+    it('charges a lost attempt to the worker, not to the retry budget, and fails a job only after its own bound of lost attempts', async () => {
+      const workers = Array.from({ length: LIMITS.jobLostAttemptsMax }, (_, i) => `w${i}`);
+      for (const id of workers) await addWorker(id);
       const job = await submitOne({ heartbeatTimeoutMs: 10_000, maxAttempts: 1 });
-      await claimOne('w1');
-      ctx.clock.advance(10_001);
-      const swept = await ctx.store.expireAttempts({ limit: 100 });
+      let swept = { changes: [] as Change[] };
+      for (const id of workers) {
+        await ctx.store.heartbeat({ workerId: id }); // seen now: the clock has moved on since it said hello
+        await claimOne(id);
+        ctx.clock.advance(10_001);
+        swept = await ctx.store.expireAttempts({ limit: 100 });
+        const w = await ctx.store.getWorker({ id });
+        assert.equal(w?.reputation.timedOut, 1, 'the lost attempt is on the worker\'s record');
+      }
       assert.deepEqual(swept.changes, [change(job.id, 'failed')]);
       const after = await getJob(job.id);
-      assert.deepEqual([after.state, after.error?.code, after.finishedAt], ['failed', 'LEASE_LOST', ctx.t0 + 10_001]);
+      assert.deepEqual([after.state, after.failures, after.lost, after.error?.code], ['failed', 0, LIMITS.jobLostAttemptsMax, 'LEASE_LOST']);
+      assert.match(after.error?.message ?? '', new RegExp(`lost ${LIMITS.jobLostAttemptsMax} attempts to silent workers`));
     });
 
     it('lets a worker that reconnects within its heartbeat timeout keep its attempts', async () => {

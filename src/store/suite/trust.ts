@@ -3,7 +3,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { GafferError } from '../../types/errors.ts';
-import { TRUST_DEFAULTS } from '../../types/limits.ts';
+import { LIMITS, TRUST_DEFAULTS } from '../../types/limits.ts';
 import type { Assignment, Job, JobSpec, Json, Trace } from '../../types/model.ts';
 import { newJob } from '../../types/new-job.ts';
 import { resultHash } from '../rules.ts';
@@ -34,18 +34,19 @@ export function trustTests(ctx: ContractContext): void {
     });
 
     it('accepts the result a quorum agrees on, rejects the rest, and records each worker\'s verdict', async () => {
-      const { job, attempts } = await runReplicas(['A', 'B', 'A']);
+      const { job, attempts } = await runReplicas(['A', 'B', 'A'], { margin: 1 });
       const done = await getJob(job.id);
       assert.deepEqual([done.state, done.result], ['succeeded', 'A']);
       assert.deepEqual((await ctx.store.listAttempts({ jobId: job.id })).map((a) => a.state), ['completed', 'rejected', 'completed']);
       const [w1, w2] = [await ctx.store.getWorker({ id: attempts[0]!.workerId }), await ctx.store.getWorker({ id: attempts[1]!.workerId })];
-      assert.deepEqual(w1?.reputation, { valid: 1, invalid: 0, timedOut: 0, streak: 1, soloSinceCheck: 0 });
-      assert.deepEqual(w2?.reputation, { valid: 0, invalid: 1, timedOut: 0, streak: 0, soloSinceCheck: 0 });
+      const credit = LIMITS.workerSlotsMax; // the suite's workers start out of slow start
+      assert.deepEqual(w1?.reputation, { valid: 1, invalid: 0, timedOut: 0, credit, streak: 1, soloSinceCheck: 0 });
+      assert.deepEqual(w2?.reputation, { valid: 0, invalid: 1, timedOut: 0, credit, streak: 0, soloSinceCheck: 0 });
     });
 
-    it('accepts as soon as a quorum agrees, stopping the replicas still running', async () => {
+    it('with margin 1, accepts as soon as a quorum agrees, stopping the replicas still running', async () => {
       for (const id of ['r1', 'r2', 'r3']) await addWorker(id);
-      const job = await submitOne({ replicas: 3, quorum: 2 });
+      const job = await submitOne({ replicas: 3, quorum: 2, margin: 1 });
       const [a, b, c] = (await claim(['r1', 'r2', 'r3'])) as [Assignment, Assignment, Assignment];
       await complete(a, 'A');
       const out = await complete(b, 'A');
@@ -61,7 +62,7 @@ export function trustTests(ctx: ContractContext): void {
       const failed = await getJob(job.id);
       assert.equal(failed.state, 'failed');
       assert.equal(failed.error?.code, 'NO_QUORUM');
-      assert.match(failed.error?.message ?? '', /no 2 of 5 results agreed/);
+      assert.match(failed.error?.message ?? '', new RegExp(`no 2 of ${3 + EXTRA_REPLICAS_MAX} results agreed`));
       assert.match(failed.error?.message ?? '', new RegExp(resultHash('A').slice(0, 12)));
     });
 
@@ -119,16 +120,29 @@ export function trustTests(ctx: ContractContext): void {
       assert.equal((await ctx.store.getWorker({ id: all[3]!.workerId }))?.reputation.invalid, 0);
     });
 
-    it('fails a trace-verified job whose traces split evenly', async () => {
-      for (const id of ['t1', 't2', 't3', 't4']) await addWorker(id);
+    /** Four replicas whose traces split into two clusters of two (scores 0.5, 0.5, 1, 1 from the mean trace). */
+    async function evenTraceSplit(): Promise<Job> {
+      for (const id of ['t1', 't2', 't3', 't4', 't5']) await addWorker(id);
       const job = await submitOne({ replicas: 4, quorum: 2, verify: { mode: 'trace', tolerance: 0.2 } });
       const all = await claim(['t1', 't2', 't3', 't4']);
-      // Scores (distance from the mean trace, 200 per sample, scaled by it): 0.5, 0.5, 1, 1: two clusters of two.
       const cpu = [100, 300, 0, 400];
       for (let i = 0; i < 4; i++) await ctx.store.complete({ ...ref(all[i]!), result: 'R', trace: trace(cpu[i]!) });
-      const failed = await getJob(job.id);
+      return getJob(job.id);
+    }
+
+    it('adds a replica when the traces split evenly: clusters too close to call are no verdict', async () => {
+      const split = await evenTraceSplit();
+      assert.deepEqual([split.state, split.want, split.error], ['queued', 1, null]);
+      const extra = await claimOne(['t1', 't2', 't3', 't4', 't5']);
+      assert.equal(extra.workerId, 't5', 'the added replica goes to a worker that has not run the job');
+      for (const w of await ctx.store.listWorkers()) assert.equal(w.reputation.invalid, 0, `${w.id} is not judged on an undecided split`);
+    });
+
+    it('fails a trace-verified job whose traces split evenly once no extra replica is allowed', async () => {
+      await ctx.reopen({ extraReplicasMax: 0 });
+      const failed = await evenTraceSplit();
       assert.deepEqual([failed.state, failed.error?.code], ['failed', 'NO_QUORUM']);
-      assert.match(failed.error?.message ?? '', /split evenly/);
+      assert.match(failed.error?.message ?? '', /split evenly.*no extra replicas allowed/);
     });
 
     describe('verifier queue', () => {
@@ -240,7 +254,7 @@ export function trustTests(ctx: ContractContext): void {
     it('quarantines a worker whose results are mostly invalid, takes its work back, and an admin can release it', async () => {
       for (const id of ['h1', 'h2', 'bad']) await addWorker(id);
       for (let i = 0; i < TRUST_DEFAULTS.quarantineMinResults; i++) {
-        await submitOne({ replicas: 3, quorum: 2 });
+        await submitOne({ replicas: 3, quorum: 2, margin: 1 }); // three workers: a 2-1 vote must decide
         const round = await claim(['h1', 'h2', 'bad']);
         const mine = round.find((a) => a.workerId === 'bad')!;
         await complete(mine, `made up ${i}`);
@@ -250,7 +264,7 @@ export function trustTests(ctx: ContractContext): void {
       const w = await ctx.store.getWorker({ id: 'bad' });
       assert.equal(w?.state, 'quarantined');
       assert.match(w?.quarantineReason ?? '', /invalid/);
-      assert.deepEqual(w?.reputation, { valid: 0, invalid: 3, timedOut: 0, streak: 0, soloSinceCheck: 0 });
+      assert.deepEqual(w?.reputation, { valid: 0, invalid: 3, timedOut: 0, credit: LIMITS.workerSlotsMax, streak: 0, soloSinceCheck: 0 });
       for (const id of ['h1', 'h2']) assert.equal((await ctx.store.getWorker({ id }))?.quarantined, false);
       await submitOne();
       assert.deepEqual(await claim('bad'), []);
@@ -320,7 +334,7 @@ export function trustTests(ctx: ContractContext): void {
         await ctx.reopen({ trustedStreakMin: 2, spotCheckProbability: 1 });
         for (const id of ['a', 'b', 'c']) await addWorker(id);
         await earnTrust(['a', 'b', 'c'], 2);
-        const job = await submitOne({ replicas: 3, quorum: 2, adaptive: true });
+        const job = await submitOne({ replicas: 3, quorum: 2, margin: 1, adaptive: true });
         const placed = await claim(['a', 'b', 'c']);
         assert.equal(placed.length, 3, 'a spot check runs every replica');
         for (const a of placed) await complete(a, a.workerId === 'a' ? 'lie' : 'truth');

@@ -40,7 +40,7 @@ export function workerTests(ctx: ContractContext): void {
         quarantined: false,
         quarantineReason: null,
         operator: null,
-        reputation: { valid: 0, invalid: 0, timedOut: 0, streak: 0, soloSinceCheck: 0 },
+        reputation: { valid: 0, invalid: 0, timedOut: 0, credit: LIMITS.workerSlotsMax, streak: 0, soloSinceCheck: 0 },
         checks: {},
         connected: true,
         connectedAt: ctx.t0,

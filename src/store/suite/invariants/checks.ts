@@ -4,6 +4,7 @@
 // on a store it reopens after a kill.
 import { isDeepStrictEqual } from 'node:util';
 import { isGafferError, type ErrorCode } from '../../../types/errors.ts';
+import { LIMITS } from '../../../types/limits.ts';
 import type { Attempt, Job, Worker } from '../../../types/model.ts';
 import {
   ATTEMPT_STATES,
@@ -138,6 +139,7 @@ function checkJob(s: Snapshot, job: Job): void {
   ensure(job.want === 0 || job.state === 'queued' || job.state === 'running', '7', () => `job ${id} is ${job.state} and wants ${job.want}`);
   ensure(job.state !== 'queued' || job.want > 0, 'liveness', () => `job ${id} is queued but wants no attempt: it can never run`);
   ensure(job.failures <= job.maxAttempts, '7', () => `job ${id} failed ${job.failures} times of maxAttempts ${job.maxAttempts}`);
+  ensure(job.lost >= 0 && job.lost <= LIMITS.jobLostAttemptsMax, '7', () => `job ${id} lost ${job.lost} attempts (at most ${LIMITS.jobLostAttemptsMax})`);
   ensure((job.state === 'succeeded') === (job.result !== null), '2', () => `job ${id} is ${job.state} with result ${JSON.stringify(job.result)}`);
   ensure(job.replicas > 1 || liveAttempts.length <= 1, '7', () => `job ${id} (1 replica) has ${liveAttempts.length} live attempts`);
   ensure(job.quorum >= 1 && job.quorum <= job.replicas, '7', () => `job ${id} has quorum ${job.quorum} of ${job.replicas}`);
@@ -197,14 +199,21 @@ function checkAcceptedResult(job: Job, attempts: Attempt[]): void {
     ensure(winners.length === completed.length, '2', () => `job ${job.id} succeeded but keeps completed attempts with other results`);
     return;
   }
-  // Not accepted (yet): no result group has reached the quorum, or it would have been accepted.
+  // Not accepted (yet): no result group leads decisively (the quorum, and the margin over the
+  // runner-up with every pending attempt counted for it), or it would have been accepted.
   // (Trace verification waits for every replica before it counts, so a job may end another way meanwhile.)
-  if (job.verify?.mode === 'trace') return;
+  // A job that ended another way (cancelled, say) may keep a vote that was not yet decisive when it ended.
+  if (job.verify?.mode === 'trace' || isTerminalJobState(job.state)) return;
   const groups = new Map<string, number>();
   for (const a of completed) groups.set(a.resultHash ?? '', (groups.get(a.resultHash ?? '') ?? 0) + 1);
-  for (const [hash, n] of groups) {
-    ensure(n < job.quorum, '2', () => `job ${job.id} is ${job.state} though ${n} completed attempts agree on ${hash.slice(0, 8)} (quorum ${job.quorum})`);
-  }
+  const [top, second] = [...groups].sort((a, b) => b[1] - a[1]);
+  if (top === undefined) return;
+  const lead = top[1] - (second?.[1] ?? 0) - job.live - job.want;
+  ensure(
+    top[1] < job.quorum || lead < job.margin,
+    '2',
+    () => `job ${job.id} is ${job.state} though ${top[1]} completed attempts agree on ${top[0].slice(0, 8)}, ${lead} ahead (quorum ${job.quorum}, margin ${job.margin})`,
+  );
 }
 
 /** Dependencies: a waiting job waits on live parents; a ready job's parents all succeeded. */

@@ -16,6 +16,7 @@ export interface JobGen {
   priority: number;
   replicas: number;
   quorumPick: number;
+  margin: number;
   cores: number;
   memoryMb: number;
   gpus: number;
@@ -85,6 +86,7 @@ const jobGenArb: fc.Arbitrary<JobGen> = fc
     priority: fc.integer({ min: -2, max: 2 }),
     replicas: fc.oneof({ arbitrary: fc.constant(1), weight: 3 }, { arbitrary: fc.integer({ min: 2, max: 3 }), weight: 1 }),
     quorumPick: fc.nat({ max: 2 }),
+    margin: fc.integer({ min: 1, max: 2 }),
     cores: fc.oneof({ arbitrary: fc.constant(0), weight: 1 }, { arbitrary: fc.integer({ min: 1, max: 4 }), weight: 1 }),
     memoryMb: fc.constantFrom(0, 0, 512, 1024, 3000),
     gpus: fc.oneof({ arbitrary: fc.constant(0), weight: 2 }, { arbitrary: fc.integer({ min: 1, max: 2 }), weight: 1 }),
@@ -161,6 +163,7 @@ export function newJobOf(g: JobGen, now: number, order: readonly string[]): NewJ
     requires: { cores: g.cores, memoryMb: g.memoryMb, gpus: g.gpus, ...(g.zone ? { labels: { zone: g.zone } } : {}) },
     replicas: g.replicas,
     quorum: 1 + (g.quorumPick % g.replicas),
+    margin: g.margin,
     labels: { gen: String(g.payload % 3) },
   };
   if (g.replicas > 1 && g.adaptive) spec.adaptive = true;

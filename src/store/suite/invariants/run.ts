@@ -4,6 +4,7 @@
 // (ledger.ts). The run ends with liveness: every job must end.
 import { isDeepStrictEqual } from 'node:util';
 import type { TrustPolicy } from '../../../trust/index.ts';
+import { TRUST_DEFAULTS } from '../../../types/limits.ts';
 import { seededRandom, VirtualClock } from '../../../types/clock.ts';
 import type { ErrorCode } from '../../../types/errors.ts';
 import type { Assignment, Attempt, Job, Json, NewJob, PlaceFn, WorkerSpec } from '../../../types/model.ts';
@@ -29,8 +30,18 @@ import type { OpenStore, StoreContext } from './context.ts';
 import { drainToTerminal } from './drain.ts';
 import { checkLedger, expectSubmitted, type Ledger } from './ledger.ts';
 
-/** Quarantine after two judged results, trust after a streak of two, frequent spot checks. */
-const INVARIANT_TRUST: Partial<TrustPolicy> = { quarantineMinResults: 2, trustedStreakMin: 2, spotCheckProbability: 0.3, spotCheckMaxGapJobs: 3 };
+/**
+ * Quarantine after two judged results, trust after a streak of two, frequent
+ * spot checks; two extra replicas at most, so that a split vote of three
+ * replicas can always find workers that have not voted among the drain's.
+ */
+const INVARIANT_TRUST: Partial<TrustPolicy> = {
+  quarantineMinResults: 2,
+  trustedStreakMin: 2,
+  spotCheckProbability: 0.3,
+  spotCheckMaxGapJobs: 3,
+  extraReplicasMax: 2,
+};
 
 /** What a command returns when it found nothing to act on (no job, worker or attempt yet). */
 const SKIP = 'skip' as const;
@@ -327,7 +338,8 @@ class Run {
       ensure(isDeepStrictEqual(stopped, held), 'trust', () => `quarantine stopped ${stopped.join(', ')}, the worker held ${held.join(', ')}`);
       for (const a of held) ensure(next.attemptById.get(a)?.state === 'cancelled', 'trust', () => `attempt ${a} of a quarantined worker is ${next.attemptById.get(a)?.state}`);
     } else {
-      ensure(isDeepStrictEqual(out.worker.reputation, { valid: 0, invalid: 0, timedOut: 0, streak: 0, soloSinceCheck: 0 }), 'trust', () => `a released worker keeps ${JSON.stringify(out.worker.reputation)}`);
+      const fresh = { valid: 0, invalid: 0, timedOut: 0, credit: TRUST_DEFAULTS.creditInitialSlots, streak: 0, soloSinceCheck: 0 };
+      ensure(isDeepStrictEqual(out.worker.reputation, fresh), 'trust', () => `a released worker keeps ${JSON.stringify(out.worker.reputation)}`);
       ensure(isDeepStrictEqual([...this.before.attempts.entries()], [...next.attempts.entries()]), 'trust', () => 'a release changed attempts');
     }
     return false;
