@@ -21,7 +21,7 @@ import type { Change, HeartbeatResult, LeaseRef, QueueCounts, QueueState, ReadHi
 import type { HistoryPoint, TrustPoint } from '../types/history.ts';
 import type { Clock, Random, TimerHandle } from '../types/clock.ts';
 import { GafferError, isGafferError } from '../types/errors.ts';
-import { COORDINATOR_DEFAULTS, LIMITS } from '../types/limits.ts';
+import { COORDINATOR_DEFAULTS, LIMITS, PROTOCOL_DEFAULTS } from '../types/limits.ts';
 import type { Assignment, Job, JobError, Json, NewJob, PlaceFn, Worker, WorkerSpec } from '../types/model.ts';
 import { isTerminalJobState, type JobState } from '../types/states.ts';
 import type { QueueConfig } from './validate.ts';
@@ -498,6 +498,22 @@ export class Coordinator {
   }
 }
 
+/** Most attempts a worker with this spec may name in one hello or heartbeat. */
+export function attemptRefsMax(spec: WorkerSpec): number {
+  const slots = Object.values(spec.queues).reduce((n, s) => n + s, 0);
+  return Math.min(PROTOCOL_DEFAULTS.attemptsPerFrameMax, PROTOCOL_DEFAULTS.attemptsPerSlotMax * Math.max(1, slots));
+}
+
+function checkRefCount(count: number, spec: WorkerSpec): void {
+  const max = attemptRefsMax(spec);
+  if (count > max) {
+    throw new GafferError('INVALID_INPUT', `a heartbeat of this worker names at most ${max} attempts (attemptsPerSlotMax per slot); it named ${count}`, {
+      maxAttempts: max,
+      named: count,
+    });
+  }
+}
+
 /** One attached worker: what the worker calls to report, and how it is reached. */
 export class WorkerSession {
   readonly workerId: string;
@@ -514,8 +530,13 @@ export class WorkerSession {
     this.link = link;
   }
 
-  /** Extends the leases of what the worker runs; names what it must stop. */
+  /**
+   * Extends the leases of what the worker runs (one statement for all of them);
+   * names what it must stop. Naming more attempts than attemptsPerSlotMax per
+   * declared slot is INVALID_INPUT, refused before the store is asked.
+   */
   async heartbeat(attempts?: readonly LeaseRef[]): Promise<HeartbeatResult> {
+    if (attempts !== undefined) checkRefCount(attempts.length, this.spec);
     const params = attempts === undefined ? { workerId: this.workerId } : { workerId: this.workerId, attempts };
     const out = await this.coordinator.trackReport(this.coordinator.store.heartbeat(params));
     // A worker the sweeper had given up on is back: jobs may be waiting for it.

@@ -302,6 +302,8 @@ class WorkerConnection {
           const res = await session.heartbeat(frame.attempts);
           if (res.revoked.length > 0) this.send({ type: 'revoke', attemptIds: res.revoked, reason: 'STALE_LEASE' });
         } catch (err) {
+          // Naming more attempts than the worker's slots allow is the worker's fault: a violation.
+          if (isGafferError(err, 'INVALID_INPUT')) return this.violation(new FrameError(err, 'heartbeat'));
           this.sendError(asGafferError(err, this.log), 'heartbeat');
         }
         return;

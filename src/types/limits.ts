@@ -220,8 +220,14 @@ export const PROTOCOL_DEFAULTS = {
   idleTimeoutMs: 15_000,
   /** Frames read from one connection and not yet handled; beyond this the coordinator stops reading it for a while. */
   frameQueueMax: 64,
-  /** Most attempts named in one hello or heartbeat. */
+  /** Most attempts named in one hello or heartbeat, whatever the worker's slots. */
   attemptsPerFrameMax: 65_536,
+  /**
+   * Most attempts one hello or heartbeat may name per slot the worker declares
+   * (one running, one finished and awaiting its ack); a frame naming more is
+   * refused (INVALID_INPUT) without touching the store.
+   */
+  attemptsPerSlotMax: 2,
 } as const;
 
 /** The TypeScript SDK worker (src/worker). */
