@@ -82,6 +82,8 @@ export const LIMITS = {
   cascadeMaxJobs: 100_000,
   /** Largest HTTP request body; a batch of large payloads must be split to fit. */
   httpBodyMaxBytes: 8 * 1024 * 1024,
+  /** Shortest bearer token a server listening beyond loopback accepts at start (a token never holds whitespace, wherever it listens). */
+  tokenMinChars: 16,
   /** Largest HTTP request line and headers together; more is answered 431 HEADERS_TOO_LARGE. */
   httpHeadersMaxBytes: 16 * 1024,
   /** Longest a result long poll waits (`waitMs`); a longer wait is cut to this. */
