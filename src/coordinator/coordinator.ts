@@ -26,7 +26,7 @@ import type { Assignment, Job, JobError, Json, NewJob, PlaceFn, Worker, WorkerSp
 import { isTerminalJobState, type JobState } from '../types/states.ts';
 import type { QueueConfig } from './validate.ts';
 import { resultHash } from '../store/rules.ts';
-import { checkResult, checkSize, checkTrace, normalizeJob, normalizeJobs, normalizeWorker } from './validate.ts';
+import { checkResult, checkSize, checkText, checkTrace, normalizeJob, normalizeJobs, normalizeWorker } from './validate.ts';
 import { guardStore, StoreHealth } from './store-guard.ts';
 import { Dispatcher, freesCapacity, groupByWorker } from './dispatcher.ts';
 import { Sweeper } from './sweeper.ts';
@@ -238,6 +238,7 @@ export class Coordinator {
   }
 
   async cancel(id: string, reason?: string): Promise<Job> {
+    checkText(reason, 'reason');
     const out = await this.store.cancel(reason === undefined ? { jobId: id } : { jobId: id, reason });
     this.applyChanges(out.changes, 'job cancelled', out.job);
     return out.job;
@@ -295,6 +296,7 @@ export class Coordinator {
     if (!QUEUE_NAME.test(queue) || queue.length > LIMITS.queueNameMaxChars) {
       throw new GafferError('INVALID_INPUT', `a queue name is dotted words of 1 to ${LIMITS.queueNameMaxChars} characters`);
     }
+    checkText(reason, 'reason');
     const state = await this.store.setQueuePaused(reason === undefined ? { queue, paused } : { queue, paused, reason });
     if (!paused) this.kick();
     return state;
@@ -316,6 +318,7 @@ export class Coordinator {
 
   /** Quarantines a worker (no real work; its live attempts go back to the queue) or releases it with a fresh record. */
   async setQuarantine(workerId: string, quarantined: boolean, reason?: string): Promise<Worker> {
+    checkText(reason, 'reason');
     const out = await this.store.setWorkerQuarantine(reason === undefined ? { workerId, quarantined } : { workerId, quarantined, reason });
     this.applyChanges(out.changes, 'worker quarantined');
     this.events.emit('worker', { workerId, event: quarantined ? 'quarantined' : 'released', at: this.clock.now() });
