@@ -173,6 +173,27 @@ describe('http connections: slow, fat and unauthenticated clients', () => {
     await stillAnswers();
   });
 
+  it('lets a long poll and an event stream outlast the request timeout: it bounds how long a request takes to arrive, not to be answered', async () => {
+    const { job } = await coordinator.submit({ queue: 'idle.q' });
+    const headers = { authorization: `Bearer ${TOKEN}` };
+    const res = await fetch(`http://127.0.0.1:${port}/v1/jobs/${job.id}/result?waitMs=1500`, { headers });
+    assert.equal(res.status, 200);
+    assert.equal(((await res.json()) as { id: string }).id, job.id);
+    const stream = await fetch(`http://127.0.0.1:${port}/v1/events`, { headers });
+    assert.equal(stream.status, 200);
+    const reader = stream.body!.getReader();
+    await reader.read(); // ': connected'
+    await new Promise((r) => setTimeout(r, 1500));
+    await coordinator.submit({ queue: 'idle.q' });
+    let seen = '';
+    while (!seen.includes('event: job')) {
+      const { value, done } = await reader.read();
+      assert.equal(done, false, 'the stream is still open');
+      seen += new TextDecoder().decode(value);
+    }
+    await reader.cancel();
+  });
+
   it('answers headers over httpHeadersMaxBytes with 431 HEADERS_TOO_LARGE in the one error shape', async () => {
     const c = new RawConnection(port);
     await c.write(head(['GET /healthz HTTP/1.1', 'Host: x', `X-Big: ${'a'.repeat(LIMITS.httpHeadersMaxBytes + 1)}`]));

@@ -210,6 +210,13 @@ describe('worker socket', () => {
     assert.ok((await tc.store.listAttempts({ jobId: job.id }))[0]!.leaseExpiresAt >= before);
     c.send({ type: 'complete', ...held, result: 'ok' });
     assert.equal((await c.next('ack')).ok, true);
+    // A hello presenting more attempts than its slots allow is refused, and the connection closed.
+    const greedy = client();
+    await greedy.opened;
+    greedy.send({ type: 'hello', protocol: PROTOCOL_VERSION, worker: spec('w2'), attempts: madeUp.slice(0, 3) });
+    const error = await greedy.next('error');
+    assert.deepEqual([error.code, error.frame], ['INVALID_INPUT', 'hello']);
+    assert.equal((await greedy.closed).code, CLOSE_CODES.protocolViolations);
   });
 
   it('answers bad frames with error frames and closes only the connection that keeps sending them', T, async () => {
