@@ -21,12 +21,12 @@ import type { Change, HeartbeatResult, LeaseRef, QueueCounts, QueueState, ReadHi
 import type { HistoryPoint, TrustPoint } from '../types/history.ts';
 import type { Clock, Random, TimerHandle } from '../types/clock.ts';
 import { GafferError, isGafferError } from '../types/errors.ts';
-import { COORDINATOR_DEFAULTS, LIMITS } from '../types/limits.ts';
+import { COORDINATOR_DEFAULTS, LIMITS, PROTOCOL_DEFAULTS } from '../types/limits.ts';
 import type { Assignment, Job, JobError, Json, NewJob, PlaceFn, Worker, WorkerSpec } from '../types/model.ts';
 import { isTerminalJobState, type JobState } from '../types/states.ts';
 import type { QueueConfig } from './validate.ts';
 import { resultHash } from '../store/rules.ts';
-import { checkResult, checkSize, checkTrace, normalizeJob, normalizeJobs, normalizeWorker } from './validate.ts';
+import { checkResult, checkSize, checkText, checkTrace, normalizeJob, normalizeJobs, normalizeWorker } from './validate.ts';
 import { guardStore, StoreHealth } from './store-guard.ts';
 import { Dispatcher, freesCapacity, groupByWorker } from './dispatcher.ts';
 import { Sweeper } from './sweeper.ts';
@@ -238,6 +238,7 @@ export class Coordinator {
   }
 
   async cancel(id: string, reason?: string): Promise<Job> {
+    checkText(reason, 'reason');
     const out = await this.store.cancel(reason === undefined ? { jobId: id } : { jobId: id, reason });
     this.applyChanges(out.changes, 'job cancelled', out.job);
     return out.job;
@@ -295,6 +296,7 @@ export class Coordinator {
     if (!QUEUE_NAME.test(queue) || queue.length > LIMITS.queueNameMaxChars) {
       throw new GafferError('INVALID_INPUT', `a queue name is dotted words of 1 to ${LIMITS.queueNameMaxChars} characters`);
     }
+    checkText(reason, 'reason');
     const state = await this.store.setQueuePaused(reason === undefined ? { queue, paused } : { queue, paused, reason });
     if (!paused) this.kick();
     return state;
@@ -316,6 +318,7 @@ export class Coordinator {
 
   /** Quarantines a worker (no real work; its live attempts go back to the queue) or releases it with a fresh record. */
   async setQuarantine(workerId: string, quarantined: boolean, reason?: string): Promise<Worker> {
+    checkText(reason, 'reason');
     const out = await this.store.setWorkerQuarantine(reason === undefined ? { workerId, quarantined } : { workerId, quarantined, reason });
     this.applyChanges(out.changes, 'worker quarantined');
     this.events.emit('worker', { workerId, event: quarantined ? 'quarantined' : 'released', at: this.clock.now() });
@@ -498,6 +501,22 @@ export class Coordinator {
   }
 }
 
+/** Most attempts a worker with this spec may name in one hello or heartbeat. */
+export function attemptRefsMax(spec: WorkerSpec): number {
+  const slots = Object.values(spec.queues).reduce((n, s) => n + s, 0);
+  return Math.min(PROTOCOL_DEFAULTS.attemptsPerFrameMax, PROTOCOL_DEFAULTS.attemptsPerSlotMax * Math.max(1, slots));
+}
+
+function checkRefCount(count: number, spec: WorkerSpec): void {
+  const max = attemptRefsMax(spec);
+  if (count > max) {
+    throw new GafferError('INVALID_INPUT', `a heartbeat of this worker names at most ${max} attempts (attemptsPerSlotMax per slot); it named ${count}`, {
+      maxAttempts: max,
+      named: count,
+    });
+  }
+}
+
 /** One attached worker: what the worker calls to report, and how it is reached. */
 export class WorkerSession {
   readonly workerId: string;
@@ -514,8 +533,13 @@ export class WorkerSession {
     this.link = link;
   }
 
-  /** Extends the leases of what the worker runs; names what it must stop. */
+  /**
+   * Extends the leases of what the worker runs (one statement for all of them);
+   * names what it must stop. Naming more attempts than attemptsPerSlotMax per
+   * declared slot is INVALID_INPUT, refused before the store is asked.
+   */
   async heartbeat(attempts?: readonly LeaseRef[]): Promise<HeartbeatResult> {
+    if (attempts !== undefined) checkRefCount(attempts.length, this.spec);
     const params = attempts === undefined ? { workerId: this.workerId } : { workerId: this.workerId, attempts };
     const out = await this.coordinator.trackReport(this.coordinator.store.heartbeat(params));
     // A worker the sweeper had given up on is back: jobs may be waiting for it.

@@ -5,7 +5,7 @@ import { GafferError } from '../types/errors.ts';
 import { LIMITS } from '../types/limits.ts';
 import type { ChallengeSpec, JobSpec, Json, NewJob, Trace, WorkerSpec } from '../types/model.ts';
 import { newJob, type JobDefaults } from '../types/new-job.ts';
-import { jobSpecSchema, traceSchema, workerSpecSchema } from '../types/schemas.ts';
+import { jobSpecSchema, traceSchema, UNSTORABLE_TEXT, workerSpecSchema } from '../types/schemas.ts';
 
 const ajv = new Ajv({ allErrors: false, strict: true, allowUnionTypes: true });
 ajv.addFormat('date-time', { type: 'string', validate: (s: string) => isIsoDateTime(s) });
@@ -48,6 +48,17 @@ export function jsonBytes(value: unknown, what: string): number {
   }
   if (text === undefined) throw new GafferError('INVALID_INPUT', `${what} is not a JSON value`);
   return Buffer.byteLength(text, 'utf8');
+}
+
+/**
+ * Free text a store keeps as text (a reason) holds no NUL and no lone UTF-16
+ * surrogate: PostgreSQL cannot keep either and SQLite would alter them, so
+ * both are refused here, the same on every store (INVALID_INPUT).
+ */
+export function checkText(value: string | undefined, what: string): void {
+  if (value !== undefined && UNSTORABLE_TEXT.test(value)) {
+    throw new GafferError('INVALID_INPUT', `${what} holds a NUL character or an unpaired UTF-16 surrogate`, { field: what });
+  }
 }
 
 export function checkSize(value: unknown, maxBytes: number, what: string): void {

@@ -2,6 +2,7 @@
 // Bearer <token>`; each route and the worker socket need one scope.
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { GafferError } from '../types/errors.ts';
+import { LIMITS } from '../types/limits.ts';
 
 export const SCOPES = ['client', 'worker', 'admin'] as const;
 export type Scope = (typeof SCOPES)[number];
@@ -28,12 +29,21 @@ const digest = (s: string): Buffer => createHash('sha256').update(s, 'utf8').dig
 
 export class Auth {
   private readonly tokens: { digest: Buffer; scopes: ReadonlySet<Scope>; name: string; operator: string }[];
+  /** Names of the tokens shorter than LIMITS.tokenMinChars: refused beyond loopback (assertSafeListen). */
+  readonly shortTokens: readonly string[];
 
+  /** Throws INVALID_INPUT for an empty token or one holding whitespace (it could never be sent as a bearer token). */
   constructor(tokens: readonly TokenConfig[]) {
+    const short: string[] = [];
     this.tokens = tokens.map((t, i) => {
       const name = t.name ?? `token-${i + 1}`;
+      if (t.token === '' || /\s/u.test(t.token)) {
+        throw new GafferError('INVALID_INPUT', `token "${name}" is empty or holds whitespace; a bearer token is one word of at least ${LIMITS.tokenMinChars} characters`);
+      }
+      if (t.token.length < LIMITS.tokenMinChars) short.push(name);
       return { digest: digest(t.token), scopes: new Set(t.scopes), name, operator: t.operator ?? name };
     });
+    this.shortTokens = short;
   }
 
   /** One token with every scope, as `--token` and GAFFER_TOKEN give. */

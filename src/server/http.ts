@@ -23,6 +23,7 @@ import { HISTORY_BUCKET_BOUNDS_MS, HISTORY_BUCKET_NAMES, STEP_MS, stepStart, typ
 import type { Auth, Scope } from './auth.ts';
 import { registerDashboard } from './dashboard.ts';
 import { registerMetrics } from './metrics.ts';
+import { bodyUnread, clientErrorHandler, httpTimeouts, lingerOnClose, serverOptions, type HttpTimeouts } from './connections.ts';
 import { buildOpenApi } from './openapi.ts';
 import { ROUTES, type JsonSchema, type RouteId } from './routes.ts';
 
@@ -35,6 +36,8 @@ export interface HttpDeps {
   bodyLimitBytes?: number;
   /** Event-stream tuning (tests shorten these); HTTP_DEFAULTS and LIMITS when left out. */
   sse?: { heartbeatIntervalMs?: number; bufferMaxEvents?: number };
+  /** Header, request and idle timeouts and the closing linger (tests shorten these); HTTP_DEFAULTS when left out. */
+  timeouts?: Partial<HttpTimeouts>;
 }
 
 /**
@@ -50,8 +53,13 @@ export async function buildHttpApp(deps: HttpDeps): Promise<FastifyInstance> {
   const store = coordinator.store;
   const bodyLimit = deps.bodyLimitBytes ?? LIMITS.httpBodyMaxBytes;
   const logger = deps.logger === undefined ? pino({ level: 'warn' }, pino.destination(2)) : deps.logger;
+  const timeouts = httpTimeouts(deps.timeouts);
   const app = fastify({
     bodyLimit,
+    http: serverOptions(timeouts),
+    requestTimeout: timeouts.requestTimeoutMs,
+    connectionTimeout: timeouts.connectionIdleTimeoutMs,
+    clientErrorHandler: clientErrorHandler(timeouts),
     routerOptions: { maxParamLength: PARAM_MAX_CHARS },
     // While closing, requests get NOT_READY in the one error shape (the onRequest hook below), not fastify's own 503.
     return503OnClosing: false,
@@ -72,6 +80,15 @@ export async function buildHttpApp(deps: HttpDeps): Promise<FastifyInstance> {
   app.setNotFoundHandler((req, reply) =>
     sendError(reply, new GafferError('ROUTE_NOT_FOUND', `no route for ${req.method} ${req.url.split('?')[0]}`), req.log),
   );
+  // An answer sent before the body was read (a refused token, a body over the limit) closes the connection,
+  // gracefully: nothing more of that body is kept, and the client can still read the answer.
+  app.addHook('onSend', async (req, reply, payload) => {
+    if (bodyUnread(req.raw)) {
+      reply.header('connection', 'close');
+      lingerOnClose(req.raw, timeouts.closeLingerMs);
+    }
+    return payload;
+  });
   let closing = false;
   app.addHook('onRequest', async (_req, reply) => {
     if (!closing) return;

@@ -5,6 +5,7 @@ import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { Coordinator } from '../coordinator/coordinator.ts';
 import { GafferError } from '../types/errors.ts';
+import { LIMITS } from '../types/limits.ts';
 import { Auth, isLoopback } from './auth.ts';
 import { buildHttpApp } from './http.ts';
 import { attachWorkerSocket } from './worker-socket.ts';
@@ -25,13 +26,25 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
-/** Throws unless the server would listen on loopback or with tokens: callers check this before opening anything. */
+/**
+ * Throws unless the server would listen on loopback, or with tokens of at
+ * least LIMITS.tokenMinChars characters: callers check this before opening anything.
+ */
 export function assertSafeListen(auth: Auth, host: string): void {
-  if (!auth.enabled && !isLoopback(host)) {
+  if (isLoopback(host)) return;
+  if (!auth.enabled) {
     throw new GafferError(
       'INVALID_INPUT',
       `refusing to listen on ${host} without a token: anyone who can reach it could submit and run work. ` +
         'Pass --token (or set GAFFER_TOKEN, or configure tokens in the config file), or listen on 127.0.0.1.',
+    );
+  }
+  if (auth.shortTokens.length > 0) {
+    throw new GafferError(
+      'INVALID_INPUT',
+      `refusing to listen on ${host} with a token shorter than ${LIMITS.tokenMinChars} characters (${auth.shortTokens.join(', ')}): ` +
+        'it could be guessed. Use a long random token (openssl rand -hex 32), or listen on 127.0.0.1.',
+      { tokens: auth.shortTokens, minChars: LIMITS.tokenMinChars },
     );
   }
 }

@@ -190,6 +190,35 @@ describe('worker socket', () => {
     assert.deepEqual([done.state, done.result, done.attempts], ['succeeded', 'once', 1]);
   });
 
+  it('refuses a heartbeat naming more attempts than the worker has slots for, and keeps the lease it holds', T, async () => {
+    const { job } = await tc.coordinator.submit({ queue: 'work', payload: 1, heartbeatTimeoutMs: 10_000 });
+    const c = client();
+    await c.hello(spec('w1', { work: 2 })); // 2 slots: at most 2 * attemptsPerSlotMax = 4 attempts per heartbeat
+    const [a] = (await c.next('assign')).assignments;
+    const held = { attemptId: a!.attemptId, lease: a!.lease };
+    const before = (await tc.store.listAttempts({ jobId: job.id }))[0]!.leaseExpiresAt;
+    const madeUp = Array.from({ length: 5000 }, (_, i) => ({ attemptId: `01MADEUP${i}`, lease: 'x' }));
+    c.send({ type: 'heartbeat', attempts: [held, ...madeUp] });
+    const refused = await c.next('error');
+    assert.deepEqual([refused.code, refused.frame], ['INVALID_INPUT', 'heartbeat']);
+    assert.match(refused.message, /at most 4 attempts/);
+    assert.equal((await tc.store.listAttempts({ jobId: job.id }))[0]!.leaseExpiresAt, before, 'nothing was extended');
+    // Within the bound, the same worker's heartbeat is taken: the held lease is extended, the made-up ones revoked.
+    c.send({ type: 'heartbeat', attempts: [held, ...madeUp.slice(0, 3)] });
+    const revoke = await c.next('revoke');
+    assert.deepEqual(revoke.attemptIds, madeUp.slice(0, 3).map((r) => r.attemptId));
+    assert.ok((await tc.store.listAttempts({ jobId: job.id }))[0]!.leaseExpiresAt >= before);
+    c.send({ type: 'complete', ...held, result: 'ok' });
+    assert.equal((await c.next('ack')).ok, true);
+    // A hello presenting more attempts than its slots allow is refused, and the connection closed.
+    const greedy = client();
+    await greedy.opened;
+    greedy.send({ type: 'hello', protocol: PROTOCOL_VERSION, worker: spec('w2'), attempts: madeUp.slice(0, 3) });
+    const error = await greedy.next('error');
+    assert.deepEqual([error.code, error.frame], ['INVALID_INPUT', 'hello']);
+    assert.equal((await greedy.closed).code, CLOSE_CODES.protocolViolations);
+  });
+
   it('answers bad frames with error frames and closes only the connection that keeps sending them', T, async () => {
     const bad = client();
     await bad.opened;

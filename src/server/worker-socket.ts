@@ -302,6 +302,8 @@ class WorkerConnection {
           const res = await session.heartbeat(frame.attempts);
           if (res.revoked.length > 0) this.send({ type: 'revoke', attemptIds: res.revoked, reason: 'STALE_LEASE' });
         } catch (err) {
+          // Naming more attempts than the worker's slots allow is the worker's fault: a violation.
+          if (isGafferError(err, 'INVALID_INPUT')) return this.violation(new FrameError(err, 'heartbeat'));
           this.sendError(asGafferError(err, this.log), 'heartbeat');
         }
         return;
@@ -384,7 +386,9 @@ class WorkerConnection {
       resumed = named.length > 0 ? await session.heartbeat(named) : { extended: [], revoked: [] };
     } catch (err) {
       this.sendError(asGafferError(err, this.log), 'hello');
-      this.close(1011, 'could not resume the attempts');
+      // More attempts than the worker's slots allow is the worker's fault, anything else the coordinator's.
+      if (isGafferError(err, 'INVALID_INPUT')) this.close(CLOSE_CODES.protocolViolations, 'hello named more attempts than its slots allow');
+      else this.close(1011, 'could not resume the attempts');
       return;
     }
     if (this.isClosed()) return;

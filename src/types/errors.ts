@@ -5,6 +5,8 @@
 export const ERRORS = {
   INVALID_INPUT: { status: 400, message: 'The request is not valid' },
   PAYLOAD_TOO_LARGE: { status: 413, message: 'The payload is larger than its limit' },
+  HEADERS_TOO_LARGE: { status: 431, message: 'The request headers are larger than their limit' },
+  REQUEST_TIMEOUT: { status: 408, message: 'The request did not arrive within its time limit' },
   UNKNOWN_FIELD: { status: 400, message: 'The request has a field that is not part of the API' },
   UNAUTHORIZED: { status: 401, message: 'A valid bearer token is required' },
   FORBIDDEN: { status: 403, message: 'The token does not carry the scope this needs' },

@@ -88,6 +88,10 @@ export const LIMITS = {
   cascadeMaxJobs: 100_000,
   /** Largest HTTP request body; a batch of large payloads must be split to fit. */
   httpBodyMaxBytes: 8 * 1024 * 1024,
+  /** Shortest bearer token a server listening beyond loopback accepts at start (a token never holds whitespace, wherever it listens). */
+  tokenMinChars: 16,
+  /** Largest HTTP request line and headers together; more is answered 431 HEADERS_TOO_LARGE. */
+  httpHeadersMaxBytes: 16 * 1024,
   /** Longest a result long poll waits (`waitMs`); a longer wait is cut to this. */
   resultWaitMaxMs: 30 * 1000,
   /** Events queued for one event-stream client that reads too slowly (a full batch submit and a claim fit); one more and it is disconnected. */
@@ -194,6 +198,16 @@ export const HTTP_DEFAULTS = {
   queueStatsWindowMs: 5 * 60 * 1000,
   /** The advisor looks at the attempts that finished and the jobs submitted this recently, unless asked for another window. */
   adviceWindowMs: 6 * 3600 * 1000,
+  /** A request's headers must all arrive within this long of its first byte, or it is answered 408 REQUEST_TIMEOUT and closed. */
+  headersTimeoutMs: 10 * 1000,
+  /** All of a request, body included, must arrive within this long, or it is answered 408 REQUEST_TIMEOUT and closed (a slow body). */
+  requestTimeoutMs: 60 * 1000,
+  /** A connection on which nothing moves for this long is closed; longer than the longest long poll (resultWaitMaxMs) and the event-stream heartbeat. */
+  connectionIdleTimeoutMs: 120 * 1000,
+  /** How often the server looks for requests past headersTimeoutMs or requestTimeoutMs: a timeout fires up to this much late. */
+  timeoutCheckIntervalMs: 1000,
+  /** An answer given before the request's body was read (401, 413, 408, ...) closes the connection; the body still arriving is read and dropped for at most this long, so that the client can read the answer instead of a reset. */
+  closeLingerMs: 2000,
 } as const;
 
 /** Coordinator defaults. */
@@ -238,8 +252,14 @@ export const PROTOCOL_DEFAULTS = {
   idleTimeoutMs: 15_000,
   /** Frames read from one connection and not yet handled; beyond this the coordinator stops reading it for a while. */
   frameQueueMax: 64,
-  /** Most attempts named in one hello or heartbeat. */
+  /** Most attempts named in one hello or heartbeat, whatever the worker's slots. */
   attemptsPerFrameMax: 65_536,
+  /**
+   * Most attempts one hello or heartbeat may name per slot the worker declares
+   * (one running, one finished and awaiting its ack); a frame naming more is
+   * refused (INVALID_INPUT) without touching the store.
+   */
+  attemptsPerSlotMax: 2,
 } as const;
 
 /** The TypeScript SDK worker (src/worker). */

@@ -16,7 +16,7 @@ export const CLOSE_CODES = {
   tooBig: 1009,
   /** The coordinator could not handle hello now (its store is unavailable): reconnect after a backoff, to another URL if you have one. */
   tryAgainLater: 1013,
-  /** Too many protocol violations on this connection. */
+  /** Too many protocol violations on this connection, or a hello naming more attempts than its slots allow. */
   protocolViolations: 4400,
   /** No hello within helloTimeoutMs, or nothing at all within idleTimeoutMs. */
   timeout: 4408,

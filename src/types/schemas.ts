@@ -13,6 +13,9 @@ const QUEUE_PATTERN = '^[A-Za-z0-9][A-Za-z0-9_.:-]*$';
  */
 const TEXT_PATTERN = '^[^\\u0000\\uD800-\\uDFFF]*$';
 
+/** The same rule as a RegExp: matches text with a NUL or a lone surrogate (with the u flag, a paired one is one code point and does not match). */
+export const UNSTORABLE_TEXT = /[\u0000\uD800-\uDFFF]/u;
+
 const key = { type: 'string', minLength: 1, maxLength: LIMITS.keyMaxChars, pattern: TEXT_PATTERN } as const;
 
 const labels = {

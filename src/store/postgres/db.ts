@@ -20,6 +20,7 @@ import pg from 'pg';
 import type { Clock, Random } from '../../types/clock.ts';
 import { GafferError } from '../../types/errors.ts';
 import { POSTGRES_DEFAULTS } from '../../types/limits.ts';
+import { UNSTORABLE_TEXT } from '../../types/schemas.ts';
 import { ATTEMPT_TRANSITIONS, JOB_TRANSITIONS } from '../../types/states.ts';
 import type { Row } from '../rows.ts';
 import { MIGRATIONS } from './schema.ts';
@@ -402,8 +403,6 @@ function statementName(text: string): string {
   return name;
 }
 
-/** A NUL, or a UTF-16 surrogate without its pair (with the u flag, a paired one is one code point and does not match). */
-const UNSTORABLE = /[\u0000\uD800-\uDFFF]/u;
 
 /**
  * PostgreSQL's text holds no NUL (the server refuses it) and no lone
@@ -414,7 +413,7 @@ const UNSTORABLE = /[\u0000\uD800-\uDFFF]/u;
  */
 export function assertStorable(params: readonly Param[]): void {
   for (const p of params) {
-    const bad = typeof p === 'string' ? UNSTORABLE.test(p) : Array.isArray(p) && p.some((x) => typeof x === 'string' && UNSTORABLE.test(x));
+    const bad = typeof p === 'string' ? UNSTORABLE_TEXT.test(p) : Array.isArray(p) && p.some((x) => typeof x === 'string' && UNSTORABLE_TEXT.test(x));
     if (bad) {
       throw new GafferError('INVALID_INPUT', 'text with a NUL character or an unpaired UTF-16 surrogate cannot be stored or looked up');
     }

@@ -188,6 +188,27 @@ export function workerTests(ctx: ContractContext): void {
       assert.equal((await attemptOf(cancelled)).state, 'cancelled');
     });
 
+    it('with many refs, extends exactly the leases the worker holds, in one call, and names every other ref revoked', async () => {
+      await addWorker('w1', { queues: { q: 64 } });
+      await addWorker('w2');
+      await submit(...Array.from({ length: 40 }, () => ({ heartbeatTimeoutMs: 10_000 })));
+      const mine = await claim('w1');
+      assert.equal(mine.length, 40);
+      await submitOne({ heartbeatTimeoutMs: 10_000 });
+      const elsewhere = await claimOne('w2');
+      const [unnamed, wrongLease, ...named] = mine;
+      assert.ok(unnamed && wrongLease);
+      ctx.clock.advance(3_000);
+      const madeUp = Array.from({ length: 2_000 }, (_, i) => ({ attemptId: `01MADEUP${String(i).padStart(6, '0')}`, lease: 'f'.repeat(32) }));
+      // Another worker's attempt with its own valid lease, and a held attempt with the lease of another: fenced off, both.
+      const crossed = { attemptId: wrongLease.attemptId, lease: elsewhere.lease };
+      const hb = await ctx.store.heartbeat({ workerId: 'w1', attempts: [...madeUp.slice(0, 1_000), ...named.map(ref), ref(elsewhere), crossed, ...madeUp.slice(1_000)] });
+      assert.deepEqual(sorted(hb.extended), sorted(named.map((a) => a.attemptId)));
+      assert.deepEqual(sorted(hb.revoked), sorted([...madeUp.map((r) => r.attemptId), elsewhere.attemptId, wrongLease.attemptId]));
+      for (const a of named) assert.equal((await attemptOf(a)).leaseExpiresAt, ctx.t0 + 13_000);
+      for (const a of [unnamed, wrongLease, elsewhere]) assert.equal((await attemptOf(a)).leaseExpiresAt, ctx.t0 + 10_000, 'not extended');
+    });
+
     it('does not revive a lease that has already run out', async () => {
       await addWorker('w1');
       await submitOne({ heartbeatTimeoutMs: 10_000 });
