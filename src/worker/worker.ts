@@ -33,6 +33,7 @@ import { EventEmitter } from 'node:events';
 import type { ResourceLimits } from 'node:worker_threads';
 import { pino, type Logger } from 'pino';
 import { WebSocket, type RawData } from 'ws';
+import { exceedsJsonDepth } from '../types/json-depth.ts';
 import { LIMITS, PROTOCOL_DEFAULTS, WORKER_DEFAULTS } from '../types/limits.ts';
 import type { Assignment, Json, Labels, Trace } from '../types/model.ts';
 import {
@@ -155,6 +156,11 @@ interface Entry {
 const RETRY_REPORT_CODES = new Set(['STORE_BUSY', 'NOT_READY', 'INTERNAL']);
 /** Ack error codes of a refused trace (on a complete that carries one): the result goes again without it. */
 const TRACE_REFUSED_CODES = new Set(['INVALID_INPUT', 'UNKNOWN_FIELD']);
+/**
+ * Ack error codes of a refused result (a complete without a trace): sending it
+ * again cannot succeed, so the attempt is failed instead, with no retry.
+ */
+const RESULT_REFUSED_CODES = new Set(['INVALID_INPUT', 'UNKNOWN_FIELD', 'PAYLOAD_TOO_LARGE']);
 /** Floor on the heartbeat period, whatever the jobs ask. */
 const HEARTBEAT_MIN_MS = 10;
 /** A coordinator silent (no frame, no pong) for this many welcome heartbeat intervals is taken for gone. */
@@ -431,6 +437,16 @@ export class Worker extends EventEmitter<WorkerEvents> {
       this.emit('ack', frame);
       return;
     }
+    if (e?.report?.type === 'complete' && !frame.ok && RESULT_REFUSED_CODES.has(frame.error?.code ?? '')) {
+      // The result itself was refused (too deep, too large): the attempt fails rather than resend what cannot land.
+      const { attemptId, lease } = e.report;
+      const message = `the coordinator refused the result (${frame.error!.code}): ${frame.error!.message}`.slice(0, LIMITS.errorMessageMaxChars);
+      this.log.warn({ attemptId, code: frame.error!.code }, 'the coordinator refused a result; failing the attempt');
+      e.report = { type: 'fail', attemptId, lease, error: { code: 'HANDLER_ERROR', message }, retryable: false };
+      this.send(e.report);
+      this.emit('ack', frame);
+      return;
+    }
     if (e?.report && !frame.ok && RETRY_REPORT_CODES.has(frame.error?.code ?? '')) {
       // Not applied: the report goes again with the next heartbeat, until it lands or the lease is lost.
       e.resend = true;
@@ -561,9 +577,9 @@ export class Worker extends EventEmitter<WorkerEvents> {
     const flush = (): void => {
       p.timer = null;
       if (entry.report || entry.abort.signal.aborted || p.value === undefined) return;
-      const bytes = jsonBytes(p.value);
+      const bytes = exceedsJsonDepth(p.value, LIMITS.jsonNestingMaxLevels) ? null : jsonBytes(p.value);
       if (bytes === null || bytes > LIMITS.progressMaxBytes) {
-        this.log.warn({ attemptId: entry.assignment.attemptId, bytes }, 'progress dropped: not JSON, or larger than progressMaxBytes');
+        this.log.warn({ attemptId: entry.assignment.attemptId, bytes }, 'progress dropped: not JSON, nested deeper than jsonNestingMaxLevels, or larger than progressMaxBytes');
       } else {
         const { attemptId, lease } = entry.assignment;
         this.send({ type: 'progress', attemptId, lease, progress: p.value });
@@ -699,6 +715,10 @@ type Outcome = { ok: true; result: Json; trace: Trace | null } | { ok: false; co
 
 function resultOutcome(result: unknown, trace: Trace | null): Outcome {
   const value = result === undefined ? null : result;
+  if (exceedsJsonDepth(value, LIMITS.jsonNestingMaxLevels)) {
+    const message = `the result nests arrays and objects more than ${LIMITS.jsonNestingMaxLevels} levels deep`;
+    return { ok: false, code: 'HANDLER_ERROR', message, retryable: false };
+  }
   const bytes = jsonBytes(value);
   if (bytes === null) return { ok: false, code: 'HANDLER_ERROR', message: 'the handler returned a value that is not JSON', retryable: false };
   if (bytes > LIMITS.resultMaxBytes) {
