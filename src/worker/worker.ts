@@ -52,6 +52,7 @@ import {
 } from '../types/protocol.ts';
 import { runExec, type ExecOptions } from './exec.ts';
 import { failureOf, type Handler, type HandlerContext } from './handler.ts';
+import { savedWorkerId, saveWorkerId } from './state-file.ts';
 import { ThreadPool } from './threads.ts';
 import { normalizeTrace } from './trace.ts';
 
@@ -67,8 +68,14 @@ export interface WorkerOptions {
   /** Sent as Authorization: Bearer on the upgrade request; a token with the worker scope. */
   token?: string;
   name: string;
-  /** A stable id to start with; by default the coordinator gives one in the first welcome. */
+  /** A stable id to start with; by default the one saved in stateFile, else the coordinator gives one in the first welcome. */
   id?: string;
+  /**
+   * A file that keeps the worker's id across restarts (state-file.ts): read by start(), written when a welcome
+   * gives an id it does not hold. A saved id refused as another operator's (WORKER_ID_TAKEN, close 4403) is
+   * logged as an error and dropped: the worker says hello without an id, and the fresh one replaces it.
+   */
+  stateFile?: string;
   labels?: Labels;
   cores?: number;
   memoryMb?: number;
@@ -179,6 +186,8 @@ export class Worker extends EventEmitter<WorkerEvents> {
   private readonly running = new Map<string, Entry>();
   private phase: Phase = 'new';
   private workerId: string | undefined;
+  /** The id the state file holds for this worker's name. */
+  private savedId: string | undefined;
   private ws: WebSocket | null = null;
   private welcomed = false;
   private urlIndex = 0;
@@ -226,6 +235,9 @@ export class Worker extends EventEmitter<WorkerEvents> {
     if (this.phase !== 'new') throw new Error('start() runs once per Worker');
     this.phase = 'running';
     try {
+      const file = this.options.stateFile;
+      if (file !== undefined) this.savedId = savedWorkerId(file, this.options.name);
+      this.workerId ??= this.savedId;
       for (const [queue, config] of Object.entries(this.options.queues)) {
         if (!('module' in config)) continue;
         const pool = new ThreadPool({
@@ -352,7 +364,11 @@ export class Worker extends EventEmitter<WorkerEvents> {
       void this.stop('another connection took over this worker id');
       return;
     }
-    if (code === CLOSE_CODES.identityRefused) {
+    if (code === CLOSE_CODES.identityRefused && this.options.id === undefined && this.savedId !== undefined && this.workerId === this.savedId) {
+      // The saved id is another operator's (a copied state file, a changed token): a fresh id replaces it.
+      this.log.error({ url, workerId: this.workerId, stateFile: this.options.stateFile }, 'the worker id saved in the state file belongs to another operator (WORKER_ID_TAKEN); saying hello without it to get a fresh id, which replaces it in the file');
+      this.workerId = undefined;
+    } else if (code === CLOSE_CODES.identityRefused) {
       // The id belongs to another operator's worker: no retry can succeed with it.
       this.log.error({ url, workerId: this.workerId }, 'the coordinator refused this worker id: another operator owns it; stopping');
       void this.stop('the worker id belongs to another operator');
@@ -415,6 +431,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
     this.clearTimer('connectTimer');
     this.welcomed = true;
     this.workerId = frame.workerId;
+    if (this.options.stateFile !== undefined && frame.workerId !== this.savedId) this.saveId(this.options.stateFile, frame.workerId);
     this.welcomeIntervalMs = frame.heartbeatIntervalMs;
     this.failures = 0;
     for (const id of frame.revoked) this.abortEntry(id, 'not resumed: the lease was lost while disconnected');
@@ -461,6 +478,15 @@ export class Worker extends EventEmitter<WorkerEvents> {
       this.checkIdle();
     }
     this.emit('ack', frame);
+  }
+
+  private saveId(file: string, id: string): void {
+    try {
+      saveWorkerId(file, this.options.name, id);
+      this.savedId = id;
+    } catch (err) {
+      this.log.error({ err, stateFile: file, workerId: id }, 'could not save the worker id in the state file: a restart will get a new id');
+    }
   }
 
   /** Sends a complete again without its trace, once; false when there was no trace to drop. */
