@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { isGafferError } from '../types/errors.ts';
 import { describeDb, isPostgresUrl, serveConfig, TRACE_TOLERANCE_DEFAULT } from './config.ts';
@@ -283,6 +283,14 @@ outDir = "/data/c2"
     assert.equal(p.queues.extra!.slots, 2);
     assert.ok(Object.values(p.queues).every((q) => q.exec === '/bin/other'), '--exec applies to every queue');
     assert.deepEqual(workerPlan({ queue: ['q'], exec: 'x', logLevel: 'info' }, env).urls, ['http://env:1', 'http://env:2']);
+  });
+
+  it('keeps worker ids beside the config by default; stateFile in the file and --state-file override it', () => {
+    assert.equal(workerPlan({ config: toml, logLevel: 'info' }, {}).stateFile, join(dir, 'worker.state.json'));
+    const own = file('own-state.toml', 'stateFile = "state/ids.json"\n[queues.q]\nexec = "x"\n');
+    assert.equal(workerPlan({ config: own, logLevel: 'info' }, {}).stateFile, join(dir, 'state', 'ids.json'), 'relative to the config');
+    assert.equal(workerPlan({ config: toml, stateFile: 'ids.json', logLevel: 'info' }, {}).stateFile, resolve('ids.json'));
+    assert.equal(workerPlan({ queue: ['q'], exec: 'x', logLevel: 'info' }, {}).stateFile, undefined, 'no config, no flag: none');
   });
 
   it('runs a queue with its own GPUs or cores as a logical worker of its own', () => {

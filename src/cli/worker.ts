@@ -1,6 +1,6 @@
 // `gaffer worker`: connect to one or more coordinators and run attempts, each
 // as a child process (--exec) or a handler module on worker threads (--module).
-import { resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { pino } from 'pino';
 import { GafferError } from '../types/errors.ts';
@@ -23,6 +23,7 @@ interface WorkerFlags {
   key?: string[];
   tmpDir?: string;
   outDir?: string;
+  stateFile?: string;
   config?: string;
   logLevel: string;
 }
@@ -49,6 +50,8 @@ export interface WorkerPlan {
   memoryMb: number;
   tmpDir?: string;
   outDir?: string;
+  /** Where the worker ids are kept across restarts (stateFilePath); none: a restart is a new worker record. */
+  stateFile?: string;
   queues: Record<string, QueuePlan>;
 }
 
@@ -71,6 +74,19 @@ function parseQueueFlag(text: string): [string, number] {
   const m = /^([^:]+)(?::(\d+))?$/.exec(text);
   if (!m) throw new GafferError('INVALID_INPUT', `--queue takes NAME or NAME:SLOTS, got "${text}"`);
   return [m[1]!, m[2] === undefined ? 1 : Number(m[2])];
+}
+
+/**
+ * The state file: --state-file, else `stateFile` in the config (relative to
+ * the config's directory), else beside the config: `worker.toml` keeps its ids
+ * in `worker.state.json`. Without a config file, only --state-file keeps them.
+ */
+function stateFilePath(flags: WorkerFlags, file: Record<string, unknown>): string | undefined {
+  if (flags.stateFile !== undefined) return resolve(flags.stateFile);
+  if (flags.config === undefined) return undefined;
+  const dir = dirname(resolve(flags.config));
+  if (file.stateFile !== undefined) return resolve(dir, String(file.stateFile));
+  return join(dir, `${basename(flags.config).replace(/\.toml$/i, '')}.state.json`);
 }
 
 /** The worker's plan: the config file, then GAFFER_* variables, then flags. */
@@ -104,6 +120,7 @@ export function workerPlan(flags: WorkerFlags, env: NodeJS.ProcessEnv): WorkerPl
   const token = flags.token ?? env.GAFFER_TOKEN ?? (file.token as string | undefined);
   const tmpDir = flags.tmpDir ?? (file.tmpDir as string | undefined);
   const outDir = flags.outDir ?? (file.outDir as string | undefined);
+  const stateFile = stateFilePath(flags, file);
   return {
     urls,
     ...(token ? { token } : {}),
@@ -115,6 +132,7 @@ export function workerPlan(flags: WorkerFlags, env: NodeJS.ProcessEnv): WorkerPl
     memoryMb: int(flags.memoryMb, '--memory-mb') ?? int(file.memoryMb, 'memoryMb') ?? 0,
     ...(tmpDir ? { tmpDir } : {}),
     ...(outDir ? { outDir } : {}),
+    ...(stateFile ? { stateFile } : {}),
     queues,
   };
 }
@@ -176,9 +194,10 @@ export function registerWorker(program: Command): void {
     .option('--memory-mb <n>', 'memory this worker offers, in MiB')
     .option('--label <k=v>', 'a label the worker carries (repeatable)', collect)
     .option('--key <key>', 'an affinity key whose data this worker holds (repeatable)', collect)
-    .option('--tmp-dir <dir>', 'root of per-attempt temp directories (removed after each attempt)')
+    .option('--tmp-dir <dir>', 'root of per-attempt temp directories (each made fresh, removed after its attempt)')
     .option('--out-dir <dir>', 'root of per-attempt output directories (kept)')
-    .option('--config <file>', 'TOML worker config: urls, token, name, labels, keys, gpus, cores, [queues.NAME]')
+    .option('--state-file <file>', 'keep the worker ids the coordinator gives in this file, so a restart keeps its record (default with --config: beside it, NAME.state.json)')
+    .option('--config <file>', 'TOML worker config: urls, token, name, labels, keys, gpus, cores, stateFile, [queues.NAME]')
     .option('--log-level <level>', 'fatal, error, warn, info, debug', 'info')
     .action(async (flags: WorkerFlags) => {
       const plan = workerPlan(flags, process.env);
@@ -194,6 +213,7 @@ export function registerWorker(program: Command): void {
             gpuIds: w.gpus,
             cores: w.cores,
             memoryMb: plan.memoryMb,
+            ...(plan.stateFile ? { stateFile: plan.stateFile } : {}),
             queues: Object.fromEntries(Object.entries(w.queues).map(([q, qp]) => [q, queueConfig(qp, plan)])),
             logger,
             handleSignals: false,

@@ -2,6 +2,7 @@
 // bad request gets a typed error and changes nothing.
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import { GafferError } from '../types/errors.ts';
+import { exceedsJsonDepth } from '../types/json-depth.ts';
 import { LIMITS } from '../types/limits.ts';
 import type { ChallengeSpec, JobSpec, Json, NewJob, Trace, WorkerSpec } from '../types/model.ts';
 import { newJob, type JobDefaults } from '../types/new-job.ts';
@@ -61,7 +62,21 @@ export function checkText(value: string | undefined, what: string): void {
   }
 }
 
+/**
+ * The one nesting bound (LIMITS.jsonNestingMaxLevels) for payloads, results
+ * and progress, on every path in: checked without recursion, before anything
+ * (serialising, hashing) recurses over the value.
+ */
+export function checkDepth(value: unknown, what: string): void {
+  const maxLevels = LIMITS.jsonNestingMaxLevels;
+  if (exceedsJsonDepth(value, maxLevels)) {
+    throw new GafferError('INVALID_INPUT', `${what} nests arrays and objects more than ${maxLevels} levels deep`, { maxLevels });
+  }
+}
+
+/** Checks a JSON value's nesting (checkDepth), then its size as UTF-8 JSON. */
 export function checkSize(value: unknown, maxBytes: number, what: string): void {
+  checkDepth(value, what);
   const bytes = jsonBytes(value, what);
   if (bytes > maxBytes) {
     throw new GafferError('PAYLOAD_TOO_LARGE', `${what} is ${bytes} bytes; the limit is ${maxBytes}`, { bytes, maxBytes });

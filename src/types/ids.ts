@@ -54,6 +54,14 @@ export function unguessableId(clock: Pick<Clock, 'now'>, random: Random): string
   return encodeTime(clock.now()) + Array.from({ length: RANDOM_CHARS }, () => ALPHABET[Math.floor(random.next() * 32)]).join('');
 }
 
+/** The shape of every id the coordinator issues (jobs, attempts, workers): 26 characters of ALPHABET. */
+export const ISSUED_ID_PATTERN = /^[0-9A-HJKMNP-TV-Z]{26}$/;
+
+/** Whether `s` has the shape of an issued id: safe as a path segment, since it has no dot, slash or other separator. */
+export function isIssuedId(s: unknown): s is string {
+  return typeof s === 'string' && ISSUED_ID_PATTERN.test(s);
+}
+
 /** Milliseconds encoded in an id made by idFactory. */
 export function idTimeMs(id: string): number {
   let ms = 0;

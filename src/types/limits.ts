@@ -10,6 +10,8 @@ export const LIMITS = {
   errorMessageMaxChars: 8 * 1024,
   /** Largest progress value a worker may report, as UTF-8 JSON. */
   progressMaxBytes: 8 * 1024,
+  /** Deepest nesting of arrays and objects in a payload, result or progress value (over HTTP and the worker socket); checked before anything recurses over the value. */
+  jsonNestingMaxLevels: 128,
   /** Most jobs in one batch submit. */
   submitBatchMaxJobs: 1000,
   /** Longest queue name. Queue names are dotted words: `prove.outer`. */

@@ -3,9 +3,11 @@
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { after, afterEach, beforeEach, describe, it } from 'node:test';
 import { startTestCoordinator, TEST_TOKEN, type TestCoordinator } from '../server/testing.ts';
+import { systemClock, systemRandom } from '../types/clock.ts';
+import { idFactory } from '../types/ids.ts';
 import type { Assignment, Json } from '../types/model.ts';
 import { ExecError, runExec, type ExecOptions } from './exec.ts';
 import { Worker, type WorkerEvents } from './worker.ts';
@@ -18,13 +20,12 @@ const roots = mkdtempSync(join(tmpdir(), 'gaffer-exec-'));
 after(() => rmSync(roots, { recursive: true, force: true }));
 const dirs = { tmpRoot: join(roots, 'tmp'), outRoot: join(roots, 'out') };
 
-let n = 0;
+const newId = idFactory(systemClock, systemRandom());
 function assignment(over: Partial<Assignment> = {}): Assignment {
-  n++;
   return {
-    attemptId: `A${n}`,
+    attemptId: newId(),
     lease: 'L',
-    jobId: `J${n}`,
+    jobId: newId(),
     workerId: 'W',
     queue: 'q',
     payload: null,
@@ -75,13 +76,15 @@ describe('exec runner', () => {
       attemptId: a.attemptId,
       queue: 'seal.pc1',
       attempt: '3',
-      tmpDir: join(dirs.tmpRoot, a.attemptId),
+      tmpDir: out.tmpDir,
       outDir: join(dirs.outRoot, a.jobId, a.attemptId),
       tmpExists: true,
       outExists: true,
       cuda: '2,5',
     });
-    assert.equal(existsSync(join(dirs.tmpRoot, a.attemptId)), false, 'temp dir removed');
+    assert.equal(dirname(out.tmpDir as string), dirs.tmpRoot, 'the temp dir is made inside tmpRoot');
+    assert.ok(basename(out.tmpDir as string).startsWith(`${a.attemptId}-`), 'named after the attempt, with a random suffix (mkdtemp)');
+    assert.equal(existsSync(out.tmpDir as string), false, 'temp dir removed');
     assert.equal(existsSync(join(dirs.outRoot, a.jobId, a.attemptId)), true, 'output dir kept');
   });
 

@@ -13,7 +13,8 @@
 //   has attempts left), with the tail of stderr as the message.
 // - environment: the worker's own, plus GAFFER_JOB_ID, GAFFER_ATTEMPT_ID,
 //   GAFFER_QUEUE, GAFFER_ATTEMPT (1 for the first attempt), GAFFER_TMP_DIR
-//   (empty, removed after the attempt), GAFFER_OUT_DIR (kept), and
+//   (a fresh directory made with mkdtemp, removed after the attempt),
+//   GAFFER_OUT_DIR (kept), and
 //   CUDA_VISIBLE_DEVICES: exactly the GPU ids of this attempt, comma-separated,
 //   empty when it has none.
 // - the child leads a process group of its own (POSIX). Cancel, lost lease or
@@ -24,10 +25,11 @@
 //   resident memory are sampled from /proc every traceIntervalMs (trace.ts)
 //   and returned with the result, for trace verification.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdir, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { isAbsolute, join, relative, resolve } from 'node:path';
 import type { Readable } from 'node:stream';
+import { isIssuedId } from '../types/ids.ts';
 import { EXEC_DEFAULTS, LIMITS } from '../types/limits.ts';
 import type { Assignment, Json, Trace } from '../types/model.ts';
 import { sampleProcess, type TraceSampler, type TraceSamplerOptions } from './trace.ts';
@@ -38,7 +40,7 @@ export interface ExecOptions {
   cwd?: string;
   /** Added to (and overriding) the worker's environment. */
   env?: Record<string, string>;
-  /** Per-attempt temp directories go under this: <tmpRoot>/<attemptId>, removed after. */
+  /** Per-attempt temp directories go under this: <tmpRoot>/<attemptId>-<random> (mkdtemp), removed after. */
   tmpRoot?: string;
   /** Per-attempt output directories go under this: <outRoot>/<jobId>/<attemptId>, kept. */
   outRoot?: string;
@@ -87,14 +89,53 @@ export const EXEC_ROOTS = {
   outRoot: join(tmpdir(), 'gaffer', 'out'),
 };
 
-/** Keeps a path segment to safe characters (ids are ULIDs; this is a guard, not a transform). */
-const segment = (s: string): string => s.replace(/[^A-Za-z0-9_.-]/g, '_');
+/**
+ * The assignment names ids that are not the coordinator's (a hostile or broken
+ * coordinator, or anyone on a plain ws:// path): they would become paths
+ * outside the roots, so nothing is run and nothing is created. Reported as a
+ * failed attempt with the code INVALID_ASSIGNMENT.
+ */
+export class InvalidAssignmentError extends Error {
+  override name = 'InvalidAssignmentError';
+  readonly code = 'INVALID_ASSIGNMENT';
+  readonly retryable = true;
+}
 
-export function execDirs(options: Pick<ExecOptions, 'tmpRoot' | 'outRoot'>, a: Pick<Assignment, 'jobId' | 'attemptId'>): { tmpDir: string; outDir: string } {
-  return {
-    tmpDir: join(options.tmpRoot ?? EXEC_ROOTS.tmpRoot, segment(a.attemptId)),
-    outDir: join(options.outRoot ?? EXEC_ROOTS.outRoot, segment(a.jobId), segment(a.attemptId)),
-  };
+/** Refuses ids that are not of the issued shape: only those are turned into path segments. */
+export function checkAssignmentIds(a: Pick<Assignment, 'jobId' | 'attemptId'>): void {
+  for (const [field, value] of [['jobId', a.jobId], ['attemptId', a.attemptId]] as const) {
+    if (!isIssuedId(value)) {
+      const shown = JSON.stringify(String(value).slice(0, 64));
+      throw new InvalidAssignmentError(`refused the assignment: its ${field} ${shown} is not an id the coordinator issues (26 characters of Crockford base 32)`);
+    }
+  }
+}
+
+/** `dir` resolved, when it lies strictly inside `root`; throws otherwise (a guard behind checkAssignmentIds). */
+function inside(root: string, dir: string): string {
+  const r = resolve(root);
+  const d = resolve(dir);
+  const rel = relative(r, d);
+  if (rel === '' || rel.startsWith('..') || isAbsolute(rel)) throw new InvalidAssignmentError(`refused the assignment: ${d} is not inside ${r}`);
+  return d;
+}
+
+/**
+ * Makes the attempt's directories: a fresh temp directory (mkdtemp, so it is
+ * this attempt's own and nothing else's) inside tmpRoot, and the output
+ * directory <outRoot>/<jobId>/<attemptId>. Throws InvalidAssignmentError,
+ * having created nothing, when an id is not of the issued shape.
+ */
+export async function execDirs(options: Pick<ExecOptions, 'tmpRoot' | 'outRoot'>, a: Pick<Assignment, 'jobId' | 'attemptId'>): Promise<{ tmpDir: string; outDir: string }> {
+  checkAssignmentIds(a);
+  const tmpRoot = resolve(options.tmpRoot ?? EXEC_ROOTS.tmpRoot);
+  const outRoot = resolve(options.outRoot ?? EXEC_ROOTS.outRoot);
+  const outDir = inside(outRoot, join(outRoot, a.jobId, a.attemptId));
+  inside(tmpRoot, join(tmpRoot, a.attemptId));
+  await mkdir(tmpRoot, { recursive: true });
+  const tmpDir = inside(tmpRoot, await mkdtemp(join(tmpRoot, `${a.attemptId}-`)));
+  await mkdir(outDir, { recursive: true });
+  return { tmpDir, outDir };
 }
 
 /** The environment a child sees, beyond the worker's own. */
@@ -117,12 +158,11 @@ export function execEnv(a: Assignment, dirs: { tmpDir: string; outDir: string })
  */
 export async function runExec(options: ExecOptions, attempt: ExecAttempt): Promise<ExecOutcome> {
   attempt.signal.throwIfAborted();
-  const dirs = execDirs(options, attempt.assignment);
-  await mkdir(dirs.tmpDir, { recursive: true });
-  await mkdir(dirs.outDir, { recursive: true });
+  const dirs = await execDirs(options, attempt.assignment);
   try {
     return await runChild(options, attempt, dirs);
   } finally {
+    // Only the directory mkdtemp made for this attempt, never a path built from the assignment.
     await rm(dirs.tmpDir, { recursive: true, force: true });
   }
 }

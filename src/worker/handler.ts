@@ -53,5 +53,7 @@ export function failureOf(err: unknown): FailureReport {
     ? String(e!.message)
     : String(err);
   const permanent = typeof e === 'object' && e !== null && (e.name === 'PermanentError' || e.retryable === false);
-  return { code: 'HANDLER_ERROR', message: message || 'the handler failed', retryable: !permanent };
+  // An assignment the runner refused before running anything (exec.ts) keeps its own code.
+  const code = typeof e === 'object' && e !== null && e.name === 'InvalidAssignmentError' ? 'INVALID_ASSIGNMENT' : 'HANDLER_ERROR';
+  return { code, message: message || 'the handler failed', retryable: !permanent };
 }

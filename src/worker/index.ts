@@ -3,5 +3,5 @@
 export { Worker, workerUrl, type QueueConfig, type WorkerEvents, type WorkerOptions, type WorkerStats } from './worker.ts';
 export { PermanentError, failureOf, type FailureReport, type Handler, type HandlerContext } from './handler.ts';
 export { ThreadPool, ThreadHandlerError, type ThreadPoolOptions, type ThreadRunHooks } from './threads.ts';
-export { EXEC_ROOTS, ExecError, execDirs, execEnv, runExec, type ExecAttempt, type ExecOptions, type ExecOutcome } from './exec.ts';
+export { checkAssignmentIds, EXEC_ROOTS, ExecError, execDirs, execEnv, InvalidAssignmentError, runExec, type ExecAttempt, type ExecOptions, type ExecOutcome } from './exec.ts';
 export { normalizeTrace, readTree, sampleProcess, TraceBuffer, TraceSampler, type TraceSamplerOptions } from './trace.ts';

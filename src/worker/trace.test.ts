@@ -5,6 +5,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
+import { systemClock, systemRandom } from '../types/clock.ts';
+import { idFactory } from '../types/ids.ts';
 import { EXEC_DEFAULTS, LIMITS } from '../types/limits.ts';
 import type { Assignment, Trace } from '../types/model.ts';
 import { runExec, type ExecOptions } from './exec.ts';
@@ -204,12 +206,11 @@ describe('trace of real processes (/proc)', { skip: !linux && 'needs Linux /proc
   const roots = mkdtempSync(join(tmpdir(), 'gaffer-trace-'));
   after(() => rmSync(roots, { recursive: true, force: true }));
   const CHILD = new URL('./fixtures/exec-child.ts', import.meta.url).pathname;
-  let n = 0;
+  const newId = idFactory(systemClock, systemRandom());
 
   async function traced(command: ExecOptions['command']): Promise<Trace> {
-    n++;
     const assignment = {
-      attemptId: `T${n}`, lease: 'L', jobId: `J${n}`, workerId: 'W', queue: 'q', payload: null, gpuIds: [], cores: 0, memoryMb: 0,
+      attemptId: newId(), lease: 'L', jobId: newId(), workerId: 'W', queue: 'q', payload: null, gpuIds: [], cores: 0, memoryMb: 0,
       attempt: 1, timeoutMs: 60_000, heartbeatTimeoutMs: 30_000, leaseExpiresAt: 0, deadline: null, labels: {},
     } satisfies Assignment;
     const out = await runExec({ command, tmpRoot: join(roots, 'tmp'), outRoot: join(roots, 'out') }, { assignment, payload: null, signal: new AbortController().signal });

@@ -33,6 +33,7 @@ import { EventEmitter } from 'node:events';
 import type { ResourceLimits } from 'node:worker_threads';
 import { pino, type Logger } from 'pino';
 import { WebSocket, type RawData } from 'ws';
+import { exceedsJsonDepth } from '../types/json-depth.ts';
 import { LIMITS, PROTOCOL_DEFAULTS, WORKER_DEFAULTS } from '../types/limits.ts';
 import type { Assignment, Json, Labels, Trace } from '../types/model.ts';
 import {
@@ -51,6 +52,7 @@ import {
 } from '../types/protocol.ts';
 import { runExec, type ExecOptions } from './exec.ts';
 import { failureOf, type Handler, type HandlerContext } from './handler.ts';
+import { savedWorkerId, saveWorkerId } from './state-file.ts';
 import { ThreadPool } from './threads.ts';
 import { normalizeTrace } from './trace.ts';
 
@@ -66,8 +68,14 @@ export interface WorkerOptions {
   /** Sent as Authorization: Bearer on the upgrade request; a token with the worker scope. */
   token?: string;
   name: string;
-  /** A stable id to start with; by default the coordinator gives one in the first welcome. */
+  /** A stable id to start with; by default the one saved in stateFile, else the coordinator gives one in the first welcome. */
   id?: string;
+  /**
+   * A file that keeps the worker's id across restarts (state-file.ts): read by start(), written when a welcome
+   * gives an id it does not hold. A saved id refused as another operator's (WORKER_ID_TAKEN, close 4403) is
+   * logged as an error and dropped: the worker says hello without an id, and the fresh one replaces it.
+   */
+  stateFile?: string;
   labels?: Labels;
   cores?: number;
   memoryMb?: number;
@@ -155,6 +163,11 @@ interface Entry {
 const RETRY_REPORT_CODES = new Set(['STORE_BUSY', 'NOT_READY', 'INTERNAL']);
 /** Ack error codes of a refused trace (on a complete that carries one): the result goes again without it. */
 const TRACE_REFUSED_CODES = new Set(['INVALID_INPUT', 'UNKNOWN_FIELD']);
+/**
+ * Ack error codes of a refused result (a complete without a trace): sending it
+ * again cannot succeed, so the attempt is failed instead, with no retry.
+ */
+const RESULT_REFUSED_CODES = new Set(['INVALID_INPUT', 'UNKNOWN_FIELD', 'PAYLOAD_TOO_LARGE']);
 /** Floor on the heartbeat period, whatever the jobs ask. */
 const HEARTBEAT_MIN_MS = 10;
 /** A coordinator silent (no frame, no pong) for this many welcome heartbeat intervals is taken for gone. */
@@ -173,6 +186,8 @@ export class Worker extends EventEmitter<WorkerEvents> {
   private readonly running = new Map<string, Entry>();
   private phase: Phase = 'new';
   private workerId: string | undefined;
+  /** The id the state file holds for this worker's name. */
+  private savedId: string | undefined;
   private ws: WebSocket | null = null;
   private welcomed = false;
   private urlIndex = 0;
@@ -220,6 +235,9 @@ export class Worker extends EventEmitter<WorkerEvents> {
     if (this.phase !== 'new') throw new Error('start() runs once per Worker');
     this.phase = 'running';
     try {
+      const file = this.options.stateFile;
+      if (file !== undefined) this.savedId = savedWorkerId(file, this.options.name);
+      this.workerId ??= this.savedId;
       for (const [queue, config] of Object.entries(this.options.queues)) {
         if (!('module' in config)) continue;
         const pool = new ThreadPool({
@@ -346,7 +364,11 @@ export class Worker extends EventEmitter<WorkerEvents> {
       void this.stop('another connection took over this worker id');
       return;
     }
-    if (code === CLOSE_CODES.identityRefused) {
+    if (code === CLOSE_CODES.identityRefused && this.options.id === undefined && this.savedId !== undefined && this.workerId === this.savedId) {
+      // The saved id is another operator's (a copied state file, a changed token): a fresh id replaces it.
+      this.log.error({ url, workerId: this.workerId, stateFile: this.options.stateFile }, 'the worker id saved in the state file belongs to another operator (WORKER_ID_TAKEN); saying hello without it to get a fresh id, which replaces it in the file');
+      this.workerId = undefined;
+    } else if (code === CLOSE_CODES.identityRefused) {
       // The id belongs to another operator's worker: no retry can succeed with it.
       this.log.error({ url, workerId: this.workerId }, 'the coordinator refused this worker id: another operator owns it; stopping');
       void this.stop('the worker id belongs to another operator');
@@ -409,6 +431,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
     this.clearTimer('connectTimer');
     this.welcomed = true;
     this.workerId = frame.workerId;
+    if (this.options.stateFile !== undefined && frame.workerId !== this.savedId) this.saveId(this.options.stateFile, frame.workerId);
     this.welcomeIntervalMs = frame.heartbeatIntervalMs;
     this.failures = 0;
     for (const id of frame.revoked) this.abortEntry(id, 'not resumed: the lease was lost while disconnected');
@@ -431,6 +454,16 @@ export class Worker extends EventEmitter<WorkerEvents> {
       this.emit('ack', frame);
       return;
     }
+    if (e?.report?.type === 'complete' && !frame.ok && RESULT_REFUSED_CODES.has(frame.error?.code ?? '')) {
+      // The result itself was refused (too deep, too large): the attempt fails rather than resend what cannot land.
+      const { attemptId, lease } = e.report;
+      const message = `the coordinator refused the result (${frame.error!.code}): ${frame.error!.message}`.slice(0, LIMITS.errorMessageMaxChars);
+      this.log.warn({ attemptId, code: frame.error!.code }, 'the coordinator refused a result; failing the attempt');
+      e.report = { type: 'fail', attemptId, lease, error: { code: 'HANDLER_ERROR', message }, retryable: false };
+      this.send(e.report);
+      this.emit('ack', frame);
+      return;
+    }
     if (e?.report && !frame.ok && RETRY_REPORT_CODES.has(frame.error?.code ?? '')) {
       // Not applied: the report goes again with the next heartbeat, until it lands or the lease is lost.
       e.resend = true;
@@ -445,6 +478,15 @@ export class Worker extends EventEmitter<WorkerEvents> {
       this.checkIdle();
     }
     this.emit('ack', frame);
+  }
+
+  private saveId(file: string, id: string): void {
+    try {
+      saveWorkerId(file, this.options.name, id);
+      this.savedId = id;
+    } catch (err) {
+      this.log.error({ err, stateFile: file, workerId: id }, 'could not save the worker id in the state file: a restart will get a new id');
+    }
   }
 
   /** Sends a complete again without its trace, once; false when there was no trace to drop. */
@@ -561,9 +603,9 @@ export class Worker extends EventEmitter<WorkerEvents> {
     const flush = (): void => {
       p.timer = null;
       if (entry.report || entry.abort.signal.aborted || p.value === undefined) return;
-      const bytes = jsonBytes(p.value);
+      const bytes = exceedsJsonDepth(p.value, LIMITS.jsonNestingMaxLevels) ? null : jsonBytes(p.value);
       if (bytes === null || bytes > LIMITS.progressMaxBytes) {
-        this.log.warn({ attemptId: entry.assignment.attemptId, bytes }, 'progress dropped: not JSON, or larger than progressMaxBytes');
+        this.log.warn({ attemptId: entry.assignment.attemptId, bytes }, 'progress dropped: not JSON, nested deeper than jsonNestingMaxLevels, or larger than progressMaxBytes');
       } else {
         const { attemptId, lease } = entry.assignment;
         this.send({ type: 'progress', attemptId, lease, progress: p.value });
@@ -699,6 +741,10 @@ type Outcome = { ok: true; result: Json; trace: Trace | null } | { ok: false; co
 
 function resultOutcome(result: unknown, trace: Trace | null): Outcome {
   const value = result === undefined ? null : result;
+  if (exceedsJsonDepth(value, LIMITS.jsonNestingMaxLevels)) {
+    const message = `the result nests arrays and objects more than ${LIMITS.jsonNestingMaxLevels} levels deep`;
+    return { ok: false, code: 'HANDLER_ERROR', message, retryable: false };
+  }
   const bytes = jsonBytes(value);
   if (bytes === null) return { ok: false, code: 'HANDLER_ERROR', message: 'the handler returned a value that is not JSON', retryable: false };
   if (bytes > LIMITS.resultMaxBytes) {
