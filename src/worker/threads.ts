@@ -25,6 +25,7 @@ import { Worker as Thread, type ResourceLimits } from 'node:worker_threads';
 import { WORKER_DEFAULTS } from '../types/limits.ts';
 import type { Assignment, Json, Trace } from '../types/model.ts';
 import type { FromThread, SerializedError, ToThread } from './thread-entry.ts';
+import { siblingModule } from '../types/modules.ts';
 
 export interface ThreadPoolOptions {
   /** A file path (relative to the working directory) or a file: URL. */
@@ -54,7 +55,7 @@ export class ThreadHandlerError extends Error {
   }
 }
 
-const ENTRY = new URL('./thread-entry.ts', import.meta.url);
+const ENTRY = siblingModule(import.meta.url, 'thread-entry');
 
 interface Job {
   id: number;
