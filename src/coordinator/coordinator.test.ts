@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import { openSqliteStore } from '../store/sqlite/store.ts';
+import { LIMITS } from '../types/limits.ts';
 import type { Store } from '../store/store.ts';
 import { seededRandom, VirtualClock } from '../types/clock.ts';
 import { isGafferError } from '../types/errors.ts';
@@ -47,7 +48,8 @@ describe('coordinator', () => {
   beforeEach(() => {
     dir = mkdtempSync(join(tmpdir(), 'gaffer-coord-'));
     clock = new VirtualClock();
-    store = openSqliteStore({ path: join(dir, 'gaffer.db'), clock, random: seededRandom(7) });
+    // Placement tests: a new worker may hold all it declares at once (no slow start; that is the store suite's).
+    store = openSqliteStore({ path: join(dir, 'gaffer.db'), clock, random: seededRandom(7), trust: { creditInitialSlots: LIMITS.workerSlotsMax } });
     coordinator = new Coordinator({ store, clock, sweepIntervalMs: 100 });
     coordinator.start();
   });

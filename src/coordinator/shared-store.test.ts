@@ -8,6 +8,7 @@ import { afterEach, beforeEach, describe, it } from 'node:test';
 import { place } from '../scheduler/index.ts';
 import { checkSnapshot, readSnapshot } from '../store/suite/invariants/index.ts';
 import { openPostgresStore } from '../store/postgres/store.ts';
+import { LIMITS } from '../types/limits.ts';
 import { testDatabase, type TestDatabase } from '../store/postgres/testing.ts';
 import type { Store, SweepResult } from '../store/store.ts';
 import { seededRandom, VirtualClock } from '../types/clock.ts';
@@ -36,7 +37,9 @@ describe('sweepers of three coordinators at once on one PostgreSQL schema', () =
     clock = new VirtualClock();
     stores = [];
     for (let i = 0; i < STORES; i++) {
-      stores.push(await openPostgresStore({ url: db.url, schema: db.schema, clock, random: seededRandom(100 + i) }));
+      // Tests of sweeping and claiming together: workers hold all they declare and are never judged for what they lose.
+      const trust = { creditInitialSlots: LIMITS.workerSlotsMax, quarantineLostMin: 1_000_000 };
+      stores.push(await openPostgresStore({ url: db.url, schema: db.schema, clock, random: seededRandom(100 + i), trust }));
     }
   });
 
