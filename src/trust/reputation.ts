@@ -21,6 +21,8 @@ export interface TrustPolicy {
   creditInitialSlots: number;
   quarantineLostShare: number;
   quarantineLostMin: number;
+  probationValidMin: number;
+  probationUnjudgedMax: number;
 }
 
 type Check = (v: number) => boolean;
@@ -41,6 +43,8 @@ const FIELD_RULES: Record<keyof TrustPolicy, { ok: Check; must: string }> = {
   creditInitialSlots: { ok: isPositiveCount, must: 'an integer >= 1' },
   quarantineLostShare: { ok: isFraction, must: 'a number in [0, 1]' },
   quarantineLostMin: { ok: isPositiveCount, must: 'an integer >= 1' },
+  probationValidMin: { ok: isCount, must: 'an integer >= 0' },
+  probationUnjudgedMax: { ok: isPositiveCount, must: 'an integer >= 1' },
 };
 
 const FIELDS = Object.keys(FIELD_RULES) as (keyof TrustPolicy)[];

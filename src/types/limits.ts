@@ -176,6 +176,14 @@ export const TRUST_DEFAULTS = {
   quarantineLostShare: 0.5,
   /** ...once it has lost or overran at least this many. */
   quarantineLostMin: 8,
+  /**
+   * Probation: a worker with fewer valid judged results than this takes no new
+   * replicated or verified work while it has probationUnjudgedMax of them
+   * unjudged (running, or done and awaiting a verdict), so a fast liar is
+   * judged before it can take part in many jobs.
+   */
+  probationValidMin: 10,
+  probationUnjudgedMax: 2,
 } as const;
 
 /** Scheduling policy defaults. */

@@ -29,7 +29,7 @@ import { J, LIVE, type Context, type Tx } from './sql.ts';
 import { excludedWorkers } from './exclusions.ts';
 import { CANDIDATE_COLUMNS } from './columns.ts';
 import { pausedAmong } from './queues.ts';
-import { refreshCredit } from './credit.ts';
+import { onProbation, refreshCredit } from './credit.ts';
 
 /** One page of candidates for every queue of the scope; `more` when some queue's priority page was full. */
 export type CandidatePage = (tx: Tx, scope: ClaimScope, filter: CandidateFilter, now: number, page: number, perPage: number) => Promise<{ rows: Row[]; more: boolean }>;
@@ -59,7 +59,8 @@ export async function claim(c: Context, tx: Tx, params: ClaimParams, q: ClaimQue
   const now = c.clock.now();
   const { workers, rows: workerRows, live } = await readCapacities(c, tx, params.workerIds, now);
   if (workers.length === 0) return [];
-  const { placements, candidates, rows } = await plan(c, tx, params, workers, [...workerRows.values()], now, q.candidatePage);
+  const probation = await onProbation(c, tx, [...workerRows.values()]);
+  const { placements, candidates, rows } = await plan(c, tx, params, workers, { rows: [...workerRows.values()], probation }, now, q.candidatePage);
   checkPlacements(placements, workers, params.maxJobs, candidates);
   if (placements.length === 0) return [];
   const leases = decideLeases(c, placements, rows, workerRows);
@@ -109,7 +110,7 @@ async function plan(
   tx: Tx,
   params: ClaimParams,
   workers: WorkerCapacity[],
-  workerRows: readonly Row[],
+  claimWorkers: { rows: readonly Row[]; probation: ReadonlySet<string> },
   now: number,
   candidatePage: CandidatePage,
 ): Promise<{ placements: Placement[]; candidates: Map<string, Candidate>; rows: Map<string, Row> }> {
@@ -125,7 +126,7 @@ async function plan(
   for (let page = 0; page < paging.maxPages; page++) {
     const { rows, more } = await candidatePage(tx, scope, filter, now, page, paging.perPage);
     const fresh = rows.filter((r) => !seenRows.has(String(r.id)) && seenRows.set(String(r.id), r));
-    const excluded = await excludedWorkers(c, tx, fresh.filter(needsExclusions), workerRows, now);
+    const excluded = await excludedWorkers(c, tx, fresh.filter(needsExclusions), claimWorkers.rows, claimWorkers.probation, now);
     for (const r of fresh) seen.set(String(r.id), candidateFromRow(r, excluded.get(String(r.id)) ?? []));
     if (seen.size === 0) return { placements: [], candidates: seen, rows: seenRows };
     placements = params.place({ now, workers, candidates: [...seen.values()], maxPlacements: scope.budget });

@@ -44,6 +44,28 @@ function grown(w: Row, n: number): { credit: number; completed: number } {
   return { credit, completed: Number(w.completed_count) + n };
 }
 
+/** States of an attempt whose result is not judged yet while its job goes on. */
+const UNJUDGED = `('leased', 'running', 'completed')`;
+
+/**
+ * Probation: of the claim's workers with fewer than probationValidMin valid
+ * judged results, those with probationUnjudgedMax or more attempts of
+ * replicated or verified jobs still undecided. They take no more such work
+ * until a verdict comes; other work they take as usual.
+ */
+export async function onProbation(c: Context, tx: Tx, rows: readonly Row[]): Promise<Set<string>> {
+  const ids = rows.filter((w) => Number(w.valid_count) < c.trust.probationValidMin).map((w) => String(w.id));
+  if (ids.length === 0) return new Set();
+  const counts = await tx.all(
+    `SELECT a.worker_id, count(*) AS n FROM attempts a JOIN jobs j ON j.id = a.job_id
+     WHERE a.worker_id ${c.d.inList('$1')} AND a.state IN ${UNJUDGED} AND (j.replicas > 1 OR j.verify IS NOT NULL)
+       AND j.state IN ('queued', 'running', 'verifying')
+     GROUP BY a.worker_id ORDER BY a.worker_id`,
+    [ids],
+  );
+  return new Set(counts.filter((r) => Number(r.n) >= c.trust.probationUnjudgedMax).map((r) => String(r.worker_id)));
+}
+
 /**
  * The rows with completed_count and credit as they stand now (the completions
  * since credit_at folded in), for reading: nothing is written.

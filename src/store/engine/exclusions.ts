@@ -3,8 +3,8 @@
 // worker votes once), the worker whose result a verification job checks, and,
 // for a job whose replicas go to distinct operators (BOINC's
 // one_result_per_user_per_wu), every worker of an operator already among them,
-// as long as some other operator's worker could take the job. Decided once,
-// for every backend.
+// as long as some other operator's worker could take the job; and workers on
+// probation with too much of such work unjudged. Decided once, for every backend.
 import type { Row } from '../rows.ts';
 import { EXCLUDING, type Context, type Tx } from './sql.ts';
 
@@ -23,9 +23,18 @@ interface Voter {
 
 /**
  * Per job (its candidate row), the workers that may not take another of its
- * attempts. `claimWorkers`: the rows of the workers this claim places on.
+ * attempts. `claimWorkers`: the rows of the workers this claim places on;
+ * `probation`: those of them that take no more replicated or verified work
+ * until a verdict on what they did (credit.ts, onProbation).
  */
-export async function excludedWorkers(c: Context, tx: Tx, jobRows: readonly Row[], claimWorkers: readonly Row[], now: number): Promise<Map<string, string[]>> {
+export async function excludedWorkers(
+  c: Context,
+  tx: Tx,
+  jobRows: readonly Row[],
+  claimWorkers: readonly Row[],
+  probation: ReadonlySet<string>,
+  now: number,
+): Promise<Map<string, string[]>> {
   const voters = await votersOf(c, tx, jobRows);
   const out = new Map<string, string[]>();
   const othersCache = new Map<string, boolean>();
@@ -36,6 +45,9 @@ export async function excludedWorkers(c: Context, tx: Tx, jobRows: readonly Row[
     if (String(r.distinct_by) === 'operator' && list.length > 0) {
       for (const id of await sameOperator(c, tx, r, list, claimWorkers, now, othersCache)) ids.add(id);
     }
+    // Probation holds a worker back from starting such a job, never from a vote under way: that would deadlock a pool of new workers.
+    const guarded = Number(r.replicas) > 1 || (r.verify !== null && r.verify !== undefined);
+    if (guarded && list.length === 0) for (const id of probation) ids.add(id);
     if (ids.size > 0) out.set(jobId, [...ids].sort());
   }
   return out;
