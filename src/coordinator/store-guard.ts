@@ -199,6 +199,9 @@ export function guardStore(store: Store, health: StoreHealth): Store {
     readTrustHistory: (p) => run(() => store.readTrustHistory(p)),
     rollUpHistory: (p) => run(() => store.rollUpHistory(p)),
     queuesOf: (p) => run(() => store.queuesOf(p)),
+    finishedQueues: (p) => run(() => store.finishedQueues(p)),
+    deleteFinishedJobs: (p) => run(() => store.deleteFinishedJobs(p)),
+    pruneWorkers: (p) => run(() => store.pruneWorkers(p)),
     ping: () => run(() => store.ping()),
     close: () => store.close(),
   };

@@ -13,6 +13,8 @@ import type {
   Change,
   ClaimParams,
   CompleteParams,
+  DeleteFinishedParams,
+  DeleteFinishedResult,
   FailParams,
   HeartbeatParams,
   HeartbeatResult,
@@ -47,6 +49,7 @@ import { setQuarantine, startCheck } from './trust.ts';
 import * as workers from './workers.ts';
 import * as queues from './queues.ts';
 import * as history from './history.ts';
+import * as retention from './retention.ts';
 import { MINUTE_MS, type HistoryPoint, type TrustPoint } from '../../types/history.ts';
 
 /** How a backend runs SQL: autocommit reads, and write transactions. */
@@ -266,6 +269,20 @@ export abstract class EngineStore implements Store {
 
   rollUpHistory(params: HistoryRollUpParams): Promise<HistoryRollUpResult> {
     return this.write((tx) => history.rollUpHistory(this.ctx, tx, params), LIGHT);
+  }
+
+  // ---- Retention ----
+
+  finishedQueues(params: { after?: string; limit: number }): Promise<string[]> {
+    return this.read((x) => retention.finishedQueues(x, params.after ?? '', params.limit));
+  }
+
+  deleteFinishedJobs(params: DeleteFinishedParams): Promise<DeleteFinishedResult> {
+    return this.write((tx) => retention.deleteFinishedJobs(this.ctx, tx, params), LIGHT);
+  }
+
+  pruneWorkers(params: { seenBeforeMs: number; limit: number }): Promise<string[]> {
+    return this.write((tx) => retention.pruneWorkers(this.ctx, tx, params.seenBeforeMs, params.limit), LIGHT);
   }
 
   queuesOf(params: { ids: readonly string[] }): Promise<{ id: string; queue: string }[]> {
