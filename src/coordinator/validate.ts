@@ -6,7 +6,7 @@ import { exceedsJsonDepth } from '../types/json-depth.ts';
 import { LIMITS } from '../types/limits.ts';
 import type { ChallengeSpec, JobSpec, Json, NewJob, RetentionPolicy, Trace, WorkerSpec } from '../types/model.ts';
 import { newJob, type JobDefaults } from '../types/new-job.ts';
-import { jobSpecSchema, traceSchema, UNSTORABLE_TEXT, workerSpecSchema } from '../types/schemas.ts';
+import { checkWorkerKeys, jobSpecSchema, traceSchema, UNSTORABLE_TEXT, workerSpecSchema } from '../types/schemas.ts';
 
 const ajv = new Ajv({ allErrors: false, strict: true, allowUnionTypes: true });
 ajv.addFormat('date-time', { type: 'string', validate: (s: string) => isIsoDateTime(s) });
@@ -138,6 +138,7 @@ export function normalizeWorker(input: unknown): WorkerSpec {
     queues: s.queues,
     keys: s.keys ?? [],
   };
+  checkWorkerKeys(spec.keys, 'worker.keys');
   if (s.id !== undefined) spec.id = s.id;
   return spec;
 }

@@ -1,7 +1,7 @@
 // Workers: registration, state, keys, heartbeats and progress. Decided once,
 // for every backend.
 import { GafferError } from '../../types/errors.ts';
-import { LIMITS } from '../../types/limits.ts';
+import { checkWorkerKeys } from '../../types/schemas.ts';
 import type { Json, Worker, WorkerCheck, WorkerSpec } from '../../types/model.ts';
 import { checkFromRow, workerFromRow, type Row } from '../rows.ts';
 import type { HeartbeatParams, HeartbeatResult, LeaseRef } from '../store.ts';
@@ -83,19 +83,16 @@ export async function setDraining(tx: Exec, workerId: string, draining: boolean)
   if (n === 0) throw new GafferError('WORKER_NOT_FOUND', `no worker has id ${workerId}`);
 }
 
-/** Adds `hold`, then removes `release`; more than LIMITS.workerKeysMax is INVALID_INPUT. */
+/** Adds `hold`, then removes `release`; past workerKeysMax keys or workerKeysMaxBytes is INVALID_INPUT (checkWorkerKeys). */
 export async function updateKeys(c: Context, tx: Tx, workerId: string, hold: readonly string[], release: readonly string[]): Promise<void> {
   const row = await tx.get(`SELECT keys FROM workers WHERE id = $1${c.d.forUpdate}`, [workerId]);
   if (!row) throw new GafferError('WORKER_NOT_FOUND', `no worker has id ${workerId}`);
   const keys = new Set(JSON.parse(String(row.keys ?? '[]')) as string[]);
   for (const k of hold) keys.add(k);
   for (const k of release) keys.delete(k);
-  if (keys.size > LIMITS.workerKeysMax) {
-    throw new GafferError('INVALID_INPUT', `a worker holds at most ${LIMITS.workerKeysMax} keys; this would make ${keys.size}`, {
-      maxKeys: LIMITS.workerKeysMax,
-    });
-  }
-  await tx.run('UPDATE workers SET keys = $1 WHERE id = $2', [J([...keys]), workerId]);
+  const list = [...keys];
+  checkWorkerKeys(list, 'keys');
+  await tx.run('UPDATE workers SET keys = $1 WHERE id = $2', [J(list), workerId]);
 }
 
 const EXTEND = `heartbeat_at = $1, lease_expires_at = $1 + heartbeat_timeout_ms, started_at = coalesce(started_at, $1),
