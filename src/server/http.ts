@@ -309,7 +309,7 @@ interface WorkerPageQuery {
   cursor?: string;
 }
 
-/** GET /v1/workers: by id, after the cursor, at most `limit`; counts by state over every worker. */
+/** GET /v1/workers: by id, after the cursor, at most `limit` and listWorkersPageMaxBytes; counts by state over every worker. */
 export function workerPage(all: readonly Worker[], q: WorkerPageQuery): { workers: Worker[]; nextCursor: string | null; counts: { total: number; byState: Record<WorkerState, number> } } {
   const byState = Object.fromEntries(WORKER_STATES.map((s) => [s, 0])) as Record<WorkerState, number>;
   for (const w of all) byState[w.state]++;
@@ -317,8 +317,17 @@ export function workerPage(all: readonly Worker[], q: WorkerPageQuery): { worker
   const picked = all
     .filter((w) => (q.state === undefined || w.state === q.state) && (q.cursor === undefined || w.id > q.cursor))
     .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
-  const workers = picked.slice(0, limit);
-  return { workers, nextCursor: picked.length > limit ? workers[workers.length - 1]!.id : null, counts: { total: all.length, byState } };
+  // At most `limit` workers, and at most listWorkersPageMaxBytes of them as JSON (at least one):
+  // a page of workers with many keys ends early, its cursor where it ended.
+  const workers: Worker[] = [];
+  let bytes = 0;
+  for (const w of picked) {
+    if (workers.length >= limit) break;
+    bytes += Buffer.byteLength(JSON.stringify(w), 'utf8') + 1;
+    if (workers.length > 0 && bytes > LIMITS.listWorkersPageMaxBytes) break;
+    workers.push(w);
+  }
+  return { workers, nextCursor: picked.length > workers.length ? workers[workers.length - 1]!.id : null, counts: { total: all.length, byState } };
 }
 
 const oldestAge = (readyAt: number | null, now: number): number | null => (readyAt === null ? null : Math.max(0, now - readyAt));

@@ -28,4 +28,20 @@ describe('workerPage', () => {
     assert.equal(page.workers.length, LIMITS.listMaxWorkers);
     assert.notEqual(page.nextCursor, null);
   });
+
+  it('ends a page early once its workers pass listWorkersPageMaxBytes as JSON, and the next page goes on from there', () => {
+    const keys = Array.from({ length: 900 }, (_, i) => String(i).padStart(LIMITS.keyMaxChars, 'k')); // about 233 KB each
+    const fat = Array.from({ length: 40 }, (_, i) => ({ ...worker(`w${String(i).padStart(2, '0')}`, 'idle'), keys }));
+    const seen: string[] = [];
+    let cursor: string | undefined;
+    for (let pages = 0; pages < 40; pages++) {
+      const page = workerPage(fat, { limit: LIMITS.listMaxWorkers, ...(cursor ? { cursor } : {}) });
+      assert.ok(page.workers.length >= 1);
+      assert.ok(Buffer.byteLength(JSON.stringify(page), 'utf8') <= LIMITS.listWorkersPageMaxBytes + 1024, 'the page fits its bound (and the counts)');
+      seen.push(...page.workers.map((w) => w.id));
+      if (page.nextCursor === null) break;
+      cursor = page.nextCursor;
+    }
+    assert.deepEqual(seen, fat.map((w) => w.id), 'every worker once, in order');
+  });
 });
