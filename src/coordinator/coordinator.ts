@@ -17,7 +17,7 @@
 //   answers again (store-guard.ts); nothing it does crashes the process.
 import { EventEmitter } from 'node:events';
 import { place as defaultPlace } from '../scheduler/index.ts';
-import type { Change, HeartbeatResult, LeaseRef, QueueCounts, QueueState, ReadHistoryParams, Store, SubmitResult, SweepResult } from '../store/store.ts';
+import type { Change, HeartbeatResult, LeaseRef, ListWorkersParams, QueueCounts, QueueState, ReadHistoryParams, Store, SubmitResult, SweepResult } from '../store/store.ts';
 import type { HistoryPoint, TrustPoint } from '../types/history.ts';
 import type { Clock, Random, TimerHandle } from '../types/clock.ts';
 import { GafferError, isGafferError } from '../types/errors.ts';
@@ -291,8 +291,9 @@ export class Coordinator {
     return this.store.queueCounts();
   }
 
-  listWorkers(): Promise<Worker[]> {
-    return this.store.listWorkers();
+  /** Workers by id; `summary`: without labels and keys (see Store.listWorkers). */
+  listWorkers(params: ListWorkersParams = {}): Promise<Worker[]> {
+    return this.store.listWorkers(params);
   }
 
   /** Worker sessions attached to this coordinator now. */

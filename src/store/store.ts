@@ -123,6 +123,11 @@ export interface SweepResult {
   endedAttempts: { attemptId: string; workerId: string; reason: 'LEASE_LOST' | 'TIMEOUT' }[];
 }
 
+export interface ListWorkersParams {
+  ids?: readonly string[];
+  summary?: boolean;
+}
+
 export interface DeleteFinishedParams {
   queue: string;
   /** Finished jobs that finished before this are deleted; null: no age limit. */
@@ -295,7 +300,12 @@ export interface Store {
    */
   upsertWorker(params: { spec: WorkerSpec; operator?: string | null }): Promise<Worker>;
   getWorker(params: { id: string }): Promise<Worker | null>;
-  listWorkers(): Promise<Worker[]>;
+  /**
+   * Workers by id: all of them, or those of `ids`. `summary`: without their
+   * labels and keys (read as empty), for reads that need only states, slots
+   * and counts, so that a read of every worker costs little per worker.
+   */
+  listWorkers(params?: ListWorkersParams): Promise<Worker[]>;
   /** The worker's connection dropped. Its leases stay until their heartbeat timeout. */
   disconnectWorker(params: { workerId: string }): Promise<void>;
   setWorkerDraining(params: { workerId: string; draining: boolean }): Promise<Worker>;

@@ -21,6 +21,7 @@ import type {
   JobPage,
   LeaseRef,
   ListJobsParams,
+  ListWorkersParams,
   QuarantineParams,
   QueueArrivals,
   QueueCounts,
@@ -160,8 +161,8 @@ export abstract class EngineStore implements Store {
     return this.read((x) => workers.getWorker(this.ctx, x, params.id));
   }
 
-  listWorkers(): Promise<Worker[]> {
-    return this.read((x) => workers.listWorkers(this.ctx, x));
+  listWorkers(params: ListWorkersParams = {}): Promise<Worker[]> {
+    return this.read((x) => workers.listWorkers(this.ctx, x, params));
   }
 
   async disconnectWorker(params: { workerId: string }): Promise<void> {

@@ -4,7 +4,7 @@ import { GafferError } from '../../types/errors.ts';
 import { checkWorkerKeys } from '../../types/schemas.ts';
 import type { Json, Worker, WorkerCheck, WorkerSpec } from '../../types/model.ts';
 import { checkFromRow, workerFromRow, type Row } from '../rows.ts';
-import type { HeartbeatParams, HeartbeatResult, LeaseRef } from '../store.ts';
+import type { HeartbeatParams, HeartbeatResult, LeaseRef, ListWorkersParams } from '../store.ts';
 import { throwNotHolder, throwStale } from './settle.ts';
 import { J, LIVE, sortedIds, type Context, type Exec, type Tx } from './sql.ts';
 import { withCurrentCredit } from './credit.ts';
@@ -53,8 +53,16 @@ export async function mustGetWorker(c: Context, x: Exec, id: string): Promise<Wo
   return w;
 }
 
-export async function listWorkers(c: Context, x: Exec): Promise<Worker[]> {
-  return withRunning(c, x, await x.all('SELECT * FROM workers ORDER BY id'));
+/** Every column of a worker but its labels and keys, which read as empty. */
+const SUMMARY_COLUMNS = `id, name, '{}' AS labels, cores, memory_mb, gpu_ids, queues, '[]' AS keys, connected, draining, quarantined,
+  connected_at, last_seen_at, created_at, valid_count, invalid_count, timed_out_count, valid_streak, solo_since_check,
+  quarantine_reason, operator`;
+
+export async function listWorkers(c: Context, x: Exec, p: ListWorkersParams): Promise<Worker[]> {
+  const columns = p.summary ? SUMMARY_COLUMNS : '*';
+  if (p.ids !== undefined && p.ids.length === 0) return [];
+  const where = p.ids === undefined ? '' : ` WHERE id ${c.d.inList('$1')}`;
+  return withRunning(c, x, await x.all(`SELECT ${columns} FROM workers${where} ORDER BY id`, p.ids === undefined ? [] : [[...p.ids]]));
 }
 
 /** Workers from their rows, with their live attempt counts per queue and their reliability checks (one query each for all). */
