@@ -177,12 +177,13 @@ keepJobs = 1000000
 
 [queues.fast.retention]
 keepJobs = 100
+archive = "/var/lib/gaffer/fast.jsonl"
 
 [queues.audit.retention]
 `;
     const c = serveConfig({ config: file('retention.toml', text) }, {});
     assert.deepEqual(c.retention, { keepDays: 14, keepJobs: 1_000_000 });
-    assert.deepEqual(c.queues.fast, { retention: { keepJobs: 100 } });
+    assert.deepEqual(c.queues.fast, { retention: { keepJobs: 100, archive: '/var/lib/gaffer/fast.jsonl' } });
     assert.deepEqual(c.queues.audit, { retention: {} }, 'a table with neither limit keeps them for ever');
     assert.equal(c.workerRetentionMs, 2 * 24 * 3600 * 1000);
     const none = serveConfig({}, {});
@@ -194,7 +195,7 @@ keepJobs = 100
       ['[retention]\nkeepDays = 0', /^retention\.keepDays must be more than 0$/],
       ['[retention]\nkeepJobs = -1', /^retention\.keepJobs must be 0 or more$/],
       ['[retention]\nkeepJobs = 1.5', /^retention\.keepJobs must be a whole number$/],
-      ['[queues.q.retention]\nkeepWeeks = 2', /^queues\.q\.retention\.keepWeeks is not a retention setting \(keepDays, keepJobs\)$/],
+      ['[queues.q.retention]\nkeepWeeks = 2', /^queues\.q\.retention\.keepWeeks is not a retention setting \(keepDays, keepJobs, archive\)$/],
       ['[queues.q]\nretention = 3', /^queues\.q\.retention must be a table$/],
       ['[server]\nworkerRetentionDays = 0', /^server\.workerRetentionDays must be more than 0$/],
     ];

@@ -196,18 +196,21 @@ const DAY_MS = 24 * 3600 * 1000;
 /**
  * `[retention]` or `[queues.NAME.retention]`: keepDays (more than 0, may be
  * fractional) and keepJobs (a whole number, 0 or more), either or both; a
- * table with neither keeps finished jobs for ever.
+ * table with neither keeps finished jobs for ever. archive: a file the
+ * deleted jobs are appended to first, as JSON lines.
  */
 function retentionOf(v: unknown, where: string): RetentionPolicy {
   const t = table(v, where);
   for (const k of Object.keys(t)) {
-    if (k !== 'keepDays' && k !== 'keepJobs') throw new GafferError('INVALID_INPUT', `${where}.${k} is not a retention setting (keepDays, keepJobs)`);
+    if (!['keepDays', 'keepJobs', 'archive'].includes(k)) throw new GafferError('INVALID_INPUT', `${where}.${k} is not a retention setting (keepDays, keepJobs, archive)`);
   }
   const keepDays = num(t.keepDays, `${where}.keepDays`);
   const keepJobs = int(t.keepJobs, `${where}.keepJobs`);
   if (keepDays !== undefined && !(keepDays > 0)) throw new GafferError('INVALID_INPUT', `${where}.keepDays must be more than 0`);
   if (keepJobs !== undefined && keepJobs < 0) throw new GafferError('INVALID_INPUT', `${where}.keepJobs must be 0 or more`);
-  return { ...(keepDays !== undefined ? { keepDays } : {}), ...(keepJobs !== undefined ? { keepJobs } : {}) };
+  const archive = str(t.archive, `${where}.archive`);
+  if (archive === '') throw new GafferError('INVALID_INPUT', `${where}.archive must name a file`);
+  return { ...(keepDays !== undefined ? { keepDays } : {}), ...(keepJobs !== undefined ? { keepJobs } : {}), ...(archive !== undefined ? { archive } : {}) };
 }
 
 const TRUST_FIELDS = Object.keys(TRUST_DEFAULTS) as (keyof TrustPolicy)[];

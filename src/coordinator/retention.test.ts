@@ -3,6 +3,9 @@
 // batches of retentionBatchMaxJobs, keeps a queue that keeps them for ever,
 // and prunes worker records that hold nothing once workerRetentionMs passed.
 import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { place } from '../scheduler/index.ts';
 import { openSqliteStore } from '../store/sqlite/store.ts';
@@ -11,6 +14,7 @@ import { seededRandom, VirtualClock } from '../types/clock.ts';
 import { LIMITS } from '../types/limits.ts';
 import type { RetentionPolicy } from '../types/model.ts';
 import { newJob } from '../types/new-job.ts';
+import { RetentionSweep } from './retention.ts';
 import { Sweeper } from './sweeper.ts';
 
 const MINUTE_MS = 60_000;
@@ -99,5 +103,24 @@ describe('retention sweep (virtual time, SQLite)', () => {
     sweeper.stop();
     assert.deepEqual(errors, []);
     await store.close();
+  });
+
+  it('appends the jobs of a queue with an archive to its file, one JSON line each, before deleting them', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'gaffer-archive-'));
+    try {
+      const clock = new VirtualClock();
+      const store = openSqliteStore({ path: ':memory:', clock, random: seededRandom(12) });
+      const path = join(dir, 'done.jsonl');
+      const ids = (await store.submit({ jobs: [newJob({ queue: 'arch', payload: { n: 1 } }), newJob({ queue: 'arch', payload: { n: 2 } })] })).map((r) => r.job.id);
+      for (const id of ids) await store.cancel({ jobId: id });
+      const sweep = new RetentionSweep(store, clock, { policyOf: () => ({ keepJobs: 0, archive: path }) });
+      assert.deepEqual(await sweep.run(), { deletedJobs: 2, prunedWorkers: 0 });
+      const lines = readFileSync(path, 'utf8').trimEnd().split('\n').map((l) => JSON.parse(l) as { id: string; state: string; payload: unknown });
+      assert.deepEqual(lines.map((j) => [j.id, j.state, j.payload]), [[ids[0], 'cancelled', { n: 1 }], [ids[1], 'cancelled', { n: 2 }]]);
+      assert.equal(await store.getJob({ id: ids[0]! }), null);
+      await store.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

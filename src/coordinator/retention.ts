@@ -9,10 +9,11 @@
 // by name from where the last sweep stopped, then prunes worker records the
 // same way. Several coordinators may sweep at once: a job or worker is
 // deleted by whichever gets it first (the store skips rows another holds).
+import { appendFile } from 'node:fs/promises';
 import type { DeleteFinishedParams, Store } from '../store/store.ts';
 import type { Clock } from '../types/clock.ts';
 import { COORDINATOR_DEFAULTS, LIMITS, RETENTION_DEFAULTS } from '../types/limits.ts';
-import type { RetentionPolicy } from '../types/model.ts';
+import type { Job, RetentionPolicy } from '../types/model.ts';
 
 const DAY_MS = 24 * 3600 * 1000;
 
@@ -27,6 +28,17 @@ export interface RetentionSweepResult {
   deletedJobs: number;
   prunedWorkers: number;
 }
+
+/**
+ * Appends jobs to a file as JSON lines, before the store deletes them (inside
+ * its transaction): a failed append deletes nothing. A commit that fails after
+ * the append leaves lines that the next sweep appends again, so a job may
+ * appear twice in the file (the same id); none is deleted without its line.
+ */
+const archiveTo =
+  (path: string) =>
+  (jobs: Job[]): Promise<void> =>
+    appendFile(path, jobs.map((j) => `${JSON.stringify(j)}\n`).join(''), 'utf8');
 
 /** True when the policy deletes nothing: neither limit set. */
 export const keepsForever = (p: RetentionPolicy): boolean => p.keepDays === undefined && p.keepJobs === undefined;
@@ -83,6 +95,7 @@ export class RetentionSweep {
       finishedBeforeMs: policy.keepDays === undefined ? null : this.clock.now() - Math.round(policy.keepDays * DAY_MS),
       keepJobs: policy.keepJobs ?? null,
       limit: LIMITS.retentionBatchMaxJobs,
+      ...(policy.archive !== undefined ? { archive: archiveTo(policy.archive) } : {}),
     };
   }
 

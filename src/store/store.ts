@@ -136,6 +136,11 @@ export interface DeleteFinishedParams {
   keepJobs: number | null;
   /** Most jobs this call deletes (one transaction); at most LIMITS.retentionBatchMaxJobs. */
   limit: number;
+  /**
+   * Called with the jobs about to be deleted (whole, oldest first), inside the
+   * transaction and before the delete: if it rejects, nothing is deleted.
+   */
+  archive?: (jobs: Job[]) => Promise<void>;
 }
 
 export interface DeleteFinishedResult {

@@ -110,6 +110,8 @@ export interface RetentionPolicy {
   keepDays?: number;
   /** Only the newest this many finished jobs of the queue are kept. */
   keepJobs?: number;
+  /** A file the deleted jobs are appended to first, one JSON object a line. */
+  archive?: string;
 }
 
 /** What a client submits. Everything but `queue` is optional. */

@@ -10,7 +10,8 @@
 // - a reliability check names it as its challenge (the check's verdict is the
 //   worker's record; the challenge goes with the worker, see pruneWorkers).
 // Deleting a job deletes its attempts (results, traces) and every dependency
-// row that names it, parent or dependant. Dependants keep their `dependsOn`,
+// row that names it, parent or dependant; an `archive` callback gets the jobs
+// whole first, in the same transaction. Dependants keep their `dependsOn`,
 // which may then name a deleted job. Its idempotency key is free again: a
 // submit under it makes a new job.
 //
@@ -22,6 +23,7 @@
 // snapshot and their lock; after the lock none can (its dependency row's
 // foreign key waits for it).
 import { LIMITS } from '../../types/limits.ts';
+import { jobFromRow } from './columns.ts';
 import type { DeleteFinishedParams, DeleteFinishedResult } from '../store.ts';
 import { LIVE, str, type Context, type Exec, type Tx } from './sql.ts';
 
@@ -86,6 +88,10 @@ export async function deleteFinishedJobs(c: Context, tx: Tx, p: DeleteFinishedPa
     ids = ids.filter((id) => still.has(id));
   }
   if (ids.length === 0) return { deletedJobIds: [] };
+  if (p.archive) {
+    const rows = await tx.all(`SELECT * FROM jobs WHERE id ${c.d.inList('$1')} ORDER BY finished_at, id`, [ids]);
+    await p.archive(rows.map(jobFromRow));
+  }
   await tx.run(`DELETE FROM attempts WHERE job_id ${c.d.inList('$1')}`, [ids]);
   await tx.run(`DELETE FROM job_deps WHERE parent_id ${c.d.inList('$1')}`, [ids]);
   await tx.run(`DELETE FROM job_deps WHERE job_id ${c.d.inList('$1')}`, [ids]);

@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { resultHash } from '../rules.ts';
 import { newJob } from '../../types/new-job.ts';
 import type { Job } from '../../types/model.ts';
+import type { DeleteFinishedParams } from '../store.ts';
 import { type ContractContext, MINUTE } from './context.ts';
 
 const DAY = 24 * 60 * MINUTE;
@@ -25,7 +26,7 @@ export function retentionTests(ctx: ContractContext): void {
   }
 
   const exists = async (id: string): Promise<boolean> => (await ctx.store.getJob({ id })) !== null;
-  const sweep = (over: Partial<{ finishedBeforeMs: number | null; keepJobs: number | null; limit: number; queue: string }> = {}) =>
+  const sweep = (over: Partial<DeleteFinishedParams> = {}) =>
     ctx.store.deleteFinishedJobs({ queue: 'q', finishedBeforeMs: null, keepJobs: null, limit: 100, ...over });
 
   describe('deleteFinishedJobs', () => {
@@ -98,6 +99,26 @@ export function retentionTests(ctx: ContractContext): void {
       const again = (await ctx.store.submit({ jobs: [ctx.spec({ idempotencyKey: 'nightly-7' })] }))[0]!;
       assert.equal(again.created, true);
       assert.notEqual(again.job.id, first.id);
+    });
+  });
+
+  describe('deleteFinishedJobs with an archive', () => {
+    it('hands the jobs over whole before deleting them, and deletes nothing when the archive fails', async () => {
+      await addWorker('w1');
+      const a = await finished({ payload: { n: 1 } });
+      const b = await finished({ payload: { n: 2 } });
+      await assert.rejects(
+        sweep({ keepJobs: 0, archive: async () => Promise.reject(new Error('disk full')) }),
+        /disk full/,
+      );
+      assert.deepEqual([await exists(a.id), await exists(b.id)], [true, true], 'a failed archive deletes nothing');
+      const archived: Job[] = [];
+      const out = await sweep({ keepJobs: 0, archive: async (jobs) => void archived.push(...jobs) });
+      assert.deepEqual(out.deletedJobIds, [a.id, b.id]);
+      assert.deepEqual(archived.map((j) => [j.id, j.state, j.payload, j.result]), [
+        [a.id, 'succeeded', { n: 1 }, { ok: true }],
+        [b.id, 'succeeded', { n: 2 }, { ok: true }],
+      ]);
     });
   });
 
