@@ -53,10 +53,10 @@ export async function mustGetWorker(c: Context, x: Exec, id: string): Promise<Wo
   return w;
 }
 
-/** Every column of a worker but its labels and keys, which read as empty. */
+/** Every column of a worker but its labels and keys, which read as empty (the store suite checks the rest matches a whole read). */
 const SUMMARY_COLUMNS = `id, name, '{}' AS labels, cores, memory_mb, gpu_ids, queues, '[]' AS keys, connected, draining, quarantined,
   connected_at, last_seen_at, created_at, valid_count, invalid_count, timed_out_count, valid_streak, solo_since_check,
-  quarantine_reason, operator`;
+  quarantine_reason, operator, credit, completed_count, credit_at`;
 
 export async function listWorkers(c: Context, x: Exec, p: ListWorkersParams): Promise<Worker[]> {
   const columns = p.summary ? SUMMARY_COLUMNS : '*';
