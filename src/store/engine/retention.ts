@@ -49,8 +49,21 @@ export async function finishedQueues(x: Exec, after: string, limit: number): Pro
   return rows.map((r) => str(r.name));
 }
 
-/** Jobs finished strictly before (atMs, id) are past the limits; null: none is. */
-async function cutoff(x: Exec, p: DeleteFinishedParams): Promise<{ atMs: number; id: string } | null> {
+/** Where a queue's retention cuts: jobs finished strictly before (atMs, id). */
+export interface Cutoff {
+  atMs: number;
+  id: string;
+}
+
+/**
+ * Jobs finished strictly before the cutoff are past the limits; null: none
+ * is. A read, run before the batch's transaction: the count limit walks the
+ * index past the kept jobs (OFFSET keepJobs), which must not hold the write
+ * lock. A cutoff read a moment early only errs towards keeping: jobs finish
+ * newer, and it moves only forward (unless one of the kept jobs is retried
+ * in between, which may let one job too many go).
+ */
+export async function cutoff(x: Exec, p: DeleteFinishedParams): Promise<Cutoff | null> {
   const byAge = p.finishedBeforeMs === null ? null : { atMs: p.finishedBeforeMs, id: '' };
   let byCount: { atMs: number; id: string } | null = null;
   if (p.keepJobs !== null && p.keepJobs <= 0) byCount = { atMs: Number.MAX_SAFE_INTEGER, id: '' };
@@ -67,10 +80,9 @@ async function cutoff(x: Exec, p: DeleteFinishedParams): Promise<{ atMs: number;
 }
 
 /** Deletes up to `limit` eligible finished jobs of one queue, oldest first, with their attempts and dependency rows. */
-export async function deleteFinishedJobs(c: Context, tx: Tx, p: DeleteFinishedParams): Promise<DeleteFinishedResult> {
+export async function deleteFinishedJobs(c: Context, tx: Tx, p: DeleteFinishedParams, cut: Cutoff): Promise<DeleteFinishedResult> {
   const limit = Math.min(p.limit, LIMITS.retentionBatchMaxJobs);
-  const cut = limit > 0 ? await cutoff(tx, p) : null;
-  if (cut === null) return { deletedJobIds: [] };
+  if (limit <= 0) return { deletedJobIds: [] };
   const candidates = await tx.all(
     `SELECT j.id FROM jobs j ${c.d.indexedBy('jobs_finished')}
      WHERE j.queue = $1 AND j.finished_at IS NOT NULL AND (j.finished_at < $2 OR (j.finished_at = $2 AND j.id < $3))

@@ -278,8 +278,10 @@ export abstract class EngineStore implements Store {
     return this.read((x) => retention.finishedQueues(x, params.after ?? '', params.limit));
   }
 
-  deleteFinishedJobs(params: DeleteFinishedParams): Promise<DeleteFinishedResult> {
-    return this.write((tx) => retention.deleteFinishedJobs(this.ctx, tx, params), LIGHT);
+  async deleteFinishedJobs(params: DeleteFinishedParams): Promise<DeleteFinishedResult> {
+    const cut = params.limit > 0 ? await this.read((x) => retention.cutoff(x, params)) : null;
+    if (cut === null) return { deletedJobIds: [] };
+    return this.write((tx) => retention.deleteFinishedJobs(this.ctx, tx, params, cut), LIGHT);
   }
 
   pruneWorkers(params: { seenBeforeMs: number; limit: number }): Promise<string[]> {
