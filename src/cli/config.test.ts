@@ -166,6 +166,46 @@ spotCheckProbability = 0.25
   });
 });
 
+describe('serve config: retention', () => {
+  it('reads the server default, each queue\'s own, and the worker retention', () => {
+    const text = `[server]
+workerRetentionDays = 2
+
+[retention]
+keepDays = 14
+keepJobs = 1000000
+
+[queues.fast.retention]
+keepJobs = 100
+archive = "/var/lib/gaffer/fast.jsonl"
+
+[queues.audit.retention]
+`;
+    const c = serveConfig({ config: file('retention.toml', text) }, {});
+    assert.deepEqual(c.retention, { keepDays: 14, keepJobs: 1_000_000 });
+    assert.deepEqual(c.queues.fast, { retention: { keepJobs: 100, archive: '/var/lib/gaffer/fast.jsonl' } });
+    assert.deepEqual(c.queues.audit, { retention: {} }, 'a table with neither limit keeps them for ever');
+    assert.equal(c.workerRetentionMs, 2 * 24 * 3600 * 1000);
+    const none = serveConfig({}, {});
+    assert.deepEqual(['retention' in none, 'workerRetentionMs' in none], [false, false], 'the built-in defaults apply');
+  });
+
+  it('refuses a bad retention setting with an error naming it', () => {
+    const cases: [string, RegExp][] = [
+      ['[retention]\nkeepDays = 0', /^retention\.keepDays must be more than 0$/],
+      ['[retention]\nkeepJobs = -1', /^retention\.keepJobs must be 0 or more$/],
+      ['[retention]\nkeepJobs = 1.5', /^retention\.keepJobs must be a whole number$/],
+      ['[queues.q.retention]\nkeepWeeks = 2', /^queues\.q\.retention\.keepWeeks is not a retention setting \(keepDays, keepJobs, archive\)$/],
+      ['[queues.q]\nretention = 3', /^queues\.q\.retention must be a table$/],
+      ['[server]\nworkerRetentionDays = 0', /^server\.workerRetentionDays must be more than 0$/],
+    ];
+    cases.forEach(([text, message], i) => {
+      const path = file(`bad-retention-${i}.toml`, text);
+      assert.throws(() => serveConfig({ config: path }, {}), (e) => isGafferError(e, 'INVALID_INPUT') && message.test(e.message), text);
+    });
+  });
+});
+
 describe('serve config: SQLite sync', () => {
   it('takes sqliteSync from the file, the environment and flags, in that order; full is the store default', () => {
     assert.equal('sqliteSync' in serveConfig({ db: '/srv/g.db' }, {}), false);

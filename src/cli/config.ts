@@ -7,7 +7,7 @@ import { checkSize, normalizeJob, type JobDefaults, type QueueConfig } from '../
 import { trustPolicy, type TrustPolicy } from '../trust/reputation.ts';
 import { GafferError, isGafferError } from '../types/errors.ts';
 import { LIMITS, TRUST_DEFAULTS } from '../types/limits.ts';
-import type { ChallengeSpec, Distinct, Json, VerifySpec } from '../types/model.ts';
+import type { ChallengeSpec, Distinct, Json, RetentionPolicy, VerifySpec } from '../types/model.ts';
 
 export const SERVE_DEFAULTS = {
   host: '127.0.0.1',
@@ -31,6 +31,10 @@ export interface ServeConfig {
   tokens: TokenConfig[];
   /** Per queue: defaults for the fields a submit leaves out, and an optional reliability challenge. */
   queues: Record<string, QueueConfig>;
+  /** `[retention]`: how long finished jobs of a queue without `[queues.NAME.retention]` are kept; RETENTION_DEFAULTS when the file has none. */
+  retention?: RetentionPolicy;
+  /** `server.workerRetentionDays`: how long an offline worker record that holds nothing is kept (COORDINATOR_DEFAULTS.workerRetentionMs when left out). */
+  workerRetentionMs?: number;
   /** The `[trust]` settings given (the rest keep TRUST_DEFAULTS); left out when the file has none. */
   trust?: Partial<TrustPolicy>;
 }
@@ -168,6 +172,9 @@ export function serveConfig(
   const queues: Record<string, QueueConfig> = {};
   for (const [name, q] of Object.entries(table(file.queues, 'queues'))) queues[name] = queueConfig(table(q, `queues.${name}`), name);
   const trust = file.trust === undefined ? undefined : trustOf(table(file.trust, 'trust'));
+  const retention = file.retention === undefined ? undefined : retentionOf(file.retention, 'retention');
+  const workerRetentionDays = num(server.workerRetentionDays, 'server.workerRetentionDays');
+  if (workerRetentionDays !== undefined && !(workerRetentionDays > 0)) throw new GafferError('INVALID_INPUT', 'server.workerRetentionDays must be more than 0');
   return {
     host,
     port,
@@ -179,7 +186,31 @@ export function serveConfig(
     tokens,
     queues,
     ...(trust !== undefined ? { trust } : {}),
+    ...(retention !== undefined ? { retention } : {}),
+    ...(workerRetentionDays !== undefined ? { workerRetentionMs: Math.round(workerRetentionDays * DAY_MS) } : {}),
   };
+}
+
+const DAY_MS = 24 * 3600 * 1000;
+
+/**
+ * `[retention]` or `[queues.NAME.retention]`: keepDays (more than 0, may be
+ * fractional) and keepJobs (a whole number, 0 or more), either or both; a
+ * table with neither keeps finished jobs for ever. archive: a file the
+ * deleted jobs are appended to first, as JSON lines.
+ */
+function retentionOf(v: unknown, where: string): RetentionPolicy {
+  const t = table(v, where);
+  for (const k of Object.keys(t)) {
+    if (!['keepDays', 'keepJobs', 'archive'].includes(k)) throw new GafferError('INVALID_INPUT', `${where}.${k} is not a retention setting (keepDays, keepJobs, archive)`);
+  }
+  const keepDays = num(t.keepDays, `${where}.keepDays`);
+  const keepJobs = int(t.keepJobs, `${where}.keepJobs`);
+  if (keepDays !== undefined && !(keepDays > 0)) throw new GafferError('INVALID_INPUT', `${where}.keepDays must be more than 0`);
+  if (keepJobs !== undefined && keepJobs < 0) throw new GafferError('INVALID_INPUT', `${where}.keepJobs must be 0 or more`);
+  const archive = str(t.archive, `${where}.archive`);
+  if (archive === '') throw new GafferError('INVALID_INPUT', `${where}.archive must name a file`);
+  return { ...(keepDays !== undefined ? { keepDays } : {}), ...(keepJobs !== undefined ? { keepJobs } : {}), ...(archive !== undefined ? { archive } : {}) };
 }
 
 const TRUST_FIELDS = Object.keys(TRUST_DEFAULTS) as (keyof TrustPolicy)[];
@@ -270,6 +301,7 @@ function queueConfig(q: Table, name: string): QueueConfig {
     normalizeJob({ queue: name, payload: challenge.payload, timeoutMs: challenge.timeLimitMs, maxAttempts: 1 }, {}, `queues.${name}.challenge`);
     out.challenge = challenge;
   }
+  if (q.retention !== undefined) out.retention = retentionOf(q.retention, `queues.${name}.retention`);
   return out;
 }
 

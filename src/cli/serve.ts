@@ -33,7 +33,15 @@ export async function serve(config: ServeConfig, logger: Logger, options: ServeO
   // A refused configuration writes nothing: checked before the database is opened.
   assertSafeListen(auth, config.host);
   const store = await openStore(config);
-  const coordinator = new Coordinator({ store, clock: systemClock, queues: config.queues, log: logger, ...(config.history === false ? { history: false } : {}) });
+  const coordinator = new Coordinator({
+    store,
+    clock: systemClock,
+    queues: config.queues,
+    log: logger,
+    ...(config.history === false ? { history: false } : {}),
+    ...(config.retention !== undefined ? { retention: config.retention } : {}),
+    ...(config.workerRetentionMs !== undefined ? { workerRetentionMs: config.workerRetentionMs } : {}),
+  });
   coordinator.start();
   let server: RunningServer;
   try {

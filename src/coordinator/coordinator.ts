@@ -17,12 +17,12 @@
 //   answers again (store-guard.ts); nothing it does crashes the process.
 import { EventEmitter } from 'node:events';
 import { place as defaultPlace } from '../scheduler/index.ts';
-import type { Change, HeartbeatResult, LeaseRef, QueueCounts, QueueState, ReadHistoryParams, Store, SubmitResult, SweepResult } from '../store/store.ts';
+import type { Change, HeartbeatResult, LeaseRef, ListWorkersParams, QueueCounts, QueueState, ReadHistoryParams, Store, SubmitResult, SweepResult } from '../store/store.ts';
 import type { HistoryPoint, TrustPoint } from '../types/history.ts';
 import type { Clock, Random, TimerHandle } from '../types/clock.ts';
 import { GafferError, isGafferError } from '../types/errors.ts';
-import { COORDINATOR_DEFAULTS, LIMITS, PROTOCOL_DEFAULTS } from '../types/limits.ts';
-import type { Assignment, Job, JobError, Json, NewJob, PlaceFn, Worker, WorkerSpec } from '../types/model.ts';
+import { COORDINATOR_DEFAULTS, LIMITS, PROTOCOL_DEFAULTS, RETENTION_DEFAULTS } from '../types/limits.ts';
+import type { Assignment, Job, JobError, Json, NewJob, PlaceFn, RetentionPolicy, Worker, WorkerSpec } from '../types/model.ts';
 import { isTerminalJobState, type JobState } from '../types/states.ts';
 import type { QueueConfig } from './validate.ts';
 import { resultHash } from '../store/rules.ts';
@@ -30,6 +30,7 @@ import { checkResult, checkSize, checkText, checkTrace, normalizeJob, normalizeJ
 import { guardStore, StoreHealth } from './store-guard.ts';
 import { Dispatcher, freesCapacity, groupByWorker } from './dispatcher.ts';
 import { Sweeper } from './sweeper.ts';
+import type { RetentionSweepResult } from './retention.ts';
 import { MetricsHooks, timeStore } from './metrics-hooks.ts';
 import { HistoryRecorder } from './history.ts';
 import { queueNameSchema } from '../types/schemas.ts';
@@ -65,6 +66,12 @@ export interface CoordinatorOptions {
   random?: Random;
   /** Per queue: defaults for fields a submit leaves out, and a reliability challenge for new workers. */
   queues?: Record<string, QueueConfig>;
+  /** How long finished jobs of a queue without a retention of its own are kept (RETENTION_DEFAULTS when left out). */
+  retention?: RetentionPolicy;
+  /** How long an offline worker record that holds nothing is kept (COORDINATOR_DEFAULTS.workerRetentionMs). */
+  workerRetentionMs?: number;
+  /** How often the retention sweep runs (COORDINATOR_DEFAULTS.retentionSweepIntervalMs). */
+  retentionSweepIntervalMs?: number;
   log?: Log;
 }
 
@@ -157,6 +164,11 @@ export class Coordinator {
       onSwept: (result) => this.applySweep(result),
       onWake: () => this.kick(),
       onPoll: () => this.poll(),
+      ...(options.retentionSweepIntervalMs !== undefined ? { retentionSweepIntervalMs: options.retentionSweepIntervalMs } : {}),
+      retention: {
+        policyOf: (queue) => this.queueDefaults[queue]?.retention ?? options.retention ?? RETENTION_DEFAULTS,
+        ...(options.workerRetentionMs !== undefined ? { workerRetentionMs: options.workerRetentionMs } : {}),
+      },
       onError,
     });
   }
@@ -279,8 +291,9 @@ export class Coordinator {
     return this.store.queueCounts();
   }
 
-  listWorkers(): Promise<Worker[]> {
-    return this.store.listWorkers();
+  /** Workers by id; `summary`: without labels and keys (see Store.listWorkers). */
+  listWorkers(params: ListWorkersParams = {}): Promise<Worker[]> {
+    return this.store.listWorkers(params);
   }
 
   /** Worker sessions attached to this coordinator now. */
@@ -445,6 +458,11 @@ export class Coordinator {
     const wire = assignments.map(({ readyAt: _readyAt, ...a }) => a);
     for (const [workerId, list] of groupByWorker(wire)) this.sessions.get(workerId)?.link.assign(list);
     for (const a of assignments) this.events.emit('job', { jobId: a.jobId, state: 'running', at: this.clock.now() });
+  }
+
+  /** One retention sweep now (the sweeper also runs one on its beat); see retention.ts. */
+  sweepRetention(): Promise<RetentionSweepResult> {
+    return this.sweeper.sweepRetention();
   }
 
   /** One pass of every sweeper now (the sweeper also runs them on its beat); see Sweeper.sweep(). */

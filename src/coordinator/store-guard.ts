@@ -173,7 +173,7 @@ export function guardStore(store: Store, health: StoreHealth): Store {
     retry: (p) => run(() => store.retry(p)),
     upsertWorker: (p) => run(() => store.upsertWorker(p)),
     getWorker: (p) => run(() => store.getWorker(p)),
-    listWorkers: () => run(() => store.listWorkers()),
+    listWorkers: (p) => run(() => store.listWorkers(p)),
     disconnectWorker: (p) => run(() => store.disconnectWorker(p)),
     setWorkerDraining: (p) => run(() => store.setWorkerDraining(p)),
     updateWorkerKeys: (p) => run(() => store.updateWorkerKeys(p)),
@@ -199,6 +199,9 @@ export function guardStore(store: Store, health: StoreHealth): Store {
     readTrustHistory: (p) => run(() => store.readTrustHistory(p)),
     rollUpHistory: (p) => run(() => store.rollUpHistory(p)),
     queuesOf: (p) => run(() => store.queuesOf(p)),
+    finishedQueues: (p) => run(() => store.finishedQueues(p)),
+    deleteFinishedJobs: (p) => run(() => store.deleteFinishedJobs(p)),
+    pruneWorkers: (p) => run(() => store.pruneWorkers(p)),
     ping: () => run(() => store.ping()),
     close: () => store.close(),
   };

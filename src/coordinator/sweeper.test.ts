@@ -32,6 +32,8 @@ function fakeStore(shared = false): FakeStore {
       return fake.nextRunAt;
     },
     rollUpHistory: async () => ({ rolledUpMinutes: 0, droppedHours: 0 }),
+    finishedQueues: async () => [],
+    pruneWorkers: async () => [],
   } as unknown as Store;
   return fake;
 }
@@ -99,10 +101,10 @@ describe('sweeper', () => {
   it('wakes at the next delayed job, keeps the earliest wake-up, and caps a far one', async () => {
     const clock = new VirtualClock(1_000_000);
     const fake = fakeStore();
-    const { s, seen } = sweeper(fake, clock, { sweepIntervalMs: 10_000_000_000, historySweepIntervalMs: 10_000_000_000 });
+    const { s, seen } = sweeper(fake, clock, { sweepIntervalMs: 10_000_000_000, historySweepIntervalMs: 10_000_000_000, retentionSweepIntervalMs: 10_000_000_000 });
     s.start();
     await s.armWake();
-    assert.equal(clock.pendingTimers(), 2, 'no delayed job: only the sweep beat and the history beat');
+    assert.equal(clock.pendingTimers(), 3, 'no delayed job: only the sweep, history and retention beats');
     fake.nextRunAt = clock.now() + 500;
     await s.armWake();
     fake.nextRunAt = clock.now() + 800;

@@ -18,11 +18,15 @@
 //   minutes older than historyMinuteRetentionMs into hours, and hours older
 //   than historyHourRetentionMs dropped (store.rollUpHistory), batch after
 //   batch while batches come back full, at most historyRollUpMaxBatches.
+// - Deletes finished jobs past their queue's retention and prunes worker
+//   records that hold nothing, on its own beat (retentionSweepIntervalMs),
+//   in short batches (retention.ts).
 //
 // While `available` says the store is away, beats come and go without asking it.
 import type { Store, SweepResult } from '../store/store.ts';
 import { TIMER_MAX_DELAY_MS, type Clock, type TimerHandle } from '../types/clock.ts';
 import { COORDINATOR_DEFAULTS, LIMITS } from '../types/limits.ts';
+import { RetentionSweep, type RetentionOptions, type RetentionSweepResult } from './retention.ts';
 
 export interface SweeperOptions {
   store: Store;
@@ -44,6 +48,10 @@ export interface SweeperOptions {
   onPoll?: () => void;
   /** Default: COORDINATOR_DEFAULTS.historySweepIntervalMs. */
   historySweepIntervalMs?: number;
+  /** Default: COORDINATOR_DEFAULTS.retentionSweepIntervalMs. */
+  retentionSweepIntervalMs?: number;
+  /** Which retention applies to which queue, and how long idle worker records are kept. */
+  retention?: RetentionOptions;
   /** A failed store call; the next beat (or dispatch loop) retries it. */
   onError: (err: unknown, msg: string) => void;
 }
@@ -55,6 +63,8 @@ export class Sweeper {
   private running = false;
   private readonly sweepBeat: Beat;
   private readonly historyBeat: Beat;
+  private readonly retentionBeat: Beat;
+  private readonly retention: RetentionSweep;
   private pollTimer: TimerHandle | null = null;
   private wakeTimer: { handle: TimerHandle; atMs: number } | null = null;
 
@@ -70,6 +80,11 @@ export class Sweeper {
     this.historyBeat = new Beat(options.clock, options.historySweepIntervalMs ?? COORDINATOR_DEFAULTS.historySweepIntervalMs, may, () => this.rollUpHistory(), (err) =>
       options.onError(err, 'rolling up the queue history failed; the next beat retries it'),
     );
+    this.retention = new RetentionSweep(options.store, options.clock, options.retention);
+    const retentionMs = options.retentionSweepIntervalMs ?? COORDINATOR_DEFAULTS.retentionSweepIntervalMs;
+    this.retentionBeat = new Beat(options.clock, retentionMs, may, () => this.sweepRetention(), (err) =>
+      options.onError(err, 'the retention sweep failed; the next beat retries it'),
+    );
   }
 
   start(): void {
@@ -78,6 +93,7 @@ export class Sweeper {
     this.sweepBeat.start();
     this.schedulePoll();
     this.historyBeat.start();
+    this.retentionBeat.start();
   }
 
   /** Clears every timer; a sweep pass in flight runs to its end (see current()). */
@@ -85,14 +101,21 @@ export class Sweeper {
     this.running = false;
     this.sweepBeat.stop();
     this.historyBeat.stop();
+    this.retentionBeat.stop();
     for (const t of [this.pollTimer, this.wakeTimer?.handle]) if (t) this.o.clock.clearTimeout(t);
     this.pollTimer = null;
     this.wakeTimer = null;
   }
 
-  /** The sweep pass (or history roll-up) a beat started and that still runs, or null; it never rejects. */
+  /** The sweep pass (history roll-up, retention sweep) a beat started and that still runs, or null; it never rejects. */
   current(): Promise<void> | null {
-    return this.sweepBeat.pass ?? this.historyBeat.pass;
+    const passes = [this.sweepBeat.pass, this.historyBeat.pass, this.retentionBeat.pass].filter((p) => p !== null);
+    return passes.length === 0 ? null : Promise.all(passes).then(() => undefined);
+  }
+
+  /** One retention sweep now (the sweeper also runs one on its beat): finished jobs past their retention, idle worker records. */
+  sweepRetention(): Promise<RetentionSweepResult> {
+    return this.retention.run();
   }
 
   /**

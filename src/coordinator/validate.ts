@@ -4,9 +4,9 @@ import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import { GafferError } from '../types/errors.ts';
 import { exceedsJsonDepth } from '../types/json-depth.ts';
 import { LIMITS } from '../types/limits.ts';
-import type { ChallengeSpec, JobSpec, Json, NewJob, Trace, WorkerSpec } from '../types/model.ts';
+import type { ChallengeSpec, JobSpec, Json, NewJob, RetentionPolicy, Trace, WorkerSpec } from '../types/model.ts';
 import { newJob, type JobDefaults } from '../types/new-job.ts';
-import { jobSpecSchema, traceSchema, UNSTORABLE_TEXT, workerSpecSchema } from '../types/schemas.ts';
+import { checkWorkerKeys, jobSpecSchema, traceSchema, UNSTORABLE_TEXT, workerSpecSchema } from '../types/schemas.ts';
 
 const ajv = new Ajv({ allErrors: false, strict: true, allowUnionTypes: true });
 ajv.addFormat('date-time', { type: 'string', validate: (s: string) => isIsoDateTime(s) });
@@ -87,7 +87,7 @@ export function checkSize(value: unknown, maxBytes: number, what: string): void 
 export type { JobDefaults };
 
 /** A queue's configuration: defaults for its jobs, and an optional reliability challenge for new workers. */
-export type QueueConfig = JobDefaults & { challenge?: ChallengeSpec };
+export type QueueConfig = JobDefaults & { challenge?: ChallengeSpec; retention?: RetentionPolicy };
 
 /** The smallest number of replicas trace verification can work with: with two, both are equally far from their mean. */
 export const TRACE_REPLICAS_MIN = 3;
@@ -138,6 +138,7 @@ export function normalizeWorker(input: unknown): WorkerSpec {
     queues: s.queues,
     keys: s.keys ?? [],
   };
+  checkWorkerKeys(spec.keys, 'worker.keys');
   if (s.id !== undefined) spec.id = s.id;
   return spec;
 }

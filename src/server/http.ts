@@ -153,7 +153,8 @@ export async function buildHttpApp(deps: HttpDeps): Promise<FastifyInstance> {
       return coordinator.retry(idOf(req));
     },
 
-    listWorkers: async (req) => workerPage(await coordinator.listWorkers(), check.listWorkers.query<WorkerPageQuery>(req.query)),
+    listWorkers: async (req) =>
+      workerPage(await coordinator.listWorkers({ summary: true }), check.listWorkers.query<WorkerPageQuery>(req.query), (ids) => coordinator.listWorkers({ ids })),
     getWorker: async (req) => {
       const id = idOf(req);
       const worker = await store.getWorker({ id });
@@ -309,16 +310,43 @@ interface WorkerPageQuery {
   cursor?: string;
 }
 
-/** GET /v1/workers: by id, after the cursor, at most `limit`; counts by state over every worker. */
-export function workerPage(all: readonly Worker[], q: WorkerPageQuery): { workers: Worker[]; nextCursor: string | null; counts: { total: number; byState: Record<WorkerState, number> } } {
+/**
+ * GET /v1/workers: by id, after the cursor, at most `limit` and
+ * listWorkersPageMaxBytes; counts by state over every worker. `all` may be
+ * summaries (Store.listWorkers `summary`): the page's workers are then read
+ * whole with `load`, so only a page of them is ever held in full.
+ */
+export async function workerPage(
+  all: readonly Worker[],
+  q: WorkerPageQuery,
+  load: (ids: string[]) => Promise<Worker[]> = async (ids) => all.filter((w) => ids.includes(w.id)),
+): Promise<{ workers: Worker[]; nextCursor: string | null; counts: { total: number; byState: Record<WorkerState, number> } }> {
   const byState = Object.fromEntries(WORKER_STATES.map((s) => [s, 0])) as Record<WorkerState, number>;
   for (const w of all) byState[w.state]++;
   const limit = Math.min(q.limit ?? HTTP_DEFAULTS.listDefaultWorkers, LIMITS.listMaxWorkers);
   const picked = all
     .filter((w) => (q.state === undefined || w.state === q.state) && (q.cursor === undefined || w.id > q.cursor))
     .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
-  const workers = picked.slice(0, limit);
-  return { workers, nextCursor: picked.length > limit ? workers[workers.length - 1]!.id : null, counts: { total: all.length, byState } };
+  const wanted = picked.slice(0, limit).map((w) => w.id);
+  // A record pruned between the two reads is left out.
+  const whole = new Map((await load(wanted)).map((w) => [w.id, w]));
+  // At most listWorkersPageMaxBytes of them as JSON (at least one): a page of workers with many keys ends early.
+  const workers: Worker[] = [];
+  let bytes = 0;
+  let last: string | null = null;
+  for (const id of wanted) {
+    const w = whole.get(id);
+    if (w === undefined) {
+      last = id;
+      continue;
+    }
+    bytes += Buffer.byteLength(JSON.stringify(w), 'utf8') + 1;
+    if (workers.length > 0 && bytes > LIMITS.listWorkersPageMaxBytes) break;
+    workers.push(w);
+    last = id;
+  }
+  const more = last !== null && picked.length > 0 && last !== picked[picked.length - 1]!.id;
+  return { workers, nextCursor: more ? last : null, counts: { total: all.length, byState } };
 }
 
 const oldestAge = (readyAt: number | null, now: number): number | null => (readyAt === null ? null : Math.max(0, now - readyAt));
@@ -326,7 +354,8 @@ const oldestAge = (readyAt: number | null, now: number): number | null => (ready
 async function queueStatistics(coordinator: Coordinator): Promise<unknown> {
   const now = coordinator.clock.now();
   const windowMs = HTTP_DEFAULTS.queueStatsWindowMs;
-  const [counts, workers, states] = await Promise.all([coordinator.queueCounts(), coordinator.listWorkers(), coordinator.listQueueStates()]);
+  // Summaries: the slots need no worker's labels or keys.
+  const [counts, workers, states] = await Promise.all([coordinator.queueCounts(), coordinator.listWorkers({ summary: true }), coordinator.listQueueStates()]);
   const slots = slotsByQueue(workers);
   const pausedOf = new Map(states.filter((q) => q.paused).map((q) => [q.queue, q]));
   const names = [...new Set([...counts.map((c) => c.queue), ...slots.keys(), ...pausedOf.keys()])].sort();

@@ -90,7 +90,7 @@ const HELP: Record<JobEventName, string> = {
 function scrapeSeries(registry: Registry, coordinator: Coordinator): void {
   let workers: Promise<Worker[]> | null = null;
   // The worker gauges share one listWorkers per scrape: the first collect reads, the others reuse it.
-  const readWorkers = (): Promise<Worker[]> => (workers ??= coordinator.listWorkers().finally(() => queueMicrotask(() => (workers = null))));
+  const readWorkers = (): Promise<Worker[]> => (workers ??= coordinator.listWorkers({ summary: true }).finally(() => queueMicrotask(() => (workers = null))));
   new Gauge({
     name: 'gaffer_jobs',
     help: 'Jobs by queue and state, read from the store at scrape time.',

@@ -299,7 +299,8 @@ export const ROUTES: readonly RouteSpec[] = [
     summary: 'List workers',
     description:
       'Known workers by id, a page at a time, each with its state, resources, slots per queue (queues) and slots in use per queue (running); ' +
-      '`counts` gives how many workers there are in each state (over all of them, whatever the page and filter).',
+      '`counts` gives how many workers there are in each state (over all of them, whatever the page and filter). ' +
+      'A page also ends early once its workers pass listWorkersPageMaxBytes of JSON: follow nextCursor, not the count.',
     query: listWorkersQuerySchema,
     bodyDoc: null,
     bodyRequired: false,

@@ -6,6 +6,7 @@ import { afterEach, beforeEach, describe, it } from 'node:test';
 import { Auth } from './auth.ts';
 import { CLOSE_CODES, PROTOCOL_VERSION } from '../types/protocol.ts';
 import { GafferError } from '../types/errors.ts';
+import { LIMITS } from '../types/limits.ts';
 import { RawClient, startTestCoordinator, TEST_TOKEN, type TestCoordinator } from './testing.ts';
 
 const T = { timeout: 30_000 };
@@ -312,6 +313,24 @@ describe('worker socket', () => {
     const [a] = (await c.next('assign')).assignments;
     assert.equal(a!.jobId, job.id);
     assert.deepEqual((await tc.store.getWorker({ id: welcome.workerId }))?.keys, ['sector-7']);
+  });
+
+  it('refuses a hello with 10,000 keys of 256 characters (INVALID_INPUT, both bounds named), and a keys frame past the bytes', T, async () => {
+    const c = client();
+    await c.opened;
+    const fat = Array.from({ length: LIMITS.workerKeysMax }, (_, i) => String(i).padStart(LIMITS.keyMaxChars, 'k'));
+    c.send({ type: 'hello', protocol: PROTOCOL_VERSION, worker: spec('fat', { work: 1 }, { keys: fat }) });
+    const err = await c.next('error');
+    assert.deepEqual([err.code, err.frame], ['INVALID_INPUT', 'hello']);
+    assert.match(err.message, new RegExp(`at most ${LIMITS.workerKeysMax} keys and ${LIMITS.workerKeysMaxBytes} bytes`));
+    assert.deepEqual(await tc.coordinator.listWorkers(), [], 'no record was made');
+    // Keys that fit, then a keys frame that would pass the bytes: refused, the keys held stay as they were.
+    const fits = fat.slice(0, Math.floor(LIMITS.workerKeysMaxBytes / (LIMITS.keyMaxChars + 3)));
+    const welcome = await c.hello(spec('fat', { work: 1 }, { keys: fits }));
+    c.send({ type: 'keys', hold: fat.slice(fits.length, fits.length + 100) });
+    const refused = await c.next('error');
+    assert.deepEqual([refused.code, refused.frame], ['INVALID_INPUT', 'keys']);
+    assert.equal((await tc.store.getWorker({ id: welcome.workerId }))?.keys.length, fits.length);
   });
 
   it('sends a revoke when a client cancels the job, and takes no new work after drain', T, async () => {

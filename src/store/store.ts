@@ -123,6 +123,31 @@ export interface SweepResult {
   endedAttempts: { attemptId: string; workerId: string; reason: 'LEASE_LOST' | 'TIMEOUT' }[];
 }
 
+export interface ListWorkersParams {
+  ids?: readonly string[];
+  summary?: boolean;
+}
+
+export interface DeleteFinishedParams {
+  queue: string;
+  /** Finished jobs that finished before this are deleted; null: no age limit. */
+  finishedBeforeMs: number | null;
+  /** The newest this many finished jobs of the queue are kept, older ones deleted; null: no count limit. */
+  keepJobs: number | null;
+  /** Most jobs this call deletes (one transaction); at most LIMITS.retentionBatchMaxJobs. */
+  limit: number;
+  /**
+   * Called with the jobs about to be deleted (whole, oldest first), inside the
+   * transaction and before the delete: if it rejects, nothing is deleted.
+   */
+  archive?: (jobs: Job[]) => Promise<void>;
+}
+
+export interface DeleteFinishedResult {
+  /** The jobs deleted, with their attempts and dependency rows, oldest first; fewer than `limit` when no more were eligible. */
+  deletedJobIds: string[];
+}
+
 export interface QuarantineParams {
   workerId: string;
   /**
@@ -280,7 +305,12 @@ export interface Store {
    */
   upsertWorker(params: { spec: WorkerSpec; operator?: string | null }): Promise<Worker>;
   getWorker(params: { id: string }): Promise<Worker | null>;
-  listWorkers(): Promise<Worker[]>;
+  /**
+   * Workers by id: all of them, or those of `ids`. `summary`: without their
+   * labels and keys (read as empty), for reads that need only states, slots
+   * and counts, so that a read of every worker costs little per worker.
+   */
+  listWorkers(params?: ListWorkersParams): Promise<Worker[]>;
   /** The worker's connection dropped. Its leases stay until their heartbeat timeout. */
   disconnectWorker(params: { workerId: string }): Promise<void>;
   setWorkerDraining(params: { workerId: string; draining: boolean }): Promise<Worker>;
@@ -358,6 +388,25 @@ export interface Store {
   readTrustHistory(params: ReadHistoryParams): Promise<TrustPoint[]>;
   /** Rolls old minutes up into hours and drops old hours; safe to run on several coordinators at once. */
   rollUpHistory(params: HistoryRollUpParams): Promise<HistoryRollUpResult>;
+
+  // ---- Retention ----
+
+  /** Queues that have finished jobs, by name after `after`, at most `limit`. */
+  finishedQueues(params: { after?: string; limit: number }): Promise<string[]>;
+  /**
+   * Deletes the oldest finished jobs of a queue past its retention, in one
+   * short transaction, with their attempts and dependency rows. Never a job
+   * that a job not yet finished depends on or verifies, nor a reliability
+   * check's challenge (engine/retention.ts has the rule). Safe on several
+   * coordinators at once.
+   */
+  deleteFinishedJobs(params: DeleteFinishedParams): Promise<DeleteFinishedResult>;
+  /**
+   * Deletes worker records last seen before `seenBeforeMs` that hold nothing:
+   * no live attempt, not quarantined, no pending or failed reliability check
+   * (one transaction, at most `limit`). Returns their ids.
+   */
+  pruneWorkers(params: { seenBeforeMs: number; limit: number }): Promise<string[]>;
   /** The queues of these jobs and attempts (at most LIMITS.historyResolveBatchMaxJobs ids; unknown ids left out). */
   queuesOf(params: { ids: readonly string[] }): Promise<{ id: string; queue: string }[]>;
   /**

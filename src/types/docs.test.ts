@@ -12,6 +12,7 @@ import {
   LIMITS,
   POSTGRES_DEFAULTS,
   PROTOCOL_DEFAULTS,
+  RETENTION_DEFAULTS,
   SCHEDULING_DEFAULTS,
   TRUST_DEFAULTS,
   WORKER_DEFAULTS,
@@ -26,6 +27,7 @@ describe('docs', () => {
     const tables = [
       LIMITS, JOB_DEFAULTS, SCHEDULING_DEFAULTS, HTTP_DEFAULTS, COORDINATOR_DEFAULTS,
       PROTOCOL_DEFAULTS, WORKER_DEFAULTS, EXEC_DEFAULTS, POSTGRES_DEFAULTS, TRUST_DEFAULTS,
+      RETENTION_DEFAULTS,
     ];
     for (const table of tables) {
       for (const [name, value] of Object.entries(table)) {

@@ -56,6 +56,8 @@ export const LIMITS = {
   workerSlotsMax: 1024,
   /** Most affinity keys one worker may say it holds. */
   workerKeysMax: 10_000,
+  /** Largest list of affinity keys one worker may hold, as UTF-8 JSON (10,000 keys of 24 characters fit). */
+  workerKeysMaxBytes: 256 * 1024,
   /** Most jobs one claim hands out, over all workers in the claim. */
   claimBatchMaxJobs: 256,
   /** Most candidate jobs read per queue and per page while claiming (a claim for few slots reads fewer: 4 per slot, at least claimCandidatesMinPerPage). */
@@ -86,6 +88,16 @@ export const LIMITS = {
   listMaxJobs: 500,
   /** Most workers one GET /v1/workers page holds. */
   listMaxWorkers: 500,
+  /** Largest page of GET /v1/workers, as UTF-8 JSON of its workers; a page that would pass it ends early (it holds at least one worker). */
+  listWorkersPageMaxBytes: 4 * 1024 * 1024,
+  /** Most finished jobs one retention batch deletes; each batch is its own transaction. */
+  retentionBatchMaxJobs: 500,
+  /** Most retention batches one retention sweep runs, over all queues; the rest wait for the next sweep. */
+  retentionSweepMaxBatches: 100,
+  /** Most queues one retention sweep looks at (by name); the rest wait for the next sweep. */
+  retentionSweepMaxQueues: 1000,
+  /** Most worker records one prune batch deletes; each batch is its own transaction. */
+  workerPruneBatchMax: 500,
   /** Most jobs one cascade of failures or cancels through dependants may reach. */
   cascadeMaxJobs: 100_000,
   /** Largest HTTP request body; a batch of large payloads must be split to fit. */
@@ -238,12 +250,25 @@ export const COORDINATOR_DEFAULTS = {
   historyHourRetentionMs: 30 * 24 * 3600 * 1000,
   /** How often the sweeper rolls up and drops history. */
   historySweepIntervalMs: 5 * 60 * 1000,
+  /** How often the sweeper deletes finished jobs past their queue's retention and prunes idle worker records. */
+  retentionSweepIntervalMs: 5 * 60 * 1000,
+  /** An offline worker record that holds nothing (no live attempt, not quarantined, no pending or failed check) is deleted this long after it was last seen (7 days). */
+  workerRetentionMs: 7 * 24 * 3600 * 1000,
   /** After the store fails to answer, the first probe of it waits about this long; each failed probe doubles the wait. */
   storeRetryBaseDelayMs: 100,
   /** No probe of an unavailable store waits longer than this. */
   storeRetryMaxDelayMs: 5000,
   /** A store that does not answer a readiness ping within this long counts as unavailable. */
   storePingTimeoutMs: 2000,
+} as const;
+
+/**
+ * How long finished jobs are kept when neither the queue's
+ * `[queues.NAME.retention]` nor the server's `[retention]` says otherwise.
+ */
+export const RETENTION_DEFAULTS = {
+  /** Finished jobs are deleted this many days after they finished. */
+  keepDays: 30,
 } as const;
 
 /** The worker protocol on the coordinator's side (docs/worker-protocol.md). */

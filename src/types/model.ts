@@ -100,6 +100,20 @@ export interface ChallengeSpec {
   timeLimitMs: number;
 }
 
+/**
+ * How long a queue keeps its finished jobs (succeeded, failed, cancelled,
+ * expired). A job past either limit is deleted; with neither, they are kept
+ * for ever. docs/configuration.md, "Retention".
+ */
+export interface RetentionPolicy {
+  /** Finished jobs are deleted this many days after they finished. */
+  keepDays?: number;
+  /** Only the newest this many finished jobs of the queue are kept. */
+  keepJobs?: number;
+  /** A file the deleted jobs are appended to first, one JSON object a line. */
+  archive?: string;
+}
+
 /** What a client submits. Everything but `queue` is optional. */
 export interface JobSpec {
   queue: string;

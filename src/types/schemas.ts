@@ -1,6 +1,7 @@
 // JSON Schemas for what comes in from outside: job submits and worker hellos.
 // The same objects validate in-process calls, HTTP bodies and the OpenAPI
 // document, so a limit is written once.
+import { GafferError } from './errors.ts';
 import { LIMITS } from './limits.ts';
 
 const QUEUE_PATTERN = '^[A-Za-z0-9][A-Za-z0-9_.:-]*$';
@@ -126,6 +127,23 @@ export const workerSpecSchema = {
     keys: { type: 'array', maxItems: LIMITS.workerKeysMax, items: key },
   },
 } as const;
+
+/**
+ * The affinity keys one worker holds, in count and in bytes: at most
+ * workerKeysMax keys, at most workerKeysMaxBytes as UTF-8 JSON (the form they
+ * are stored and listed in). Past either, INVALID_INPUT naming both bounds. A
+ * hello checks its keys here, and so does every change a keys frame makes.
+ */
+export function checkWorkerKeys(keys: readonly string[], what: string): void {
+  const bytes = Buffer.byteLength(JSON.stringify(keys), 'utf8');
+  if (keys.length <= LIMITS.workerKeysMax && bytes <= LIMITS.workerKeysMaxBytes) return;
+  throw new GafferError(
+    'INVALID_INPUT',
+    `${what}: a worker holds at most ${LIMITS.workerKeysMax} keys and ${LIMITS.workerKeysMaxBytes} bytes of them (UTF-8 JSON); ` +
+      `these are ${keys.length} keys and ${bytes} bytes`,
+    { keys: keys.length, bytes, maxKeys: LIMITS.workerKeysMax, maxBytes: LIMITS.workerKeysMaxBytes },
+  );
+}
 
 /** A resource trace sent with a result (docs/worker-protocol.md). */
 export const traceSchema = {

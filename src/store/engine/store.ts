@@ -13,12 +13,15 @@ import type {
   Change,
   ClaimParams,
   CompleteParams,
+  DeleteFinishedParams,
+  DeleteFinishedResult,
   FailParams,
   HeartbeatParams,
   HeartbeatResult,
   JobPage,
   LeaseRef,
   ListJobsParams,
+  ListWorkersParams,
   QuarantineParams,
   QueueArrivals,
   QueueCounts,
@@ -47,6 +50,7 @@ import { setQuarantine, startCheck } from './trust.ts';
 import * as workers from './workers.ts';
 import * as queues from './queues.ts';
 import * as history from './history.ts';
+import * as retention from './retention.ts';
 import { MINUTE_MS, type HistoryPoint, type TrustPoint } from '../../types/history.ts';
 
 /** How a backend runs SQL: autocommit reads, and write transactions. */
@@ -157,8 +161,8 @@ export abstract class EngineStore implements Store {
     return this.read((x) => workers.getWorker(this.ctx, x, params.id));
   }
 
-  listWorkers(): Promise<Worker[]> {
-    return this.read((x) => workers.listWorkers(this.ctx, x));
+  listWorkers(params: ListWorkersParams = {}): Promise<Worker[]> {
+    return this.read((x) => workers.listWorkers(this.ctx, x, params));
   }
 
   async disconnectWorker(params: { workerId: string }): Promise<void> {
@@ -266,6 +270,22 @@ export abstract class EngineStore implements Store {
 
   rollUpHistory(params: HistoryRollUpParams): Promise<HistoryRollUpResult> {
     return this.write((tx) => history.rollUpHistory(this.ctx, tx, params), LIGHT);
+  }
+
+  // ---- Retention ----
+
+  finishedQueues(params: { after?: string; limit: number }): Promise<string[]> {
+    return this.read((x) => retention.finishedQueues(x, params.after ?? '', params.limit));
+  }
+
+  async deleteFinishedJobs(params: DeleteFinishedParams): Promise<DeleteFinishedResult> {
+    const cut = params.limit > 0 ? await this.read((x) => retention.cutoff(x, params)) : null;
+    if (cut === null) return { deletedJobIds: [] };
+    return this.write((tx) => retention.deleteFinishedJobs(this.ctx, tx, params, cut), LIGHT);
+  }
+
+  pruneWorkers(params: { seenBeforeMs: number; limit: number }): Promise<string[]> {
+    return this.write((tx) => retention.pruneWorkers(this.ctx, tx, params.seenBeforeMs, params.limit), LIGHT);
   }
 
   queuesOf(params: { ids: readonly string[] }): Promise<{ id: string; queue: string }[]> {

@@ -336,6 +336,20 @@ ALTER TABLE workers ADD COLUMN credit_at INTEGER NOT NULL DEFAULT 0;
 CREATE INDEX attempts_worker_completed ON attempts (worker_id, finished_at) WHERE state IN ('completed', 'rejected');
 `,
   },
+  {
+    version: 11,
+    name: 'retention: finished jobs by queue and time, dependency rows by dependant, workers by last seen',
+    sql: `
+-- The retention sweeper reads a queue's finished jobs oldest first, and the
+-- queues that have any (one probe per queue).
+CREATE INDEX jobs_finished ON jobs (queue, finished_at, id) WHERE finished_at IS NOT NULL;
+-- Deleting a job deletes the dependency rows that name it as the dependant
+-- (and the foreign key check of the delete looks them up the same way).
+CREATE INDEX job_deps_job ON job_deps (job_id);
+-- Pruning reads the worker records seen longest ago first.
+CREATE INDEX workers_last_seen ON workers (last_seen_at);
+`,
+  },
 ];
 
 /** A migration that released files recorded under another number than the shared one. */

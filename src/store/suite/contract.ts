@@ -22,6 +22,7 @@ import { dependencyTests } from './dependencies.ts';
 import { identityTests } from './identity.ts';
 import { queueTests } from './queues.ts';
 import { readTests } from './reads.ts';
+import { retentionTests } from './retention.ts';
 import { settleTests } from './settle.ts';
 import { submitTests } from './submit.ts';
 import { sweepTests } from './sweep.ts';
@@ -44,5 +45,6 @@ export function storeContract(name: string, open: OpenContractStore, options: St
     trustTests(ctx);
     queueTests(ctx);
     adviceTests(ctx);
+    retentionTests(ctx);
   });
 }

@@ -129,6 +129,25 @@ export function workerTests(ctx: ContractContext): void {
         off: ['offline', {}, false, false],
       });
     });
+
+    it('lists the workers named, and summaries without labels and keys but with their state and slots', async () => {
+      await addWorker('w1', { labels: { zone: 'eu' }, keys: ['k1'] });
+      await addWorker('w2', { keys: ['k2'] });
+      await addWorker('w3');
+      await submitOne();
+      await claimOne('w1');
+      assert.deepEqual((await ctx.store.listWorkers({ ids: ['w3', 'w1', 'nobody'] })).map((w) => [w.id, w.keys]), [['w1', ['k1']], ['w3', []]]);
+      assert.deepEqual(await ctx.store.listWorkers({ ids: [] }), []);
+      const summaries = await ctx.store.listWorkers({ summary: true });
+      const whole = await ctx.store.listWorkers();
+      assert.deepEqual(summaries.map((w) => [w.id, w.labels, w.keys]), [['w1', {}, []], ['w2', {}, []], ['w3', {}, []]]);
+      assert.deepEqual(
+        summaries.map((w) => ({ ...w, labels: {}, keys: [] })),
+        whole.map((w) => ({ ...w, labels: {}, keys: [] })),
+        'the rest as a whole read has it',
+      );
+      assert.deepEqual([summaries[0]!.state, summaries[0]!.running], ['busy', { q: 1 }]);
+    });
   });
 
   // ---- Heartbeats and progress ----
