@@ -1,7 +1,7 @@
 // Driving a store until every job has ended (liveness): the end of every
 // invariant run, and of the crash test.
 import { isGafferError } from '../../../types/errors.ts';
-import type { Assignment, Job, Json, PlaceFn } from '../../../types/model.ts';
+import type { Assignment, Job, Json, PlaceFn, Trace } from '../../../types/model.ts';
 import type { VirtualClock } from '../../../types/clock.ts';
 import { isTerminalJobState } from '../../../types/states.ts';
 import type { LeaseRef, Store } from '../../store.ts';
@@ -15,6 +15,8 @@ export interface DrainOptions {
   held?: Map<string, LeaseRef & { jobId: string }>;
   /** The result an attempt returns (make it equal across the replicas of a job, so they agree). */
   result: (ref: { jobId: string; attemptId: string }) => Json;
+  /** The resource trace it sends with it, as an honest worker would (trace verification), if any. */
+  trace?: Trace;
   onAssign?: (a: Assignment) => void;
   onComplete?: (attemptId: string, jobId: string) => void;
   afterRound?: (round: number) => Promise<void>;
@@ -57,7 +59,7 @@ export async function drainToTerminal(store: Store, clock: VirtualClock, o: Drai
 /** Completes an attempt; a lease that lapsed or an attempt that ended meanwhile is fine. */
 async function completeOne(store: Store, ref: LeaseRef & { jobId: string }, o: DrainOptions): Promise<void> {
   try {
-    await store.complete({ attemptId: ref.attemptId, lease: ref.lease, result: o.result(ref) });
+    await store.complete({ attemptId: ref.attemptId, lease: ref.lease, result: o.result(ref), ...(o.trace ? { trace: o.trace } : {}) });
     o.onComplete?.(ref.attemptId, ref.jobId);
   } catch (err) {
     if (!isGafferError(err, 'STALE_LEASE')) throw err;

@@ -590,6 +590,8 @@ class Run {
       place: this.place,
       held,
       result,
+      // Honest drain workers send alike traces: a trace-verified job then ends on its vote.
+      trace: traceOf(0)!,
       onAssign: (a) => {
         this.ledger.assignments.set(a.attemptId, a);
         this.ledger.assignmentOrder.push(a.attemptId);
