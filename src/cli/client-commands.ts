@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import { InvalidArgumentError, type Command } from 'commander';
 import type { GafferClient } from '../client/client.ts';
 import { TRACE_REPLICAS_MIN } from '../coordinator/validate.ts';
+import { LIMITS } from '../types/limits.ts';
 import { GafferError } from '../types/errors.ts';
 import type { Job, JobSpec, Json, Worker } from '../types/model.ts';
 import { isTerminalJobState } from '../types/states.ts';
@@ -52,6 +53,8 @@ const nonNegative = (v: string): number => {
 interface TrustFlags {
   replicas?: number;
   quorum?: number;
+  margin?: number;
+  distinct?: string;
   verify?: string;
   tolerance?: number;
   verifyQueue?: string;
@@ -67,12 +70,18 @@ const refuse = (message: string): never => {
  * combinations the flags alone show to be wrong are refused here; the rest
  * (with the queue's defaults) the coordinator checks.
  */
-export function trustFields(f: TrustFlags): Pick<JobSpec, 'replicas' | 'quorum' | 'verify' | 'adaptive'> {
-  const out: Pick<JobSpec, 'replicas' | 'quorum' | 'verify' | 'adaptive'> = {};
+export function trustFields(f: TrustFlags): Pick<JobSpec, 'replicas' | 'quorum' | 'margin' | 'distinct' | 'verify' | 'adaptive'> {
+  const out: Pick<JobSpec, 'replicas' | 'quorum' | 'margin' | 'distinct' | 'verify' | 'adaptive'> = {};
   if (f.replicas !== undefined) out.replicas = f.replicas;
   if (f.quorum !== undefined) {
     if (f.replicas !== undefined && f.quorum > f.replicas) refuse(`--quorum ${f.quorum} cannot exceed --replicas ${f.replicas}`);
     out.quorum = f.quorum;
+  }
+  if (f.margin !== undefined) out.margin = f.margin;
+  if (f.distinct !== undefined) {
+    const by = f.distinct;
+    if (by !== 'operator' && by !== 'worker') return refuse(`--distinct takes "operator" or "worker" (got "${by}")`);
+    out.distinct = by;
   }
   if (f.verify !== undefined && f.verifyQueue !== undefined) refuse('give --verify trace or --verify-queue QUEUE, not both');
   if (f.verify !== undefined) {
@@ -112,7 +121,11 @@ function jobDetail(j: Job): string {
     `created    ${time(j.createdAt)}`,
     `finished   ${time(j.finishedAt)}`,
   ];
-  if (j.replicas > 1) lines.push(`replicas   ${j.replicas} (quorum ${j.quorum}${j.adaptive ? ', adaptive' : ''}${j.solo ? ', this round alone' : ''})`);
+  if (j.replicas > 1) {
+    const how = `quorum ${j.quorum}, margin ${j.margin}, distinct ${j.distinct}${j.adaptive ? ', adaptive' : ''}${j.solo ? ', this round alone' : ''}`;
+    lines.push(`replicas   ${j.replicas} (${how})`);
+  }
+  if (j.lost > 0) lines.push(`lost       ${j.lost} attempts to silent workers (at most ${LIMITS.jobLostAttemptsMax})`);
   if (j.verify) lines.push(`verify     ${j.verify.mode === 'trace' ? `trace, tolerance ${j.verify.tolerance}` : `queue ${j.verify.queue}`}`);
   if (j.deadline !== null) lines.push(`deadline   ${time(j.deadline)}`);
   if (j.dependsOn.length) lines.push(`dependsOn  ${j.dependsOn.join(', ')}`);
@@ -155,6 +168,8 @@ export function registerClientCommands(program: Command): void {
     .option('--label <k=v...>', 'labels (repeatable)')
     .option('--replicas <n>', 'run on this many distinct workers at once and compare the results', wholeAtLeast(1))
     .option('--quorum <m>', 'matching results needed to accept one (default: a majority of the replicas)', wholeAtLeast(1))
+    .option('--margin <k>', 'how far the leading result must be ahead of the runner-up to be accepted (default 2)', wholeAtLeast(1))
+    .option('--distinct <by>', '"operator" (default): replicas on workers of distinct operators; "worker": only distinct workers')
     .option('--verify <mode>', `"trace": compare the replicas' resource traces and reject those far from the rest (needs --replicas ${TRACE_REPLICAS_MIN} or more)`)
     .option('--tolerance <x>', `with --verify trace: how far a trace may stand from the rest (default ${TRACE_TOLERANCE_DEFAULT})`, nonNegative)
     .option('--verify-queue <queue>', 'have each result checked by a verification job on this queue (one replica)')
@@ -258,8 +273,11 @@ function checkCell(queue: string, c: Worker['checks'][string]): string {
 export function workersTable(workers: readonly Worker[]): string {
   if (workers.length === 0) return 'no workers';
   const rows = workers.map((w) => {
-    const slots = Object.entries(w.queues).map(([q, n]) => `${q} ${w.running[q] ?? 0}/${n}`).join(', ');
     const r = w.reputation;
+    const declared = Object.values(w.queues).reduce((a, b) => a + b, 0);
+    // Slow start: while its credit is below what it declares, say how many it may hold at once.
+    const held = r.credit < declared ? ` (credit ${r.credit})` : '';
+    const slots = Object.entries(w.queues).map(([q, n]) => `${q} ${w.running[q] ?? 0}/${n}`).join(', ') + held;
     const checks = Object.entries(w.checks).map(([q, c]) => checkCell(q, c)).join(', ');
     const state = w.draining && w.state !== 'draining' ? `${w.state}, draining` : w.state;
     const cells = [w.id, w.name, w.operator ?? '-', state, String(r.valid), String(r.invalid), String(r.timedOut), String(r.streak), slots, checks || '-'];

@@ -144,9 +144,9 @@ describe('trust through the CLI (real processes on 127.0.0.1, tokens on)', () =>
     startWorker(url, 'liar', BAD, { [BAD_ACTOR_ENV]: 'liar' });
     const [h1, , liar] = await connectedWorkers(client, ['honest-1', 'honest-2', 'liar']);
 
-    // One job on three workers: the two honest ones agree, the liar is outvoted. The honest work
+    // One job on three workers (a bare lead decides: there is no fourth to add): the two honest ones agree, the liar is outvoted. The honest work
     // takes long enough (a few hundred ms) for the liar's instant answer to be in before the vote.
-    const r = await cli(url, ['submit', 'hash.checked', '--payload', '{"seed":"one","rounds":150000}', '--replicas', '3', '--quorum', '2', '--wait', '--json'], TOKENS.client);
+    const r = await cli(url, ['submit', 'hash.checked', '--payload', '{"seed":"one","rounds":150000}', '--replicas', '3', '--quorum', '2', '--margin', '1', '--wait', '--json'], TOKENS.client);
     assert.deepEqual(r.exit, OK, tails(r.proc));
     const job = (JSON.parse(r.out) as { job: Job }).job;
     assert.equal(job.state, 'succeeded');

@@ -41,6 +41,7 @@ describe('decideQuorum', () => {
       reason:
         'no 2 of 2 results agreed: 2 different results (1a2b3c4d5e6f from w1; 9f8e7d6c5b4a from w2); ' +
         'adding extra replica 2 of 2',
+      split: 'no 2 of 2 results agreed: 2 different results (1a2b3c4d5e6f from w1; 9f8e7d6c5b4a from w2)',
     });
   });
 
@@ -139,6 +140,7 @@ describe('decideQuorum', () => {
     assert.deepEqual(decide([]), {
       kind: 'add-replica',
       reason: 'no results came in (2 matching needed); adding extra replica 1 of 2',
+      split: 'no results came in (2 matching needed)',
     });
     assert.deepEqual(decide([], { extraReplicasMax: 0 }), {
       kind: 'no-quorum',

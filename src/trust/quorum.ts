@@ -21,7 +21,8 @@ export type QuorumOutcome =
   /** Attempt ids agreeing / not agreeing with the winning hash, in ballot order. */
   | { kind: 'accept'; hash: string; valid: string[]; invalid: string[] }
   | { kind: 'wait' }
-  | { kind: 'add-replica'; reason: string }
+  /** `split`: how the vote stands, without what is done about it (the start of `reason`). */
+  | { kind: 'add-replica'; reason: string; split: string }
   | { kind: 'no-quorum'; reason: string };
 
 export interface QuorumParams {
@@ -74,7 +75,7 @@ export function decideQuorum(params: QuorumParams): QuorumOutcome {
   const what = describeDisagreement(groups, params.ballots.length, params.quorum, params.margin);
   if (params.extraReplicasUsed < params.extraReplicasMax) {
     const nth = params.extraReplicasUsed + 1;
-    return { kind: 'add-replica', reason: `${what}; adding extra replica ${nth} of ${params.extraReplicasMax}` };
+    return { kind: 'add-replica', reason: `${what}; adding extra replica ${nth} of ${params.extraReplicasMax}`, split: what };
   }
   return { kind: 'no-quorum', reason: `${what}; ${extraReplicasSpent(params.extraReplicasMax)}` };
 }

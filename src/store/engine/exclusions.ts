@@ -110,13 +110,35 @@ async function sameOperator(
   return others ? same : [];
 }
 
+/** A LIKE pattern matching a workers.queues text that serves `queue`. */
+function servesPattern(queue: string): string {
+  return `%${JSON.stringify(queue).replace(/[\\%_]/g, (ch) => `\\${ch}`)}:%`;
+}
+
+/** Connected workers that may take work and serve the queue (`$1` now less offlineAfterMs, `$2` the pattern). */
+const CAN_SERVE = `connected = 1 AND draining = 0 AND quarantined = 0 AND last_seen_at >= $1 AND queues LIKE $2 ESCAPE '\\'`;
+
 /** Whether a connected worker that may take work, of an operator not in `taken`, serves `queue`. */
 async function otherOperatorServes(c: Context, tx: Tx, queue: string, taken: readonly string[], now: number): Promise<boolean> {
-  const pattern = `%${JSON.stringify(queue).replace(/[\\%_]/g, (ch) => `\\${ch}`)}:%`;
+  const row = await tx.get(`SELECT 1 AS one FROM workers WHERE ${CAN_SERVE} AND ${OPERATOR_KEY_SQL} ${c.d.notInList('$3')} LIMIT 1`, [
+    now - c.offlineAfterMs,
+    servesPattern(queue),
+    [...taken],
+  ]);
+  return row !== undefined;
+}
+
+/**
+ * Whether a replica added to a split vote could be placed at all: a connected
+ * worker that serves the job's queue and has not voted in this round. When
+ * none is, the vote cannot be decided and the job ends NO_QUORUM rather than wait.
+ */
+export async function anotherVoterServes(c: Context, tx: Tx, jobId: string, queue: string, now: number): Promise<boolean> {
   const row = await tx.get(
-    `SELECT 1 AS one FROM workers WHERE connected = 1 AND draining = 0 AND quarantined = 0 AND last_seen_at >= $1
-       AND ${OPERATOR_KEY_SQL} ${c.d.notInList('$2')} AND queues LIKE $3 ESCAPE '\\' LIMIT 1`,
-    [now - c.offlineAfterMs, [...taken], pattern],
+    `SELECT 1 AS one FROM workers WHERE ${CAN_SERVE} AND id NOT IN (
+       SELECT a.worker_id FROM attempts a JOIN jobs j ON j.id = a.job_id WHERE j.id = $3 AND a.state IN ${EXCLUDING} AND a.seq > j.round_seq
+     ) LIMIT 1`,
+    [now - c.offlineAfterMs, servesPattern(queue), jobId],
   );
   return row !== undefined;
 }

@@ -7,6 +7,7 @@ import type { Row } from '../rows.ts';
 import { clipMessage, splitByTrace } from '../rules.ts';
 import type { Change } from '../store.ts';
 import { jobFromRow } from './columns.ts';
+import { anotherVoterServes } from './exclusions.ts';
 import { endJob } from './jobs.ts';
 import { settleLiveCount, succeed } from './settle.ts';
 import type { Context, Tx } from './sql.ts';
@@ -52,12 +53,23 @@ export async function tally(c: Context, tx: Tx, jobId: string, now: number): Pro
     for (const id of outcome.invalid) changes.push(...(await judgeWorker(c, tx, workerOf.get(id)!, 'invalid', now)));
     return changes;
   }
-  if (outcome.kind === 'add-replica') return [...changes, ...(await addReplica(tx, job.id, job.live, now))];
-  if (outcome.kind === 'no-quorum') {
-    await tx.run(`UPDATE attempts SET state = 'rejected' WHERE job_id = $1 AND state = 'completed'`, [jobId]);
-    return [...changes, ...(await endJob(c, tx, jobId, 'failed', { code: 'NO_QUORUM', message: clipMessage(outcome.reason) }))];
+  if (outcome.kind === 'add-replica' && (await anotherVoterServes(c, tx, jobId, job.queue, now))) {
+    return [...changes, ...(await addReplica(tx, job.id, job.live, now))];
+  }
+  if (outcome.kind === 'add-replica' || outcome.kind === 'no-quorum') {
+    const reason = outcome.kind === 'no-quorum' ? outcome.reason : `${outcome.split}; ${NO_OTHER_VOTER(job.queue)}`;
+    return [...changes, ...(await noQuorum(c, tx, jobId, reason))];
   }
   return [...changes, ...(await settleLiveCount(tx, jobId, now))];
+}
+
+/** Why a split vote ended without the replicas it could still add. */
+const NO_OTHER_VOTER = (queue: string): string => `no connected worker that serves ${queue} and has not voted could add a replica`;
+
+/** A vote that cannot be decided: every result is rejected, and no worker is judged. */
+async function noQuorum(c: Context, tx: Tx, jobId: string, reason: string): Promise<Change[]> {
+  await tx.run(`UPDATE attempts SET state = 'rejected' WHERE job_id = $1 AND state = 'completed'`, [jobId]);
+  return endJob(c, tx, jobId, 'failed', { code: 'NO_QUORUM', message: clipMessage(reason) });
 }
 
 /** One more replica for a split vote: the job wants another attempt, placed on a worker (and operator) that has not voted. */
@@ -85,12 +97,14 @@ async function judgeTraces(
   const split = splitByTrace(withTraces, tolerance, c.trust.traceWaypoints);
   if (split.kind === 'tie') {
     // Clusters too close to call are no verdict: another replica, within the bound, may tell them apart.
-    const row = await tx.get('SELECT live, extra_replicas FROM jobs WHERE id = $1', [jobId]);
+    const row = await tx.get('SELECT queue, live, extra_replicas FROM jobs WHERE id = $1', [jobId]);
     assert(row, 'a tallied job exists');
-    if (Number(row.extra_replicas) < c.trust.extraReplicasMax) return { kind: 'stop', changes: await addReplica(tx, jobId, Number(row.live), now) };
-    await tx.run(`UPDATE attempts SET state = 'rejected' WHERE job_id = $1 AND state = 'completed'`, [jobId]);
-    const reason = `resource traces: ${split.reason}; ${extraReplicasSpent(c.trust.extraReplicasMax)}`;
-    return { kind: 'stop', changes: await endJob(c, tx, jobId, 'failed', { code: 'NO_QUORUM', message: clipMessage(reason) }) };
+    const room = Number(row.extra_replicas) < c.trust.extraReplicasMax;
+    if (room && (await anotherVoterServes(c, tx, jobId, String(row.queue), now))) {
+      return { kind: 'stop', changes: await addReplica(tx, jobId, Number(row.live), now) };
+    }
+    const why = room ? NO_OTHER_VOTER(String(row.queue)) : extraReplicasSpent(c.trust.extraReplicasMax);
+    return { kind: 'stop', changes: await noQuorum(c, tx, jobId, `resource traces: ${split.reason}; ${why}`) };
   }
   const changes: Change[] = [];
   for (const { row } of split.rejected) {

@@ -299,7 +299,7 @@ export function settleTests(ctx: ContractContext): void {
     });
 
     it('with the default margin of 2, two agreeing results do not settle a job while its third is out, and a 2-1 split adds replicas', async () => {
-      for (const id of ['w1', 'w2', 'w3', 'w4', 'w5']) await addWorker(id);
+      for (const id of ['w1', 'w2', 'w3', 'w4', 'w5', 'w6']) await addWorker(id);
       const job = await submitOne({ replicas: 3, quorum: 2 });
       assert.equal(job.margin, 2);
       const [a, b, c] = (await claim(['w1', 'w2', 'w3'])) as [Assignment, Assignment, Assignment];
@@ -314,13 +314,26 @@ export function settleTests(ctx: ContractContext): void {
       const e = await claimOne(['w1', 'w2', 'w3', 'w4', 'w5']);
       const third = await complete(e, 'right');
       assert.equal(third.job.state, 'queued', '3 against 2 is a lead of 1: still short of 2');
-      for (const id of ['w6']) await addWorker(id);
       const f = await claimOne(['w6']);
       const won = await complete(f, 'right');
       assert.deepEqual([won.job.state, won.job.result], ['succeeded', 'right']);
       const states = new Map((await ctx.store.listAttempts({ jobId: job.id })).map((x) => [x.id, x.state]));
       assert.deepEqual([a, b].map((x) => states.get(x.attemptId)), ['rejected', 'rejected']);
       assert.deepEqual([c, d, e, f].map((x) => states.get(x.attemptId)), ['completed', 'completed', 'completed', 'completed']);
+    });
+
+    it('ends a split vote NO_QUORUM at once when no connected worker that has not voted serves the queue', async () => {
+      for (const id of ['w1', 'w2', 'w3']) await addWorker(id);
+      await addWorker('elsewhere', { queues: { other: 1 } });
+      const job = await submitOne({ replicas: 3, quorum: 2 });
+      const [a, b, c] = (await claim(['w1', 'w2', 'w3'])) as [Assignment, Assignment, Assignment];
+      await complete(a, 'wrong');
+      await complete(b, 'wrong');
+      const out = await complete(c, 'right');
+      assert.deepEqual([out.job.state, out.job.error?.code], ['failed', 'NO_QUORUM']);
+      assert.match(out.job.error?.message ?? '', /the vote is split.*no connected worker that serves q and has not voted could add a replica$/);
+      for (const w of await ctx.store.listWorkers()) assert.deepEqual([w.reputation.valid, w.reputation.invalid], [0, 0], w.id);
+      assert.equal(job.id, out.job.id);
     });
 
     it('judges no worker while the vote is undecided, and none when it ends without a verdict', async () => {
