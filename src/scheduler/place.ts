@@ -30,16 +30,25 @@ export function place(input: PlaceInput, policy: SchedulingPolicy = SCHEDULING_D
   return placements;
 }
 
-/** Places up to `budget` attempts of one candidate, each on a different worker. */
+/** Places up to `budget` attempts of one candidate, each on a different worker (and operator, when it spreads over them). */
 function placeCandidate(c: Candidate, tallies: WorkerCapacity[], budget: number, out: Placement[], urgent: boolean): void {
   const taken = new Set<string>();
   const attempts = Math.min(c.want, budget);
+  const pool = c.spreadOperators === true ? [...tallies] : tallies;
   for (let i = 0; i < attempts; i++) {
-    const w = chooseWorker(c, tallies, taken, urgent);
+    const w = chooseWorker(c, pool, taken, urgent);
     if (w === undefined) return;
     taken.add(w.workerId);
     out.push(commit(c, w));
+    if (c.spreadOperators === true) removeOperator(pool, operatorOf(w));
   }
+}
+
+const operatorOf = (w: WorkerCapacity): string => w.operator ?? `worker:${w.workerId}`;
+
+/** Leaves the operator's workers out of the rest of one candidate's placements. */
+function removeOperator(pool: WorkerCapacity[], operator: string): void {
+  for (let i = pool.length - 1; i >= 0; i--) if (operatorOf(pool[i]!) === operator) pool.splice(i, 1);
 }
 
 /** The best worker that fits `c` and is not in `taken`, or undefined. */

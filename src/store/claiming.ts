@@ -9,6 +9,11 @@ import type { Assignment, Candidate, Placement, WorkerCapacity } from '../types/
 import type { Row } from './rows.ts';
 import type { ClaimParams } from './store.ts';
 
+/** A worker's operator: the one its token names, or, without one, the worker itself. */
+export function operatorKey(workerId: string, operator: unknown): string {
+  return operator === null || operator === undefined ? `worker:${workerId}` : `operator:${String(operator)}`;
+}
+
 /** The attempt columns capacityOf reads for each live attempt. */
 export const LIVE_ATTEMPT_COLUMNS = 'worker_id, queue, cores, memory_mb, gpu_ids';
 
@@ -46,6 +51,7 @@ export function capacityOf(w: Row, live: readonly Row[], checks: readonly Row[] 
     totalMemoryMb: Number(w.memory_mb),
     freeGpuIds: gpuIds.filter((g) => !held.has(g)).sort((a, b) => a - b),
     blockedQueues: checks.filter((c) => c.state !== 'passed').map((c) => String(c.queue)),
+    operator: operatorKey(String(w.id), w.operator),
     speedMs: Object.fromEntries(
       checks.filter((c) => c.state === 'passed' && c.speed_ms !== null && c.speed_ms !== undefined).map((c) => [String(c.queue), Number(c.speed_ms)]),
     ),
@@ -203,6 +209,7 @@ export function candidateFromRow(r: Row, excluded: readonly string[]): Candidate
     want: Number(r.want),
     excludedWorkerIds: excluded,
     pinnedWorkerId: r.pinned_worker_id === null || r.pinned_worker_id === undefined ? null : String(r.pinned_worker_id),
+    spreadOperators: r.distinct_by === 'operator',
   };
 }
 

@@ -23,6 +23,7 @@ export interface TrustPolicy {
   quarantineLostMin: number;
   probationValidMin: number;
   probationUnjudgedMax: number;
+  probationMarginBonus: number;
 }
 
 type Check = (v: number) => boolean;
@@ -45,6 +46,7 @@ const FIELD_RULES: Record<keyof TrustPolicy, { ok: Check; must: string }> = {
   quarantineLostMin: { ok: isPositiveCount, must: 'an integer >= 1' },
   probationValidMin: { ok: isCount, must: 'an integer >= 0' },
   probationUnjudgedMax: { ok: isPositiveCount, must: 'an integer >= 1' },
+  probationMarginBonus: { ok: isCount, must: 'an integer >= 0' },
 };
 
 const FIELDS = Object.keys(FIELD_RULES) as (keyof TrustPolicy)[];

@@ -196,6 +196,12 @@ export const TRUST_DEFAULTS = {
    */
   probationValidMin: 10,
   probationUnjudgedMax: 2,
+  /**
+   * A vote won only by workers on probation needs a lead this much larger than
+   * the job's margin while another worker could still vote: colluders who fill
+   * a whole job before anyone has a record do not settle it among themselves.
+   */
+  probationMarginBonus: 2,
 } as const;
 
 /** Scheduling policy defaults. */

@@ -324,6 +324,8 @@ export interface WorkerCapacity {
   blockedQueues: readonly string[];
   /** Challenge run time per queue, where measured (smaller is faster). */
   speedMs: Readonly<Record<string, number>>;
+  /** Whom it works for (its token's operator); replicas of a job that spreads over operators go to distinct ones. Absent: its own. */
+  operator?: string;
 }
 
 /** A job that may be placed, with what the scheduler needs to rank and fit it. */
@@ -343,6 +345,8 @@ export interface Candidate {
   excludedWorkerIds: readonly string[];
   /** A reliability challenge: only this worker may run it. */
   pinnedWorkerId: string | null;
+  /** The attempts placed in one decision go to workers of distinct operators (absent: only distinct workers). */
+  spreadOperators?: boolean;
 }
 
 export interface Placement {

@@ -26,7 +26,7 @@ import { reputationFromRow, type Row } from '../rows.ts';
 import { soloDecision } from '../rules.ts';
 import type { ClaimParams } from '../store.ts';
 import { J, LIVE, type Context, type Tx } from './sql.ts';
-import { excludedWorkers } from './exclusions.ts';
+import { excludedWorkers, startsGuarded } from './exclusions.ts';
 import { CANDIDATE_COLUMNS } from './columns.ts';
 import { pausedAmong } from './queues.ts';
 import { onProbation, refreshCredit } from './credit.ts';
@@ -110,7 +110,7 @@ async function plan(
   tx: Tx,
   params: ClaimParams,
   workers: WorkerCapacity[],
-  claimWorkers: { rows: readonly Row[]; probation: ReadonlySet<string> },
+  claimWorkers: { rows: readonly Row[]; probation: ReadonlyMap<string, number> },
   now: number,
   candidatePage: CandidatePage,
 ): Promise<{ placements: Placement[]; candidates: Map<string, Candidate>; rows: Map<string, Row> }> {
@@ -129,7 +129,7 @@ async function plan(
     const excluded = await excludedWorkers(c, tx, fresh.filter(needsExclusions), claimWorkers.rows, claimWorkers.probation, now);
     for (const r of fresh) seen.set(String(r.id), candidateFromRow(r, excluded.get(String(r.id)) ?? []));
     if (seen.size === 0) return { placements: [], candidates: seen, rows: seenRows };
-    placements = params.place({ now, workers, candidates: [...seen.values()], maxPlacements: scope.budget });
+    placements = withinProbation(params.place({ now, workers, candidates: [...seen.values()], maxPlacements: scope.budget }), seenRows, claimWorkers.probation);
     if (placements.length >= scope.budget || !more) break;
     if (rereads < LIMITS.claimRereadsMax && excludeUnplaceableLabels(filter, fresh, workers)) {
       rereads++;
@@ -137,6 +137,22 @@ async function plan(
     }
   }
   return { placements, candidates: seen, rows: seenRows };
+}
+
+/**
+ * Drops the placements that would start more replicated or verified jobs on
+ * a worker on probation than it has left (onProbation): the exclusions stop
+ * it from starting one once it has none left, this within one claim.
+ */
+function withinProbation(placements: Placement[], rows: ReadonlyMap<string, Row>, probation: ReadonlyMap<string, number>): Placement[] {
+  if (probation.size === 0) return placements;
+  const left = new Map(probation);
+  return placements.filter((p) => {
+    const n = left.get(p.workerId);
+    if (n === undefined || !startsGuarded(rows.get(p.jobId)!)) return true;
+    left.set(p.workerId, n - 1);
+    return n > 0;
+  });
 }
 
 /**

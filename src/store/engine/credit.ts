@@ -48,14 +48,15 @@ function grown(w: Row, n: number): { credit: number; completed: number } {
 const UNJUDGED = `('leased', 'running', 'completed')`;
 
 /**
- * Probation: of the claim's workers with fewer than probationValidMin valid
- * judged results, those with probationUnjudgedMax or more attempts of
- * replicated or verified jobs still undecided. They take no more such work
- * until a verdict comes; other work they take as usual.
+ * Probation: the claim's workers with fewer than probationValidMin valid
+ * judged results, each with how many more replicated or verified jobs it may
+ * start (probationUnjudgedMax less its attempts of such jobs still
+ * undecided). At none, it starts no such job until a verdict comes; other
+ * work, and votes under way, it takes as usual.
  */
-export async function onProbation(c: Context, tx: Tx, rows: readonly Row[]): Promise<Set<string>> {
+export async function onProbation(c: Context, tx: Tx, rows: readonly Row[]): Promise<Map<string, number>> {
   const ids = rows.filter((w) => Number(w.valid_count) < c.trust.probationValidMin).map((w) => String(w.id));
-  if (ids.length === 0) return new Set();
+  if (ids.length === 0) return new Map();
   const counts = await tx.all(
     `SELECT a.worker_id, count(*) AS n FROM attempts a JOIN jobs j ON j.id = a.job_id
      WHERE a.worker_id ${c.d.inList('$1')} AND a.state IN ${UNJUDGED} AND (j.replicas > 1 OR j.verify IS NOT NULL)
@@ -63,7 +64,8 @@ export async function onProbation(c: Context, tx: Tx, rows: readonly Row[]): Pro
      GROUP BY a.worker_id ORDER BY a.worker_id`,
     [ids],
   );
-  return new Set(counts.filter((r) => Number(r.n) >= c.trust.probationUnjudgedMax).map((r) => String(r.worker_id)));
+  const undecided = new Map(counts.map((r) => [String(r.worker_id), Number(r.n)]));
+  return new Map(ids.map((id) => [id, Math.max(0, c.trust.probationUnjudgedMax - (undecided.get(id) ?? 0))]));
 }
 
 /**
@@ -110,7 +112,8 @@ export async function chargeLost(c: Context, tx: Tx, workerId: string, now: numb
   const n = (await completedSince(c, tx, [workerId])).get(workerId) ?? 0;
   const { credit, completed } = grown(w, n);
   const timedOut = Number(w.timed_out_count) + 1;
-  const after = creditAfterLost(credit);
+  // One loss event halves it once: attempts lost together (in one sweep, one instant) count as one.
+  const after = Number(w.credit_at) > now ? credit : creditAfterLost(credit);
   await tx.run('UPDATE workers SET timed_out_count = $1, credit = $2, completed_count = $3, credit_at = $4 WHERE id = $5', [
     timedOut,
     after,

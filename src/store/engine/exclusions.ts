@@ -5,13 +5,10 @@
 // one_result_per_user_per_wu), every worker of an operator already among them,
 // as long as some other operator's worker could take the job; and workers on
 // probation with too much of such work unjudged. Decided once, for every backend.
+import { operatorKey } from '../claiming.ts';
 import type { Row } from '../rows.ts';
 import { EXCLUDING, type Context, type Tx } from './sql.ts';
 
-/** A worker's operator: the one its token names, or, without one, the worker itself. */
-export function operatorKey(workerId: string, operator: unknown): string {
-  return operator === null || operator === undefined ? `worker:${workerId}` : `operator:${String(operator)}`;
-}
 
 /** The SQL form of operatorKey, over the workers table. */
 const OPERATOR_KEY_SQL = `(CASE WHEN operator IS NULL THEN 'worker:' || id ELSE 'operator:' || operator END)`;
@@ -32,7 +29,7 @@ export async function excludedWorkers(
   tx: Tx,
   jobRows: readonly Row[],
   claimWorkers: readonly Row[],
-  probation: ReadonlySet<string>,
+  probation: ReadonlyMap<string, number>,
   now: number,
 ): Promise<Map<string, string[]>> {
   const voters = await votersOf(c, tx, jobRows);
@@ -46,11 +43,16 @@ export async function excludedWorkers(
       for (const id of await sameOperator(c, tx, r, list, claimWorkers, now, othersCache)) ids.add(id);
     }
     // Probation holds a worker back from starting such a job, never from a vote under way: that would deadlock a pool of new workers.
-    const guarded = Number(r.replicas) > 1 || (r.verify !== null && r.verify !== undefined);
-    if (guarded && list.length === 0) for (const id of probation) ids.add(id);
+    if (startsGuarded(r) && list.length === 0) for (const [id, left] of probation) if (left <= 0) ids.add(id);
     if (ids.size > 0) out.set(jobId, [...ids].sort());
   }
   return out;
+}
+
+/** A replicated or verified job none of whose attempts is placed yet: probation bounds how many of these a new worker starts. */
+export function startsGuarded(r: Row): boolean {
+  const guarded = Number(r.replicas) > 1 || (r.verify !== null && r.verify !== undefined);
+  return guarded && Number(r.want) >= Number(r.replicas);
 }
 
 /** This round's voters of each job (and the worker a verification job checks), with their operators. */

@@ -36,14 +36,24 @@ export async function tally(c: Context, tx: Tx, jobId: string, now: number): Pro
     changes.push(...judged.changes);
     done = judged.accepted;
   }
-  const outcome = decideQuorum({
-    ballots: done.map((r) => ({ attemptId: String(r.id), workerId: String(r.worker_id), hash: String(r.result_hash) })),
-    quorum: job.quorum,
-    margin: job.margin,
-    pending,
-    extraReplicasUsed: Number(row.extra_replicas),
-    extraReplicasMax: c.trust.extraReplicasMax,
-  });
+  const vote = (margin: number) =>
+    decideQuorum({
+      ballots: done.map((r) => ({ attemptId: String(r.id), workerId: String(r.worker_id), hash: String(r.result_hash) })),
+      quorum: job.quorum,
+      margin,
+      pending,
+      extraReplicasUsed: Number(row.extra_replicas),
+      extraReplicasMax: c.trust.extraReplicasMax,
+    });
+  const outcome = vote(job.margin);
+  if (outcome.kind === 'accept' && (await onlyProbationWon(c, tx, done, outcome.valid))) {
+    // Won by workers without a record only: the larger lead, while more votes can be had.
+    const strict = vote(job.margin + c.trust.probationMarginBonus);
+    if (strict.kind === 'wait') return [...changes, ...(await settleLiveCount(tx, jobId, now))];
+    if (strict.kind !== 'accept' && Number(row.extra_replicas) < c.trust.extraReplicasMax && (await anotherVoterServes(c, tx, jobId, job.queue, now))) {
+      return [...changes, ...(await addReplica(tx, job.id, job.live, now))];
+    }
+  }
   if (outcome.kind === 'accept') {
     const winner = done.find((r) => r.result_hash === outcome.hash)!;
     const workerOf = new Map(done.map((r) => [String(r.id), String(r.worker_id)]));
@@ -61,6 +71,15 @@ export async function tally(c: Context, tx: Tx, jobId: string, now: number): Pro
     return [...changes, ...(await noQuorum(c, tx, jobId, reason))];
   }
   return [...changes, ...(await settleLiveCount(tx, jobId, now))];
+}
+
+/** Whether every worker of the winning attempts is on probation (fewer valid judged results than probationValidMin). */
+async function onlyProbationWon(c: Context, tx: Tx, done: readonly Row[], valid: readonly string[]): Promise<boolean> {
+  if (c.trust.probationMarginBonus === 0) return false;
+  const winners = new Set(valid);
+  const ids = [...new Set(done.filter((r) => winners.has(String(r.id))).map((r) => String(r.worker_id)))];
+  const rows = await tx.all(`SELECT valid_count FROM workers WHERE id ${c.d.inList('$1')}`, [ids]);
+  return rows.every((w) => Number(w.valid_count) < c.trust.probationValidMin);
 }
 
 /** Why a split vote ended without the replicas it could still add. */

@@ -51,10 +51,12 @@ const placeFn: PlaceFn = (input) => place(input);
 /**
  * The suite's trust policy: the defaults, but a new worker may hold all it
  * declares at once, so that tests of other rules claim as many attempts as
- * they give slots. The slow-start tests (suite/credit.ts) reopen with the
- * default credit; the invariant properties run with it throughout.
+ * they give slots, and a vote won by new workers needs no larger lead, so
+ * that tests of voting see the job's own margin. The tests of slow start and
+ * of probation reopen with the defaults; the invariant properties run with
+ * them throughout.
  */
-export const SUITE_TRUST: Partial<TrustPolicy> = { creditInitialSlots: LIMITS.workerSlotsMax };
+export const SUITE_TRUST: Partial<TrustPolicy> = { creditInitialSlots: LIMITS.workerSlotsMax, probationMarginBonus: 0 };
 
 /** The running test's store and clock, and the helpers that drive them. */
 export interface ContractContext {

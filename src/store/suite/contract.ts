@@ -19,6 +19,7 @@ import { adviceTests } from './advice.ts';
 import { claimTests } from './claim.ts';
 import { contractContext, type OpenContractStore, type StoreContractOptions } from './context.ts';
 import { dependencyTests } from './dependencies.ts';
+import { heldBackTests } from './held-back.ts';
 import { identityTests } from './identity.ts';
 import { queueTests } from './queues.ts';
 import { readTests } from './reads.ts';
@@ -39,6 +40,7 @@ export function storeContract(name: string, open: OpenContractStore, options: St
     claimTests(ctx);
     workerTests(ctx);
     identityTests(ctx);
+    heldBackTests(ctx);
     settleTests(ctx);
     sweepTests(ctx);
     dependencyTests(ctx);
