@@ -4,7 +4,7 @@
 // on a store it reopens after a kill.
 import { isDeepStrictEqual } from 'node:util';
 import { isGafferError, type ErrorCode } from '../../../types/errors.ts';
-import { LIMITS } from '../../../types/limits.ts';
+import { LIMITS, TRUST_DEFAULTS } from '../../../types/limits.ts';
 import type { Attempt, Job, Worker } from '../../../types/model.ts';
 import {
   ATTEMPT_STATES,
@@ -200,7 +200,8 @@ function checkAcceptedResult(job: Job, attempts: Attempt[]): void {
     return;
   }
   // Not accepted (yet): no result group leads decisively (the quorum, and the margin over the
-  // runner-up with every pending attempt counted for it), or it would have been accepted.
+  // runner-up with every pending attempt counted for it), or it would have been accepted. A vote
+  // won by workers on probation alone may be held for probationMarginBonus more while others can vote.
   // (Trace verification waits for every replica before it counts, so a job may end another way meanwhile.)
   // A job that ended another way (cancelled, say) may keep a vote that was not yet decisive when it ended.
   if (job.verify?.mode === 'trace' || isTerminalJobState(job.state)) return;
@@ -210,7 +211,7 @@ function checkAcceptedResult(job: Job, attempts: Attempt[]): void {
   if (top === undefined) return;
   const lead = top[1] - (second?.[1] ?? 0) - job.live - job.want;
   ensure(
-    top[1] < job.quorum || lead < job.margin,
+    top[1] < job.quorum || lead < job.margin + TRUST_DEFAULTS.probationMarginBonus,
     '2',
     () => `job ${job.id} is ${job.state} though ${top[1]} completed attempts agree on ${top[0].slice(0, 8)}, ${lead} ahead (quorum ${job.quorum}, margin ${job.margin})`,
   );
