@@ -268,6 +268,9 @@ describe('dashboard in a browser', () => {
     const [w1] = (await api('/v1/workers')).workers.filter((w: { name: string }) => w.name === 'gpu-box-1');
     await page.goto(`${base}/#/worker/${w1.id}`);
     await page.waitForSelector('#worker-fields', { timeout: STEP_TIMEOUT_MS });
+    const fields = await page.$eval('#worker-fields', (e) => e.textContent ?? '');
+    assert.match(fields, /operator– \(no tokens\)/, 'the worker page names its operator (none: this coordinator has no worker tokens)');
+    assert.match(fields, /may hold at once/);
     await shot(page, 'worker');
     await clickOn(page, 'button[data-action="drain"]:not([disabled])');
     await page.waitForFunction(() => document.querySelector('h1 [data-state]')?.getAttribute('data-state') === 'draining', { timeout: STEP_TIMEOUT_MS });
@@ -277,6 +280,7 @@ describe('dashboard in a browser', () => {
 
     await page.goto(base + '/#/workers');
     await page.waitForSelector('#worker-list table', { timeout: STEP_TIMEOUT_MS });
+    assert.match(await page.$eval('#worker-list thead', (e) => e.textContent ?? ''), /operator/);
     await shot(page, 'workers');
     // Quarantine and release the other worker from the list.
     const [w2] = (await api('/v1/workers')).workers.filter((w: { name: string }) => w.name === 'gpu-box-2');

@@ -31,7 +31,9 @@ export interface WorkerView {
   draining: boolean;
   quarantined: boolean;
   quarantineReason: string | null;
-  reputation: { valid: number; invalid: number; timedOut: number; streak: number; soloSinceCheck: number };
+  /** The operator of the token that created the record (null without tokens). */
+  operator: string | null;
+  reputation: { valid: number; invalid: number; timedOut: number; credit: number; streak: number; soloSinceCheck: number };
   checks: Record<string, { state: string; jobId: string; speedMs: number | null; reason: string | null; updatedAt: number }>;
   connected: boolean;
   connectedAt: number | null;

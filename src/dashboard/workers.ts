@@ -14,6 +14,12 @@ export const WORKERS_PAGE_ROWS = 100;
 const slotsText = (w: WorkerView): string =>
   Object.entries(w.queues).map(([q, n]) => `${q} ${w.running[q] ?? 0}/${n}`).join(', ') || '–';
 const age = (w: WorkerView, now: number): string => (w.lastSeenAt === null ? '–' : `${duration(now - w.lastSeenAt)} ago`);
+/** Slow start: the attempts it may hold at once, against what it declares. */
+function creditText(w: WorkerView): string {
+  const declared = Object.values(w.queues).reduce((a, b) => a + b, 0);
+  return w.reputation.credit >= declared ? `all ${declared} slots` : `${w.reputation.credit} of ${declared} slots (slow start)`;
+}
+
 const rep = (w: WorkerView): string => `${w.reputation.valid} valid, ${w.reputation.invalid} invalid, ${w.reputation.timedOut} timed out`;
 
 /** The three admin actions, disabled (with a note) when the token lacks the admin scope. */
@@ -63,6 +69,7 @@ export function workersPage(): Page {
       const now = Date.now();
       const rows = workers.map((w) => [
         link(`#/worker/${enc(w.id)}`, w.name || shortId(w.id)),
+        h('span', {}, w.operator ?? '–'),
         pill(w.state),
         h('span', {}, slotsText(w)),
         h('span', {}, String(w.cores)),
@@ -73,7 +80,7 @@ export function workersPage(): Page {
         workerActions(ctx, w),
       ]);
       // The heartbeat ages change every second: they are updated in place, the rest redrawn only on a change.
-      fillIfChanged(list, workers.map((w) => ({ ...w, lastSeenAt: null })), workers.length === 0 ? h('p', { class: 'muted' }, 'No worker has connected.') : table(['worker', 'state', 'queues (used/slots)', 'cores', 'memory', 'GPUs', 'reputation', 'last seen', ''], rows, [3]));
+      fillIfChanged(list, workers.map((w) => ({ ...w, lastSeenAt: null })), workers.length === 0 ? h('p', { class: 'muted' }, 'No worker has connected.') : table(['worker', 'operator', 'state', 'queues (used/slots)', 'cores', 'memory', 'GPUs', 'reputation', 'last seen', ''], rows, [4]));
       for (const w of workers) {
         const cell = list.querySelector(`[data-heartbeat="${CSS.escape(w.id)}"]`);
         if (cell) cell.textContent = age(w, now);
@@ -98,7 +105,9 @@ export function workerPage(): Page {
       title.replaceChildren('Worker ', w.name, ' ', pill(w.state));
       const kv: [string, Node | string][] = [
         ['id', h('span', { class: 'mono' }, w.id)],
+        ['operator', w.operator ?? '– (no tokens)'],
         ['queues (used/slots)', slotsText(w)],
+        ['may hold at once', creditText(w)],
         ['cores', String(w.cores)],
         ['memory', `${w.memoryMb} MB`],
         ['GPU ids', w.gpuIds.join(', ') || '–'],
