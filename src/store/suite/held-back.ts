@@ -4,6 +4,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
+import { isGafferError } from '../../types/errors.ts';
 import { TRUST_DEFAULTS } from '../../types/limits.ts';
 import type { Assignment, WorkerSpec } from '../../types/model.ts';
 import { type ContractContext, SECOND } from './context.ts';
@@ -52,6 +53,50 @@ export function heldBackTests(ctx: ContractContext): void {
           assert.equal(new Set(used).size, used.length, `operators ${used.join(',')}`);
         }),
         { numRuns: 15, seed: 11 },
+      );
+    });
+  });
+
+  describe('votes (property)', () => {
+    it('settles only on the margin, and judges workers only on a verdict', async () => {
+      await fc.assert(
+        fc.asyncProperty(fc.array(fc.constantFrom('a', 'b', 'c'), { minLength: 8, maxLength: 8 }), fc.integer({ min: 1, max: 2 }), async (answers, margin) => {
+          await ctx.reopen({});
+          const ids = answers.map((_, i) => `v${i}`);
+          for (const id of ids) await hello(id, id);
+          const job = await submitOne({ replicas: 3, quorum: 2, margin });
+          const given = new Map<string, string>();
+          for (let round = 0; round < answers.length; round++) {
+            const now = await getJob(job.id);
+            if (now.state !== 'queued' && now.state !== 'running') break;
+            for (const a of await claim(ids.filter((id) => !given.has(id)))) {
+              const answer = answers[ids.indexOf(a.workerId)]!;
+              try {
+                await ctx.store.complete({ attemptId: a.attemptId, lease: a.lease, result: answer });
+                given.set(a.workerId, answer);
+              } catch (err) {
+                // The vote was won meanwhile and this replica stopped: it never voted.
+                if (!isGafferError(err, 'STALE_LEASE')) throw err;
+                given.set(a.workerId, 'stopped');
+              }
+            }
+          }
+          const end = await getJob(job.id);
+          const workers = (await ctx.store.listWorkers()).filter((w) => given.has(w.id) && given.get(w.id) !== 'stopped');
+          if (end.state !== 'succeeded') {
+            for (const w of workers) assert.deepEqual([w.reputation.valid, w.reputation.invalid], [0, 0], `${w.id} judged on a job that ended ${end.state}`);
+            return;
+          }
+          const votes = [...given.values()].filter((v) => v !== 'stopped');
+          const won = votes.filter((v) => v === end.result).length;
+          const counts = ['a', 'b', 'c'].filter((x) => x !== end.result).map((x) => votes.filter((v) => v === x).length);
+          assert.ok(won - Math.max(...counts) >= margin, `won ${won} against ${counts.join('/')} with margin ${margin}`);
+          for (const w of workers) {
+            const right = given.get(w.id) === end.result;
+            assert.deepEqual([w.reputation.valid, w.reputation.invalid], right ? [1, 0] : [0, 1], w.id);
+          }
+        }),
+        { numRuns: 25, seed: 5 },
       );
     });
   });
