@@ -2,7 +2,7 @@
 // `gaffer worker` processes on 127.0.0.1, the worker configured by a TOML file
 // whose state file (worker.state.json beside it) is the default.
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -26,6 +26,8 @@ describe('gaffer worker state file', () => {
         const w = gaffer('worker', ['worker', '--config', config, '--log-level', 'warn']);
         try {
           const [info] = await connectedWorkers(client, ['stateful']);
+          // The coordinator shows the worker connected as it sends its welcome; the worker saves the id on reading it.
+          await until('the id saved', async () => existsSync(join(dir, 'worker.state.json')) && readFileSync(join(dir, 'worker.state.json'), 'utf8').includes(info!.id));
           return info!.id;
         } finally {
           await stop(w);

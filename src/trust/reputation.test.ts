@@ -79,6 +79,9 @@ describe('trustPolicy', () => {
       creditInitialSlots: 1,
       quarantineLostShare: 0,
       quarantineLostMin: 1,
+      probationValidMin: 0,
+      probationUnjudgedMax: 1,
+      probationMarginBonus: 0,
     };
     assert.deepEqual(trustPolicy(edges), edges);
   });
