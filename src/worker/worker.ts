@@ -92,6 +92,7 @@ export interface WorkerOptions {
   drainTimeoutMs?: number;
   abortGraceMs?: number;
   progressMinIntervalMs?: number;
+  reportResendBaseDelayMs?: number;
   /** Drain on SIGTERM and SIGINT, then exit the process (a second signal gives up at once). Default true. */
   handleSignals?: boolean;
   logger?: Logger;
@@ -149,16 +150,22 @@ interface Entry {
   settled: Promise<void>;
   /** True for exec and module runners: shutdown waits for them so no child or thread outlives the worker. */
   isolated: boolean;
-  /** The coordinator could not apply the report (store busy): send it again with the next heartbeat. */
+  /** The coordinator could not apply the report (store busy): send it again with the first heartbeat from resendAt on. */
   resend: boolean;
+  resendAt: number;
+  /** INTERNAL acks of this attempt's report so far: each doubles the wait before the next send, and there is a bound. */
+  internalAcks: number;
   progress: { value: Json | undefined; timer: NodeJS.Timeout | null; lastSentAt: number };
 }
 
 /**
  * Ack error codes that mean "not applied, try again": the report is kept and
- * sent again with each heartbeat, until it lands or the lease is lost. An
+ * sent again with the next heartbeat, until it lands or the lease is lost. An
  * INTERNAL error is the coordinator's fault, not the attempt's: dropping the
- * result would throw the work away.
+ * result would throw the work away. But it may be the report itself that the
+ * coordinator cannot handle, so after INTERNAL the report goes again after a
+ * backoff (reportResendBaseDelayMs, doubling), at most reportInternalResendsMax
+ * times; then the attempt is given up (its lease runs out, the job runs elsewhere).
  */
 const RETRY_REPORT_CODES = new Set(['STORE_BUSY', 'NOT_READY', 'INTERNAL']);
 /** Ack error codes of a refused trace (on a complete that carries one): the result goes again without it. */
@@ -464,9 +471,8 @@ export class Worker extends EventEmitter<WorkerEvents> {
       this.emit('ack', frame);
       return;
     }
-    if (e?.report && !frame.ok && RETRY_REPORT_CODES.has(frame.error?.code ?? '')) {
-      // Not applied: the report goes again with the next heartbeat, until it lands or the lease is lost.
-      e.resend = true;
+    if (e?.report && !frame.ok && RETRY_REPORT_CODES.has(frame.error?.code ?? '') && this.scheduleResend(e, frame.error?.code ?? '')) {
+      // Not applied: the report goes again with a heartbeat, until it lands or the lease is lost.
       this.emit('ack', frame);
       return;
     }
@@ -487,6 +493,24 @@ export class Worker extends EventEmitter<WorkerEvents> {
     } catch (err) {
       this.log.error({ err, stateFile: file, workerId: id }, 'could not save the worker id in the state file: a restart will get a new id');
     }
+  }
+
+  /** Marks a report to go again; false when INTERNAL acks of it passed the bound (the attempt is then given up). */
+  private scheduleResend(e: Entry, code: string): boolean {
+    if (code !== 'INTERNAL') {
+      e.resend = true;
+      e.resendAt = 0;
+      return true;
+    }
+    e.internalAcks++;
+    if (e.internalAcks > WORKER_DEFAULTS.reportInternalResendsMax) {
+      this.log.error({ attemptId: e.assignment.attemptId, internalAcks: e.internalAcks }, 'the coordinator failed to apply this report again and again; giving the attempt up');
+      return false;
+    }
+    const baseMs = this.options.reportResendBaseDelayMs ?? WORKER_DEFAULTS.reportResendBaseDelayMs;
+    e.resend = true;
+    e.resendAt = Date.now() + baseMs * 2 ** (e.internalAcks - 1);
+    return true;
   }
 
   /** Sends a complete again without its trace, once; false when there was no trace to drop. */
@@ -510,6 +534,8 @@ export class Worker extends EventEmitter<WorkerEvents> {
       settled: Promise.resolve(),
       isolated: false,
       resend: false,
+      resendAt: 0,
+      internalAcks: 0,
       progress: { value: undefined, timer: null, lastSentAt: 0 },
     };
     this.running.set(a.attemptId, entry);
@@ -650,7 +676,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
     if (!ws || !this.welcomed) return;
     this.send({ type: 'heartbeat', attempts: this.refs() });
     for (const e of this.running.values()) {
-      if (!e.resend || !e.report) continue;
+      if (!e.resend || !e.report || e.resendAt > Date.now()) continue;
       e.resend = false;
       this.send(e.report);
     }
