@@ -253,11 +253,15 @@ export async function afterFailure(c: Context, tx: Tx, jobId: string, error: Job
   assert(row, 'a failed attempt belongs to a job');
   const changes = countsAgainstWorker(error) ? await chargeWorker(c, tx, workerId, now) : [];
   const job = jobFromRow(row);
+  // An attempt handed straight back (a draining worker's) never ran: it goes back as it was, whatever the job's rules for failures.
+  const charged = countsAsFailure(error);
   const giveUp =
-    job.failures >= job.maxAttempts || job.lost >= LIMITS.jobLostAttemptsMax || (!retryable && job.replicas === 1) || job.pinnedWorkerId !== null;
+    charged &&
+    (job.failures >= job.maxAttempts || job.lost >= LIMITS.jobLostAttemptsMax || (!retryable && job.replicas === 1) || job.pinnedWorkerId !== null);
   if (giveUp) return [...changes, ...(await endJob(c, tx, jobId, 'failed', lostError(job, error)))];
   const delayMs = retryDelayMs(job, error, c.random);
-  await tx.run('UPDATE jobs SET want = CASE WHEN solo = 1 THEN replicas ELSE want + 1 END, solo = 0, run_at = $1 WHERE id = $2', [now + delayMs, jobId]);
+  const want = charged ? 'want = CASE WHEN solo = 1 THEN replicas ELSE want + 1 END, solo = 0' : 'want = want + 1';
+  await tx.run(`UPDATE jobs SET ${want}, run_at = $1 WHERE id = $2`, [now + delayMs, jobId]);
   tx.wake();
   return [...changes, ...(await settleLiveCount(tx, jobId, now))];
 }

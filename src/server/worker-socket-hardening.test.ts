@@ -57,7 +57,53 @@ describe('worker socket limits', () => {
     const warned = lines.map((l) => JSON.parse(l) as { msg: string; limitBytes?: number }).find((l) => l.msg.includes('does not read its frames'));
     assert.equal(warned?.limitBytes, sendBufferMaxBytes);
   });
+
+  it('puts an assignment claimed while its worker drained back in the queue, uncharged and without backoff', T, async () => {
+    tc = await startTestCoordinator();
+    const t = tc;
+    const c = new RawClient(t.url);
+    clients.push(c);
+    const welcome = await c.hello({ name: 'leaving', queues: { work: 1 } });
+    // The worker drains while the claim that picked it is still in the store.
+    const claim = t.store.claim.bind(t.store);
+    let drained = false;
+    t.store.claim = async (p) => {
+      const out = await claim(p);
+      if (out.length > 0 && !drained) {
+        drained = true;
+        c.send({ type: 'drain' });
+        await waitFor(async () => ((await t.store.getWorker({ id: welcome.workerId }))?.draining === true ? true : null));
+      }
+      return out;
+    };
+    const { job } = await t.coordinator.submit({ queue: 'work', maxAttempts: 1, backoff: { baseMs: 60_000, maxMs: 60_000 } });
+    await until(() => drained);
+    const attempts = await waitFor(async () => {
+      const list = await t.store.listAttempts({ jobId: job.id });
+      return list.length > 0 && list.every((a) => a.state !== 'leased' && a.state !== 'running') ? list : null;
+    });
+    assert.deepEqual(attempts.map((a) => [a.state, a.error?.code]), [['failed', 'WORKER_DRAINING']]);
+    const back = await t.coordinator.getJob(job.id);
+    assert.deepEqual([back.state, back.failures], ['queued', 0]);
+    assert.ok(back.runAt <= Date.now(), 'no backoff');
+    // Another worker runs it at once: its one allowed attempt was not used up.
+    const other = new RawClient(t.url);
+    clients.push(other);
+    await other.hello({ name: 'staying', queues: { work: 1 } });
+    const [a] = (await other.next('assign')).assignments;
+    other.send({ type: 'complete', attemptId: a!.attemptId, lease: a!.lease, result: 'done' });
+    assert.equal((await t.waitForJob(job.id)).state, 'succeeded');
+    assert.deepEqual(c.pending().filter((f) => f.type === 'assign'), [], 'the draining worker was sent nothing');
+  });
 });
+
+async function waitFor<T>(read: () => Promise<T | null>): Promise<T> {
+  for (;;) {
+    const v = await read();
+    if (v !== null) return v;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
 
 async function until(check: () => boolean): Promise<void> {
   while (!check()) await new Promise((resolve) => setTimeout(resolve, 20));
