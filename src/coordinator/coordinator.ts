@@ -585,8 +585,8 @@ export class WorkerSession {
     if (attempts !== undefined) checkRefCount(attempts.length, this.spec);
     const params = attempts === undefined ? { workerId: this.workerId } : { workerId: this.workerId, attempts };
     const out = await this.coordinator.trackReport(this.coordinator.store.heartbeat(params));
-    // A worker the sweeper had given up on is back: jobs may be waiting for it.
-    if (out.revived) this.coordinator.kick();
+    // A worker the sweeper had given up on is back, or revoked attempts stopped: jobs may be waiting for it.
+    if (out.revived || out.released) this.coordinator.kick();
     return out;
   }
 

@@ -95,6 +95,28 @@ describe('worker socket limits', () => {
     assert.equal((await t.waitForJob(job.id)).state, 'succeeded');
     assert.deepEqual(c.pending().filter((f) => f.type === 'assign'), [], 'the draining worker was sent nothing');
   });
+
+  it('hands a cancelled attempt\'s GPU and slot on only once the worker has stopped it', T, async () => {
+    tc = await startTestCoordinator();
+    const t = tc;
+    const c = new RawClient(t.url);
+    clients.push(c);
+    await c.hello({ name: 'gpu box', queues: { work: 1 }, gpuIds: [0] });
+    const { job: first } = await t.coordinator.submit({ queue: 'work', requires: { gpus: 1 } });
+    const [a] = (await c.next('assign')).assignments;
+    const { job: second } = await t.coordinator.submit({ queue: 'work', requires: { gpus: 1 } });
+    await t.coordinator.cancel(first.id);
+    assert.deepEqual((await c.next('revoke')).attemptIds, [a!.attemptId]);
+    // Still stopping: the worker names it in its heartbeat (and hears it is revoked).
+    c.send({ type: 'heartbeat', attempts: [{ attemptId: a!.attemptId, lease: a!.lease }] });
+    assert.deepEqual((await c.next('revoke')).attemptIds, [a!.attemptId]);
+    await t.coordinator.settled();
+    assert.deepEqual(c.pending().filter((f) => f.type === 'assign'), [], 'nothing handed out while it stops');
+    // Stopped: a heartbeat without it frees the GPU and the slot.
+    c.send({ type: 'heartbeat', attempts: [] });
+    const [b] = (await c.next('assign')).assignments;
+    assert.deepEqual([b!.jobId, b!.gpuIds], [second.id, [0]]);
+  });
 });
 
 async function waitFor<T>(read: () => Promise<T | null>): Promise<T> {

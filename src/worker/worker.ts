@@ -208,6 +208,8 @@ export class Worker extends EventEmitter<WorkerEvents> {
   private startWaiters: { resolve: () => void; reject: (e: unknown) => void }[] = [];
   private idleWaiters: (() => void)[] = [];
   private draining: Promise<void> | null = null;
+  /** Revoked attempts whose child or thread is still stopping (see abortEntry). */
+  private readonly halting = new Map<string, LeaseRefFrame>();
   private stopping: Promise<void> | null = null;
   private readonly onSignal = (sig: NodeJS.Signals): void => this.signalled(sig);
 
@@ -614,6 +616,11 @@ export class Worker extends EventEmitter<WorkerEvents> {
     if (!e.report) {
       e.abort.abort(new AbortError(reason));
       this.emit('aborted', { attemptId, reason });
+      // Named in heartbeats until its child or thread has stopped: the coordinator keeps its slot and GPUs held until then.
+      if (e.isolated) {
+        this.halting.set(attemptId, { attemptId, lease: e.assignment.lease });
+        void e.settled.finally(() => this.halting.delete(attemptId));
+      }
     }
     this.checkIdle();
   }
@@ -647,7 +654,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
   // ---- Heartbeats ----
 
   private refs(): LeaseRefFrame[] {
-    return [...this.running.values()].map((e) => ({ attemptId: e.assignment.attemptId, lease: e.assignment.lease }));
+    return [...this.running.values()].map((e) => ({ attemptId: e.assignment.attemptId, lease: e.assignment.lease })).concat([...this.halting.values()]);
   }
 
   /** The heartbeat period: the coordinator's interval, and a third of the shortest heartbeat timeout held. */
