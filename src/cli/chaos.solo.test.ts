@@ -194,6 +194,52 @@ function judge(jobs: JobWithAttempts[], runs: Set<string>): Verdict {
   return v;
 }
 
+/** Both phases of killing, then a calm end; returns the last coordinator's VmRSS (KiB) before its share of the kills and at the end. */
+async function hostileRun(run: Run): Promise<{ beforeKb: number; afterKb: number }> {
+  await startCoordinator(run);
+  const submitting = submitter(run);
+  // Phase 1: workers and the coordinator die over and over.
+  const lanes = Promise.all(Array.from({ length: CHAOS.workers }, () => workerLane(run)));
+  lanes.catch(() => undefined);
+  await coordinatorKiller(run);
+  // Phase 2: the last coordinator lives through the rest of the worker kills; its memory is read around them.
+  const beforeKb = rssKb(run.coordinator);
+  run.killsAtLastStart = run.workerKills;
+  mark(run, 'last coordinator');
+  await lanes;
+  run.hostile = false;
+  await submitting;
+  mark(run, 'kills done');
+  // Calm: fresh workers finish the backlog.
+  for (let i = 0; i < CHAOS.workers; i++) startWorker(run);
+  await until(`${run.acked.size} jobs ending`, async () => (await endedJobs(run)) >= run.acked.size, CHAOS.drainMs, 100);
+  mark(run, 'all ended');
+  return { beforeKb, afterKb: rssKb(run.coordinator) };
+}
+
+/** Reads every acknowledged job back and checks it: none lost, none accepted twice, memory under its bound. */
+async function verify(t: TestContext, backend: string, run: Run, rss: { beforeKb: number; afterKb: number }): Promise<void> {
+  const jobs = await getAll(run.client, [...run.acked.values()]);
+  const runs = new Set(readFileSync(run.runsFile, 'utf8').split('\n').filter((l) => l.length > 0));
+  const v = judge(jobs, runs);
+  const mib = (kb: number): number => Math.round(kb / 1024);
+  t.diagnostic(
+    `${backend}: acknowledged ${v.acknowledged}, lost ${v.lost.length}, accepted twice ${v.acceptedTwice.length}; ` +
+      `worker SIGKILLs ${run.workerKills}, coordinator SIGKILLs ${run.coordinatorKills}; attempts ${v.attempts}, task runs ${runs.size}; ` +
+      `coordinator RSS ${mib(rss.beforeKb)} MiB before, ${mib(rss.afterKb)} MiB after`,
+  );
+  t.diagnostic(`timeline: ${run.timeline.join('; ')}`);
+  assert.ok(run.workerKills >= CHAOS.workerKills && run.coordinatorKills >= CHAOS.coordinatorKills);
+  assert.ok(v.acknowledged > 0);
+  assert.deepEqual(v.lost, [], 'no acknowledged job lost');
+  assert.deepEqual(v.acceptedTwice, [], 'no job accepted twice');
+  assert.deepEqual(v.notRecorded, [], 'every accepted result comes from a run the task recorded');
+  assert.equal(sum(await countsOf(run.client, 'chaos')), run.acked.size, 'one job per idempotency key');
+  for (const [when, kb] of [['before', rss.beforeKb], ['after', rss.afterKb]] as const) {
+    assert.ok(kb < CHAOS.coordinatorRssMaxMb * 1024, `coordinator RSS ${when}: ${kb} KiB, bound ${CHAOS.coordinatorRssMaxMb} MiB`);
+  }
+}
+
 async function chaosRun(t: TestContext, backend: string, db: string[]): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'gaffer-chaos-'));
   const runsFile = join(dir, 'runs.txt');
@@ -206,45 +252,8 @@ async function chaosRun(t: TestContext, backend: string, db: string[]): Promise<
     killsAtLastStart: null, timeline: [], startedAt: Date.now(), lastSubmitError: null,
   };
   try {
-    await startCoordinator(run);
-    const submitting = submitter(run);
-    // Phase 1: workers and the coordinator die over and over.
-    const lanes = Promise.all(Array.from({ length: CHAOS.workers }, () => workerLane(run)));
-    lanes.catch(() => undefined);
-    await coordinatorKiller(run);
-    // Phase 2: the last coordinator lives through the rest of the worker kills; its memory is read around them.
-    const rssBeforeKb = rssKb(run.coordinator);
-    run.killsAtLastStart = run.workerKills;
-    mark(run, 'last coordinator');
-    await lanes;
-    run.hostile = false;
-    await submitting;
-    mark(run, 'kills done');
-    // Calm: fresh workers finish the backlog.
-    const calm = Array.from({ length: CHAOS.workers }, () => startWorker(run));
-    const total = run.acked.size;
-    await until(`${total} jobs ending`, async () => (await endedJobs(run)) >= total, CHAOS.drainMs, 100);
-    const rssAfterKb = rssKb(run.coordinator);
-    mark(run, 'all ended');
-    const jobs = await getAll(client, [...run.acked.values()]);
-    const runs = new Set(readFileSync(runsFile, 'utf8').split('\n').filter((l) => l.length > 0));
-    const v = judge(jobs, runs);
-    t.diagnostic(
-      `${backend}: acknowledged ${v.acknowledged}, lost ${v.lost.length}, ` +
-        `accepted twice ${v.acceptedTwice.length}; worker SIGKILLs ${run.workerKills}, coordinator SIGKILLs ${run.coordinatorKills}; ` +
-        `attempts ${v.attempts}, task runs ${runs.size}; coordinator RSS ${Math.round(rssBeforeKb / 1024)} MiB before, ${Math.round(rssAfterKb / 1024)} MiB after`,
-    );
-    t.diagnostic(`timeline: ${run.timeline.join('; ')}`);
-    assert.ok(run.workerKills >= CHAOS.workerKills && run.coordinatorKills >= CHAOS.coordinatorKills);
-    assert.ok(v.acknowledged > 0);
-    assert.deepEqual(v.lost, [], 'no acknowledged job lost');
-    assert.deepEqual(v.acceptedTwice, [], 'no job accepted twice');
-    assert.deepEqual(v.notRecorded, [], 'every accepted result comes from a run the task recorded');
-    assert.equal(sum(await countsOf(client, 'chaos')), total, 'one job per idempotency key');
-    for (const [when, kb] of [['before', rssBeforeKb], ['after', rssAfterKb]] as const) {
-      assert.ok(kb < CHAOS.coordinatorRssMaxMb * 1024, `coordinator RSS ${when}: ${kb} KiB, bound ${CHAOS.coordinatorRssMaxMb} MiB`);
-    }
-    await Promise.all(calm.map((p) => stop(p)));
+    const rss = await hostileRun(run);
+    await verify(t, backend, run, rss);
   } catch (err) {
     mark(run, `failed (last refused submit: ${run.lastSubmitError})`);
     throw new Error(`${(err as Error).message}\ntimeline: ${run.timeline.join('; ')}\n${run.coordinator ? tails(run.coordinator) : ''}`, { cause: err });
