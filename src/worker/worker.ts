@@ -53,6 +53,7 @@ import {
 import { runExec, type ExecOptions } from './exec.ts';
 import { failureOf, type Handler, type HandlerContext } from './handler.ts';
 import { savedWorkerId, saveWorkerId } from './state-file.ts';
+import { noResend, RETRY_REPORT_CODES, scheduleResend, StoppingAttempts, type Resend } from './report-retry.ts';
 import { ThreadPool } from './threads.ts';
 import { normalizeTrace } from './trace.ts';
 
@@ -150,24 +151,10 @@ interface Entry {
   settled: Promise<void>;
   /** True for exec and module runners: shutdown waits for them so no child or thread outlives the worker. */
   isolated: boolean;
-  /** The coordinator could not apply the report (store busy): send it again with the first heartbeat from resendAt on. */
-  resend: boolean;
-  resendAt: number;
-  /** INTERNAL acks of this attempt's report so far: each doubles the wait before the next send, and there is a bound. */
-  internalAcks: number;
+  resend: Resend;
   progress: { value: Json | undefined; timer: NodeJS.Timeout | null; lastSentAt: number };
 }
 
-/**
- * Ack error codes that mean "not applied, try again": the report is kept and
- * sent again with the next heartbeat, until it lands or the lease is lost. An
- * INTERNAL error is the coordinator's fault, not the attempt's: dropping the
- * result would throw the work away. But it may be the report itself that the
- * coordinator cannot handle, so after INTERNAL the report goes again after a
- * backoff (reportResendBaseDelayMs, doubling), at most reportInternalResendsMax
- * times; then the attempt is given up (its lease runs out, the job runs elsewhere).
- */
-const RETRY_REPORT_CODES = new Set(['STORE_BUSY', 'NOT_READY', 'INTERNAL']);
 /** Ack error codes of a refused trace (on a complete that carries one): the result goes again without it. */
 const TRACE_REFUSED_CODES = new Set(['INVALID_INPUT', 'UNKNOWN_FIELD']);
 /**
@@ -208,8 +195,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
   private startWaiters: { resolve: () => void; reject: (e: unknown) => void }[] = [];
   private idleWaiters: (() => void)[] = [];
   private draining: Promise<void> | null = null;
-  /** Revoked attempts whose child or thread is still stopping (see abortEntry). */
-  private readonly halting = new Map<string, LeaseRefFrame>();
+  private readonly halting = new StoppingAttempts();
   private stopping: Promise<void> | null = null;
   private readonly onSignal = (sig: NodeJS.Signals): void => this.signalled(sig);
 
@@ -497,22 +483,11 @@ export class Worker extends EventEmitter<WorkerEvents> {
     }
   }
 
-  /** Marks a report to go again; false when INTERNAL acks of it passed the bound (the attempt is then given up). */
   private scheduleResend(e: Entry, code: string): boolean {
-    if (code !== 'INTERNAL') {
-      e.resend = true;
-      e.resendAt = 0;
-      return true;
-    }
-    e.internalAcks++;
-    if (e.internalAcks > WORKER_DEFAULTS.reportInternalResendsMax) {
-      this.log.error({ attemptId: e.assignment.attemptId, internalAcks: e.internalAcks }, 'the coordinator failed to apply this report again and again; giving the attempt up');
-      return false;
-    }
-    const baseMs = this.options.reportResendBaseDelayMs ?? WORKER_DEFAULTS.reportResendBaseDelayMs;
-    e.resend = true;
-    e.resendAt = Date.now() + baseMs * 2 ** (e.internalAcks - 1);
-    return true;
+    const baseDelayMs = this.options.reportResendBaseDelayMs ?? WORKER_DEFAULTS.reportResendBaseDelayMs;
+    if (scheduleResend(e.resend, code, { baseDelayMs, internalMax: WORKER_DEFAULTS.reportInternalResendsMax }, Date.now())) return true;
+    this.log.error({ attemptId: e.assignment.attemptId, internalAcks: e.resend.internalAcks }, 'the coordinator failed to apply this report again and again; giving the attempt up');
+    return false;
   }
 
   /** Sends a complete again without its trace, once; false when there was no trace to drop. */
@@ -535,9 +510,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
       report: null,
       settled: Promise.resolve(),
       isolated: false,
-      resend: false,
-      resendAt: 0,
-      internalAcks: 0,
+      resend: noResend(),
       progress: { value: undefined, timer: null, lastSentAt: 0 },
     };
     this.running.set(a.attemptId, entry);
@@ -617,10 +590,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
       e.abort.abort(new AbortError(reason));
       this.emit('aborted', { attemptId, reason });
       // Named in heartbeats until its child or thread has stopped: the coordinator keeps its slot and GPUs held until then.
-      if (e.isolated) {
-        this.halting.set(attemptId, { attemptId, lease: e.assignment.lease });
-        void e.settled.finally(() => this.halting.delete(attemptId));
-      }
+      if (e.isolated) this.halting.add({ attemptId, lease: e.assignment.lease }, e.settled);
     }
     this.checkIdle();
   }
@@ -654,7 +624,8 @@ export class Worker extends EventEmitter<WorkerEvents> {
   // ---- Heartbeats ----
 
   private refs(): LeaseRefFrame[] {
-    return [...this.running.values()].map((e) => ({ attemptId: e.assignment.attemptId, lease: e.assignment.lease })).concat([...this.halting.values()]);
+    const held = [...this.running.values()].map((e) => ({ attemptId: e.assignment.attemptId, lease: e.assignment.lease }));
+    return this.halting.after(held, Object.values(this.options.queues).reduce((n, q) => n + q.slots, 0));
   }
 
   /** The heartbeat period: the coordinator's interval, and a third of the shortest heartbeat timeout held. */
@@ -683,8 +654,8 @@ export class Worker extends EventEmitter<WorkerEvents> {
     if (!ws || !this.welcomed) return;
     this.send({ type: 'heartbeat', attempts: this.refs() });
     for (const e of this.running.values()) {
-      if (!e.resend || !e.report || e.resendAt > Date.now()) continue;
-      e.resend = false;
+      if (!e.resend.due || !e.report || e.resend.at > Date.now()) continue;
+      e.resend.due = false;
       this.send(e.report);
     }
     ws.ping();

@@ -4,7 +4,7 @@
 import { assert, GafferError } from '../../types/errors.ts';
 import type { Job, JobError, Json, NewJob } from '../../types/model.ts';
 import { LIVE_ATTEMPT_STATES } from '../../types/states.ts';
-import { countsAgainstWorker, clipMessage, countsAsFailure, isLostLease, isVerdict, resultHash, retryDelayMs, verifierPayload, type VerdictResult } from '../rules.ts';
+import { countsAgainstWorker, clipMessage, countsAsFailure, isHandBack, isLostLease, isVerdict, resultHash, retryDelayMs, verifierPayload, type VerdictResult } from '../rules.ts';
 import type { Change, CompleteParams, FailParams, LeaseRef, SettleResult } from '../store.ts';
 import { jobFromRow } from './columns.ts';
 import { endJob, insertLinked, lockJobRow, mustGetJob, releaseChildren, stopLiveAttempts, type InsertJobs } from './jobs.ts';
@@ -254,7 +254,7 @@ export async function afterFailure(c: Context, tx: Tx, jobId: string, error: Job
   const changes = countsAgainstWorker(error) ? await chargeWorker(c, tx, workerId, now) : [];
   const job = jobFromRow(row);
   // An attempt handed straight back (a draining worker's) never ran: it goes back as it was, whatever the job's rules for failures.
-  const charged = countsAsFailure(error);
+  const charged = !isHandBack(error);
   const giveUp =
     charged &&
     (job.failures >= job.maxAttempts || job.lost >= LIMITS.jobLostAttemptsMax || (!retryable && job.replicas === 1) || job.pinnedWorkerId !== null);
