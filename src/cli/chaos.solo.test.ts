@@ -45,7 +45,7 @@ const CHAOS = {
   workerLifeMinMs: 100,
   workerLifeMaxMs: 600,
   /** The coordinator's resident memory must stay under this, before and after. */
-  coordinatorRssMaxMb: 300,
+  coordinatorRssMaxMb: 384,
   /** Bounds of the waits. */
   startMs: 60_000,
   drainMs: 120_000,
