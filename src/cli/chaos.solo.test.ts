@@ -175,19 +175,22 @@ const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout
 interface Verdict {
   acknowledged: number;
   lost: string[];
+  /** Failed by the store's rule for jobs whose attempts keep dying with their workers (jobLostAttemptsMax): decided, not lost. */
+  gaveUpOnLost: string[];
   acceptedTwice: string[];
   notRecorded: string[];
   attempts: number;
 }
 
 function judge(jobs: JobWithAttempts[], runs: Set<string>): Verdict {
-  const v: Verdict = { acknowledged: jobs.length, lost: [], acceptedTwice: [], notRecorded: [], attempts: 0 };
+  const v: Verdict = { acknowledged: jobs.length, lost: [], gaveUpOnLost: [], acceptedTwice: [], notRecorded: [], attempts: 0 };
   for (const job of jobs) {
     v.attempts += job.attemptList.length;
     const completed = job.attemptList.filter((a) => a.state === 'completed');
     const n = (job.payload as { n: number }).n;
     const result = job.result as { n?: number; square?: number; attempt?: string } | null;
-    if (job.state !== 'succeeded' || completed.length === 0) v.lost.push(`${job.id} (${job.state})`);
+    if (job.state === 'failed' && job.error?.code === 'LEASE_LOST' && job.lost >= LIMITS.jobLostAttemptsMax) v.gaveUpOnLost.push(job.id);
+    else if (job.state !== 'succeeded' || completed.length === 0) v.lost.push(`${job.id} (${job.state}: ${JSON.stringify(job.error)})`);
     else if (completed.length > 1 || result?.attempt !== completed[0]!.id || result.square !== n * n) v.acceptedTwice.push(job.id);
     else if (!runs.has(`${job.id} ${completed[0]!.id}`)) v.notRecorded.push(job.id);
   }
@@ -224,7 +227,8 @@ async function verify(t: TestContext, backend: string, run: Run, rss: { beforeKb
   const v = judge(jobs, runs);
   const mib = (kb: number): number => Math.round(kb / 1024);
   t.diagnostic(
-    `${backend}: acknowledged ${v.acknowledged}, lost ${v.lost.length}, accepted twice ${v.acceptedTwice.length}; ` +
+    `${backend}: acknowledged ${v.acknowledged}, lost ${v.lost.length}, accepted twice ${v.acceptedTwice.length}, ` +
+      `failed after ${LIMITS.jobLostAttemptsMax} attempts lost with their workers ${v.gaveUpOnLost.length}; ` +
       `worker SIGKILLs ${run.workerKills}, coordinator SIGKILLs ${run.coordinatorKills}; attempts ${v.attempts}, task runs ${runs.size}; ` +
       `coordinator RSS ${mib(rss.beforeKb)} MiB before, ${mib(rss.afterKb)} MiB after`,
   );
