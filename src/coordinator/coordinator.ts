@@ -456,13 +456,38 @@ export class Coordinator {
     this.history.leased(assignments);
     // readyAt is the coordinator's (wait times), never sent to a worker.
     const wire = assignments.map(({ readyAt: _readyAt, ...a }) => a);
-    for (const [workerId, list] of groupByWorker(wire)) this.sessions.get(workerId)?.link.assign(list);
+    for (const [workerId, list] of groupByWorker(wire)) {
+      const session = this.sessions.get(workerId);
+      if (session && !session.draining && !session.detached) session.link.assign(list);
+      else void this.track(this.handBack(list));
+    }
     for (const a of assignments) this.events.emit('job', { jobId: a.jobId, state: 'running', at: this.clock.now() });
   }
 
   /** One retention sweep now (the sweeper also runs one on its beat); see retention.ts. */
   sweepRetention(): Promise<RetentionSweepResult> {
     return this.sweeper.sweepRetention();
+  }
+
+  /**
+   * Assignments claimed for a worker that drained or left while the claim ran:
+   * it never heard of them, so they go back to the queue as a draining worker's
+   * hand-back does (WORKER_DRAINING: no failure counted, no backoff), rather
+   * than wait out their leases and count as lost. Never rejects.
+   */
+  private async handBack(list: readonly Omit<Assignment, 'readyAt'>[]): Promise<void> {
+    const error = { code: 'WORKER_DRAINING', message: 'the worker drained or left before its assignment reached it' };
+    for (const a of list) {
+      try {
+        const out = await this.store.fail({ attemptId: a.attemptId, lease: a.lease, workerId: a.workerId, error, retryable: true });
+        this.metrics.reported(a.attemptId);
+        this.history.finished(a.attemptId);
+        this.applyChanges(out.changes, 'handed back', out.job);
+      } catch (err) {
+        // Its lease runs out instead (or it already ended).
+        if (!isGafferError(err, 'STALE_LEASE')) this.logStoreError(err, 'handing back an assignment of a draining worker failed');
+      }
+    }
   }
 
   /** One pass of every sweeper now (the sweeper also runs them on its beat); see Sweeper.sweep(). */
@@ -560,8 +585,8 @@ export class WorkerSession {
     if (attempts !== undefined) checkRefCount(attempts.length, this.spec);
     const params = attempts === undefined ? { workerId: this.workerId } : { workerId: this.workerId, attempts };
     const out = await this.coordinator.trackReport(this.coordinator.store.heartbeat(params));
-    // A worker the sweeper had given up on is back: jobs may be waiting for it.
-    if (out.revived) this.coordinator.kick();
+    // A worker the sweeper had given up on is back, or revoked attempts stopped: jobs may be waiting for it.
+    if (out.revived || out.released) this.coordinator.kick();
     return out;
   }
 

@@ -7,6 +7,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { Logger } from 'pino';
 import { WebSocket } from 'ws';
 import { Coordinator } from '../coordinator/coordinator.ts';
 import { openSqliteStore } from '../store/sqlite/store.ts';
@@ -43,6 +44,8 @@ export interface TestCoordinatorOptions {
   auth?: Auth;
   socket?: WorkerSocketOptions;
   sweepIntervalMs?: number;
+  /** The worker socket's logger (silent when left out). */
+  logger?: Logger;
 }
 
 export async function startTestCoordinator(options: TestCoordinatorOptions = {}): Promise<TestCoordinator> {
@@ -63,7 +66,8 @@ export async function startTestCoordinator(options: TestCoordinatorOptions = {})
   track(server);
   await listen(server, 0);
   const port = (server.address() as AddressInfo).port;
-  let handle: WorkerSocketHandle = attachWorkerSocket(server, { coordinator, auth, ...(options.socket ? { options: options.socket } : {}) });
+  const socketDeps = { coordinator, auth, ...(options.socket ? { options: options.socket } : {}), ...(options.logger ? { logger: options.logger } : {}) };
+  let handle: WorkerSocketHandle = attachWorkerSocket(server, socketDeps);
   const drop = (): void => {
     for (const s of sockets) s.destroy();
   };
@@ -82,7 +86,7 @@ export async function startTestCoordinator(options: TestCoordinatorOptions = {})
     async resume() {
       server = createServer((_req, res) => res.writeHead(404).end());
       track(server);
-      handle = attachWorkerSocket(server, { coordinator, auth, ...(options.socket ? { options: options.socket } : {}) });
+      handle = attachWorkerSocket(server, socketDeps);
       await listen(server, port);
     },
     async waitForJob(id, waitMs = 30_000) {

@@ -4,8 +4,11 @@
 //
 // - Auth happens on the upgrade request (Authorization: Bearer, worker scope);
 //   a refused request gets a plain HTTP answer and never becomes a WebSocket.
-// - Frames of one connection are handled one at a time, in the order sent, so
-//   a complete never overtakes the heartbeat before it.
+// - Frames of one connection are handled in the order sent, so a complete
+//   never overtakes the heartbeat before it, and the replies to them (acks,
+//   revokes, error frames, malformed frames' included) go out in that order.
+// - Frames to a worker that stops reading pile up in the socket's buffer: past
+//   sendBufferMaxBytes the connection is closed (4413).
 // - A dropped connection only detaches its session: the leases stay until
 //   their heartbeat timeout, and a hello that presents them resumes them.
 // - Bad frames get an error frame; after protocolViolationsMax of them the
@@ -41,6 +44,7 @@ export interface WorkerSocketOptions {
   helloTimeoutMs?: number;
   idleTimeoutMs?: number;
   frameQueueMax?: number;
+  sendBufferMaxBytes?: number;
 }
 
 export interface WorkerSocketDeps {
@@ -148,6 +152,9 @@ function refuse(socket: Duplex, err: GafferError): void {
 
 type ConnState = 'hello' | 'attaching' | 'open' | 'closed';
 
+/** Queues one reply of the frame being handled: it is sent once the replies to every earlier frame are out. */
+type Reply = (send: () => void) => void;
+
 /** One worker's WebSocket: parses frames, runs them in arrival order against the session, sends answers. */
 class WorkerConnection {
   workerId: string | null = null;
@@ -156,6 +163,8 @@ class WorkerConnection {
   private session: WorkerSession | null = null;
   private violations = 0;
   private chain: Promise<void> = Promise.resolve();
+  /** Settles once every frame read so far is handled and its replies are sent; the next frame's replies wait for it. */
+  private replied: Promise<void> = Promise.resolve();
   /** True when no frame waits in `chain`: frames of an open connection may then start at once. */
   private chainIdle = true;
   /** Frames started at once and not yet finished. */
@@ -239,10 +248,14 @@ class WorkerConnection {
     try {
       frame = parseWorkerFrame(toBuffer(data), isBinary, this.settings.frameMaxBytes);
     } catch (err) {
-      this.violation(err);
+      // Answered after the replies to the frames before it, as the docs promise.
+      this.enqueue((reply) => {
+        reply(() => this.violation(err));
+        return Promise.resolve();
+      });
       return;
     }
-    this.enqueue(() => this.handle(frame));
+    this.enqueue((reply) => this.handle(frame, reply));
   }
 
   /**
@@ -253,17 +266,27 @@ class WorkerConnection {
    * finish: the store call each makes is queued in that order (the embedded
    * store commits the queued calls together, one fsync for many results), so
    * the order of a worker's reports is kept while their commits overlap.
+   * A frame's replies are held until those of every frame before it are out.
    */
-  private enqueue(task: () => Promise<void>): void {
+  private enqueue(task: (reply: Reply) => Promise<void>): void {
     this.queued++;
     if (this.queued > this.settings.frameQueueMax && !this.paused) {
       this.paused = true;
       this.ws.pause();
     }
+    const before = this.replied;
+    let done!: () => void;
+    this.replied = new Promise((resolve) => (done = resolve));
+    const replies: (() => void)[] = [];
     const run = (): Promise<void> =>
-      task()
+      task((send) => void replies.push(send))
         .catch((err: unknown) => this.log.error({ err }, 'handling a worker frame failed'))
+        .then(() => before)
+        .then(() => {
+          for (const send of replies) send();
+        })
         .finally(() => {
+          done();
           this.queued--;
           if (this.paused && this.queued <= this.settings.frameQueueMax / 2) {
             this.paused = false;
@@ -284,27 +307,31 @@ class WorkerConnection {
     });
   }
 
-  private async handle(frame: WorkerFrame): Promise<void> {
+  private async handle(frame: WorkerFrame, reply: Reply): Promise<void> {
     // Frames read before the connection closed still count (a worker reports, then hangs up): the session
     // stays attached until they are handled. Only a hello still waiting is dropped.
     if (this.isClosed() && !this.session) return;
     if (this.state === 'hello') {
-      if (frame.type !== 'hello') return this.violation(new FrameError(new GafferError('PROTOCOL_ERROR', 'send hello first'), frame.type));
+      if (frame.type !== 'hello') return reply(() => this.violation(new FrameError(new GafferError('PROTOCOL_ERROR', 'send hello first'), frame.type)));
       return this.hello(frame);
     }
     const session = this.session;
     if (frame.type === 'hello' || !session) {
-      return this.violation(new FrameError(new GafferError('PROTOCOL_ERROR', 'hello was already sent on this connection'), 'hello'));
+      return reply(() => this.violation(new FrameError(new GafferError('PROTOCOL_ERROR', 'hello was already sent on this connection'), 'hello')));
     }
+    const error = (err: unknown, type: string, attemptId?: string): void => reply(() => this.sendError(asGafferError(err, this.log), type, attemptId));
     switch (frame.type) {
       case 'heartbeat':
         try {
           const res = await session.heartbeat(frame.attempts);
-          if (res.revoked.length > 0) this.send({ type: 'revoke', attemptIds: res.revoked, reason: 'STALE_LEASE' });
+          if (res.revoked.length > 0) reply(() => this.send({ type: 'revoke', attemptIds: res.revoked, reason: 'STALE_LEASE' }));
         } catch (err) {
           // Naming more attempts than the worker's slots allow is the worker's fault: a violation.
-          if (isGafferError(err, 'INVALID_INPUT')) return this.violation(new FrameError(err, 'heartbeat'));
-          this.sendError(asGafferError(err, this.log), 'heartbeat');
+          if (isGafferError(err, 'INVALID_INPUT')) {
+            const e = err;
+            return reply(() => this.violation(new FrameError(e, 'heartbeat')));
+          }
+          error(err, 'heartbeat');
         }
         return;
       case 'progress':
@@ -312,28 +339,29 @@ class WorkerConnection {
           await session.progress(ref(frame), frame.progress);
         } catch (err) {
           if (isGafferError(err, 'STALE_LEASE') || isGafferError(err, 'ATTEMPT_NOT_FOUND')) {
-            this.send({ type: 'revoke', attemptIds: [frame.attemptId], reason: err.code });
+            const code = err.code;
+            reply(() => this.send({ type: 'revoke', attemptIds: [frame.attemptId], reason: code }));
           } else {
-            this.sendError(asGafferError(err, this.log), 'progress', frame.attemptId);
+            error(err, 'progress', frame.attemptId);
           }
         }
         return;
       case 'complete':
-        return this.report(frame.attemptId, () => session.complete(ref(frame), frame.result, frame.trace));
+        return this.report(frame.attemptId, () => session.complete(ref(frame), frame.result, frame.trace), reply);
       case 'fail':
-        return this.report(frame.attemptId, () => session.fail(ref(frame), frame.error, frame.retryable ?? true));
+        return this.report(frame.attemptId, () => session.fail(ref(frame), frame.error, frame.retryable ?? true), reply);
       case 'keys':
         try {
           await session.keys({ hold: frame.hold ?? [], release: frame.release ?? [] });
         } catch (err) {
-          this.sendError(asGafferError(err, this.log), 'keys');
+          error(err, 'keys');
         }
         return;
       case 'drain':
         try {
           await session.drain();
         } catch (err) {
-          this.sendError(asGafferError(err, this.log), 'drain');
+          error(err, 'drain');
         }
         return;
     }
@@ -407,13 +435,13 @@ class WorkerConnection {
     this.armTimer(this.settings.idleTimeoutMs);
   }
 
-  private async report(attemptId: string, run: () => Promise<unknown>): Promise<void> {
+  private async report(attemptId: string, run: () => Promise<unknown>, reply: Reply): Promise<void> {
     try {
       await run();
-      this.send({ type: 'ack', attemptId, ok: true });
+      reply(() => this.send({ type: 'ack', attemptId, ok: true }));
     } catch (err) {
       const e = asGafferError(err, this.log);
-      this.send({ type: 'ack', attemptId, ok: false, error: { code: e.code, message: e.message } });
+      reply(() => this.send({ type: 'ack', attemptId, ok: false, error: { code: e.code, message: e.message } }));
     }
   }
 
@@ -470,6 +498,11 @@ class WorkerConnection {
     this.ws.send(JSON.stringify(frame), (err) => {
       if (err) this.log.debug({ err }, 'a frame to a worker was not sent');
     });
+    const buffered = this.ws.bufferedAmount;
+    if (buffered > this.settings.sendBufferMaxBytes) {
+      this.log.warn({ workerId: this.workerId, bufferedBytes: buffered, limitBytes: this.settings.sendBufferMaxBytes }, 'closing a worker connection that does not read its frames');
+      this.close(CLOSE_CODES.slowReader, 'the worker does not read its frames');
+    }
   }
 
   /**

@@ -29,7 +29,12 @@ export function resultHash(result: Json): string {
  * bounded on its own by LIMITS.jobLostAttemptsMax.
  */
 export function countsAsFailure(error: { code: string }): boolean {
-  return error.code !== 'WORKER_DRAINING' && !isLostLease(error);
+  return !isHandBack(error) && !isLostLease(error);
+}
+
+/** An attempt a draining worker (or the coordinator, for a worker that drained or left) handed straight back: it never ran. */
+export function isHandBack(error: { code: string }): boolean {
+  return error.code === 'WORKER_DRAINING';
 }
 
 /** An attempt whose worker went silent for a whole heartbeat timeout. */

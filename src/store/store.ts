@@ -73,6 +73,8 @@ export interface HeartbeatParams {
 export interface HeartbeatResult {
   /** Attempts whose lease was extended. */
   extended: string[];
+  /** Present (true) when revoked attempts the worker no longer names stopped holding their slots and GPUs: work may now fit it. */
+  released?: true;
   /** Attempts the worker named that it no longer owns: it must stop them. */
   revoked: string[];
   /**

@@ -301,6 +301,11 @@ export const PROTOCOL_DEFAULTS = {
    * refused (INVALID_INPUT) without touching the store.
    */
   attemptsPerSlotMax: 2,
+  /**
+   * Bytes of frames to one worker waiting unsent (WebSocket bufferedAmount) beyond which its
+   * connection is closed (4413): a worker that stops reading must not grow the coordinator's memory.
+   */
+  sendBufferMaxBytes: 32 * 1024 * 1024,
 } as const;
 
 /** The TypeScript SDK worker (src/worker). */
@@ -317,6 +322,10 @@ export const WORKER_DEFAULTS = {
   abortGraceMs: 5_000,
   /** Progress of one attempt is sent at most this often; the latest value wins. */
   progressMinIntervalMs: 100,
+  /** After an INTERNAL ack, a report goes again after this long, doubling with each INTERNAL ack of the same report. */
+  reportResendBaseDelayMs: 1_000,
+  /** INTERNAL acks of one report after which the SDK gives the attempt up (its lease runs out; the job runs elsewhere). */
+  reportInternalResendsMax: 5,
 } as const;
 
 /** The exec runner: one child process per attempt (`gaffer worker --exec`). */

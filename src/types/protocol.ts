@@ -18,6 +18,8 @@ export const CLOSE_CODES = {
   tryAgainLater: 1013,
   /** Too many protocol violations on this connection, or a hello naming more attempts than its slots allow. */
   protocolViolations: 4400,
+  /** More than sendBufferMaxBytes of frames to this worker wait unsent: it does not read them. */
+  slowReader: 4413,
   /** No hello within helloTimeoutMs, or nothing at all within idleTimeoutMs. */
   timeout: 4408,
   /** hello named a worker id created under another operator's token (WORKER_ID_TAKEN); do not retry with that id. */

@@ -8,6 +8,7 @@ import { createInterface } from 'node:readline';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import { startTestCoordinator, TEST_TOKEN, type TestCoordinator } from '../server/testing.ts';
 import { GafferError } from '../types/errors.ts';
+import { WORKER_DEFAULTS } from '../types/limits.ts';
 import type { Json, Trace } from '../types/model.ts';
 import type { HandlerContext } from './handler.ts';
 import { Worker, type WorkerEvents, type WorkerOptions } from './worker.ts';
@@ -187,6 +188,30 @@ describe('sdk worker', () => {
     assert.equal((await tc.waitForJob(plain.id)).state, 'succeeded');
     assert.deepEqual((await attemptOf(traced.id)).trace, TRACE);
     assert.equal((await attemptOf(plain.id)).trace, null);
+  });
+
+  it('sends a report again after an INTERNAL ack, with a backoff, and gives the attempt up after reportInternalResendsMax', T, async () => {
+    const complete = tc.store.complete.bind(tc.store);
+    let refusals = 2;
+    tc.store.complete = (p) => (p.result === 'cursed' || refusals-- > 0 ? Promise.reject(new Error('made-up bug')) : complete(p));
+    const w = worker({ heartbeatIntervalMs: 20, reportResendBaseDelayMs: 5, queues: { work: { slots: 1, handler: (p) => p } } });
+    await w.start();
+    const acks: string[] = [];
+    w.on('ack', (a) => acks.push(a.ok ? 'ok' : (a.error?.code ?? '?')));
+    const accepted = next(w, 'ack', (a) => a.ok);
+    const { job } = await tc.coordinator.submit({ queue: 'work', payload: 'fine' });
+    await accepted;
+    assert.deepEqual(acks, ['INTERNAL', 'INTERNAL', 'ok']);
+    assert.equal((await tc.waitForJob(job.id)).result, 'fine');
+    // A report the coordinator can never apply is not sent for ever.
+    acks.length = 0;
+    const bound = WORKER_DEFAULTS.reportInternalResendsMax + 1;
+    const last = next(w, 'ack', () => acks.length === bound);
+    await tc.coordinator.submit({ queue: 'work', payload: 'cursed' });
+    await last;
+    assert.deepEqual(acks, Array.from({ length: bound }, () => 'INTERNAL'));
+    assert.equal(w.activeAttempts, 0, 'the attempt was given up');
+    assert.equal(w.stats.stale, 1);
   });
 
   it('sends the result again without its trace when the coordinator refuses the trace', T, async () => {

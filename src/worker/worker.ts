@@ -53,6 +53,7 @@ import {
 import { runExec, type ExecOptions } from './exec.ts';
 import { failureOf, type Handler, type HandlerContext } from './handler.ts';
 import { savedWorkerId, saveWorkerId } from './state-file.ts';
+import { noResend, RETRY_REPORT_CODES, scheduleResend, StoppingAttempts, type Resend } from './report-retry.ts';
 import { ThreadPool } from './threads.ts';
 import { normalizeTrace } from './trace.ts';
 
@@ -92,6 +93,7 @@ export interface WorkerOptions {
   drainTimeoutMs?: number;
   abortGraceMs?: number;
   progressMinIntervalMs?: number;
+  reportResendBaseDelayMs?: number;
   /** Drain on SIGTERM and SIGINT, then exit the process (a second signal gives up at once). Default true. */
   handleSignals?: boolean;
   logger?: Logger;
@@ -149,18 +151,10 @@ interface Entry {
   settled: Promise<void>;
   /** True for exec and module runners: shutdown waits for them so no child or thread outlives the worker. */
   isolated: boolean;
-  /** The coordinator could not apply the report (store busy): send it again with the next heartbeat. */
-  resend: boolean;
+  resend: Resend;
   progress: { value: Json | undefined; timer: NodeJS.Timeout | null; lastSentAt: number };
 }
 
-/**
- * Ack error codes that mean "not applied, try again": the report is kept and
- * sent again with each heartbeat, until it lands or the lease is lost. An
- * INTERNAL error is the coordinator's fault, not the attempt's: dropping the
- * result would throw the work away.
- */
-const RETRY_REPORT_CODES = new Set(['STORE_BUSY', 'NOT_READY', 'INTERNAL']);
 /** Ack error codes of a refused trace (on a complete that carries one): the result goes again without it. */
 const TRACE_REFUSED_CODES = new Set(['INVALID_INPUT', 'UNKNOWN_FIELD']);
 /**
@@ -201,6 +195,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
   private startWaiters: { resolve: () => void; reject: (e: unknown) => void }[] = [];
   private idleWaiters: (() => void)[] = [];
   private draining: Promise<void> | null = null;
+  private readonly halting = new StoppingAttempts();
   private stopping: Promise<void> | null = null;
   private readonly onSignal = (sig: NodeJS.Signals): void => this.signalled(sig);
 
@@ -464,9 +459,8 @@ export class Worker extends EventEmitter<WorkerEvents> {
       this.emit('ack', frame);
       return;
     }
-    if (e?.report && !frame.ok && RETRY_REPORT_CODES.has(frame.error?.code ?? '')) {
-      // Not applied: the report goes again with the next heartbeat, until it lands or the lease is lost.
-      e.resend = true;
+    if (e?.report && !frame.ok && RETRY_REPORT_CODES.has(frame.error?.code ?? '') && this.scheduleResend(e, frame.error?.code ?? '')) {
+      // Not applied: the report goes again with a heartbeat, until it lands or the lease is lost.
       this.emit('ack', frame);
       return;
     }
@@ -489,6 +483,13 @@ export class Worker extends EventEmitter<WorkerEvents> {
     }
   }
 
+  private scheduleResend(e: Entry, code: string): boolean {
+    const baseDelayMs = this.options.reportResendBaseDelayMs ?? WORKER_DEFAULTS.reportResendBaseDelayMs;
+    if (scheduleResend(e.resend, code, { baseDelayMs, internalMax: WORKER_DEFAULTS.reportInternalResendsMax }, Date.now())) return true;
+    this.log.error({ attemptId: e.assignment.attemptId, internalAcks: e.resend.internalAcks }, 'the coordinator failed to apply this report again and again; giving the attempt up');
+    return false;
+  }
+
   /** Sends a complete again without its trace, once; false when there was no trace to drop. */
   private resendWithoutTrace(attemptId: string, why: string): boolean {
     const report = this.running.get(attemptId)?.report;
@@ -509,7 +510,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
       report: null,
       settled: Promise.resolve(),
       isolated: false,
-      resend: false,
+      resend: noResend(),
       progress: { value: undefined, timer: null, lastSentAt: 0 },
     };
     this.running.set(a.attemptId, entry);
@@ -588,6 +589,8 @@ export class Worker extends EventEmitter<WorkerEvents> {
     if (!e.report) {
       e.abort.abort(new AbortError(reason));
       this.emit('aborted', { attemptId, reason });
+      // Named in heartbeats until its child or thread has stopped: the coordinator keeps its slot and GPUs held until then.
+      if (e.isolated) this.halting.add({ attemptId, lease: e.assignment.lease }, e.settled);
     }
     this.checkIdle();
   }
@@ -621,7 +624,8 @@ export class Worker extends EventEmitter<WorkerEvents> {
   // ---- Heartbeats ----
 
   private refs(): LeaseRefFrame[] {
-    return [...this.running.values()].map((e) => ({ attemptId: e.assignment.attemptId, lease: e.assignment.lease }));
+    const held = [...this.running.values()].map((e) => ({ attemptId: e.assignment.attemptId, lease: e.assignment.lease }));
+    return this.halting.after(held, Object.values(this.options.queues).reduce((n, q) => n + q.slots, 0));
   }
 
   /** The heartbeat period: the coordinator's interval, and a third of the shortest heartbeat timeout held. */
@@ -650,8 +654,8 @@ export class Worker extends EventEmitter<WorkerEvents> {
     if (!ws || !this.welcomed) return;
     this.send({ type: 'heartbeat', attempts: this.refs() });
     for (const e of this.running.values()) {
-      if (!e.resend || !e.report) continue;
-      e.resend = false;
+      if (!e.resend.due || !e.report || e.resend.at > Date.now()) continue;
+      e.resend.due = false;
       this.send(e.report);
     }
     ws.ping();

@@ -71,8 +71,8 @@ export async function claim(c: Context, tx: Tx, params: ClaimParams, q: ClaimQue
 }
 
 /**
- * What each eligible worker has free (from its live attempts and its
- * reliability checks), its row locked (in id order) until the claim commits;
+ * What each eligible worker has free (from its live attempts, the revoked ones
+ * still stopping on it, and its reliability checks), its row locked (in id order) until the claim commits;
  * with the rows, whose reputations adaptive replication reads.
  */
 async function readCapacities(c: Context, tx: Tx, workerIds: readonly string[], now: number): Promise<{ workers: WorkerCapacity[]; rows: Map<string, Row>; live: Row[] }> {
@@ -91,9 +91,12 @@ async function readCapacities(c: Context, tx: Tx, workerIds: readonly string[], 
     `SELECT 'live' AS kind, ${LIVE_ATTEMPT_COLUMNS}, ${d.nullOf('text')} AS state, ${d.nullOf('bigint')} AS speed_ms
        FROM attempts WHERE worker_id ${d.inList('$1')} AND state IN ${LIVE}
      UNION ALL
+     SELECT 'live', ${LIVE_ATTEMPT_COLUMNS}, ${d.nullOf('text')}, ${d.nullOf('bigint')}
+       FROM attempts WHERE worker_id ${d.inList('$1')} AND held_until IS NOT NULL AND held_until >= $2
+     UNION ALL
      SELECT 'check', worker_id, queue, ${d.nullOf('int')}, ${d.nullOf('bigint')}, ${d.nullOf('text')}, state, speed_ms
        FROM worker_checks WHERE worker_id ${d.inList('$1')}`,
-    [ids],
+    [ids, now],
   );
   const live = both.filter((r) => r.kind === 'live');
   const checks = both.filter((r) => r.kind === 'check');

@@ -271,7 +271,7 @@ async function endedLinks(c: Context, tx: Tx, item: Ending, ended: Row, now: num
 
 export async function stopLiveAttempts(tx: Tx, jobId: string, now: number): Promise<{ attemptId: string; workerId: string }[]> {
   const rows = await tx.all(
-    `UPDATE attempts SET state = 'cancelled', finished_at = $1 WHERE job_id = $2 AND state IN ${LIVE} RETURNING id, worker_id`,
+    `UPDATE attempts SET state = 'cancelled', finished_at = $1, held_until = lease_expires_at WHERE job_id = $2 AND state IN ${LIVE} RETURNING id, worker_id`,
     [now, jobId],
   );
   return rows.map((r) => ({ attemptId: String(r.id), workerId: String(r.worker_id) })).sort((a, b) => (a.attemptId < b.attemptId ? -1 : 1));

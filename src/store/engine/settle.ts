@@ -4,7 +4,7 @@
 import { assert, GafferError } from '../../types/errors.ts';
 import type { Job, JobError, Json, NewJob } from '../../types/model.ts';
 import { LIVE_ATTEMPT_STATES } from '../../types/states.ts';
-import { countsAgainstWorker, clipMessage, countsAsFailure, isLostLease, isVerdict, resultHash, retryDelayMs, verifierPayload, type VerdictResult } from '../rules.ts';
+import { countsAgainstWorker, clipMessage, countsAsFailure, isHandBack, isLostLease, isVerdict, resultHash, retryDelayMs, verifierPayload, type VerdictResult } from '../rules.ts';
 import type { Change, CompleteParams, FailParams, LeaseRef, SettleResult } from '../store.ts';
 import { jobFromRow } from './columns.ts';
 import { endJob, insertLinked, lockJobRow, mustGetJob, releaseChildren, stopLiveAttempts, type InsertJobs } from './jobs.ts';
@@ -253,11 +253,15 @@ export async function afterFailure(c: Context, tx: Tx, jobId: string, error: Job
   assert(row, 'a failed attempt belongs to a job');
   const changes = countsAgainstWorker(error) ? await chargeWorker(c, tx, workerId, now) : [];
   const job = jobFromRow(row);
+  // An attempt handed straight back (a draining worker's) never ran: it goes back as it was, whatever the job's rules for failures.
+  const charged = !isHandBack(error);
   const giveUp =
-    job.failures >= job.maxAttempts || job.lost >= LIMITS.jobLostAttemptsMax || (!retryable && job.replicas === 1) || job.pinnedWorkerId !== null;
+    charged &&
+    (job.failures >= job.maxAttempts || job.lost >= LIMITS.jobLostAttemptsMax || (!retryable && job.replicas === 1) || job.pinnedWorkerId !== null);
   if (giveUp) return [...changes, ...(await endJob(c, tx, jobId, 'failed', lostError(job, error)))];
   const delayMs = retryDelayMs(job, error, c.random);
-  await tx.run('UPDATE jobs SET want = CASE WHEN solo = 1 THEN replicas ELSE want + 1 END, solo = 0, run_at = $1 WHERE id = $2', [now + delayMs, jobId]);
+  const want = charged ? 'want = CASE WHEN solo = 1 THEN replicas ELSE want + 1 END, solo = 0' : 'want = want + 1';
+  await tx.run(`UPDATE jobs SET ${want}, run_at = $1 WHERE id = $2`, [now + delayMs, jobId]);
   tx.wake();
   return [...changes, ...(await settleLiveCount(tx, jobId, now))];
 }

@@ -33,6 +33,8 @@ export async function expireAttempts(c: Context, tx: Tx, limit: number): Promise
   }
   for (const r of lost) await endAttempt(c, tx, r, 'lost', 'LEASE_LOST', 'no heartbeat within the heartbeat timeout', 'lease_expires_at < $2', now, out);
   for (const r of hung) await endAttempt(c, tx, r, 'failed', 'TIMEOUT', 'the attempt ran past its timeoutMs', 'timeout_at <= $2', now, out);
+  // Holds whose lease has ended hold nothing more: cleared, so that the index of holds stays small.
+  await tx.run('UPDATE attempts SET held_until = NULL WHERE held_until IS NOT NULL AND held_until < $1', [now]);
   return out;
 }
 
@@ -52,7 +54,9 @@ async function endAttempt(
   const jobId = String(r.job_id);
   if (c.d.rowLocks) await lockJobRow(c, tx, jobId);
   const error: JobError = { code, message, attemptId };
-  const n = await tx.run(`UPDATE attempts SET state = $1, finished_at = $2, error = $3 WHERE id = $4 AND state IN ${LIVE} AND ${still}`, [
+  // A timed-out attempt may still be running on its worker: it holds what it has until it stops (a lost one's lease has ended).
+  const held = state === 'failed' ? 'lease_expires_at' : 'NULL';
+  const n = await tx.run(`UPDATE attempts SET state = $1, finished_at = $2, error = $3, held_until = ${held} WHERE id = $4 AND state IN ${LIVE} AND ${still}`, [
     state,
     now,
     J(error),

@@ -119,13 +119,15 @@ export async function heartbeat(c: Context, tx: Tx, params: HeartbeatParams): Pr
   const before = await tx.get(`SELECT connected FROM workers WHERE id = $1${c.d.forUpdate}`, [params.workerId]);
   if (!before) throw new GafferError('WORKER_NOT_FOUND', `no worker has id ${params.workerId}`);
   await tx.run('UPDATE workers SET last_seen_at = $1, connected = 1 WHERE id = $2', [now, params.workerId]);
-  const revived = Number(before.connected) === 0 ? { revived: true as const } : {};
+  const flags: { revived?: true; released?: true } = Number(before.connected) === 0 ? { revived: true } : {};
   const live = `worker_id = $2 AND state IN ${LIVE} AND lease_expires_at >= $1`;
+  const freed = params.attempts !== undefined && (await releaseStopped(c, tx, params.workerId, params.attempts)) > 0;
+  if (freed) flags.released = true;
   if (params.attempts === undefined) {
     const rows = await tx.all(`UPDATE attempts SET ${EXTEND} WHERE ${live} RETURNING id`, [now, params.workerId]);
-    return { extended: rows.map((r) => String(r.id)).sort(), revoked: [], ...revived };
+    return { extended: rows.map((r) => String(r.id)).sort(), revoked: [], ...flags };
   }
-  if (params.attempts.length === 0) return { extended: [], revoked: [], ...revived };
+  if (params.attempts.length === 0) return { extended: [], revoked: [], ...flags };
   const named = [...new Set(params.attempts.map((r) => leaseKey(r.attemptId, r.lease)))];
   const rows = await tx.all(`UPDATE attempts SET ${EXTEND} WHERE ${live} AND (id || '\n' || lease) ${c.d.inList('$3')} RETURNING id, lease`, [
     now,
@@ -136,7 +138,19 @@ export async function heartbeat(c: Context, tx: Tx, params: HeartbeatParams): Pr
   const extended: string[] = [];
   const revoked: string[] = [];
   for (const ref of params.attempts) (ok.has(leaseKey(ref.attemptId, ref.lease)) ? extended : revoked).push(ref.attemptId);
-  return { extended, revoked, ...revived };
+  return { extended, revoked, ...flags };
+}
+
+/**
+ * Revoked attempts the worker no longer names have stopped: what they held is
+ * free again. (One it still names is still stopping; it holds on until then, or
+ * until its lease would have ended.)
+ */
+async function releaseStopped(c: Context, tx: Tx, workerId: string, named: readonly LeaseRef[]): Promise<number> {
+  return tx.run(`UPDATE attempts SET held_until = NULL WHERE worker_id = $1 AND held_until IS NOT NULL AND id ${c.d.notInList('$2')}`, [
+    workerId,
+    [...new Set(named.map((r) => r.attemptId))],
+  ]);
 }
 
 /** Records progress on a live attempt; also a heartbeat for it. */

@@ -350,6 +350,18 @@ CREATE INDEX job_deps_job ON job_deps (job_id);
 CREATE INDEX workers_last_seen ON workers (last_seen_at);
 `,
   },
+  {
+    version: 12,
+    name: 'attempts: a revoked attempt holds its resources until it has stopped',
+    sql: `
+-- A revoked attempt (cancelled, settled by another replica, timed out) may
+-- still be stopping on its worker: its slot, cores, memory and GPUs stay held
+-- until held_until (the end of its lease), or until a heartbeat of its worker
+-- no longer names it (the worker stopped it). NULL: it holds nothing.
+ALTER TABLE attempts ADD COLUMN held_until INTEGER;
+CREATE INDEX attempts_held ON attempts (worker_id) WHERE held_until IS NOT NULL;
+`,
+  },
 ];
 
 /** A migration that released files recorded under another number than the shared one. */

@@ -151,6 +151,33 @@ export function claimTests(ctx: ContractContext): void {
       assert.deepEqual([next.jobId, next.gpuIds], [three.id, [3]], 'GPU 3 is free again');
     });
 
+    it('keeps what a revoked attempt held (slot, GPU) until its worker stops naming it, or its lease ends', async () => {
+      await addWorker('w1', { gpuIds: [0], queues: { q: 1 } });
+      const [first, second, third] = await submit(
+        { requires: { gpus: 1 } },
+        { requires: { gpus: 1 }, heartbeatTimeoutMs: SECOND },
+        { requires: { gpus: 1 } },
+      );
+      assert.ok(first && second && third);
+      const a = await claimOne('w1');
+      assert.equal(a.jobId, first.id);
+      await ctx.store.cancel({ jobId: first.id });
+      assert.deepEqual(await claim('w1'), [], 'the cancelled attempt may still be stopping on the worker');
+      const stillNamed = await ctx.store.heartbeat({ workerId: 'w1', attempts: [{ attemptId: a.attemptId, lease: a.lease }] });
+      assert.deepEqual([stillNamed.revoked, stillNamed.released], [[a.attemptId], undefined]);
+      assert.deepEqual(await claim('w1'), [], 'named in a heartbeat: still stopping');
+      const stopped = await ctx.store.heartbeat({ workerId: 'w1', attempts: [] });
+      assert.equal(stopped.released, true);
+      const b = await claimOne('w1');
+      assert.deepEqual([b.jobId, b.gpuIds], [second.id, [0]], 'the worker stopped it: the slot and GPU are free');
+      // A worker that never says it stopped: the hold ends with the lease.
+      await ctx.store.cancel({ jobId: second.id });
+      assert.deepEqual(await claim('w1'), []);
+      ctx.clock.advance(SECOND + 1);
+      const c = await claimOne('w1');
+      assert.deepEqual([c.jobId, c.gpuIds], [third.id, [0]]);
+    });
+
     it('leases a job only to a worker carrying every required label', async () => {
       await addWorker('w1', { labels: { arch: 'arm' } });
       await addWorker('w2', { labels: { arch: 'arm', zone: 'us' } });
