@@ -133,8 +133,12 @@ describe('dashboard in a browser', () => {
 
   after(async () => {
     await browser?.close();
-    for (const c of prove.calls) c.release({ released: true });
+    // Release every gated call, also those that reach a worker while the others stop (a drained worker's hand-backs).
+    const releaseAll = (): void => void prove.calls.forEach((c) => c.release({ released: true }));
+    releaseAll();
+    const releasing = setInterval(releaseAll, 20);
     for (const w of workers) await w.stop();
+    clearInterval(releasing);
     await app?.close();
     await coordinator?.stop();
     await store?.close();
