@@ -228,7 +228,7 @@ async function verify(t: TestContext, backend: string, run: Run, rss: { beforeKb
   const mib = (kb: number): number => Math.round(kb / 1024);
   t.diagnostic(
     `${backend}: acknowledged ${v.acknowledged}, lost ${v.lost.length}, accepted twice ${v.acceptedTwice.length}, ` +
-      `failed after ${LIMITS.jobLostAttemptsMax} attempts lost with their workers ${v.gaveUpOnLost.length}; ` +
+      `failed after being lost by ${LIMITS.jobLostAttemptsMax} killed workers ${v.gaveUpOnLost.length}; ` +
       `worker SIGKILLs ${run.workerKills}, coordinator SIGKILLs ${run.coordinatorKills}; attempts ${v.attempts}, task runs ${runs.size}; ` +
       `coordinator RSS ${mib(rss.beforeKb)} MiB before, ${mib(rss.afterKb)} MiB after`,
   );

@@ -125,7 +125,7 @@ function jobDetail(j: Job): string {
     const how = `quorum ${j.quorum}, margin ${j.margin}, distinct ${j.distinct}${j.adaptive ? ', adaptive' : ''}${j.solo ? ', this round alone' : ''}`;
     lines.push(`replicas   ${j.replicas} (${how})`);
   }
-  if (j.lost > 0) lines.push(`lost       ${j.lost} attempts to silent workers (at most ${LIMITS.jobLostAttemptsMax})`);
+  if (j.lost > 0) lines.push(`lost by    ${j.lost} silent workers (at most ${LIMITS.jobLostAttemptsMax})`);
   if (j.verify) lines.push(`verify     ${j.verify.mode === 'trace' ? `trace, tolerance ${j.verify.tolerance}` : `queue ${j.verify.queue}`}`);
   if (j.deadline !== null) lines.push(`deadline   ${time(j.deadline)}`);
   if (j.dependsOn.length) lines.push(`dependsOn  ${j.dependsOn.join(', ')}`);

@@ -69,7 +69,7 @@ const jobProperties: Record<string, JsonSchema> = {
   labels,
   attempts: { type: 'integer', description: 'Attempts created so far.' },
   failures: { type: 'integer', description: 'Attempts that failed or timed out: the retry budget spent.' },
-  lost: { type: 'integer', description: 'Attempts lost because their worker went silent: charged to the worker, not to maxAttempts; at most jobLostAttemptsMax.' },
+  lost: { type: 'integer', description: 'Workers that lost an attempt of it by going silent: charged to them, not to maxAttempts; at most jobLostAttemptsMax.' },
   want: { type: 'integer', description: 'Attempts wanted and not yet handed out.' },
   live: { type: 'integer', description: 'Attempts leased or running now.' },
   pendingParents: { type: 'integer', description: 'Parents in dependsOn that have not yet succeeded.' },

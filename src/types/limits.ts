@@ -31,9 +31,10 @@ export const LIMITS = {
   /** Redundancy: replicas of one job. */
   replicasMax: 16,
   /**
-   * Attempts of one job lost to silent workers before the job fails with
-   * LEASE_LOST: such losses are the workers' fault and spend none of the job's
-   * maxAttempts, but a job that kills every worker it touches must still end.
+   * Workers one job may be lost to (each went silent holding it) before it
+   * fails with LEASE_LOST: such losses are the workers' fault and spend none of
+   * the job's maxAttempts, but a job that kills every worker it touches must
+   * still end. One worker losing it again and again counts once.
    */
   jobLostAttemptsMax: 5,
   /** Longest run time of one attempt a job may ask for (7 days). */

@@ -191,7 +191,7 @@ export interface Job extends NewJob {
   attempts: number;
   /** Attempts that failed or timed out: the retry budget spent. */
   failures: number;
-  /** Attempts lost because their worker went silent: charged to the worker, bounded by LIMITS.jobLostAttemptsMax. */
+  /** Workers that lost an attempt of it by going silent: charged to them, not to maxAttempts; bounded by LIMITS.jobLostAttemptsMax. */
   lost: number;
   /** Attempts wanted and not yet handed out (more than one only with replicas). */
   want: number;

@@ -246,9 +246,10 @@ export async function settleLiveCount(tx: Tx, jobId: string, now: number): Promi
  * the caller locked first.
  */
 export async function afterFailure(c: Context, tx: Tx, jobId: string, error: JobError, retryable: boolean, now: number, workerId: string): Promise<Change[]> {
+  const lost = isLostLease(error) && (await firstLossTo(tx, jobId, workerId, error.attemptId)) ? 1 : 0;
   const row = await tx.get(
     `UPDATE jobs SET live = live - 1, failures = failures + $4, lost = lost + $5, error = $1, updated_at = $2 WHERE id = $3 RETURNING *`,
-    [J(error), now, jobId, countsAsFailure(error) ? 1 : 0, isLostLease(error) ? 1 : 0],
+    [J(error), now, jobId, countsAsFailure(error) ? 1 : 0, lost],
   );
   assert(row, 'a failed attempt belongs to a job');
   const changes = countsAgainstWorker(error) ? await chargeWorker(c, tx, workerId, now) : [];
@@ -266,6 +267,20 @@ export async function afterFailure(c: Context, tx: Tx, jobId: string, error: Job
   return [...changes, ...(await settleLiveCount(tx, jobId, now))];
 }
 
+/**
+ * Whether this is the first attempt of the job this worker lost: the job's
+ * `lost` counts the workers it was lost to, so one silent worker taking it
+ * again and again (it is quarantined for that) can never fail it.
+ */
+async function firstLossTo(tx: Tx, jobId: string, workerId: string, attemptId: string | undefined): Promise<boolean> {
+  const before = await tx.get(`SELECT 1 AS one FROM attempts WHERE job_id = $1 AND worker_id = $2 AND state = 'lost' AND id <> $3 LIMIT 1`, [
+    jobId,
+    workerId,
+    attemptId ?? '',
+  ]);
+  return before === undefined;
+}
+
 /** A lost or overrun attempt counts against its worker (row locked by the caller), which may be quarantined for it. */
 async function chargeWorker(c: Context, tx: Tx, workerId: string, now: number): Promise<Change[]> {
   const reason = await chargeLost(c, tx, workerId, now);
@@ -275,5 +290,5 @@ async function chargeWorker(c: Context, tx: Tx, workerId: string, now: number): 
 /** The error a job ends with once its lost attempts reach their bound says so. */
 function lostError(job: Job, error: JobError): JobError {
   if (!isLostLease(error) || job.lost < LIMITS.jobLostAttemptsMax) return error;
-  return { ...error, message: clipMessage(`${error.message}; the job lost ${job.lost} attempts to silent workers (at most ${LIMITS.jobLostAttemptsMax})`) };
+  return { ...error, message: clipMessage(`${error.message}; the job was lost by ${job.lost} silent workers (at most ${LIMITS.jobLostAttemptsMax})`) };
 }

@@ -100,7 +100,7 @@ export function sweepTests(ctx: ContractContext): void {
       assert.deepEqual(swept.changes, [change(job.id, 'failed')]);
       const after = await getJob(job.id);
       assert.deepEqual([after.state, after.failures, after.lost, after.error?.code], ['failed', 0, LIMITS.jobLostAttemptsMax, 'LEASE_LOST']);
-      assert.match(after.error?.message ?? '', new RegExp(`lost ${LIMITS.jobLostAttemptsMax} attempts to silent workers`));
+      assert.match(after.error?.message ?? '', new RegExp(`was lost by ${LIMITS.jobLostAttemptsMax} silent workers`));
     });
 
     it('lets a worker that reconnects within its heartbeat timeout keep its attempts', async () => {

@@ -139,7 +139,7 @@ function checkJob(s: Snapshot, job: Job): void {
   ensure(job.want === 0 || job.state === 'queued' || job.state === 'running', '7', () => `job ${id} is ${job.state} and wants ${job.want}`);
   ensure(job.state !== 'queued' || job.want > 0, 'liveness', () => `job ${id} is queued but wants no attempt: it can never run`);
   ensure(job.failures <= job.maxAttempts, '7', () => `job ${id} failed ${job.failures} times of maxAttempts ${job.maxAttempts}`);
-  ensure(job.lost >= 0 && job.lost <= LIMITS.jobLostAttemptsMax, '7', () => `job ${id} lost ${job.lost} attempts (at most ${LIMITS.jobLostAttemptsMax})`);
+  ensure(job.lost >= 0 && job.lost <= LIMITS.jobLostAttemptsMax, '7', () => `job ${id} was lost by ${job.lost} workers (at most ${LIMITS.jobLostAttemptsMax})`);
   ensure((job.state === 'succeeded') === (job.result !== null), '2', () => `job ${id} is ${job.state} with result ${JSON.stringify(job.result)}`);
   ensure(job.replicas > 1 || liveAttempts.length <= 1, '7', () => `job ${id} (1 replica) has ${liveAttempts.length} live attempts`);
   ensure(job.quorum >= 1 && job.quorum <= job.replicas, '7', () => `job ${id} has quorum ${job.quorum} of ${job.replicas}`);
