@@ -32,21 +32,25 @@ const isFraction: Check = (v) => v >= 0 && v <= 1;
 const isCount: Check = (v) => Number.isInteger(v) && v >= 0;
 const isPositiveCount: Check = (v) => Number.isInteger(v) && v >= 1;
 
+const FRACTION = { ok: isFraction, must: 'a number in [0, 1]' };
+const COUNT = { ok: isCount, must: 'an integer >= 0' };
+const POSITIVE_COUNT = { ok: isPositiveCount, must: 'an integer >= 1' };
+
 /** What each field must be, and how to say so. */
 const FIELD_RULES: Record<keyof TrustPolicy, { ok: Check; must: string }> = {
-  extraReplicasMax: { ok: isCount, must: 'an integer >= 0' },
-  quarantineInvalidShare: { ok: isFraction, must: 'a number in [0, 1]' },
-  quarantineMinResults: { ok: isCount, must: 'an integer >= 0' },
-  trustedStreakMin: { ok: isCount, must: 'an integer >= 0' },
-  spotCheckProbability: { ok: isFraction, must: 'a number in [0, 1]' },
-  spotCheckMaxGapJobs: { ok: isCount, must: 'an integer >= 0' },
-  traceWaypoints: { ok: isPositiveCount, must: 'an integer >= 1' },
-  creditInitialSlots: { ok: isPositiveCount, must: 'an integer >= 1' },
-  quarantineLostShare: { ok: isFraction, must: 'a number in [0, 1]' },
-  quarantineLostMin: { ok: isPositiveCount, must: 'an integer >= 1' },
-  probationValidMin: { ok: isCount, must: 'an integer >= 0' },
-  probationUnjudgedMax: { ok: isPositiveCount, must: 'an integer >= 1' },
-  probationMarginBonus: { ok: isCount, must: 'an integer >= 0' },
+  extraReplicasMax: COUNT,
+  quarantineInvalidShare: FRACTION,
+  quarantineMinResults: COUNT,
+  trustedStreakMin: COUNT,
+  spotCheckProbability: FRACTION,
+  spotCheckMaxGapJobs: COUNT,
+  traceWaypoints: POSITIVE_COUNT,
+  creditInitialSlots: POSITIVE_COUNT,
+  quarantineLostShare: FRACTION,
+  quarantineLostMin: POSITIVE_COUNT,
+  probationValidMin: COUNT,
+  probationUnjudgedMax: POSITIVE_COUNT,
+  probationMarginBonus: COUNT,
 };
 
 const FIELDS = Object.keys(FIELD_RULES) as (keyof TrustPolicy)[];

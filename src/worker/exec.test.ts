@@ -10,6 +10,7 @@ import { systemClock, systemRandom } from '../types/clock.ts';
 import { idFactory } from '../types/ids.ts';
 import type { Assignment, Json } from '../types/model.ts';
 import { ExecError, runExec, type ExecOptions } from './exec.ts';
+import { fakeAssignment } from './testing.ts';
 import { Worker, type WorkerEvents } from './worker.ts';
 
 const T = { timeout: 30_000 };
@@ -22,24 +23,7 @@ const dirs = { tmpRoot: join(roots, 'tmp'), outRoot: join(roots, 'out') };
 
 const newId = idFactory(systemClock, systemRandom());
 function assignment(over: Partial<Assignment> = {}): Assignment {
-  return {
-    attemptId: newId(),
-    lease: 'L',
-    jobId: newId(),
-    workerId: 'W',
-    queue: 'q',
-    payload: null,
-    gpuIds: [],
-    cores: 0,
-    memoryMb: 0,
-    attempt: 1,
-    timeoutMs: 60_000,
-    heartbeatTimeoutMs: 30_000,
-    leaseExpiresAt: 0,
-    deadline: null,
-    labels: {},
-    ...over,
-  };
+  return fakeAssignment({ attemptId: newId(), jobId: newId(), workerId: 'W', queue: 'q', ...over });
 }
 
 function run(command: ExecOptions['command'], payload: Json, extra: Partial<ExecOptions> = {}, signal = new AbortController().signal, progress?: (v: Json) => void) {
