@@ -34,13 +34,14 @@ export function place(input: PlaceInput, policy: SchedulingPolicy = SCHEDULING_D
 function placeCandidate(c: Candidate, tallies: WorkerCapacity[], budget: number, out: Placement[], urgent: boolean): void {
   const taken = new Set<string>();
   const attempts = Math.min(c.want, budget);
-  const pool = c.spreadOperators === true ? [...tallies] : tallies;
+  const spread = c.spreadOperators === true && attempts > 1;
+  const pool = spread ? [...tallies] : tallies;
   for (let i = 0; i < attempts; i++) {
     const w = chooseWorker(c, pool, taken, urgent);
     if (w === undefined) return;
     taken.add(w.workerId);
     out.push(commit(c, w));
-    if (c.spreadOperators === true) removeOperator(pool, operatorOf(w));
+    if (spread) removeOperator(pool, operatorOf(w));
   }
 }
 

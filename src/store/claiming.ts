@@ -209,7 +209,7 @@ export function candidateFromRow(r: Row, excluded: readonly string[]): Candidate
     want: Number(r.want),
     excludedWorkerIds: excluded,
     pinnedWorkerId: r.pinned_worker_id === null || r.pinned_worker_id === undefined ? null : String(r.pinned_worker_id),
-    spreadOperators: r.distinct_by === 'operator',
+    spreadOperators: r.distinct_by === 'operator' && Number(r.replicas) > 1,
   };
 }
 

@@ -59,8 +59,7 @@ export async function claim(c: Context, tx: Tx, params: ClaimParams, q: ClaimQue
   const now = c.clock.now();
   const { workers, rows: workerRows, live } = await readCapacities(c, tx, params.workerIds, now);
   if (workers.length === 0) return [];
-  const probation = await onProbation(c, tx, [...workerRows.values()]);
-  const { placements, candidates, rows } = await plan(c, tx, params, workers, { rows: [...workerRows.values()], probation }, now, q.candidatePage);
+  const { placements, candidates, rows } = await plan(c, tx, params, workers, [...workerRows.values()], now, q.candidatePage);
   checkPlacements(placements, workers, params.maxJobs, candidates);
   if (placements.length === 0) return [];
   const leases = decideLeases(c, placements, rows, workerRows);
@@ -113,7 +112,7 @@ async function plan(
   tx: Tx,
   params: ClaimParams,
   workers: WorkerCapacity[],
-  claimWorkers: { rows: readonly Row[]; probation: ReadonlyMap<string, number> },
+  claimWorkers: readonly Row[],
   now: number,
   candidatePage: CandidatePage,
 ): Promise<{ placements: Placement[]; candidates: Map<string, Candidate>; rows: Map<string, Row> }> {
@@ -123,16 +122,19 @@ async function plan(
   const paging = candidatePaging(scope.budget);
   const filter = candidateFilter(workers);
   const seen = new Map<string, Candidate>();
+  let probation: Map<string, number> | null = null;
   const seenRows = new Map<string, Row>();
   let placements: Placement[] = [];
   let rereads = 0;
   for (let page = 0; page < paging.maxPages; page++) {
     const { rows, more } = await candidatePage(tx, scope, filter, now, page, paging.perPage);
     const fresh = rows.filter((r) => !seenRows.has(String(r.id)) && seenRows.set(String(r.id), r));
-    const excluded = await excludedWorkers(c, tx, fresh.filter(needsExclusions), claimWorkers.rows, claimWorkers.probation, now);
+    // Probation is read only once a replicated or verified job that nobody has started is among the candidates.
+    if (probation === null && fresh.some(startsGuarded)) probation = await onProbation(c, tx, claimWorkers);
+    const excluded = await excludedWorkers(c, tx, fresh.filter(needsExclusions), claimWorkers, probation ?? NO_PROBATION, now);
     for (const r of fresh) seen.set(String(r.id), candidateFromRow(r, excluded.get(String(r.id)) ?? []));
     if (seen.size === 0) return { placements: [], candidates: seen, rows: seenRows };
-    placements = withinProbation(params.place({ now, workers, candidates: [...seen.values()], maxPlacements: scope.budget }), seenRows, claimWorkers.probation);
+    placements = withinProbation(params.place({ now, workers, candidates: [...seen.values()], maxPlacements: scope.budget }), seenRows, probation ?? NO_PROBATION);
     if (placements.length >= scope.budget || !more) break;
     if (rereads < LIMITS.claimRereadsMax && excludeUnplaceableLabels(filter, fresh, workers)) {
       rereads++;
@@ -141,6 +143,8 @@ async function plan(
   }
   return { placements, candidates: seen, rows: seenRows };
 }
+
+const NO_PROBATION: ReadonlyMap<string, number> = new Map();
 
 /**
  * Drops the placements that would start more replicated or verified jobs on
