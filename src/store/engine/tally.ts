@@ -46,24 +46,15 @@ export async function tally(c: Context, tx: Tx, jobId: string, now: number): Pro
       extraReplicasMax: c.trust.extraReplicasMax,
     });
   const outcome = vote(job.margin);
+  const extraUsed = Number(row.extra_replicas);
   if (outcome.kind === 'accept' && (await onlyProbationWon(c, tx, done, outcome.valid))) {
     // Won by workers without a record only: the larger lead, while more votes can be had.
     const strict = vote(job.margin + c.trust.probationMarginBonus);
     if (strict.kind === 'wait') return [...changes, ...(await settleLiveCount(tx, jobId, now))];
-    if (strict.kind !== 'accept' && Number(row.extra_replicas) < c.trust.extraReplicasMax && (await anotherVoterServes(c, tx, jobId, job.queue, now))) {
-      return [...changes, ...(await addReplica(tx, job.id, job.live, now))];
-    }
+    if (strict.kind !== 'accept' && (await roomForVoter(c, tx, job, extraUsed, now))) return [...changes, ...(await addReplica(tx, job.id, job.live, now))];
   }
-  if (outcome.kind === 'accept') {
-    const winner = done.find((r) => r.result_hash === outcome.hash)!;
-    const workerOf = new Map(done.map((r) => [String(r.id), String(r.worker_id)]));
-    for (const id of outcome.invalid) await tx.run(`UPDATE attempts SET state = 'rejected' WHERE id = $1`, [id]);
-    changes.push(...(await succeed(c, tx, jobId, String(winner.result), now)).changes);
-    for (const id of outcome.valid) changes.push(...(await judgeWorker(c, tx, workerOf.get(id)!, 'valid', now)));
-    for (const id of outcome.invalid) changes.push(...(await judgeWorker(c, tx, workerOf.get(id)!, 'invalid', now)));
-    return changes;
-  }
-  if (outcome.kind === 'add-replica' && (await anotherVoterServes(c, tx, jobId, job.queue, now))) {
+  if (outcome.kind === 'accept') return [...changes, ...(await accept(c, tx, jobId, done, outcome, now))];
+  if (outcome.kind === 'add-replica' && (await roomForVoter(c, tx, job, extraUsed, now))) {
     return [...changes, ...(await addReplica(tx, job.id, job.live, now))];
   }
   if (outcome.kind === 'add-replica' || outcome.kind === 'no-quorum') {
@@ -71,6 +62,22 @@ export async function tally(c: Context, tx: Tx, jobId: string, now: number): Pro
     return [...changes, ...(await noQuorum(c, tx, jobId, reason))];
   }
   return [...changes, ...(await settleLiveCount(tx, jobId, now))];
+}
+
+/** The vote's result wins: the job succeeds with it, the attempts that disagree are rejected, and every voter is judged. */
+async function accept(c: Context, tx: Tx, jobId: string, done: readonly Row[], outcome: { hash: string; valid: string[]; invalid: string[] }, now: number): Promise<Change[]> {
+  const winner = done.find((r) => r.result_hash === outcome.hash)!;
+  const workerOf = new Map(done.map((r) => [String(r.id), String(r.worker_id)]));
+  for (const id of outcome.invalid) await tx.run(`UPDATE attempts SET state = 'rejected' WHERE id = $1`, [id]);
+  const changes = (await succeed(c, tx, jobId, String(winner.result), now)).changes;
+  for (const id of outcome.valid) changes.push(...(await judgeWorker(c, tx, workerOf.get(id)!, 'valid', now)));
+  for (const id of outcome.invalid) changes.push(...(await judgeWorker(c, tx, workerOf.get(id)!, 'invalid', now)));
+  return changes;
+}
+
+/** Whether a split vote can have one more replica: room under extraReplicasMax, and a connected worker that serves the queue and has not voted. */
+async function roomForVoter(c: Context, tx: Tx, job: { id: string; queue: string }, extraUsed: number, now: number): Promise<boolean> {
+  return extraUsed < c.trust.extraReplicasMax && (await anotherVoterServes(c, tx, job.id, job.queue, now));
 }
 
 /** Whether every worker of the winning attempts is on probation (fewer valid judged results than probationValidMin). */
@@ -118,11 +125,11 @@ async function judgeTraces(
     // Clusters too close to call are no verdict: another replica, within the bound, may tell them apart.
     const row = await tx.get('SELECT queue, live, extra_replicas FROM jobs WHERE id = $1', [jobId]);
     assert(row, 'a tallied job exists');
-    const room = Number(row.extra_replicas) < c.trust.extraReplicasMax;
-    if (room && (await anotherVoterServes(c, tx, jobId, String(row.queue), now))) {
+    const extraUsed = Number(row.extra_replicas);
+    if (await roomForVoter(c, tx, { id: jobId, queue: String(row.queue) }, extraUsed, now)) {
       return { kind: 'stop', changes: await addReplica(tx, jobId, Number(row.live), now) };
     }
-    const why = room ? NO_OTHER_VOTER(String(row.queue)) : extraReplicasSpent(c.trust.extraReplicasMax);
+    const why = extraUsed < c.trust.extraReplicasMax ? NO_OTHER_VOTER(String(row.queue)) : extraReplicasSpent(c.trust.extraReplicasMax);
     return { kind: 'stop', changes: await noQuorum(c, tx, jobId, `resource traces: ${split.reason}; ${why}`) };
   }
   const changes: Change[] = [];
