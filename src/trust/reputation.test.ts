@@ -57,6 +57,7 @@ describe('trustPolicy', () => {
       ['trustedStreakMin', Number.POSITIVE_INFINITY],
       ['spotCheckMaxGapJobs', '3'],
       ['traceWaypoints', 0],
+      ['probationUndecidedMax', 0],
     ];
     for (const [field, value] of bad) {
       assert.throws(
@@ -81,6 +82,7 @@ describe('trustPolicy', () => {
       quarantineLostMin: 1,
       probationValidMin: 0,
       probationUnjudgedMax: 1,
+      probationUndecidedMax: 1,
       probationMarginBonus: 0,
     };
     assert.deepEqual(trustPolicy(edges), edges);

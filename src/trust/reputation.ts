@@ -23,6 +23,7 @@ export interface TrustPolicy {
   quarantineLostMin: number;
   probationValidMin: number;
   probationUnjudgedMax: number;
+  probationUndecidedMax: number;
   probationMarginBonus: number;
 }
 
@@ -50,6 +51,7 @@ const FIELD_RULES: Record<keyof TrustPolicy, { ok: Check; must: string }> = {
   quarantineLostMin: POSITIVE_COUNT,
   probationValidMin: COUNT,
   probationUnjudgedMax: POSITIVE_COUNT,
+  probationUndecidedMax: POSITIVE_COUNT,
   probationMarginBonus: COUNT,
 };
 

@@ -71,6 +71,8 @@ export const LIMITS = {
   claimExcludedLabelSetsMax: 32,
   /** Times one claim rereads its candidates from the first page after learning label sets to leave out. */
   claimRereadsMax: 4,
+  /** Workers a claim reads per queue to learn whether one that could vote without probation's bound has not voted yet (more than any one vote has voters). */
+  probationPeersReadMax: 64,
   /** Most affinity keys (over its free workers) a claim filters candidates on; with more, jobs requiring a key nobody free holds are read and skipped. */
   claimHeldKeysFilterMax: 4096,
   /** Most points (minutes or hours) one GET /v1/history answer holds. */
@@ -169,8 +171,12 @@ export const JOB_DEFAULTS = {
 
 /** Trust: quorum, reputation, quarantine and adaptive replication (docs/trust.md). */
 export const TRUST_DEFAULTS = {
-  /** Replicas a job may add beyond `replicas` after a split vote, before it fails with NO_QUORUM (two colluders against three honest replicas need three). */
-  extraReplicasMax: 4,
+  /**
+   * Replicas a job may add beyond `replicas` after a split vote, before it
+   * fails with NO_QUORUM: three colluders and a cheat who answer first need
+   * five honest replicas against them (3 + 2 of margin), nine votes in all.
+   */
+  extraReplicasMax: 6,
   /** A worker whose invalid results pass this share of its judged results is quarantined... */
   quarantineInvalidShare: 0.2,
   /** ...once it has at least this many judged (valid or invalid) results. */
@@ -197,6 +203,13 @@ export const TRUST_DEFAULTS = {
    */
   probationValidMin: 10,
   probationUnjudgedMax: 2,
+  /**
+   * ...and with this many undecided it joins a vote under way only when no
+   * other worker that could vote instead has fewer (or is off probation): a
+   * worker ten times faster than the rest does not cast ten times their share
+   * of the votes before its first verdicts.
+   */
+  probationUndecidedMax: 4,
   /**
    * A vote won only by workers on probation needs a lead this much larger than
    * the job's margin while another worker could still vote: colluders who fill

@@ -26,7 +26,7 @@ import { reputationFromRow, type Row } from '../rows.ts';
 import { soloDecision } from '../rules.ts';
 import type { ClaimParams } from '../store.ts';
 import { J, LIVE, type Context, type Tx } from './sql.ts';
-import { excludedWorkers, startsGuarded } from './exclusions.ts';
+import { excludedWorkers, isGuarded, startsGuarded } from './exclusions.ts';
 import { CANDIDATE_COLUMNS } from './columns.ts';
 import { pausedAmong } from './queues.ts';
 import { onProbation, refreshCredit } from './credit.ts';
@@ -123,18 +123,21 @@ async function plan(
   const filter = candidateFilter(workers);
   const seen = new Map<string, Candidate>();
   let probation: Map<string, number> | null = null;
+  const boundedJoins = new Set<string>();
   const seenRows = new Map<string, Row>();
   let placements: Placement[] = [];
   let rereads = 0;
   for (let page = 0; page < paging.maxPages; page++) {
     const { rows, more } = await candidatePage(tx, scope, filter, now, page, paging.perPage);
     const fresh = rows.filter((r) => !seenRows.has(String(r.id)) && seenRows.set(String(r.id), r));
-    // Probation is read only once a replicated or verified job that nobody has started is among the candidates.
-    if (probation === null && fresh.some(startsGuarded)) probation = await onProbation(c, tx, claimWorkers);
-    const excluded = await excludedWorkers(c, tx, fresh.filter(needsExclusions), claimWorkers, probation ?? NO_PROBATION, now);
+    // Probation is read only once a replicated or verified job is among the candidates.
+    if (probation === null && fresh.some(isGuarded)) probation = await onProbation(c, tx, claimWorkers);
+    const { excluded, bounded } = await excludedWorkers(c, tx, fresh.filter(needsExclusions), claimWorkers, probation ?? NO_PROBATION, now);
+    for (const id of bounded) boundedJoins.add(id);
     for (const r of fresh) seen.set(String(r.id), candidateFromRow(r, excluded.get(String(r.id)) ?? []));
     if (seen.size === 0) return { placements: [], candidates: seen, rows: seenRows };
-    placements = withinProbation(params.place({ now, workers, candidates: [...seen.values()], maxPlacements: scope.budget }), seenRows, probation ?? NO_PROBATION);
+    const placed = params.place({ now, workers, candidates: [...seen.values()], maxPlacements: scope.budget });
+    placements = withinProbation(c, placed, seenRows, probation ?? NO_PROBATION, boundedJoins);
     if (placements.length >= scope.budget || !more) break;
     if (rereads < LIMITS.claimRereadsMax && excludeUnplaceableLabels(filter, fresh, workers)) {
       rereads++;
@@ -147,18 +150,24 @@ async function plan(
 const NO_PROBATION: ReadonlyMap<string, number> = new Map();
 
 /**
- * Drops the placements that would start more replicated or verified jobs on
- * a worker on probation than it has left (onProbation): the exclusions stop
- * it from starting one once it has none left, this within one claim.
+ * Drops the placements that would take a worker on probation past its bounds
+ * within this claim (the exclusions apply them to what it held before): a
+ * start at probationUnjudgedMax undecided attempts, a join of a bounded vote
+ * (one another worker with less could take) at probationUndecidedMax. Each
+ * replicated or verified placement kept counts as one more undecided.
  */
-function withinProbation(placements: Placement[], rows: ReadonlyMap<string, Row>, probation: ReadonlyMap<string, number>): Placement[] {
+function withinProbation(c: Context, placements: Placement[], rows: ReadonlyMap<string, Row>, probation: ReadonlyMap<string, number>, bounded: ReadonlySet<string>): Placement[] {
   if (probation.size === 0) return placements;
-  const left = new Map(probation);
+  const undecided = new Map(probation);
   return placements.filter((p) => {
-    const n = left.get(p.workerId);
-    if (n === undefined || !startsGuarded(rows.get(p.jobId)!)) return true;
-    left.set(p.workerId, n - 1);
-    return n > 0;
+    const n = undecided.get(p.workerId);
+    const r = rows.get(p.jobId)!;
+    if (n === undefined || !isGuarded(r)) return true;
+    const starts = startsGuarded(r);
+    const max = starts ? c.trust.probationUnjudgedMax : bounded.has(p.jobId) ? c.trust.probationUndecidedMax : Infinity;
+    if (n >= max) return false;
+    undecided.set(p.workerId, n + 1);
+    return true;
   });
 }
 

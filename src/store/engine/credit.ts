@@ -47,25 +47,39 @@ function grown(w: Row, n: number): { credit: number; completed: number } {
 /** States of an attempt whose result is not judged yet while its job goes on. */
 const UNJUDGED = `('leased', 'running', 'completed')`;
 
+/** The join and condition of a worker's undecided attempts: of replicated or verified jobs still open (attempts `a`, jobs `j`). */
+const UNDECIDED_FROM = `attempts a JOIN jobs j ON j.id = a.job_id`;
+const UNDECIDED_WHERE = `a.state IN ${UNJUDGED} AND (j.replicas > 1 OR j.verify IS NOT NULL) AND j.state IN ('queued', 'running', 'verifying')`;
+
+/** SQL: the count of undecided attempts of the worker whose id is the expression `workerId`. */
+export function undecidedOf(workerId: string): string {
+  return `(SELECT count(*) FROM ${UNDECIDED_FROM} WHERE a.worker_id = ${workerId} AND ${UNDECIDED_WHERE})`;
+}
+
+/** Whether a worker row is on probation: fewer valid judged results than probationValidMin. */
+export function isOnProbation(c: Context, w: Row): boolean {
+  return Number(w.valid_count) < c.trust.probationValidMin;
+}
+
 /**
  * Probation: the claim's workers with fewer than probationValidMin valid
- * judged results, each with how many more replicated or verified jobs it may
- * start (probationUnjudgedMax less its attempts of such jobs still
- * undecided). At none, it starts no such job until a verdict comes; other
- * work, and votes under way, it takes as usual.
+ * judged results, each with how many attempts of replicated or verified jobs
+ * it has undecided (running, or done and awaiting the other votes). With
+ * probationUnjudgedMax of them it starts no such job; with
+ * probationUndecidedMax it joins a vote under way only when no other worker
+ * that could vote has fewer (exclusions.ts). Other work it takes as usual.
  */
 export async function onProbation(c: Context, tx: Tx, rows: readonly Row[]): Promise<Map<string, number>> {
-  const ids = rows.filter((w) => Number(w.valid_count) < c.trust.probationValidMin).map((w) => String(w.id));
+  const ids = rows.filter((w) => isOnProbation(c, w)).map((w) => String(w.id));
   if (ids.length === 0) return new Map();
   const counts = await tx.all(
-    `SELECT a.worker_id, count(*) AS n FROM attempts a JOIN jobs j ON j.id = a.job_id
-     WHERE a.worker_id ${c.d.inList('$1')} AND a.state IN ${UNJUDGED} AND (j.replicas > 1 OR j.verify IS NOT NULL)
-       AND j.state IN ('queued', 'running', 'verifying')
+    `SELECT a.worker_id, count(*) AS n FROM ${UNDECIDED_FROM}
+     WHERE a.worker_id ${c.d.inList('$1')} AND ${UNDECIDED_WHERE}
      GROUP BY a.worker_id ORDER BY a.worker_id`,
     [ids],
   );
   const undecided = new Map(counts.map((r) => [String(r.worker_id), Number(r.n)]));
-  return new Map(ids.map((id) => [id, Math.max(0, c.trust.probationUnjudgedMax - (undecided.get(id) ?? 0))]));
+  return new Map(ids.map((id) => [id, undecided.get(id) ?? 0]));
 }
 
 /**

@@ -4,9 +4,12 @@
 // for a job whose replicas go to distinct operators (BOINC's
 // one_result_per_user_per_wu), every worker of an operator already among them,
 // as long as some other operator's worker could take the job; and workers on
-// probation with too much of such work unjudged. Decided once, for every backend.
+// probation with too much of such work undecided: they start none, and join a
+// vote under way only when nobody with less could. Decided once, for every backend.
 import { operatorKey } from '../claiming.ts';
 import type { Row } from '../rows.ts';
+import { LIMITS } from '../../types/limits.ts';
+import { declaredSlots, undecidedOf } from './credit.ts';
 import { EXCLUDING, type Context, type Tx } from './sql.ts';
 
 
@@ -18,11 +21,22 @@ interface Voter {
   operator: string;
 }
 
+/** Per job, the workers that may not take another of its attempts; and the votes under way whose joins probation bounds. */
+export interface Exclusions {
+  excluded: Map<string, string[]>;
+  /**
+   * Votes under way that a worker on probation joins only below
+   * probationUndecidedMax undecided attempts, since another worker that could
+   * vote has fewer: the claim counts its own placements against that bound.
+   */
+  bounded: Set<string>;
+}
+
 /**
  * Per job (its candidate row), the workers that may not take another of its
  * attempts. `claimWorkers`: the rows of the workers this claim places on;
- * `probation`: those of them that take no more replicated or verified work
- * until a verdict on what they did (credit.ts, onProbation).
+ * `probation`: those of them on probation, with their undecided attempts of
+ * replicated or verified jobs (credit.ts, onProbation).
  */
 export async function excludedWorkers(
   c: Context,
@@ -31,10 +45,11 @@ export async function excludedWorkers(
   claimWorkers: readonly Row[],
   probation: ReadonlyMap<string, number>,
   now: number,
-): Promise<Map<string, string[]>> {
+): Promise<Exclusions> {
   const voters = await votersOf(c, tx, jobRows);
-  const out = new Map<string, string[]>();
+  const out: Exclusions = { excluded: new Map(), bounded: new Set() };
   const othersCache = new Map<string, boolean>();
+  const joins = joinBound(c, tx, claimWorkers, probation, now);
   for (const r of jobRows) {
     const jobId = String(r.id);
     const list = voters.get(jobId) ?? [];
@@ -42,17 +57,73 @@ export async function excludedWorkers(
     if (String(r.distinct_by) === 'operator' && list.length > 0) {
       for (const id of await sameOperator(c, tx, r, list, claimWorkers, now, othersCache)) ids.add(id);
     }
-    // Probation holds a worker back from starting such a job, never from a vote under way: that would deadlock a pool of new workers.
-    if (startsGuarded(r) && list.length === 0) for (const [id, left] of probation) if (left <= 0) ids.add(id);
-    if (ids.size > 0) out.set(jobId, [...ids].sort());
+    if (startsGuarded(r) && list.length === 0) {
+      // Probation holds a worker back from starting such a job at probationUnjudgedMax undecided.
+      for (const [id, n] of probation) if (n >= c.trust.probationUnjudgedMax) ids.add(id);
+    } else if (isGuarded(r) && list.length > 0 && (await joins.bounds(r, list))) {
+      out.bounded.add(jobId);
+      for (const id of joins.full) ids.add(id);
+    }
+    if (ids.size > 0) out.excluded.set(jobId, [...ids].sort());
   }
   return out;
 }
 
+/** A replicated or verified job: probation bounds how many of these a new worker has undecided. */
+export function isGuarded(r: Row): boolean {
+  return Number(r.replicas) > 1 || (r.verify !== null && r.verify !== undefined);
+}
+
 /** A replicated or verified job none of whose attempts is placed yet: probation bounds how many of these a new worker starts. */
 export function startsGuarded(r: Row): boolean {
-  const guarded = Number(r.replicas) > 1 || (r.verify !== null && r.verify !== undefined);
-  return guarded && Number(r.want) >= Number(r.replicas);
+  return isGuarded(r) && Number(r.want) >= Number(r.replicas);
+}
+
+/**
+ * The bound on joining votes under way. `full`: the claim's workers on
+ * probation at probationUndecidedMax undecided attempts. `bounds(job)`: when
+ * some worker of the claim could reach that bound in this claim, whether
+ * another worker (not one of those) that could take the vote's next replica
+ * is below it or off probation; then the full ones are held back, and the
+ * claim counts the rest.
+ * Otherwise the vote takes whoever comes: a pool of new workers does not wait
+ * on itself. The workers that could vote are read once per queue.
+ */
+function joinBound(c: Context, tx: Tx, claimWorkers: readonly Row[], probation: ReadonlyMap<string, number>, now: number) {
+  const max = c.trust.probationUndecidedMax;
+  const full = [...probation].filter(([, n]) => n >= max).map(([id]) => id);
+  const slots = new Map(claimWorkers.map((w) => [String(w.id), declaredSlots(w)]));
+  const near = new Set([...probation].filter(([id, n]) => n + (slots.get(id) ?? 0) > max).map(([id]) => id));
+  const read = new Map<string, Promise<Voter[]>>();
+  const bounds = async (job: Row, list: readonly Voter[]): Promise<boolean> => {
+    if (near.size === 0) return false;
+    const queue = String(job.queue);
+    if (!read.has(queue)) read.set(queue, freeVoters(c, tx, queue, now));
+    // The claim's own workers that may reach the bound in it are not the others who could vote instead.
+    const voted = new Set([...list.map((v) => v.workerId), ...near]);
+    const operators = String(job.distinct_by) === 'operator' ? new Set(list.map((v) => v.operator)) : new Set<string>();
+    return (await read.get(queue)!).some((w) => !voted.has(w.workerId) && !operators.has(w.operator));
+  };
+  return { full, bounds };
+}
+
+/**
+ * Up to probationPeersReadMax connected workers that may take work of
+ * `queue` (none of them failing or still taking its reliability check) and
+ * vote without the bound: off probation, or below probationUndecidedMax
+ * undecided attempts. More than any one vote has voters, so one of them has
+ * not voted, unless distinct operators leave them all out; then the vote
+ * takes whoever comes.
+ */
+async function freeVoters(c: Context, tx: Tx, queue: string, now: number): Promise<Voter[]> {
+  const rows = await tx.all(
+    `SELECT id, operator FROM workers WHERE ${CAN_SERVE}
+       AND (valid_count >= $3 OR ${undecidedOf('workers.id')} < $4)
+       AND NOT EXISTS (SELECT 1 FROM worker_checks k WHERE k.worker_id = workers.id AND k.queue = $5 AND k.state <> 'passed')
+     LIMIT $6`,
+    [now - c.offlineAfterMs, servesPattern(queue), c.trust.probationValidMin, c.trust.probationUndecidedMax, queue, LIMITS.probationPeersReadMax],
+  );
+  return rows.map((r) => ({ workerId: String(r.id), operator: operatorKey(String(r.id), r.operator) }));
 }
 
 /** This round's voters of each job (and the worker a verification job checks), with their operators. */

@@ -157,6 +157,33 @@ export function heldBackTests(ctx: ContractContext): void {
       assert.ok(slow.length > 0);
     });
 
+    it('lets a worker on probation with probationUndecidedMax undecided join a vote under way only when nobody with fewer could', async () => {
+      // Starts are not the bound here: one worker starts every job, the others only join.
+      await ctx.reopen({ probationMarginBonus: 0, probationUnjudgedMax: 8, probationUndecidedMax: 2 });
+      for (const [id, slots] of [['starter', 5], ['fast', 4], ['slow', 2]] as const) await hello(id, id, slots);
+      for (let i = 0; i < 5; i++) await submitOne({ replicas: 2, quorum: 2, distinct: 'worker' });
+      assert.equal((await claim('starter')).length, 5, 'five votes under way');
+      const first = await claim('fast');
+      assert.equal(first.length, 2, 'two joins, though it has four free slots: slow has fewer undecided and could vote');
+      assert.equal((await claim('fast')).length, 0, 'at its bound while slow could still vote');
+      assert.equal((await claim('slow')).length, 2, 'slow joins two; now it is at the bound too');
+      const last = await claim('fast');
+      assert.equal(last.length, 1, 'nobody below the bound could take the last vote: fast takes it rather than leave it waiting');
+      const joined = new Set([...first, ...last].map((a) => a.jobId));
+      assert.equal(joined.size, 3);
+    });
+
+    it('holds no worker back from a vote under way when everyone that could vote is at the bound', async () => {
+      await ctx.reopen({ probationMarginBonus: 0, probationUndecidedMax: 1 });
+      for (const id of ['p1', 'p2', 'p3']) await hello(id, id, 4);
+      for (let i = 0; i < 2; i++) await submitOne({ replicas: 3, quorum: 2, distinct: 'worker' });
+      const placed = [];
+      for (let round = 0; round < 4; round++) for (const id of ['p1', 'p2', 'p3']) placed.push(...(await claim(id)));
+      assert.equal(placed.length, 6, 'both jobs fully placed on three new workers');
+      for (const a of placed) await complete(a, 'same');
+      for (const a of placed) assert.equal((await getJob(a.jobId)).state, 'succeeded');
+    });
+
     it('needs a larger lead for a vote won by workers on probation while another worker can vote', async () => {
       await ctx.reopen({ probationMarginBonus: TRUST_DEFAULTS.probationMarginBonus });
       for (const id of ['c1', 'c2', 'c3', 'h1', 'h2']) await hello(id, id);
