@@ -205,7 +205,7 @@ export const TRUST_DEFAULTS = {
   probationUnjudgedMax: 2,
   /**
    * ...and with this many undecided it joins a vote under way only when no
-   * other worker that could vote instead has fewer (or is off probation): a
+   * other worker that could vote instead is below this or off probation: a
    * worker ten times faster than the rest does not cast ten times their share
    * of the votes before its first verdicts.
    */

@@ -153,7 +153,7 @@ const NO_PROBATION: ReadonlyMap<string, number> = new Map();
  * Drops the placements that would take a worker on probation past its bounds
  * within this claim (the exclusions apply them to what it held before): a
  * start at probationUnjudgedMax undecided attempts, a join of a bounded vote
- * (one another worker with less could take) at probationUndecidedMax. Each
+ * (one another worker below that bound could take) at probationUndecidedMax. Each
  * replicated or verified placement kept counts as one more undecided.
  */
 function withinProbation(c: Context, placements: Placement[], rows: ReadonlyMap<string, Row>, probation: ReadonlyMap<string, number>, bounded: ReadonlySet<string>): Placement[] {

@@ -67,7 +67,7 @@ export function isOnProbation(c: Context, w: Row): boolean {
  * it has undecided (running, or done and awaiting the other votes). With
  * probationUnjudgedMax of them it starts no such job; with
  * probationUndecidedMax it joins a vote under way only when no other worker
- * that could vote has fewer (exclusions.ts). Other work it takes as usual.
+ * that could vote is below it (exclusions.ts). Other work it takes as usual.
  */
 export async function onProbation(c: Context, tx: Tx, rows: readonly Row[]): Promise<Map<string, number>> {
   const ids = rows.filter((w) => isOnProbation(c, w)).map((w) => String(w.id));

@@ -5,7 +5,7 @@
 // one_result_per_user_per_wu), every worker of an operator already among them,
 // as long as some other operator's worker could take the job; and workers on
 // probation with too much of such work undecided: they start none, and join a
-// vote under way only when nobody with less could. Decided once, for every backend.
+// vote under way only when nobody below the bound could. Decided once, for every backend.
 import { operatorKey } from '../claiming.ts';
 import type { Row } from '../rows.ts';
 import { LIMITS } from '../../types/limits.ts';
@@ -27,7 +27,7 @@ export interface Exclusions {
   /**
    * Votes under way that a worker on probation joins only below
    * probationUndecidedMax undecided attempts, since another worker that could
-   * vote has fewer: the claim counts its own placements against that bound.
+   * vote is below it: the claim counts its own placements against that bound.
    */
   bounded: Set<string>;
 }

@@ -7,6 +7,7 @@ import type { Row } from '../rows.ts';
 import { clipMessage, splitByTrace } from '../rules.ts';
 import type { Change } from '../store.ts';
 import { jobFromRow } from './columns.ts';
+import { isOnProbation } from './credit.ts';
 import { anotherVoterServes } from './exclusions.ts';
 import { endJob } from './jobs.ts';
 import { settleLiveCount, succeed } from './settle.ts';
@@ -86,7 +87,7 @@ async function onlyProbationWon(c: Context, tx: Tx, done: readonly Row[], valid:
   const winners = new Set(valid);
   const ids = [...new Set(done.filter((r) => winners.has(String(r.id))).map((r) => String(r.worker_id)))];
   const rows = await tx.all(`SELECT valid_count FROM workers WHERE id ${c.d.inList('$1')}`, [ids]);
-  return rows.every((w) => Number(w.valid_count) < c.trust.probationValidMin);
+  return rows.every((w) => isOnProbation(c, w));
 }
 
 /** Why a split vote ended without the replicas it could still add. */

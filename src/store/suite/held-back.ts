@@ -157,14 +157,14 @@ export function heldBackTests(ctx: ContractContext): void {
       assert.ok(slow.length > 0);
     });
 
-    it('lets a worker on probation with probationUndecidedMax undecided join a vote under way only when nobody with fewer could', async () => {
+    it('lets a worker on probation with probationUndecidedMax undecided join a vote under way only when nobody below the bound could', async () => {
       // Starts are not the bound here: one worker starts every job, the others only join.
       await ctx.reopen({ probationMarginBonus: 0, probationUnjudgedMax: 8, probationUndecidedMax: 2 });
       for (const [id, slots] of [['starter', 5], ['fast', 4], ['slow', 2]] as const) await hello(id, id, slots);
       for (let i = 0; i < 5; i++) await submitOne({ replicas: 2, quorum: 2, distinct: 'worker' });
       assert.equal((await claim('starter')).length, 5, 'five votes under way');
       const first = await claim('fast');
-      assert.equal(first.length, 2, 'two joins, though it has four free slots: slow has fewer undecided and could vote');
+      assert.equal(first.length, 2, 'two joins, though it has four free slots: slow is below the bound and could vote');
       assert.equal((await claim('fast')).length, 0, 'at its bound while slow could still vote');
       assert.equal((await claim('slow')).length, 2, 'slow joins two; now it is at the bound too');
       const last = await claim('fast');
