@@ -161,6 +161,7 @@ export class AmqpBridge {
       await ch.txSelect();
       const session: Session = { conn, ch, tx: new TxBatcher(ch, this.settings.commitBatchMaxOps), ended: ended.signal };
       for (const map of this.options.maps) await this.consume(session, map);
+      session.tx.open();
     } catch (err) {
       await conn.close().catch(() => undefined);
       throw err;

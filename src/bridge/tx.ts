@@ -17,6 +17,8 @@ export class TxBatcher {
   private readonly batchMaxOps: number;
   private readonly waiting: Step[] = [];
   private draining = false;
+  /** False until open(): the channel's set-up RPCs must not meet a tx.commit (one synchronous method at a time per channel). */
+  private opened = false;
 
   /** `ch` must be in transaction mode (txSelect). */
   constructor(ch: AMQPChannel, batchMaxOps: number) {
@@ -29,8 +31,14 @@ export class TxBatcher {
   run(ops: () => Promise<void>): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       this.waiting.push({ ops, resolve, reject });
-      if (!this.draining) void this.drain();
+      if (this.opened && !this.draining) void this.drain();
     });
+  }
+
+  /** The channel is set up: steps may run from now on. */
+  open(): void {
+    this.opened = true;
+    if (!this.draining) void this.drain();
   }
 
   private async drain(): Promise<void> {
