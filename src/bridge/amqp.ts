@@ -15,6 +15,7 @@
 // by the next bridge), and each record either unacked (answered later) or
 // acked together with its reply. The AMQP client is @cloudamqp/amqp-client,
 // which has the transactions (tx.select/tx.commit) this needs.
+import { setMaxListeners } from 'node:events';
 import { AMQPClient, type AMQPChannel, type AMQPMessage } from '@cloudamqp/amqp-client';
 import type { GafferClient } from '../client/client.ts';
 import { GafferClientError } from '../client/client.ts';
@@ -140,6 +141,8 @@ export class AmqpBridge {
     await conn.connect();
     this.current = conn;
     const ended = new AbortController();
+    // Every awaited job and every submit being retried listens on it: up to awaitMaxJobs + prefetchMaxMessages per queue.
+    setMaxListeners(0, ended.signal);
     const done = new Promise<string>((resolve) => {
       const onStop = (): void => end('stopped');
       const end = (reason: string): void => {

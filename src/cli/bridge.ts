@@ -10,7 +10,7 @@ import { GafferError } from '../types/errors.ts';
 import { BRIDGE_DEFAULTS, LIMITS } from '../types/limits.ts';
 import { QUEUE_PATTERN } from '../types/schemas.ts';
 import { DEFAULT_URL } from './common.ts';
-import { int, readToml } from './config.ts';
+import { int, readToml, withoutPassword } from './config.ts';
 
 export const DEFAULT_AMQP_URL = 'amqp://guest:guest@127.0.0.1:5672';
 /** Longest AMQP queue name (a shortstr). */
@@ -103,15 +103,7 @@ export function amqpBridgePlan(flags: AmqpBridgeFlags, env: NodeJS.ProcessEnv): 
 }
 
 /** The broker URL as it may be logged: without its password. */
-function describeAmqp(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = '***';
-    return u.toString();
-  } catch {
-    return '(an AMQP URL that does not parse)';
-  }
-}
+const describeAmqp = (url: string): string => withoutPassword(url, '(an AMQP URL that does not parse)');
 
 export function registerBridge(program: Command): void {
   const bridge = program.command('bridge').description('serve other systems\' requests with Gaffer jobs');
