@@ -78,6 +78,8 @@ interface Session {
   tx: TxBatcher;
   /** Aborted when the connection or channel is lost: everything of this session stops. */
   ended: AbortSignal;
+  /** Ends the session (closing its connection): the bridge opens a new one. */
+  end(reason: string): void;
 }
 
 export class AmqpBridge {
@@ -86,7 +88,6 @@ export class AmqpBridge {
   private readonly tracker: JobTracker;
   private readonly stopped = new AbortController();
   private loop: Promise<void> | undefined;
-  private current: AMQPClient | undefined;
   /** Replies sent since start, and requests taken (acked as jobs): for logs and tests. */
   readonly counts = { submitted: 0, replied: 0, refused: 0 };
 
@@ -106,7 +107,6 @@ export class AmqpBridge {
 
   async stop(): Promise<void> {
     this.stopped.abort();
-    await this.current?.close().catch(() => undefined);
     await this.loop;
     await this.tracker.stop();
   }
@@ -139,17 +139,18 @@ export class AmqpBridge {
   private async open(): Promise<{ conn: AMQPClient; done: Promise<string> }> {
     const conn = new AMQPClient(this.options.url);
     await conn.connect();
-    this.current = conn;
     const ended = new AbortController();
     // Every awaited job and every submit being retried listens on it: up to awaitMaxJobs + prefetchMaxMessages per queue.
     setMaxListeners(0, ended.signal);
+    let end: (reason: string) => void = () => undefined;
     const done = new Promise<string>((resolve) => {
       const onStop = (): void => end('stopped');
-      const end = (reason: string): void => {
+      end = (reason) => {
         if (ended.signal.aborted) return;
         this.stopped.signal.removeEventListener('abort', onStop);
         ended.abort(new Error(reason));
         resolve(reason);
+        // A close the client asks for calls neither onerror nor ondisconnect: `end` is the one way a session ends.
         if (!conn.closed) void conn.close().catch(() => undefined);
       };
       conn.onerror = (err) => end(err.message);
@@ -158,15 +159,13 @@ export class AmqpBridge {
     });
     try {
       const ch = await conn.channel();
-      ch.onerror = (reason) => {
-        conn.onerror(new Error(`channel closed: ${reason}`) as Parameters<typeof conn.onerror>[0]);
-      };
+      ch.onerror = (reason) => end(`channel closed: ${reason}`);
       await ch.txSelect();
-      const session: Session = { conn, ch, tx: new TxBatcher(ch, this.settings.commitBatchMaxOps), ended: ended.signal };
+      const session: Session = { conn, ch, tx: new TxBatcher(ch, this.settings.commitBatchMaxOps), ended: ended.signal, end };
       for (const map of this.options.maps) await this.consume(session, map);
       session.tx.open();
     } catch (err) {
-      await conn.close().catch(() => undefined);
+      end(`set-up failed: ${(err as Error).message}`);
       throw err;
     }
     this.options.log.info({ maps: this.options.maps }, 'bridge consuming');
@@ -188,7 +187,7 @@ export class AmqpBridge {
   private lost(s: Session, err: unknown): void {
     if (s.ended.aborted) return;
     this.options.log.error({ err: (err as Error).message }, 'bridge step failed; reconnecting');
-    void this.current?.close().catch(() => undefined);
+    s.end(`a step failed: ${(err as Error).message}`);
   }
 
   /** A request: submit it (durably), then ack it and record the reply owed in one transaction. */
