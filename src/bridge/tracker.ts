@@ -120,7 +120,7 @@ export class JobTracker {
     let delay = this.settings.reconnectBaseDelayMs;
     while (!this.stopped.signal.aborted) {
       try {
-        const events = this.client.watch({ signal: this.stopped.signal, onOpen: () => void this.resync() });
+        const events = this.client.watch({ type: 'job', signal: this.stopped.signal, onOpen: () => void this.resync() });
         for await (const ev of events) {
           delay = this.settings.reconnectBaseDelayMs;
           const data = ev.data as { jobId?: string; state?: JobState };
