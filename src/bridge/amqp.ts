@@ -100,8 +100,8 @@ export class AmqpBridge {
 
   /** Connects and starts consuming; rejects when the first connection or queue declaration fails. */
   async start(): Promise<void> {
-    this.tracker.start();
     const first = await this.open();
+    this.tracker.start();
     this.loop = this.run(first);
   }
 

@@ -118,17 +118,24 @@ export class JobTracker {
 
   private async stream(): Promise<void> {
     let delay = this.settings.reconnectBaseDelayMs;
+    let warned = false;
     while (!this.stopped.signal.aborted) {
       try {
-        const events = this.client.watch({ type: 'job', signal: this.stopped.signal, onOpen: () => void this.resync() });
-        for await (const ev of events) {
+        const opened = (): void => {
+          warned = false;
           delay = this.settings.reconnectBaseDelayMs;
+          void this.resync();
+        };
+        const events = this.client.watch({ type: 'job', signal: this.stopped.signal, onOpen: opened });
+        for await (const ev of events) {
           const data = ev.data as { jobId?: string; state?: JobState };
           if (ev.type === 'job' && data.jobId && data.state && isTerminalJobState(data.state) && this.waiters.has(data.jobId)) void this.check(data.jobId);
         }
       } catch (err) {
         if (this.stopped.signal.aborted) return;
-        this.log.warn({ err: (err as Error).message }, 'job event stream lost; reconnecting');
+        // Once per outage: the coordinator may be away for a while.
+        if (!warned) this.log.warn({ err: (err as Error).message }, 'job event stream lost; reconnecting');
+        warned = true;
       }
       await sleep(delay, this.stopped.signal);
       delay = Math.min(delay * 2, this.settings.reconnectMaxDelayMs);

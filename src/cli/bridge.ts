@@ -111,7 +111,7 @@ export function registerBridge(program: Command): void {
     .command('amqp')
     .description('a RabbitMQ RPC server: each request on an AMQP queue becomes a job; its result is published to the request\'s replyTo')
     .option('--url <amqp-url>', `the broker (env GAFFER_AMQP_URL, default ${DEFAULT_AMQP_URL})`)
-    .option('--map <amqp=gaffer...>', 'serve AMQP queue amqp with jobs of Gaffer queue gaffer (repeatable)', (v: string, prev: string[] = []) => [...prev, v])
+    .option('--map <amqp=gaffer>', 'serve AMQP queue amqp with jobs of Gaffer queue gaffer (repeatable)', (v: string, prev: string[] = []) => [...prev, v])
     .option('--payload <format>', 'json (default): the body is JSON; text: a UTF-8 string; bytes: a base64 string')
     .option('--prefetch <n>', `requests held unacknowledged at once, per queue (default ${BRIDGE_DEFAULTS.prefetchMaxMessages})`)
     .option('--await-max <n>', `jobs awaited at once, per queue (default ${BRIDGE_DEFAULTS.awaitMaxJobs})`)
