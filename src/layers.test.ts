@@ -20,6 +20,7 @@ const LAYERS: Record<string, number> = {
   client: 6,
   worker: 6,
   dashboard: 6,
+  bridge: 7,
   sim: 7,
   cli: 8,
 };

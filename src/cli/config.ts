@@ -50,12 +50,17 @@ export function isPostgresUrl(db: string): boolean {
 /** The database as it may be printed and logged: a PostgreSQL URL without its password. */
 export function describeDb(db: string): string {
   if (!isPostgresUrl(db)) return db;
+  return withoutPassword(db, 'postgres://(a URL that does not parse)');
+}
+
+/** A URL as it may be printed and logged: its password, if any, replaced by ***; `unparsable` when it does not parse. */
+export function withoutPassword(url: string, unparsable: string): string {
   try {
-    const u = new URL(db);
+    const u = new URL(url);
     if (u.password) u.password = '***';
     return u.toString();
   } catch {
-    return 'postgres://(a URL that does not parse)';
+    return unparsable;
   }
 }
 

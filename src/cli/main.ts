@@ -5,6 +5,7 @@ import { Command } from 'commander';
 import { GafferClientError } from '../client/client.ts';
 import { isGafferError } from '../types/errors.ts';
 import { registerAdvise } from './advise.ts';
+import { registerBridge } from './bridge.ts';
 import { registerClientCommands } from './client-commands.ts';
 import { registerQueueCommands } from './queue-commands.ts';
 import { registerServe } from './serve.ts';
@@ -24,6 +25,7 @@ function program(): Command {
   registerAdvise(cmd);
   registerDevstack(cmd);
   registerSimulate(cmd);
+  registerBridge(cmd);
   return cmd;
 }
 

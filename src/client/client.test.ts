@@ -94,12 +94,12 @@ describe('client SDK', () => {
     await assert.rejects(anonymous.list(), { code: 'UNAUTHORIZED', status: 401 });
   });
 
-  it('watch() yields job events as they happen, in order', async () => {
+  it('watch() yields job events as they happen, in order (type: job keeps only those)', async () => {
     const abort = new AbortController();
     const seen: GafferEvent[] = [];
     let opened!: () => void;
     const open = new Promise<void>((r) => (opened = r));
-    const events = client.watch({ signal: abort.signal, onOpen: opened });
+    const events = client.watch({ type: 'job', signal: abort.signal, onOpen: opened });
     const first = events.next(); // opens the stream
     await open; // subscribed: the submit's events cannot be missed
     const { job } = await client.submit({ queue: 'square', payload: { n: 7 } as Json });
@@ -116,5 +116,6 @@ describe('client SDK', () => {
       await events.return(undefined).catch(() => undefined);
     }
     assert.deepEqual(states.filter((s, i) => s !== states[i - 1]), ['queued', 'running', 'succeeded']);
+    assert.deepEqual([...new Set(seen.map((e) => e.type))], ['job']);
   });
 });

@@ -201,10 +201,11 @@ export class GafferClient {
   /**
    * Server-sent events of job and worker changes, as an async iterator. Break
    * out of the loop (or abort the signal) to stop. `onOpen` runs once the
-   * stream is subscribed.
+   * stream is subscribed. `type` keeps only job or only worker events.
    */
-  async *watch(options: { signal?: AbortSignal; onOpen?: () => void } = {}): AsyncGenerator<GafferEvent> {
-    const res = await this.fetchFn(`${this.base}/v1/events`, {
+  async *watch(options: { signal?: AbortSignal; onOpen?: () => void; type?: 'job' | 'worker' } = {}): AsyncGenerator<GafferEvent> {
+    const query = options.type === undefined ? '' : `?type=${options.type}`;
+    const res = await this.fetchFn(`${this.base}/v1/events${query}`, {
       headers: this.headers(false),
       ...(options.signal ? { signal: options.signal } : {}),
     });

@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { ERRORS } from './errors.ts';
 import {
+  BRIDGE_DEFAULTS,
   COORDINATOR_DEFAULTS,
   EXEC_DEFAULTS,
   HTTP_DEFAULTS,
@@ -27,7 +28,7 @@ describe('docs', () => {
     const tables = [
       LIMITS, JOB_DEFAULTS, SCHEDULING_DEFAULTS, HTTP_DEFAULTS, COORDINATOR_DEFAULTS,
       PROTOCOL_DEFAULTS, WORKER_DEFAULTS, EXEC_DEFAULTS, POSTGRES_DEFAULTS, TRUST_DEFAULTS,
-      RETENTION_DEFAULTS,
+      RETENTION_DEFAULTS, BRIDGE_DEFAULTS,
     ];
     for (const table of tables) {
       for (const [name, value] of Object.entries(table)) {

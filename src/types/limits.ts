@@ -379,3 +379,25 @@ export const POSTGRES_DEFAULTS = {
   /** While the LISTEN connection is down, wake-up listeners are called this often instead (notifications sent meanwhile are lost). */
   wakePollIntervalMs: 1_000,
 } as const;
+
+/** The AMQP RPC bridge (`gaffer bridge amqp`, src/bridge; docs/tutorials/rabbitmq-rpc.md). */
+export const BRIDGE_DEFAULTS = {
+  /** Requests of one mapped queue the broker delivers and the bridge holds unacknowledged at once (basic.qos prefetch). */
+  prefetchMaxMessages: 32,
+  /** Jobs of one mapped queue whose reply the bridge awaits at once: the prefetch of its pending-reply queue. */
+  awaitMaxJobs: 256,
+  /** Acks and publishes committed together in one AMQP transaction. */
+  commitBatchMaxOps: 64,
+  /** A submit the coordinator could not take (network, 5xx, 408, 429) is tried again after this long, doubling each time. */
+  submitRetryBaseDelayMs: 200,
+  /** No submit retry waits longer than this; a request is retried until it is taken or refused. */
+  submitRetryMaxDelayMs: 10_000,
+  /** After the broker connection is lost, the first reconnect waits this long; each failed try doubles it. */
+  reconnectBaseDelayMs: 250,
+  /** No broker reconnect waits longer than this. */
+  reconnectMaxDelayMs: 5_000,
+  /** Every awaited job is read again this often, whatever the event stream said (a missed event costs at most this). */
+  resyncIntervalMs: 30_000,
+  /** Job reads one resync runs at once. */
+  resyncMaxRequests: 8,
+} as const;

@@ -4,7 +4,7 @@
 import { GafferError } from './errors.ts';
 import { LIMITS } from './limits.ts';
 
-const QUEUE_PATTERN = '^[A-Za-z0-9][A-Za-z0-9_.:-]*$';
+export const QUEUE_PATTERN = '^[A-Za-z0-9][A-Za-z0-9_.:-]*$';
 
 /**
  * Text every store keeps and compares exactly as given: no NUL and no lone
