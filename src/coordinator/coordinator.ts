@@ -17,7 +17,21 @@
 //   answers again (store-guard.ts); nothing it does crashes the process.
 import { EventEmitter } from 'node:events';
 import { place as defaultPlace } from '../scheduler/index.ts';
-import type { Change, HeartbeatResult, LeaseRef, ListWorkersParams, QueueCounts, QueueState, ReadHistoryParams, Store, SubmitResult, SweepResult } from '../store/store.ts';
+import type {
+  Change,
+  HeartbeatResult,
+  LeaseRef,
+  ListWorkersParams,
+  QueueCounts,
+  QueueState,
+  ReadHistoryParams,
+  Store,
+  SubmitPipelineResult,
+  SubmitResult,
+  SweepResult,
+} from '../store/store.ts';
+import type { PipelineDetail } from '../types/pipeline.ts';
+import { expandPipeline, type PipelineDefinition } from './pipelines.ts';
 import type { HistoryPoint, TrustPoint } from '../types/history.ts';
 import type { Clock, Random, TimerHandle } from '../types/clock.ts';
 import { GafferError, isGafferError } from '../types/errors.ts';
@@ -66,6 +80,8 @@ export interface CoordinatorOptions {
   random?: Random;
   /** Per queue: defaults for fields a submit leaves out, and a reliability challenge for new workers. */
   queues?: Record<string, QueueConfig>;
+  /** Pipeline templates by name (`[pipelines.NAME]`), checked with checkTemplate. */
+  pipelines?: Record<string, PipelineDefinition>;
   /** How long finished jobs of a queue without a retention of its own are kept (RETENTION_DEFAULTS when left out). */
   retention?: RetentionPolicy;
   /** How long an offline worker record that holds nothing is kept (COORDINATOR_DEFAULTS.workerRetentionMs). */
@@ -112,6 +128,8 @@ export class Coordinator {
   private readonly dispatcher: Dispatcher;
   private readonly sweeper: Sweeper;
   private readonly queueDefaults: Record<string, QueueConfig>;
+  /** The pipeline templates the config names. */
+  readonly pipelineTemplates: Readonly<Record<string, PipelineDefinition>>;
   private readonly sessions = new Map<string, WorkerSession>();
   private readonly waiters = new Map<string, Set<(job: Job) => void>>();
   private polling: Promise<void> | null = null;
@@ -135,6 +153,7 @@ export class Coordinator {
     this.metrics = new MetricsHooks(options.clock);
     this.store = guardStore(timeStore(options.store, this.metrics), this.health);
     this.queueDefaults = options.queues ?? {};
+    this.pipelineTemplates = options.pipelines ?? {};
     const available = (): boolean => this.health.available;
     const onError = (err: unknown, msg: string): void => this.logStoreError(err, msg);
     this.dispatcher = new Dispatcher({
@@ -241,6 +260,22 @@ export class Coordinator {
     this.history.submitted(results);
     for (const r of results) if (r.created) this.emitJob(r.job.id, r.job.state);
     if (results.some((r) => r.created && r.job.state === 'queued')) this.kick();
+  }
+
+  /** Makes a pipeline instance from a template (POST /v1/pipelines); a key seen before answers its instance. */
+  async submitPipeline(spec: unknown): Promise<SubmitPipelineResult> {
+    const pipeline = expandPipeline(spec, this.pipelineTemplates, (q) => this.queueDefaults[q] ?? {});
+    const submitted = this.store.submitPipeline({ pipeline });
+    this.dispatcher.kickWithSubmit();
+    const out = await submitted;
+    this.afterSubmit(out.jobs.map((job) => ({ job, created: true })));
+    return out;
+  }
+
+  async getPipeline(id: string): Promise<PipelineDetail> {
+    const p = await this.store.getPipeline({ id });
+    if (!p) throw new GafferError('PIPELINE_NOT_FOUND', `no pipeline instance has id ${id}`, { pipelineId: id });
+    return p;
   }
 
   async getJob(id: string): Promise<Job> {

@@ -70,6 +70,8 @@ export function retryDelayMs(job: { backoff: Backoff; failures: number; replicas
 export interface JobLinks {
   verifies?: { jobId: string; attemptId: string };
   pinnedWorkerId?: string;
+  /** A job of a pipeline instance: the instance, its phase and its number in the phase. */
+  pipeline?: { id: string; phase: string; index: number };
 }
 
 /** A verifier's answer: `{ valid: true }` or `{ valid: false, reason: "..." }`. */

@@ -23,6 +23,7 @@ import type {
   WorkerSpec,
 } from '../types/model.ts';
 import type { JobState } from '../types/states.ts';
+import type { NewPipeline, Pipeline, PipelineDetail, PipelineState } from '../types/pipeline.ts';
 import type { HistoryPoint, HistoryStep, TrustPoint } from '../types/history.ts';
 
 export interface SubmitResult {
@@ -39,6 +40,28 @@ export interface ListJobsParams {
   limit: number;
   /** From a previous page's `nextCursor`. */
   cursor?: string;
+}
+
+export interface ListPipelinesParams {
+  template?: string;
+  state?: PipelineState;
+  limit: number;
+  /** From a previous page's `nextCursor`. */
+  cursor?: string;
+}
+
+export interface PipelinePage {
+  /** Newest first, without their payloads and phases: get an instance for those. */
+  pipelines: Pipeline[];
+  nextCursor: string | null;
+}
+
+export interface SubmitPipelineResult {
+  pipeline: PipelineDetail;
+  /** False when the key was seen before and `pipeline` is the instance it made. */
+  created: boolean;
+  /** The jobs made (none when `created` is false). */
+  jobs: Job[];
 }
 
 export interface JobPage {
@@ -298,6 +321,15 @@ export interface Store {
   cancel(params: { jobId: string; reason?: string }): Promise<SettleResult>;
   /** Puts a failed, cancelled or expired job back in the queue with a fresh retry budget. */
   retry(params: { jobId: string }): Promise<SettleResult>;
+
+  /**
+   * Makes a pipeline instance and all its jobs with their dependencies in one
+   * transaction; a key seen before answers the instance it made and writes nothing.
+   */
+  submitPipeline(params: { pipeline: NewPipeline }): Promise<SubmitPipelineResult>;
+  /** An instance with each phase's state and jobs, or null. */
+  getPipeline(params: { id: string }): Promise<PipelineDetail | null>;
+  listPipelines(params: ListPipelinesParams): Promise<PipelinePage>;
 
   /**
    * Registers a worker or refreshes it on reconnect. `operator` is the one

@@ -14,6 +14,8 @@ export const ERRORS = {
   WORKER_NOT_FOUND: { status: 404, message: 'No worker has this id' },
   ATTEMPT_NOT_FOUND: { status: 404, message: 'No attempt has this id' },
   ROUTE_NOT_FOUND: { status: 404, message: 'No route has this method and path' },
+  PIPELINE_NOT_FOUND: { status: 404, message: 'No pipeline instance has this id' },
+  UNKNOWN_TEMPLATE: { status: 400, message: 'No pipeline template has this name' },
   UNKNOWN_DEPENDENCY: { status: 400, message: 'A job named in dependsOn does not exist' },
   STALE_LEASE: { status: 409, message: 'The lease is no longer current: another attempt owns the job now' },
   INVALID_STATE: { status: 409, message: 'The job is not in a state that allows this' },

@@ -101,6 +101,24 @@ export const LIMITS = {
   retentionSweepMaxQueues: 1000,
   /** Most worker records one prune batch deletes; each batch is its own transaction. */
   workerPruneBatchMax: 500,
+  /** Most phases in one pipeline template. */
+  pipelinePhasesMax: 64,
+  /** Most jobs of one phase in one pipeline instance (its fan-out count). */
+  pipelineFanOutMax: 256,
+  /** Most jobs one pipeline instance makes, over all its phases; they are submitted in one transaction. */
+  pipelineJobsMax: 1000,
+  /** Largest payload of one pipeline instance times its jobs (each job keeps its own copy), as UTF-8 JSON. */
+  pipelinePayloadsMaxBytes: 64 * 1024 * 1024,
+  /** Most pipeline templates the config (`[pipelines.NAME]`) may name. */
+  pipelineTemplatesMax: 256,
+  /**
+   * Largest sum of its parents' results a child's assignment carries inline,
+   * as UTF-8 JSON; a parent whose result would pass it travels by reference
+   * (its job id and size: GET /v1/jobs/:id has the result).
+   */
+  parentResultsMaxBytes: 256 * 1024,
+  /** Most pipeline instances one list call returns. */
+  listMaxPipelines: 500,
   /** Most jobs one cascade of failures or cancels through dependants may reach. */
   cascadeMaxJobs: 100_000,
   /** Largest HTTP request body; a batch of large payloads must be split to fit. */
@@ -232,6 +250,8 @@ export const SCHEDULING_DEFAULTS = {
 export const HTTP_DEFAULTS = {
   /** Jobs a list call returns when it gives no `limit`. */
   listDefaultJobs: 50,
+  /** Pipeline instances per page of GET /v1/pipelines when `limit` is left out. */
+  listDefaultPipelines: 50,
   /** Workers a GET /v1/workers page holds when it gives no `limit`. */
   listDefaultWorkers: 100,
   /** An event stream sends a comment this often, so that proxies and clients see it alive. */

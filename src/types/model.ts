@@ -1,6 +1,7 @@
 // The model: jobs, attempts, workers, and what passes between the store and the
 // scheduler. Times are milliseconds since the Unix epoch throughout.
 import type { AttemptState, JobState, WorkerState } from './states.ts';
+import type { JobPipelineRef, ParentResult } from './pipeline.ts';
 
 export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 
@@ -205,6 +206,8 @@ export interface Job extends NewJob {
   verifies: { jobId: string; attemptId: string } | null;
   /** For a reliability challenge: the only worker that may run it. */
   pinnedWorkerId: string | null;
+  /** For a job of a pipeline instance: the instance, its phase, and its number in the phase. */
+  pipeline: JobPipelineRef | null;
   /** The accepted result, once the job succeeded. */
   result: Json | null;
   error: JobError | null;
@@ -256,6 +259,10 @@ export interface Assignment {
   leaseExpiresAt: number;
   deadline: number | null;
   labels: Labels;
+  /** For a job of a pipeline instance: where it sits, and the instance's locality key (a handler that leaves files for the next phase holds it). */
+  pipeline?: JobPipelineRef & { locality: string };
+  /** For a job of a pipeline instance with parents: their results, in phase order (inline, or by reference past LIMITS.parentResultsMaxBytes). */
+  parents?: ParentResult[];
   /**
    * Internal, never sent to workers: when the job became ready (its run_at),
    * read by the claim that leased it; leasedAt minus this is the wait time.

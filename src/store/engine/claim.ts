@@ -30,6 +30,7 @@ import { excludedWorkers, isGuarded, startsGuarded } from './exclusions.ts';
 import { CANDIDATE_COLUMNS } from './columns.ts';
 import { pausedAmong } from './queues.ts';
 import { onProbation, refreshCredit } from './credit.ts';
+import { withParentResults } from './pipelines.ts';
 
 /** One page of candidates for every queue of the scope; `more` when some queue's priority page was full. */
 export type CandidatePage = (tx: Tx, scope: ClaimScope, filter: CandidateFilter, now: number, page: number, perPage: number) => Promise<{ rows: Row[]; more: boolean }>;
@@ -66,7 +67,7 @@ export async function claim(c: Context, tx: Tx, params: ClaimParams, q: ClaimQue
   const assignments = await q.writeLeases(tx, leases, now);
   assert(assignments.length === leases.kept.length, 'every kept placement gets its attempt');
   assertLeasedWithinCapacity(assignments, workerRows, live);
-  return assignments;
+  return withParentResults(c, tx, assignments, rows);
 }
 
 /**

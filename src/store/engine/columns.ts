@@ -85,6 +85,10 @@ export const JOB_COLUMNS: readonly JobColumn[] = [
   { name: 'verifies_job_id', type: 'text', insert: (r) => r.links.verifies?.jobId ?? null },
   { name: 'verifies_attempt_id', type: 'text', insert: (r) => r.links.verifies?.attemptId ?? null, candidate: true },
   { name: 'pinned_worker_id', type: 'text', insert: (r) => r.links.pinnedWorkerId ?? null, field: 'pinnedWorkerId', read: textOrNull, candidate: true },
+  // A claim reads pipeline_id to know which leased jobs carry their parents' results.
+  { name: 'pipeline_id', type: 'text', insert: (r) => r.links.pipeline?.id ?? null, candidate: true },
+  { name: 'phase', type: 'text', insert: (r) => r.links.pipeline?.phase ?? null },
+  { name: 'phase_index', type: 'int', insert: (r) => r.links.pipeline?.index ?? null },
   // Kept by the store as the job runs; a new job takes the schema's defaults.
   { name: 'result', type: 'text', field: 'result', read: jsonOrNull },
   { name: 'attempts', type: 'int', field: 'attempts', read: num },
@@ -97,7 +101,7 @@ export const JOB_COLUMNS: readonly JobColumn[] = [
 ];
 
 /** The Job fields made of several columns (or of a column read another way). */
-function compositeFields(r: Row): Pick<Job, 'deadline' | 'backoff' | 'requires' | 'affinity' | 'verifies'> {
+function compositeFields(r: Row): Pick<Job, 'deadline' | 'backoff' | 'requires' | 'affinity' | 'verifies' | 'pipeline'> {
   const deadline = num(r.deadline_at);
   return {
     deadline: num(r.has_deadline) === 1 && deadline !== NO_DEADLINE ? deadline : null,
@@ -111,6 +115,10 @@ function compositeFields(r: Row): Pick<Job, 'deadline' | 'backoff' | 'requires' 
       r.verifies_job_id === null || r.verifies_job_id === undefined
         ? null
         : { jobId: String(r.verifies_job_id), attemptId: String(r.verifies_attempt_id) },
+    pipeline:
+      r.pipeline_id === null || r.pipeline_id === undefined
+        ? null
+        : { id: String(r.pipeline_id), phase: String(r.phase), index: num(r.phase_index) },
   };
 }
 

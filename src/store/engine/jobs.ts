@@ -14,6 +14,7 @@ import { assertRetryable, clipMessage, initialJobState, type JobLinks } from '..
 import type { Change, SettleResult, SubmitResult } from '../store.ts';
 import { insertValues, INSERT_COLUMNS, jobFromRow, type NewJobRow } from './columns.ts';
 import { J, LIVE, TERMINAL, type Context, type Exec, type Tx } from './sql.ts';
+import { endedInPipeline } from './pipeline-end.ts';
 
 /** Inserts new jobs' rows; a row whose idempotency key exists already is skipped. Returns the inserted rows by id. */
 export type InsertJobs = (tx: Tx, rows: readonly NewJobRow[]) => Promise<Map<string, Row>>;
@@ -111,7 +112,7 @@ async function lockParents(c: Context, tx: Exec, ids: readonly string[]): Promis
  * row (a fast path that settles a job in one statement must see it under the
  * lock it takes; parents are locked above, in id order).
  */
-async function recordDependencies(c: Context, tx: Tx, rows: readonly (NewJobRow & { parents: string[] })[]): Promise<void> {
+export async function recordDependencies(c: Context, tx: Tx, rows: readonly (NewJobRow & { parents: string[] })[]): Promise<void> {
   const deps = rows.flatMap((r) => r.parents.map((p) => [p, r.id] as const));
   if (deps.length === 0) return;
   for (const [parent, child] of deps) {
@@ -218,12 +219,16 @@ export async function endJob(c: Context, tx: Tx, jobId: string, state: Ending['s
     const cancelledAttempts = await stopLiveAttempts(tx, item.id, now);
     const ended = await tx.get(
       `UPDATE jobs SET state = $1, want = 0, live = 0, error = $2, finished_at = $3, updated_at = $3
-       WHERE id = $4 AND state NOT IN ${TERMINAL} RETURNING verify, verifies_job_id, pinned_worker_id`,
+       WHERE id = $4 AND state NOT IN ${TERMINAL} RETURNING verify, verifies_job_id, pinned_worker_id, pipeline_id, phase`,
       [item.state, J(item.error), now, item.id],
     );
     if (!ended) continue;
     changes.push({ jobId: item.id, state: item.state, cancelledAttempts });
     queue.push(...(await endedLinks(c, tx, item, ended, now)));
+    // Before the dependants: the rest of a pipeline instance ends with the instance's reason.
+    if (ended.pipeline_id !== null) {
+      queue.push(...(await endedInPipeline(c, tx, { ...item, pipelineId: String(ended.pipeline_id), phase: String(ended.phase) }, now)));
+    }
     const childState = item.state === 'cancelled' ? 'cancelled' : 'failed';
     const code = item.state === 'cancelled' ? 'DEPENDENCY_CANCELLED' : 'DEPENDENCY_FAILED';
     const children = await tx.all(

@@ -7,6 +7,7 @@ import { LIVE_ATTEMPT_STATES } from '../../types/states.ts';
 import { countsAgainstWorker, clipMessage, countsAsFailure, isHandBack, isLostLease, isVerdict, resultHash, retryDelayMs, verifierPayload, type VerdictResult } from '../rules.ts';
 import type { Change, CompleteParams, FailParams, LeaseRef, SettleResult } from '../store.ts';
 import { jobFromRow } from './columns.ts';
+import { succeededInPipeline } from './pipeline-end.ts';
 import { endJob, insertLinked, lockJobRow, mustGetJob, releaseChildren, stopLiveAttempts, type InsertJobs } from './jobs.ts';
 import { J, LIVE, type Context, type Exec, type Tx } from './sql.ts';
 import { tally } from './tally.ts';
@@ -160,6 +161,7 @@ export async function succeed(c: Context, tx: Tx, jobId: string, resultJson: str
   );
   assert(row, 'at most one result is accepted per job');
   const children = await releaseChildren(c, tx, jobId, now);
+  if (row.pipeline_id !== null) await succeededInPipeline(tx, String(row.pipeline_id), now);
   return { job: jobFromRow(row), changes: [{ jobId, state: 'succeeded', cancelledAttempts }, ...children] };
 }
 

@@ -52,6 +52,8 @@ export interface Dialect {
   isNullList(param: string): string;
   /** A typed NULL, for the columns of a UNION. */
   nullOf(type: 'text' | 'int' | 'bigint'): string;
+  /** Bytes of a text value in UTF-8. */
+  octetLength(text: string): string;
   /** The larger of two values: greatest(a, b) or max(a, b). */
   greatest(a: string, b: string): string;
   /** The text of `key` in a JSON object column. */

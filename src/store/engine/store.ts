@@ -20,6 +20,9 @@ import type {
   HeartbeatResult,
   JobPage,
   LeaseRef,
+  ListPipelinesParams,
+  PipelinePage,
+  SubmitPipelineResult,
   ListJobsParams,
   ListWorkersParams,
   QuarantineParams,
@@ -43,6 +46,8 @@ import { claim, type CandidatePage, type WriteLeases } from './claim.ts';
 import { candidatePageByQueue, writeLeasesOneByOne } from './claim-general.ts';
 import { cancelJob, insertJobsOneByOne, retryJob, submitJobs, type InsertJobs } from './jobs.ts';
 import * as reads from './reads.ts';
+import * as pipelines from './pipelines.ts';
+import type { NewPipeline, PipelineDetail } from '../../types/pipeline.ts';
 import { completeAttempt, failAttempt } from './settle.ts';
 import type { Context, Dialect, Exec, Tx, WriteOptions } from './sql.ts';
 import { expireAttempts, expireDeadlines } from './sweep.ts';
@@ -146,6 +151,23 @@ export abstract class EngineStore implements Store {
 
   retry(params: { jobId: string }): Promise<SettleResult> {
     return this.write((tx) => retryJob(this.ctx, tx, params.jobId));
+  }
+
+  // ---- Pipelines ----
+
+  async submitPipeline(params: { pipeline: NewPipeline }): Promise<SubmitPipelineResult> {
+    const { id, created, jobs } = await this.write((tx) => pipelines.submitPipeline(this.ctx, tx, params.pipeline, this.queries.insertJobs));
+    const pipeline = await this.getPipeline({ id });
+    assert(pipeline, 'an instance just submitted can be read');
+    return { pipeline, created, jobs };
+  }
+
+  getPipeline(params: { id: string }): Promise<PipelineDetail | null> {
+    return this.read((x) => pipelines.getPipeline(x, params.id));
+  }
+
+  listPipelines(params: ListPipelinesParams): Promise<PipelinePage> {
+    return this.read((x) => pipelines.listPipelines(x, params));
   }
 
   // ---- Workers ----

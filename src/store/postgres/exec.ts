@@ -13,6 +13,7 @@ export const pgDialect: Dialect = {
   notInList: (p, type = 'text') => `<> ALL(${p}::${type}[])`,
   isNullList: (p) => `${p}::text[] IS NULL`,
   nullOf: (type) => `NULL::${type === 'int' ? 'integer' : type}`,
+  octetLength: (text) => `octet_length(${text})`,
   greatest: (a, b) => `greatest(${a}, ${b})`,
   jsonText: (column, key) => `(${column}::json ->> ${key})`,
   rowLocks: true,

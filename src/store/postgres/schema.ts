@@ -381,4 +381,39 @@ ALTER TABLE attempts ADD COLUMN held_until BIGINT;
 CREATE INDEX attempts_held ON attempts (worker_id) WHERE held_until IS NOT NULL;
 `,
   },
+  {
+    version: 13,
+    name: 'pipelines: instances of templates, and the jobs that belong to one',
+    sql: `
+-- One row per pipeline instance. definition: its template as it was when the
+-- instance was made (JSON). idempotency_key: a submit naming a key seen before
+-- answers this instance. state: running until every job succeeded
+-- (succeeded) or one failed for good (failed; the rest failed or cancelled as
+-- on_failure says) or was cancelled (cancelled); error says which job and why.
+CREATE TABLE pipelines (
+  id              TEXT COLLATE "C" PRIMARY KEY,
+  template        TEXT COLLATE "C" NOT NULL,
+  state           TEXT NOT NULL CHECK (state IN ('running', 'succeeded', 'failed', 'cancelled')),
+  idempotency_key TEXT UNIQUE,
+  locality        TEXT NOT NULL,
+  on_failure      TEXT NOT NULL CHECK (on_failure IN ('fail', 'cancel')),
+  definition      TEXT NOT NULL,
+  payload         TEXT NOT NULL,
+  error           TEXT,
+  created_at      BIGINT NOT NULL,
+  updated_at      BIGINT NOT NULL,
+  finished_at     BIGINT,
+  CHECK ((state = 'running') = (finished_at IS NULL))
+);
+-- GET /v1/pipelines?template=&state= reads newest first.
+CREATE INDEX pipelines_template ON pipelines (template, id);
+CREATE INDEX pipelines_state ON pipelines (state, id);
+-- A job of an instance: the instance, its phase, its number in the phase.
+ALTER TABLE jobs ADD COLUMN pipeline_id TEXT COLLATE "C" REFERENCES pipelines (id);
+ALTER TABLE jobs ADD COLUMN phase TEXT;
+ALTER TABLE jobs ADD COLUMN phase_index INTEGER;
+ALTER TABLE jobs ADD CONSTRAINT jobs_pipeline_phase CHECK ((pipeline_id IS NULL) = (phase IS NULL) AND (phase IS NULL) = (phase_index IS NULL));
+CREATE INDEX jobs_pipeline ON jobs (pipeline_id, id) WHERE pipeline_id IS NOT NULL;
+`,
+  },
 ];

@@ -29,6 +29,7 @@ export const sqliteDialect: Dialect = {
   notInList: (p) => `NOT IN (SELECT value FROM json_each(${p}))`,
   isNullList: (p) => `${p} IS NULL`,
   nullOf: () => 'NULL',
+  octetLength: (text) => `length(CAST(${text} AS BLOB))`,
   greatest: (a, b) => `max(${a}, ${b})`,
   jsonText: (column, key) => `json_extract(${column}, '$.' || json_quote(${key}))`,
   rowLocks: false,

@@ -21,6 +21,7 @@ import { contractContext, type OpenContractStore, type StoreContractOptions } fr
 import { dependencyTests } from './dependencies.ts';
 import { heldBackTests } from './held-back.ts';
 import { identityTests } from './identity.ts';
+import { pipelineTests } from './pipelines.ts';
 import { queueTests } from './queues.ts';
 import { readTests } from './reads.ts';
 import { retentionTests } from './retention.ts';
@@ -44,6 +45,7 @@ export function storeContract(name: string, open: OpenContractStore, options: St
     settleTests(ctx);
     sweepTests(ctx);
     dependencyTests(ctx);
+    pipelineTests(ctx);
     trustTests(ctx);
     queueTests(ctx);
     adviceTests(ctx);

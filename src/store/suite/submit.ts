@@ -43,6 +43,7 @@ export function submitTests(ctx: ContractContext): void {
         pendingParents: 0,
         solo: false,
         verifies: null,
+        pipeline: null,
         pinnedWorkerId: null,
         result: null,
         error: null,
