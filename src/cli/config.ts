@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import { parse as parseToml } from 'smol-toml';
 import { SCOPES, type Scope, type TokenConfig } from '../server/auth.ts';
 import { checkSize, normalizeJob, type JobDefaults, type QueueConfig } from '../coordinator/validate.ts';
+import { checkTemplate, expandPipeline, type PipelineDefinition } from '../coordinator/pipelines.ts';
 import { trustPolicy, type TrustPolicy } from '../trust/reputation.ts';
 import { GafferError, isGafferError } from '../types/errors.ts';
 import { LIMITS, TRUST_DEFAULTS } from '../types/limits.ts';
@@ -31,6 +32,8 @@ export interface ServeConfig {
   tokens: TokenConfig[];
   /** Per queue: defaults for the fields a submit leaves out, and an optional reliability challenge. */
   queues: Record<string, QueueConfig>;
+  /** `[pipelines.NAME]`: pipeline templates by name, checked as a submit naming them would be; none when left out. */
+  pipelines?: Record<string, PipelineDefinition>;
   /** `[retention]`: how long finished jobs of a queue without `[queues.NAME.retention]` are kept; RETENTION_DEFAULTS when the file has none. */
   retention?: RetentionPolicy;
   /** `server.workerRetentionDays`: how long an offline worker record that holds nothing is kept (COORDINATOR_DEFAULTS.workerRetentionMs when left out). */
@@ -176,6 +179,7 @@ export function serveConfig(
   const tokens = single ? [{ token: single, scopes: SCOPES, name: 'default' }] : tokensOf(file.tokens);
   const queues: Record<string, QueueConfig> = {};
   for (const [name, q] of Object.entries(table(file.queues, 'queues'))) queues[name] = queueConfig(table(q, `queues.${name}`), name);
+  const pipelines = file.pipelines === undefined ? undefined : pipelinesOf(table(file.pipelines, 'pipelines'), queues);
   const trust = file.trust === undefined ? undefined : trustOf(table(file.trust, 'trust'));
   const retention = file.retention === undefined ? undefined : retentionOf(file.retention, 'retention');
   const workerRetentionDays = num(server.workerRetentionDays, 'server.workerRetentionDays');
@@ -190,6 +194,7 @@ export function serveConfig(
     ...(history !== undefined ? { history } : {}),
     tokens,
     queues,
+    ...(pipelines !== undefined ? { pipelines } : {}),
     ...(trust !== undefined ? { trust } : {}),
     ...(retention !== undefined ? { retention } : {}),
     ...(workerRetentionDays !== undefined ? { workerRetentionMs: Math.round(workerRetentionDays * DAY_MS) } : {}),
@@ -197,6 +202,27 @@ export function serveConfig(
 }
 
 const DAY_MS = 24 * 3600 * 1000;
+
+/**
+ * `[pipelines.NAME]` with `onFailure` and `[[pipelines.NAME.phases]]`: each
+ * template checked (checkTemplate), and its jobs as an instance would make
+ * them with the queues' defaults, so a template that cannot make valid jobs
+ * is refused at start rather than on each submit.
+ */
+function pipelinesOf(t: Table, queues: Record<string, QueueConfig>): Record<string, PipelineDefinition> {
+  const names = Object.keys(t);
+  if (names.length > LIMITS.pipelineTemplatesMax) {
+    throw new GafferError('INVALID_INPUT', `the config names ${names.length} pipeline templates; the limit is ${LIMITS.pipelineTemplatesMax} (pipelineTemplatesMax)`);
+  }
+  const out: Record<string, PipelineDefinition> = {};
+  for (const name of names) {
+    const where = `pipelines.${name}`;
+    const definition = checkTemplate(json(table(t[name], where), where), where);
+    expandPipeline({ template: name }, { [name]: definition }, (q) => queues[q] ?? {});
+    out[name] = definition;
+  }
+  return out;
+}
 
 /**
  * `[retention]` or `[queues.NAME.retention]`: keepDays (more than 0, may be

@@ -1,6 +1,6 @@
 // `gaffer devstack`: a coordinator on the embedded store in a temporary
-// directory, N worker processes, a demo workload, a live progress line and a
-// summary. `npm start` runs it. With `--bad-actors K`, K of the workers cheat
+// directory, N worker processes, a demo workload (hash jobs and instances of
+// the six-phase sealing pipeline), a live progress line and a summary. `npm start` runs it. With `--bad-actors K`, K of the workers cheat
 // and a replicated phase follows: the vote of the replicas must accept no
 // wrong result, and must quarantine every bad actor and no honest worker.
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -18,6 +18,9 @@ import { BAD_ACTOR_ENV, BAD_ACTOR_MODES, type BadActorMode } from './demo-bad-ha
 import { iteratedHash } from './demo-handlers.ts';
 import { serve, type Served } from './serve.ts';
 import { siblingModule } from '../types/modules.ts';
+import type { PipelineSpec } from '../types/pipeline.ts';
+import { checkTemplate } from '../coordinator/pipelines.ts';
+import { DEMO_SEALER_QUEUES, DEMO_SEALER_RESOURCES, SEALING_TEMPLATE, SEALING_TEMPLATE_NAME } from './demo-sealing.ts';
 
 export const DEVSTACK_DEFAULTS = {
   workers: 3,
@@ -69,6 +72,8 @@ interface WorkerRole {
   module: string;
   queues: string[];
   keys: string[];
+  /** Cores, memory and GPUs it declares (flags of `gaffer worker`); none when left out. */
+  resources?: readonly string[];
   /** Set for a bad actor. */
   mode?: BadActorMode;
 }
@@ -77,27 +82,29 @@ const MAIN = fileURLToPath(siblingModule(import.meta.url, 'main'));
 const HANDLERS = fileURLToPath(siblingModule(import.meta.url, 'demo-handlers'));
 const BAD_HANDLERS = fileURLToPath(siblingModule(import.meta.url, 'demo-bad-handlers'));
 
-/** Sectors whose files worker i holds: its PC1 and PC2 must run there. */
+/** Sectors whose files worker i holds: every sealing phase but C2 of those sectors runs there. */
 const sectorsOf = (i: number, sectors: number, workers: number): string[] =>
   Array.from({ length: sectors }, (_, s) => `sector-${s}`).filter((_, s) => s % workers === i);
 
-function workload(jobs: number, workers: number): { specs: JobSpec[]; pipelines: { pc1: JobSpec; pc2: JobSpec }[] } {
-  const sectors = Math.min(Math.floor(jobs / 5), workers * 2);
+/** A sealing pipeline instance per sector, and hash jobs for the rest of the demo's jobs. */
+function workload(jobs: number, workers: number): { specs: JobSpec[]; sectors: PipelineSpec[] } {
+  const phases = SEALING_TEMPLATE.phases.length;
+  const sectors = Math.min(Math.floor(jobs / (2 * phases)), workers * 2);
   const rounds = DEVSTACK_DEFAULTS.hashRounds;
-  const specs: JobSpec[] = Array.from({ length: jobs - 2 * sectors }, (_, i) => ({
+  const specs: JobSpec[] = Array.from({ length: jobs - phases * sectors }, (_, i) => ({
     queue: 'hash',
     payload: { seed: `job-${i}`, rounds },
     priority: i % 4 === 0 ? 10 : 0,
     heartbeatTimeoutMs: DEVSTACK_DEFAULTS.hashHeartbeatTimeoutMs,
   }));
-  const pipelines = Array.from({ length: sectors }, (_, s) => {
-    const affinity = { key: `sector-${s}`, mode: 'require' as const };
-    return {
-      pc1: { queue: 'seal.pc1', payload: { seed: `s${s}`, sector: `sector-${s}`, rounds }, affinity, priority: 20 },
-      pc2: { queue: 'seal.pc2', payload: { seed: `s${s}`, sector: `sector-${s}`, rounds: rounds / 2 }, affinity },
-    };
-  });
-  return { specs, pipelines };
+  // Each sector's files are on the worker holding its key: every phase but C2 runs there.
+  const instances = Array.from({ length: sectors }, (_, s) => ({
+    template: SEALING_TEMPLATE_NAME,
+    payload: { sector: `sector-${s}`, rounds },
+    key: `devstack-sector-${s}`,
+    locality: `sector-${s}`,
+  }));
+  return { specs, sectors: instances };
 }
 
 /**
@@ -106,8 +113,14 @@ function workload(jobs: number, workers: number): { specs: JobSpec[]; pipelines:
  * unreplicated job ever runs on one. They alternate: liar, sleeper, liar, ...
  */
 function roles(honest: number, bad: number, sectors: number, stall: boolean): WorkerRole[] {
-  const queues = ['hash:2', 'seal.pc1:1', 'seal.pc2:1', ...(bad > 0 ? [`${CHECKED_QUEUE}:2`] : [])];
-  const out: WorkerRole[] = Array.from({ length: honest }, (_, i) => ({ name: `dev-${i + 1}`, module: HANDLERS, queues, keys: sectorsOf(i, sectors, honest) }));
+  const queues = ['hash:2', ...DEMO_SEALER_QUEUES, ...(bad > 0 ? [`${CHECKED_QUEUE}:2`] : [])];
+  const out: WorkerRole[] = Array.from({ length: honest }, (_, i) => ({
+    name: `dev-${i + 1}`,
+    module: HANDLERS,
+    queues,
+    keys: sectorsOf(i, sectors, honest),
+    resources: DEMO_SEALER_RESOURCES,
+  }));
   // It serves only hash jobs and holds no sector's files, so nothing waits for it once it is frozen.
   if (stall) out.push({ name: STALL_WORKER, module: HANDLERS, queues: ['hash:1'], keys: [] });
   for (let j = 0; j < bad; j++) {
@@ -121,6 +134,7 @@ function startWorker(url: string, role: WorkerRole): ChildProcess {
   const args = [MAIN, 'worker', '--url', url, '--name', role.name, '--module', role.module, '--log-level', 'warn'];
   for (const q of role.queues) args.push('--queue', q);
   for (const k of role.keys) args.push('--key', k);
+  args.push(...(role.resources ?? []));
   const env = role.mode === undefined ? process.env : { ...process.env, [BAD_ACTOR_ENV]: role.mode };
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'inherit', 'inherit'], env });
   return child;
@@ -128,7 +142,8 @@ function startWorker(url: string, role: WorkerRole): ChildProcess {
 
 async function listenOn(port: number, dir: string): Promise<Served> {
   const logger = pino({ level: 'warn' });
-  const config = { host: '127.0.0.1', port, db: join(dir, 'gaffer.db'), tokens: [], queues: {} };
+  const pipelines = { [SEALING_TEMPLATE_NAME]: checkTemplate(SEALING_TEMPLATE, `pipelines.${SEALING_TEMPLATE_NAME}`) };
+  const config = { host: '127.0.0.1', port, db: join(dir, 'gaffer.db'), tokens: [], queues: {}, pipelines };
   try {
     return await serve(config, logger);
   } catch (err) {
@@ -167,9 +182,9 @@ export async function runDevstack(flags: Flags): Promise<number> {
   console.log(`  coordinator at ${served.server.url} (API under /v1, OpenAPI at /v1/openapi.json)`);
   console.log(`  database ${join(dir, 'gaffer.db')}; try: ./bin/gaffer workers --url ${served.server.url}`);
 
-  const { specs, pipelines } = workload(nJobs, nHonest);
+  const { specs, sectors } = workload(nJobs, nHonest);
   const stall = flags.stallWorker !== false;
-  const workerRoles = roles(nHonest, nBad, pipelines.length, stall);
+  const workerRoles = roles(nHonest, nBad, sectors.length, stall);
   const children = workerRoles.map((role) => startWorker(served.server.url, role));
   const stallChild = stall ? children[workerRoles.findIndex((r) => r.name === STALL_WORKER)]! : null;
   let cleaning: Promise<void> | null = null;
@@ -189,7 +204,9 @@ export async function runDevstack(flags: Flags): Promise<number> {
   process.once('SIGTERM', interrupt);
   try {
     await until(async () => (await coordinator.listWorkers()).filter((w) => w.connected).length >= children.length, DEVSTACK_DEFAULTS.workersReadyTimeoutMs, `${children.length} workers connecting`);
-    console.log(`  ${nWorkers} workers connected; submitting ${nJobs} jobs: ${specs.length} hash jobs and ${pipelines.length} two-phase sealing pipelines`);
+    console.log(
+      `  ${nWorkers} workers connected; submitting ${specs.length} hash jobs and ${sectors.length} instances of the six-phase sealing pipeline (${sectors.length * SEALING_TEMPLATE.phases.length} jobs)`,
+    );
     if (stallChild) console.log(`  plus ${STALL_WORKER}, which the demo freezes (SIGSTOP) once it holds a hash job: its lease runs out and the job runs elsewhere`);
     if (nBad > 0) console.log(`  ${nBad} of them ${nBad === 1 ? 'is a bad actor' : 'are bad actors'}, serving only ${CHECKED_QUEUE}: a replicated phase follows this one`);
     const started = Date.now();
@@ -197,17 +214,20 @@ export async function runDevstack(flags: Flags): Promise<number> {
     for (let i = 0; i < specs.length; i += LIMITS.submitBatchMaxJobs) {
       ids.push(...(await coordinator.submitMany(specs.slice(i, i + LIMITS.submitBatchMaxJobs))).map((r) => r.job.id));
     }
-    for (const p of pipelines) {
-      const pc1 = await coordinator.submit(p.pc1);
-      const pc2 = await coordinator.submit({ ...p.pc2, dependsOn: [pc1.job.id] });
-      ids.push(pc1.job.id, pc2.job.id);
+    const instances: string[] = [];
+    for (const p of sectors) {
+      const { pipeline } = await coordinator.submitPipeline(p);
+      instances.push(pipeline.id);
+      ids.push(...pipeline.phases.flatMap((ph) => ph.jobs.map((j) => j.id)));
     }
+    console.log(`  sealing instances: ${served.server.url}/v1/pipelines; try: ./bin/gaffer pipeline show ${instances[0] ?? 'ID'} --url ${served.server.url}`);
     const stalled = stallChild ? freezeWhenBusy(served, stallChild) : Promise.resolve();
     // freezeWhenBusy never rejects, so nothing here can end the process before cleanup.
     await showProgress(served, ids);
     await stalled;
     const elapsedMs = Date.now() - started;
     let ok = await summary(served, ids, elapsedMs);
+    ok = (await sealingSummary(served, instances)) && ok;
     if (nBad > 0) ok = (await replicatedPhase(served, nReplicated, nBad)) && ok;
     process.off('SIGINT', interrupt);
     process.off('SIGTERM', interrupt);
@@ -309,6 +329,25 @@ async function summary(served: Served, ids: string[], elapsedMs: number): Promis
     console.log(`    ${(names.get(id) ?? id).padEnd(8)} ${String(n).padStart(4)} jobs (${((n / Math.max(1, succeeded)) * 100).toFixed(0)}%)`);
   }
   return succeeded === jobs.length;
+}
+
+/** Each sealing instance's state and where its phases ran (every phase but C2 on the sector's worker). */
+async function sealingSummary(served: Served, instances: readonly string[]): Promise<boolean> {
+  const names = new Map((await served.coordinator.listWorkers()).map((w) => [w.id, w.name]));
+  let ok = true;
+  if (instances.length > 0) console.log('  sealing pipelines (phase@worker):');
+  for (const id of instances) {
+    const p = await served.coordinator.getPipeline(id);
+    const where: string[] = [];
+    for (const ph of p.phases) {
+      const jobId = ph.jobs[0]?.id;
+      const done = jobId === undefined ? undefined : (await served.store.listAttempts({ jobId })).find((a) => a.state === 'completed');
+      where.push(`${ph.name}@${done ? (names.get(done.workerId) ?? done.workerId) : '-'}`);
+    }
+    console.log(`    ${p.locality.padEnd(9)} ${p.state.padEnd(9)} ${where.join(' ')}`);
+    ok = ok && p.state === 'succeeded';
+  }
+  return ok;
 }
 
 /**

@@ -37,6 +37,7 @@ export async function serve(config: ServeConfig, logger: Logger, options: ServeO
     store,
     clock: systemClock,
     queues: config.queues,
+    ...(config.pipelines !== undefined ? { pipelines: config.pipelines } : {}),
     log: logger,
     ...(config.history === false ? { history: false } : {}),
     ...(config.retention !== undefined ? { retention: config.retention } : {}),
@@ -105,7 +106,7 @@ export function registerServe(program: Command): void {
     .option('--pg-pool-max <n>', 'PostgreSQL: most connections this coordinator opens (env GAFFER_PG_POOL_MAX)')
     .option('--sqlite-sync <mode>', 'SQLite: full (default) waits for the disk on every commit holding a submit or a result; normal never does, so a power cut may lose the last commits (env GAFFER_SQLITE_SYNC)')
     .option('--no-history', 'keep no queue history (the minute rows behind the dashboard\'s charts and GET /v1/history); on by default')
-    .option('--config <file>', 'TOML config file: [server], [[tokens]], [queues.NAME] (with verify, adaptive, challenge), [trust]')
+    .option('--config <file>', 'TOML config file: [server], [[tokens]], [queues.NAME] (with verify, adaptive, challenge), [pipelines.NAME], [trust]')
     .option('--token <token>', 'one bearer token with every scope (env GAFFER_TOKEN)')
     .option('--log-level <level>', 'fatal, error, warn, info (start, workers, quarantines, store trouble), debug (also one line per HTTP request)', 'info')
     .action(async (opts: { port?: string; host?: string; db?: string; pgSchema?: string; pgPoolMax?: string; sqliteSync?: string; history: boolean; config?: string; token?: string; logLevel: string }) => {

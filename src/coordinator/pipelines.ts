@@ -19,9 +19,8 @@ export type PipelineDefinition = Required<PipelineTemplate> & { phases: (PhaseTe
 /**
  * Checks a template (from the config or a submit) and fills its defaults:
  * phase names are unique, each phase runs after earlier phases only (so the
- * phases' order is a topological order and there is no cycle), `affinity =
- * "parent"` only on a phase that runs after another, and an instance makes at
- * most LIMITS.pipelineJobsMax jobs.
+ * phases' order is a topological order and there is no cycle), affinityMode
+ * only with affinity, and an instance makes at most LIMITS.pipelineJobsMax jobs.
  */
 export function checkTemplate(input: unknown, what: string): PipelineDefinition {
   if (!checkTemplateSchema(input)) throw schemaError(what, checkTemplateSchema.errors);
@@ -35,7 +34,6 @@ export function checkTemplate(input: unknown, what: string): PipelineDefinition 
     if (unknown !== undefined) {
       throw new GafferError('INVALID_INPUT', `${at}.after names "${unknown}", which is not a phase listed before "${ph.name}" (phases are listed in the order they run)`);
     }
-    if (ph.affinity === 'parent' && after.length === 0) throw new GafferError('INVALID_INPUT', `${at}: affinity = "parent" needs a phase to run after`);
     if (ph.affinityMode !== undefined && ph.affinity === undefined) throw new GafferError('INVALID_INPUT', `${at}: affinityMode goes with affinity = "parent"`);
     seen.add(ph.name);
     return { ...ph, count: ph.count ?? 1, after };

@@ -17,7 +17,8 @@ export interface PhaseTemplate {
   requires?: Partial<Requires>;
   /**
    * `parent`: run where the parents left their files, the instance's locality
-   * key (see PipelineSpec.locality). Only for a phase that runs after another.
+   * key (PipelineSpec.locality). On a phase that runs after none, the parent is
+   * the instance itself: its jobs run where the submitter said the data is.
    */
   affinity?: 'parent';
   /** With `affinity`: such a worker first (`prefer`, the default), or only a worker holding the key (`require`). */
