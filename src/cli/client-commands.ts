@@ -19,7 +19,7 @@ interface Common {
 
 const WAIT_POLL_MS = 1000;
 
-function withCommon(cmd: Command): Command {
+export function withCommon(cmd: Command): Command {
   return cmd.addOption(urlOption()).addOption(tokenOption()).option('--json', 'print JSON for scripts');
 }
 
@@ -27,7 +27,7 @@ function out(opts: Common, value: unknown, human: () => string): void {
   console.log(opts.json ? JSON.stringify(value, null, 2) : human());
 }
 
-function parsePayload(text: string | undefined): Json {
+export function parsePayload(text: string | undefined): Json {
   if (text === undefined) return null;
   const raw = text.startsWith('@') ? readFileSync(text.slice(1), 'utf8') : text;
   try {

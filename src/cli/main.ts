@@ -8,6 +8,7 @@ import { registerAdvise } from './advise.ts';
 import { registerBridge } from './bridge.ts';
 import { registerClientCommands } from './client-commands.ts';
 import { registerQueueCommands } from './queue-commands.ts';
+import { registerPipelineCommands } from './pipeline-commands.ts';
 import { registerServe } from './serve.ts';
 import { registerWorker } from './worker.ts';
 import { registerDevstack } from './devstack.ts';
@@ -22,6 +23,7 @@ function program(): Command {
   registerWorker(cmd);
   registerClientCommands(cmd);
   registerQueueCommands(cmd);
+  registerPipelineCommands(cmd);
   registerAdvise(cmd);
   registerDevstack(cmd);
   registerSimulate(cmd);

@@ -2,6 +2,7 @@
 // events. It speaks the HTTP API (docs/http-api.md) with fetch.
 import type { AdviceReport } from '../coordinator/advice.ts';
 import type { Attempt, Job, JobSpec, Json, Worker } from '../types/model.ts';
+import type { Pipeline, PipelineDetail, PipelineSpec, PipelineState, PipelineTemplate } from '../types/pipeline.ts';
 import type { JobState } from '../types/states.ts';
 import { isTerminalJobState } from '../types/states.ts';
 import type { HistoryAnswer, HistoryStep, QueueStateAnswer } from '../types/history.ts';
@@ -53,6 +54,20 @@ export interface ListJobsQuery {
   state?: JobState;
   /** `key=value` */
   label?: string;
+  limit?: number;
+  cursor?: string;
+}
+
+/** `?k=v&...` of the fields given, or '' when none is. */
+function queryString(query: Record<string, string | number | undefined>): string {
+  const qs = new URLSearchParams();
+  for (const [k, v] of Object.entries(query)) if (v !== undefined) qs.set(k, String(v));
+  return qs.size > 0 ? `?${qs}` : '';
+}
+
+export interface ListPipelinesQuery {
+  template?: string;
+  state?: PipelineState;
   limit?: number;
   cursor?: string;
 }
@@ -123,9 +138,7 @@ export class GafferClient {
   }
 
   async list(query: ListJobsQuery = {}): Promise<{ jobs: Job[]; nextCursor: string | null }> {
-    const qs = new URLSearchParams();
-    for (const [k, v] of Object.entries(query)) if (v !== undefined) qs.set(k, String(v));
-    const res = await this.call('GET', `/v1/jobs${qs.size ? `?${qs}` : ''}`);
+    const res = await this.call('GET', `/v1/jobs${queryString({ ...query })}`);
     return res.body as { jobs: Job[]; nextCursor: string | null };
   }
 
@@ -139,6 +152,27 @@ export class GafferClient {
   }
 
   /** Every known worker, by id: the pages of GET /v1/workers followed to the last (at most WORKER_LIST_MAX_PAGES). */
+  /** Submits one pipeline instance (all its jobs in one transaction). `created` is false when its key was seen before. */
+  async submitPipeline(spec: PipelineSpec): Promise<{ pipeline: PipelineDetail; created: boolean }> {
+    const res = await this.call('POST', '/v1/pipelines', spec);
+    return { pipeline: res.body as PipelineDetail, created: res.status === 201 };
+  }
+
+  /** An instance with each phase's state and jobs. */
+  async pipeline(id: string): Promise<PipelineDetail> {
+    return (await this.call('GET', `/v1/pipelines/${encodeURIComponent(id)}`)).body as PipelineDetail;
+  }
+
+  /** A page of instances, newest first; pass `nextCursor` back as `cursor` for the next. */
+  async pipelines(query: ListPipelinesQuery = {}): Promise<{ pipelines: Pipeline[]; nextCursor: string | null }> {
+    return (await this.call('GET', `/v1/pipelines${queryString({ ...query })}`)).body as { pipelines: Pipeline[]; nextCursor: string | null };
+  }
+
+  /** The templates the coordinator's config names, by name. */
+  async pipelineTemplates(): Promise<Record<string, PipelineTemplate>> {
+    return ((await this.call('GET', '/v1/pipeline-templates')).body as { templates: Record<string, PipelineTemplate> }).templates;
+  }
+
   async workers(options: { state?: string } = {}): Promise<Worker[]> {
     const out: Worker[] = [];
     let cursor: string | null = null;

@@ -466,7 +466,7 @@ describe('http api', () => {
         'GET /v1/jobs/{id}', 'GET /v1/jobs/{id}/result', 'POST /v1/jobs/{id}/cancel', 'POST /v1/jobs/{id}/retry',
         'GET /v1/workers', 'GET /v1/workers/{id}', 'POST /v1/workers/{id}/drain', 'POST /v1/workers/{id}/quarantine', 'POST /v1/workers/{id}/release', 'GET /v1/queues', 'GET /v1/events',
         'GET /v1/advice', 'POST /v1/queues/{name}/pause', 'POST /v1/queues/{name}/resume', 'GET /v1/history',
-        'GET /v1/history/trust',
+        'GET /v1/history/trust', 'POST /v1/pipelines', 'GET /v1/pipelines', 'GET /v1/pipelines/{id}', 'GET /v1/pipeline-templates',
       ];
       const documented = Object.entries(doc.paths as Record<string, Record<string, unknown>>).flatMap(([path, ops]) =>
         Object.keys(ops).map((m) => `${m.toUpperCase()} ${path}`),

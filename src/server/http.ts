@@ -18,6 +18,7 @@ import type { Clock, TimerHandle } from '../types/clock.ts';
 import { GafferError } from '../types/errors.ts';
 import { HTTP_DEFAULTS, LIMITS } from '../types/limits.ts';
 import type { Job, Worker } from '../types/model.ts';
+import type { PipelineState } from '../types/pipeline.ts';
 import { WORKER_STATES, type JobState, type WorkerState } from '../types/states.ts';
 import { HISTORY_BUCKET_BOUNDS_MS, HISTORY_BUCKET_NAMES, STEP_MS, stepStart, type HistoryStep } from '../types/history.ts';
 import type { Auth, Scope } from './auth.ts';
@@ -152,6 +153,23 @@ export async function buildHttpApp(deps: HttpDeps): Promise<FastifyInstance> {
       check.retryJob.body(optionalBody(req));
       return coordinator.retry(idOf(req));
     },
+
+    submitPipeline: async (req, reply) => {
+      const { pipeline, created } = await coordinator.submitPipeline(req.body);
+      reply.code(created ? 201 : 200).header('location', `/v1/pipelines/${encodeURIComponent(pipeline.id)}`);
+      return pipeline;
+    },
+    listPipelines: async (req) => {
+      const q = check.listPipelines.query<{ template?: string; state?: PipelineState; limit?: number; cursor?: string }>(req.query);
+      return store.listPipelines({
+        ...(q.template !== undefined ? { template: q.template } : {}),
+        ...(q.state !== undefined ? { state: q.state } : {}),
+        ...(q.cursor !== undefined ? { cursor: q.cursor } : {}),
+        limit: q.limit ?? HTTP_DEFAULTS.listDefaultPipelines,
+      });
+    },
+    getPipeline: async (req) => coordinator.getPipeline(idOf(req)),
+    listPipelineTemplates: async () => ({ templates: coordinator.pipelineTemplates }),
 
     listWorkers: async (req) =>
       workerPage(await coordinator.listWorkers({ summary: true }), check.listWorkers.query<WorkerPageQuery>(req.query), (ids) => coordinator.listWorkers({ ids })),

@@ -4,6 +4,8 @@
 import { ERRORS } from '../types/errors.ts';
 import { LIMITS } from '../types/limits.ts';
 import { jobSpecSchema, queueNameSchema } from '../types/schemas.ts';
+import { phaseTemplateSchema, pipelineSpecSchema, pipelineTemplateSchema } from '../types/pipeline-schemas.ts';
+import { PIPELINE_STATES } from '../types/pipeline.ts';
 import { ATTEMPT_STATES, JOB_STATES, WORKER_STATES } from '../types/states.ts';
 import { HISTORY_COUNTERS } from '../types/history.ts';
 import { SCOPES } from './auth.ts';
@@ -33,7 +35,7 @@ function jobSpecDoc(): JsonSchema {
 
 const jobError = object(
   { code: str, message: str },
-  { properties: { code: str, message: str, attemptId: str, jobId: str }, description: 'Why a job or attempt ended badly: HANDLER_ERROR, TIMEOUT, LEASE_LOST, DEADLINE_EXCEEDED, DEPENDENCY_FAILED, DEPENDENCY_CANCELLED, CANCELLED, NO_QUORUM, RESULT_REJECTED, VERIFICATION_FAILED, BAD_VERDICT, QUARANTINED (docs/errors.md).' },
+  { properties: { code: str, message: str, attemptId: str, jobId: str }, description: 'Why a job or attempt ended badly: HANDLER_ERROR, TIMEOUT, LEASE_LOST, DEADLINE_EXCEEDED, DEPENDENCY_FAILED, DEPENDENCY_CANCELLED, PIPELINE_FAILED, PIPELINE_CANCELLED, CANCELLED, NO_QUORUM, RESULT_REJECTED, VERIFICATION_FAILED, BAD_VERDICT, QUARANTINED (docs/errors.md).' },
 );
 
 const verify = {
@@ -76,6 +78,7 @@ const jobProperties: Record<string, JsonSchema> = {
   solo: { type: 'boolean', description: 'This round runs on one trusted worker alone (adaptive replication).' },
   verifies: orNull(object({ jobId: str, attemptId: str }, { description: 'For a verification job: the job and attempt whose result it checks.' })),
   pinnedWorkerId: { type: ['string', 'null'], description: 'For a reliability challenge: the only worker that may run it.' },
+  pipeline: orNull(object({ id: str, phase: str, index: int }, { description: 'For a job of a pipeline instance: the instance, its phase, its number in the phase (from 0).' })),
   result: { description: 'The accepted result once the job succeeded, else null.' },
   error: orNull(ref('JobError')),
   createdAt: ms('Epoch ms.'),
@@ -174,6 +177,41 @@ const queueStats = object({
   ),
 });
 
+const pipelineProperties: Record<string, JsonSchema> = {
+  id: { type: 'string', description: 'Time-sortable (ULID).' },
+  template: str,
+  state: { type: 'string', enum: [...PIPELINE_STATES] },
+  key: { type: ['string', 'null'], description: 'The idempotency key it was submitted with.' },
+  locality: { type: 'string', description: 'The locality key its `affinity = "parent"` phases run by (its id when the submit gave none).' },
+  onFailure: { type: 'string', enum: ['fail', 'cancel'] },
+  error: orNull(ref('JobError')),
+  createdAt: ms('Epoch ms.'),
+  updatedAt: ms('Epoch ms.'),
+  finishedAt: msOrNull('When it succeeded, failed or was cancelled (epoch ms).'),
+};
+
+const pipelineSchemas = (): Record<string, JsonSchema> => ({
+  PipelineSpec: { ...pipelineSpecSchema, description: 'A submit: a template (its name, or the template itself), the payload every job gets, an idempotency key, a locality key.' },
+  PipelineTemplate: pipelineTemplateSchema,
+  PhaseTemplate: phaseTemplateSchema,
+  Pipeline: object(pipelineProperties),
+  PipelineDetail: object({
+    ...pipelineProperties,
+    payload: { description: 'The JSON every job of the instance got.' },
+    phases: {
+      type: 'array',
+      items: object({
+        name: str,
+        queue: queueNameSchema,
+        state: { type: 'string', enum: ['waiting', 'queued', 'running', 'succeeded', 'failed', 'cancelled'] },
+        jobs: { type: 'array', items: object({ id: str, index: int, state: { type: 'string', enum: [...JOB_STATES] } }) },
+      }),
+    },
+  }),
+  PipelinePage: object({ pipelines: { type: 'array', items: ref('Pipeline') }, nextCursor: { type: ['string', 'null'] } }),
+  PipelineTemplateList: object({ templates: { type: 'object', additionalProperties: ref('PipelineTemplate') } }),
+});
+
 const numOrNull = (description: string): JsonSchema => ({ type: ['number', 'null'], description });
 const adviceSchemas = (): Record<string, JsonSchema> => ({
   AdvicePhase: object({
@@ -245,6 +283,7 @@ export function componentSchemas(): Record<string, JsonSchema> {
     QueueStats: queueStats,
     QueueList: object({ windowMs: int, queues: { type: 'array', items: ref('QueueStats') } }),
     ...adviceSchemas(),
+    ...pipelineSchemas(),
     JobEvent: object({ jobId: str, state: { type: 'string', enum: [...JOB_STATES] }, at: ms('Epoch ms.') }),
     WorkerEvent: object({ workerId: str, event: { type: 'string', enum: ['attached', 'detached', 'draining', 'quarantined', 'released'] }, at: ms('Epoch ms.') }),
     PauseRequest: { type: 'object', additionalProperties: false, properties: { reason: { type: 'string', maxLength: LIMITS.errorMessageMaxChars } } },
@@ -284,10 +323,10 @@ export function componentSchemas(): Record<string, JsonSchema> {
 }
 
 const STATUS_TEXT: Record<number, string> = {
-  400: 'Bad input: INVALID_INPUT, UNKNOWN_FIELD or UNKNOWN_DEPENDENCY',
+  400: 'Bad input: INVALID_INPUT, UNKNOWN_FIELD, UNKNOWN_DEPENDENCY or UNKNOWN_TEMPLATE',
   401: 'UNAUTHORIZED: no token, or not a known one',
   403: 'FORBIDDEN: the token lacks the scope',
-  404: 'JOB_NOT_FOUND or WORKER_NOT_FOUND',
+  404: 'JOB_NOT_FOUND, WORKER_NOT_FOUND or PIPELINE_NOT_FOUND',
   409: 'INVALID_STATE: the job is not in a state that allows this',
   413: 'PAYLOAD_TOO_LARGE: the body or the payload is over its limit',
   500: 'INTERNAL',

@@ -5,6 +5,8 @@
 import { HTTP_DEFAULTS, LIMITS } from '../types/limits.ts';
 import { queueNameSchema } from '../types/schemas.ts';
 import { JOB_STATES, WORKER_STATES } from '../types/states.ts';
+import { PIPELINE_STATES } from '../types/pipeline.ts';
+import { templateNameSchema } from '../types/pipeline-schemas.ts';
 import type { Scope } from './auth.ts';
 
 export type RouteId =
@@ -18,6 +20,10 @@ export type RouteId =
   | 'getResult'
   | 'cancelJob'
   | 'retryJob'
+  | 'submitPipeline'
+  | 'listPipelines'
+  | 'getPipeline'
+  | 'listPipelineTemplates'
   | 'listWorkers'
   | 'getWorker'
   | 'drainWorker'
@@ -78,6 +84,17 @@ export const listJobsQuerySchema = {
       maxLength: 2 * LIMITS.keyMaxChars + 1,
     },
     limit: { type: 'integer', minimum: 1, maximum: LIMITS.listMaxJobs, description: `Jobs per page; ${HTTP_DEFAULTS.listDefaultJobs} when left out.` },
+    cursor: { type: 'string', pattern: '^[A-Za-z0-9_-]+$', maxLength: 128, description: 'The `nextCursor` of the previous page.' },
+  },
+} as const;
+
+export const listPipelinesQuerySchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    template: templateNameSchema,
+    state: { type: 'string', enum: PIPELINE_STATES },
+    limit: { type: 'integer', minimum: 1, maximum: LIMITS.listMaxPipelines, description: `Instances per page; ${HTTP_DEFAULTS.listDefaultPipelines} when left out.` },
     cursor: { type: 'string', pattern: '^[A-Za-z0-9_-]+$', maxLength: 128, description: 'The `nextCursor` of the previous page.' },
   },
 } as const;
@@ -290,6 +307,60 @@ export const ROUTES: readonly RouteSpec[] = [
     bodyRequired: false,
     responses: { 200: { description: 'The queued job', schema: 'Job' } },
     errors: [400, 404, 409],
+  },
+  {
+    id: 'submitPipeline',
+    method: 'POST',
+    url: '/v1/pipelines',
+    scope: 'client',
+    summary: 'Submit a pipeline instance',
+    description:
+      'Makes one instance of a template (named in the config, or given whole): all its jobs, with their dependencies, in one transaction. ' +
+      `201 with the new instance; 200 with the existing one when its key was seen before (nothing new is written). At most ${LIMITS.pipelineJobsMax} jobs an instance. docs/pipelines.md.`,
+    bodyDoc: 'PipelineSpec',
+    bodyRequired: true,
+    responses: {
+      201: { description: 'Created', schema: 'PipelineDetail' },
+      200: { description: 'The key was seen: the existing instance', schema: 'PipelineDetail' },
+    },
+    errors: [400, 413],
+  },
+  {
+    id: 'listPipelines',
+    method: 'GET',
+    url: '/v1/pipelines',
+    scope: 'client',
+    summary: 'List pipeline instances, newest first',
+    description: 'Filters combine with AND. Pages with an opaque cursor. Each instance is shown without its payload and phases: get the instance for those.',
+    query: listPipelinesQuerySchema,
+    bodyDoc: null,
+    bodyRequired: false,
+    responses: { 200: { description: 'One page', schema: 'PipelinePage' } },
+    errors: [400],
+  },
+  {
+    id: 'getPipeline',
+    method: 'GET',
+    url: '/v1/pipelines/:id',
+    scope: 'client',
+    summary: 'Get a pipeline instance',
+    description: 'The instance with its state (and why it failed or was cancelled), and each phase with its state and its jobs.',
+    bodyDoc: null,
+    bodyRequired: false,
+    responses: { 200: { description: 'The instance', schema: 'PipelineDetail' } },
+    errors: [404],
+  },
+  {
+    id: 'listPipelineTemplates',
+    method: 'GET',
+    url: '/v1/pipeline-templates',
+    scope: 'client',
+    summary: 'The pipeline templates the config names',
+    description: 'Each `[pipelines.NAME]` of the coordinator\'s config, with its defaults filled in.',
+    bodyDoc: null,
+    bodyRequired: false,
+    responses: { 200: { description: 'The templates, by name', schema: 'PipelineTemplateList' } },
+    errors: [],
   },
   {
     id: 'listWorkers',
