@@ -72,6 +72,14 @@ describe('exec runner', () => {
     assert.equal(existsSync(join(dirs.outRoot, a.jobId, a.attemptId)), true, 'output dir kept');
   });
 
+  it('gives a pipeline job its phase, locality and parents\' results (in a file of its temp directory)', T, async () => {
+    const parents = [{ jobId: newId(), phase: 'pc1', index: 0, result: { layers: 'L' } }];
+    const a = assignment({ pipeline: { id: newId(), phase: 'pc2', index: 1, locality: 'bay-3' }, parents });
+    const script = 'cat >/dev/null; printf \'{"phase":"%s","index":%s,"locality":"%s","parents":%s}\' "$GAFFER_PHASE" "$GAFFER_PHASE_INDEX" "$GAFFER_LOCALITY" "$(cat "$GAFFER_PARENTS_FILE")"';
+    const ran = await runExec({ command: script, ...dirs }, { assignment: a, payload: null, signal: new AbortController().signal });
+    assert.deepEqual(ran.result, { phase: 'pc2', index: 1, locality: 'bay-3', parents });
+  });
+
   it('sets CUDA_VISIBLE_DEVICES to the empty string when the attempt has no GPU', T, async () => {
     const out = (await run(child('env'), null, { env: { CUDA_VISIBLE_DEVICES: '0,1,2,3' } }).done) as { cuda: string };
     assert.equal(out.cuda, '');

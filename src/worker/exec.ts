@@ -14,7 +14,8 @@
 // - environment: the worker's own, plus GAFFER_JOB_ID, GAFFER_ATTEMPT_ID,
 //   GAFFER_QUEUE, GAFFER_ATTEMPT (1 for the first attempt), GAFFER_TMP_DIR
 //   (a fresh directory made with mkdtemp, removed after the attempt),
-//   GAFFER_OUT_DIR (kept), and
+//   GAFFER_OUT_DIR (kept), for a pipeline job GAFFER_PIPELINE_ID, GAFFER_PHASE,
+//   GAFFER_PHASE_INDEX, GAFFER_LOCALITY and GAFFER_PARENTS_FILE, and
 //   CUDA_VISIBLE_DEVICES: exactly the GPU ids of this attempt, comma-separated,
 //   empty when it has none.
 // - the child leads a process group of its own (POSIX). Cancel, lost lease or
@@ -25,7 +26,7 @@
 //   resident memory are sampled from /proc every traceIntervalMs (trace.ts)
 //   and returned with the result, for trace verification.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { isAbsolute, join, relative, resolve } from 'node:path';
 import type { Readable } from 'node:stream';
@@ -138,9 +139,22 @@ export async function execDirs(options: Pick<ExecOptions, 'tmpRoot' | 'outRoot'>
   return { tmpDir, outDir };
 }
 
+/** Where, in the attempt's temp directory, a pipeline job's parents' results are written (GAFFER_PARENTS_FILE). */
+export const PARENTS_FILE = 'gaffer-parents.json';
+
 /** The environment a child sees, beyond the worker's own. */
 export function execEnv(a: Assignment, dirs: { tmpDir: string; outDir: string }): Record<string, string> {
+  const pipeline: Record<string, string> = a.pipeline
+    ? {
+        GAFFER_PIPELINE_ID: a.pipeline.id,
+        GAFFER_PHASE: a.pipeline.phase,
+        GAFFER_PHASE_INDEX: String(a.pipeline.index),
+        GAFFER_LOCALITY: a.pipeline.locality,
+        GAFFER_PARENTS_FILE: join(dirs.tmpDir, PARENTS_FILE),
+      }
+    : {};
   return {
+    ...pipeline,
     GAFFER_JOB_ID: a.jobId,
     GAFFER_ATTEMPT_ID: a.attemptId,
     GAFFER_QUEUE: a.queue,
@@ -160,6 +174,8 @@ export async function runExec(options: ExecOptions, attempt: ExecAttempt): Promi
   attempt.signal.throwIfAborted();
   const dirs = await execDirs(options, attempt.assignment);
   try {
+    // A job of a pipeline: its parents' results, as its assignment carried them, in a file of the attempt's temp directory.
+    if (attempt.assignment.pipeline) await writeFile(join(dirs.tmpDir, PARENTS_FILE), JSON.stringify(attempt.assignment.parents ?? []));
     return await runChild(options, attempt, dirs);
   } finally {
     // Only the directory mkdtemp made for this attempt, never a path built from the assignment.
