@@ -8,7 +8,6 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { Ajv2020 } from 'ajv/dist/2020.js';
 import { pino } from 'pino';
 import type { FastifyInstance } from 'fastify';
 import { GafferClient } from '../client/client.ts';
@@ -21,6 +20,7 @@ import type { Assignment, Json } from '../types/model.ts';
 import type { PipelineDetail } from '../types/pipeline.ts';
 import { Auth } from './auth.ts';
 import { buildHttpApp } from './http.ts';
+import { openApiChecker } from './testing.ts';
 
 const TOKEN = 'pipelines-client-token';
 
@@ -128,13 +128,7 @@ describe('pipelines over HTTP', () => {
 
   it('answers as the OpenAPI document says', async () => {
     const doc = (await (await fetch(`${base}/v1/openapi.json`)).json()) as { components: { schemas: Record<string, unknown> } };
-    const ajv = new Ajv2020({ strict: false, validateFormats: false });
-    ajv.addSchema(doc, 'doc');
-    const conforms = (name: string, value: unknown): void => {
-      const validate = ajv.getSchema(`doc#/components/schemas/${name}`);
-      assert.ok(validate, name);
-      assert.ok(validate(value), `${name}: ${JSON.stringify(validate.errors)}`);
-    };
+    const { conforms } = openApiChecker(doc);
     const { pipeline } = await client.submitPipeline({ template: 'fan', payload: { start: 0 } });
     conforms('PipelineDetail', pipeline);
     conforms('PipelineDetail', await ended(pipeline.id));

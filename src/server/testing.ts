@@ -9,6 +9,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { WebSocket } from 'ws';
+import assert from 'node:assert/strict';
+import { Ajv2020 } from 'ajv/dist/2020.js';
 import { Coordinator } from '../coordinator/coordinator.ts';
 import { openSqliteStore } from '../store/sqlite/store.ts';
 import type { Store } from '../store/store.ts';
@@ -171,4 +173,22 @@ export class RawClient {
   close(): void {
     this.ws.close();
   }
+}
+
+/**
+ * Checks answers against the OpenAPI document's component schemas:
+ * `conforms(name, value)` fails the test when `value` does not match
+ * `#/components/schemas/<name>`; `has(name)` tells whether the schema compiled.
+ */
+export function openApiChecker(doc: unknown): { conforms(name: string, value: unknown): void; has(name: string): boolean } {
+  const ajv = new Ajv2020({ strict: false, validateFormats: false });
+  ajv.addSchema(doc as object, 'doc');
+  return {
+    conforms(name, value) {
+      const validate = ajv.getSchema(`doc#/components/schemas/${name}`);
+      assert.ok(validate, name);
+      assert.ok(validate(value), `${name}: ${JSON.stringify(validate.errors)}`);
+    },
+    has: (name) => ajv.getSchema(`doc#/components/schemas/${name}`) !== undefined,
+  };
 }
