@@ -10,6 +10,7 @@ import { seededRandom, VirtualClock, type Random } from '../../types/clock.ts';
 import type { Assignment, Attempt, Job, JobSpec, Json, WorkerSpec } from '../../types/model.ts';
 import { newJob } from '../../types/new-job.ts';
 import type { Store } from '../store.ts';
+import { pipelineOf } from './pipelines.ts';
 
 export type OpenWithFastPaths = (ctx: { clock: VirtualClock; random: Random; fastPaths: boolean }) => Promise<Store>;
 
@@ -17,8 +18,9 @@ interface Snapshot {
   jobs: Job[];
   attempts: Attempt[];
   workers: unknown[];
-  /** Per claim, what it leased: job, worker and when the job became ready. */
-  claims: [string, string, number | undefined][][];
+  /** Per claim, what it leased: job, worker, when the job became ready, and its parents' results (pipeline jobs). */
+  claims: [string, string, number | undefined, string | undefined][][];
+  pipelines: unknown[];
 }
 
 export function fastPathEquivalence(name: string, open: OpenWithFastPaths): void {
@@ -31,6 +33,8 @@ export function fastPathEquivalence(name: string, open: OpenWithFastPaths): void
       assert.deepEqual(fast.attempts, general.attempts);
       assert.deepEqual(fast.workers, general.workers);
       assert.deepEqual(fast.claims, general.claims);
+      assert.deepEqual(fast.pipelines, general.pipelines);
+      assert.ok(fast.claims.flat().some(([, , , parents]) => parents !== undefined && parents !== '[]'), 'a pipeline job was leased with its parents\' results');
       assert.ok(fast.claims.flat().every(([, , readyAt]) => typeof readyAt === 'number'), 'every lease says when its job became ready');
     });
   });
@@ -56,7 +60,7 @@ async function runWorkload(open: OpenWithFastPaths, fastPaths: boolean): Promise
       if (round === 1 || round === 3) await store.setQueuePaused({ queue: 'r', paused: round === 1 });
       const assigned = await store.claim({ workerIds: WORKERS.map((w) => w.id!), place: (input) => place(input), maxJobs: 32 });
       if (round === 1 || round === 2) assert.ok(assigned.every((a) => a.queue !== 'r'), 'nothing of a paused queue is leased');
-      claims.push(assigned.map((a) => [a.jobId, a.workerId, a.readyAt]));
+      claims.push(assigned.map((a) => [a.jobId, a.workerId, a.readyAt, a.parents && JSON.stringify(a.parents)]));
       await settle(store, assigned, round);
       clock.advance(1_000);
       if (round === 3) {
@@ -71,7 +75,7 @@ async function runWorkload(open: OpenWithFastPaths, fastPaths: boolean): Promise
   }
 }
 
-/** Plain jobs (one batch), keyed ones with a repeated key, a parent with children, replicated, adaptive, GPU and affinity jobs. */
+/** Plain jobs (one batch), keyed ones with a repeated key, a parent with children, replicated, adaptive, GPU and affinity jobs, a pipeline instance (submitted twice by key). */
 async function submitAll(store: Store): Promise<void> {
   await store.submit({ jobs: Array.from({ length: 12 }, (_, i) => spec({ payload: { i }, priority: i % 3 })) });
   await store.submit({ jobs: [spec({ idempotencyKey: 'k1' }), spec({ idempotencyKey: 'k2', queue: 'r' }), spec({ idempotencyKey: 'k1' })] });
@@ -87,6 +91,10 @@ async function submitAll(store: Store): Promise<void> {
       spec({ requires: { labels: { zone: 'a' } }, payload: 'zoned', maxAttempts: 2, heartbeatTimeoutMs: 60_000 }),
     ],
   });
+  const phase = (name: string, after: string[], count = 1) => ({ name, queue: 'q', count, after });
+  const pipeline = pipelineOf([phase('a', []), phase('b', ['a'], 2), phase('c', ['b'])], { key: 'pipe-1' }, { maxAttempts: 3 });
+  await store.submitPipeline({ pipeline });
+  await store.submitPipeline({ pipeline });
 }
 
 /**
@@ -125,5 +133,7 @@ async function snapshot(store: Store): Promise<Omit<Snapshot, 'claims'>> {
   jobs.sort((a, b) => (a.id < b.id ? -1 : 1));
   const attempts: Attempt[] = [];
   for (const j of jobs) attempts.push(...(await store.listAttempts({ jobId: j.id })));
-  return { jobs, attempts, workers: await store.listWorkers() };
+  const pipelines = [];
+  for (const p of (await store.listPipelines({ limit: 10 })).pipelines) pipelines.push(await store.getPipeline({ id: p.id }));
+  return { jobs, attempts, workers: await store.listWorkers(), pipelines };
 }
