@@ -18,6 +18,8 @@ function fields(job: JobView): HTMLElement {
   for (const f of FIELDS) add(f, String(job[f] ?? '–'));
   for (const f of TIMES) add(f, time(job[f] as number | null));
   add('labels', Object.entries(job.labels).map(([k, v]) => `${k}=${v}`).join(' ') || '–');
+  // A job of a pipeline instance: its phase and number, and the instance (gaffer pipeline show ID).
+  if (job.pipeline) add('pipeline', h('span', { id: 'job-pipeline' }, `${job.pipeline.phase} #${job.pipeline.index} of `, h('span', { class: 'mono', title: job.pipeline.id }, shortId(job.pipeline.id))));
   add('parents', job.dependsOn.length === 0 ? '–' : h('span', {}, job.dependsOn.map((id) => [link(`#/job/${enc(id)}`, shortId(id), 'mono'), ' '])));
   if (job.error) add('error', h('span', { class: 'error-msg', id: 'job-error' }, `${job.error.code}: ${job.error.message}`));
   return h('div', { class: 'kv', id: 'job-fields' }, rows);
