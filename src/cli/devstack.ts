@@ -31,6 +31,8 @@ export const DEVSTACK_DEFAULTS = {
   /** How long to wait for the workers to connect before giving up. */
   workersReadyTimeoutMs: 30_000,
   progressEveryMs: 500,
+  /** Honest workers that are also sealers (serve the sealing queues); the rest serve hash jobs only. */
+  sealersMax: 3,
   /** Bad actors among the workers: none unless asked for. */
   badActors: 0,
   /** Jobs of the replicated phase (run only with bad actors): enough for every bad actor to be judged several times. */
@@ -87,9 +89,9 @@ const sectorsOf = (i: number, sectors: number, workers: number): string[] =>
   Array.from({ length: sectors }, (_, s) => `sector-${s}`).filter((_, s) => s % workers === i);
 
 /** A sealing pipeline instance per sector, and hash jobs for the rest of the demo's jobs. */
-function workload(jobs: number, workers: number): { specs: JobSpec[]; sectors: PipelineSpec[] } {
+function workload(jobs: number, sealers: number): { specs: JobSpec[]; sectors: PipelineSpec[] } {
   const phases = SEALING_TEMPLATE.phases.length;
-  const sectors = Math.min(Math.floor(jobs / (2 * phases)), workers * 2);
+  const sectors = Math.min(Math.floor(jobs / (2 * phases)), sealers * 2);
   const rounds = DEVSTACK_DEFAULTS.hashRounds;
   const specs: JobSpec[] = Array.from({ length: jobs - phases * sectors }, (_, i) => ({
     queue: 'hash',
@@ -108,18 +110,20 @@ function workload(jobs: number, workers: number): { specs: JobSpec[]; sectors: P
 }
 
 /**
- * Honest workers dev-1.. serve every queue (the replicated one only when there
- * are bad actors); bad actors bad-1.. serve only the replicated queue, so no
- * unreplicated job ever runs on one. They alternate: liar, sleeper, liar, ...
+ * Honest workers dev-1.. serve the hash queue (and the replicated one when
+ * there are bad actors); the first `sealersMax` of them are also sealers,
+ * serving every sealing queue and holding their sectors' keys (a worker loads
+ * its handler once per queue it serves, so more sealers only slow the start).
+ * Bad actors bad-1.. serve only the replicated queue, so no unreplicated job
+ * ever runs on one. They alternate: liar, sleeper, liar, ...
  */
 function roles(honest: number, bad: number, sectors: number, stall: boolean): WorkerRole[] {
-  const queues = ['hash:2', ...DEMO_SEALER_QUEUES, ...(bad > 0 ? [`${CHECKED_QUEUE}:2`] : [])];
+  const sealers = Math.min(honest, DEVSTACK_DEFAULTS.sealersMax);
+  const common = ['hash:2', ...(bad > 0 ? [`${CHECKED_QUEUE}:2`] : [])];
   const out: WorkerRole[] = Array.from({ length: honest }, (_, i) => ({
     name: `dev-${i + 1}`,
     module: HANDLERS,
-    queues,
-    keys: sectorsOf(i, sectors, honest),
-    resources: DEMO_SEALER_RESOURCES,
+    ...(i < sealers ? { queues: [...common, ...DEMO_SEALER_QUEUES], keys: sectorsOf(i, sectors, sealers), resources: DEMO_SEALER_RESOURCES } : { queues: common, keys: [] }),
   }));
   // It serves only hash jobs and holds no sector's files, so nothing waits for it once it is frozen.
   if (stall) out.push({ name: STALL_WORKER, module: HANDLERS, queues: ['hash:1'], keys: [] });
@@ -182,7 +186,7 @@ export async function runDevstack(flags: Flags): Promise<number> {
   console.log(`  coordinator at ${served.server.url} (API under /v1, OpenAPI at /v1/openapi.json)`);
   console.log(`  database ${join(dir, 'gaffer.db')}; try: ./bin/gaffer workers --url ${served.server.url}`);
 
-  const { specs, sectors } = workload(nJobs, nHonest);
+  const { specs, sectors } = workload(nJobs, Math.min(nHonest, DEVSTACK_DEFAULTS.sealersMax));
   const stall = flags.stallWorker !== false;
   const workerRoles = roles(nHonest, nBad, sectors.length, stall);
   const children = workerRoles.map((role) => startWorker(served.server.url, role));
@@ -205,7 +209,7 @@ export async function runDevstack(flags: Flags): Promise<number> {
   try {
     await until(async () => (await coordinator.listWorkers()).filter((w) => w.connected).length >= children.length, DEVSTACK_DEFAULTS.workersReadyTimeoutMs, `${children.length} workers connecting`);
     console.log(
-      `  ${nWorkers} workers connected; submitting ${specs.length} hash jobs and ${sectors.length} instances of the six-phase sealing pipeline (${sectors.length * SEALING_TEMPLATE.phases.length} jobs)`,
+      `  ${nWorkers} workers connected; submitting ${nJobs} jobs: ${specs.length} hash jobs and ${sectors.length} instances of the six-phase sealing pipeline (${sectors.length * SEALING_TEMPLATE.phases.length} jobs)`,
     );
     if (stallChild) console.log(`  plus ${STALL_WORKER}, which the demo freezes (SIGSTOP) once it holds a hash job: its lease runs out and the job runs elsewhere`);
     if (nBad > 0) console.log(`  ${nBad} of them ${nBad === 1 ? 'is a bad actor' : 'are bad actors'}, serving only ${CHECKED_QUEUE}: a replicated phase follows this one`);
