@@ -66,7 +66,8 @@ export function expandPipeline(input: unknown, templates: Readonly<Record<string
   const jobs: NewPipelineJob[] = [];
   const positions = new Map<string, number[]>();
   for (const ph of definition.phases) {
-    const base = phaseJob(ph, payload, defaultsFor(ph.queue), `pipeline phase ${ph.name}`);
+    // The payload is checked once above; each phase's job takes it after its own fields are checked.
+    const base = { ...phaseJob(ph, null, defaultsFor(ph.queue), `pipeline phase ${ph.name}`), payload };
     const after = ph.after.flatMap((a) => positions.get(a)!);
     const mine: number[] = [];
     for (let index = 0; index < ph.count; index++) {
