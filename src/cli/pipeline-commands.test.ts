@@ -1,47 +1,24 @@
 // gaffer pipeline submit / show / list / templates against a real HTTP server
 // on a real SQLite file, with a template from the config.
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { pino } from 'pino';
-import type { FastifyInstance } from 'fastify';
-import { Coordinator } from '../coordinator/coordinator.ts';
 import { checkTemplate } from '../coordinator/pipelines.ts';
-import { Auth } from '../server/auth.ts';
-import { buildHttpApp } from '../server/http.ts';
-import { openSqliteStore, type SqliteStore } from '../store/sqlite/store.ts';
-import { systemClock, systemRandom } from '../types/clock.ts';
-import { BOUNDS, exitWithin, gaffer, tails } from './testing.ts';
+import { BOUNDS, exitWithin, gaffer, startHttpCoordinator, tails, type HttpCoordinator } from './testing.ts';
 
 const TOKEN = 'pipeline-cli-secret';
 
 describe('gaffer pipeline', () => {
-  let dir: string;
-  let store: SqliteStore;
-  let coordinator: Coordinator;
-  let app: FastifyInstance;
+  let http: HttpCoordinator;
   let url: string;
+  let store: HttpCoordinator['store'];
 
   before(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'gaffer-pipeline-cli-'));
-    store = openSqliteStore({ path: join(dir, 'gaffer.db'), clock: systemClock, random: systemRandom() });
     const template = checkTemplate({ onFailure: 'cancel', phases: [{ name: 'pc1', queue: 'seal.pc1' }, { name: 'pc2', queue: 'seal.pc2', after: ['pc1'], count: 2, affinity: 'parent' }] }, 'sealing');
-    coordinator = new Coordinator({ store, clock: systemClock, pipelines: { sealing: template } });
-    coordinator.start();
-    app = await buildHttpApp({ coordinator, auth: new Auth([{ token: TOKEN, scopes: ['client'] }]), logger: pino({ level: 'silent' }) });
-    await app.listen({ port: 0, host: '127.0.0.1' });
-    url = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
+    http = await startHttpCoordinator([{ token: TOKEN, scopes: ['client'] }], { pipelines: { sealing: template } });
+    ({ url, store } = http);
   });
 
-  after(async () => {
-    await app.close();
-    await coordinator.stop();
-    store.close();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  after(() => http.close());
 
   const run = async (args: string[], code = 0): Promise<string> => {
     const p = gaffer(args.join(' '), [...args, '--url', url, '--token', TOKEN]);

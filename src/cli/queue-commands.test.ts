@@ -1,45 +1,23 @@
 // gaffer queue pause / resume and gaffer history against a real HTTP server
 // on a real SQLite file.
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { pino } from 'pino';
-import type { FastifyInstance } from 'fastify';
-import { Coordinator } from '../coordinator/coordinator.ts';
-import { Auth } from '../server/auth.ts';
-import { buildHttpApp } from '../server/http.ts';
-import { openSqliteStore, type SqliteStore } from '../store/sqlite/store.ts';
-import { systemClock, systemRandom } from '../types/clock.ts';
-import { BOUNDS, exitWithin, gaffer, tails } from './testing.ts';
+import { BOUNDS, exitWithin, gaffer, startHttpCoordinator, tails, type HttpCoordinator } from './testing.ts';
 
 const ADMIN = 'admin-secret';
 
 describe('gaffer queue and gaffer history', () => {
-  let dir: string;
-  let store: SqliteStore;
-  let coordinator: Coordinator;
-  let app: FastifyInstance;
+  let http: HttpCoordinator;
   let url: string;
+  let store: HttpCoordinator['store'];
+  let coordinator: HttpCoordinator['coordinator'];
 
   before(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'gaffer-queue-cli-'));
-    store = openSqliteStore({ path: join(dir, 'gaffer.db'), clock: systemClock, random: systemRandom() });
-    coordinator = new Coordinator({ store, clock: systemClock });
-    coordinator.start();
-    app = await buildHttpApp({ coordinator, auth: new Auth([{ token: ADMIN, scopes: ['client', 'admin'] }]), logger: pino({ level: 'silent' }) });
-    await app.listen({ port: 0, host: '127.0.0.1' });
-    url = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
+    http = await startHttpCoordinator([{ token: ADMIN, scopes: ['client', 'admin'] }]);
+    ({ url, store, coordinator } = http);
   });
 
-  after(async () => {
-    await app.close();
-    await coordinator.stop();
-    store.close();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  after(() => http.close());
 
   const run = async (args: string[]): Promise<string> => {
     const p = gaffer(args.join(' '), [...args, '--url', url, '--token', ADMIN]);

@@ -3,10 +3,19 @@
 // escalating signals, poll the API in bounded loops. Every child started here
 // is killed at the latest when the test file ends.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after } from 'node:test';
+import { pino } from 'pino';
 import type { GafferClient, JobWithAttempts } from '../client/client.ts';
+import { Coordinator, type CoordinatorOptions } from '../coordinator/coordinator.ts';
+import { Auth, type TokenConfig } from '../server/auth.ts';
+import { buildHttpApp } from '../server/http.ts';
+import { openSqliteStore, type SqliteStore } from '../store/sqlite/store.ts';
+import { systemClock, systemRandom } from '../types/clock.ts';
 import type { Worker as WorkerInfo } from '../types/model.ts';
 
 const MAIN = fileURLToPath(new URL('./main.ts', import.meta.url));
@@ -273,4 +282,34 @@ export function runScript(
       resolve({ code, signal, stdout, stderr });
     });
   });
+}
+
+export interface HttpCoordinator {
+  store: SqliteStore;
+  coordinator: Coordinator;
+  /** http://127.0.0.1:<port> */
+  url: string;
+  close(): Promise<void>;
+}
+
+/** A coordinator on a SQLite file in a temp dir, on the system clock, behind the HTTP API on 127.0.0.1: for tests of the client commands. */
+export async function startHttpCoordinator(tokens: TokenConfig[], options: Pick<CoordinatorOptions, 'pipelines'> = {}): Promise<HttpCoordinator> {
+  const dir = mkdtempSync(join(tmpdir(), 'gaffer-cli-http-'));
+  const store = openSqliteStore({ path: join(dir, 'gaffer.db'), clock: systemClock, random: systemRandom() });
+  const coordinator = new Coordinator({ store, clock: systemClock, ...options });
+  coordinator.start();
+  const app = await buildHttpApp({ coordinator, auth: new Auth(tokens), logger: pino({ level: 'silent' }) });
+  await app.listen({ port: 0, host: '127.0.0.1' });
+  const url = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
+  return {
+    store,
+    coordinator,
+    url,
+    close: async () => {
+      await app.close();
+      await coordinator.stop();
+      store.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
 }
