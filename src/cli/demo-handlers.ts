@@ -5,13 +5,13 @@
 import { createHash } from 'node:crypto';
 import type { Json } from '../types/model.ts';
 import type { HandlerContext } from '../worker/handler.ts';
-import { SEALING_ROUNDS_FACTOR } from './demo-sealing.ts';
+import { SEALING_ROUNDS_DEFAULT, SEALING_ROUNDS_FACTOR } from './demo-sealing.ts';
 
 /** A sealing phase: its digest covers the sector, the phase and its parents' digests (inline results; a result sent by reference is named by its job). */
-function sealPhase(p: { sector?: string; rounds: number }, ctx: HandlerContext): Json {
+function sealPhase(p: { sector?: string; rounds?: number }, ctx: HandlerContext): Json {
   const phase = ctx.assignment.pipeline?.phase ?? ctx.assignment.queue;
   const from = (ctx.assignment.parents ?? []).map((r) => ('result' in r ? String((r.result as { digest?: unknown } | null)?.digest ?? '') : r.jobId));
-  const rounds = Math.max(1, Math.round(p.rounds * (SEALING_ROUNDS_FACTOR[phase] ?? 1)));
+  const rounds = Math.max(1, Math.round((p.rounds ?? SEALING_ROUNDS_DEFAULT) * (SEALING_ROUNDS_FACTOR[phase] ?? 1)));
   return { sector: p.sector ?? null, phase, digest: iteratedHash(`${phase}:${p.sector}:${from.join(',')}`, rounds, ctx.signal).slice(0, 16), from };
 }
 

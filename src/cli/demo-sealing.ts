@@ -20,6 +20,9 @@ export const SEALING_TEMPLATE: Required<PipelineTemplate> = {
   ],
 };
 
+/** sha256 rounds of a phase whose payload gives none (`rounds`), before its factor below. */
+export const SEALING_ROUNDS_DEFAULT = 20_000;
+
 /** The demo's share of hashing per phase, after the real phases' run times: PC1 the longest, C1 the shortest. */
 export const SEALING_ROUNDS_FACTOR: Readonly<Record<string, number>> = { ap: 0.5, pc1: 3, pc2: 1, c1: 0.25, c2: 1.5, finalize: 0.5 };
 
