@@ -12,6 +12,7 @@ import { newJob } from '../../types/new-job.ts';
 import { ATTEMPT_TRANSITIONS, JOB_TRANSITIONS } from '../../types/states.ts';
 import { storeContract } from '../suite/contract.ts';
 import { SUITE_TRUST } from '../suite/context.ts';
+import { pipelineOf } from '../suite/pipelines.ts';
 import { resultHash } from '../rules.ts';
 import { MIGRATIONS } from './schema.ts';
 import { openPostgresStore, type PostgresStore } from './store.ts';
@@ -305,6 +306,25 @@ describe('postgres store', () => {
       }
       const rows = await client.query('SELECT count(*)::int AS n, count(DISTINCT idempotency_key)::int AS keys FROM jobs WHERE idempotency_key IS NOT NULL');
       assert.deepEqual(rows.rows[0], { n: 20, keys: 20 });
+    } finally {
+      await client.end();
+      await done();
+    }
+  });
+
+  it('gives one pipeline instance, and one set of its jobs, for a key submitted at once through three coordinators', async () => {
+    const { db, stores, done } = await coordinators(3);
+    const client = await rawClient(db);
+    const phases = [{ name: 'ap', queue: 'q', count: 1, after: [] }, { name: 'pc1', queue: 'q', count: 2, after: ['ap'] }];
+    try {
+      for (let round = 0; round < 10; round++) {
+        const pipeline = pipelineOf(phases, { key: `sector-${round}` });
+        const results = await Promise.all(stores.map((s) => s.submitPipeline({ pipeline })));
+        assert.equal(new Set(results.map((r) => r.pipeline.id)).size, 1, `round ${round}: one instance for the key`);
+        assert.equal(results.filter((r) => r.created).length, 1, `round ${round}: exactly one submit created it`);
+      }
+      const rows = await client.query('SELECT (SELECT count(*)::int FROM pipelines) AS instances, (SELECT count(*)::int FROM jobs) AS jobs');
+      assert.deepEqual(rows.rows[0], { instances: 10, jobs: 30 });
     } finally {
       await client.end();
       await done();
