@@ -70,6 +70,8 @@ export function retryDelayMs(job: { backoff: Backoff; failures: number; replicas
 export interface JobLinks {
   verifies?: { jobId: string; attemptId: string };
   pinnedWorkerId?: string;
+  /** Made by the backlog keeper (engine/backlog.ts). */
+  filler?: true;
 }
 
 /** A verifier's answer: `{ valid: true }` or `{ valid: false, reason: "..." }`. */

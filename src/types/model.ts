@@ -205,6 +205,8 @@ export interface Job extends NewJob {
   verifies: { jobId: string; attemptId: string } | null;
   /** For a reliability challenge: the only worker that may run it. */
   pinnedWorkerId: string | null;
+  /** True for a job the backlog keeper made to keep idle capacity busy ([queues.NAME.backlog]). */
+  filler: boolean;
   /** The accepted result, once the job succeeded. */
   result: Json | null;
   error: JobError | null;
@@ -299,6 +301,8 @@ export interface Worker extends Required<WorkerSpec> {
   lastSeenAt: number;
   /** Live attempts per queue. */
   running: Record<string, number>;
+  /** Queues an operator paused on this worker: it is handed nothing of them until they are resumed. Kept across reconnects. */
+  pausedQueues: string[];
   createdAt: number;
 }
 

@@ -85,6 +85,7 @@ export const JOB_COLUMNS: readonly JobColumn[] = [
   { name: 'verifies_job_id', type: 'text', insert: (r) => r.links.verifies?.jobId ?? null },
   { name: 'verifies_attempt_id', type: 'text', insert: (r) => r.links.verifies?.attemptId ?? null, candidate: true },
   { name: 'pinned_worker_id', type: 'text', insert: (r) => r.links.pinnedWorkerId ?? null, field: 'pinnedWorkerId', read: textOrNull, candidate: true },
+  { name: 'filler', type: 'smallint', insert: (r) => (r.links.filler ? 1 : 0), field: 'filler', read: flag },
   // Kept by the store as the job runs; a new job takes the schema's defaults.
   { name: 'result', type: 'text', field: 'result', read: jsonOrNull },
   { name: 'attempts', type: 'int', field: 'attempts', read: num },

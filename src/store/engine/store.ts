@@ -32,6 +32,9 @@ import type {
   HistoryRollUpParams,
   HistoryRollUpResult,
   SetQueuePausedParams,
+  SetWorkerQueuePausedParams,
+  TopUpBacklogParams,
+  TopUpBacklogResult,
   SettleResult,
   StartCheckParams,
   Store,
@@ -49,6 +52,7 @@ import { expireAttempts, expireDeadlines } from './sweep.ts';
 import { setQuarantine, startCheck } from './trust.ts';
 import * as workers from './workers.ts';
 import * as queues from './queues.ts';
+import { topUpBacklog } from './backlog.ts';
 import * as history from './history.ts';
 import * as retention from './retention.ts';
 import { MINUTE_MS, type HistoryPoint, type TrustPoint } from '../../types/history.ts';
@@ -174,6 +178,11 @@ export abstract class EngineStore implements Store {
     return this.read((x) => workers.mustGetWorker(this.ctx, x, params.workerId));
   }
 
+  async setWorkerQueuePaused(params: SetWorkerQueuePausedParams): Promise<Worker> {
+    await this.write((tx) => workers.setQueuePaused(this.ctx, tx, params));
+    return this.read((x) => workers.mustGetWorker(this.ctx, x, params.workerId));
+  }
+
   async updateWorkerKeys(params: { workerId: string; hold?: readonly string[]; release?: readonly string[] }): Promise<Worker> {
     await this.write((tx) => workers.updateKeys(this.ctx, tx, params.workerId, params.hold ?? [], params.release ?? []));
     return this.read((x) => workers.mustGetWorker(this.ctx, x, params.workerId));
@@ -253,6 +262,10 @@ export abstract class EngineStore implements Store {
 
   listQueueStates(): Promise<QueueState[]> {
     return this.read((x) => queues.listQueueStates(x));
+  }
+
+  topUpBacklog(params: TopUpBacklogParams): Promise<TopUpBacklogResult> {
+    return this.write((tx) => topUpBacklog(this.ctx, tx, params, this.queries.insertJobs));
   }
 
   async addHistory(params: { points: readonly HistoryPoint[] }): Promise<void> {

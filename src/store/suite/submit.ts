@@ -44,6 +44,7 @@ export function submitTests(ctx: ContractContext): void {
         solo: false,
         verifies: null,
         pinnedWorkerId: null,
+        filler: false,
         result: null,
         error: null,
         createdAt: ctx.t0,
