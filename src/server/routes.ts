@@ -23,6 +23,8 @@ export type RouteId =
   | 'drainWorker'
   | 'quarantineWorker'
   | 'releaseWorker'
+  | 'pauseWorkerQueue'
+  | 'resumeWorkerQueue'
   | 'listQueues'
   | 'pauseQueue'
   | 'resumeQueue'
@@ -77,6 +79,7 @@ export const listJobsQuerySchema = {
       pattern: '^[^=]+=',
       maxLength: 2 * LIMITS.keyMaxChars + 1,
     },
+    filler: { type: 'boolean', description: 'true: only the filler jobs the backlog keeper made; false: only the others.' },
     limit: { type: 'integer', minimum: 1, maximum: LIMITS.listMaxJobs, description: `Jobs per page; ${HTTP_DEFAULTS.listDefaultJobs} when left out.` },
     cursor: { type: 'string', pattern: '^[A-Za-z0-9_-]+$', maxLength: 128, description: 'The `nextCursor` of the previous page.' },
   },
@@ -358,6 +361,34 @@ export const ROUTES: readonly RouteSpec[] = [
     bodyDoc: 'Empty',
     bodyRequired: false,
     responses: { 200: { description: 'The released worker', schema: 'Worker' } },
+    errors: [400, 404],
+  },
+  {
+    id: 'pauseWorkerQueue',
+    method: 'POST',
+    url: '/v1/workers/:id/queues/:queue/pause',
+    scope: 'admin',
+    summary: 'Pause one queue on one worker',
+    description:
+      'The worker is handed nothing of the queue, by this coordinator or any other sharing the database; its running attempts finish, and its other queues go on. ' +
+      `Kept on the worker's record by its id: a reconnect does not resume it. A worker has at most ${LIMITS.workerQueuesMax} paused queues (workerQueuesMax).`,
+    body: emptyBodySchema,
+    bodyDoc: 'Empty',
+    bodyRequired: false,
+    responses: { 200: { description: 'The worker, with its pausedQueues', schema: 'Worker' } },
+    errors: [400, 404],
+  },
+  {
+    id: 'resumeWorkerQueue',
+    method: 'POST',
+    url: '/v1/workers/:id/queues/:queue/resume',
+    scope: 'admin',
+    summary: 'Resume a queue paused on one worker',
+    description: 'The worker may be handed the queue\'s jobs again at once: this coordinator dispatches, and the others sharing the database are woken.',
+    body: emptyBodySchema,
+    bodyDoc: 'Empty',
+    bodyRequired: false,
+    responses: { 200: { description: 'The worker, with its pausedQueues', schema: 'Worker' } },
     errors: [400, 404],
   },
   {
