@@ -159,6 +159,23 @@ export const emptyBodySchema = { type: 'object', additionalProperties: false, pr
 
 const JOB_ERRORS = [400, 404];
 
+/** POST /v1/workers/:id/queues/:queue/pause and /resume: admin, no body, the worker back. */
+function workerQueueRoute(action: 'pause' | 'resume', summary: string, description: string): RouteSpec {
+  return {
+    id: action === 'pause' ? 'pauseWorkerQueue' : 'resumeWorkerQueue',
+    method: 'POST',
+    url: `/v1/workers/:id/queues/:queue/${action}`,
+    scope: 'admin',
+    summary,
+    description,
+    body: emptyBodySchema,
+    bodyDoc: 'Empty',
+    bodyRequired: false,
+    responses: { 200: { description: 'The worker, with its pausedQueues', schema: 'Worker' } },
+    errors: [400, 404],
+  };
+}
+
 export const ROUTES: readonly RouteSpec[] = [
   {
     id: 'healthz',
@@ -363,34 +380,17 @@ export const ROUTES: readonly RouteSpec[] = [
     responses: { 200: { description: 'The released worker', schema: 'Worker' } },
     errors: [400, 404],
   },
-  {
-    id: 'pauseWorkerQueue',
-    method: 'POST',
-    url: '/v1/workers/:id/queues/:queue/pause',
-    scope: 'admin',
-    summary: 'Pause one queue on one worker',
-    description:
-      'The worker is handed nothing of the queue, by this coordinator or any other sharing the database; its running attempts finish, and its other queues go on. ' +
+  workerQueueRoute(
+    'pause',
+    'Pause one queue on one worker',
+    'The worker is handed nothing of the queue, by this coordinator or any other sharing the database; its running attempts finish, and its other queues go on. ' +
       `Kept on the worker's record by its id: a reconnect does not resume it. A worker has at most ${LIMITS.workerQueuesMax} paused queues (workerQueuesMax).`,
-    body: emptyBodySchema,
-    bodyDoc: 'Empty',
-    bodyRequired: false,
-    responses: { 200: { description: 'The worker, with its pausedQueues', schema: 'Worker' } },
-    errors: [400, 404],
-  },
-  {
-    id: 'resumeWorkerQueue',
-    method: 'POST',
-    url: '/v1/workers/:id/queues/:queue/resume',
-    scope: 'admin',
-    summary: 'Resume a queue paused on one worker',
-    description: 'The worker may be handed the queue\'s jobs again at once: this coordinator dispatches, and the others sharing the database are woken.',
-    body: emptyBodySchema,
-    bodyDoc: 'Empty',
-    bodyRequired: false,
-    responses: { 200: { description: 'The worker, with its pausedQueues', schema: 'Worker' } },
-    errors: [400, 404],
-  },
+  ),
+  workerQueueRoute(
+    'resume',
+    'Resume a queue paused on one worker',
+    "The worker may be handed the queue's jobs again at once: this coordinator dispatches, and the others sharing the database are woken.",
+  ),
   {
     id: 'listQueues',
     method: 'GET',
