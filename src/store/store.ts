@@ -408,7 +408,7 @@ export interface Store {
   queueEdges(params: { sinceMs: number; sampleMaxJobs: number; maxRows: number }): Promise<QueueEdges>;
   /** Pauses a queue (no new attempts; running ones finish) or resumes it (claimable at once, other coordinators woken). */
   setQueuePaused(params: SetQueuePausedParams): Promise<QueueState>;
-  /** Every queue that was ever paused or resumed, by name. */
+  /** Every queue that was ever paused, resumed or given a backlog (its row is the top-up lock), by name. */
   listQueueStates(): Promise<QueueState[]>;
   /**
    * The backlog keeper's top-up, in one transaction: counts the queue's queued
