@@ -15,20 +15,18 @@ import type { Job } from '../../types/model.ts';
 import type { Change, TopUpBacklogParams, TopUpBacklogResult } from '../store.ts';
 import { jobFromRow } from './columns.ts';
 import { cancelJob, newJobRow, type InsertJobs } from './jobs.ts';
-import type { Context, Tx } from './sql.ts';
+import type { Context, Exec, Tx } from './sql.ts';
 
 /** Why the keeper cancels a filler job: the queue holds more than its target (a target lowered, a filler job put back). */
 export const OVER_TARGET_REASON = 'the backlog holds more than its target';
 
 export async function topUpBacklog(c: Context, tx: Tx, params: TopUpBacklogParams, insertJobs: InsertJobs): Promise<TopUpBacklogResult> {
   const { queue, target, job } = params;
-  if (!Number.isInteger(target) || target < 0 || target > LIMITS.backlogTargetMax) {
-    throw new GafferError('INVALID_INPUT', `a backlog target is a whole number from 0 to ${LIMITS.backlogTargetMax}`);
-  }
+  checkBacklogTarget(target);
   assert(job.queue === queue, 'a filler job belongs to the queue whose backlog it fills');
   const now = c.clock.now();
   await lockQueue(c, tx, queue, now);
-  const queued = await countQueued(tx, queue);
+  const queued = await countQueuedFillers(tx, queue);
   if (queued > target) {
     const { cancelled, changes } = await trim(c, tx, queue, queued - target);
     return { queue, queued: queued - cancelled, created: [], changes };
@@ -44,6 +42,13 @@ export async function topUpBacklog(c: Context, tx: Tx, params: TopUpBacklogParam
   return { queue, queued: queued + missing, created, changes: [] };
 }
 
+/** A target within [0, backlogTargetMax] (INVALID_INPUT otherwise). */
+export function checkBacklogTarget(target: number): void {
+  if (!Number.isInteger(target) || target < 0 || target > LIMITS.backlogTargetMax) {
+    throw new GafferError('INVALID_INPUT', `a backlog target is a whole number from 0 to ${LIMITS.backlogTargetMax}`);
+  }
+}
+
 /** The queue's row, made if missing and locked until the transaction ends: top-ups of one queue take turns. */
 async function lockQueue(c: Context, tx: Tx, queue: string, now: number): Promise<void> {
   await tx.run('INSERT INTO queues (name, paused, updated_at) VALUES ($1, 0, $2) ON CONFLICT (name) DO NOTHING', [queue, now]);
@@ -52,8 +57,8 @@ async function lockQueue(c: Context, tx: Tx, queue: string, now: number): Promis
 }
 
 /** Queued filler jobs of the queue (index jobs_filler_queued), delayed ones included. */
-async function countQueued(tx: Tx, queue: string): Promise<number> {
-  const row = await tx.get(`SELECT count(*) AS n FROM jobs WHERE queue = $1 AND filler = 1 AND state = 'queued'`, [queue]);
+export async function countQueuedFillers(x: Exec, queue: string): Promise<number> {
+  const row = await x.get(`SELECT count(*) AS n FROM jobs WHERE queue = $1 AND filler = 1 AND state = 'queued'`, [queue]);
   return Number(row?.n ?? 0);
 }
 

@@ -52,7 +52,7 @@ import { expireAttempts, expireDeadlines } from './sweep.ts';
 import { setQuarantine, startCheck } from './trust.ts';
 import * as workers from './workers.ts';
 import * as queues from './queues.ts';
-import { topUpBacklog } from './backlog.ts';
+import { checkBacklogTarget, countQueuedFillers, topUpBacklog } from './backlog.ts';
 import * as history from './history.ts';
 import * as retention from './retention.ts';
 import { MINUTE_MS, type HistoryPoint, type TrustPoint } from '../../types/history.ts';
@@ -264,8 +264,13 @@ export abstract class EngineStore implements Store {
     return this.read((x) => queues.listQueueStates(x));
   }
 
-  topUpBacklog(params: TopUpBacklogParams): Promise<TopUpBacklogResult> {
-    return this.write((tx) => topUpBacklog(this.ctx, tx, params, this.queries.insertJobs));
+  async topUpBacklog(params: TopUpBacklogParams): Promise<TopUpBacklogResult> {
+    checkBacklogTarget(params.target);
+    // A backlog at its target, as a plain read finds it, needs no write (the usual case on every beat).
+    const queued = await this.read((x) => countQueuedFillers(x, params.queue));
+    if (queued === params.target) return { queue: params.queue, queued, created: [], changes: [] };
+    // Filler jobs lost in a power cut are made again by the next top-up.
+    return this.write((tx) => topUpBacklog(this.ctx, tx, params, this.queries.insertJobs), LIGHT);
   }
 
   async addHistory(params: { points: readonly HistoryPoint[] }): Promise<void> {
