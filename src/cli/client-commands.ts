@@ -108,7 +108,7 @@ export function trustFields(f: TrustFlags): Pick<JobSpec, 'replicas' | 'quorum' 
 const time = (ms: number | null): string => (ms === null ? '-' : new Date(ms).toISOString());
 
 function jobLine(j: Job): string {
-  return `${j.id}  ${j.queue.padEnd(16)} ${j.state.padEnd(10)} prio ${String(j.priority).padStart(4)}  attempts ${j.attempts}`;
+  return `${j.id}  ${j.queue.padEnd(16)} ${j.state.padEnd(10)} prio ${String(j.priority).padStart(4)}  attempts ${j.attempts}${j.filler ? '  filler' : ''}`;
 }
 
 function jobDetail(j: Job): string {
@@ -116,7 +116,7 @@ function jobDetail(j: Job): string {
     `id         ${j.id}`,
     `queue      ${j.queue}`,
     `state      ${j.state}`,
-    `priority   ${j.priority}`,
+    `priority   ${j.priority}${j.filler ? ' (filler job of the backlog keeper)' : ''}`,
     `attempts   ${j.attempts} (failures ${j.failures} of ${j.maxAttempts})`,
     `created    ${time(j.createdAt)}`,
     `finished   ${time(j.finishedAt)}`,
@@ -198,13 +198,16 @@ export function registerClientCommands(program: Command): void {
     .option('--queue <name>')
     .option('--state <state>')
     .option('--label <k=v>')
+    .option('--filler', "only the backlog keeper's filler jobs")
+    .option('--no-filler', 'leave the filler jobs out')
     .option('--limit <n>', 'how many', '50')
     .option('--cursor <cursor>', 'from a previous page')
-    .action(async (opts: Common & { queue?: string; state?: string; label?: string; limit: string; cursor?: string }) => {
+    .action(async (opts: Common & { queue?: string; state?: string; label?: string; filler?: boolean; limit: string; cursor?: string }) => {
       const page = await clientFrom(opts).list({
         ...(opts.queue ? { queue: opts.queue } : {}),
         ...(opts.state ? { state: opts.state as Job['state'] } : {}),
         ...(opts.label ? { label: opts.label } : {}),
+        ...(opts.filler !== undefined ? { filler: opts.filler } : {}),
         ...(opts.cursor ? { cursor: opts.cursor } : {}),
         limit: Number.parseInt(opts.limit, 10),
       });
@@ -277,7 +280,8 @@ export function workersTable(workers: readonly Worker[]): string {
     const declared = Object.values(w.queues).reduce((a, b) => a + b, 0);
     // Slow start: while its credit is below what it declares, say how many it may hold at once.
     const held = r.credit < declared ? ` (credit ${r.credit})` : '';
-    const slots = Object.entries(w.queues).map(([q, n]) => `${q} ${w.running[q] ?? 0}/${n}`).join(', ') + held;
+    const paused = new Set(w.pausedQueues ?? []);
+    const slots = Object.entries(w.queues).map(([q, n]) => `${q} ${w.running[q] ?? 0}/${n}${paused.has(q) ? ' paused' : ''}`).join(', ') + held;
     const checks = Object.entries(w.checks).map(([q, c]) => checkCell(q, c)).join(', ');
     const state = w.draining && w.state !== 'draining' ? `${w.state}, draining` : w.state;
     const cells = [w.id, w.name, w.operator ?? '-', state, String(r.valid), String(r.invalid), String(r.timedOut), String(r.streak), slots, checks || '-'];

@@ -125,6 +125,35 @@ spotCheckProbability = 0.25
     assert.equal(Object.getPrototypeOf(c.queues['prove.outer']!.challenge!.answer), Object.prototype);
   });
 
+  it('reads a queue backlog: its target and the filler job, checked with the queue defaults', () => {
+    const path = file(
+      'backlog.toml',
+      `[queues.seal]
+maxAttempts = 2
+[queues.seal.backlog]
+target = 4
+priority = -500
+payload = { kind = "cc" }
+requires = { cores = 8, labels = { tier = "sealer" } }
+`,
+    );
+    const c = serveConfig({ config: path }, {});
+    assert.deepEqual(c.queues.seal, {
+      maxAttempts: 2,
+      backlog: { target: 4, job: { priority: -500, payload: { kind: 'cc' }, requires: { cores: 8, labels: { tier: 'sealer' } } } },
+    });
+    const cases: [string, RegExp][] = [
+      ['[queues.q.backlog]\npriority = 1', /^queues\.q\.backlog\.target is required/],
+      ['[queues.q.backlog]\ntarget = -1', /^queues\.q\.backlog\.target must be 0 to 10000$/],
+      ['[queues.q.backlog]\ntarget = 1\nreplicas = 2', /^queues\.q\.backlog\.replicas is not a backlog setting/],
+      ['[queues.q.backlog]\ntarget = 1\npriority = "low"', /^queues\.q\.backlog\.priority must be integer/],
+    ];
+    cases.forEach(([text, message], i) => {
+      const bad = file(`bad-backlog-${i}.toml`, text);
+      assert.throws(() => serveConfig({ config: bad }, {}), (e) => isGafferError(e, 'INVALID_INPUT') && message.test(e.message), text);
+    });
+  });
+
   it('leaves trust out when the file has no [trust] section', () => {
     assert.equal('trust' in serveConfig({}, {}), false);
     assert.deepEqual(serveConfig({ config: file('empty-trust.toml', '[trust]\n') }, {}).trust, {});

@@ -3,7 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { parse as parseToml } from 'smol-toml';
 import { SCOPES, type Scope, type TokenConfig } from '../server/auth.ts';
-import { checkSize, normalizeJob, type JobDefaults, type QueueConfig } from '../coordinator/validate.ts';
+import { backlogJob, checkSize, normalizeJob, type BacklogConfig, type JobDefaults, type QueueConfig } from '../coordinator/validate.ts';
 import { checkTemplate, expandPipeline, type PipelineDefinition } from '../coordinator/pipelines.ts';
 import { trustPolicy, type TrustPolicy } from '../trust/reputation.ts';
 import { GafferError, isGafferError } from '../types/errors.ts';
@@ -333,7 +333,34 @@ function queueConfig(q: Table, name: string): QueueConfig {
     out.challenge = challenge;
   }
   if (q.retention !== undefined) out.retention = retentionOf(q.retention, `queues.${name}.retention`);
+  if (q.backlog !== undefined) {
+    out.backlog = backlogOf(q.backlog, `queues.${name}.backlog`);
+    // The filler job is checked now, as a submit to the queue with its defaults would be.
+    backlogJob(name, out, out.backlog);
+  }
   return out;
+}
+
+const BACKLOG_JOB_FIELDS = ['payload', 'priority', 'requires', 'timeoutMs', 'heartbeatTimeoutMs', 'maxAttempts', 'labels'] as const;
+
+/**
+ * `[queues.NAME.backlog]`: target (required, 0 to backlogTargetMax) and the
+ * filler job's fields (payload, priority, requires, timeoutMs,
+ * heartbeatTimeoutMs, maxAttempts, labels); the rest come from the queue.
+ */
+function backlogOf(v: unknown, where: string): BacklogConfig {
+  const t = table(v, where);
+  for (const k of Object.keys(t)) {
+    if (k !== 'target' && !(BACKLOG_JOB_FIELDS as readonly string[]).includes(k)) {
+      throw new GafferError('INVALID_INPUT', `${where}.${k} is not a backlog setting (target, ${BACKLOG_JOB_FIELDS.join(', ')})`);
+    }
+  }
+  const target = int(t.target, `${where}.target`);
+  if (target === undefined) throw new GafferError('INVALID_INPUT', `${where}.target is required: the filler jobs to keep queued`);
+  if (target < 0 || target > LIMITS.backlogTargetMax) throw new GafferError('INVALID_INPUT', `${where}.target must be 0 to ${LIMITS.backlogTargetMax}`);
+  const job: Record<string, Json> = {};
+  for (const k of BACKLOG_JOB_FIELDS) if (t[k] !== undefined) job[k] = json(t[k], `${where}.${k}`);
+  return { target, job: job as BacklogConfig['job'] };
 }
 
 function queueDefaults(q: Table, name: string): JobDefaults {

@@ -1,6 +1,8 @@
-// `gaffer queue pause NAME` / `gaffer queue resume NAME` (admin), and
+// `gaffer queue pause NAME` / `gaffer queue resume NAME` (admin; with
+// `--worker ID`, on that one worker only), and
 // `gaffer history`: the stored per-minute or per-hour history of the queues.
-import { InvalidArgumentError, type Command } from 'commander';
+import { InvalidArgumentError, Option, type Command } from 'commander';
+import type { Worker } from '../types/model.ts';
 import type { HistoryAnswer, HistoryPoint, QueueStateAnswer } from '../types/history.ts';
 import { clientFrom, tokenOption, urlOption } from './common.ts';
 
@@ -18,23 +20,40 @@ const epochMs = (v: string): number => {
   return n;
 };
 
+function print(opts: Common, w: Worker): void {
+  console.log(opts.json ? JSON.stringify(w, null, 2) : workerLine(w));
+}
+
 function stateLine(s: QueueStateAnswer): string {
   if (!s.paused) return `${s.queue} resumed`;
   return `${s.queue} paused since ${new Date(s.pausedAt!).toISOString()}${s.reason ? `: ${s.reason}` : ''}`;
 }
 
+/** What `queue pause|resume --worker ID` prints: the worker's paused queues. */
+function workerLine(w: Worker): string {
+  return `${w.id}: ${w.pausedQueues.length === 0 ? 'no queue paused' : `paused ${w.pausedQueues.join(', ')}`}`;
+}
+
 export function registerQueueCommands(program: Command): void {
-  const queue = program.command('queue').description('pause and resume queues at run time (admin)');
+  const queue = program.command('queue').description('pause and resume queues at run time, everywhere or on one worker (admin)');
+  const worker = (): Option => new Option('--worker <id>', 'on this worker only (kept across its reconnects); its other queues, and other workers, go on');
   withCommon(queue.command('pause <name>'))
     .description('pause a queue: its jobs are not handed out (by any coordinator) until it is resumed; running attempts finish')
-    .option('--reason <text>', 'why, shown in the queue listing')
-    .action(async (name: string, opts: Common & { reason?: string }) => {
+    .option('--reason <text>', 'why, shown in the queue listing (not with --worker)')
+    .addOption(worker())
+    .action(async (name: string, opts: Common & { reason?: string; worker?: string }) => {
+      if (opts.worker !== undefined) {
+        if (opts.reason !== undefined) throw new InvalidArgumentError('--reason is for a whole queue, not with --worker');
+        return print(opts, await clientFrom(opts).pauseWorkerQueue(opts.worker, name));
+      }
       const state = await clientFrom(opts).pauseQueue(name, opts.reason);
       console.log(opts.json ? JSON.stringify(state, null, 2) : stateLine(state));
     });
   withCommon(queue.command('resume <name>'))
     .description('resume a paused queue: claimable again at once')
-    .action(async (name: string, opts: Common) => {
+    .addOption(worker())
+    .action(async (name: string, opts: Common & { worker?: string }) => {
+      if (opts.worker !== undefined) return print(opts, await clientFrom(opts).resumeWorkerQueue(opts.worker, name));
       const state = await clientFrom(opts).resumeQueue(name);
       console.log(opts.json ? JSON.stringify(state, null, 2) : stateLine(state));
     });

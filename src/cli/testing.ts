@@ -293,7 +293,7 @@ export interface HttpCoordinator {
 }
 
 /** A coordinator on a SQLite file in a temp dir, on the system clock, behind the HTTP API on 127.0.0.1: for tests of the client commands. */
-export async function startHttpCoordinator(tokens: TokenConfig[], options: Pick<CoordinatorOptions, 'pipelines'> = {}): Promise<HttpCoordinator> {
+export async function startHttpCoordinator(tokens: TokenConfig[], options: Pick<CoordinatorOptions, 'pipelines' | 'queues'> = {}): Promise<HttpCoordinator> {
   const dir = mkdtempSync(join(tmpdir(), 'gaffer-cli-http-'));
   const store = openSqliteStore({ path: join(dir, 'gaffer.db'), clock: systemClock, random: systemRandom() });
   const coordinator = new Coordinator({ store, clock: systemClock, ...options });

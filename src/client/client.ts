@@ -54,12 +54,14 @@ export interface ListJobsQuery {
   state?: JobState;
   /** `key=value` */
   label?: string;
+  /** true: only the backlog keeper's filler jobs; false: only the others. */
+  filler?: boolean;
   limit?: number;
   cursor?: string;
 }
 
 /** `?k=v&...` of the fields given, or '' when none is. */
-function queryString(query: Record<string, string | number | undefined>): string {
+function queryString(query: Record<string, string | number | boolean | undefined>): string {
   const qs = new URLSearchParams();
   for (const [k, v] of Object.entries(query)) if (v !== undefined) qs.set(k, String(v));
   return qs.size > 0 ? `?${qs}` : '';
@@ -198,6 +200,16 @@ export class GafferClient {
   /** Releases a worker from quarantine with a fresh record (admin). */
   async release(id: string): Promise<unknown> {
     return (await this.call('POST', `/v1/workers/${encodeURIComponent(id)}/release`, {})).body;
+  }
+
+  /** Pauses one queue on one worker (admin): it is handed nothing of it until resumed; kept across its reconnects. */
+  async pauseWorkerQueue(workerId: string, queue: string): Promise<Worker> {
+    return (await this.call('POST', `/v1/workers/${encodeURIComponent(workerId)}/queues/${encodeURIComponent(queue)}/pause`, {})).body as Worker;
+  }
+
+  /** Resumes a queue paused on one worker (admin). */
+  async resumeWorkerQueue(workerId: string, queue: string): Promise<Worker> {
+    return (await this.call('POST', `/v1/workers/${encodeURIComponent(workerId)}/queues/${encodeURIComponent(queue)}/resume`, {})).body as Worker;
   }
 
   async drain(id: string): Promise<unknown> {

@@ -29,6 +29,7 @@ import type {
   SubmitPipelineResult,
   SubmitResult,
   SweepResult,
+  TopUpBacklogResult,
 } from '../store/store.ts';
 import type { PipelineDetail } from '../types/pipeline.ts';
 import { expandPipeline, type PipelineDefinition } from './pipelines.ts';
@@ -40,13 +41,14 @@ import type { Assignment, Job, JobError, Json, NewJob, PlaceFn, RetentionPolicy,
 import { isTerminalJobState, type JobState } from '../types/states.ts';
 import type { QueueConfig } from './validate.ts';
 import { resultHash } from '../store/rules.ts';
-import { checkResult, checkSize, checkText, checkTrace, normalizeJob, normalizeJobs, normalizeWorker } from './validate.ts';
+import { backlogJob, checkResult, checkSize, checkText, checkTrace, normalizeJob, normalizeJobs, normalizeWorker } from './validate.ts';
 import { guardStore, StoreHealth } from './store-guard.ts';
 import { Dispatcher, freesCapacity, groupByWorker } from './dispatcher.ts';
 import { Sweeper } from './sweeper.ts';
 import type { RetentionSweepResult } from './retention.ts';
 import { MetricsHooks, timeStore } from './metrics-hooks.ts';
 import { HistoryRecorder } from './history.ts';
+import { BacklogKeeper, type Backlog } from './backlog.ts';
 import { queueNameSchema } from '../types/schemas.ts';
 
 const QUEUE_NAME = new RegExp(queueNameSchema.pattern);
@@ -88,6 +90,8 @@ export interface CoordinatorOptions {
   workerRetentionMs?: number;
   /** How often the retention sweep runs (COORDINATOR_DEFAULTS.retentionSweepIntervalMs). */
   retentionSweepIntervalMs?: number;
+  /** How often the backlog keeper tops up the queues with a backlog (COORDINATOR_DEFAULTS.backlogIntervalMs). */
+  backlogIntervalMs?: number;
   log?: Log;
 }
 
@@ -127,6 +131,7 @@ export class Coordinator {
   readonly history: HistoryRecorder;
   private readonly dispatcher: Dispatcher;
   private readonly sweeper: Sweeper;
+  private readonly backlog: BacklogKeeper;
   private readonly queueDefaults: Record<string, QueueConfig>;
   /** The pipeline templates the config names. */
   readonly pipelineTemplates: Readonly<Record<string, PipelineDefinition>>;
@@ -190,6 +195,18 @@ export class Coordinator {
       },
       onError,
     });
+    this.backlog = new BacklogKeeper({
+      store: this.store,
+      clock: this.clock,
+      backlogs: backlogsOf(this.queueDefaults),
+      ...(options.backlogIntervalMs !== undefined ? { intervalMs: options.backlogIntervalMs } : {}),
+      available,
+      onTopUp: (result) => {
+        if (result.created.length > 0) this.afterSubmit(result.created.map((job) => ({ job, created: true })));
+        if (result.changes.length > 0) this.applyChanges(result.changes, 'backlog over its target');
+      },
+      onError,
+    });
   }
 
   start(): void {
@@ -199,6 +216,7 @@ export class Coordinator {
     this.sweeper.start();
     this.history.start();
     this.dispatcher.start();
+    this.backlog.start();
   }
 
   async stop(): Promise<void> {
@@ -207,6 +225,7 @@ export class Coordinator {
     this.unsubscribeWake = null;
     this.health.stop();
     this.sweeper.stop();
+    this.backlog.stop();
     this.dispatcher.stop();
     await this.settled();
     // What was counted since the last flush goes to the store before it closes.
@@ -221,7 +240,7 @@ export class Coordinator {
   /** Resolves when no dispatch, sweep or report started so far is still running. */
   async settled(): Promise<void> {
     for (;;) {
-      const pending = [...this.inFlight, this.dispatcher.current(), this.sweeper.current(), this.history.current()].filter((p) => p !== null);
+      const pending = [...this.inFlight, this.dispatcher.current(), this.sweeper.current(), this.history.current(), this.backlog.current()].filter((p) => p !== null);
       if (pending.length === 0) return;
       await Promise.allSettled(pending);
     }
@@ -341,13 +360,28 @@ export class Coordinator {
    * resume dispatches at once here, and the store wakes the other coordinators.
    */
   async setQueuePaused(queue: string, paused: boolean, reason?: string): Promise<QueueState> {
-    if (!QUEUE_NAME.test(queue) || queue.length > LIMITS.queueNameMaxChars) {
-      throw new GafferError('INVALID_INPUT', `a queue name is dotted words of 1 to ${LIMITS.queueNameMaxChars} characters`);
-    }
+    checkQueueName(queue);
     checkText(reason, 'reason');
     const state = await this.store.setQueuePaused(reason === undefined ? { queue, paused } : { queue, paused, reason });
     if (!paused) this.kick();
     return state;
+  }
+
+  /**
+   * Pauses one queue on one worker (it is handed nothing of it; its running
+   * attempts finish) or resumes it, on every coordinator and across the
+   * worker's reconnects. A resume dispatches at once here, and the store wakes the others.
+   */
+  async setWorkerQueuePaused(workerId: string, queue: string, paused: boolean): Promise<Worker> {
+    checkQueueName(queue);
+    const worker = await this.store.setWorkerQueuePaused({ workerId, queue, paused });
+    if (!paused) this.kick();
+    return worker;
+  }
+
+  /** Tops up every backlog now (the keeper also does on its beat); see backlog.ts. */
+  topUpBacklogs(): Promise<TopUpBacklogResult[]> {
+    return this.backlog.topUp();
   }
 
   listQueueStates(): Promise<QueueState[]> {
@@ -497,6 +531,8 @@ export class Coordinator {
       else void this.track(this.handBack(list));
     }
     for (const a of assignments) this.events.emit('job', { jobId: a.jobId, state: 'running', at: this.clock.now() });
+    // Filler jobs handed out are replaced soon, not a whole interval later.
+    if (assignments.some((a) => this.backlog.keeps(a.queue))) this.backlog.kick();
   }
 
   /** One retention sweep now (the sweeper also runs one on its beat); see retention.ts. */
@@ -685,4 +721,20 @@ export class WorkerSession {
   detach(): Promise<void> {
     return this.coordinator.detachWorker(this);
   }
+}
+
+/** A queue name as the store keeps it: dotted words of 1 to queueNameMaxChars characters (INVALID_INPUT otherwise). */
+function checkQueueName(queue: string): void {
+  if (!QUEUE_NAME.test(queue) || queue.length > LIMITS.queueNameMaxChars) {
+    throw new GafferError('INVALID_INPUT', `a queue name is dotted words of 1 to ${LIMITS.queueNameMaxChars} characters`);
+  }
+}
+
+/** The backlogs the queues' configuration asks for, each with its filler job. */
+function backlogsOf(queues: Record<string, QueueConfig>): Map<string, Backlog> {
+  const out = new Map<string, Backlog>();
+  for (const [queue, config] of Object.entries(queues)) {
+    if (config.backlog) out.set(queue, { target: config.backlog.target, job: backlogJob(queue, config, config.backlog) });
+  }
+  return out;
 }

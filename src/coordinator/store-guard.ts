@@ -197,6 +197,8 @@ export function guardStore(store: Store, health: StoreHealth): Store {
     queueEdges: (p) => run(() => store.queueEdges(p)),
     setQueuePaused: (p) => run(() => store.setQueuePaused(p)),
     listQueueStates: () => run(() => store.listQueueStates()),
+    topUpBacklog: (p) => run(() => store.topUpBacklog(p)),
+    setWorkerQueuePaused: (p) => run(() => store.setWorkerQueuePaused(p)),
     addHistory: (p) => run(() => store.addHistory(p)),
     readHistory: (p) => run(() => store.readHistory(p)),
     readTrustHistory: (p) => run(() => store.readTrustHistory(p)),

@@ -86,8 +86,24 @@ export function checkSize(value: unknown, maxBytes: number, what: string): void 
 /** Queue-level defaults that a submit's missing fields take (defined with newJob, which fills them). */
 export type { JobDefaults };
 
-/** A queue's configuration: defaults for its jobs, and an optional reliability challenge for new workers. */
-export type QueueConfig = JobDefaults & { challenge?: ChallengeSpec; retention?: RetentionPolicy };
+/**
+ * `[queues.NAME.backlog]`: keep `target` filler jobs queued in the queue, each
+ * made from `job` (with the queue's defaults; priority LIMITS.priorityMin
+ * unless it says otherwise), so that idle capacity always has work.
+ */
+export interface BacklogConfig {
+  target: number;
+  job: Omit<JobSpec, 'queue' | 'dependsOn' | 'idempotencyKey' | 'runAt' | 'deadline'>;
+}
+
+/** A queue's configuration: defaults for its jobs, an optional reliability challenge for new workers, retention, a backlog. */
+export type QueueConfig = JobDefaults & { challenge?: ChallengeSpec; retention?: RetentionPolicy; backlog?: BacklogConfig };
+
+/** The filler job of a queue's backlog, checked and filled as a submit to the queue would be. */
+export function backlogJob(queue: string, config: QueueConfig, backlog: BacklogConfig): NewJob {
+  const { challenge: _challenge, retention: _retention, backlog: _backlog, ...defaults } = config;
+  return normalizeJob({ queue, priority: LIMITS.priorityMin, ...backlog.job }, defaults, `queues.${queue}.backlog`);
+}
 
 /** The smallest number of replicas trace verification can work with: with two, both are equally far from their mean. */
 export const TRACE_REPLICAS_MIN = 3;

@@ -106,7 +106,9 @@ describe('dashboard in a browser', () => {
     mkdirSync(ARTIFACTS_DIR, { recursive: true });
     dir = mkdtempSync(join(tmpdir(), 'gaffer-dash-'));
     store = openSqliteStore({ path: join(dir, 'gaffer.db'), clock: systemClock, random: systemRandom(), synchronous: 'normal' });
-    coordinator = new Coordinator({ store, clock: systemClock, sweepIntervalMs: 50 });
+    // No worker serves cc: its backlog of filler jobs stays queued, for the jobs list and the job page to mark.
+    const queues = { cc: { backlog: { target: 2, job: { payload: { cc: true } } } } };
+    coordinator = new Coordinator({ store, clock: systemClock, sweepIntervalMs: 50, queues });
     coordinator.start();
     const auth = new Auth([{ token: ADMIN, scopes: ['admin'] }, { token: CLIENT, scopes: ['client'] }, { token: WORKER, scopes: ['worker'] }]);
     app = await buildHttpApp({ coordinator, auth, logger: false });
@@ -276,6 +278,17 @@ describe('dashboard in a browser', () => {
     assert.match(fields, /operator– \(no tokens\)/, 'the worker page names its operator (none: this coordinator has no worker tokens)');
     assert.match(fields, /may hold at once/);
     await shot(page, 'worker');
+    if (paths.includes('/v1/workers/{id}/queues/{queue}/pause')) {
+      // One queue paused on this worker alone, then resumed: the button follows the worker's state, seen through the API.
+      await clickOn(page, `button[data-action="pause-queue"][data-queue="seal"][data-worker="${w1.id}"]:not([disabled])`);
+      await page.waitForSelector('button[data-action="resume-queue"][data-queue="seal"]', { timeout: STEP_TIMEOUT_MS });
+      assert.deepEqual((await api(`/v1/workers/${w1.id}`)).pausedQueues, ['seal']);
+      assert.match(await page.$eval('#worker-queues', (e) => e.textContent ?? ''), /paused/);
+      await shot(page, 'worker-queue-paused');
+      await clickOn(page, 'button[data-action="resume-queue"][data-queue="seal"]:not([disabled])');
+      await page.waitForSelector('button[data-action="pause-queue"][data-queue="seal"]', { timeout: STEP_TIMEOUT_MS });
+      assert.deepEqual((await api(`/v1/workers/${w1.id}`)).pausedQueues, []);
+    }
     await clickOn(page, 'button[data-action="drain"]:not([disabled])');
     await page.waitForFunction(() => document.querySelector('h1 [data-state]')?.getAttribute('data-state') === 'draining', { timeout: STEP_TIMEOUT_MS });
     const drained = await api(`/v1/workers/${w1.id}`);
@@ -297,6 +310,22 @@ describe('dashboard in a browser', () => {
     await page.goto(base + '/#/advisor');
     await page.waitForSelector('#advice > *', { timeout: STEP_TIMEOUT_MS });
     await shot(page, 'advisor');
+    await page.close();
+  });
+
+  it('marks the filler jobs of a backlog in the jobs list and on the job page, and filters them', async () => {
+    const page = await browser.newPage();
+    await page.goto(`${base}/#/jobs?queue=cc`);
+    await signIn(page, CLIENT);
+    await page.waitForFunction(() => document.querySelectorAll('#job-list tbody tr [data-state="filler"]').length === 2, { timeout: STEP_TIMEOUT_MS });
+    await shot(page, 'jobs-filler');
+    const [first] = (await api('/v1/jobs?queue=cc&filler=true')).jobs;
+    assert.equal(first.filler, true);
+    await page.goto(`${base}/#/job/${first.id}`);
+    await page.waitForSelector('#job-filler', { timeout: STEP_TIMEOUT_MS });
+    await page.goto(`${base}/#/jobs?queue=cc&filler=false`);
+    await page.waitForFunction(() => /No job matches/.test(document.querySelector('#job-list')?.textContent ?? ''), { timeout: STEP_TIMEOUT_MS });
+    assert.equal(await page.$eval('#filter-filler', (e) => (e as HTMLSelectElement).value), 'false');
     await page.close();
   });
 

@@ -15,6 +15,7 @@ function fields(job: JobView): HTMLElement {
   const rows: Node[] = [];
   const add = (k: string, v: Node | string): void => { rows.push(h('div', {}, k), h('div', {}, v)); };
   add('state', pill(job.state));
+  if (job.filler) add('kind', h('span', { id: 'job-filler' }, pill('filler'), ' made by the backlog keeper'));
   for (const f of FIELDS) add(f, String(job[f] ?? '–'));
   for (const f of TIMES) add(f, time(job[f] as number | null));
   add('labels', Object.entries(job.labels).map(([k, v]) => `${k}=${v}`).join(' ') || '–');

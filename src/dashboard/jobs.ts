@@ -1,5 +1,6 @@
 // Jobs: one page at a time of GET /v1/jobs (cursor paging, never the whole
-// list), filtered by queue, state and label; and a search by id.
+// list), filtered by queue, state, label and kind (the backlog keeper's filler
+// jobs, marked in the list, or the others); and a search by id.
 /// <reference lib="dom" />
 /// <reference lib="dom.iterable" />
 /// <reference lib="dom.asynciterable" />
@@ -16,13 +17,15 @@ interface Filters {
   queue: string;
   state: string;
   label: string;
+  /** '', 'true' (filler jobs only) or 'false' (no filler jobs). */
+  filler: string;
 }
 
 function jobRow(j: Job): Node[] {
   const ran = j.finishedAt !== null ? duration(j.finishedAt - j.createdAt) : '';
   return [
     link(`#/job/${enc(j.id)}`, j.id, 'mono'),
-    h('span', {}, j.queue),
+    h('span', {}, j.queue, j.filler ? [' ', pill('filler')] : null),
     pill(j.state),
     h('span', {}, String(j.priority)),
     h('span', {}, String(j.attempts)),
@@ -35,7 +38,7 @@ function jobRow(j: Job): Node[] {
 
 export function jobsPage(): Page {
   let ctx: PageContext;
-  const filters: Filters = { queue: '', state: '', label: '' };
+  const filters: Filters = { queue: '', state: '', label: '', filler: '' };
   const cursors: (string | null)[] = [null];
   let next: string | null = null;
   let pageMaxJobs = JOBS_PAGE_DEFAULT_JOBS;
@@ -45,6 +48,7 @@ export function jobsPage(): Page {
   const more = h('button', { type: 'button', id: 'next-page' }, 'older →');
   const queueSel = h('select', { name: 'queue', id: 'filter-queue' }, h('option', { value: '' }, 'all queues'));
   const stateSel = h('select', { name: 'state', id: 'filter-state' }, h('option', { value: '' }, 'all states'), JOB_STATE_ORDER.map((s) => h('option', { value: s }, s)));
+  const fillerSel = h('select', { name: 'filler', id: 'filter-filler' }, h('option', { value: '' }, 'all jobs'), h('option', { value: 'true' }, 'filler only'), h('option', { value: 'false' }, 'no filler'));
   const labelIn = h('input', { name: 'label', id: 'filter-label', placeholder: 'key=value', size: 16 });
   const idIn = h('input', { name: 'id', id: 'job-search', placeholder: 'job id', size: 30 });
 
@@ -53,6 +57,7 @@ export function jobsPage(): Page {
     if (filters.queue) q.set('queue', filters.queue);
     if (filters.state) q.set('state', filters.state);
     if (filters.label) q.set('label', filters.label);
+    if (filters.filler) q.set('filler', filters.filler);
     const cursor = cursors[cursors.length - 1];
     if (cursor) q.set('cursor', cursor);
     return q.toString();
@@ -61,6 +66,7 @@ export function jobsPage(): Page {
     filters.queue = queueSel.value;
     filters.state = stateSel.value;
     filters.label = labelIn.value.trim();
+    filters.filler = fillerSel.value;
     cursors.splice(1);
     ctx.refresh();
   };
@@ -85,11 +91,18 @@ export function jobsPage(): Page {
       filters.queue = c.query.get('queue') ?? '';
       filters.state = c.query.get('state') ?? '';
       filters.label = c.query.get('label') ?? '';
+      filters.filler = ['true', 'false'].includes(c.query.get('filler') ?? '') ? c.query.get('filler')! : '';
       const asked = Number(c.query.get('limit'));
       if (Number.isInteger(asked) && asked >= 1) pageMaxJobs = Math.min(asked, JOBS_PAGE_MAX_JOBS);
       stateSel.value = filters.state;
       labelIn.value = filters.label;
-      const form = h('form', { class: 'filters', id: 'job-filters' }, h('label', {}, 'Queue', queueSel), h('label', {}, 'State', stateSel), h('label', {}, 'Label', labelIn), h('button', { type: 'submit' }, 'Filter'));
+      fillerSel.value = filters.filler;
+      const form = h(
+        'form',
+        { class: 'filters', id: 'job-filters' },
+        h('label', {}, 'Queue', queueSel), h('label', {}, 'State', stateSel), h('label', {}, 'Kind', fillerSel), h('label', {}, 'Label', labelIn),
+        h('button', { type: 'submit' }, 'Filter'),
+      );
       form.addEventListener('submit', (ev) => { ev.preventDefault(); apply(); });
       const find = h('form', { class: 'filters', id: 'job-find' }, h('label', {}, 'Find a job by id', idIn), h('button', { type: 'submit' }, 'Open'));
       find.addEventListener('submit', (ev) => void search(ev));

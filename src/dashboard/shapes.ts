@@ -27,6 +27,8 @@ export interface WorkerView {
   gpuIds: number[];
   queues: Record<string, number>;
   running: Record<string, number>;
+  /** Queues paused on this worker (absent from servers without worker queue pauses). */
+  pausedQueues?: string[];
   state: string;
   draining: boolean;
   quarantined: boolean;

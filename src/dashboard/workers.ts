@@ -1,9 +1,10 @@
 // Workers: state, queues with slots, resources, reputation and heartbeat age;
-// and one worker's page with what it holds, and drain, quarantine, release.
+// and one worker's page with what it holds, its queues (each paused or
+// resumed on it alone), and drain, quarantine, release.
 /// <reference lib="dom" />
 /// <reference lib="dom.iterable" />
 /// <reference lib="dom.asynciterable" />
-import { enc, get, mayCall, post } from './api.ts';
+import { enc, get, hasRoute, mayCall, post } from './api.ts';
 import { duration, fill, fillIfChanged, h, link, pill, shortId, table, time } from './dom.ts';
 import { runAction, type Page, type PageContext } from './page.ts';
 import type { WorkerView } from './shapes.ts';
@@ -12,7 +13,32 @@ import type { WorkerView } from './shapes.ts';
 export const WORKERS_PAGE_ROWS = 100;
 
 const slotsText = (w: WorkerView): string =>
-  Object.entries(w.queues).map(([q, n]) => `${q} ${w.running[q] ?? 0}/${n}`).join(', ') || '–';
+  Object.entries(w.queues).map(([q, n]) => `${q} ${w.running[q] ?? 0}/${n}${w.pausedQueues?.includes(q) ? ' (paused)' : ''}`).join(', ') || '–';
+
+const WORKER_QUEUE_PAUSE = 'POST /v1/workers/{id}/queues/{queue}/pause';
+
+/** The worker's queues (served or paused on it), each with its slots and a pause or resume button when the server has the routes. */
+function queueTable(ctx: PageContext, w: WorkerView): HTMLElement {
+  const paused = new Set(w.pausedQueues ?? []);
+  const names = [...new Set([...Object.keys(w.queues), ...paused])].sort();
+  const routes = hasRoute(ctx.caps, WORKER_QUEUE_PAUSE);
+  const button = (q: string): HTMLElement | string => {
+    if (!routes) return '';
+    const action = paused.has(q) ? 'resume' : 'pause';
+    const may = mayCall(ctx.caps, `POST /v1/workers/{id}/queues/{queue}/${action}`);
+    const attrs = { type: 'button', 'data-action': `${action}-queue`, 'data-worker': w.id, 'data-queue': q, disabled: !may, title: may ? null : 'needs an admin token' };
+    const b = h('button', attrs, action === 'pause' ? 'Pause here' : 'Resume here');
+    b.addEventListener('click', () => void runAction(ctx, b, () => post(`/v1/workers/${enc(w.id)}/queues/${enc(q)}/${action}`), `Queue ${q} ${action}d on ${w.name}.`));
+    return b;
+  };
+  const rows = names.map((q) => [
+    h('span', {}, q),
+    h('span', {}, w.queues[q] === undefined ? 'not served' : `${w.running[q] ?? 0} / ${w.queues[q]}`),
+    paused.has(q) ? pill('paused') : h('span', { class: 'muted' }, 'on'),
+    h('div', { class: 'actions' }, button(q)),
+  ]);
+  return h('div', { id: 'worker-queues' }, table(['queue', 'used / slots', 'here', ''], rows));
+}
 const age = (w: WorkerView, now: number): string => (w.lastSeenAt === null ? '–' : `${duration(now - w.lastSeenAt)} ago`);
 /** Slow start: the attempts it may hold at once, against what it declares. */
 function creditText(w: WorkerView): string {
@@ -124,6 +150,8 @@ export function workerPage(): Page {
         body,
         h('h2', {}, 'Details'),
         h('div', { class: 'kv', id: 'worker-fields' }, kv.map(([k, v]) => [h('div', {}, k), h('div', {}, v)])),
+        h('h2', {}, 'Queues'),
+        queueTable(ctx, w),
         checks.length > 0 ? [h('h2', {}, 'Reliability checks'), table(['queue', 'state', 'speed', 'reason', 'updated'], checks.map(([q, ch]) => [h('span', {}, q), pill(ch.state), h('span', {}, duration(ch.speedMs)), h('span', {}, ch.reason ?? ''), h('span', {}, time(ch.updatedAt))]))] : null,
         h('h2', {}, `Holds (${attempts.length})`),
         attempts.length === 0

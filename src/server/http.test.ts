@@ -464,7 +464,8 @@ describe('http api', () => {
       const expected = [
         'GET /healthz', 'GET /readyz', 'GET /v1/openapi.json', 'POST /v1/jobs', 'POST /v1/jobs/batch', 'GET /v1/jobs',
         'GET /v1/jobs/{id}', 'GET /v1/jobs/{id}/result', 'POST /v1/jobs/{id}/cancel', 'POST /v1/jobs/{id}/retry',
-        'GET /v1/workers', 'GET /v1/workers/{id}', 'POST /v1/workers/{id}/drain', 'POST /v1/workers/{id}/quarantine', 'POST /v1/workers/{id}/release', 'GET /v1/queues', 'GET /v1/events',
+        'GET /v1/workers', 'GET /v1/workers/{id}', 'POST /v1/workers/{id}/drain', 'POST /v1/workers/{id}/quarantine', 'POST /v1/workers/{id}/release',
+        'POST /v1/workers/{id}/queues/{queue}/pause', 'POST /v1/workers/{id}/queues/{queue}/resume', 'GET /v1/queues', 'GET /v1/events',
         'GET /v1/advice', 'POST /v1/queues/{name}/pause', 'POST /v1/queues/{name}/resume', 'GET /v1/history',
         'GET /v1/history/trust', 'POST /v1/pipelines', 'GET /v1/pipelines', 'GET /v1/pipelines/{id}', 'GET /v1/pipeline-templates',
       ];

@@ -105,6 +105,7 @@ export async function buildHttpApp(deps: HttpDeps): Promise<FastifyInstance> {
 
   const idOf = (req: FastifyRequest): string => (req.params as { id: string }).id;
   const nameOf = (req: FastifyRequest): string => (req.params as { name: string }).name;
+  const queueOf = (req: FastifyRequest): string => (req.params as { queue: string }).queue;
   const handlers: Record<RouteId, Handler> = {
     healthz: async () => ({ status: 'ok' }),
     // Ready when the store answers a ping within storePingTimeoutMs (the coordinator logs when it stops and starts answering).
@@ -126,12 +127,13 @@ export async function buildHttpApp(deps: HttpDeps): Promise<FastifyInstance> {
       return { results: results.map((r) => ({ created: r.created, job: r.job })) };
     },
     listJobs: async (req) => {
-      const q = check.listJobs.query<{ queue?: string; state?: JobState; label?: string; limit?: number; cursor?: string }>(req.query);
+      const q = check.listJobs.query<{ queue?: string; state?: JobState; label?: string; filler?: boolean; limit?: number; cursor?: string }>(req.query);
       const eq = q.label?.indexOf('=') ?? -1;
       const page = await store.listJobs({
         ...(q.queue !== undefined ? { queue: q.queue } : {}),
         ...(q.state !== undefined ? { state: q.state } : {}),
         ...(q.label !== undefined ? { label: { key: q.label.slice(0, eq), value: q.label.slice(eq + 1) } } : {}),
+        ...(q.filler !== undefined ? { filler: q.filler } : {}),
         ...(q.cursor !== undefined ? { cursor: q.cursor } : {}),
         limit: q.limit ?? HTTP_DEFAULTS.listDefaultJobs,
       });
@@ -190,6 +192,14 @@ export async function buildHttpApp(deps: HttpDeps): Promise<FastifyInstance> {
     releaseWorker: async (req) => {
       check.releaseWorker.body(optionalBody(req));
       return coordinator.setQuarantine(idOf(req), false);
+    },
+    pauseWorkerQueue: async (req) => {
+      check.pauseWorkerQueue.body(optionalBody(req));
+      return coordinator.setWorkerQueuePaused(idOf(req), queueOf(req), true);
+    },
+    resumeWorkerQueue: async (req) => {
+      check.resumeWorkerQueue.body(optionalBody(req));
+      return coordinator.setWorkerQueuePaused(idOf(req), queueOf(req), false);
     },
 
     listQueues: async () => queueStatistics(coordinator),
@@ -382,7 +392,7 @@ async function queueStatistics(coordinator: Coordinator): Promise<unknown> {
     coordinator.store.oldestReady({ queues: names }),
   ]);
   const readyAtOf = new Map(ready.map((r) => [r.queue, r.readyAt]));
-  const countsOf = new Map(counts.map((c) => [c.queue, c.counts]));
+  const countsOf = new Map(counts.map((c) => [c.queue, c]));
   const statsOf = new Map(stats.map((s) => [s.queue, s]));
   const zero: Record<JobState, number> = { waiting: 0, queued: 0, running: 0, verifying: 0, succeeded: 0, failed: 0, cancelled: 0, expired: 0 };
   return {
@@ -397,7 +407,8 @@ async function queueStatistics(coordinator: Coordinator): Promise<unknown> {
         paused: pause !== undefined,
         pausedAt: pause?.pausedAt ?? null,
         pauseReason: pause?.reason ?? null,
-        counts: countsOf.get(queue) ?? zero,
+        counts: countsOf.get(queue)?.counts ?? zero,
+        fillerQueued: countsOf.get(queue)?.fillerQueued ?? 0,
         slots: slots.get(queue) ?? { workers: 0, total: 0, used: 0 },
         oldestReadyAgeMs: oldestAge(readyAtOf.get(queue) ?? null, now),
         recent: {

@@ -71,8 +71,11 @@ describe('GET /metrics', () => {
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'gaffer-metrics-'));
     store = openSqliteStore({ path: join(dir, 'gaffer.db'), clock: systemClock, random: systemRandom() });
-    coordinator = new Coordinator({ store, clock: systemClock, sweepIntervalMs: 50 });
+    // m.cc keeps a backlog of two filler jobs that no worker serves.
+    const queues = { 'm.cc': { backlog: { target: 2, job: { payload: 'cc' } } } };
+    coordinator = new Coordinator({ store, clock: systemClock, sweepIntervalMs: 50, queues });
     coordinator.start();
+    await coordinator.topUpBacklogs();
     const auth = new Auth([
       { token: CLIENT, scopes: ['client'] },
       { token: WORKER, scopes: ['worker'] },
@@ -146,6 +149,11 @@ describe('GET /metrics', () => {
       assert.equal(value(slots, { queue: q.queue, use: 'free' }), q.slots.total - q.slots.used, `${q.queue} free slots`);
     }
     assert.equal(value(jobs, { queue: 'm.ok', state: 'succeeded' }), 3);
+    const fillers = m.get('gaffer_filler_jobs_queued');
+    assert.equal(value(fillers, { queue: 'm.cc' }), 2, 'the backlog, at its target');
+    assert.equal(value(jobs, { queue: 'm.cc', state: 'queued' }), 2, 'filler jobs are queued jobs too');
+    assert.equal(fillers?.metrics.length, 1, 'no series for a queue without filler jobs');
+    assert.equal((queues.queues.find((q) => q.queue === 'm.cc') as unknown as { fillerQueued: number }).fillerQueued, 2);
     assert.equal(value(slots, { queue: 'm.ok', use: 'free' }), 3);
 
     const { workers } = (await api('GET', '/v1/workers')) as { workers: Worker[] };

@@ -10,6 +10,7 @@ import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom
 import type { Coordinator } from '../coordinator/coordinator.ts';
 import { JOB_EVENTS, type JobEventName, type MetricsSink } from '../coordinator/metrics-hooks.ts';
 import type { Worker } from '../types/model.ts';
+import type { QueueCounts } from '../store/store.ts';
 import { JOB_STATES, WORKER_STATES } from '../types/states.ts';
 import type { Auth } from './auth.ts';
 
@@ -91,6 +92,9 @@ function scrapeSeries(registry: Registry, coordinator: Coordinator): void {
   let workers: Promise<Worker[]> | null = null;
   // The worker gauges share one listWorkers per scrape: the first collect reads, the others reuse it.
   const readWorkers = (): Promise<Worker[]> => (workers ??= coordinator.listWorkers({ summary: true }).finally(() => queueMicrotask(() => (workers = null))));
+  let counts: Promise<QueueCounts[]> | null = null;
+  // The job gauges share one queueCounts per scrape the same way.
+  const readCounts = (): Promise<QueueCounts[]> => (counts ??= coordinator.queueCounts().finally(() => queueMicrotask(() => (counts = null))));
   new Gauge({
     name: 'gaffer_jobs',
     help: 'Jobs by queue and state, read from the store at scrape time.',
@@ -98,9 +102,19 @@ function scrapeSeries(registry: Registry, coordinator: Coordinator): void {
     registers: [registry],
     async collect() {
       this.reset();
-      for (const q of (await orNull(coordinator.queueCounts())) ?? []) {
+      for (const q of (await orNull(readCounts())) ?? []) {
         for (const state of JOB_STATES) this.set({ queue: q.queue, state }, q.counts[state] ?? 0);
       }
+    },
+  });
+  new Gauge({
+    name: 'gaffer_filler_jobs_queued',
+    help: 'Queued filler jobs per queue (made by the backlog keeper, [queues.NAME.backlog]); they are counted in gaffer_jobs{state="queued"} too.',
+    labelNames: ['queue'],
+    registers: [registry],
+    async collect() {
+      this.reset();
+      for (const q of (await orNull(readCounts())) ?? []) if (q.fillerQueued > 0) this.set({ queue: q.queue }, q.fillerQueued);
     },
   });
   new Gauge({

@@ -79,6 +79,7 @@ const jobProperties: Record<string, JsonSchema> = {
   verifies: orNull(object({ jobId: str, attemptId: str }, { description: 'For a verification job: the job and attempt whose result it checks.' })),
   pinnedWorkerId: { type: ['string', 'null'], description: 'For a reliability challenge: the only worker that may run it.' },
   pipeline: orNull(object({ id: str, phase: str, index: int }, { description: 'For a job of a pipeline instance: the instance, its phase, its number in the phase (from 0).' })),
+  filler: { type: 'boolean', description: 'Made by the backlog keeper to keep idle capacity busy ([queues.NAME.backlog], docs/configuration.md).' },
   result: { description: 'The accepted result once the job succeeded, else null.' },
   error: orNull(ref('JobError')),
   createdAt: ms('Epoch ms.'),
@@ -149,6 +150,7 @@ const worker = object({
   connectedAt: ms('Epoch ms.'),
   lastSeenAt: ms('Epoch ms.'),
   running: { ...countsByName, description: 'Slots in use per queue: attempts leased or running.' },
+  pausedQueues: { type: 'array', items: str, description: 'Queues paused on this worker (POST /v1/workers/{id}/queues/{queue}/pause): it is handed nothing of them.' },
   createdAt: ms('Epoch ms.'),
 });
 
@@ -160,6 +162,7 @@ const queueStats = object({
   pausedAt: msOrNull('When it was paused; null when not paused.'),
   pauseReason: { type: ['string', 'null'] },
   counts: stateCounts,
+  fillerQueued: { type: 'integer', description: 'Of the queued jobs, the filler jobs the backlog keeper made.' },
   slots: object(
     { workers: int, total: int, used: int },
     { description: 'Over workers that are not offline and serve the queue: how many, their slots, and the slots in use.' },

@@ -10,10 +10,12 @@ import { after, before, describe, it } from 'node:test';
 import { pino } from 'pino';
 import type { FastifyInstance } from 'fastify';
 import { Coordinator } from '../coordinator/coordinator.ts';
+import { LocalWorker } from '../coordinator/local-worker.ts';
 import { openSqliteStore, type SqliteStore } from '../store/sqlite/store.ts';
 import { seededRandom, VirtualClock } from '../types/clock.ts';
 import { HOUR_MS, MINUTE_MS } from '../types/history.ts';
 import { LIMITS } from '../types/limits.ts';
+import type { Json } from '../types/model.ts';
 import { Auth } from './auth.ts';
 import { buildHttpApp } from './http.ts';
 
@@ -82,5 +84,45 @@ describe('queues over HTTP', () => {
     const tooMany = await call('GET', `/v1/history?from=0&to=${(LIMITS.historyMaxPoints + 1) * MINUTE_MS}`, CLIENT);
     assert.deepEqual([tooMany.status, tooMany.body.error.code], [400, 'INVALID_INPUT']);
     assert.equal((await call('GET', '/v1/history?step=week', CLIENT)).status, 400);
+  });
+
+  it('dispatches nothing of a paused queue, or of a queue paused on a worker, while submits are accepted; a resume dispatches again', async () => {
+    const ran: Json[] = [];
+    const worker = new LocalWorker({
+      coordinator,
+      clock,
+      spec: { name: 'box', labels: {}, cores: 4, memoryMb: 4096, gpuIds: [], keys: [] },
+      handlers: { paint: { slots: 2, handler: (payload) => (ran.push(payload), { ok: true }) } },
+    });
+    await worker.start();
+    const id = worker.id!;
+    const settle = async (): Promise<void> => {
+      for (let i = 0; i < 5; i++) (await coordinator.settled(), await new Promise((r) => setImmediate(r)));
+    };
+    try {
+      await call('POST', '/v1/queues/paint/pause', ADMIN, {});
+      assert.equal((await call('POST', '/v1/jobs', CLIENT, { queue: 'paint', payload: 1 })).status, 201, 'a submit to a paused queue is accepted');
+      await settle();
+      assert.deepEqual(ran, [], 'a paused queue dispatches nothing');
+      await call('POST', '/v1/queues/paint/resume', ADMIN);
+      await settle();
+      assert.deepEqual(ran, [1], 'resumed: dispatched at once');
+
+      assert.equal((await call('POST', `/v1/workers/${id}/queues/paint/pause`, CLIENT)).status, 403, 'admin scope');
+      const paused = await call('POST', `/v1/workers/${id}/queues/paint/pause`, ADMIN);
+      assert.deepEqual([paused.status, paused.body.pausedQueues], [200, ['paint']]);
+      assert.deepEqual((await call('GET', `/v1/workers/${id}`, CLIENT)).body.pausedQueues, ['paint']);
+      assert.equal((await call('POST', '/v1/jobs', CLIENT, { queue: 'paint', payload: 2 })).status, 201);
+      await settle();
+      assert.deepEqual(ran, [1], 'a queue paused on the worker dispatches nothing to it');
+      const resumed = await call('POST', `/v1/workers/${id}/queues/paint/resume`, ADMIN, {});
+      assert.deepEqual(resumed.body.pausedQueues, []);
+      await settle();
+      assert.deepEqual(ran, [1, 2], 'resumed on the worker: dispatched again');
+      assert.equal((await call('POST', '/v1/workers/nobody/queues/paint/pause', ADMIN)).body.error.code, 'WORKER_NOT_FOUND');
+      assert.equal((await call('POST', `/v1/workers/${id}/queues/bad%20name/pause`, ADMIN)).body.error.code, 'INVALID_INPUT');
+    } finally {
+      worker.freeze();
+    }
   });
 });

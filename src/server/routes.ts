@@ -29,6 +29,8 @@ export type RouteId =
   | 'drainWorker'
   | 'quarantineWorker'
   | 'releaseWorker'
+  | 'pauseWorkerQueue'
+  | 'resumeWorkerQueue'
   | 'listQueues'
   | 'pauseQueue'
   | 'resumeQueue'
@@ -83,6 +85,7 @@ export const listJobsQuerySchema = {
       pattern: '^[^=]+=',
       maxLength: 2 * LIMITS.keyMaxChars + 1,
     },
+    filler: { type: 'boolean', description: 'true: only the filler jobs the backlog keeper made; false: only the others.' },
     limit: { type: 'integer', minimum: 1, maximum: LIMITS.listMaxJobs, description: `Jobs per page; ${HTTP_DEFAULTS.listDefaultJobs} when left out.` },
     cursor: { type: 'string', pattern: '^[A-Za-z0-9_-]+$', maxLength: 128, description: 'The `nextCursor` of the previous page.' },
   },
@@ -172,6 +175,23 @@ export const cancelBodySchema = {
 export const emptyBodySchema = { type: 'object', additionalProperties: false, properties: {} } as const;
 
 const JOB_ERRORS = [400, 404];
+
+/** POST /v1/workers/:id/queues/:queue/pause and /resume: admin, no body, the worker back. */
+function workerQueueRoute(action: 'pause' | 'resume', summary: string, description: string): RouteSpec {
+  return {
+    id: action === 'pause' ? 'pauseWorkerQueue' : 'resumeWorkerQueue',
+    method: 'POST',
+    url: `/v1/workers/:id/queues/:queue/${action}`,
+    scope: 'admin',
+    summary,
+    description,
+    body: emptyBodySchema,
+    bodyDoc: 'Empty',
+    bodyRequired: false,
+    responses: { 200: { description: 'The worker, with its pausedQueues', schema: 'Worker' } },
+    errors: [400, 404],
+  };
+}
 
 export const ROUTES: readonly RouteSpec[] = [
   {
@@ -431,6 +451,17 @@ export const ROUTES: readonly RouteSpec[] = [
     responses: { 200: { description: 'The released worker', schema: 'Worker' } },
     errors: [400, 404],
   },
+  workerQueueRoute(
+    'pause',
+    'Pause one queue on one worker',
+    'The worker is handed nothing of the queue, by this coordinator or any other sharing the database; its running attempts finish, and its other queues go on. ' +
+      `Kept on the worker's record by its id: a reconnect does not resume it. A worker has at most ${LIMITS.workerQueuesMax} paused queues (workerQueuesMax).`,
+  ),
+  workerQueueRoute(
+    'resume',
+    'Resume a queue paused on one worker',
+    "The worker may be handed the queue's jobs again at once: this coordinator dispatches, and the others sharing the database are woken.",
+  ),
   {
     id: 'listQueues',
     method: 'GET',

@@ -101,6 +101,7 @@ export function workerFromRow(
     connectedAt: num(r.connected_at),
     lastSeenAt: num(r.last_seen_at),
     running,
+    pausedQueues: json(r.paused_queues ?? '[]'),
     createdAt: num(r.created_at),
   };
 }

@@ -72,6 +72,8 @@ export interface JobLinks {
   pinnedWorkerId?: string;
   /** A job of a pipeline instance: the instance, its phase and its number in the phase. */
   pipeline?: { id: string; phase: string; index: number };
+  /** Made by the backlog keeper (engine/backlog.ts). */
+  filler?: true;
 }
 
 /** A verifier's answer: `{ valid: true }` or `{ valid: false, reason: "..." }`. */

@@ -37,6 +37,8 @@ export interface ListJobsParams {
   state?: JobState;
   /** `key=value`: only jobs carrying this label. */
   label?: { key: string; value: string };
+  /** True: only the backlog keeper's filler jobs; false: only the others. */
+  filler?: boolean;
   limit: number;
   /** From a previous page's `nextCursor`. */
   cursor?: string;
@@ -199,6 +201,8 @@ export interface StartCheckParams {
 export interface QueueCounts {
   queue: string;
   counts: Record<JobState, number>;
+  /** Of the queued jobs, those the backlog keeper made (filler jobs). */
+  fillerQueued: number;
 }
 
 /** What the recent finished attempts of one queue say about its run times. */
@@ -223,6 +227,30 @@ export interface QueueState {
   /** When it was paused (kept while it stays paused); null when not paused. */
   pausedAt: number | null;
   reason: string | null;
+}
+
+/** A backlog top-up: keep `target` queued filler jobs in `queue`, each made from `job`. */
+export interface TopUpBacklogParams {
+  queue: string;
+  target: number;
+  /** The filler job's spec (its queue is `queue`); made without key, parents or runAt. */
+  job: NewJob;
+}
+
+export interface TopUpBacklogResult {
+  queue: string;
+  /** Queued filler jobs after the top-up. */
+  queued: number;
+  /** The filler jobs this top-up made (at most LIMITS.backlogTopUpMaxJobs). */
+  created: Job[];
+  /** Filler jobs cancelled because the queue held more than its target. */
+  changes: Change[];
+}
+
+export interface SetWorkerQueuePausedParams {
+  workerId: string;
+  queue: string;
+  paused: boolean;
 }
 
 export interface SetQueuePausedParams {
@@ -412,8 +440,20 @@ export interface Store {
   queueEdges(params: { sinceMs: number; sampleMaxJobs: number; maxRows: number }): Promise<QueueEdges>;
   /** Pauses a queue (no new attempts; running ones finish) or resumes it (claimable at once, other coordinators woken). */
   setQueuePaused(params: SetQueuePausedParams): Promise<QueueState>;
-  /** Every queue that was ever paused or resumed, by name. */
+  /** Every queue that was ever paused, resumed or given a backlog (its row is the top-up lock), by name. */
   listQueueStates(): Promise<QueueState[]>;
+  /**
+   * The backlog keeper's top-up, in one transaction: counts the queue's queued
+   * filler jobs and makes the missing ones (or cancels the excess), with the
+   * queue locked so that coordinators sharing the database keep one backlog.
+   */
+  topUpBacklog(params: TopUpBacklogParams): Promise<TopUpBacklogResult>;
+  /**
+   * Pauses one queue on one worker (a claim hands it nothing of that queue;
+   * its running attempts finish) or resumes it. Kept on the worker's record,
+   * so it holds on every coordinator and across reconnects.
+   */
+  setWorkerQueuePaused(params: SetWorkerQueuePausedParams): Promise<Worker>;
   /** Adds minute points into the stored history (an additive upsert: several coordinators add into one row). */
   addHistory(params: { points: readonly HistoryPoint[] }): Promise<void>;
   /** History in points of a minute or an hour per queue; an hour point also sums minutes not rolled up yet. */

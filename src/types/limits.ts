@@ -51,8 +51,12 @@ export const LIMITS = {
   memoryMbMax: 64 * 1024 * 1024,
   /** Most GPUs a job may require or a worker declare. */
   gpusMax: 64,
-  /** Most queues one worker serves. */
+  /** Most queues one worker serves, and most queues paused on one worker. */
   workerQueuesMax: 64,
+  /** Largest backlog target ([queues.NAME.backlog] target): filler jobs kept queued in one queue. */
+  backlogTargetMax: 10_000,
+  /** Most filler jobs one top-up makes (one transaction); a larger shortfall is made up over the next top-ups. */
+  backlogTopUpMaxJobs: 500,
   /** Most slots a worker declares for one queue. */
   workerSlotsMax: 1024,
   /** Most affinity keys one worker may say it holds. */
@@ -280,6 +284,8 @@ export const COORDINATOR_DEFAULTS = {
   dispatchMaxRounds: 64,
   /** With a shared store (PostgreSQL), each coordinator also looks for work and for ended jobs this often, in case a wake-up notification was lost. */
   pollIntervalMs: 1000,
+  /** How often the backlog keeper tops up the queues that have [queues.NAME.backlog] (also after it hands out filler jobs). */
+  backlogIntervalMs: 1000,
   /** Result waits on this coordinator whose jobs one poll re-reads, for jobs that ended through another coordinator. */
   pollWaitsMaxJobs: 256,
   /** How often the coordinator adds what it counted into the stored history (one upsert per queue and minute). */

@@ -208,6 +208,8 @@ export interface Job extends NewJob {
   pinnedWorkerId: string | null;
   /** For a job of a pipeline instance: the instance, its phase, and its number in the phase. */
   pipeline: JobPipelineRef | null;
+  /** True for a job the backlog keeper made to keep idle capacity busy ([queues.NAME.backlog]). */
+  filler: boolean;
   /** The accepted result, once the job succeeded. */
   result: Json | null;
   error: JobError | null;
@@ -306,6 +308,8 @@ export interface Worker extends Required<WorkerSpec> {
   lastSeenAt: number;
   /** Live attempts per queue. */
   running: Record<string, number>;
+  /** Queues an operator paused on this worker: it is handed nothing of them until they are resumed. Kept across reconnects. */
+  pausedQueues: string[];
   createdAt: number;
 }
 

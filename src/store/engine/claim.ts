@@ -100,7 +100,7 @@ async function readCapacities(c: Context, tx: Tx, workerIds: readonly string[], 
   );
   const live = both.filter((r) => r.kind === 'live');
   const checks = both.filter((r) => r.kind === 'check');
-  return { workers: capacities(rows, live, checks), rows: new Map(rows.map((r) => [String(r.id), r])), live };
+  return { workers: capacities(rows, live, checks).map(withoutPausedQueues(rows)), rows: new Map(rows.map((r) => [String(r.id), r])), live };
 }
 
 /**
@@ -146,6 +146,18 @@ async function plan(
     }
   }
   return { placements, candidates: seen, rows: seenRows };
+}
+
+/** A worker's queues an operator paused on it (paused_queues) have no free slot in a claim. */
+function withoutPausedQueues(rows: readonly Row[]): (w: WorkerCapacity) => WorkerCapacity {
+  const pausedOf = new Map(rows.map((r) => [String(r.id), JSON.parse(String(r.paused_queues ?? '[]')) as string[]]));
+  return (w) => {
+    const paused = pausedOf.get(w.workerId) ?? [];
+    if (paused.length === 0) return w;
+    const freeSlots = { ...w.freeSlots };
+    for (const q of paused) if (q in freeSlots) freeSlots[q] = Math.min(0, freeSlots[q]!);
+    return { ...w, freeSlots };
+  };
 }
 
 const NO_PROBATION: ReadonlyMap<string, number> = new Map();

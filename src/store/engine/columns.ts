@@ -89,6 +89,7 @@ export const JOB_COLUMNS: readonly JobColumn[] = [
   { name: 'pipeline_id', type: 'text', insert: (r) => r.links.pipeline?.id ?? null, candidate: true },
   { name: 'phase', type: 'text', insert: (r) => r.links.pipeline?.phase ?? null },
   { name: 'phase_index', type: 'int', insert: (r) => r.links.pipeline?.index ?? null },
+  { name: 'filler', type: 'smallint', insert: (r) => (r.links.filler ? 1 : 0), field: 'filler', read: flag },
   // Kept by the store as the job runs; a new job takes the schema's defaults.
   { name: 'result', type: 'text', field: 'result', read: jsonOrNull },
   { name: 'attempts', type: 'int', field: 'attempts', read: num },

@@ -20,6 +20,7 @@ export async function listJobs(c: Context, x: Exec, params: ListJobsParams): Pro
   if (params.queue !== undefined) where.push(`queue = ${arg(params.queue)}`);
   if (params.state !== undefined) where.push(`state = ${arg(params.state)}`);
   if (params.label !== undefined) where.push(`${c.d.jsonText('labels', arg(params.label.key))} = ${arg(params.label.value)}`);
+  if (params.filler !== undefined) where.push(`filler = ${arg(params.filler ? 1 : 0)}`);
   if (params.cursor !== undefined) where.push(`id < ${arg(decodeCursor(params.cursor))}`);
   const limit = Math.max(1, Math.min(params.limit, LIMITS.listMaxJobs));
   const sql = `SELECT * FROM jobs ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY id DESC LIMIT ${arg(limit + 1)}`;
@@ -48,10 +49,15 @@ export async function queueCounts(x: Exec): Promise<QueueCounts[]> {
     const name = String(r.queue);
     let entry = byQueue.get(name);
     if (!entry) {
-      entry = { queue: name, counts: emptyCounts() };
+      entry = { queue: name, counts: emptyCounts(), fillerQueued: 0 };
       byQueue.set(name, entry);
     }
     entry.counts[r.state as JobState] = Number(r.n);
+  }
+  // Queued filler jobs (index jobs_filler_queued): a queue has some only when it has queued jobs.
+  for (const r of await x.all(`SELECT queue, count(*) AS n FROM jobs WHERE filler = 1 AND state = 'queued' GROUP BY queue`)) {
+    const entry = byQueue.get(String(r.queue));
+    if (entry) entry.fillerQueued = Number(r.n);
   }
   return [...byQueue.values()];
 }

@@ -35,6 +35,9 @@ import type {
   HistoryRollUpParams,
   HistoryRollUpResult,
   SetQueuePausedParams,
+  SetWorkerQueuePausedParams,
+  TopUpBacklogParams,
+  TopUpBacklogResult,
   SettleResult,
   StartCheckParams,
   Store,
@@ -54,6 +57,7 @@ import { expireAttempts, expireDeadlines } from './sweep.ts';
 import { setQuarantine, startCheck } from './trust.ts';
 import * as workers from './workers.ts';
 import * as queues from './queues.ts';
+import { checkBacklogTarget, countQueuedFillers, topUpBacklog } from './backlog.ts';
 import * as history from './history.ts';
 import * as retention from './retention.ts';
 import { MINUTE_MS, type HistoryPoint, type TrustPoint } from '../../types/history.ts';
@@ -196,6 +200,11 @@ export abstract class EngineStore implements Store {
     return this.read((x) => workers.mustGetWorker(this.ctx, x, params.workerId));
   }
 
+  async setWorkerQueuePaused(params: SetWorkerQueuePausedParams): Promise<Worker> {
+    await this.write((tx) => workers.setQueuePaused(this.ctx, tx, params));
+    return this.read((x) => workers.mustGetWorker(this.ctx, x, params.workerId));
+  }
+
   async updateWorkerKeys(params: { workerId: string; hold?: readonly string[]; release?: readonly string[] }): Promise<Worker> {
     await this.write((tx) => workers.updateKeys(this.ctx, tx, params.workerId, params.hold ?? [], params.release ?? []));
     return this.read((x) => workers.mustGetWorker(this.ctx, x, params.workerId));
@@ -275,6 +284,15 @@ export abstract class EngineStore implements Store {
 
   listQueueStates(): Promise<QueueState[]> {
     return this.read((x) => queues.listQueueStates(x));
+  }
+
+  async topUpBacklog(params: TopUpBacklogParams): Promise<TopUpBacklogResult> {
+    checkBacklogTarget(params.target);
+    // A backlog at its target, as a plain read finds it, needs no write (the usual case on every beat).
+    const queued = await this.read((x) => countQueuedFillers(x, params.queue));
+    if (queued === params.target) return { queue: params.queue, queued, created: [], changes: [] };
+    // Filler jobs lost in a power cut are made again by the next top-up.
+    return this.write((tx) => topUpBacklog(this.ctx, tx, params, this.queries.insertJobs), LIGHT);
   }
 
   async addHistory(params: { points: readonly HistoryPoint[] }): Promise<void> {

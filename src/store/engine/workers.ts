@@ -4,7 +4,8 @@ import { GafferError } from '../../types/errors.ts';
 import { checkWorkerKeys } from '../../types/schemas.ts';
 import type { Json, Worker, WorkerCheck, WorkerSpec } from '../../types/model.ts';
 import { checkFromRow, workerFromRow, type Row } from '../rows.ts';
-import type { HeartbeatParams, HeartbeatResult, LeaseRef, ListWorkersParams } from '../store.ts';
+import { LIMITS } from '../../types/limits.ts';
+import type { HeartbeatParams, HeartbeatResult, LeaseRef, ListWorkersParams, SetWorkerQueuePausedParams } from '../store.ts';
 import { throwNotHolder, throwStale } from './settle.ts';
 import { J, LIVE, sortedIds, type Context, type Exec, type Tx } from './sql.ts';
 import { withCurrentCredit } from './credit.ts';
@@ -56,7 +57,7 @@ export async function mustGetWorker(c: Context, x: Exec, id: string): Promise<Wo
 /** Every column of a worker but its labels and keys, which read as empty (the store suite checks the rest matches a whole read). */
 const SUMMARY_COLUMNS = `id, name, '{}' AS labels, cores, memory_mb, gpu_ids, queues, '[]' AS keys, connected, draining, quarantined,
   connected_at, last_seen_at, created_at, valid_count, invalid_count, timed_out_count, valid_streak, solo_since_check,
-  quarantine_reason, operator, credit, completed_count, credit_at`;
+  quarantine_reason, operator, credit, completed_count, credit_at, paused_queues`;
 
 export async function listWorkers(c: Context, x: Exec, p: ListWorkersParams): Promise<Worker[]> {
   const columns = p.summary ? SUMMARY_COLUMNS : '*';
@@ -89,6 +90,23 @@ async function withRunning(c: Context, x: Exec, stored: readonly Row[]): Promise
 export async function setDraining(tx: Exec, workerId: string, draining: boolean): Promise<void> {
   const n = await tx.run('UPDATE workers SET draining = $1 WHERE id = $2', [draining ? 1 : 0, workerId]);
   if (n === 0) throw new GafferError('WORKER_NOT_FOUND', `no worker has id ${workerId}`);
+}
+
+/**
+ * Pauses or resumes one queue on one worker: its paused_queues, kept in
+ * name order, at most LIMITS.workerQueuesMax. A resume wakes the coordinators.
+ */
+export async function setQueuePaused(c: Context, tx: Tx, p: SetWorkerQueuePausedParams): Promise<void> {
+  const row = await tx.get(`SELECT paused_queues FROM workers WHERE id = $1${c.d.forUpdate}`, [p.workerId]);
+  if (!row) throw new GafferError('WORKER_NOT_FOUND', `no worker has id ${p.workerId}`, { workerId: p.workerId });
+  const paused = new Set(JSON.parse(String(row.paused_queues ?? '[]')) as string[]);
+  if (p.paused) paused.add(p.queue);
+  else paused.delete(p.queue);
+  if (paused.size > LIMITS.workerQueuesMax) {
+    throw new GafferError('INVALID_INPUT', `a worker has at most ${LIMITS.workerQueuesMax} paused queues`, { workerId: p.workerId });
+  }
+  await tx.run('UPDATE workers SET paused_queues = $1 WHERE id = $2', [J([...paused].sort()), p.workerId]);
+  if (!p.paused) tx.wake();
 }
 
 /** Adds `hold`, then removes `release`; past workerKeysMax keys or workerKeysMaxBytes is INVALID_INPUT (checkWorkerKeys). */

@@ -397,6 +397,19 @@ ALTER TABLE jobs ADD COLUMN phase_index INTEGER;
 CREATE INDEX jobs_pipeline ON jobs (pipeline_id, id) WHERE pipeline_id IS NOT NULL;
 `,
   },
+  {
+    version: 14,
+    name: 'filler jobs of the backlog keeper, and queues paused on one worker',
+    sql: `
+-- A job the backlog keeper made ([queues.NAME.backlog]): the keeper counts a
+-- queue's queued ones (the index below) and tops them up to the target.
+ALTER TABLE jobs ADD COLUMN filler INTEGER NOT NULL DEFAULT 0 CHECK (filler IN (0, 1));
+CREATE INDEX jobs_filler_queued ON jobs (queue) WHERE filler = 1 AND state = 'queued';
+-- Queues an operator paused on this worker (a JSON array of names): a claim
+-- gives it nothing of them. Kept when the worker says hello again.
+ALTER TABLE workers ADD COLUMN paused_queues TEXT NOT NULL DEFAULT '[]';
+`,
+  },
 ];
 
 /** A migration that released files recorded under another number than the shared one. */

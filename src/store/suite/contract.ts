@@ -16,6 +16,7 @@
 // its reason, and the test checks each side: today only `unstorableText`.
 import { describe } from 'node:test';
 import { adviceTests } from './advice.ts';
+import { backlogTests } from './backlog.ts';
 import { claimTests } from './claim.ts';
 import { contractContext, type OpenContractStore, type StoreContractOptions } from './context.ts';
 import { dependencyTests } from './dependencies.ts';
@@ -48,6 +49,7 @@ export function storeContract(name: string, open: OpenContractStore, options: St
     pipelineTests(ctx);
     trustTests(ctx);
     queueTests(ctx);
+    backlogTests(ctx);
     adviceTests(ctx);
     retentionTests(ctx);
   });

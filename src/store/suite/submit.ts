@@ -45,6 +45,7 @@ export function submitTests(ctx: ContractContext): void {
         verifies: null,
         pipeline: null,
         pinnedWorkerId: null,
+        filler: false,
         result: null,
         error: null,
         createdAt: ctx.t0,
@@ -81,7 +82,7 @@ export function submitTests(ctx: ContractContext): void {
       await assert.rejects(ctx.store.submit({ jobs: batch }), { name: 'GafferError', code: 'UNKNOWN_DEPENDENCY' });
       assert.deepEqual(ids((await ctx.store.listJobs({ limit: 100 })).jobs), [existing.id]);
       assert.deepEqual(await ctx.store.queueCounts(), [
-        { queue: 'q', counts: { waiting: 0, queued: 1, running: 0, verifying: 0, succeeded: 0, failed: 0, cancelled: 0, expired: 0 } },
+        { queue: 'q', counts: { waiting: 0, queued: 1, running: 0, verifying: 0, succeeded: 0, failed: 0, cancelled: 0, expired: 0 }, fillerQueued: 0 },
       ]);
       // The rolled-back jobs left no idempotency key and no dependency edge behind.
       const [again] = await ctx.store.submit({ jobs: [spec({ idempotencyKey: 'batch-1' })] });

@@ -46,6 +46,7 @@ export function workerTests(ctx: ContractContext): void {
         connectedAt: ctx.t0,
         lastSeenAt: ctx.t0,
         running: {},
+        pausedQueues: [],
         createdAt: ctx.t0,
       });
       assert.deepEqual(await ctx.store.getWorker({ id: w.id }), w);

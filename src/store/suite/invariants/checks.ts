@@ -291,6 +291,10 @@ function checkQueueCounts(s: Snapshot): void {
       ensure((got?.[state] ?? 0) === (c[state] ?? 0), 'counts', () => `queueCounts ${q}.${state} = ${got?.[state]}, jobs say ${c[state] ?? 0}`);
     }
   }
+  for (const c of s.counts) {
+    const fillers = s.jobs.filter((j) => j.queue === c.queue && j.filler && j.state === 'queued').length;
+    ensure(c.fillerQueued === fillers, 'counts', () => `queueCounts ${c.queue}.fillerQueued = ${c.fillerQueued}, jobs say ${fillers}`);
+  }
 }
 
 // ---------------------------------------------------------------------------
