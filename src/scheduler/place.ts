@@ -2,45 +2,53 @@
 // Pure: it reads its input, copies the workers' tallies, and returns placements.
 //
 // Candidates go in compareCandidates order. Each attempt a candidate wants goes
-// to the best worker that fits and does not yet hold an attempt of that job:
-// first a worker holding the affinity key, then, for a job whose deadline is
-// near (SCHEDULING_DEFAULTS.deadlineUrgentMs), the fastest by its measured
-// reliability-check time, then the least utilised (on the running tally, so
-// equal workers take turns), then more free cores, then the smaller worker id. A candidate that fits nowhere is skipped; the scan goes on.
+// to the best worker that fits, does not yet hold an attempt of that job and,
+// with hints (hints.ts), admits it (pipeline.ts: a slot of its followers'
+// queue in sight there): first a worker holding the affinity key, then, for a
+// job whose deadline is near (SCHEDULING_DEFAULTS.deadlineUrgentMs), the
+// fastest by its measured reliability-check time, then, with measured run
+// times, the fastest for its queue and followers, then the least utilised (on
+// the running tally, so equal workers take turns), then more free cores, then
+// the smaller worker id. A candidate that fits nowhere is skipped; the scan
+// goes on.
 import { assert } from '../types/errors.ts';
 import { SCHEDULING_DEFAULTS } from '../types/limits.ts';
 import type { Candidate, PlaceInput, Placement, WorkerCapacity } from '../types/model.ts';
 import { assertInput, assertOutput, assertWorker } from './check.ts';
 import { fits, freeSlotsFor, holdsAffinityKey } from './fit.ts';
+import { NO_HINTS, type SchedulingHints } from './hints.ts';
 import { compareIds, sortCandidates, type SchedulingPolicy } from './order.ts';
+import { Pipeline } from './pipeline.ts';
 
-export function place(input: PlaceInput, policy: SchedulingPolicy = SCHEDULING_DEFAULTS): Placement[] {
+export function place(input: PlaceInput, policy: SchedulingPolicy = SCHEDULING_DEFAULTS, hints: SchedulingHints = NO_HINTS): Placement[] {
   assertInput(input);
   // Workers with no free slot can take nothing: leave them out of every scan
   // (with a thousand workers and a backlog, nearly all of them are full).
   const tallies = input.workers.filter(hasFreeSlot).map(copyTally);
   const limit = Math.min(input.maxPlacements, totalFreeSlots(tallies));
   const placements: Placement[] = [];
+  const pipeline = new Pipeline(hints, input.candidates, tallies);
   for (const c of sortCandidates(input.candidates, input.now, policy)) {
     if (placements.length >= limit) break;
     const urgent = c.deadline !== null && c.deadline - input.now <= policy.deadlineUrgentMs;
-    placeCandidate(c, tallies, limit - placements.length, placements, urgent);
+    placeCandidate(c, tallies, limit - placements.length, placements, { urgent, pipeline });
   }
   assertOutput(input, placements);
   return placements;
 }
 
 /** Places up to `budget` attempts of one candidate, each on a different worker (and operator, when it spreads over them). */
-function placeCandidate(c: Candidate, tallies: WorkerCapacity[], budget: number, out: Placement[], urgent: boolean): void {
+function placeCandidate(c: Candidate, tallies: WorkerCapacity[], budget: number, out: Placement[], how: Ranking): void {
   const taken = new Set<string>();
   const attempts = Math.min(c.want, budget);
   const spread = c.spreadOperators === true && attempts > 1;
   const pool = spread ? [...tallies] : tallies;
   for (let i = 0; i < attempts; i++) {
-    const w = chooseWorker(c, pool, taken, urgent);
+    const w = chooseWorker(c, pool, taken, how);
     if (w === undefined) return;
     taken.add(w.workerId);
     out.push(commit(c, w));
+    how.pipeline?.placed(c, w);
     if (spread) removeOperator(pool, operatorOf(w));
   }
 }
@@ -52,26 +60,35 @@ function removeOperator(pool: WorkerCapacity[], operator: string): void {
   for (let i = pool.length - 1; i >= 0; i--) if (operatorOf(pool[i]!) === operator) pool.splice(i, 1);
 }
 
-/** The best worker that fits `c` and is not in `taken`, or undefined. */
+/** How workers are ranked for one candidate: `urgent` (its deadline is near), and the pipeline rules when there are hints. */
+export interface Ranking {
+  urgent: boolean;
+  pipeline?: Pipeline;
+}
+
+/** The best worker that fits `c`, is not in `taken` and admits it, or undefined. */
 export function chooseWorker(
   c: Candidate,
   workers: readonly WorkerCapacity[],
   taken: ReadonlySet<string> = new Set(),
-  urgent = false,
+  how: Ranking = { urgent: false },
 ): WorkerCapacity | undefined {
   let best: WorkerCapacity | undefined;
   for (const w of workers) {
     if (taken.has(w.workerId) || !fits(c, w)) continue;
-    if (best === undefined || compareWorkers(c, w, best, urgent) < 0) best = w;
+    if (how.pipeline !== undefined && !how.pipeline.admits(c, w)) continue;
+    if (best === undefined || compareWorkers(c, w, best, how) < 0) best = w;
   }
   return best;
 }
 
 /** Negative when `a` is the better home for `c`. Total over distinct worker ids. */
-export function compareWorkers(c: Candidate, a: WorkerCapacity, b: WorkerCapacity, urgent = false): number {
+export function compareWorkers(c: Candidate, a: WorkerCapacity, b: WorkerCapacity, how: Ranking = { urgent: false }): number {
+  const p = how.pipeline;
   return (
     Number(holdsAffinityKey(c, b)) - Number(holdsAffinityKey(c, a)) ||
-    (urgent ? compareSpeed(c.queue, a, b) : 0) ||
+    (how.urgent ? compareSpeed(c.queue, a, b) : 0) ||
+    (p !== undefined ? p.expectedMs(c, a) - p.expectedMs(c, b) : 0) ||
     compareUtilisation(a, b) ||
     b.freeCores - a.freeCores ||
     compareIds(a.workerId, b.workerId)

@@ -19,6 +19,7 @@
 // when the instant is over, whose first claim sees them all. Each step waits
 // for the dispatch and sweep passes it started, so that a run replays exactly.
 import { Dispatcher, freesCapacity } from '../coordinator/dispatcher.ts';
+import { HintsSource } from '../coordinator/hints.ts';
 import { Sweeper } from '../coordinator/sweeper.ts';
 import { normalizeJob } from '../coordinator/validate.ts';
 import { openSqliteStore } from '../store/sqlite/store.ts';
@@ -90,6 +91,7 @@ class Run {
   private readonly store: Store;
   private readonly dispatcher: Dispatcher;
   private readonly sweeper: Sweeper;
+  private readonly hints: HintsSource;
   private readonly events = new EventQueue<SimEvent>();
   private readonly workers = new Map<string, WorkerRun>();
   private readonly jobs = new Map<string, JobRun>();
@@ -118,9 +120,11 @@ class Run {
     });
     this.open = scenario.jobs.length;
     // The policy decides; the simulator only notes when each candidate became ready, to measure waits.
+    this.hints = new HintsSource({ store: this.store, clock: this.clock });
+    const hinted = policy.hinted;
     this.place = (input) => {
       this.readyAt = new Map(input.candidates.map((c) => [c.jobId, c.readyAt]));
-      return policy.place(input);
+      return hinted !== undefined ? hinted(input, this.hints.hints()) : policy.place(input);
     };
     const onError = (err: unknown): void => void (this.failure ??= { err });
     this.dispatcher = new Dispatcher({
@@ -168,7 +172,7 @@ class Run {
       const w: WorkerRun = { spec, state: 'up', held: new Map(), keys: new Set(), occupied: 0, declaredGated: 0, generation: 0 };
       w.declaredGated = gatedSlots(w);
       this.workers.set(spec.name, w);
-      await this.store.upsertWorker({ spec: declaration(w) });
+      await this.register(w);
     }
     const byRelease = new Map<number, SimJob[]>();
     for (const j of s.jobs) {
@@ -214,6 +218,7 @@ class Run {
       }
       if (this.kickPending && Math.min(this.events.peekMs(), this.clock.nextDueMs()) > this.now) {
         this.kickPending = false;
+        await this.hints.refresh();
         this.dispatcher.kick();
         await this.settle();
       }
@@ -323,6 +328,7 @@ class Run {
     const job = this.jobs.get(a.jobId);
     if (job === undefined) throw new Error(`claim handed out job ${a.jobId}, which the simulation did not submit`);
     this.waits.push(this.now - (this.readyAt.get(a.jobId) ?? this.now));
+    this.hints.leased([a]);
     const held: Held = { assignment: a, remainingMs: runTimeMs(job.sim, w.spec), sinceMs: null, token: 0 };
     w.held.set(a.attemptId, held);
     if (w.state === 'up') this.start(w, held);
@@ -344,11 +350,13 @@ class Run {
     const a = h.assignment;
     try {
       const out = await this.store.complete({ attemptId, lease: a.lease, result: { ok: true } });
+      this.hints.ended(attemptId, true);
       this.ended(out.job.id, out.job.state);
       this.applyChanges(out.changes);
       this.askDispatch();
     } catch (err) {
       if (!isGafferError(err, 'STALE_LEASE')) throw err;
+      this.hints.ended(attemptId, false);
       this.stale += 1;
       return;
     }
@@ -368,12 +376,19 @@ class Run {
     }
   }
 
+  /** Registers the worker as it is now; the coordinator notes its slots for the scheduler's hints. */
+  private async register(w: WorkerRun): Promise<void> {
+    const spec = declaration(w);
+    await this.store.upsertWorker({ spec });
+    this.hints.declare(w.spec.name, spec.queues);
+  }
+
   /** A worker with bays declares as many slots of the gated queue as it has bays free. */
   private async redeclare(w: WorkerRun): Promise<void> {
     const slots = gatedSlots(w);
     if (slots === w.declaredGated || w.state !== 'up') return;
     w.declaredGated = slots;
-    await this.store.upsertWorker({ spec: declaration(w) });
+    await this.register(w);
   }
 
   private async heartbeat(workerId: string, generation: number): Promise<void> {
@@ -387,7 +402,10 @@ class Run {
   private async beat(w: WorkerRun): Promise<void> {
     const attempts = [...w.held.values()].map((h) => ({ attemptId: h.assignment.attemptId, lease: h.assignment.lease }));
     const out = await this.store.heartbeat({ workerId: w.spec.name, attempts });
-    for (const id of out.revoked) w.held.delete(id);
+    for (const id of out.revoked) {
+      w.held.delete(id);
+      this.hints.ended(id, false);
+    }
     // A worker the sweeper had given up on is back: jobs may be waiting for it.
     if (out.revived) this.askDispatch();
   }
@@ -406,6 +424,7 @@ class Run {
       }
     } else {
       w.state = 'gone';
+      for (const id of w.held.keys()) this.hints.ended(id, false);
       w.held.clear();
       await this.store.disconnectWorker({ workerId: w.spec.name });
     }
@@ -421,7 +440,7 @@ class Run {
       for (const h of w.held.values()) this.start(w, h);
     } else {
       w.declaredGated = gatedSlots(w);
-      await this.store.upsertWorker({ spec: declaration(w) });
+      await this.register(w);
       this.askDispatch(); // attached again
     }
     this.after(this.scenario.settings.heartbeatIntervalMs, { kind: 'heartbeat', worker: w.spec.name, generation: w.generation });

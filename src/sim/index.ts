@@ -3,6 +3,7 @@
 // assigner), on the same workload and the same fault schedule, measured
 // against a lower bound on the makespan.
 import { place } from '../scheduler/index.ts';
+import { SCHEDULING_DEFAULTS } from '../types/limits.ts';
 import { lowerBound, type LowerBound } from './bound.ts';
 import { runScenario } from './engine.ts';
 import { fifoPlace } from './fifo.ts';
@@ -20,7 +21,7 @@ export { makeScenario, SCENARIOS } from './scenarios.ts';
 export { farmScenario, farmSummary, parseFarm, type Farm } from './farm.ts';
 
 export const POLICIES: readonly Policy[] = [
-  { name: 'gaffer', place: (input) => place(input) },
+  { name: 'gaffer', place: (input) => place(input), hinted: (input, hints) => place(input, SCHEDULING_DEFAULTS, hints) },
   { name: 'fifo', place: fifoPlace },
   { name: 'lotus-util', place: lotusPlace('utilization') },
   { name: 'lotus-spread', place: lotusPlace('spread') },

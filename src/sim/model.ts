@@ -1,7 +1,8 @@
 // What a simulation runs: a scenario (queues, workers, a workload and a fault
 // schedule, all generated from a seed) and what one run of it reports. Times
 // in a scenario are milliseconds after the simulation's start.
-import type { Affinity, Labels, PlaceFn, Requires } from '../types/model.ts';
+import type { SchedulingHints } from '../scheduler/hints.ts';
+import type { Affinity, Labels, PlaceFn, PlaceInput, Placement, Requires } from '../types/model.ts';
 
 /** How every job of one queue is submitted. */
 export interface SimQueue {
@@ -98,6 +99,8 @@ export interface Scenario {
 export interface Policy {
   name: string;
   place: PlaceFn;
+  /** The policy with the hints the coordinator keeps (src/coordinator/hints.ts); used instead of `place` when given. */
+  hinted?: (input: PlaceInput, hints: SchedulingHints) => Placement[];
 }
 
 /** What one run of a scenario under one policy measured. */

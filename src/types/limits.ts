@@ -145,6 +145,14 @@ export const LIMITS = {
   adviceEdgesSampleMaxJobs: 10_000,
   /** Most dependency rows the advisor's edge read joins. */
   adviceEdgesMaxRows: 100_000,
+  /** Workers whose measured run times the scheduler's hints keep (src/coordinator/hints.ts); past that the first seen are dropped. */
+  hintsWorkersMax: 10_000,
+  /** Attempts whose lease time the scheduler's hints keep until they end; past that the oldest are dropped (their run times go unmeasured). */
+  hintsLeasesMax: 100_000,
+  /** How often the scheduler's hints re-read the pipeline's edges between queues. */
+  hintsEdgesRefreshMs: 60 * 1000,
+  /** How far back the scheduler's hints look for jobs whose dependants show the pipeline's edges. */
+  hintsEdgesWindowMs: 24 * 3600 * 1000,
   /** Most workers the advisor's plan adds. */
   adviceAddWorkersMax: 1000,
   /** Longest window the advisor may be asked to look back over (`windowMs`). */
