@@ -33,10 +33,11 @@ import type {
 } from '../store/store.ts';
 import type { PipelineDetail } from '../types/pipeline.ts';
 import { expandPipeline, type PipelineDefinition } from './pipelines.ts';
+import { HintsSource } from './hints.ts';
 import type { HistoryPoint, TrustPoint } from '../types/history.ts';
 import type { Clock, Random, TimerHandle } from '../types/clock.ts';
 import { GafferError, isGafferError } from '../types/errors.ts';
-import { COORDINATOR_DEFAULTS, LIMITS, PROTOCOL_DEFAULTS, RETENTION_DEFAULTS } from '../types/limits.ts';
+import { COORDINATOR_DEFAULTS, LIMITS, PROTOCOL_DEFAULTS, RETENTION_DEFAULTS, SCHEDULING_DEFAULTS } from '../types/limits.ts';
 import type { Assignment, Job, JobError, Json, NewJob, PlaceFn, RetentionPolicy, Worker, WorkerSpec } from '../types/model.ts';
 import { isTerminalJobState, type JobState } from '../types/states.ts';
 import type { QueueConfig } from './validate.ts';
@@ -129,6 +130,8 @@ export class Coordinator {
   readonly metrics: MetricsHooks;
   /** The queue history this coordinator counts and flushes (history.ts). */
   readonly history: HistoryRecorder;
+  /** What the scheduler learns from this coordinator's traffic: declared slots, run times, the pipeline's edges (hints.ts). */
+  readonly hints: HintsSource;
   private readonly dispatcher: Dispatcher;
   private readonly sweeper: Sweeper;
   private readonly backlog: BacklogKeeper;
@@ -159,11 +162,12 @@ export class Coordinator {
     this.store = guardStore(timeStore(options.store, this.metrics), this.health);
     this.queueDefaults = options.queues ?? {};
     this.pipelineTemplates = options.pipelines ?? {};
+    this.hints = new HintsSource({ store: this.store, clock: this.clock });
     const available = (): boolean => this.health.available;
     const onError = (err: unknown, msg: string): void => this.logStoreError(err, msg);
     this.dispatcher = new Dispatcher({
       store: this.store,
-      place: options.place ?? ((input) => defaultPlace(input)),
+      place: options.place ?? ((input) => defaultPlace(input, SCHEDULING_DEFAULTS, this.hints.hints())),
       workers: () => [...this.sessions.values()].filter((s) => !s.draining && !s.detached).map((s) => s.workerId),
       deliver: (assignments) => this.deliver(assignments),
       available,
@@ -456,6 +460,7 @@ export class Coordinator {
     if (previous) previous.detached = true;
     const session = new WorkerSession(this, worker.id, spec, link);
     this.sessions.set(worker.id, session);
+    this.hints.declare(worker.id, spec.queues);
     this.events.emit('worker', { workerId: worker.id, event: 'attached', at: this.clock.now() });
     this.kick();
     return session;
@@ -465,6 +470,7 @@ export class Coordinator {
   async detachWorker(session: WorkerSession): Promise<void> {
     if (this.sessions.get(session.workerId) !== session) return;
     this.sessions.delete(session.workerId);
+    this.hints.forget(session.workerId);
     session.detached = true;
     await this.store.disconnectWorker({ workerId: session.workerId });
     this.events.emit('worker', { workerId: session.workerId, event: 'detached', at: this.clock.now() });
@@ -516,13 +522,17 @@ export class Coordinator {
 
   /** Asks for a dispatch pass; passes never overlap, and a request during one runs another after it. */
   kick(): void {
-    if (this.running) this.dispatcher.kick();
+    if (!this.running) return;
+    // The pipeline's edges are re-read now and then (hints.ts); this dispatch uses the last read.
+    if (this.health.available) void this.track(this.hints.refresh()).catch((err: unknown) => this.logStoreError(err, 'reading the pipeline edges for the scheduler failed'));
+    this.dispatcher.kick();
   }
 
   /** One claim's assignments: each worker hears of its own, then everyone of the jobs now running. */
   private deliver(assignments: readonly Assignment[]): void {
     this.metrics.assigned(assignments);
     this.history.leased(assignments);
+    this.hints.leased(assignments);
     // readyAt is the coordinator's (wait times), never sent to a worker.
     const wire = assignments.map(({ readyAt: _readyAt, ...a }) => a);
     for (const [workerId, list] of groupByWorker(wire)) {
@@ -679,6 +689,7 @@ export class WorkerSession {
     );
     this.coordinator.metrics.reported(ref.attemptId);
     this.coordinator.history.finished(ref.attemptId);
+    this.coordinator.hints.ended(ref.attemptId, true);
     this.coordinator.applyChanges(out.changes, 'settled by another attempt', out.job);
     this.coordinator.kick();
     return out.job;
@@ -689,6 +700,7 @@ export class WorkerSession {
     const out = await this.coordinator.trackReport(this.coordinator.store.fail({ ...ref, workerId: this.workerId, error: clean, retryable }));
     this.coordinator.metrics.reported(ref.attemptId);
     this.coordinator.history.finished(ref.attemptId);
+    this.coordinator.hints.ended(ref.attemptId, false);
     this.coordinator.applyChanges(out.changes, 'job failed', out.job);
     this.coordinator.kick();
     return out.job;

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import type { Candidate, PlaceFn, PlaceInput, WorkerCapacity } from '../types/model.ts';
 import { compareCandidates, effectivePriority, fits, place, sortCandidates, whyNot } from './index.ts';
+import { followersFrom, NO_HINTS, RunTimes, type SchedulingHints } from './hints.ts';
 
 const NOW = 1_000_000_000;
 const MINUTE = 60_000;
@@ -282,6 +283,62 @@ describe('reliability checks and speed', () => {
   });
 });
 
+describe('pipeline hints', () => {
+  // A sealing-like pipeline: ap (anywhere) is followed by pc1, which runs where the ap ran (its key).
+  const hints = (over: Partial<SchedulingHints> = {}): SchedulingHints => ({ ...NO_HINTS, followers: { ap: ['pc1'] }, ...over });
+  const sealer = (id: string, freeAp: number, freePc1: number, keys: string[] = []) =>
+    worker(id, { freeSlots: { ap: freeAp, pc1: freePc1 }, keys: new Set(keys) });
+  const ap = (id: string) => cand(id, { queue: 'ap' });
+  const pc1 = (id: string, key: string) => cand(id, { queue: 'pc1', affinity: { key, mode: 'require' } });
+
+  it('without hints decides as before', () => {
+    const inp = input([sealer('a', 2, 0), sealer('b', 2, 1)], [ap('j1'), ap('j2')]);
+    assert.deepEqual(place(inp, POLICY, NO_HINTS), place(inp, POLICY));
+    assert.equal(place(inp, POLICY).length, 2);
+  });
+
+  it('admits a job only where a slot of its follower queue is in sight', () => {
+    const out = place(input([sealer('a', 2, 0), sealer('b', 2, 1)], [ap('j1'), ap('j2')]), POLICY, hints());
+    assert.deepEqual(out.map((p) => [p.jobId, p.workerId]), [['j1', 'b']]);
+  });
+
+  it('counts follower jobs already waiting for the worker\'s data', () => {
+    const out = place(input([sealer('a', 2, 1, ['s1'])], [ap('j1'), pc1('p1', 's1')]), POLICY, hints());
+    assert.deepEqual(out.map((p) => p.jobId), ['p1']);
+  });
+
+  it('counts the jobs of the queue the worker already runs, from its declared slots', () => {
+    const inp = input([sealer('a', 1, 1), sealer('b', 2, 1)], [ap('j1')]);
+    assert.deepEqual(place(inp, POLICY, hints({ declaredSlots: { a: { ap: 2, pc1: 1 }, b: { ap: 2, pc1: 1 } } })).map((p) => p.workerId), ['b']);
+    // Without declared slots, only what this claim gave counts: a is less used, and takes it.
+    assert.deepEqual(place(inp, POLICY, hints()).map((p) => p.workerId), ['a']);
+  });
+
+  it('never holds back a job bound to its data, nor a worker that does not serve the follower', () => {
+    const out = place(input([sealer('a', 1, 1, ['s1']), worker('c', { freeSlots: { ap: 1 } })], [pc1('p1', 's1'), ap('j1')]), POLICY, hints());
+    assert.deepEqual(out.map((p) => [p.jobId, p.workerId]), [['j1', 'c'], ['p1', 'a']]);
+  });
+
+  it('sends a job to the worker with the shortest measured run time for it and its followers', () => {
+    const ws = [sealer('a', 2, 2), sealer('b', 2, 2, [])];
+    ws[1]!.usedSlots = 3;
+    const runTimeMs = { a: { ap: 10, pc1: 300 }, b: { ap: 12, pc1: 200 } };
+    assert.deepEqual(place(input(ws, [ap('j1')]), POLICY, hints({ runTimeMs })).map((p) => p.workerId), ['b']);
+    // A worker with no measure counts at the mean of those measured: 250 + 11 beats a's 310.
+    assert.deepEqual(place(input([sealer('a', 2, 2), sealer('n', 2, 2)], [ap('j1')]), POLICY, hints({ runTimeMs: { a: runTimeMs.a, b: runTimeMs.b } })).map((p) => p.workerId), ['n']);
+  });
+
+  it('keeps running means and builds followers from edges', () => {
+    const rt = new RunTimes(2);
+    rt.record('a', 'q', 100);
+    rt.record('a', 'q', 300);
+    rt.record('b', 'q', 50);
+    rt.record('c', 'q', 70);
+    assert.deepEqual(rt.snapshot(), { b: { q: 50 }, c: { q: 70 } });
+    assert.deepEqual(followersFrom([{ from: 'ap', to: 'pc1' }, { from: 'ap', to: 'pc1' }, { from: 'x', to: 'x' }]), { ap: ['pc1'] });
+  });
+});
+
 describe('place on random input', () => {
   const arbWorker = (i: number) =>
     fc.record({
@@ -328,11 +385,17 @@ describe('place on random input', () => {
         fc.tuple(...Array.from({ length: nc }, (_, i) => arbCand(i))),
       ).map(([ws, cs]) => input(ws, cs, max)));
 
-  it('never over-commits, never shares a worker between replicas, never mutates', () => {
+  const arbHints = fc.record({
+    followers: fc.constantFrom({}, { q: ['r'] }, { r: ['q'] }),
+    declaredSlots: fc.constantFrom({}, { w0: { q: 4, r: 1 }, w1: { q: 2 } }),
+    runTimeMs: fc.constantFrom({}, { w0: { q: 5, r: 1 }, w2: { q: 1 } }),
+  });
+
+  it('never over-commits, never shares a worker between replicas, never mutates, with or without hints', () => {
     fc.assert(
-      fc.property(arbInput, (inp) => {
+      fc.property(arbInput, fc.option(arbHints), (inp, h) => {
         const before = structuredClone(inp);
-        const out = place(inp);
+        const out = h === null ? place(inp) : place(inp, POLICY, h);
         assert.deepEqual(inp, before);
         assert.ok(out.length <= inp.maxPlacements);
         for (const w of inp.workers) {
