@@ -46,6 +46,7 @@ export class HintsSource {
       if (this.leases.size >= LIMITS.hintsLeasesMax) this.leases.delete(this.leases.keys().next().value!);
       this.leases.set(a.attemptId, { workerId: a.workerId, queue: a.queue, atMs });
     }
+    if (assignments.length > 0) this.cached = null;
   }
 
   /** The attempt ended; a completed one's run time, from its lease, is measured. */
@@ -53,6 +54,7 @@ export class HintsSource {
     const l = this.leases.get(attemptId);
     if (l === undefined) return;
     this.leases.delete(attemptId);
+    this.cached = null;
     if (!completed) return;
     this.runTimes.record(l.workerId, l.queue, this.clock.now() - l.atMs);
     this.cached = null;
@@ -76,11 +78,18 @@ export class HintsSource {
     return this.reading;
   }
 
+  private leasedAt(): Record<string, Record<string, number[]>> {
+    const out: Record<string, Record<string, number[]>> = {};
+    for (const l of this.leases.values()) ((out[l.workerId] ??= {})[l.queue] ??= []).push(l.atMs);
+    return out;
+  }
+
   hints(): SchedulingHints {
     this.cached ??= {
       followers: this.followers,
       declaredSlots: Object.fromEntries(this.declared),
       runTimeMs: this.runTimes.snapshot(),
+      leasedAtMs: this.leasedAt(),
     };
     return this.cached;
   }

@@ -17,6 +17,8 @@ export interface SchedulingHints {
   readonly declaredSlots: Readonly<Record<string, Readonly<Record<string, number>>>>;
   /** Per worker, per queue: mean run time of its completed attempts. */
   readonly runTimeMs: Readonly<Record<string, Readonly<Record<string, number>>>>;
+  /** Per worker, per queue: when each attempt it runs now was leased (absent: unknown). */
+  readonly leasedAtMs?: Readonly<Record<string, Readonly<Record<string, readonly number[]>>>>;
 }
 
 export const NO_HINTS: SchedulingHints = { followers: {}, declaredSlots: {}, runTimeMs: {} };

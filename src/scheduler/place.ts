@@ -10,7 +10,8 @@
 // times, the fastest for its queue and followers, then the least utilised (on
 // the running tally, so equal workers take turns), then more free cores, then
 // the smaller worker id. A candidate that fits nowhere is skipped; the scan
-// goes on.
+// goes on. A lone attempt that a busy worker is expected to finish sooner
+// than its best worker now is held back (sooner.ts).
 import { assert } from '../types/errors.ts';
 import { SCHEDULING_DEFAULTS } from '../types/limits.ts';
 import type { Candidate, PlaceInput, Placement, WorkerCapacity } from '../types/model.ts';
@@ -19,6 +20,7 @@ import { fits, freeSlotsFor, holdsAffinityKey } from './fit.ts';
 import { NO_HINTS, type SchedulingHints } from './hints.ts';
 import { compareIds, sortCandidates, type SchedulingPolicy } from './order.ts';
 import { Pipeline } from './pipeline.ts';
+import { SoonerFinish } from './sooner.ts';
 
 export function place(input: PlaceInput, policy: SchedulingPolicy = SCHEDULING_DEFAULTS, hints: SchedulingHints = NO_HINTS): Placement[] {
   assertInput(input);
@@ -28,10 +30,11 @@ export function place(input: PlaceInput, policy: SchedulingPolicy = SCHEDULING_D
   const limit = Math.min(input.maxPlacements, totalFreeSlots(tallies));
   const placements: Placement[] = [];
   const pipeline = new Pipeline(hints, input.candidates, tallies);
+  const sooner = new SoonerFinish(hints, input.workers, input.now);
   for (const c of sortCandidates(input.candidates, input.now, policy)) {
     if (placements.length >= limit) break;
     const urgent = c.deadline !== null && c.deadline - input.now <= policy.deadlineUrgentMs;
-    placeCandidate(c, tallies, limit - placements.length, placements, { urgent, pipeline });
+    placeCandidate(c, tallies, limit - placements.length, placements, { urgent, pipeline, sooner });
   }
   assertOutput(input, placements);
   return placements;
@@ -46,6 +49,7 @@ function placeCandidate(c: Candidate, tallies: WorkerCapacity[], budget: number,
   for (let i = 0; i < attempts; i++) {
     const w = chooseWorker(c, pool, taken, how);
     if (w === undefined) return;
+    if (attempts === 1 && how.sooner?.holds(c, w) === true) return;
     taken.add(w.workerId);
     out.push(commit(c, w));
     how.pipeline?.placed(c, w);
@@ -64,6 +68,8 @@ function removeOperator(pool: WorkerCapacity[], operator: string): void {
 export interface Ranking {
   urgent: boolean;
   pipeline?: Pipeline;
+  /** Holds back a lone attempt that a busy worker is expected to finish sooner (sooner.ts). */
+  sooner?: SoonerFinish;
 }
 
 /** The best worker that fits `c`, is not in `taken` and admits it, or undefined. */

@@ -385,10 +385,11 @@ describe('place on random input', () => {
         fc.tuple(...Array.from({ length: nc }, (_, i) => arbCand(i))),
       ).map(([ws, cs]) => input(ws, cs, max)));
 
-  const arbHints = fc.record({
-    followers: fc.constantFrom({}, { q: ['r'] }, { r: ['q'] }),
-    declaredSlots: fc.constantFrom({}, { w0: { q: 4, r: 1 }, w1: { q: 2 } }),
-    runTimeMs: fc.constantFrom({}, { w0: { q: 5, r: 1 }, w2: { q: 1 } }),
+  const arbHints: fc.Arbitrary<SchedulingHints> = fc.record({
+    followers: fc.constantFrom<Record<string, string[]>>({}, { q: ['r'] }, { r: ['q'] }),
+    declaredSlots: fc.constantFrom<Record<string, Record<string, number>>>({}, { w0: { q: 4, r: 1 }, w1: { q: 2 } }),
+    runTimeMs: fc.constantFrom<Record<string, Record<string, number>>>({}, { w0: { q: 5, r: 1 }, w1: { q: 2 }, w2: { q: 1 } }),
+    leasedAtMs: fc.constantFrom<Record<string, Record<string, number[]>>>({}, { w0: { q: [NOW - 3, NOW - 1] }, w1: { q: [NOW] } }),
   });
 
   it('never over-commits, never shares a worker between replicas, never mutates, with or without hints', () => {
