@@ -339,6 +339,36 @@ describe('pipeline hints', () => {
   });
 });
 
+describe('sooner finish', () => {
+  // slow: free now, 100 s a job; fast: busy with one attempt leased 20 s ago, 30 s a job.
+  const slow = () => worker('slow', { freeSlots: { q: 1 } });
+  const fast = () => worker('fast', { freeSlots: { q: 0 }, usedSlots: 1 });
+  const hints = (leasedAgoMs: number): SchedulingHints => ({
+    ...NO_HINTS,
+    runTimeMs: { slow: { q: 100_000 }, fast: { q: 30_000 } },
+    leasedAtMs: { fast: { q: [NOW - leasedAgoMs] } },
+  });
+
+  it('holds a job that a busy worker is expected to finish first', () => {
+    assert.deepEqual(place(input([slow(), fast()], [cand('j1')]), POLICY, hints(20_000)), []);
+  });
+
+  it('still fills the free slot when more jobs wait than slots are expected', () => {
+    const out = place(input([slow(), fast()], [cand('j1'), cand('j2')]), POLICY, hints(20_000));
+    assert.deepEqual(out.map((p) => [p.jobId, p.workerId]), [['j2', 'slow']]);
+  });
+
+  it('does not count on an attempt past its expected end, nor hold without lease times', () => {
+    assert.equal(place(input([slow(), fast()], [cand('j1')]), POLICY, hints(40_000)).length, 1);
+    assert.equal(place(input([slow(), fast()], [cand('j1')]), POLICY, { ...hints(20_000), leasedAtMs: undefined }).length, 1);
+  });
+
+  it('never holds a job bound to its worker', () => {
+    const bound = cand('j1', { pinnedWorkerId: 'slow' });
+    assert.equal(place(input([slow(), fast()], [bound]), POLICY, hints(20_000)).length, 1);
+  });
+});
+
 describe('place on random input', () => {
   const arbWorker = (i: number) =>
     fc.record({
