@@ -4,8 +4,8 @@
 // Candidates go in compareCandidates order. Each attempt a candidate wants goes
 // to the best worker that fits and does not yet hold an attempt of that job:
 // first a worker holding the affinity key, then, for a job whose deadline is
-// near (SCHEDULING_DEFAULTS.deadlineUrgentMs), the fastest by its measured
-// reliability-check time, then the least utilised (on the running tally, so
+// near (SCHEDULING_DEFAULTS.deadlineUrgentMs) or a speculative backup, the
+// fastest by its measured speed (speedMs), then the least utilised (on the running tally, so
 // equal workers take turns), then more free cores, then the smaller worker id. A candidate that fits nowhere is skipped; the scan goes on.
 import { assert } from '../types/errors.ts';
 import { SCHEDULING_DEFAULTS } from '../types/limits.ts';
@@ -23,7 +23,7 @@ export function place(input: PlaceInput, policy: SchedulingPolicy = SCHEDULING_D
   const placements: Placement[] = [];
   for (const c of sortCandidates(input.candidates, input.now, policy)) {
     if (placements.length >= limit) break;
-    const urgent = c.deadline !== null && c.deadline - input.now <= policy.deadlineUrgentMs;
+    const urgent = c.backup === true || (c.deadline !== null && c.deadline - input.now <= policy.deadlineUrgentMs);
     placeCandidate(c, tallies, limit - placements.length, placements, urgent);
   }
   assertOutput(input, placements);
