@@ -10,7 +10,8 @@
 // - deadline: a job's deadline is when it must start, so it is due one median
 //   run time after it. An attempt whose projected finish is past that, while a
 //   backup started now would finish by it, gets a backup. The projected finish
-//   is the elapsed time over the reported progress fraction when there is one;
+//   is the elapsed time over the reported progress fraction when there is one
+//   (a fraction still 0 once the queue's quickest run had finished: never);
 //   else the median of the measured runs that lasted at least as long as this
 //   one has (none that long: it is past every run measured, and late).
 // Bounded: never a backup of a backup, at most one per attempt, none for a job
@@ -129,6 +130,8 @@ export function medianOf(sorted: readonly number[]): number {
 /** When the attempt will probably finish (Infinity: no measured run lasted this long). */
 export function projectedFinish(a: Pick<RunningAttempt, 'leasedAt' | 'progress'>, elapsedMs: number, sorted: readonly number[]): number {
   if (a.progress !== null && a.progress > 0) return a.leasedAt + elapsedMs / Math.min(1, a.progress);
+  // Still no progress reported when the queue's quickest run had finished: stuck.
+  if (a.progress === 0 && elapsedMs > sorted[0]!) return Infinity;
   const longer = sorted.filter((ms) => ms >= elapsedMs);
   return longer.length === 0 ? Infinity : a.leasedAt + medianOf(longer);
 }

@@ -190,8 +190,8 @@ export const SPECULATION_DEFAULTS = {
   multiplier: 1.5,
   /** Most live attempts, as a share of all live attempts, that are backups (Hadoop caps it at 10 %). */
   shareMax: 0.1,
-  /** Backups that may run whatever the share: a small pool can still back up its one straggler. */
-  backupsMin: 1,
+  /** Backups that may run (or wait to be placed) whatever the share, so that a small pool can still back up its stragglers (Hadoop's minimum is 10). */
+  backupsMin: 3,
   /** No attempt younger than this gets a backup. */
   minRunMs: 1000,
   /** How often the coordinator looks for attempts to back up. */
