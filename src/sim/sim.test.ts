@@ -223,7 +223,7 @@ function assertFigures(r: SimulationReport): void {
     assert.ok(p.attempts.completed >= p.jobs.succeeded && p.attempts.total >= p.attempts.completed + p.attempts.lost);
     assert.ok(p.deadlines.missed <= p.deadlines.total);
     // Faults are scheduled within the first 60% of the bound, so each strikes before any run ends.
-    assert.equal(p.faults.stall + p.faults.leave, r.faults.length);
+    assert.equal(p.faults.stall + p.faults.leave + p.faults.hang, r.faults.length);
   }
   const table = formatReport(r);
   for (const row of ['makespan', 'lower bound', 'utilisation', 'deadline misses', 'wait p50', 'wait p99', 'attempts', 'faults injected']) {
