@@ -5,7 +5,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { isGafferError } from '../../types/errors.ts';
-import type { Assignment } from '../../types/model.ts';
+import type { Assignment, Job } from '../../types/model.ts';
 import type { SpeculateParams } from '../store.ts';
 import { type ContractContext, SECOND } from './context.ts';
 
@@ -24,17 +24,22 @@ export function speculationTests(ctx: ContractContext): void {
     for (const a of runs) await complete(a);
   }
 
+  /** Workers w1 and w2, the queue measured on w1, and a job whose attempt runs on w1 from now. */
+  async function slowOnW1(): Promise<{ job: Job; slow: Assignment }> {
+    await addWorker('w1');
+    await addWorker('w2');
+    await measured(['w1']);
+    const job = await submitOne();
+    return { job, slow: await claimOne('w1') };
+  }
+
   async function refusedStale(a: Assignment): Promise<void> {
     await assert.rejects(complete(a, { late: true }), (err) => isGafferError(err, 'STALE_LEASE'));
   }
 
   describe('speculative backups', () => {
     it('gives a slow attempt exactly one backup on another worker; the backup wins, the slow one is revoked and refused', async () => {
-      await addWorker('w1');
-      await addWorker('w2');
-      await measured(['w1']);
-      const job = await submitOne();
-      const slow = await claimOne('w1');
+      const { job, slow } = await slowOnW1();
       ctx.clock.advance(14 * SECOND);
       assert.deepEqual((await speculate()).backups, [], 'not past 1.5 x the 10 s median yet');
       ctx.clock.advance(2 * SECOND);
@@ -58,11 +63,7 @@ export function speculationTests(ctx: ContractContext): void {
     });
 
     it('accepts the slow attempt when it finishes first, and refuses the revoked backup', async () => {
-      await addWorker('w1');
-      await addWorker('w2');
-      await measured(['w1']);
-      const job = await submitOne();
-      const slow = await claimOne('w1');
+      const { job, slow } = await slowOnW1();
       ctx.clock.advance(16 * SECOND);
       assert.equal((await speculate()).backups.length, 1);
       const backup = await claimOne(['w1', 'w2']);
@@ -75,11 +76,7 @@ export function speculationTests(ctx: ContractContext): void {
     });
 
     it('keeps the job running on the other attempt when one of a pair fails, and drops a backup not yet placed when its attempt ends', async () => {
-      await addWorker('w1');
-      await addWorker('w2');
-      await measured(['w1']);
-      const job = await submitOne();
-      const slow = await claimOne('w1');
+      const { job, slow } = await slowOnW1();
       ctx.clock.advance(16 * SECOND);
       await speculate();
       const backup = await claimOne(['w1', 'w2']);
@@ -133,11 +130,7 @@ export function speculationTests(ctx: ContractContext): void {
     });
 
     it('gives no backup in a queue whose speculation is off, nor before the quantile of its recent jobs finished', async () => {
-      await addWorker('w1');
-      await addWorker('w2');
-      await measured(['w1']);
-      await submitOne();
-      await claimOne('w1');
+      await slowOnW1();
       ctx.clock.advance(60 * SECOND);
       assert.deepEqual((await speculate({ settings: (q) => ({ ...ON, enabled: q !== 'q' }) })).backups, []);
       await submit({}, {}, {}, {});
