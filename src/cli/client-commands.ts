@@ -6,7 +6,7 @@ import type { GafferClient } from '../client/client.ts';
 import { TRACE_REPLICAS_MIN } from '../coordinator/validate.ts';
 import { LIMITS } from '../types/limits.ts';
 import { GafferError } from '../types/errors.ts';
-import type { Job, JobSpec, Json, Worker } from '../types/model.ts';
+import type { Attempt, Job, JobSpec, Json, Worker } from '../types/model.ts';
 import { isTerminalJobState } from '../types/states.ts';
 import { clientFrom, tokenOption, urlOption } from './common.ts';
 import { TRACE_TOLERANCE_DEFAULT } from './config.ts';
@@ -111,7 +111,7 @@ function jobLine(j: Job): string {
   return `${j.id}  ${j.queue.padEnd(16)} ${j.state.padEnd(10)} prio ${String(j.priority).padStart(4)}  attempts ${j.attempts}${j.filler ? '  filler' : ''}`;
 }
 
-function jobDetail(j: Job): string {
+function jobDetail(j: Job & { attemptList?: Attempt[] }): string {
   const lines = [
     `id         ${j.id}`,
     `queue      ${j.queue}`,
@@ -131,6 +131,9 @@ function jobDetail(j: Job): string {
   if (j.dependsOn.length) lines.push(`dependsOn  ${j.dependsOn.join(', ')}`);
   if (j.error) lines.push(`error      ${j.error.code}: ${j.error.message}`);
   if (j.result !== null) lines.push(`result     ${JSON.stringify(j.result)}`);
+  for (const a of j.attemptList ?? []) {
+    if (a.backupOf !== null) lines.push(`backup     ${a.id} on ${a.workerId} (${a.state}) of ${a.backupOf}: ${a.backupReason === 'deadline' ? 'it would miss the deadline' : 'it ran far past the queue\'s usual time'}`);
+  }
   return lines.join('\n');
 }
 

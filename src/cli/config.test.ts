@@ -235,6 +235,40 @@ archive = "/var/lib/gaffer/fast.jsonl"
   });
 });
 
+describe('serve config: speculation', () => {
+  it('reads the defaults of every queue and each queue\'s own; a queue may turn it off', () => {
+    const text = `[speculation]
+multiplier = 2
+shareMax = 0.05
+
+[queues.prove.speculation]
+quantile = 0.5
+
+[queues.seal.speculation]
+enabled = false
+`;
+    const c = serveConfig({ config: file('speculation.toml', text) }, {});
+    assert.deepEqual(c.speculation, { multiplier: 2, shareMax: 0.05 });
+    assert.deepEqual(c.queues.prove, { speculation: { quantile: 0.5 } });
+    assert.deepEqual(c.queues.seal, { speculation: { enabled: false } });
+    assert.equal('speculation' in serveConfig({}, {}), false, 'on with the built-in defaults');
+  });
+
+  it('refuses a bad speculation setting with an error naming it', () => {
+    const cases: [string, RegExp][] = [
+      ['[speculation]\nquantile = 1.5', /^speculation\.quantile must be from 0 to 1$/],
+      ['[speculation]\nshareMax = 0', /^speculation\.shareMax must be more than 0 and at most 1$/],
+      ['[queues.q.speculation]\nmultiplier = 0.5', /^queues\.q\.speculation\.multiplier must be 1 or more$/],
+      ['[queues.q.speculation]\nshareMax = 0.5', /^queues\.q\.speculation\.shareMax is not a speculation setting \(enabled, quantile, multiplier\)$/],
+      ['[queues.q.speculation]\nenabled = "no"', /^queues\.q\.speculation\.enabled must be true or false$/],
+    ];
+    cases.forEach(([text, message], i) => {
+      const path = file(`bad-speculation-${i}.toml`, text);
+      assert.throws(() => serveConfig({ config: path }, {}), (e) => isGafferError(e, 'INVALID_INPUT') && message.test(e.message), text);
+    });
+  });
+});
+
 describe('serve config: SQLite sync', () => {
   it('takes sqliteSync from the file, the environment and flags, in that order; full is the store default', () => {
     assert.equal('sqliteSync' in serveConfig({ db: '/srv/g.db' }, {}), false);

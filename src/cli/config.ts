@@ -3,7 +3,16 @@
 import { readFileSync } from 'node:fs';
 import { parse as parseToml } from 'smol-toml';
 import { SCOPES, type Scope, type TokenConfig } from '../server/auth.ts';
-import { backlogJob, checkSize, normalizeJob, type BacklogConfig, type JobDefaults, type QueueConfig } from '../coordinator/validate.ts';
+import {
+  backlogJob,
+  checkSize,
+  normalizeJob,
+  type BacklogConfig,
+  type JobDefaults,
+  type QueueConfig,
+  type SpeculationConfig,
+  type SpeculationPolicy,
+} from '../coordinator/validate.ts';
 import { checkTemplate, expandPipeline, type PipelineDefinition } from '../coordinator/pipelines.ts';
 import { trustPolicy, type TrustPolicy } from '../trust/reputation.ts';
 import { GafferError, isGafferError } from '../types/errors.ts';
@@ -40,6 +49,8 @@ export interface ServeConfig {
   workerRetentionMs?: number;
   /** The `[trust]` settings given (the rest keep TRUST_DEFAULTS); left out when the file has none. */
   trust?: Partial<TrustPolicy>;
+  /** `[speculation]`: speculative backups for every queue (each may override it); on with SPECULATION_DEFAULTS when the file has none. */
+  speculation?: SpeculationPolicy;
 }
 
 /** The tolerance of trace verification when `--verify trace` or a queue's `verify = { mode = "trace" }` gives none. */
@@ -182,6 +193,7 @@ export function serveConfig(
   const pipelines = file.pipelines === undefined ? undefined : pipelinesOf(table(file.pipelines, 'pipelines'), queues);
   const trust = file.trust === undefined ? undefined : trustOf(table(file.trust, 'trust'));
   const retention = file.retention === undefined ? undefined : retentionOf(file.retention, 'retention');
+  const speculation = file.speculation === undefined ? undefined : speculationPolicyOf(file.speculation);
   const workerRetentionDays = num(server.workerRetentionDays, 'server.workerRetentionDays');
   if (workerRetentionDays !== undefined && !(workerRetentionDays > 0)) throw new GafferError('INVALID_INPUT', 'server.workerRetentionDays must be more than 0');
   return {
@@ -197,6 +209,7 @@ export function serveConfig(
     ...(pipelines !== undefined ? { pipelines } : {}),
     ...(trust !== undefined ? { trust } : {}),
     ...(retention !== undefined ? { retention } : {}),
+    ...(speculation !== undefined ? { speculation } : {}),
     ...(workerRetentionDays !== undefined ? { workerRetentionMs: Math.round(workerRetentionDays * DAY_MS) } : {}),
   };
 }
@@ -242,6 +255,37 @@ function retentionOf(v: unknown, where: string): RetentionPolicy {
   const archive = str(t.archive, `${where}.archive`);
   if (archive === '') throw new GafferError('INVALID_INPUT', `${where}.archive must name a file`);
   return { ...(keepDays !== undefined ? { keepDays } : {}), ...(keepJobs !== undefined ? { keepJobs } : {}), ...(archive !== undefined ? { archive } : {}) };
+}
+
+const SPECULATION_KEYS = ['enabled', 'quantile', 'multiplier'];
+
+/** `[queues.NAME.speculation]`: enabled, quantile (0 to 1) and multiplier (1 or more), any of them. */
+function speculationOf(v: unknown, where: string, extra: readonly string[] = []): SpeculationConfig {
+  const t = table(v, where);
+  for (const k of Object.keys(t)) {
+    if (![...SPECULATION_KEYS, ...extra].includes(k)) {
+      throw new GafferError('INVALID_INPUT', `${where}.${k} is not a speculation setting (${[...SPECULATION_KEYS, ...extra].join(', ')})`);
+    }
+  }
+  const enabled = bool(t.enabled, `${where}.enabled`);
+  const quantile = num(t.quantile, `${where}.quantile`);
+  const multiplier = num(t.multiplier, `${where}.multiplier`);
+  if (quantile !== undefined && !(quantile >= 0 && quantile <= 1)) throw new GafferError('INVALID_INPUT', `${where}.quantile must be from 0 to 1`);
+  if (multiplier !== undefined && !(multiplier >= 1)) throw new GafferError('INVALID_INPUT', `${where}.multiplier must be 1 or more`);
+  return { ...(enabled !== undefined ? { enabled } : {}), ...(quantile !== undefined ? { quantile } : {}), ...(multiplier !== undefined ? { multiplier } : {}) };
+}
+
+/** `[speculation]`: a queue's settings for every queue, and shareMax (more than 0, at most 1) and intervalMs (at least 1). */
+function speculationPolicyOf(v: unknown): SpeculationPolicy {
+  const out: SpeculationPolicy = speculationOf(v, 'speculation', ['shareMax', 'intervalMs']);
+  const t = table(v, 'speculation');
+  const shareMax = num(t.shareMax, 'speculation.shareMax');
+  const intervalMs = int(t.intervalMs, 'speculation.intervalMs');
+  if (shareMax !== undefined && !(shareMax > 0 && shareMax <= 1)) throw new GafferError('INVALID_INPUT', 'speculation.shareMax must be more than 0 and at most 1');
+  if (intervalMs !== undefined && intervalMs < 1) throw new GafferError('INVALID_INPUT', 'speculation.intervalMs must be at least 1');
+  if (shareMax !== undefined) out.shareMax = shareMax;
+  if (intervalMs !== undefined) out.intervalMs = intervalMs;
+  return out;
 }
 
 const TRUST_FIELDS = Object.keys(TRUST_DEFAULTS) as (keyof TrustPolicy)[];
@@ -338,6 +382,7 @@ function queueConfig(q: Table, name: string): QueueConfig {
     // The filler job is checked now, as a submit to the queue with its defaults would be.
     backlogJob(name, out, out.backlog);
   }
+  if (q.speculation !== undefined) out.speculation = speculationOf(q.speculation, `queues.${name}.speculation`);
   return out;
 }
 

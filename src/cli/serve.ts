@@ -41,6 +41,7 @@ export async function serve(config: ServeConfig, logger: Logger, options: ServeO
     log: logger,
     ...(config.history === false ? { history: false } : {}),
     ...(config.retention !== undefined ? { retention: config.retention } : {}),
+    ...(config.speculation !== undefined ? { speculation: config.speculation } : {}),
     ...(config.workerRetentionMs !== undefined ? { workerRetentionMs: config.workerRetentionMs } : {}),
   });
   coordinator.start();

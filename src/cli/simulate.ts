@@ -15,6 +15,8 @@ interface Flags {
   seeds?: { first: number; last: number };
   size?: number;
   faults: boolean;
+  stalls?: boolean;
+  speculation?: boolean;
   json?: boolean;
 }
 
@@ -51,13 +53,21 @@ export function registerSimulate(program: Command): void {
     .option('--seeds <first-last>', 'run every seed of the range and print the median and worst of each policy (a Markdown table)', seedRange)
     .option('--size <n>', "the scenario's size (default per scenario)", whole(1, 10_000))
     .option('--no-faults', 'inject no faults (stalls, departures)')
+    .option('--stalls', 'prover-burst: two more workers hang for a while, heartbeating while their attempts stand still')
+    .option('--speculation', "run the coordinator's speculative backups (off by default, so that the figures compare placement alone)")
     .option('--json', 'print the whole report as JSON')
     .addHelpText('after', `\nScenarios:\n${scenarios}\n`)
     .action(async (flags: Flags) => {
       if (flags.scenario === undefined && flags.config === undefined) program.error('error: give --scenario NAME or --config FARM.toml');
       const farm: Farm | undefined = flags.config !== undefined ? parseFarm(readToml(flags.config)) : undefined;
       if (farm !== undefined && flags.size !== undefined) program.error('error: --size applies to a scenario; a farm file gives its arrival.count');
-      const which = { scenario: flags.scenario ?? 'farm', ...(farm !== undefined ? { farm } : {}) };
+      if (flags.stalls === true && flags.scenario !== 'prover-burst') program.error('error: --stalls applies to --scenario prover-burst');
+      const which = {
+        scenario: flags.scenario ?? 'farm',
+        ...(farm !== undefined ? { farm } : {}),
+        ...(flags.stalls === true ? { stalls: true } : {}),
+        ...(flags.speculation === true ? { speculation: true } : {}),
+      };
       const size = flags.size !== undefined ? { size: flags.size } : {};
       if (flags.seeds !== undefined) {
         const sweep = await simulateSeeds({ ...which, firstSeed: flags.seeds.first, lastSeed: flags.seeds.last, faults: flags.faults, ...size });

@@ -40,7 +40,7 @@ import { GafferError, isGafferError } from '../types/errors.ts';
 import { COORDINATOR_DEFAULTS, LIMITS, PROTOCOL_DEFAULTS, RETENTION_DEFAULTS, SCHEDULING_DEFAULTS } from '../types/limits.ts';
 import type { Assignment, Job, JobError, Json, NewJob, PlaceFn, RetentionPolicy, Worker, WorkerSpec } from '../types/model.ts';
 import { isTerminalJobState, type JobState } from '../types/states.ts';
-import type { QueueConfig } from './validate.ts';
+import { speculationOf, type QueueConfig, type SpeculationPolicy } from './validate.ts';
 import { resultHash } from '../store/rules.ts';
 import { backlogJob, checkResult, checkSize, checkText, checkTrace, normalizeJob, normalizeJobs, normalizeWorker } from './validate.ts';
 import { guardStore, StoreHealth } from './store-guard.ts';
@@ -93,6 +93,8 @@ export interface CoordinatorOptions {
   retentionSweepIntervalMs?: number;
   /** How often the backlog keeper tops up the queues with a backlog (COORDINATOR_DEFAULTS.backlogIntervalMs). */
   backlogIntervalMs?: number;
+  /** Speculative backups across queues (`[speculation]`); each queue may override it (`[queues.NAME.speculation]`). On by default. */
+  speculation?: SpeculationPolicy;
   log?: Log;
 }
 
@@ -197,6 +199,13 @@ export class Coordinator {
         policyOf: (queue) => this.queueDefaults[queue]?.retention ?? options.retention ?? RETENTION_DEFAULTS,
         ...(options.workerRetentionMs !== undefined ? { workerRetentionMs: options.workerRetentionMs } : {}),
       },
+      speculation: {
+        settings: (queue) => speculationOf(this.queueDefaults[queue]?.speculation, options.speculation),
+        ...(options.speculation?.shareMax !== undefined ? { shareMax: options.speculation.shareMax } : {}),
+        ...(options.speculation?.intervalMs !== undefined ? { intervalMs: options.speculation.intervalMs } : {}),
+      },
+      // The backups asked for are placed by the next dispatch.
+      onSpeculated: () => this.kick(),
       onError,
     });
     this.backlog = new BacklogKeeper({

@@ -189,6 +189,7 @@ export function guardStore(store: Store, health: StoreHealth): Store {
     fail: (p) => run(() => store.fail(p)),
     expireAttempts: (p) => run(() => store.expireAttempts(p)),
     expireDeadlines: (p) => run(() => store.expireDeadlines(p)),
+    speculate: (p) => run(() => store.speculate(p)),
     nextRunAt: (p) => run(() => store.nextRunAt(p)),
     queueCounts: () => run(() => store.queueCounts()),
     queueStats: (p) => run(() => store.queueStats(p)),

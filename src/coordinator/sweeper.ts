@@ -22,10 +22,15 @@
 //   records that hold nothing, on its own beat (retentionSweepIntervalMs),
 //   in short batches (retention.ts).
 //
+// - Asks for speculative backups on its own beat (speculation.intervalMs):
+//   store.speculate with each queue's settings; what it asked for goes to
+//   `onSpeculated`, so that the dispatcher places the backups.
+//
 // While `available` says the store is away, beats come and go without asking it.
-import type { Store, SweepResult } from '../store/store.ts';
+import type { SpeculationSettings } from '../scheduler/speculation.ts';
+import type { SpeculateResult, Store, SweepResult } from '../store/store.ts';
 import { TIMER_MAX_DELAY_MS, type Clock, type TimerHandle } from '../types/clock.ts';
-import { COORDINATOR_DEFAULTS, LIMITS } from '../types/limits.ts';
+import { COORDINATOR_DEFAULTS, LIMITS, SPECULATION_DEFAULTS } from '../types/limits.ts';
 import { RetentionSweep, type RetentionOptions, type RetentionSweepResult } from './retention.ts';
 
 export interface SweeperOptions {
@@ -52,8 +57,20 @@ export interface SweeperOptions {
   retentionSweepIntervalMs?: number;
   /** Which retention applies to which queue, and how long idle worker records are kept. */
   retention?: RetentionOptions;
+  /** Speculative backups: each queue's settings, the share bound and the beat; left out, no backups. */
+  speculation?: SweeperSpeculation;
+  /** What a speculation pass asked for (only when it asked for some). */
+  onSpeculated?: (result: SpeculateResult) => void;
   /** A failed store call; the next beat (or dispatch loop) retries it. */
   onError: (err: unknown, msg: string) => void;
+}
+
+export interface SweeperSpeculation {
+  settings: (queue: string) => SpeculationSettings;
+  /** Default SPECULATION_DEFAULTS.shareMax. */
+  shareMax?: number;
+  /** Default SPECULATION_DEFAULTS.intervalMs. */
+  intervalMs?: number;
 }
 
 export class Sweeper {
@@ -64,6 +81,7 @@ export class Sweeper {
   private readonly sweepBeat: Beat;
   private readonly historyBeat: Beat;
   private readonly retentionBeat: Beat;
+  private readonly speculationBeat: Beat | null;
   private readonly retention: RetentionSweep;
   private pollTimer: TimerHandle | null = null;
   private wakeTimer: { handle: TimerHandle; atMs: number } | null = null;
@@ -85,6 +103,13 @@ export class Sweeper {
     this.retentionBeat = new Beat(options.clock, retentionMs, may, () => this.sweepRetention(), (err) =>
       options.onError(err, 'the retention sweep failed; the next beat retries it'),
     );
+    const spec = options.speculation;
+    this.speculationBeat =
+      spec === undefined
+        ? null
+        : new Beat(options.clock, spec.intervalMs ?? SPECULATION_DEFAULTS.intervalMs, may, () => this.speculate(), (err) =>
+            options.onError(err, 'looking for attempts to back up failed; the next beat looks again'),
+          );
   }
 
   start(): void {
@@ -94,6 +119,7 @@ export class Sweeper {
     this.schedulePoll();
     this.historyBeat.start();
     this.retentionBeat.start();
+    this.speculationBeat?.start();
   }
 
   /** Clears every timer; a sweep pass in flight runs to its end (see current()). */
@@ -102,6 +128,7 @@ export class Sweeper {
     this.sweepBeat.stop();
     this.historyBeat.stop();
     this.retentionBeat.stop();
+    this.speculationBeat?.stop();
     for (const t of [this.pollTimer, this.wakeTimer?.handle]) if (t) this.o.clock.clearTimeout(t);
     this.pollTimer = null;
     this.wakeTimer = null;
@@ -109,7 +136,7 @@ export class Sweeper {
 
   /** The sweep pass (history roll-up, retention sweep) a beat started and that still runs, or null; it never rejects. */
   current(): Promise<void> | null {
-    const passes = [this.sweepBeat.pass, this.historyBeat.pass, this.retentionBeat.pass].filter((p) => p !== null);
+    const passes = [this.sweepBeat.pass, this.historyBeat.pass, this.retentionBeat.pass, this.speculationBeat?.pass ?? null].filter((p) => p !== null);
     return passes.length === 0 ? null : Promise.all(passes).then(() => undefined);
   }
 
@@ -166,6 +193,15 @@ export class Sweeper {
     const deadlines = await this.o.store.expireDeadlines({ limit: LIMITS.sweepBatchMaxRows });
     const result = { changes: [...attempts.changes, ...deadlines.changes], endedAttempts: attempts.endedAttempts };
     this.o.onSwept(result);
+    return result;
+  }
+
+  /** One speculation pass (the sweeper also runs one on its beat): backups for slow or late attempts; see engine/speculate.ts. */
+  async speculate(): Promise<SpeculateResult> {
+    const spec = this.o.speculation;
+    if (spec === undefined) return { backups: [] };
+    const result = await this.o.store.speculate({ settings: spec.settings, shareMax: spec.shareMax ?? SPECULATION_DEFAULTS.shareMax });
+    if (result.backups.length > 0) this.o.onSpeculated?.(result);
     return result;
   }
 

@@ -3,7 +3,8 @@
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import { GafferError } from '../types/errors.ts';
 import { exceedsJsonDepth } from '../types/json-depth.ts';
-import { LIMITS } from '../types/limits.ts';
+import { LIMITS, SPECULATION_DEFAULTS } from '../types/limits.ts';
+import type { SpeculationSettings } from '../scheduler/speculation.ts';
 import type { ChallengeSpec, JobSpec, Json, NewJob, RetentionPolicy, Trace, WorkerSpec } from '../types/model.ts';
 import { newJob, type JobDefaults } from '../types/new-job.ts';
 import { checkWorkerKeys, jobSpecSchema, traceSchema, UNSTORABLE_TEXT, workerSpecSchema } from '../types/schemas.ts';
@@ -96,13 +97,37 @@ export interface BacklogConfig {
   job: Omit<JobSpec, 'queue' | 'dependsOn' | 'idempotencyKey' | 'runAt' | 'deadline'>;
 }
 
-/** A queue's configuration: defaults for its jobs, an optional reliability challenge for new workers, retention, a backlog. */
-export type QueueConfig = JobDefaults & { challenge?: ChallengeSpec; retention?: RetentionPolicy; backlog?: BacklogConfig };
+/** A queue's configuration: defaults for its jobs, an optional reliability challenge for new workers, retention, a backlog, speculation. */
+export type QueueConfig = JobDefaults & { challenge?: ChallengeSpec; retention?: RetentionPolicy; backlog?: BacklogConfig; speculation?: SpeculationConfig };
 
 /** The filler job of a queue's backlog, checked and filled as a submit to the queue would be. */
 export function backlogJob(queue: string, config: QueueConfig, backlog: BacklogConfig): NewJob {
-  const { challenge: _challenge, retention: _retention, backlog: _backlog, ...defaults } = config;
+  const { challenge: _challenge, retention: _retention, backlog: _backlog, speculation: _speculation, ...defaults } = config;
   return normalizeJob({ queue, priority: LIMITS.priorityMin, ...backlog.job }, defaults, `queues.${queue}.backlog`);
+}
+
+/** `[queues.NAME.speculation]` (or, for every queue, `[speculation]`): what is left out comes from the level above, then SPECULATION_DEFAULTS. */
+export interface SpeculationConfig {
+  enabled?: boolean;
+  quantile?: number;
+  multiplier?: number;
+}
+
+/** The `[speculation]` table: the defaults of every queue, and what holds across queues. */
+export interface SpeculationPolicy extends SpeculationConfig {
+  /** Default SPECULATION_DEFAULTS.shareMax. */
+  shareMax?: number;
+  /** Default SPECULATION_DEFAULTS.intervalMs. */
+  intervalMs?: number;
+}
+
+/** A queue's speculation settings: its own, else the policy's, else on with SPECULATION_DEFAULTS. */
+export function speculationOf(own: SpeculationConfig | undefined, policy: SpeculationPolicy | undefined): SpeculationSettings {
+  return {
+    enabled: own?.enabled ?? policy?.enabled ?? true,
+    quantile: own?.quantile ?? policy?.quantile ?? SPECULATION_DEFAULTS.quantile,
+    multiplier: own?.multiplier ?? policy?.multiplier ?? SPECULATION_DEFAULTS.multiplier,
+  };
 }
 
 /** The smallest number of replicas trace verification can work with: with two, both are equally far from their mean. */

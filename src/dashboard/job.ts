@@ -58,7 +58,7 @@ function attemptTable(attempts: Attempt[]): HTMLElement {
   return table(
     ['attempt', 'worker', 'state', 'leased', 'started', 'ended', 'error'],
     attempts.map((a) => [
-      h('span', { class: 'mono' }, shortId(a.id)),
+      h('span', { class: 'mono' }, shortId(a.id), a.backupOf === null ? '' : h('div', { class: 'note' }, `backup of ${shortId(a.backupOf)} (${a.backupReason})`)),
       link(`#/worker/${enc(a.workerId)}`, shortId(a.workerId), 'mono'),
       pill(a.state),
       h('span', {}, time(a.leasedAt)),

@@ -5,13 +5,13 @@
 // to the best worker that fits, does not yet hold an attempt of that job and,
 // with hints (hints.ts), admits it (pipeline.ts: a slot of its followers'
 // queue in sight there): first a worker holding the affinity key, then, for a
-// job whose deadline is near (SCHEDULING_DEFAULTS.deadlineUrgentMs), the
-// fastest by its measured reliability-check time, then, with measured run
-// times, the fastest for its queue and followers, then the least utilised (on
-// the running tally, so equal workers take turns), then more free cores, then
-// the smaller worker id. A candidate that fits nowhere is skipped; the scan
-// goes on. A lone attempt that a busy worker is expected to finish sooner
-// than its best worker now is held back (sooner.ts).
+// job whose deadline is near (SCHEDULING_DEFAULTS.deadlineUrgentMs) or a
+// speculative backup, the fastest by its measured reliability-check time,
+// then, with measured run times, the fastest for its queue and followers, then
+// the least utilised (on the running tally, so equal workers take turns), then
+// more free cores, then the smaller worker id. A candidate that fits nowhere
+// is skipped; the scan goes on. A lone attempt that a busy worker is expected
+// to finish sooner than its best worker now is held back (sooner.ts).
 import { assert } from '../types/errors.ts';
 import { SCHEDULING_DEFAULTS } from '../types/limits.ts';
 import type { Candidate, PlaceInput, Placement, WorkerCapacity } from '../types/model.ts';
@@ -33,7 +33,7 @@ export function place(input: PlaceInput, policy: SchedulingPolicy = SCHEDULING_D
   const sooner = new SoonerFinish(hints, input.workers, input.now);
   for (const c of sortCandidates(input.candidates, input.now, policy)) {
     if (placements.length >= limit) break;
-    const urgent = c.deadline !== null && c.deadline - input.now <= policy.deadlineUrgentMs;
+    const urgent = c.backup === true || (c.deadline !== null && c.deadline - input.now <= policy.deadlineUrgentMs);
     placeCandidate(c, tallies, limit - placements.length, placements, { urgent, pipeline, sooner });
   }
   assertOutput(input, placements);

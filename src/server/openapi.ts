@@ -111,6 +111,8 @@ const attempt = object({
   trace: {
     description: 'The resource trace the worker sent with its result, or null: { intervalMs, samples: [{ tMs, cpuMs, rssKb }] } (docs/worker-protocol.md).',
   },
+  backupOf: { type: ['string', 'null'], description: 'A speculative backup: the attempt it backs up (the first of the two to bring a result wins), or null.' },
+  backupReason: { enum: ['deadline', 'slow', null], description: 'Why the backup was started: the attempt would miss its deadline, or ran far past its queue\'s usual time.' },
 });
 
 const worker = object({

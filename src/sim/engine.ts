@@ -21,7 +21,7 @@
 import { Dispatcher, freesCapacity } from '../coordinator/dispatcher.ts';
 import { HintsSource } from '../coordinator/hints.ts';
 import { Sweeper } from '../coordinator/sweeper.ts';
-import { normalizeJob } from '../coordinator/validate.ts';
+import { normalizeJob, speculationOf } from '../coordinator/validate.ts';
 import { openSqliteStore } from '../store/sqlite/store.ts';
 import type { Change, Store, SweepResult } from '../store/store.ts';
 import { seededRandom } from '../types/clock.ts';
@@ -51,6 +51,8 @@ type SimEvent =
 interface Held {
   assignment: Assignment;
   remainingMs: number;
+  /** Its whole run time on this worker, for the progress it reports. */
+  totalMs: number;
   /** When it last started progressing, or null while frozen (worker stalled, or not yet started). */
   sinceMs: number | null;
   /** Bumped whenever its completion is rescheduled; a `done` event with an older token is void. */
@@ -68,6 +70,8 @@ interface WorkerRun {
   declaredGated: number;
   /** Heartbeat chain generation: a stall or departure ends the chain, a recovery starts a new one. */
   generation: number;
+  /** Hanging (the `hang` fault): it heartbeats, but no attempt of it makes progress. */
+  hung: boolean;
 }
 
 interface JobRun {
@@ -77,8 +81,13 @@ interface JobRun {
   endedAt: number | null;
 }
 
-export async function runScenario(scenario: Scenario, policy: Policy): Promise<RunResult> {
-  const run = new Run(scenario, policy);
+export interface RunOptions {
+  /** True: the coordinator's speculative backups run (engine/speculate.ts), and workers report their progress. Default false. */
+  speculation?: boolean;
+}
+
+export async function runScenario(scenario: Scenario, policy: Policy, options: RunOptions = {}): Promise<RunResult> {
+  const run = new Run(scenario, policy, options.speculation === true);
   try {
     return await run.run();
   } finally {
@@ -107,10 +116,14 @@ class Run {
   /** The first error a dispatch or sweep pass reported: a run stops on it. */
   private failure: { err: unknown } | null = null;
   private stale = 0;
-  private readonly faults: Record<FaultKind, number> = { stall: 0, leave: 0 };
+  private readonly faults: Record<FaultKind, number> = { stall: 0, leave: 0, hang: 0 };
 
-  constructor(scenario: Scenario, policy: Policy) {
+  /** Speculative backups on: the sweeper asks for them, and workers report progress with each heartbeat. */
+  private readonly speculation: boolean;
+
+  constructor(scenario: Scenario, policy: Policy, speculation: boolean) {
     this.scenario = scenario;
+    this.speculation = speculation;
     this.policyName = policy.name;
     this.store = openSqliteStore({
       path: ':memory:',
@@ -143,6 +156,9 @@ class Run {
       sweepIntervalMs: scenario.settings.sweepIntervalMs,
       onSwept: (r) => this.swept(r),
       onWake: () => this.askDispatch(),
+      // The coordinator's default settings for every queue, looked at on the heartbeat beat (the progress it judges by comes no faster).
+      ...(speculation ? { speculation: { settings: () => speculationOf(undefined, undefined), intervalMs: scenario.settings.heartbeatIntervalMs } } : {}),
+      onSpeculated: () => this.askDispatch(),
       onError,
     });
   }
@@ -169,7 +185,7 @@ class Run {
   async run(): Promise<RunResult> {
     const s = this.scenario;
     for (const spec of s.workers) {
-      const w: WorkerRun = { spec, state: 'up', held: new Map(), keys: new Set(), occupied: 0, declaredGated: 0, generation: 0 };
+      const w: WorkerRun = { spec, state: 'up', held: new Map(), keys: new Set(), occupied: 0, declaredGated: 0, generation: 0, hung: false };
       w.declaredGated = gatedSlots(w);
       this.workers.set(spec.name, w);
       await this.register(w);
@@ -311,8 +327,12 @@ class Run {
     }
   }
 
+  /** What a report changed; as the coordinator tells them, workers stop the attempts it revoked. */
   private applyChanges(changes: readonly Change[]): void {
-    for (const c of changes) this.ended(c.jobId, c.state);
+    for (const c of changes) {
+      this.ended(c.jobId, c.state);
+      for (const r of c.cancelledAttempts) this.workers.get(r.workerId)?.held.delete(r.attemptId);
+    }
   }
 
   /** What the sweeper changed; as in the coordinator, a sweep that freed a slot or requeued a job kicks the dispatcher. */
@@ -329,9 +349,10 @@ class Run {
     if (job === undefined) throw new Error(`claim handed out job ${a.jobId}, which the simulation did not submit`);
     this.waits.push(this.now - (this.readyAt.get(a.jobId) ?? this.now));
     this.hints.leased([a]);
-    const held: Held = { assignment: a, remainingMs: runTimeMs(job.sim, w.spec), sinceMs: null, token: 0 };
+    const runMs = runTimeMs(job.sim, w.spec);
+    const held: Held = { assignment: a, remainingMs: runMs, totalMs: runMs, sinceMs: null, token: 0 };
     w.held.set(a.attemptId, held);
-    if (w.state === 'up') this.start(w, held);
+    if (w.state === 'up' && !w.hung) this.start(w, held);
   }
 
   private start(w: WorkerRun, h: Held): void {
@@ -345,7 +366,7 @@ class Run {
   private async done(workerId: string, attemptId: string, token: number): Promise<void> {
     const w = this.mustWorker(workerId);
     const h = w.held.get(attemptId);
-    if (h === undefined || h.token !== token || w.state !== 'up') return;
+    if (h === undefined || h.token !== token || w.state !== 'up' || w.hung) return;
     w.held.delete(attemptId);
     const a = h.assignment;
     try {
@@ -406,22 +427,40 @@ class Run {
       w.held.delete(id);
       this.hints.ended(id, false);
     }
+    if (this.speculation) await this.reportProgress(w);
     // A worker the sweeper had given up on is back: jobs may be waiting for it.
     if (out.revived) this.askDispatch();
   }
 
+  /** The fraction of each held attempt done so far (a hung one's stands still), as a prover reports its rounds. */
+  private async reportProgress(w: WorkerRun): Promise<void> {
+    for (const h of [...w.held.values()]) {
+      const remainingMs = h.remainingMs - (h.sinceMs === null ? 0 : this.now - h.sinceMs);
+      const fraction = Math.min(1, Math.max(0, 1 - remainingMs / h.totalMs));
+      try {
+        await this.store.progress({ attemptId: h.assignment.attemptId, lease: h.assignment.lease, progress: { fraction } });
+      } catch (err) {
+        if (!isGafferError(err, 'STALE_LEASE')) throw err;
+        w.held.delete(h.assignment.attemptId);
+      }
+    }
+  }
+
   private async fault(f: Fault): Promise<void> {
     const w = this.mustWorker(f.worker);
-    if (w.state !== 'up') return;
+    if (w.state !== 'up' || w.hung) return;
     this.faults[f.kind] += 1;
+    if (f.kind === 'hang') {
+      // Its heartbeats go on (the chain is not ended): only its attempts stand still.
+      w.hung = true;
+      this.freeze(w);
+      this.after(f.durationMs, { kind: 'recover', fault: f });
+      return;
+    }
     w.generation += 1;
     if (f.kind === 'stall') {
       w.state = 'stalled';
-      for (const h of w.held.values()) {
-        if (h.sinceMs !== null) h.remainingMs -= this.now - h.sinceMs;
-        h.sinceMs = null;
-        h.token += 1;
-      }
+      this.freeze(w);
     } else {
       w.state = 'gone';
       for (const id of w.held.keys()) this.hints.ended(id, false);
@@ -431,8 +470,22 @@ class Run {
     this.after(f.durationMs, { kind: 'recover', fault: f });
   }
 
+  /** Its attempts stop where they are: their done events are void until they start again. */
+  private freeze(w: WorkerRun): void {
+    for (const h of w.held.values()) {
+      if (h.sinceMs !== null) h.remainingMs -= this.now - h.sinceMs;
+      h.sinceMs = null;
+      h.token += 1;
+    }
+  }
+
   private async recover(f: Fault): Promise<void> {
     const w = this.mustWorker(f.worker);
+    if (f.kind === 'hang') {
+      w.hung = false;
+      if (w.state === 'up') for (const h of w.held.values()) this.start(w, h);
+      return;
+    }
     w.state = 'up';
     w.generation += 1;
     if (f.kind === 'stall') {
@@ -470,12 +523,13 @@ class Run {
       }
     }
     const makespanMs = last - SIM_START_MS;
-    const attempts = { total: 0, completed: 0, lost: 0, timedOut: 0, stale: this.stale };
+    const attempts = { total: 0, completed: 0, lost: 0, timedOut: 0, stale: this.stale, backups: 0 };
     const classes = resourceClasses(s.queues, s.workers);
     const busy = new Map(classes.map((c) => [c.name, 0]));
     for (const j of this.jobs.values()) {
       for (const a of await this.store.listAttempts({ jobId: j.id })) {
         attempts.total += 1;
+        if (a.backupOf !== null) attempts.backups += 1;
         if (a.state === 'completed') attempts.completed += 1;
         else if (a.state === 'lost') attempts.lost += 1;
         else if (a.state === 'failed') attempts.timedOut += 1;

@@ -35,6 +35,10 @@ export interface SimulateOptions {
   seed: number;
   size?: number;
   faults?: boolean;
+  /** True (prover-burst): two more workers hang for a while, heartbeating while their attempts stand still. */
+  stalls?: boolean;
+  /** True: the coordinator's speculative backups run, with its default settings. Default false: the figures compare placement alone. */
+  speculation?: boolean;
 }
 
 export interface PolicyFigures extends RunResult {
@@ -55,6 +59,8 @@ export interface SimulationReport {
   unit: string;
   /** The fault schedule every policy ran under. */
   faults: Fault[];
+  /** Whether speculative backups ran. */
+  speculation: boolean;
   /** Of the whole workload, fault-free. */
   lowerBound: LowerBound;
   /** The resource class whose utilisation the table shows: the most loaded one (largest work over capacity). */
@@ -63,12 +69,13 @@ export interface SimulationReport {
 }
 
 export async function simulate(o: SimulateOptions): Promise<SimulationReport> {
+  if (o.farm !== undefined && o.stalls === true) throw new Error('stalls apply to the prover-burst scenario, not to a farm file');
   const scenario = o.farm !== undefined ? farmScenario(o.farm, o) : makeScenario(o.scenario, o);
   const info = o.farm !== undefined ? { summary: farmSummary(o.farm), unit: o.farm.unit } : SCENARIOS[o.scenario]!;
   const bound = lowerBound(scenario);
   const policies: PolicyFigures[] = [];
   for (const policy of POLICIES) {
-    const r = await runScenario(scenario, policy);
+    const r = await runScenario(scenario, policy, { speculation: o.speculation === true });
     const dropped = new Set(r.unfinished);
     const lowerBoundMs = dropped.size === 0 ? bound.ms : lowerBound({ ...scenario, jobs: scenario.jobs.filter((j) => !dropped.has(j.key)) }).ms;
     policies.push({ ...r, lowerBoundMs, ratio: lowerBoundMs > 0 ? r.makespanMs / lowerBoundMs : 1 });
@@ -81,6 +88,7 @@ export async function simulate(o: SimulateOptions): Promise<SimulationReport> {
     size: scenario.size,
     unit: info.unit,
     faults: scenario.faults,
+    speculation: o.speculation === true,
     lowerBound: bound,
     bottleneck,
     policies,
@@ -121,8 +129,11 @@ export function formatReport(r: SimulationReport): string {
     ['wait p50 (ready to leased)', (p) => formatDuration(p.waitMs.p50)],
     ['wait p99', (p) => formatDuration(p.waitMs.p99)],
     ['attempts (lost, stale)', (p) => `${p.attempts.total} (${p.attempts.lost}, ${p.attempts.stale})`],
+    ...(r.speculation ? [['backup attempts', (p: PolicyFigures) => String(p.attempts.backups)] as [string, (p: PolicyFigures) => string]] : []),
     ['jobs succeeded / expired / failed', (p) => `${p.jobs.succeeded} / ${p.jobs.expired} / ${p.jobs.failed}`],
-    ['faults injected (stall, leave)', (p) => `${p.faults.stall + p.faults.leave} (${p.faults.stall}, ${p.faults.leave})`],
+    r.faults.some((f) => f.kind === 'hang')
+      ? ['faults injected (stall, leave, hang)', (p) => `${p.faults.stall + p.faults.leave + p.faults.hang} (${p.faults.stall}, ${p.faults.leave}, ${p.faults.hang})`]
+      : ['faults injected (stall, leave)', (p) => `${p.faults.stall + p.faults.leave} (${p.faults.stall}, ${p.faults.leave})`],
   ];
   const header = ['figure', ...r.policies.map((p) => p.policy)];
   const body = rows.map(([name, f]) => [name, ...r.policies.map(f)]);
@@ -134,6 +145,7 @@ export function formatReport(r: SimulationReport): string {
     `scenario ${r.scenario}: ${r.summary}`,
     `${r.size} ${r.unit}, seed ${r.seed}`,
     `faults: ${r.faults.length === 0 ? 'none' : r.faults.map(faultLine).join('; ')}`,
+    ...(r.speculation ? ['speculative backups: on (the coordinator\'s defaults)'] : []),
     `lower bound: ${formatDuration(lb.ms)}, set by ${binding} (critical path ${formatDuration(lb.criticalPathMs)}); fault-free, all jobs`,
     '',
     line(header),

@@ -58,13 +58,17 @@ export interface SimJob {
   bay?: 'occupy' | 'free';
 }
 
-export type FaultKind = 'stall' | 'leave';
+export type FaultKind = 'stall' | 'leave' | 'hang';
 
 /**
  * A fault: `stall` freezes the worker (no heartbeats, no progress) for
  * `durationMs`, then it carries on with the attempts it still owns; `leave`
  * kills it (its attempts are abandoned) and it registers again after
- * `durationMs`, holding the same keys (its data survived on disk).
+ * `durationMs`, holding the same keys (its data survived on disk); `hang`
+ * stops its attempts (those it holds and those it is given) from making
+ * progress for `durationMs` while it goes on heartbeating, as a wedged GPU or
+ * a stuck file system does: only a backup or the run-time limit gets the work
+ * done meanwhile.
  */
 export interface Fault {
   atMs: number;
@@ -109,8 +113,8 @@ export interface RunResult {
   /** From the start until the last job ended. */
   makespanMs: number;
   jobs: { total: number; succeeded: number; failed: number; expired: number };
-  /** Attempts created; `lost` ran out their lease (stalls, departures); `stale` were refused at completion. */
-  attempts: { total: number; completed: number; lost: number; timedOut: number; stale: number };
+  /** Attempts created; `lost` ran out their lease (stalls, departures); `stale` were refused at completion; `backups` were speculative backups. */
+  attempts: { total: number; completed: number; lost: number; timedOut: number; stale: number; backups: number };
   /** From ready (dependencies met, backoff over) to leased, over every attempt. */
   waitMs: { p50: number; p99: number; max: number };
   /** Jobs with a deadline, and those that expired unstarted or finished after their due time. */

@@ -16,6 +16,8 @@ export interface ScenarioOptions {
   size?: number;
   /** False: no faults at all. */
   faults?: boolean;
+  /** True (prover-burst only): two more workers hang for a while (the `hang` fault), heartbeating while their attempts stand still. */
+  stalls?: boolean;
 }
 
 export interface ScenarioInfo {
@@ -52,7 +54,8 @@ export function makeScenario(name: string, options: ScenarioOptions): Scenario {
   if (info === undefined) throw new Error(`no scenario ${name}; the scenarios are ${Object.keys(SCENARIOS).join(', ')}`);
   const size = options.size ?? info.defaultSize;
   if (!Number.isSafeInteger(size) || size < 1) throw new Error(`size must be a whole number of at least 1 (got ${size})`);
-  return info.make({ seed: options.seed, size, faults: options.faults ?? true });
+  if (options.stalls === true && name !== 'prover-burst') throw new Error(`stalls apply to the prover-burst scenario, not ${name}`);
+  return info.make({ seed: options.seed, size, faults: options.faults ?? true, stalls: options.stalls ?? false });
 }
 
 // ---- Randomness ----
@@ -264,12 +267,14 @@ function proverBurst(o: Required<ScenarioOptions>): Scenario {
     settings: { heartbeatIntervalMs: 10 * SECOND, sweepIntervalMs: SECOND, workerOfflineAfterMs: 30 * SECOND, horizonMs: 7 * 24 * HOUR },
   };
   const names = workers.map((w) => w.name);
-  const faults = o.faults
-    ? faultSchedule(base, draw(o.seed, 2), [
-        { kind: 'leave', among: names, durationMs: [5 * MINUTE, 15 * MINUTE] },
-        { kind: 'stall', among: names, durationMs: [20 * SECOND, 90 * SECOND] },
-      ])
-    : [];
+  // Hanging workers (stalls) come after the other faults, so that those draw what they drew without them.
+  const hang = { kind: 'hang' as const, among: names, durationMs: [30 * MINUTE, 60 * MINUTE] as const };
+  const plan = [
+    ...(o.faults ? [{ kind: 'leave' as const, among: names, durationMs: [5 * MINUTE, 15 * MINUTE] as const }] : []),
+    ...(o.faults ? [{ kind: 'stall' as const, among: names, durationMs: [20 * SECOND, 90 * SECOND] as const }] : []),
+    ...(o.stalls ? [hang, hang] : []),
+  ];
+  const faults = plan.length > 0 ? faultSchedule(base, draw(o.seed, 2), plan) : [];
   return { ...base, faults };
 }
 

@@ -26,6 +26,8 @@ export interface SeedSweep {
   scenario: string;
   seeds: number[];
   faults: boolean;
+  stalls: boolean;
+  speculation: boolean;
   /** The fault-free bound of the whole workload: median and worst (largest) over the seeds. */
   lowerBoundMs: { median: number; worst: number };
   binding: string;
@@ -64,6 +66,8 @@ export async function simulateSeeds(o: SeedSweepOptions): Promise<SeedSweep> {
     scenario: reports[0]!.scenario,
     seeds: reports.map((r) => r.seed),
     faults: o.faults ?? true,
+    stalls: o.stalls === true,
+    speculation: o.speculation === true,
     lowerBoundMs: { median: mid(bounds), worst: worst(bounds) },
     binding: reports[0]!.lowerBound.binding,
     policies,
@@ -87,7 +91,7 @@ export function formatSeedSweep(s: SeedSweep): string {
   const first = s.seeds[0]!;
   const last = s.seeds[s.seeds.length - 1]!;
   return [
-    `scenario ${s.scenario}, seeds ${first}-${last}, ${s.faults ? 'with' : 'without'} faults`,
+    `scenario ${s.scenario}, seeds ${first}-${last}, ${s.faults ? 'with' : 'without'} faults${s.stalls ? ', with hanging workers' : ''}${s.speculation ? ', with speculative backups' : ''}`,
     `lower bound (fault-free, all jobs): median ${formatDuration(s.lowerBoundMs.median)}, largest ${formatDuration(s.lowerBoundMs.worst)}; set by ${s.binding} on seed ${first}`,
     '',
     line(header),

@@ -223,7 +223,7 @@ function assertFigures(r: SimulationReport): void {
     assert.ok(p.attempts.completed >= p.jobs.succeeded && p.attempts.total >= p.attempts.completed + p.attempts.lost);
     assert.ok(p.deadlines.missed <= p.deadlines.total);
     // Faults are scheduled within the first 60% of the bound, so each strikes before any run ends.
-    assert.equal(p.faults.stall + p.faults.leave, r.faults.length);
+    assert.equal(p.faults.stall + p.faults.leave + p.faults.hang, r.faults.length);
   }
   const table = formatReport(r);
   for (const row of ['makespan', 'lower bound', 'utilisation', 'deadline misses', 'wait p50', 'wait p99', 'attempts', 'faults injected']) {
@@ -252,8 +252,17 @@ describe('simulate', () => {
   it('runs without faults when asked', async () => {
     const r = await simulate({ scenario: 'sealing', seed: 3, size: 2, faults: false });
     assert.deepEqual(r.faults, []);
-    for (const p of r.policies) assert.deepEqual(p.faults, { stall: 0, leave: 0 });
+    for (const p of r.policies) assert.deepEqual(p.faults, { stall: 0, leave: 0, hang: 0 });
     assertFigures(r);
+  });
+
+  it('hangs workers in the prover burst when asked, and runs the coordinator\'s backups', async () => {
+    const r = await simulate({ scenario: 'prover-burst', seed: 2, size: 24, faults: false, stalls: true, speculation: true });
+    assert.deepEqual(r.faults.map((f) => f.kind), ['hang', 'hang']);
+    assert.equal(r.speculation, true);
+    for (const p of r.policies) assert.ok(p.attempts.backups >= 0 && p.attempts.backups <= p.attempts.total);
+    assertFigures(r);
+    await assert.rejects(simulate({ scenario: 'sealing', seed: 1, size: 2, stalls: true }), /stalls apply to the prover-burst scenario/);
   });
 
   it('sweeps seeds: median and worst of every policy, the same on a second sweep', async () => {

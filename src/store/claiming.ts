@@ -210,18 +210,25 @@ export function candidateFromRow(r: Row, excluded: readonly string[]): Candidate
     excludedWorkerIds: excluded,
     pinnedWorkerId: r.pinned_worker_id === null || r.pinned_worker_id === undefined ? null : String(r.pinned_worker_id),
     spreadOperators: r.distinct_by === 'operator' && Number(r.replicas) > 1,
+    ...(isBackup(r) ? { backup: true as const } : {}),
   };
 }
 
 /**
- * Whether a candidate's workers so far matter: replicas never share a worker,
+ * Whether a candidate's workers so far matter: a backup never runs where the
+ * attempt it backs up runs, replicas never share a worker,
  * a verified job is not rerun where its result was rejected, and no worker
  * verifies its own result. Backends then read the workers of this round's
  * attempts in EXCLUDING_ATTEMPT_STATES (seq above round_seq), plus the
  * worker of the attempt a verification job checks.
  */
 export function needsExclusions(r: Row): boolean {
-  return Number(r.replicas) > 1 || (r.verify !== null && r.verify !== undefined) || (r.verifies_attempt_id !== null && r.verifies_attempt_id !== undefined);
+  return isBackup(r) || Number(r.replicas) > 1 || (r.verify !== null && r.verify !== undefined) || (r.verifies_attempt_id !== null && r.verifies_attempt_id !== undefined);
+}
+
+/** A job whose next attempt is a speculative backup (engine/speculate.ts): it goes to another worker than the attempt it backs up. */
+export function isBackup(r: Row): boolean {
+  return r.backup_of !== null && r.backup_of !== undefined;
 }
 
 /** The attempt states whose worker may not take another replica of the same job. */

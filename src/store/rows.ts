@@ -1,7 +1,7 @@
 // Turning database rows into model objects. Both backends use the same column
 // names and keep JSON as text, so one mapping serves both. Jobs are mapped by
 // their column table (engine/columns.ts).
-import type { Attempt, JobError, Json, Trace, Worker, WorkerCheck, CheckState, Reputation } from '../types/model.ts';
+import type { Attempt, BackupReason, JobError, Json, Trace, Worker, WorkerCheck, CheckState, Reputation } from '../types/model.ts';
 import type { AttemptState, JobState, WorkerState } from '../types/states.ts';
 
 export type Row = Record<string, unknown>;
@@ -32,6 +32,8 @@ export function attemptFromRow(r: Row): Attempt {
     error: jsonOrNull<JobError>(r.error),
     progress: jsonOrNull<Json>(r.progress),
     trace: jsonOrNull<Trace>(r.trace),
+    backupOf: r.backup_of === null || r.backup_of === undefined ? null : String(r.backup_of),
+    backupReason: r.backup_reason === null || r.backup_reason === undefined ? null : (String(r.backup_reason) as BackupReason),
   };
 }
 

@@ -9,8 +9,10 @@
 //   itself refuses any other move.
 // - A result or failure is accepted only from the attempt holding the current,
 //   unexpired lease (the fencing token). Anything else is STALE_LEASE.
+import type { SpeculationSettings } from '../scheduler/speculation.ts';
 import type {
   Assignment,
+  BackupReason,
   Attempt,
   Job,
   JobError,
@@ -148,6 +150,22 @@ export interface SweepResult {
   changes: Change[];
   /** Attempts ended by the sweep: lost (heartbeat) or failed (TIMEOUT). */
   endedAttempts: { attemptId: string; workerId: string; reason: 'LEASE_LOST' | 'TIMEOUT' }[];
+}
+
+export interface SpeculateParams {
+  /** Each queue's speculation settings (a queue whose `enabled` is false gets no backups). */
+  settings: (queue: string) => SpeculationSettings;
+  /** Default SPECULATION_DEFAULTS.shareMax. */
+  shareMax?: number;
+  /** Default SPECULATION_DEFAULTS.backupsMin. */
+  backupsMin?: number;
+  /** Default SPECULATION_DEFAULTS.minRunMs. */
+  minRunMs?: number;
+}
+
+export interface SpeculateResult {
+  /** The backups asked for: each job now wants one more attempt, which the next claim places on another worker. */
+  backups: { jobId: string; attemptId: string; reason: BackupReason }[];
 }
 
 export interface ListWorkersParams {
@@ -405,6 +423,13 @@ export interface Store {
   expireAttempts(params: { limit: number }): Promise<SweepResult>;
   /** Ends jobs that did not start by their deadline. */
   expireDeadlines(params: { limit: number }): Promise<SweepResult>;
+  /**
+   * Asks for speculative backups of running attempts that will probably miss
+   * their job's deadline or run far past their queue's usual time
+   * (engine/speculate.ts; scheduler/speculation.ts has the rule). Safe on
+   * several coordinators at once: they take turns, and keep the share bound together.
+   */
+  speculate(params: SpeculateParams): Promise<SpeculateResult>;
   /**
    * The earliest time after `afterMs` (default: now) at which a queued job
    * becomes ready, or null. The dispatcher passes the time of its last claim:

@@ -139,6 +139,14 @@ export const LIMITS = {
   queueStatsSampleMaxRows: 10_000,
   /** Oldest jobs (by id) per queue that the oldest-ready figure looks at. */
   oldestReadyScanMaxRows: 1_000,
+  /** Newest completed attempts per queue whose run times speculation measures (the median, and the spread a late attempt is judged by). */
+  speculationSampleMaxRuns: 200,
+  /** Fewest measured runs of a queue before any of its attempts gets a backup. */
+  speculationRunsMin: 3,
+  /** Newest jobs per queue (by id) that count as its recent jobs for the quantile of the slow rule. */
+  speculationRecentJobsMax: 1000,
+  /** Longest-running live attempts per queue one speculation pass looks at. */
+  speculationScanMaxAttempts: 200,
   /** Newest jobs per queue that the advisor counts for a queue's arrival rate. */
   adviceArrivalsSampleMaxRows: 50_000,
   /** Newest jobs (over all queues) whose dependants the advisor follows to find the pipeline's edges. */
@@ -173,6 +181,29 @@ export const LIMITS = {
   farmJobsMax: 20_000,
   /** Most slots a worker declares for one phase in a farm file. */
   farmSlotsPerPhaseMax: 1000,
+} as const;
+
+/**
+ * Speculative backups (docs/configuration.md, "Speculation"): when a running
+ * attempt will probably miss its job's deadline, or runs past `multiplier`
+ * times its queue's median run time once `quantile` of the queue's recent jobs
+ * have finished (Spark's rule), the coordinator starts one backup attempt on
+ * another worker; the first result wins. Queues may override enabled,
+ * quantile and multiplier.
+ */
+export const SPECULATION_DEFAULTS = {
+  /** Share of the recent jobs of a queue (speculationRecentJobsMax) that must have finished before the slow rule applies. */
+  quantile: 0.75,
+  /** An attempt running longer than this many times its queue's median run time gets a backup (the slow rule). */
+  multiplier: 1.5,
+  /** Most live attempts, as a share of all live attempts, that are backups (Hadoop caps it at 10 %). */
+  shareMax: 0.1,
+  /** Backups that may run (or wait to be placed) whatever the share, so that a small pool can still back up its stragglers (Hadoop's minimum is 10). */
+  backupsMin: 3,
+  /** No attempt younger than this gets a backup. */
+  minRunMs: 1000,
+  /** How often the coordinator looks for attempts to back up. */
+  intervalMs: 1000,
 } as const;
 
 /** Defaults for job fields a submit leaves out. Queues may override them. */

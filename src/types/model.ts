@@ -241,7 +241,13 @@ export interface Attempt {
   progress: Json | null;
   /** The resource trace the worker sent with its result, if any. */
   trace: Trace | null;
+  /** A speculative backup: the attempt it backs up (the first of the two to bring a result wins), else null. */
+  backupOf: string | null;
+  /** Why the backup was started: the attempt it backs up would probably miss its job's deadline, or ran far past its queue's usual time. */
+  backupReason: BackupReason | null;
 }
+
+export type BackupReason = 'deadline' | 'slow';
 
 /** What a worker is told when it gets an attempt. The lease is its fencing token. */
 export interface Assignment {
@@ -358,6 +364,8 @@ export interface Candidate {
   pinnedWorkerId: string | null;
   /** The attempts placed in one decision go to workers of distinct operators (absent: only distinct workers). */
   spreadOperators?: boolean;
+  /** A speculative backup of a slow attempt: it goes to the fastest worker that fits (by `speedMs`). */
+  backup?: true;
 }
 
 export interface Placement {

@@ -19,7 +19,7 @@ import { J, type Context } from './sql.ts';
  */
 export function candidatePageByQueue(c: Context): CandidatePage {
   const { d } = c;
-  const where = `want > 0 AND queue = $1 AND run_at <= $2 AND deadline_at > $2
+  const where = `want > 0 AND queue = $1 AND run_at <= $2 AND (deadline_at > $2 OR backup_of IS NOT NULL)
     AND req_cores <= $3 AND req_memory_mb <= $4 AND req_gpus <= $5
     AND req_labels ${d.notInList('$6')}
     AND (${d.isNullList('$7')} OR affinity_mode IS DISTINCT FROM 'require' OR affinity_key ${d.inList('$7')})`;

@@ -17,6 +17,7 @@ import {
   checkPlacements,
   claimScope,
   excludeUnplaceableLabels,
+  isBackup,
   LIVE_ATTEMPT_COLUMNS,
   needsExclusions,
   type CandidateFilter,
@@ -31,6 +32,7 @@ import { CANDIDATE_COLUMNS } from './columns.ts';
 import { pausedAmong } from './queues.ts';
 import { onProbation, refreshCredit } from './credit.ts';
 import { withParentResults } from './pipelines.ts';
+import { measureSpeeds, recordBackups } from './speculate.ts';
 
 /** One page of candidates for every queue of the scope; `more` when some queue's priority page was full. */
 export type CandidatePage = (tx: Tx, scope: ClaimScope, filter: CandidateFilter, now: number, page: number, perPage: number) => Promise<{ rows: Row[]; more: boolean }>;
@@ -66,6 +68,7 @@ export async function claim(c: Context, tx: Tx, params: ClaimParams, q: ClaimQue
   const leases = decideLeases(c, placements, rows, workerRows);
   const assignments = await q.writeLeases(tx, leases, now);
   assert(assignments.length === leases.kept.length, 'every kept placement gets its attempt');
+  await recordBackups(tx, leases, rows);
   assertLeasedWithinCapacity(assignments, workerRows, live);
   return withParentResults(c, tx, assignments, rows);
 }
@@ -137,6 +140,7 @@ async function plan(
     for (const id of bounded) boundedJoins.add(id);
     for (const r of fresh) seen.set(String(r.id), candidateFromRow(r, excluded.get(String(r.id)) ?? []));
     if (seen.size === 0) return { placements: [], candidates: seen, rows: seenRows };
+    if (fresh.some(isBackup)) await measureSpeeds(c, tx, workers, seen.values());
     const placed = params.place({ now, workers, candidates: [...seen.values()], maxPlacements: scope.budget });
     placements = withinProbation(c, placed, seenRows, probation ?? NO_PROBATION, boundedJoins);
     if (placements.length >= scope.budget || !more) break;

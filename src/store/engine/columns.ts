@@ -99,6 +99,9 @@ export const JOB_COLUMNS: readonly JobColumn[] = [
   { name: 'solo', type: 'smallint', field: 'solo', read: flag },
   { name: 'round_seq', type: 'int', candidate: true },
   { name: 'adapted', type: 'smallint', candidate: true },
+  // A speculative backup asked for and not yet placed: the attempt it backs up, and why (speculate.ts).
+  { name: 'backup_of', type: 'text', candidate: true },
+  { name: 'backup_reason', type: 'text', candidate: true },
 ];
 
 /** The Job fields made of several columns (or of a column read another way). */

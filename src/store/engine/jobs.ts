@@ -193,7 +193,7 @@ export async function retryJob(c: Context, tx: Tx, jobId: string): Promise<Settl
   await tx.run(
     `UPDATE jobs SET state = 'queued', want = replicas, failures = 0, error = NULL, result = NULL,
        finished_at = NULL, pending_parents = 0, run_at = $1, updated_at = $1, extra_replicas = 0, solo = 0,
-       adapted = 0, round_seq = attempts
+       adapted = 0, round_seq = attempts, backup_of = NULL, backup_reason = NULL
      WHERE id = $2`,
     [now, job.id],
   );
@@ -218,7 +218,7 @@ export async function endJob(c: Context, tx: Tx, jobId: string, state: Ending['s
     const item = queue[i]!;
     const cancelledAttempts = await stopLiveAttempts(tx, item.id, now);
     const ended = await tx.get(
-      `UPDATE jobs SET state = $1, want = 0, live = 0, error = $2, finished_at = $3, updated_at = $3
+      `UPDATE jobs SET state = $1, want = 0, live = 0, error = $2, finished_at = $3, updated_at = $3, backup_of = NULL, backup_reason = NULL
        WHERE id = $4 AND state NOT IN ${TERMINAL} RETURNING verify, verifies_job_id, pinned_worker_id, pipeline_id, phase`,
       [item.state, J(item.error), now, item.id],
     );

@@ -15,6 +15,7 @@ import { gradeCheck, judgeWorker, quarantine } from './trust.ts';
 import { chargeLost } from './credit.ts';
 import { LIMITS } from '../../types/limits.ts';
 import { lockWorkers } from './workers.ts';
+import { endedUnpaired, stopPartner } from './speculate.ts';
 
 /** What settling needs beyond the context: how the backend inserts jobs (a verification job is one). */
 export interface SettleDeps {
@@ -96,13 +97,32 @@ export async function completeAttempt(c: Context, tx: Tx, params: CompleteParams
     [now, hash, keepResult, params.trace ? J(params.trace) : null, params.attemptId, params.lease],
   );
   assert(row, 'the current lease completes its attempt exactly once');
+  // The first result of a backup pair wins: the other attempt is revoked before anything counts this one.
+  // A pair needs two live attempts, a backup asked for a want: a plain job's only attempt pays for neither.
+  const revoked = job.live > 1 || job.want > 0 ? await stopPartner(tx, job.id, params.attemptId, now) : [];
+  const settled = await settleResult(c, tx, params, job, workerId, hash, Number(row.leased_at), now, deps);
+  return revoked.length === 0 ? settled : { ...settled, changes: withRevoked(settled.changes, settled.job, revoked) };
+}
+
+/** The completed attempt's result, by the kind of job: sent to a verifier, accepted, or counted in a vote. */
+async function settleResult(
+  c: Context,
+  tx: Tx,
+  params: CompleteParams,
+  job: Job,
+  workerId: string,
+  hash: string,
+  leasedAt: number,
+  now: number,
+  deps: SettleDeps,
+): Promise<SettleResult> {
   let changes: Change[];
   if (job.verify?.mode === 'queue') {
     changes = await sendToVerifier(c, tx, job, params.attemptId, workerId, params.result, params.verificationJob!, now, deps);
   } else if (job.replicas === 1 || job.solo) {
     const accepted = await succeed(c, tx, job.id, J(params.result), now, job.live > 1);
     changes = accepted.changes;
-    if (job.pinnedWorkerId !== null) await gradeCheck(c, tx, job.id, hash, now - Number(row.leased_at), now);
+    if (job.pinnedWorkerId !== null) await gradeCheck(c, tx, job.id, hash, now - leasedAt, now);
     // Neither a check's grade nor anything else but a verdict changes this job's row: the one succeed returned is current.
     if (job.verifies === null) return { job: accepted.job, changes };
     changes.push(...(await applyVerdict(c, tx, job.verifies, params.result as unknown as VerdictResult, now)));
@@ -111,6 +131,15 @@ export async function completeAttempt(c: Context, tx: Tx, params: CompleteParams
     changes = await tally(c, tx, job.id, now);
   }
   return { job: await mustGetJob(tx, job.id), changes };
+}
+
+/** The attempts a result revoked, told with the change of their job (or one of its own when its state did not move). */
+function withRevoked(changes: Change[], job: Job, revoked: Change['cancelledAttempts']): Change[] {
+  const i = changes.findIndex((ch) => ch.jobId === job.id);
+  if (i < 0) return [{ jobId: job.id, state: job.state, cancelledAttempts: revoked }, ...changes];
+  const out = [...changes];
+  out[i] = { ...out[i]!, cancelledAttempts: [...out[i]!.cancelledAttempts, ...revoked] };
+  return out;
 }
 
 /** A verifier that answers something other than a verdict failed its attempt. */
@@ -155,7 +184,8 @@ export async function failAttempt(c: Context, tx: Tx, params: FailParams): Promi
 export async function succeed(c: Context, tx: Tx, jobId: string, resultJson: string, now: number, othersLive = true): Promise<{ job: Job; changes: Change[] }> {
   const cancelledAttempts = othersLive ? await stopLiveAttempts(tx, jobId, now) : [];
   const row = await tx.get(
-    `UPDATE jobs SET state = 'succeeded', result = $1, error = NULL, want = 0, live = 0, finished_at = $2, updated_at = $2
+    `UPDATE jobs SET state = 'succeeded', result = $1, error = NULL, want = 0, live = 0, finished_at = $2, updated_at = $2,
+       backup_of = NULL, backup_reason = NULL
      WHERE id = $3 AND state IN ('running', 'queued', 'verifying') RETURNING *`,
     [resultJson, now, jobId],
   );
@@ -244,10 +274,13 @@ export async function settleLiveCount(tx: Tx, jobId: string, now: number): Promi
  * end a replicated job (another worker runs that replica: a single untrusted
  * worker must not be able to fail a job); the retry budget still bounds it. A
  * challenge gives up at once. A solo round that failed is rerun fully
- * replicated. A timeout or lost lease counts against the worker, whose row
+ * replicated. An attempt whose backup pair still runs leaves the job running
+ * on it (neither a retry nor an end); one whose backup was asked for and not
+ * yet placed is retried by that backup. A timeout or lost lease counts against the worker, whose row
  * the caller locked first.
  */
 export async function afterFailure(c: Context, tx: Tx, jobId: string, error: JobError, retryable: boolean, now: number, workerId: string): Promise<Change[]> {
+  const paired = await endedUnpaired(tx, jobId, error.attemptId);
   const lost = isLostLease(error) && (await firstLossTo(tx, jobId, workerId, error.attemptId)) ? 1 : 0;
   const row = await tx.get(
     `UPDATE jobs SET live = live - 1, failures = failures + $4, lost = lost + $5, error = $1, updated_at = $2 WHERE id = $3 RETURNING *`,
@@ -256,6 +289,8 @@ export async function afterFailure(c: Context, tx: Tx, jobId: string, error: Job
   assert(row, 'a failed attempt belongs to a job');
   const changes = countsAgainstWorker(error) ? await chargeWorker(c, tx, workerId, now) : [];
   const job = jobFromRow(row);
+  // Its backup pair runs on: the job goes on with it, wanting nothing more.
+  if (paired === 'partner') return changes;
   // An attempt handed straight back (a draining worker's) never ran: it goes back as it was, whatever the job's rules for failures.
   const charged = !isHandBack(error);
   const giveUp =
@@ -263,7 +298,9 @@ export async function afterFailure(c: Context, tx: Tx, jobId: string, error: Job
     (job.failures >= job.maxAttempts || job.lost >= LIMITS.jobLostAttemptsMax || (!retryable && job.replicas === 1) || job.pinnedWorkerId !== null);
   if (giveUp) return [...changes, ...(await endJob(c, tx, jobId, 'failed', lostError(job, error)))];
   const delayMs = retryDelayMs(job, error, c.random);
-  const want = charged ? 'want = CASE WHEN solo = 1 THEN replicas ELSE want + 1 END, solo = 0' : 'want = want + 1';
+  // A backup of it asked for and not yet placed is already in want: it is the retry.
+  const add = paired === 'pending' ? 0 : 1;
+  const want = charged ? `want = CASE WHEN solo = 1 THEN replicas ELSE want + ${add} END, solo = 0` : `want = want + ${add}`;
   await tx.run(`UPDATE jobs SET ${want}, run_at = $1 WHERE id = $2`, [now + delayMs, jobId]);
   tx.wake();
   return [...changes, ...(await settleLiveCount(tx, jobId, now))];

@@ -39,6 +39,8 @@ import type {
   TopUpBacklogParams,
   TopUpBacklogResult,
   SettleResult,
+  SpeculateParams,
+  SpeculateResult,
   StartCheckParams,
   Store,
   StoreCapabilities,
@@ -54,6 +56,7 @@ import type { NewPipeline, PipelineDetail } from '../../types/pipeline.ts';
 import { completeAttempt, failAttempt } from './settle.ts';
 import type { Context, Dialect, Exec, Tx, WriteOptions } from './sql.ts';
 import { expireAttempts, expireDeadlines } from './sweep.ts';
+import { speculate } from './speculate.ts';
 import { setQuarantine, startCheck } from './trust.ts';
 import * as workers from './workers.ts';
 import * as queues from './queues.ts';
@@ -250,6 +253,10 @@ export abstract class EngineStore implements Store {
 
   expireDeadlines(params: { limit: number }): Promise<SweepResult> {
     return this.write((tx) => expireDeadlines(this.ctx, tx, params.limit), LIGHT);
+  }
+
+  speculate(params: SpeculateParams): Promise<SpeculateResult> {
+    return this.write((tx) => speculate(this.ctx, tx, params), LIGHT);
   }
 
   nextRunAt(params: { afterMs?: number } = {}): Promise<number | null> {

@@ -13,6 +13,7 @@ import { endJob } from './jobs.ts';
 import { settleLiveCount, succeed } from './settle.ts';
 import type { Context, Tx } from './sql.ts';
 import { judgeWorker } from './trust.ts';
+import { doubledSlots } from './speculate.ts';
 
 /**
  * Decides a replicated job from its completed attempts (this round's
@@ -28,7 +29,7 @@ export async function tally(c: Context, tx: Tx, jobId: string, now: number): Pro
     `SELECT id, worker_id, result, result_hash, trace FROM attempts WHERE job_id = $1 AND state = 'completed' ORDER BY finished_at, id`,
     [jobId],
   );
-  const pending = job.live + job.want;
+  const pending = job.live + job.want - (await doubledSlots(tx, jobId, row.backup_of !== null && row.backup_of !== undefined));
   const changes: Change[] = [];
   if (job.verify?.mode === 'trace') {
     if (pending > 0) return settleLiveCount(tx, jobId, now);

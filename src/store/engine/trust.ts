@@ -10,6 +10,7 @@ import { challengeAgain, clipMessage } from '../rules.ts';
 import type { Change, QuarantineParams, StartCheckParams } from '../store.ts';
 import { endJob, insertLinked, mustGetJob, type InsertJobs } from './jobs.ts';
 import { settleLiveCount } from './settle.ts';
+import { endedUnpaired } from './speculate.ts';
 import { LIVE, sortedIds, type Context, type Tx } from './sql.ts';
 
 /**
@@ -98,11 +99,10 @@ async function evict(c: Context, tx: Tx, workerId: string, now: number): Promise
     const n = await tx.run(`UPDATE attempts SET state = 'cancelled', finished_at = $1 WHERE id = $2 AND state IN ${LIVE}`, [now, attemptId]);
     if (n === 0) continue;
     const cancelledAttempts = [{ attemptId, workerId }];
-    const job = await tx.get(
-      `UPDATE jobs SET live = live - 1, want = CASE WHEN solo = 1 THEN replicas ELSE want + 1 END, solo = 0, updated_at = $1
-       WHERE id = $2 RETURNING pinned_worker_id, state`,
-      [now, jobId],
-    );
+    // A backup pair runs on without it; a backup of it not yet placed is already in want.
+    const paired = await endedUnpaired(tx, jobId, attemptId);
+    const want = paired === 'partner' ? '' : `, want = CASE WHEN solo = 1 THEN replicas ELSE want + ${paired === 'pending' ? 0 : 1} END, solo = 0`;
+    const job = await tx.get(`UPDATE jobs SET live = live - 1${want}, updated_at = $1 WHERE id = $2 RETURNING pinned_worker_id, state`, [now, jobId]);
     assert(job, 'a cancelled attempt belongs to a job');
     if (job.pinned_worker_id !== null) {
       const error: JobError = { code: 'QUARANTINED', message: `worker ${workerId} was quarantined` };

@@ -12,7 +12,8 @@ import { serverAnswered, type PgDb } from './db.ts';
 
 /**
  * Results for common jobs (one replica, no verification of any kind, no
- * challenge, nothing depending on them, in no pipeline instance, the job's only live attempt) in one
+ * challenge, nothing depending on them, in no pipeline instance, the job's only live attempt,
+ * no backup asked for) in one
  * statement for a whole batch of reports: lock the jobs in id order without
  * waiting (NOWAIT: a job another transaction holds fails the statement, and
  * every report of the batch takes the full transaction instead, so the
@@ -34,7 +35,7 @@ const COMPLETE_SIMPLE_SQL = `
     JOIN attempts at ON at.id = v.attempt_id
     JOIN jobs ON jobs.id = at.job_id
     WHERE jobs.replicas = 1 AND jobs.verify IS NULL AND jobs.verifies_job_id IS NULL AND jobs.pinned_worker_id IS NULL
-      AND jobs.has_dependants = 0 AND jobs.pipeline_id IS NULL AND jobs.state = 'running' AND jobs.live = 1
+      AND jobs.has_dependants = 0 AND jobs.pipeline_id IS NULL AND jobs.state = 'running' AND jobs.live = 1 AND jobs.backup_of IS NULL
     ORDER BY jobs.id
     FOR UPDATE OF jobs NOWAIT
   ), a AS (

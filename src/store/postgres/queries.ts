@@ -40,7 +40,7 @@ export const SUBMIT_PLAIN_SQL = `
   n AS (SELECT pg_notify($${INSERT_COLUMNS.length + 1}, $${INSERT_COLUMNS.length + 2}) WHERE EXISTS (SELECT 1 FROM ins WHERE want > 0))
   SELECT ins.*, (SELECT count(*) FROM n) AS notified FROM ins`;
 
-const CANDIDATE_WHERE = `want > 0 AND queue = q.name AND run_at <= $2 AND deadline_at > $2
+const CANDIDATE_WHERE = `want > 0 AND queue = q.name AND run_at <= $2 AND (deadline_at > $2 OR backup_of IS NOT NULL)
         AND req_cores <= $3 AND req_memory_mb <= $4 AND req_gpus <= $5
         AND req_labels <> ALL($9::text[])
         AND ($10::text[] IS NULL OR affinity_mode IS DISTINCT FROM 'require' OR affinity_key = ANY($10::text[]))`;

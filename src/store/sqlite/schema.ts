@@ -410,6 +410,28 @@ CREATE INDEX jobs_filler_queued ON jobs (queue) WHERE filler = 1 AND state = 'qu
 ALTER TABLE workers ADD COLUMN paused_queues TEXT NOT NULL DEFAULT '[]';
 `,
   },
+  {
+    version: 15,
+    name: 'speculative backups: an attempt may back up a slow one',
+    sql: `
+-- A backup attempt runs the same job as a slow or late attempt (backup_of)
+-- on another worker; the first result wins. The job row holds the backup
+-- asked for and not yet placed (its want counts it), the attempt row the
+-- one placed, with why (deadline or slow).
+ALTER TABLE jobs ADD COLUMN backup_of TEXT;
+ALTER TABLE jobs ADD COLUMN backup_reason TEXT CHECK (backup_reason IN ('deadline', 'slow'));
+ALTER TABLE attempts ADD COLUMN backup_of TEXT;
+ALTER TABLE attempts ADD COLUMN backup_reason TEXT CHECK (backup_reason IN ('deadline', 'slow'));
+CREATE INDEX jobs_backup ON jobs (id) WHERE backup_of IS NOT NULL;
+CREATE INDEX attempts_backup ON attempts (backup_of) WHERE backup_of IS NOT NULL;
+-- The speculation pass reads each queue's longest-running live attempts first.
+CREATE INDEX attempts_live_leased ON attempts (queue, leased_at) WHERE state IN (${list(LIVE_ATTEMPT_STATES)});
+-- One row per named lock: several coordinators' speculation passes take it in
+-- turn, so that together they keep the share of backups within its bound.
+CREATE TABLE store_locks (name TEXT PRIMARY KEY);
+INSERT INTO store_locks (name) VALUES ('speculation');
+`,
+  },
 ];
 
 /** A migration that released files recorded under another number than the shared one. */

@@ -70,6 +70,8 @@ export function claimTests(ctx: ContractContext): void {
           error: null,
           progress: null,
           trace: null,
+          backupOf: null,
+          backupReason: null,
         },
       ]);
       const after = await getJob(job.id);

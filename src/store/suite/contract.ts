@@ -27,6 +27,7 @@ import { queueTests } from './queues.ts';
 import { readTests } from './reads.ts';
 import { retentionTests } from './retention.ts';
 import { settleTests } from './settle.ts';
+import { speculationTests } from './speculation.ts';
 import { submitTests } from './submit.ts';
 import { sweepTests } from './sweep.ts';
 import { trustTests } from './trust.ts';
@@ -45,6 +46,7 @@ export function storeContract(name: string, open: OpenContractStore, options: St
     heldBackTests(ctx);
     settleTests(ctx);
     sweepTests(ctx);
+    speculationTests(ctx);
     dependencyTests(ctx);
     pipelineTests(ctx);
     trustTests(ctx);

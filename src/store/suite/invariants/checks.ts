@@ -141,10 +141,12 @@ function checkJob(s: Snapshot, job: Job): void {
   ensure(job.failures <= job.maxAttempts, '7', () => `job ${id} failed ${job.failures} times of maxAttempts ${job.maxAttempts}`);
   ensure(job.lost >= 0 && job.lost <= LIMITS.jobLostAttemptsMax, '7', () => `job ${id} was lost by ${job.lost} workers (at most ${LIMITS.jobLostAttemptsMax})`);
   ensure((job.state === 'succeeded') === (job.result !== null), '2', () => `job ${id} is ${job.state} with result ${JSON.stringify(job.result)}`);
-  ensure(job.replicas > 1 || liveAttempts.length <= 1, '7', () => `job ${id} (1 replica) has ${liveAttempts.length} live attempts`);
+  const liveOriginals = liveAttempts.filter((a) => a.backupOf === null).length;
+  ensure(job.replicas > 1 || liveOriginals <= 1, '7', () => `job ${id} (1 replica) has ${liveOriginals} live attempts besides backups`);
   ensure(job.quorum >= 1 && job.quorum <= job.replicas, '7', () => `job ${id} has quorum ${job.quorum} of ${job.replicas}`);
   for (const a of attempts) checkAttempt(job, a);
   checkReplicas(job, attempts);
+  checkBackups(job, attempts);
   checkAcceptedResult(job, attempts);
   checkDependencies(s, job);
 }
@@ -177,6 +179,26 @@ function checkReplicas(job: Job, attempts: Attempt[]): void {
   // Rejected attempts are left out: a retry rejects the old round's results, and their workers may run the new round.
   const counted = attempts.filter((a) => live(a) || a.state === 'completed').map((a) => a.workerId);
   ensure(new Set(counted).size === counted.length, '6', () => `job ${job.id}: one worker holds two replicas or votes twice: ${counted.join(', ')}`);
+}
+
+/**
+ * 2, per replica slot: a backup backs up an attempt of its own job that is not
+ * a backup, no attempt has two, and of a backup and the attempt it backs up at
+ * most one brought a result (the first won, the other was revoked).
+ */
+function checkBackups(job: Job, attempts: Attempt[]): void {
+  const byId = new Map(attempts.map((a) => [a.id, a]));
+  const backedUp = new Set<string>();
+  for (const b of attempts) {
+    ensure((b.backupOf === null) === (b.backupReason === null), '2', () => `attempt ${b.id} is a backup of ${b.backupOf} for reason ${b.backupReason}`);
+    if (b.backupOf === null) continue;
+    const o = byId.get(b.backupOf);
+    ensure(o !== undefined && o.backupOf === null, '2', () => `backup ${b.id} of job ${job.id} backs up ${b.backupOf}, not an attempt of its job that is no backup`);
+    ensure(!backedUp.has(o.id), '2', () => `attempt ${o.id} of job ${job.id} has two backups`);
+    backedUp.add(o.id);
+    const voted = (a: Attempt): boolean => a.state === 'completed' || a.state === 'rejected';
+    ensure(!(voted(b) && voted(o)), '2', () => `job ${job.id}: both attempt ${o.id} and its backup ${b.id} brought a result`);
+  }
 }
 
 /** 2: at most one accepted result, from a completed attempt. */

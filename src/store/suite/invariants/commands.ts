@@ -62,6 +62,7 @@ export type Op =
   | { kind: 'advance'; ms: number }
   | { kind: 'expireAttempts'; limit: number }
   | { kind: 'expireDeadlines'; limit: number }
+  | { kind: 'speculate'; multiplier: number; shareMax: number }
   | { kind: 'disconnect'; worker: number }
   | { kind: 'reconnect'; worker: number }
   | { kind: 'drain'; worker: number; draining: boolean }
@@ -133,6 +134,7 @@ function opArb(restart: boolean): fc.Arbitrary<Op> {
     w(4, fc.record({ kind: fc.constant('advance' as const), ms: fc.constantFrom(0, 50, 150, 500, 1500, 5000) })),
     w(2, fc.record({ kind: fc.constant('expireAttempts' as const), limit: fc.constantFrom(1, 500) })),
     w(1, fc.record({ kind: fc.constant('expireDeadlines' as const), limit: fc.constantFrom(1, 500) })),
+    w(2, fc.record({ kind: fc.constant('speculate' as const), multiplier: fc.constantFrom(0, 0.5, 1.5), shareMax: fc.constantFrom(0, 0.1, 0.5, 1) })),
     w(1, fc.record({ kind: fc.constant('disconnect' as const), worker: fc.nat() })),
     w(1, fc.record({ kind: fc.constant('reconnect' as const), worker: fc.nat() })),
     w(1, fc.record({ kind: fc.constant('drain' as const), worker: fc.nat(), draining: fc.boolean() })),

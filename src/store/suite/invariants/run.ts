@@ -169,6 +169,9 @@ class Run {
       case 'expireDeadlines':
         await this.expireDeadlines(op.limit);
         return false;
+      case 'speculate':
+        await this.speculate(op.multiplier, op.shareMax);
+        return false;
       case 'disconnect':
       case 'reconnect':
       case 'drain':
@@ -557,6 +560,30 @@ class Run {
       const cur = next.jobById.get(j.id)!;
       ensure(isTerminalJobState(cur.state), '7', () => `job ${j.id} passed its deadline unstarted but is ${cur.state} after the sweep`);
     }
+  }
+
+  /**
+   * Backups asked for name live attempts that are no backups and were never
+   * backed up, of running jobs that wanted nothing else (each now wants one
+   * more), and stay within their share of the live attempts.
+   */
+  private async speculate(multiplier: number, shareMax: number): Promise<void> {
+    const before = this.before;
+    const settings = () => ({ enabled: true, quantile: 0, multiplier });
+    const out = await this.store.speculate({ settings, shareMax, backupsMin: 1, minRunMs: 0 });
+    const liveNow = [...before.attemptById.values()].filter(live);
+    const backups = liveNow.filter((a) => a.backupOf !== null).length;
+    const cap = Math.max(1, Math.floor(shareMax * liveNow.length));
+    ensure(out.backups.length === 0 || backups + out.backups.length <= cap, 'backups', () => `${out.backups.length} backups asked with ${backups} of ${liveNow.length} live attempts backups already (cap ${cap})`);
+    const next = await readSnapshot(this.store, this.now);
+    for (const b of out.backups) {
+      const a = before.attemptById.get(b.attemptId);
+      const job = before.jobById.get(b.jobId);
+      const backedUp = [...before.attemptById.values()].some((x) => x.backupOf === b.attemptId);
+      ensure(a && live(a) && a.jobId === b.jobId && a.backupOf === null && !backedUp, 'backups', () => `a backup of ${JSON.stringify(a)}, which may not have one`);
+      ensure(job?.state === 'running' && job.want === 0 && next.jobById.get(b.jobId)?.want === 1, 'backups', () => `job ${b.jobId} wanted ${job?.want} before its backup, ${next.jobById.get(b.jobId)?.want} after`);
+    }
+    this.count('speculate.backups', out.backups.length);
   }
 
   // ---- Liveness ----
