@@ -45,6 +45,7 @@ export function submitTests(ctx: ContractContext): void {
         verifies: null,
         pinnedWorkerId: null,
         result: null,
+        publish: null,
         error: null,
         createdAt: ctx.t0,
         updatedAt: ctx.t0,
