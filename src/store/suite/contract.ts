@@ -21,6 +21,7 @@ import { contractContext, type OpenContractStore, type StoreContractOptions } fr
 import { dependencyTests } from './dependencies.ts';
 import { heldBackTests } from './held-back.ts';
 import { identityTests } from './identity.ts';
+import { publishTests } from './publish.ts';
 import { queueTests } from './queues.ts';
 import { readTests } from './reads.ts';
 import { retentionTests } from './retention.ts';
@@ -48,5 +49,6 @@ export function storeContract(name: string, open: OpenContractStore, options: St
     queueTests(ctx);
     adviceTests(ctx);
     retentionTests(ctx);
+    publishTests(ctx);
   });
 }
