@@ -10,6 +10,7 @@ import type { Clock, TimerHandle } from '../types/clock.ts';
 import { GafferError } from '../types/errors.ts';
 import { PUBLISH_DEFAULTS } from '../types/limits.ts';
 import type { Job, JobError, PublishManifest } from '../types/model.ts';
+import { groupByWorker } from './dispatcher.ts';
 
 /** What the relay needs of an attached worker. */
 export interface PublishTarget {
@@ -67,7 +68,7 @@ export class PublishRelay {
   changed(changes: readonly Change[]): void {
     for (const ch of changes) {
       if (ch.publish) this.o.target(ch.publish.workerId)?.publish(ch.publish);
-      for (const [workerId, refs] of byWorker(ch.discards ?? [])) this.o.target(workerId)?.discard(refs);
+      for (const [workerId, refs] of groupByWorker(ch.discards ?? [])) this.o.target(workerId)?.discard(refs);
     }
   }
 
@@ -119,16 +120,6 @@ export class PublishRelay {
       this.o.onError(err, 'reading due publishes failed; the next check reads them again');
     }
   }
-}
-
-function byWorker(refs: readonly OutputRef[]): Map<string, OutputRef[]> {
-  const out = new Map<string, OutputRef[]>();
-  for (const r of refs) {
-    const list = out.get(r.workerId);
-    if (list) list.push(r);
-    else out.set(r.workerId, [r]);
-  }
-  return out;
 }
 
 /** A manifest's objects add up to its bytes, and no path is named twice. */

@@ -84,7 +84,7 @@ describe('publishing, end to end', () => {
     worker('honest-1', ['prove', 'seal']);
     worker('honest-2', ['prove', 'seal']);
     worker('liar', ['prove'], { LIAR: '1' });
-    await connectedWorkers(client, ['honest-1', 'honest-2', 'liar']);
+    await connectedWorkers(client, ['honest-1', 'honest-2', 'liar'], BOUNDS.jobsMs);
   });
 
   after(async () => {
@@ -149,7 +149,7 @@ describe('publishing, end to end', () => {
     const stateFile = join(root, 'voter-a.state.json');
     let a = worker('voter-a', ['vote'], {}, ['--state-file', stateFile]);
     worker('voter-b', ['vote'], { GATE_FILE: gate });
-    const [voterA] = await connectedWorkers(client, ['voter-a', 'voter-b']);
+    const [voterA] = await connectedWorkers(client, ['voter-a', 'voter-b'], BOUNDS.jobsMs);
     const id = await submit({ queue: 'vote', payload: { n: 3, bytes: 1000 }, replicas: 2, quorum: 2, margin: 1, distinct: 'worker' });
     await until(`voter-a's result of ${id} in`, async () => (await client.get(id)).attemptList.some((x) => x.workerId === voterA!.id && x.state === 'completed'));
     await kill9(a);
