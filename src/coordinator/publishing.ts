@@ -72,9 +72,9 @@ export class PublishRelay {
     }
   }
 
-  /** A worker attached: the publishes it owes go to it now (never rejects). */
+  /** A worker attached: every publish it owes goes to it now, those sent to a connection now gone included (never rejects). */
   async attached(target: PublishTarget): Promise<void> {
-    await this.sendDue([target]);
+    await this.sendDue([target], true);
   }
 
   /** Records a worker's answer; a failure is sent again after a backoff that doubles with each failure. */
@@ -107,13 +107,14 @@ export class PublishRelay {
   }
 
   /** Sends the due publishes of these workers, at most publishCheckBatchMax; never rejects. */
-  private async sendDue(targets: readonly PublishTarget[]): Promise<void> {
+  private async sendDue(targets: readonly PublishTarget[], all = false): Promise<void> {
     if (targets.length === 0) return;
     try {
       const orders = await this.o.store.duePublishes({
         workerIds: targets.map((t) => t.workerId),
         limit: PUBLISH_DEFAULTS.publishCheckBatchMax,
         resendAfterMs: this.o.resendAfterMs ?? PUBLISH_DEFAULTS.publishResendAfterMs,
+        ...(all ? { all } : {}),
       });
       for (const order of orders) this.o.target(order.workerId)?.publish(order);
     } catch (err) {

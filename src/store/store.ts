@@ -138,6 +138,12 @@ export interface DuePublishesParams {
   limit: number;
   /** Each order returned is not due again for this long (its worker's answer is awaited meanwhile). */
   resendAfterMs: number;
+  /**
+   * True: every publish of these workers not yet done, due or not. For a
+   * worker that just attached: one sent to its previous connection may have
+   * been lost with it.
+   */
+  all?: boolean;
 }
 
 export interface RecordPublishParams {

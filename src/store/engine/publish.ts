@@ -66,7 +66,7 @@ export async function duePublishes(c: Context, tx: Tx, params: DuePublishesParam
     `SELECT id, queue, publish_attempt_id, publish_worker_id FROM jobs
      WHERE publish_worker_id ${c.d.inList('$1')} AND publish_state IN ('pending', 'failed') AND publish_next_at <= $2
      ORDER BY publish_next_at LIMIT $3${c.d.skipLocked}`,
-    [params.workerIds, now, params.limit],
+    [params.workerIds, params.all === true ? Number.MAX_SAFE_INTEGER : now, params.limit],
   );
   const orders: PublishOrder[] = [];
   for (const r of rows) {

@@ -41,6 +41,7 @@ export function publishTests(ctx: ContractContext): void {
       assert.deepEqual(await due(['w1', 'w2']), [order]);
       assert.deepEqual(await due(['w1']), []);
       assert.deepEqual(await due(['w2']), [], "only its own worker's");
+      assert.deepEqual(await ctx.store.duePublishes({ workerIds: ['w1'], limit: 10, resendAfterMs: 60_000, all: true }), [order], 'all: due or not (a worker that just attached)');
       ctx.clock.advance(60_000);
       assert.deepEqual(await due(['w1']), [order]);
     });
