@@ -134,7 +134,20 @@ function jobDetail(j: Job & { attemptList?: Attempt[] }): string {
   for (const a of j.attemptList ?? []) {
     if (a.backupOf !== null) lines.push(`backup     ${a.id} on ${a.workerId} (${a.state}) of ${a.backupOf}: ${a.backupReason === 'deadline' ? 'it would miss the deadline' : 'it ran far past the queue\'s usual time'}`);
   }
+  if (j.publish) lines.push(...publishLines(j.publish));
   return lines.join('\n');
+}
+
+/** A job's publish: its state, the last error while failed, and each published object. */
+function publishLines(p: NonNullable<Job['publish']>): string[] {
+  const tries = p.tries > 0 ? ` (${p.tries} failed ${p.tries === 1 ? 'try' : 'tries'})` : '';
+  const lines = [`publish    ${p.state}${tries} by worker ${p.workerId}, attempt ${p.attemptId}`];
+  if (p.error && p.state !== 'published') lines.push(`  error    ${p.error.code}: ${p.error.message}`);
+  if (p.manifest) {
+    lines.push(`  ${p.manifest.objects.length} objects, ${p.manifest.bytes} bytes, to ${p.manifest.publisher} (${p.manifest.kind})`);
+    for (const o of p.manifest.objects) lines.push(`  ${o.url}  ${o.bytes} bytes  sha256 ${o.sha256}`);
+  }
+  return lines;
 }
 
 /** Long-polls until the job ends, showing its state and progress as it goes. */

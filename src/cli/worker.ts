@@ -5,11 +5,12 @@ import type { Command } from 'commander';
 import { pino } from 'pino';
 import { GafferError } from '../types/errors.ts';
 import type { Labels } from '../types/model.ts';
-import { Worker, type QueueConfig } from '../worker/index.ts';
+import { Worker, type Publisher, type QueueConfig } from '../worker/index.ts';
 import { int, readToml } from './config.ts';
 import { DEFAULT_URL } from './common.ts';
+import { makePublishers, publishBoundsOf, publisherPlans, type PublisherPlan, type PublishFlags } from './publishers.ts';
 
-interface WorkerFlags {
+interface WorkerFlags extends PublishFlags {
   url?: string[];
   token?: string;
   name?: string;
@@ -37,6 +38,8 @@ export interface QueuePlan {
   cores?: number;
   tmpDir?: string;
   outDir?: string;
+  /** The publisher (a name in WorkerPlan.publishers) its outputs go to once accepted. */
+  publish?: string;
 }
 
 export interface WorkerPlan {
@@ -53,6 +56,9 @@ export interface WorkerPlan {
   /** Where the worker ids are kept across restarts (stateFilePath); none: a restart is a new worker record. */
   stateFile?: string;
   queues: Record<string, QueuePlan>;
+  /** [publishers.NAME] of the config, and those the flags give (docs/publishing.md). */
+  publishers: Record<string, PublisherPlan>;
+  publishing: ReturnType<typeof publishBoundsOf>;
 }
 
 const list = (v: unknown, where: string): unknown[] => {
@@ -117,6 +123,14 @@ export function workerPlan(flags: WorkerFlags, env: NodeJS.ProcessEnv): WorkerPl
     }
   }
   if (Object.keys(queues).length === 0) throw new GafferError('INVALID_INPUT', 'name at least one queue: --queue NAME[:SLOTS]');
+  const { plans: publishers, forAll } = publisherPlans(flags, file);
+  for (const [name, q] of Object.entries(queues)) {
+    if (forAll !== null) q.publish = forAll;
+    if (q.publish !== undefined && !(q.publish in publishers)) {
+      throw new GafferError('INVALID_INPUT', `queues.${name}.publish names ${q.publish}, which no [publishers.${q.publish}] defines`);
+    }
+    if (q.publish !== undefined && q.module !== undefined) throw new GafferError('INVALID_INPUT', `queue ${name}: a --module queue has no output directory to publish`);
+  }
   const token = flags.token ?? env.GAFFER_TOKEN ?? (file.token as string | undefined);
   const tmpDir = flags.tmpDir ?? (file.tmpDir as string | undefined);
   const outDir = flags.outDir ?? (file.outDir as string | undefined);
@@ -134,6 +148,8 @@ export function workerPlan(flags: WorkerFlags, env: NodeJS.ProcessEnv): WorkerPl
     ...(outDir ? { outDir } : {}),
     ...(stateFile ? { stateFile } : {}),
     queues,
+    publishers,
+    publishing: publishBoundsOf(file),
   };
 }
 
@@ -147,16 +163,19 @@ function queueFromToml(name: string, raw: Record<string, unknown>): QueuePlan {
   if (cores !== undefined) plan.cores = cores;
   if (raw.tmpDir !== undefined) plan.tmpDir = String(raw.tmpDir);
   if (raw.outDir !== undefined) plan.outDir = String(raw.outDir);
+  if (raw.publish !== undefined) plan.publish = String(raw.publish);
   return plan;
 }
 
-function queueConfig(q: QueuePlan, plan: WorkerPlan): QueueConfig {
+function queueConfig(q: QueuePlan, plan: WorkerPlan, publishers: Map<string, Publisher>): QueueConfig {
   if (q.module !== undefined) return { slots: q.slots, module: resolve(q.module) };
   const tmpRoot = q.tmpDir ?? plan.tmpDir;
   const outRoot = q.outDir ?? plan.outDir;
+  const publish = q.publish === undefined ? undefined : publishers.get(q.publish);
   return {
     slots: q.slots,
     exec: { command: q.exec!, ...(tmpRoot ? { tmpRoot } : {}), ...(outRoot ? { outRoot } : {}) },
+    ...(publish ? { publish } : {}),
   };
 }
 
@@ -197,11 +216,18 @@ export function registerWorker(program: Command): void {
     .option('--tmp-dir <dir>', 'root of per-attempt temp directories (each made fresh, removed after its attempt)')
     .option('--out-dir <dir>', 'root of per-attempt output directories (kept)')
     .option('--state-file <file>', 'keep the worker ids the coordinator gives in this file, so a restart keeps its record (default with --config: beside it, NAME.state.json)')
+    .option('--publish <name>', 'publish every queue\'s accepted outputs with this [publishers.NAME] of the config')
+    .option('--publish-dir <dir>', 'publish every queue\'s accepted outputs (GAFFER_OUT_DIR) by copying them under this directory')
+    .option('--publish-s3 <s3://bucket/prefix>', 'publish every queue\'s accepted outputs to this S3-compatible bucket (credentials: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)')
+    .option('--s3-endpoint <url>', 'the S3-compatible store\'s URL for --publish-s3 (default: AWS S3)')
+    .option('--s3-region <region>', 'the region for --publish-s3 (default us-east-1)')
+    .option('--s3-path-style', 'address the bucket in the path, not the host name (most self-hosted stores)')
     .option('--config <file>', 'TOML worker config: urls, token, name, labels, keys, gpus, cores, stateFile, [queues.NAME]')
     .option('--log-level <level>', 'fatal, error, warn, info, debug', 'info')
     .action(async (flags: WorkerFlags) => {
       const plan = workerPlan(flags, process.env);
       const logger = pino({ level: flags.logLevel });
+      const publishers = makePublishers(plan.publishers);
       const workers = splitWorkers(plan).map(
         (w) =>
           new Worker({
@@ -214,7 +240,9 @@ export function registerWorker(program: Command): void {
             cores: w.cores,
             memoryMb: plan.memoryMb,
             ...(plan.stateFile ? { stateFile: plan.stateFile } : {}),
-            queues: Object.fromEntries(Object.entries(w.queues).map(([q, qp]) => [q, queueConfig(qp, plan)])),
+            queues: Object.fromEntries(Object.entries(w.queues).map(([q, qp]) => [q, queueConfig(qp, plan, publishers)])),
+            publishBounds: plan.publishing.bounds,
+            ...(plan.publishing.outputKeepMaxMs !== undefined ? { outputKeepMaxMs: plan.publishing.outputKeepMaxMs } : {}),
             logger,
             handleSignals: false,
           }),

@@ -22,6 +22,8 @@ import type {
   HeartbeatResult,
   LeaseRef,
   ListWorkersParams,
+  OutputRef,
+  PublishOrder,
   QueueCounts,
   QueueState,
   ReadHistoryParams,
@@ -51,6 +53,7 @@ import { MetricsHooks, timeStore } from './metrics-hooks.ts';
 import { HistoryRecorder } from './history.ts';
 import { BacklogKeeper, type Backlog } from './backlog.ts';
 import { queueNameSchema } from '../types/schemas.ts';
+import { PublishRelay, type PublishAnswer, type PublishRelayOptions } from './publishing.ts';
 
 const QUEUE_NAME = new RegExp(queueNameSchema.pattern);
 
@@ -62,6 +65,10 @@ export interface WorkerLink {
   assign(assignments: Assignment[]): void;
   /** Stop these attempts: the job was cancelled, settled elsewhere, or the lease was lost. */
   revoke(attemptIds: string[], reason: string): void;
+  /** Publish the output of this accepted attempt (docs/publishing.md); a link without it never holds outputs. */
+  publish?(order: PublishOrder): void;
+  /** Delete these outputs: they will never be published. */
+  discard?(refs: OutputRef[]): void;
 }
 
 export interface CoordinatorOptions {
@@ -96,6 +103,8 @@ export interface CoordinatorOptions {
   /** Speculative backups across queues (`[speculation]`); each queue may override it (`[queues.NAME.speculation]`). On by default. */
   speculation?: SpeculationPolicy;
   log?: Log;
+  /** How publishes are relayed to workers (PUBLISH_DEFAULTS when left out). */
+  publishing?: Pick<PublishRelayOptions, 'checkIntervalMs' | 'resendAfterMs' | 'failedRetryBaseDelayMs' | 'failedRetryMaxDelayMs'>;
 }
 
 /** The logging the coordinator needs; pino's logger fits it. */
@@ -137,6 +146,8 @@ export class Coordinator {
   private readonly dispatcher: Dispatcher;
   private readonly sweeper: Sweeper;
   private readonly backlog: BacklogKeeper;
+  /** Tells workers to publish accepted outputs and discard the others (publishing.ts). */
+  readonly publishing: PublishRelay;
   private readonly queueDefaults: Record<string, QueueConfig>;
   /** The pipeline templates the config names. */
   readonly pipelineTemplates: Readonly<Record<string, PipelineDefinition>>;
@@ -220,6 +231,16 @@ export class Coordinator {
       },
       onError,
     });
+    const attached = (s: WorkerSession | undefined): WorkerSession | undefined => (s && !s.detached ? s : undefined);
+    this.publishing = new PublishRelay({
+      store: this.store,
+      clock: this.clock,
+      targets: () => [...this.sessions.values()].filter((s) => !s.detached),
+      target: (workerId) => attached(this.sessions.get(workerId)),
+      available,
+      onError,
+      ...options.publishing,
+    });
   }
 
   start(): void {
@@ -227,6 +248,7 @@ export class Coordinator {
     this.running = true;
     this.unsubscribeWake = this.store.onWake?.(() => this.kick()) ?? null;
     this.sweeper.start();
+    this.publishing.start();
     this.history.start();
     this.dispatcher.start();
     this.backlog.start();
@@ -239,6 +261,7 @@ export class Coordinator {
     this.health.stop();
     this.sweeper.stop();
     this.backlog.stop();
+    this.publishing.stop();
     this.dispatcher.stop();
     await this.settled();
     // What was counted since the last flush goes to the store before it closes.
@@ -253,7 +276,9 @@ export class Coordinator {
   /** Resolves when no dispatch, sweep or report started so far is still running. */
   async settled(): Promise<void> {
     for (;;) {
-      const pending = [...this.inFlight, this.dispatcher.current(), this.sweeper.current(), this.history.current(), this.backlog.current()].filter((p) => p !== null);
+      const pending = [...this.inFlight, this.dispatcher.current(), this.sweeper.current(), this.history.current(), this.backlog.current(), this.publishing.current()].filter(
+        (p) => p !== null,
+      );
       if (pending.length === 0) return;
       await Promise.allSettled(pending);
     }
@@ -472,6 +497,8 @@ export class Coordinator {
     this.hints.declare(worker.id, spec.queues);
     this.events.emit('worker', { workerId: worker.id, event: 'attached', at: this.clock.now() });
     this.kick();
+    // The publishes it owes (accepted while it was away) go out right after welcome.
+    void this.track(this.publishing.attached(session));
     return session;
   }
 
@@ -490,6 +517,7 @@ export class Coordinator {
     this.metrics.changed(changes, reason, job);
     // A report's job moving back to queued is a retry; the other queued jobs of a report are children made ready.
     this.history.changes(changes, job?.id ?? 'all', job);
+    this.publishing.changed(changes);
     for (const c of changes) {
       this.emitJob(c.jobId, c.state);
       for (const [workerId, list] of groupByWorker(c.cancelledAttempts)) {
@@ -685,8 +713,11 @@ export class WorkerSession {
     await this.coordinator.trackReport(this.coordinator.store.progress({ ...ref, workerId: this.workerId, progress }));
   }
 
-  /** A result under the lease `ref`; `trace` is the attempt's resource trace, when the worker sampled one. */
-  async complete(ref: LeaseRef, result: unknown, trace?: unknown): Promise<Job> {
+  /**
+   * A result under the lease `ref`; `trace` is the attempt's resource trace,
+   * when the worker sampled one; `output`: the worker holds an output to publish once it is accepted.
+   */
+  async complete(ref: LeaseRef, result: unknown, trace?: unknown, output?: boolean): Promise<Job> {
     const out = await this.coordinator.trackReport(
       this.coordinator.store.complete({
         ...ref,
@@ -694,6 +725,7 @@ export class WorkerSession {
         result: checkResult(result),
         trace: trace === undefined || trace === null ? null : checkTrace(trace),
         verificationJob: this.coordinator.verificationJob,
+        ...(output === true ? { output } : {}),
       }),
     );
     this.coordinator.metrics.reported(ref.attemptId);
@@ -727,6 +759,21 @@ export class WorkerSession {
     );
     if ((change.hold?.length ?? 0) > 0) this.coordinator.kick();
     return worker;
+  }
+
+  /** Tells the worker to publish an accepted output. */
+  publish(order: PublishOrder): void {
+    this.link.publish?.(order);
+  }
+
+  /** Tells the worker to delete outputs that will never be published. */
+  discard(refs: OutputRef[]): void {
+    this.link.discard?.(refs);
+  }
+
+  /** The worker's answer to a publish: its manifest, or why it failed (retried later). */
+  published(answer: PublishAnswer): Promise<Job> {
+    return this.coordinator.trackReport(this.coordinator.publishing.answer(this.workerId, answer));
   }
 
   /** The worker finishes what it holds and takes nothing new. */

@@ -187,6 +187,8 @@ export function guardStore(store: Store, health: StoreHealth): Store {
     progress: (p) => run(() => store.progress(p)),
     complete: (p) => run(() => store.complete(p)),
     fail: (p) => run(() => store.fail(p)),
+    duePublishes: (p) => run(() => store.duePublishes(p)),
+    recordPublish: (p) => run(() => store.recordPublish(p)),
     expireAttempts: (p) => run(() => store.expireAttempts(p)),
     expireDeadlines: (p) => run(() => store.expireDeadlines(p)),
     speculate: (p) => run(() => store.speculate(p)),

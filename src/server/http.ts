@@ -326,9 +326,9 @@ function sendError(reply: FastifyReply, err: GafferError, log: FastifyRequest['l
 
 // ---- Views ----
 
-/** A job in a list: without its payload and result, which may be large; get the job for those. */
-function jobSummary(job: Job): Omit<Job, 'payload' | 'result'> {
-  const { payload: _payload, result: _result, ...rest } = job;
+/** A job in a list: without its payload, result and publish manifest, which may be large; get the job for those. */
+function jobSummary(job: Job): Omit<Job, 'payload' | 'result' | 'publish'> {
+  const { payload: _payload, result: _result, publish: _publish, ...rest } = job;
   return rest;
 }
 

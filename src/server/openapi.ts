@@ -81,13 +81,34 @@ const jobProperties: Record<string, JsonSchema> = {
   pipeline: orNull(object({ id: str, phase: str, index: int }, { description: 'For a job of a pipeline instance: the instance, its phase, its number in the phase (from 0).' })),
   filler: { type: 'boolean', description: 'Made by the backlog keeper to keep idle capacity busy ([queues.NAME.backlog], docs/configuration.md).' },
   result: { description: 'The accepted result once the job succeeded, else null.' },
+  publish: orNull(
+    object(
+      {
+        state: { type: 'string', enum: ['pending', 'published', 'failed'] },
+        attemptId: str,
+        workerId: str,
+        tries: { type: 'integer', description: 'Publishes the worker reported as failed so far.' },
+        error: orNull(ref('JobError')),
+        manifest: orNull(
+          object({
+            publisher: str,
+            kind: { type: 'string', enum: ['dir', 's3'] },
+            objects: { type: 'array', items: object({ path: str, url: str, bytes: int, sha256: str }) },
+            bytes: int,
+          }),
+        ),
+        updatedAt: ms('Epoch ms.'),
+      },
+      { description: "The accepted attempt's output, published by its worker (docs/publishing.md); null when it left none." },
+    ),
+  ),
   error: orNull(ref('JobError')),
   createdAt: ms('Epoch ms.'),
   updatedAt: ms('Epoch ms.'),
   finishedAt: msOrNull('When the job reached a terminal state (epoch ms).'),
 };
 
-const { payload: _payload, result: _result, ...summaryProperties } = jobProperties;
+const { payload: _payload, result: _result, publish: _publish, ...summaryProperties } = jobProperties;
 
 const attempt = object({
   id: str,
@@ -270,7 +291,7 @@ export function componentSchemas(): Record<string, JsonSchema> {
     JobSpec: jobSpecDoc(),
     JobError: jobError,
     Job: object(jobProperties),
-    JobSummary: object(summaryProperties, { description: 'A job without its payload and result.' }),
+    JobSummary: object(summaryProperties, { description: 'A job without its payload, result and publish.' }),
     JobDetail: { allOf: [ref('Job'), object({ attemptList: { type: 'array', items: ref('Attempt') } })] },
     Attempt: attempt,
     JobPage: object({ jobs: { type: 'array', items: ref('JobSummary') }, nextCursor: { type: ['string', 'null'] } }),

@@ -5,7 +5,7 @@
 // coordinator (normalizeWorker), not here.
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import { GafferError } from '../types/errors.ts';
-import { LIMITS, PROTOCOL_DEFAULTS } from '../types/limits.ts';
+import { LIMITS, PROTOCOL_DEFAULTS, PUBLISH_DEFAULTS } from '../types/limits.ts';
 import type { WorkerFrame } from '../types/protocol.ts';
 
 const ajv = new Ajv({ allErrors: false, strict: true, allowUnionTypes: true });
@@ -20,6 +20,35 @@ const leaseRef = {
 } as const;
 const attempts = { type: 'array', maxItems: PROTOCOL_DEFAULTS.attemptsPerFrameMax, items: leaseRef } as const;
 const keys = { type: 'array', maxItems: LIMITS.workerKeysMax, items: key } as const;
+const publishedObject = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['path', 'url', 'bytes', 'sha256'],
+  properties: {
+    path: { type: 'string', minLength: 1, maxLength: PUBLISH_DEFAULTS.publishPathMaxChars },
+    // A URL is the publisher's location (at most a path's length) and the path, escaped.
+    url: { type: 'string', minLength: 1, maxLength: 4 * PUBLISH_DEFAULTS.publishPathMaxChars },
+    bytes: { type: 'integer', minimum: 0 },
+    sha256: { type: 'string', pattern: '^[0-9a-f]{64}$' },
+  },
+} as const;
+const manifest = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['publisher', 'kind', 'objects', 'bytes'],
+  properties: {
+    publisher: { type: 'string', minLength: 1, maxLength: 128 },
+    kind: { enum: ['dir', 's3'] },
+    objects: { type: 'array', maxItems: PUBLISH_DEFAULTS.publishFilesMax, items: publishedObject },
+    bytes: { type: 'integer', minimum: 0 },
+  },
+} as const;
+const frameError = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['code', 'message'],
+  properties: { code: { type: 'string', minLength: 1, maxLength: 64 }, message: { type: 'string' } },
+} as const;
 
 /** One schema per frame type; `type` itself is checked before these run. */
 const SCHEMAS = {
@@ -46,7 +75,7 @@ const SCHEMAS = {
     additionalProperties: false,
     required: ['type', 'attemptId', 'lease', 'result'],
     // The trace's contents are checked by the coordinator (checkTrace), which answers a bad one with an ack.
-    properties: { type: {}, attemptId: id, lease: id, result: {}, trace: { type: ['object', 'null'] } },
+    properties: { type: {}, attemptId: id, lease: id, result: {}, trace: { type: ['object', 'null'] }, output: { type: 'boolean' } },
   },
   fail: {
     type: 'object',
@@ -56,12 +85,7 @@ const SCHEMAS = {
       type: {},
       attemptId: id,
       lease: id,
-      error: {
-        type: 'object',
-        additionalProperties: false,
-        required: ['code', 'message'],
-        properties: { code: { type: 'string', minLength: 1, maxLength: 64 }, message: { type: 'string' } },
-      },
+      error: frameError,
       retryable: { type: 'boolean' },
     },
   },
@@ -76,6 +100,12 @@ const SCHEMAS = {
     additionalProperties: false,
     required: ['type'],
     properties: { type: {} },
+  },
+  published: {
+    type: 'object',
+    additionalProperties: false,
+    required: ['type', 'jobId', 'attemptId'],
+    properties: { type: {}, jobId: id, attemptId: id, manifest, error: frameError },
   },
 } as const;
 

@@ -11,8 +11,8 @@ const md = readFileSync(new URL('../../docs/worker-protocol.md', import.meta.url
 const formatted = (n: number): string => n.toLocaleString('en-US').replaceAll(',', '_');
 
 // Records keyed by the frame unions: adding a frame type without listing it here does not compile.
-const WORKER_TYPES: Record<WorkerFrame['type'], true> = { hello: true, heartbeat: true, progress: true, complete: true, fail: true, keys: true, drain: true };
-const COORDINATOR_TYPES: Record<CoordinatorFrame['type'], true> = { welcome: true, assign: true, revoke: true, ack: true, error: true };
+const WORKER_TYPES: Record<WorkerFrame['type'], true> = { hello: true, heartbeat: true, progress: true, complete: true, fail: true, keys: true, drain: true, published: true };
+const COORDINATOR_TYPES: Record<CoordinatorFrame['type'], true> = { welcome: true, assign: true, revoke: true, ack: true, error: true, publish: true, discard: true, recorded: true };
 
 describe('docs/worker-protocol.md', () => {
   it('documents every frame type, each with a section and an example', () => {

@@ -347,7 +347,7 @@ class WorkerConnection {
         }
         return;
       case 'complete':
-        return this.report(frame.attemptId, () => session.complete(ref(frame), frame.result, frame.trace), reply);
+        return this.report(frame.attemptId, () => session.complete(ref(frame), frame.result, frame.trace, frame.output), reply);
       case 'fail':
         return this.report(frame.attemptId, () => session.fail(ref(frame), frame.error, frame.retryable ?? true), reply);
       case 'keys':
@@ -364,6 +364,17 @@ class WorkerConnection {
           error(err, 'drain');
         }
         return;
+      case 'published': {
+        const { type: _type, ...answer } = frame;
+        try {
+          await session.published(answer);
+          reply(() => this.send({ type: 'recorded', attemptId: frame.attemptId, ok: true }));
+        } catch (err) {
+          const e = asGafferError(err, this.log);
+          reply(() => this.send({ type: 'recorded', attemptId: frame.attemptId, ok: false, error: { code: e.code, message: e.message } }));
+        }
+        return;
+      }
     }
   }
 
@@ -377,6 +388,8 @@ class WorkerConnection {
     const link: WorkerLink = {
       assign: (assignments) => this.sendAssignments(assignments),
       revoke: (attemptIds, reason) => this.send({ type: 'revoke', attemptIds, reason }),
+      publish: (o) => this.send({ type: 'publish', jobId: o.jobId, attemptId: o.attemptId, queue: o.queue }),
+      discard: (refs) => this.send({ type: 'discard', attempts: refs.map((r) => ({ jobId: r.jobId, attemptId: r.attemptId })) }),
     };
     let session: WorkerSession;
     try {

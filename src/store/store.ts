@@ -19,6 +19,7 @@ import type {
   Json,
   NewJob,
   PlaceFn,
+  PublishManifest,
   Trace,
   Worker,
   WorkerCheck,
@@ -123,6 +124,8 @@ export interface CompleteParams extends LeaseRef {
    * (the store throws INVALID_STATE rather than accept them).
    */
   verificationJob?: (queue: string, payload: Json, priority: number) => NewJob;
+  /** True: the worker holds an output directory of this attempt, to publish if its result is accepted. */
+  output?: boolean;
 }
 
 export interface FailParams extends LeaseRef {
@@ -137,6 +140,48 @@ export interface Change {
   state: JobState;
   /** Attempts that were stopped by this change and whose workers should be told. */
   cancelledAttempts: { attemptId: string; workerId: string }[];
+  /** The job succeeded with an attempt that holds an output: its worker is told to publish it. */
+  publish?: PublishOrder;
+  /** Outputs that will never be published (rejected, or another replica's was accepted): their workers delete them. */
+  discards?: OutputRef[];
+}
+
+/** An output directory one worker holds. */
+export interface OutputRef {
+  jobId: string;
+  attemptId: string;
+  workerId: string;
+}
+
+/** A publish a worker is told to do: the output of this accepted attempt. */
+export interface PublishOrder extends OutputRef {
+  queue: string;
+}
+
+export interface DuePublishesParams {
+  /** Workers whose publishes are wanted (those attached to the asking coordinator). */
+  workerIds: readonly string[];
+  /** Most orders returned. */
+  limit: number;
+  /** Each order returned is not due again for this long (its worker's answer is awaited meanwhile). */
+  resendAfterMs: number;
+  /**
+   * True: every publish of these workers not yet done, due or not. For a
+   * worker that just attached: one sent to its previous connection may have
+   * been lost with it.
+   */
+  all?: boolean;
+}
+
+export interface RecordPublishParams {
+  jobId: string;
+  attemptId: string;
+  /** The worker reporting: only the accepted attempt's own worker may. */
+  workerId: string;
+  manifest?: PublishManifest;
+  /** Why the publish failed; it is sent again after retryDelayMs. */
+  error?: JobError;
+  retryDelayMs?: number;
 }
 
 export interface SettleResult {
@@ -418,6 +463,15 @@ export interface Store {
   progress(params: LeaseRef & { progress: Json }): Promise<void>;
   complete(params: CompleteParams): Promise<SettleResult>;
   fail(params: FailParams): Promise<SettleResult>;
+  /** Publishes due (pending, or failed and past their retry time) of these workers; each is then not due for resendAfterMs. */
+  duePublishes(params: DuePublishesParams): Promise<PublishOrder[]>;
+  /**
+   * A worker's answer to a publish: the manifest (the publish is done) or an
+   * error (failed; due again after retryDelayMs). INVALID_STATE when the job
+   * has no publish for that attempt; NOT_ATTEMPT_HOLDER for another worker.
+   * A manifest for a publish already done is accepted again as it was.
+   */
+  recordPublish(params: RecordPublishParams): Promise<Job>;
 
   /** Ends attempts whose lease expired (lost) or whose run time passed (TIMEOUT). */
   expireAttempts(params: { limit: number }): Promise<SweepResult>;

@@ -407,6 +407,40 @@ export const WORKER_DEFAULTS = {
   reportInternalResendsMax: 5,
 } as const;
 
+/** Result publishers (docs/publishing.md): the worker's uploads, and the coordinator's re-sends. */
+export const PUBLISH_DEFAULTS = {
+  /** Files of one output directory a worker uploads at once. */
+  publishConcurrencyMax: 4,
+  /** Parts of one multipart upload in flight at once. */
+  publishPartsInFlightMax: 4,
+  /** A file larger than this goes to an S3-compatible store as a multipart upload in parts of this size (S3's smallest part is 5 MiB). */
+  publishPartSizeBytes: 8 * 1024 * 1024,
+  /** Tries of one file (each from its first byte) before the publish is reported failed. */
+  publishFileTriesMax: 4,
+  /** Before a file's next try the worker waits up to this long (with jitter), doubling with each try. */
+  publishRetryBaseDelayMs: 500,
+  /** No wait between a file's tries is longer than this. */
+  publishRetryMaxDelayMs: 30_000,
+  /** Most files an output directory may hold; a larger one fails its publish (the manifest must fit a frame). */
+  publishFilesMax: 1000,
+  /** Longest path of a file inside an output directory, in characters. */
+  publishPathMaxChars: 1024,
+  /** How often a coordinator looks for due publishes of the workers attached to it. */
+  publishCheckIntervalMs: 2_000,
+  /** Most due publishes one look reads. */
+  publishCheckBatchMax: 100,
+  /** A publish its worker has not answered within this long is sent again (a publish already under way there is not restarted). */
+  publishResendAfterMs: 10 * 60 * 1000,
+  /** After a failed publish the coordinator sends it again after this long, doubling with each failure. */
+  publishFailedRetryBaseDelayMs: 5_000,
+  /** No wait before sending a failed publish again is longer than this. */
+  publishFailedRetryMaxDelayMs: 10 * 60 * 1000,
+  /** An output directory neither published nor discarded within this long of its result is deleted by its worker. */
+  outputKeepMaxMs: 7 * 24 * 3600 * 1000,
+  /** How often a worker looks for output directories held past outputKeepMaxMs. */
+  outputSweepIntervalMs: 3600 * 1000,
+} as const;
+
 /** The exec runner: one child process per attempt (`gaffer worker --exec`). */
 export const EXEC_DEFAULTS = {
   /** After SIGTERM, a child that has not exited within this long gets SIGKILL. */

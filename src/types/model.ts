@@ -212,10 +212,49 @@ export interface Job extends NewJob {
   filler: boolean;
   /** The accepted result, once the job succeeded. */
   result: Json | null;
+  /** The accepted attempt's output directory, published by its worker (docs/publishing.md); null when it had none. */
+  publish: JobPublish | null;
   error: JobError | null;
   createdAt: number;
   updatedAt: number;
   finishedAt: number | null;
+}
+
+/** Where an accepted attempt's output stands: waiting for its worker, published, or failed (and retried). */
+export type PublishState = 'pending' | 'published' | 'failed';
+
+/** One file of an output directory, as published. */
+export interface PublishedObject {
+  /** The file's path inside the output directory, with / between segments. */
+  path: string;
+  /** Where it was published: an s3-compatible store's object URL, or a file:// URL. */
+  url: string;
+  bytes: number;
+  /** SHA-256 of the file's bytes, lowercase hex. */
+  sha256: string;
+}
+
+/** What a worker published of one output directory. */
+export interface PublishManifest {
+  /** The publisher's name in the worker's config. */
+  publisher: string;
+  kind: 'dir' | 's3';
+  objects: PublishedObject[];
+  /** Sum of the objects' bytes. */
+  bytes: number;
+}
+
+/** A job's publish: the accepted attempt's worker is told to publish its output, and reports the manifest. */
+export interface JobPublish {
+  state: PublishState;
+  attemptId: string;
+  workerId: string;
+  /** Publishes the worker reported as failed so far. */
+  tries: number;
+  /** The last failure, while state is failed (kept until a publish succeeds). */
+  error: JobError | null;
+  manifest: PublishManifest | null;
+  updatedAt: number;
 }
 
 export interface Attempt {

@@ -1,7 +1,7 @@
 // The worker protocol: JSON frames over a WebSocket at /v1/worker. The first
 // frame a worker sends is `hello`, naming the protocol version; the coordinator
 // answers `welcome`. docs/worker-protocol.md describes every frame.
-import type { Assignment, JobError, Json, Labels, Trace } from './model.ts';
+import type { Assignment, JobError, Json, Labels, PublishManifest, Trace } from './model.ts';
 
 export const PROTOCOL_VERSION = 1;
 
@@ -75,6 +75,8 @@ export interface CompleteFrame extends LeaseRefFrame {
   result: Json;
   /** The attempt's resource trace, when the worker measured one (trace verification). Optional; null is the same as none. */
   trace?: Trace | null;
+  /** True: this attempt left an output directory that the worker publishes once the result is accepted (docs/publishing.md). */
+  output?: boolean;
 }
 
 export interface FailFrame extends LeaseRefFrame {
@@ -94,7 +96,16 @@ export interface DrainFrame {
   type: 'drain';
 }
 
-export type WorkerFrame = HelloFrame | HeartbeatFrame | ProgressFrame | CompleteFrame | FailFrame | KeysFrame | DrainFrame;
+/** The answer to a publish frame: what was published, or why it could not be. */
+export interface PublishedFrame {
+  type: 'published';
+  jobId: string;
+  attemptId: string;
+  manifest?: PublishManifest;
+  error?: { code: string; message: string };
+}
+
+export type WorkerFrame = HelloFrame | HeartbeatFrame | ProgressFrame | CompleteFrame | FailFrame | KeysFrame | DrainFrame | PublishedFrame;
 
 // ---- Coordinator to worker ----
 
@@ -142,6 +153,28 @@ export interface ErrorFrame {
   attemptId?: string;
 }
 
-export type CoordinatorFrame = WelcomeFrame | AssignFrame | RevokeFrame | AckFrame | ErrorFrame;
+/** The attempt's result was accepted: publish its output directory, then answer with published. Sent again until answered. */
+export interface PublishFrame {
+  type: 'publish';
+  jobId: string;
+  attemptId: string;
+  queue: string;
+}
+
+/** These attempts' outputs will never be published (rejected, or another replica's was accepted): delete them. */
+export interface DiscardFrame {
+  type: 'discard';
+  attempts: { jobId: string; attemptId: string }[];
+}
+
+/** The answer to published: the coordinator recorded it (ok: the output may now be deleted), or refused it. */
+export interface RecordedFrame {
+  type: 'recorded';
+  attemptId: string;
+  ok: boolean;
+  error?: { code: string; message: string };
+}
+
+export type CoordinatorFrame = WelcomeFrame | AssignFrame | RevokeFrame | AckFrame | ErrorFrame | PublishFrame | DiscardFrame | RecordedFrame;
 
 export type { JobError };

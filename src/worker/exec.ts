@@ -121,6 +121,13 @@ function inside(root: string, dir: string): string {
   return d;
 }
 
+/** Where the attempt's output directory is (or was): <outRoot>/<jobId>/<attemptId>. Throws InvalidAssignmentError for ids not of the issued shape. */
+export function execOutDir(options: Pick<ExecOptions, 'outRoot'>, a: Pick<Assignment, 'jobId' | 'attemptId'>): string {
+  checkAssignmentIds(a);
+  const outRoot = resolve(options.outRoot ?? EXEC_ROOTS.outRoot);
+  return inside(outRoot, join(outRoot, a.jobId, a.attemptId));
+}
+
 /**
  * Makes the attempt's directories: a fresh temp directory (mkdtemp, so it is
  * this attempt's own and nothing else's) inside tmpRoot, and the output
@@ -130,8 +137,7 @@ function inside(root: string, dir: string): string {
 export async function execDirs(options: Pick<ExecOptions, 'tmpRoot' | 'outRoot'>, a: Pick<Assignment, 'jobId' | 'attemptId'>): Promise<{ tmpDir: string; outDir: string }> {
   checkAssignmentIds(a);
   const tmpRoot = resolve(options.tmpRoot ?? EXEC_ROOTS.tmpRoot);
-  const outRoot = resolve(options.outRoot ?? EXEC_ROOTS.outRoot);
-  const outDir = inside(outRoot, join(outRoot, a.jobId, a.attemptId));
+  const outDir = execOutDir(options, a);
   inside(tmpRoot, join(tmpRoot, a.attemptId));
   await mkdir(tmpRoot, { recursive: true });
   const tmpDir = inside(tmpRoot, await mkdtemp(join(tmpRoot, `${a.attemptId}-`)));

@@ -23,6 +23,14 @@ export interface HandlerContext {
    * is not valid throws a TypeError at once.
    */
   setTrace(trace: Trace | null): void;
+  /**
+   * Names the directory this attempt's output is in, for a queue with a
+   * publisher (docs/publishing.md): it is published if the result is
+   * accepted, and deleted otherwise. The worker keeps it until then: the
+   * handler must not remove it. The last call wins; `null` names none.
+   * Modules on worker threads have none (their call throws).
+   */
+  setOutputDir(dir: string | null): void;
 }
 
 /**

@@ -68,6 +68,9 @@ async function main(): Promise<void> {
       setTrace: (value) => {
         trace = value === null ? null : normalizeTrace(value);
       },
+      setOutputDir: () => {
+        throw new TypeError('a handler module on worker threads has no output directory to publish; use a handler function or exec');
+      },
     };
     void (async () => {
       try {

@@ -30,7 +30,6 @@
 // drainTimeoutMs, gives up the rest (reported as retryable failures), closes,
 // and with a signal exits the process. stop() gives up at once.
 import { EventEmitter } from 'node:events';
-import type { ResourceLimits } from 'node:worker_threads';
 import { pino, type Logger } from 'pino';
 import { WebSocket, type RawData } from 'ws';
 import { exceedsJsonDepth } from '../types/json-depth.ts';
@@ -39,7 +38,6 @@ import type { Assignment, Json, Labels, Trace } from '../types/model.ts';
 import {
   CLOSE_CODES,
   PROTOCOL_VERSION,
-  WORKER_PATH,
   type AckFrame,
   type CompleteFrame,
   type CoordinatorFrame,
@@ -50,18 +48,17 @@ import {
   type WelcomeFrame,
   type WorkerFrame,
 } from '../types/protocol.ts';
-import { runExec, type ExecOptions } from './exec.ts';
-import { failureOf, type Handler, type HandlerContext } from './handler.ts';
+import { checkQueues, jsonBytes, rawText, resultOutcome, workerUrl, type Outcome, type QueueConfig } from './checks.ts';
+import { execOutDir, runExec } from './exec.ts';
+import { queueOutputs, type Outputs } from './outputs.ts';
+import type { PublishBounds } from './publish/publisher.ts';
+import { failureOf, type HandlerContext } from './handler.ts';
 import { savedWorkerId, saveWorkerId } from './state-file.ts';
 import { noResend, RETRY_REPORT_CODES, scheduleResend, StoppingAttempts, type Resend } from './report-retry.ts';
 import { ThreadPool } from './threads.ts';
 import { normalizeTrace } from './trace.ts';
 
-/** How one queue's attempts run: exactly one of handler, module or exec. */
-export type QueueConfig =
-  | { slots: number; handler: Handler }
-  | { slots: number; module: string | URL; resourceLimits?: ResourceLimits }
-  | { slots: number; exec: ExecOptions };
+export { workerUrl, type QueueConfig };
 
 export interface WorkerOptions {
   /** Coordinator URLs, tried in turn: ws://, wss://, http:// or https://; the path defaults to /v1/worker. */
@@ -97,6 +94,10 @@ export interface WorkerOptions {
   /** Drain on SIGTERM and SIGINT, then exit the process (a second signal gives up at once). Default true. */
   handleSignals?: boolean;
   logger?: Logger;
+  /** Bounds of publishing (PUBLISH_DEFAULTS when left out): concurrency, tries, backoff, files. */
+  publishBounds?: Partial<PublishBounds>;
+  /** An output neither published nor discarded within this long is removed (PUBLISH_DEFAULTS.outputKeepMaxMs). */
+  outputKeepMaxMs?: number;
   /** Uniform in [0, 1), for the reconnect jitter. */
   random?: () => number;
 }
@@ -153,6 +154,8 @@ interface Entry {
   isolated: boolean;
   resend: Resend;
   progress: { value: Json | undefined; timer: NodeJS.Timeout | null; lastSentAt: number };
+  /** Where the attempt left its output, for a queue with a publisher: the exec runner's, or the handler's (ctx.setOutputDir). */
+  outputDir: string | null;
 }
 
 /** Ack error codes of a refused trace (on a complete that carries one): the result goes again without it. */
@@ -178,6 +181,8 @@ export class Worker extends EventEmitter<WorkerEvents> {
   private readonly keys: Set<string>;
   private readonly pools = new Map<string, ThreadPool>();
   private readonly running = new Map<string, Entry>();
+  /** The outputs held for publishing; null when no queue has a publisher. */
+  private readonly outputs: Outputs | null;
   private phase: Phase = 'new';
   private workerId: string | undefined;
   /** The id the state file holds for this worker's name. */
@@ -209,6 +214,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
     this.random = options.random ?? Math.random;
     this.keys = new Set(options.keys ?? []);
     this.workerId = options.id;
+    this.outputs = queueOutputs(options, this.log, (frame) => this.send(frame), this.random);
   }
 
   /** The id the coordinator knows this worker by (after the first welcome). */
@@ -268,7 +274,8 @@ export class Worker extends EventEmitter<WorkerEvents> {
     this.draining = (async () => {
       let timer: NodeJS.Timeout | null = null;
       await Promise.race([
-        this.whenIdle(),
+        // Uploads under way finish too (within the same bound); outputs still waiting for a publish stay on disk.
+        Promise.all([this.whenIdle(), this.outputs?.whenIdle()]),
         new Promise<void>((resolve) => {
           timer = setTimeout(resolve, boundMs);
         }),
@@ -410,6 +417,12 @@ export class Worker extends EventEmitter<WorkerEvents> {
         return;
       case 'ack':
         return this.onAck(frame);
+      case 'publish':
+        return this.outputs?.onPublish(frame);
+      case 'discard':
+        return this.outputs?.onDiscard(frame);
+      case 'recorded':
+        return this.outputs?.onRecorded(frame);
       case 'error':
         this.log.warn({ code: frame.code, message: frame.message, frame: frame.frame }, 'the coordinator refused a frame');
         this.emit('protocolError', frame);
@@ -432,6 +445,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
     for (const id of frame.revoked) this.abortEntry(id, 'not resumed: the lease was lost while disconnected');
     // Reports made while disconnected (or not acknowledged before the drop) go now.
     for (const e of this.running.values()) if (e.report) this.send(e.report);
+    this.outputs?.resend();
     if (this.phase === 'draining') this.send({ type: 'drain' });
     this.lastHeardAt = Date.now();
     this.scheduleHeartbeat();
@@ -455,6 +469,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
       const message = `the coordinator refused the result (${frame.error!.code}): ${frame.error!.message}`.slice(0, LIMITS.errorMessageMaxChars);
       this.log.warn({ attemptId, code: frame.error!.code }, 'the coordinator refused a result; failing the attempt');
       e.report = { type: 'fail', attemptId, lease, error: { code: 'HANDLER_ERROR', message }, retryable: false };
+      this.dropOutput(e);
       this.send(e.report);
       this.emit('ack', frame);
       return;
@@ -465,6 +480,8 @@ export class Worker extends EventEmitter<WorkerEvents> {
       return;
     }
     if (e?.report) {
+      // A result refused for good is never accepted: its output goes.
+      if (!frame.ok) this.dropOutput(e);
       if (!frame.ok) this.stats.stale++;
       else if (e.report.type === 'complete') this.stats.completed++;
       else this.stats.failed++;
@@ -512,6 +529,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
       isolated: false,
       resend: noResend(),
       progress: { value: undefined, timer: null, lastSentAt: 0 },
+      outputDir: null,
     };
     this.running.set(a.attemptId, entry);
     this.emit('assigned', a);
@@ -541,11 +559,15 @@ export class Worker extends EventEmitter<WorkerEvents> {
         const setTrace = (value: Trace | null): void => {
           trace = value === null ? null : normalizeTrace(value);
         };
-        const ctx: HandlerContext = { assignment: a, signal, progress, setTrace };
+        const setOutputDir = (dir: string | null): void => {
+          if (config.publish !== undefined) entry.outputDir = dir;
+        };
+        const ctx: HandlerContext = { assignment: a, signal, progress, setTrace, setOutputDir };
         result = await config.handler(a.payload, ctx);
       } else if ('module' in config) {
         result = await this.pools.get(a.queue)!.run(a.payload, a, { signal, progress, trace: (t) => (trace = t) });
       } else {
+        if (config.publish !== undefined) entry.outputDir = outDirOf(config.exec, a);
         const ran = await runExec(config.exec, {
           assignment: a,
           payload: a.payload,
@@ -565,6 +587,17 @@ export class Worker extends EventEmitter<WorkerEvents> {
     this.finish(entry, outcome);
   }
 
+  /** An output that will never be published: the attempt failed, was given up, or its result was refused. */
+  private dropOutput(entry: Entry): void {
+    const dir = entry.outputDir;
+    entry.outputDir = null;
+    if (dir === null || !this.outputs) return;
+    this.outputs.release(entry.assignment.attemptId);
+    const outputs = this.outputs;
+    // A child or handler still stopping may still write into it.
+    void entry.settled.then(() => outputs.remove(dir));
+  }
+
   private finish(entry: Entry, outcome: Outcome): void {
     const { attemptId, lease, jobId } = entry.assignment;
     if (entry.progress.timer) clearTimeout(entry.progress.timer);
@@ -572,8 +605,14 @@ export class Worker extends EventEmitter<WorkerEvents> {
     if (outcome.ok) {
       entry.report = { type: 'complete', attemptId, lease, result: outcome.result };
       if (outcome.trace) entry.report.trace = outcome.trace;
+      if (entry.outputDir !== null && this.outputs) {
+        // Kept until the coordinator says publish (the result was accepted) or discard.
+        this.outputs.hold(attemptId, jobId, entry.assignment.queue, entry.outputDir);
+        entry.report.output = true;
+      }
       this.emit('finished', { attemptId, jobId, ok: true });
     } else {
+      this.dropOutput(entry);
       const error = { code: outcome.code, message: outcome.message.slice(0, LIMITS.errorMessageMaxChars) };
       entry.report = { type: 'fail', attemptId, lease, error, retryable: outcome.retryable };
       this.emit('finished', { attemptId, jobId, ok: false, error });
@@ -586,6 +625,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
     if (!e) return;
     this.running.delete(attemptId);
     if (e.progress.timer) clearTimeout(e.progress.timer);
+    this.dropOutput(e);
     if (!e.report) {
       e.abort.abort(new AbortError(reason));
       this.emit('aborted', { attemptId, reason });
@@ -706,6 +746,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
     await this.closeSocket();
     await Promise.allSettled(settling);
     await Promise.allSettled([...this.pools.values()].map((p) => p.close()));
+    await this.outputs?.stop();
     process.off('SIGTERM', this.onSignal);
     process.off('SIGINT', this.onSignal);
     this.emit('stopped');
@@ -741,27 +782,10 @@ export class Worker extends EventEmitter<WorkerEvents> {
   }
 }
 
-type Outcome = { ok: true; result: Json; trace: Trace | null } | { ok: false; code: string; message: string; retryable: boolean };
-
-function resultOutcome(result: unknown, trace: Trace | null): Outcome {
-  const value = result === undefined ? null : result;
-  if (exceedsJsonDepth(value, LIMITS.jsonNestingMaxLevels)) {
-    const message = `the result nests arrays and objects more than ${LIMITS.jsonNestingMaxLevels} levels deep`;
-    return { ok: false, code: 'HANDLER_ERROR', message, retryable: false };
-  }
-  const bytes = jsonBytes(value);
-  if (bytes === null) return { ok: false, code: 'HANDLER_ERROR', message: 'the handler returned a value that is not JSON', retryable: false };
-  if (bytes > LIMITS.resultMaxBytes) {
-    const message = `the result is ${bytes} bytes; the limit is ${LIMITS.resultMaxBytes}`;
-    return { ok: false, code: 'HANDLER_ERROR', message, retryable: false };
-  }
-  return { ok: true, result: value as Json, trace };
-}
-
-function jsonBytes(value: unknown): number | null {
+/** The output directory of an exec attempt, or null when its ids are not of the issued shape (the runner refuses it). */
+function outDirOf(exec: Parameters<typeof execOutDir>[0], a: Assignment): string | null {
   try {
-    const text = JSON.stringify(value);
-    return text === undefined ? null : Buffer.byteLength(text);
+    return execOutDir(exec, a);
   } catch {
     return null;
   }
@@ -769,32 +793,4 @@ function jsonBytes(value: unknown): number | null {
 
 class AbortError extends Error {
   override name = 'AbortError';
-}
-
-function rawText(data: RawData): string {
-  if (Buffer.isBuffer(data)) return data.toString('utf8');
-  if (Array.isArray(data)) return Buffer.concat(data).toString('utf8');
-  return Buffer.from(data).toString('utf8');
-}
-
-/** ws:// or wss:// with the worker path; http(s):// becomes ws(s)://, and an empty path becomes /v1/worker. */
-export function workerUrl(input: string): string {
-  const u = new URL(input);
-  if (u.protocol === 'http:') u.protocol = 'ws:';
-  else if (u.protocol === 'https:') u.protocol = 'wss:';
-  else if (u.protocol !== 'ws:' && u.protocol !== 'wss:') throw new TypeError(`a coordinator URL is ws://, wss://, http:// or https://, not ${input}`);
-  if (u.pathname === '' || u.pathname === '/') u.pathname = WORKER_PATH;
-  return u.toString();
-}
-
-function checkQueues(queues: Record<string, QueueConfig>): void {
-  const names = Object.keys(queues);
-  if (names.length === 0) throw new TypeError('a worker serves at least one queue');
-  for (const [name, c] of Object.entries(queues)) {
-    const kinds = ['handler', 'module', 'exec'].filter((k) => k in c);
-    if (kinds.length !== 1) throw new TypeError(`queue ${name}: give exactly one of handler, module or exec`);
-    if (!Number.isInteger(c.slots) || c.slots < 1 || c.slots > LIMITS.workerSlotsMax) {
-      throw new TypeError(`queue ${name}: slots is an integer from 1 to ${LIMITS.workerSlotsMax}`);
-    }
-  }
 }

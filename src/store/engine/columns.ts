@@ -5,7 +5,7 @@
 // Adding a job field: add it to the model (src/types/model.ts), a column to
 // each backend's schema in one migration each, and an entry here. Nothing
 // else reads or writes the jobs table column by column.
-import type { Job, JobError, Json, NewJob } from '../../types/model.ts';
+import type { Job, JobError, JobPublish, Json, NewJob, PublishManifest, PublishState } from '../../types/model.ts';
 import type { JobState } from '../../types/states.ts';
 import type { Row } from '../rows.ts';
 import { NO_DEADLINE, type JobLinks } from '../rules.ts';
@@ -105,7 +105,7 @@ export const JOB_COLUMNS: readonly JobColumn[] = [
 ];
 
 /** The Job fields made of several columns (or of a column read another way). */
-function compositeFields(r: Row): Pick<Job, 'deadline' | 'backoff' | 'requires' | 'affinity' | 'verifies' | 'pipeline'> {
+function compositeFields(r: Row): Pick<Job, 'deadline' | 'backoff' | 'requires' | 'affinity' | 'verifies' | 'pipeline' | 'publish'> {
   const deadline = num(r.deadline_at);
   return {
     deadline: num(r.has_deadline) === 1 && deadline !== NO_DEADLINE ? deadline : null,
@@ -123,6 +123,21 @@ function compositeFields(r: Row): Pick<Job, 'deadline' | 'backoff' | 'requires' 
       r.pipeline_id === null || r.pipeline_id === undefined
         ? null
         : { id: String(r.pipeline_id), phase: String(r.phase), index: num(r.phase_index) },
+    publish: publishFromRow(r),
+  };
+}
+
+/** The publish_* columns (migration 16) as the job's publish; null when the job has none. */
+function publishFromRow(r: Row): JobPublish | null {
+  if (r.publish_state === null || r.publish_state === undefined) return null;
+  return {
+    state: String(r.publish_state) as PublishState,
+    attemptId: String(r.publish_attempt_id),
+    workerId: String(r.publish_worker_id),
+    tries: num(r.publish_tries),
+    error: jsonOrNull(r.publish_error) as JobError | null,
+    manifest: jsonOrNull(r.publish_manifest) as PublishManifest | null,
+    updatedAt: num(r.publish_updated_at),
   };
 }
 

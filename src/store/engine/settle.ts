@@ -16,6 +16,7 @@ import { chargeLost } from './credit.ts';
 import { LIMITS } from '../../types/limits.ts';
 import { lockWorkers } from './workers.ts';
 import { endedUnpaired, stopPartner } from './speculate.ts';
+import { PUBLISH_ON_SUCCESS, publishChanges, publishParams, withDiscards, type AcceptedAttempt } from './publish.ts';
 
 /** What settling needs beyond the context: how the backend inserts jobs (a verification job is one). */
 export interface SettleDeps {
@@ -92,9 +93,9 @@ export async function completeAttempt(c: Context, tx: Tx, params: CompleteParams
   const hash = resultHash(params.result);
   const keepResult = job.replicas > 1 || job.verify !== null ? J(params.result) : null;
   const row = await tx.get(
-    `UPDATE attempts SET state = 'completed', finished_at = $1, result_hash = $2, result = $3, trace = $4
+    `UPDATE attempts SET state = 'completed', finished_at = $1, result_hash = $2, result = $3, trace = $4, output = $7
      WHERE id = $5 AND lease = $6 AND state IN ${LIVE} RETURNING leased_at`,
-    [now, hash, keepResult, params.trace ? J(params.trace) : null, params.attemptId, params.lease],
+    [now, hash, keepResult, params.trace ? J(params.trace) : null, params.attemptId, params.lease, params.output ? 1 : 0],
   );
   assert(row, 'the current lease completes its attempt exactly once');
   // The first result of a backup pair wins: the other attempt is revoked before anything counts this one.
@@ -120,7 +121,8 @@ async function settleResult(
   if (job.verify?.mode === 'queue') {
     changes = await sendToVerifier(c, tx, job, params.attemptId, workerId, params.result, params.verificationJob!, now, deps);
   } else if (job.replicas === 1 || job.solo) {
-    const accepted = await succeed(c, tx, job.id, J(params.result), now, job.live > 1);
+    const own = { attemptId: params.attemptId, workerId, output: params.output === true };
+    const accepted = await succeed(c, tx, job.id, J(params.result), now, own, job.live > 1);
     changes = accepted.changes;
     if (job.pinnedWorkerId !== null) await gradeCheck(c, tx, job.id, hash, now - leasedAt, now);
     // Neither a check's grade nor anything else but a verdict changes this job's row: the one succeed returned is current.
@@ -177,22 +179,33 @@ export async function failAttempt(c: Context, tx: Tx, params: FailParams): Promi
 
 /**
  * Accepts a result: the job succeeds (once: the guard on state makes it so)
- * and its children move. `othersLive` false: the caller knows no other
- * attempt of the job is live, so none needs stopping. Returns the job's row
- * as the update left it.
+ * and its children move. `accepted`: the attempt whose result it is; when its
+ * worker holds an output, the job's publish becomes pending (publish.ts).
+ * `othersLive` false: the caller knows no other attempt of the job is live,
+ * so none needs stopping. Returns the job's row as the update left it.
  */
-export async function succeed(c: Context, tx: Tx, jobId: string, resultJson: string, now: number, othersLive = true): Promise<{ job: Job; changes: Change[] }> {
+export async function succeed(
+  c: Context,
+  tx: Tx,
+  jobId: string,
+  resultJson: string,
+  now: number,
+  accepted: AcceptedAttempt | null,
+  othersLive = true,
+): Promise<{ job: Job; changes: Change[] }> {
   const cancelledAttempts = othersLive ? await stopLiveAttempts(tx, jobId, now) : [];
   const row = await tx.get(
     `UPDATE jobs SET state = 'succeeded', result = $1, error = NULL, want = 0, live = 0, finished_at = $2, updated_at = $2,
-       backup_of = NULL, backup_reason = NULL
+       backup_of = NULL, backup_reason = NULL, ${PUBLISH_ON_SUCCESS}
      WHERE id = $3 AND state IN ('running', 'queued', 'verifying') RETURNING *`,
-    [resultJson, now, jobId],
+    [resultJson, now, jobId, ...publishParams(accepted)],
   );
   assert(row, 'at most one result is accepted per job');
+  const job = jobFromRow(row);
+  const publishing = await publishChanges(tx, job, accepted);
   const children = await releaseChildren(c, tx, jobId, now);
   if (row.pipeline_id !== null) await succeededInPipeline(tx, String(row.pipeline_id), now);
-  return { job: jobFromRow(row), changes: [{ jobId, state: 'succeeded', cancelledAttempts }, ...children] };
+  return { job, changes: [{ jobId, state: 'succeeded', cancelledAttempts, ...publishing }, ...children] };
 }
 
 /** A result of a job with a verifier queue: the job waits in `verifying` while a verification job checks it. */
@@ -233,14 +246,16 @@ async function sendToVerifier(
 async function applyVerdict(c: Context, tx: Tx, verifies: { jobId: string; attemptId: string }, verdict: VerdictResult, now: number): Promise<Change[]> {
   const original = await tx.get(`SELECT id FROM jobs WHERE id = $1 AND state = 'verifying'${c.d.forUpdate}`, [verifies.jobId]);
   if (!original) return [];
-  const attempt = await tx.get(`SELECT worker_id, result FROM attempts WHERE id = $1 AND state = 'completed'`, [verifies.attemptId]);
+  const attempt = await tx.get(`SELECT worker_id, result, output FROM attempts WHERE id = $1 AND state = 'completed'`, [verifies.attemptId]);
   assert(attempt, 'a result under verification stays completed until its verdict');
   const workerId = String(attempt.worker_id);
   if (verdict.valid) {
-    const { changes } = await succeed(c, tx, verifies.jobId, String(attempt.result), now, false);
+    const accepted = { attemptId: verifies.attemptId, workerId, output: Number(attempt.output) === 1 };
+    const { changes } = await succeed(c, tx, verifies.jobId, String(attempt.result), now, accepted, false);
     return [...changes, ...(await judgeWorker(c, tx, workerId, 'valid', now))];
   }
   await tx.run(`UPDATE attempts SET state = 'rejected' WHERE id = $1`, [verifies.attemptId]);
+  const discards = Number(attempt.output) === 1 ? [{ jobId: verifies.jobId, attemptId: verifies.attemptId, workerId }] : [];
   const changes = await judgeWorker(c, tx, workerId, 'invalid', now);
   const error: JobError = {
     code: 'RESULT_REJECTED',
@@ -253,10 +268,12 @@ async function applyVerdict(c: Context, tx: Tx, verifies: { jobId: string; attem
     verifies.jobId,
   ]);
   assert(job, 'the verified job exists');
-  if (Number(job.failures) >= Number(job.max_attempts)) return [...changes, ...(await endJob(c, tx, verifies.jobId, 'failed', error))];
+  if (Number(job.failures) >= Number(job.max_attempts)) {
+    return [...changes, ...withDiscards(await endJob(c, tx, verifies.jobId, 'failed', error), verifies.jobId, discards)];
+  }
   await tx.run(`UPDATE jobs SET state = 'queued', want = 1, run_at = $1, updated_at = $1 WHERE id = $2`, [now, verifies.jobId]);
   tx.wake();
-  return [...changes, { jobId: verifies.jobId, state: 'queued', cancelledAttempts: [] }];
+  return [...changes, { jobId: verifies.jobId, state: 'queued', cancelledAttempts: [], ...(discards.length > 0 ? { discards } : {}) }];
 }
 
 /** After an attempt ended: a job with no live attempt left goes back to queued. */

@@ -15,6 +15,9 @@ import type {
   CompleteParams,
   DeleteFinishedParams,
   DeleteFinishedResult,
+  DuePublishesParams,
+  PublishOrder,
+  RecordPublishParams,
   FailParams,
   HeartbeatParams,
   HeartbeatResult,
@@ -63,6 +66,7 @@ import * as queues from './queues.ts';
 import { checkBacklogTarget, countQueuedFillers, topUpBacklog } from './backlog.ts';
 import * as history from './history.ts';
 import * as retention from './retention.ts';
+import * as publish from './publish.ts';
 import { MINUTE_MS, type HistoryPoint, type TrustPoint } from '../../types/history.ts';
 
 /** How a backend runs SQL: autocommit reads, and write transactions. */
@@ -243,6 +247,14 @@ export abstract class EngineStore implements Store {
 
   fail(params: FailParams): Promise<SettleResult> {
     return this.write((tx) => failAttempt(this.ctx, tx, params));
+  }
+
+  duePublishes(params: DuePublishesParams): Promise<PublishOrder[]> {
+    return this.write((tx) => publish.duePublishes(this.ctx, tx, params));
+  }
+
+  recordPublish(params: RecordPublishParams): Promise<Job> {
+    return this.write((tx) => publish.recordPublish(this.ctx, tx, params));
   }
 
   // ---- Sweepers and reads ----

@@ -14,6 +14,7 @@ import { settleLiveCount, succeed } from './settle.ts';
 import type { Context, Tx } from './sql.ts';
 import { judgeWorker } from './trust.ts';
 import { doubledSlots } from './speculate.ts';
+import { outputsOf, withDiscards } from './publish.ts';
 
 /**
  * Decides a replicated job from its completed attempts (this round's
@@ -26,7 +27,7 @@ export async function tally(c: Context, tx: Tx, jobId: string, now: number): Pro
   assert(row, 'a tallied job exists');
   const job = jobFromRow(row);
   let done = await tx.all(
-    `SELECT id, worker_id, result, result_hash, trace FROM attempts WHERE job_id = $1 AND state = 'completed' ORDER BY finished_at, id`,
+    `SELECT id, worker_id, result, result_hash, trace, output FROM attempts WHERE job_id = $1 AND state = 'completed' ORDER BY finished_at, id`,
     [jobId],
   );
   const pending = job.live + job.want - (await doubledSlots(tx, jobId, row.backup_of !== null && row.backup_of !== undefined));
@@ -71,7 +72,8 @@ async function accept(c: Context, tx: Tx, jobId: string, done: readonly Row[], o
   const winner = done.find((r) => r.result_hash === outcome.hash)!;
   const workerOf = new Map(done.map((r) => [String(r.id), String(r.worker_id)]));
   for (const id of outcome.invalid) await tx.run(`UPDATE attempts SET state = 'rejected' WHERE id = $1`, [id]);
-  const changes = (await succeed(c, tx, jobId, String(winner.result), now)).changes;
+  const accepted = { attemptId: String(winner.id), workerId: String(winner.worker_id), output: Number(winner.output) === 1 };
+  const changes = (await succeed(c, tx, jobId, String(winner.result), now, accepted)).changes;
   for (const id of outcome.valid) changes.push(...(await judgeWorker(c, tx, workerOf.get(id)!, 'valid', now)));
   for (const id of outcome.invalid) changes.push(...(await judgeWorker(c, tx, workerOf.get(id)!, 'invalid', now)));
   return changes;
@@ -97,7 +99,8 @@ const NO_OTHER_VOTER = (queue: string): string => `no connected worker that serv
 /** A vote that cannot be decided: every result is rejected, and no worker is judged. */
 async function noQuorum(c: Context, tx: Tx, jobId: string, reason: string): Promise<Change[]> {
   await tx.run(`UPDATE attempts SET state = 'rejected' WHERE job_id = $1 AND state = 'completed'`, [jobId]);
-  return endJob(c, tx, jobId, 'failed', { code: 'NO_QUORUM', message: clipMessage(reason) });
+  const discards = await outputsOf(tx, jobId, null);
+  return withDiscards(await endJob(c, tx, jobId, 'failed', { code: 'NO_QUORUM', message: clipMessage(reason) }), jobId, discards);
 }
 
 /** One more replica for a split vote: the job wants another attempt, placed on a worker (and operator) that has not voted. */

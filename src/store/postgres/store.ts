@@ -98,9 +98,9 @@ export class PostgresStore extends EngineStore {
     });
   }
 
-  /** Fast path: a plain job's result in the batched statement; anything else, or a refusal, takes the full transaction. */
+  /** Fast path: a plain job's result in the batched statement; anything else (an output to publish too), or a refusal, takes the full transaction. */
   override async complete(params: CompleteParams): Promise<SettleResult> {
-    if (!this.fastPaths) return super.complete(params);
+    if (!this.fastPaths || params.output === true) return super.complete(params);
     const fast = await this.batcher.complete(params);
     if (fast.kind === 'settled') return fast.out;
     if (fast.kind === 'unknown') {

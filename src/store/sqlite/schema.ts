@@ -432,6 +432,28 @@ CREATE TABLE store_locks (name TEXT PRIMARY KEY);
 INSERT INTO store_locks (name) VALUES ('speculation');
 `,
   },
+  {
+    version: 16,
+    name: 'publishing: attempts that hold an output, and the publish of an accepted one',
+    sql: `
+-- The attempt's worker holds an output directory, published only if the
+-- attempt's result is accepted (docs/publishing.md).
+ALTER TABLE attempts ADD COLUMN output INTEGER NOT NULL DEFAULT 0 CHECK (output IN (0, 1));
+-- A succeeded job whose accepted attempt holds an output: its publish. NULL
+-- state: nothing to publish. publish_next_at is when the coordinator next
+-- tells the worker (a pending publish not yet answered, a failed one retried).
+ALTER TABLE jobs ADD COLUMN publish_state TEXT CHECK (publish_state IN ('pending', 'published', 'failed'));
+ALTER TABLE jobs ADD COLUMN publish_attempt_id TEXT;
+ALTER TABLE jobs ADD COLUMN publish_worker_id TEXT;
+ALTER TABLE jobs ADD COLUMN publish_tries INTEGER NOT NULL DEFAULT 0 CHECK (publish_tries >= 0);
+ALTER TABLE jobs ADD COLUMN publish_next_at INTEGER;
+ALTER TABLE jobs ADD COLUMN publish_error TEXT;
+ALTER TABLE jobs ADD COLUMN publish_manifest TEXT;
+ALTER TABLE jobs ADD COLUMN publish_updated_at INTEGER;
+-- The coordinators read the due publishes of the workers attached to them.
+CREATE INDEX jobs_publish_due ON jobs (publish_worker_id, publish_next_at) WHERE publish_state IN ('pending', 'failed');
+`,
+  },
 ];
 
 /** A migration that released files recorded under another number than the shared one. */

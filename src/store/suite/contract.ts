@@ -23,6 +23,7 @@ import { dependencyTests } from './dependencies.ts';
 import { heldBackTests } from './held-back.ts';
 import { identityTests } from './identity.ts';
 import { pipelineTests } from './pipelines.ts';
+import { publishTests } from './publish.ts';
 import { queueTests } from './queues.ts';
 import { readTests } from './reads.ts';
 import { retentionTests } from './retention.ts';
@@ -54,5 +55,6 @@ export function storeContract(name: string, open: OpenContractStore, options: St
     backlogTests(ctx);
     adviceTests(ctx);
     retentionTests(ctx);
+    publishTests(ctx);
   });
 }

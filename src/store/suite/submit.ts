@@ -47,6 +47,7 @@ export function submitTests(ctx: ContractContext): void {
         pinnedWorkerId: null,
         filler: false,
         result: null,
+        publish: null,
         error: null,
         createdAt: ctx.t0,
         updatedAt: ctx.t0,
