@@ -54,8 +54,10 @@ import { runExec, type ExecOptions } from './exec.ts';
 import { failureOf, type Handler, type HandlerContext } from './handler.ts';
 import { savedWorkerId, saveWorkerId } from './state-file.ts';
 import { noResend, RETRY_REPORT_CODES, scheduleResend, StoppingAttempts, type Resend } from './report-retry.ts';
+import { ConnectLog } from './connect-log.ts';
 import { ThreadPool } from './threads.ts';
 import { normalizeTrace } from './trace.ts';
+import { jsonBytes, resultOutcome, type Outcome } from './outcome.ts';
 
 /** How one queue's attempts run: exactly one of handler, module or exec. */
 export type QueueConfig =
@@ -174,6 +176,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
   private readonly options: WorkerOptions;
   private readonly urls: string[];
   private readonly log: Logger;
+  private readonly connectLog: ConnectLog;
   private readonly random: () => number;
   private readonly keys: Set<string>;
   private readonly pools = new Map<string, ThreadPool>();
@@ -206,6 +209,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
     if (this.urls.length === 0) throw new TypeError('a worker needs at least one coordinator URL');
     checkQueues(options.queues);
     this.log = (options.logger ?? pino({ level: 'silent' })).child({ component: 'worker', name: options.name });
+    this.connectLog = new ConnectLog(this.log);
     this.random = options.random ?? Math.random;
     this.keys = new Set(options.keys ?? []);
     this.workerId = options.id;
@@ -313,18 +317,19 @@ export class Worker extends EventEmitter<WorkerEvents> {
     });
     this.ws = ws;
     this.welcomed = false;
-    this.connectTimer = setTimeout(() => ws.terminate(), connectTimeoutMs);
+    const timedOut = { kind: 'error', code: 'HANDSHAKE_TIMEOUT', message: 'timed out' } as const;
+    this.connectTimer = setTimeout(() => (this.connectLog.noteTrouble(timedOut), ws.terminate()), connectTimeoutMs);
     ws.on('open', () => this.sendHello(ws));
     ws.on('message', (data, isBinary) => this.onMessage(ws, data, isBinary));
     ws.on('pong', () => {
       this.lastHeardAt = Date.now();
     });
     ws.on('unexpected-response', (_req, res) => {
-      this.log.warn({ url, status: res.statusCode }, 'the coordinator refused the connection');
+      this.connectLog.noteTrouble({ kind: 'status', status: res.statusCode ?? 0 });
       this.emit('refused', { url, status: res.statusCode ?? 0 });
       ws.terminate();
     });
-    ws.on('error', (err) => this.log.debug({ err, url }, 'worker socket error'));
+    ws.on('error', (err: NodeJS.ErrnoException) => this.connectLog.noteTrouble({ kind: 'error', code: err.code ?? 'ERROR', message: err.message }));
     ws.on('close', (code, reason) => this.onClose(ws, url, code, reason.toString()));
   }
 
@@ -369,7 +374,8 @@ export class Worker extends EventEmitter<WorkerEvents> {
       void this.stop('the worker id belongs to another operator');
       return;
     }
-    this.log.info({ url, code, reason, running: this.running.size }, 'disconnected; reconnecting');
+    if (wasWelcomed) this.connectLog.lost(url, code, reason, this.running.size);
+    else this.connectLog.failed(url, code);
     if (wasWelcomed) this.failures = 0;
     const baseMs = this.options.reconnectBaseDelayMs ?? WORKER_DEFAULTS.reconnectBaseDelayMs;
     const maxMs = this.options.reconnectMaxDelayMs ?? WORKER_DEFAULTS.reconnectMaxDelayMs;
@@ -397,7 +403,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
     }
     switch (frame.type) {
       case 'welcome':
-        return this.onWelcome(frame, ws);
+        return this.onWelcome(frame);
       case 'assign':
         for (const a of frame.assignments) this.onAssign(a);
         this.rescheduleHeartbeat();
@@ -422,13 +428,14 @@ export class Worker extends EventEmitter<WorkerEvents> {
     }
   }
 
-  private onWelcome(frame: WelcomeFrame, ws: WebSocket): void {
+  private onWelcome(frame: WelcomeFrame): void {
     this.clearTimer('connectTimer');
     this.welcomed = true;
     this.workerId = frame.workerId;
     if (this.options.stateFile !== undefined && frame.workerId !== this.savedId) this.saveId(this.options.stateFile, frame.workerId);
     this.welcomeIntervalMs = frame.heartbeatIntervalMs;
     this.failures = 0;
+    this.connectLog.connected();
     for (const id of frame.revoked) this.abortEntry(id, 'not resumed: the lease was lost while disconnected');
     // Reports made while disconnected (or not acknowledged before the drop) go now.
     for (const e of this.running.values()) if (e.report) this.send(e.report);
@@ -439,7 +446,6 @@ export class Worker extends EventEmitter<WorkerEvents> {
     this.log.info({ url, workerId: frame.workerId, resumed: frame.resumed.length, revoked: frame.revoked.length }, 'connected');
     this.emit('connected', { url, workerId: frame.workerId, resumed: frame.resumed, revoked: frame.revoked });
     for (const w of this.startWaiters.splice(0)) w.resolve();
-    void ws;
   }
 
   private onAck(frame: AckFrame): void {
@@ -738,32 +744,6 @@ export class Worker extends EventEmitter<WorkerEvents> {
     const t = this[name];
     if (t) clearTimeout(t);
     this[name] = null;
-  }
-}
-
-type Outcome = { ok: true; result: Json; trace: Trace | null } | { ok: false; code: string; message: string; retryable: boolean };
-
-function resultOutcome(result: unknown, trace: Trace | null): Outcome {
-  const value = result === undefined ? null : result;
-  if (exceedsJsonDepth(value, LIMITS.jsonNestingMaxLevels)) {
-    const message = `the result nests arrays and objects more than ${LIMITS.jsonNestingMaxLevels} levels deep`;
-    return { ok: false, code: 'HANDLER_ERROR', message, retryable: false };
-  }
-  const bytes = jsonBytes(value);
-  if (bytes === null) return { ok: false, code: 'HANDLER_ERROR', message: 'the handler returned a value that is not JSON', retryable: false };
-  if (bytes > LIMITS.resultMaxBytes) {
-    const message = `the result is ${bytes} bytes; the limit is ${LIMITS.resultMaxBytes}`;
-    return { ok: false, code: 'HANDLER_ERROR', message, retryable: false };
-  }
-  return { ok: true, result: value as Json, trace };
-}
-
-function jsonBytes(value: unknown): number | null {
-  try {
-    const text = JSON.stringify(value);
-    return text === undefined ? null : Buffer.byteLength(text);
-  } catch {
-    return null;
   }
 }
 
