@@ -11,6 +11,7 @@ import { registerServe } from './serve.ts';
 import { registerWorker } from './worker.ts';
 import { registerDevstack } from './devstack.ts';
 import { registerSimulate } from './simulate.ts';
+import { registerWatch } from './watch.ts';
 
 function program(): Command {
   const cmd = new Command('gaffer')
@@ -24,6 +25,7 @@ function program(): Command {
   registerAdvise(cmd);
   registerDevstack(cmd);
   registerSimulate(cmd);
+  registerWatch(cmd);
   return cmd;
 }
 

@@ -53,6 +53,8 @@ export interface ListJobsQuery {
   state?: JobState;
   /** `key=value` */
   label?: string;
+  /** A worker id: only jobs that worker had an attempt of. */
+  worker?: string;
   limit?: number;
   cursor?: string;
 }

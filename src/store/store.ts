@@ -36,6 +36,8 @@ export interface ListJobsParams {
   state?: JobState;
   /** `key=value`: only jobs carrying this label. */
   label?: { key: string; value: string };
+  /** Only jobs this worker had an attempt of. */
+  workerId?: string;
   limit: number;
   /** From a previous page's `nextCursor`. */
   cursor?: string;

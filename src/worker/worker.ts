@@ -30,6 +30,7 @@
 // drainTimeoutMs, gives up the rest (reported as retryable failures), closes,
 // and with a signal exits the process. stop() gives up at once.
 import { EventEmitter } from 'node:events';
+import { hostname } from 'node:os';
 import type { ResourceLimits } from 'node:worker_threads';
 import { pino, type Logger } from 'pino';
 import { WebSocket, type RawData } from 'ws';
@@ -337,7 +338,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
     const o = this.options;
     const queues: Record<string, number> = {};
     for (const [q, c] of Object.entries(o.queues)) queues[q] = c.slots;
-    const worker: HelloFrame['worker'] = { name: o.name, queues, keys: [...this.keys] };
+    const worker: HelloFrame['worker'] = { name: o.name, queues, keys: [...this.keys], host: hostname().slice(0, LIMITS.keyMaxChars), pid: process.pid };
     if (this.workerId !== undefined) worker.id = this.workerId;
     if (o.labels !== undefined) worker.labels = o.labels;
     if (o.cores !== undefined) worker.cores = o.cores;

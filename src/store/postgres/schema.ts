@@ -381,4 +381,15 @@ ALTER TABLE attempts ADD COLUMN held_until BIGINT;
 CREATE INDEX attempts_held ON attempts (worker_id) WHERE held_until IS NOT NULL;
 `,
   },
+  {
+    version: 17,
+    name: 'workers: the host and process id a worker reports',
+    sql: `
+-- What the worker's hello says of where it runs (its host name and process
+-- id), shown to operators so a worker can be found on its machine. NULL for
+-- a worker that does not say.
+ALTER TABLE workers ADD COLUMN host TEXT;
+ALTER TABLE workers ADD COLUMN pid INTEGER;
+`,
+  },
 ];
