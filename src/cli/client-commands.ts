@@ -4,12 +4,12 @@ import { readFileSync } from 'node:fs';
 import { InvalidArgumentError, type Command } from 'commander';
 import type { GafferClient } from '../client/client.ts';
 import { TRACE_REPLICAS_MIN } from '../coordinator/validate.ts';
-import { LIMITS } from '../types/limits.ts';
 import { GafferError } from '../types/errors.ts';
-import type { Attempt, Job, JobSpec, Json, Worker } from '../types/model.ts';
+import type { Job, JobSpec, Json, Worker } from '../types/model.ts';
 import { isTerminalJobState } from '../types/states.ts';
 import { clientFrom, tokenOption, urlOption } from './common.ts';
 import { TRACE_TOLERANCE_DEFAULT } from './config.ts';
+import { jobDetail, jobsTable, shortDuration, table } from './job-views.ts';
 
 interface Common {
   url?: string;
@@ -105,51 +105,6 @@ export function trustFields(f: TrustFlags): Pick<JobSpec, 'replicas' | 'quorum' 
   return out;
 }
 
-const time = (ms: number | null): string => (ms === null ? '-' : new Date(ms).toISOString());
-
-function jobLine(j: Job): string {
-  return `${j.id}  ${j.queue.padEnd(16)} ${j.state.padEnd(10)} prio ${String(j.priority).padStart(4)}  attempts ${j.attempts}${j.filler ? '  filler' : ''}`;
-}
-
-function jobDetail(j: Job & { attemptList?: Attempt[] }): string {
-  const lines = [
-    `id         ${j.id}`,
-    `queue      ${j.queue}`,
-    `state      ${j.state}`,
-    `priority   ${j.priority}${j.filler ? ' (filler job of the backlog keeper)' : ''}`,
-    `attempts   ${j.attempts} (failures ${j.failures} of ${j.maxAttempts})`,
-    `created    ${time(j.createdAt)}`,
-    `finished   ${time(j.finishedAt)}`,
-  ];
-  if (j.replicas > 1) {
-    const how = `quorum ${j.quorum}, margin ${j.margin}, distinct ${j.distinct}${j.adaptive ? ', adaptive' : ''}${j.solo ? ', this round alone' : ''}`;
-    lines.push(`replicas   ${j.replicas} (${how})`);
-  }
-  if (j.lost > 0) lines.push(`lost by    ${j.lost} silent workers (at most ${LIMITS.jobLostAttemptsMax})`);
-  if (j.verify) lines.push(`verify     ${j.verify.mode === 'trace' ? `trace, tolerance ${j.verify.tolerance}` : `queue ${j.verify.queue}`}`);
-  if (j.deadline !== null) lines.push(`deadline   ${time(j.deadline)}`);
-  if (j.dependsOn.length) lines.push(`dependsOn  ${j.dependsOn.join(', ')}`);
-  if (j.error) lines.push(`error      ${j.error.code}: ${j.error.message}`);
-  if (j.result !== null) lines.push(`result     ${JSON.stringify(j.result)}`);
-  for (const a of j.attemptList ?? []) {
-    if (a.backupOf !== null) lines.push(`backup     ${a.id} on ${a.workerId} (${a.state}) of ${a.backupOf}: ${a.backupReason === 'deadline' ? 'it would miss the deadline' : 'it ran far past the queue\'s usual time'}`);
-  }
-  if (j.publish) lines.push(...publishLines(j.publish));
-  return lines.join('\n');
-}
-
-/** A job's publish: its state, the last error while failed, and each published object. */
-function publishLines(p: NonNullable<Job['publish']>): string[] {
-  const tries = p.tries > 0 ? ` (${p.tries} failed ${p.tries === 1 ? 'try' : 'tries'})` : '';
-  const lines = [`publish    ${p.state}${tries} by worker ${p.workerId}, attempt ${p.attemptId}`];
-  if (p.error && p.state !== 'published') lines.push(`  error    ${p.error.code}: ${p.error.message}`);
-  if (p.manifest) {
-    lines.push(`  ${p.manifest.objects.length} objects, ${p.manifest.bytes} bytes, to ${p.manifest.publisher} (${p.manifest.kind})`);
-    for (const o of p.manifest.objects) lines.push(`  ${o.url}  ${o.bytes} bytes  sha256 ${o.sha256}`);
-  }
-  return lines;
-}
-
 /** Long-polls until the job ends, showing its state and progress as it goes. */
 async function waitWithProgress(client: GafferClient, job: Job, quiet: boolean): Promise<Job> {
   const tty = process.stderr.isTTY && !quiet;
@@ -216,10 +171,13 @@ export function registerClientCommands(program: Command): void {
     .option('--label <k=v>')
     .option('--filler', "only the backlog keeper's filler jobs")
     .option('--no-filler', 'leave the filler jobs out')
+    .option('--worker <name|id>', 'only jobs this worker had an attempt of')
     .option('--limit <n>', 'how many', '50')
     .option('--cursor <cursor>', 'from a previous page')
-    .action(async (opts: Common & { queue?: string; state?: string; label?: string; filler?: boolean; limit: string; cursor?: string }) => {
-      const page = await clientFrom(opts).list({
+    .action(async (opts: Common & { queue?: string; state?: string; label?: string; filler?: boolean; worker?: string; limit: string; cursor?: string }) => {
+      const client = clientFrom(opts);
+      const page = await client.list({
+        ...(opts.worker ? { worker: await workerIdOf(client, opts.worker) } : {}),
         ...(opts.queue ? { queue: opts.queue } : {}),
         ...(opts.state ? { state: opts.state as Job['state'] } : {}),
         ...(opts.label ? { label: opts.label } : {}),
@@ -227,14 +185,16 @@ export function registerClientCommands(program: Command): void {
         ...(opts.cursor ? { cursor: opts.cursor } : {}),
         limit: Number.parseInt(opts.limit, 10),
       });
-      out(opts, page, () => [...page.jobs.map(jobLine), ...(page.nextCursor ? [`next page: --cursor ${page.nextCursor}`] : [])].join('\n'));
+      out(opts, page, () => jobsTable(page.jobs, page.nextCursor));
     });
 
   withCommon(program.command('job <id>'))
-    .description('show one job')
+    .description('show one job and its attempts: on which worker each ran, how it ended and why')
     .action(async (id: string, opts: Common) => {
-      const job = await clientFrom(opts).get(id);
-      out(opts, { job }, () => jobDetail(job));
+      const client = clientFrom(opts);
+      const job = await client.get(id);
+      const names = opts.json ? new Map<string, string>() : await workerNames(client, job.attemptList.map((a) => a.workerId));
+      out(opts, { job }, () => jobDetail(job, job.attemptList, names));
     });
 
   withCommon(program.command('workers'))
@@ -300,20 +260,14 @@ export function workersTable(workers: readonly Worker[]): string {
     const slots = Object.entries(w.queues).map(([q, n]) => `${q} ${w.running[q] ?? 0}/${n}${paused.has(q) ? ' paused' : ''}`).join(', ') + held;
     const checks = Object.entries(w.checks).map(([q, c]) => checkCell(q, c)).join(', ');
     const state = w.draining && w.state !== 'draining' ? `${w.state}, draining` : w.state;
-    const cells = [w.id, w.name, w.operator ?? '-', state, String(r.valid), String(r.invalid), String(r.timedOut), String(r.streak), slots, checks || '-'];
+    const cells = [w.id, w.name, w.operator ?? '-', w.host ?? '-', w.pid === null ? '-' : String(w.pid), state, String(r.valid), String(r.invalid), String(r.timedOut), String(r.streak), slots, checks || '-'];
     return { cells, w };
   });
-  const header = ['ID', 'NAME', 'OPERATOR', 'STATE', 'VALID', 'INVALID', 'TIMEDOUT', 'STREAK', 'SLOTS', 'CHECKS'];
-  const numeric = new Set([4, 5, 6, 7]);
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r.cells[i]!.length)));
-  const line = (cells: string[]): string =>
-    cells
-      .map((c, i) => (i === cells.length - 1 ? c : numeric.has(i) ? c.padStart(widths[i]!) : c.padEnd(widths[i]!)))
-      .join('  ')
-      .trimEnd();
-  const lines = [line(header)];
-  for (const { cells, w } of rows) {
-    lines.push(line(cells));
+  const header = ['ID', 'NAME', 'OPERATOR', 'HOST', 'PID', 'STATE', 'VALID', 'INVALID', 'TIMEDOUT', 'STREAK', 'SLOTS', 'CHECKS'];
+  const [head, ...body] = table(header, rows.map((r) => r.cells), new Set([4, 6, 7, 8, 9]));
+  const lines = [head!];
+  for (const [i, { w }] of rows.entries()) {
+    lines.push(body[i]!);
     if (w.quarantined) lines.push(`    quarantined: ${w.quarantineReason ?? 'no reason given'}`);
     for (const [q, c] of Object.entries(w.checks)) if (c.state === 'failed' && c.reason) lines.push(`    check ${q} failed: ${c.reason}`);
   }
@@ -335,15 +289,6 @@ export interface QueuesAnswer {
 const STATS_HEADER = ['QUEUE', 'WAITING', 'QUEUED', 'RUNNING', 'VERIFYING', 'SUCCEEDED', 'FAILED', 'CANCELLED', 'EXPIRED', 'WORKERS', 'SLOTS', 'PER-MIN', 'MEAN', 'P95'];
 const STATS_STATES = ['waiting', 'queued', 'running', 'verifying', 'succeeded', 'failed', 'cancelled', 'expired'];
 
-/** A duration for a table cell: 850ms, 12.3s, 4.5m, 2.0h. */
-export function shortDuration(ms: number | null): string {
-  if (ms === null) return '-';
-  if (ms < 1000) return `${Math.round(ms)}ms`;
-  if (ms < 60_000) return `${(ms / 1000).toFixed(1)}s`;
-  if (ms < 3_600_000) return `${(ms / 60_000).toFixed(1)}m`;
-  return `${(ms / 3_600_000).toFixed(1)}h`;
-}
-
 /** One line per queue under a header: jobs per state, slots used/total, and the recent window's rate and run times. */
 export function statsTable(stats: QueuesAnswer): string {
   if (stats.queues.length === 0) return 'no queues';
@@ -364,4 +309,28 @@ export function statsTable(stats: QueuesAnswer): string {
       .trimEnd();
   const window = `per-min, mean and p95 over the last ${shortDuration(stats.windowMs)}`;
   return [line(STATS_HEADER), ...rows.map(line), window].join('\n');
+}
+
+/** A worker's id from its id or name; a name two workers share is refused with their ids. */
+async function workerIdOf(client: GafferClient, nameOrId: string): Promise<string> {
+  const workers = await client.workers();
+  if (workers.some((w) => w.id === nameOrId)) return nameOrId;
+  const named = workers.filter((w) => w.name === nameOrId);
+  if (named.length === 1) return named[0]!.id;
+  if (named.length === 0) throw new GafferError('WORKER_NOT_FOUND', `no worker is named or has the id ${nameOrId} (gaffer workers lists them)`);
+  throw new GafferError('INVALID_INPUT', `${named.length} workers are named ${nameOrId}: give one of their ids (${named.map((w) => w.id).join(', ')})`);
+}
+
+/** Names of the workers with these ids, for a job's attempts; a worker that cannot be read keeps its id. */
+async function workerNames(client: GafferClient, ids: readonly string[]): Promise<Map<string, string>> {
+  const names = new Map<string, string>();
+  await Promise.all(
+    [...new Set(ids)].map((id) =>
+      client.worker(id).then(
+        (w) => names.set(id, (w as Worker).name),
+        () => undefined,
+      ),
+    ),
+  );
+  return names;
 }

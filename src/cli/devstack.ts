@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
-import { pino } from 'pino';
+import { createLogger } from './log-format.ts';
 import { GafferError } from '../types/errors.ts';
 import { LIMITS } from '../types/limits.ts';
 import type { JobSpec, Worker } from '../types/model.ts';
@@ -145,7 +145,7 @@ function startWorker(url: string, role: WorkerRole): ChildProcess {
 }
 
 async function listenOn(port: number, dir: string): Promise<Served> {
-  const logger = pino({ level: 'warn' });
+  const logger = createLogger('warn', 'auto');
   const pipelines = { [SEALING_TEMPLATE_NAME]: checkTemplate(SEALING_TEMPLATE, `pipelines.${SEALING_TEMPLATE_NAME}`) };
   const config = { host: '127.0.0.1', port, db: join(dir, 'gaffer.db'), tokens: [], queues: {}, pipelines };
   try {

@@ -13,6 +13,7 @@ import { registerServe } from './serve.ts';
 import { registerWorker } from './worker.ts';
 import { registerDevstack } from './devstack.ts';
 import { registerSimulate } from './simulate.ts';
+import { registerWatch } from './watch.ts';
 
 function program(): Command {
   const cmd = new Command('gaffer')
@@ -28,6 +29,7 @@ function program(): Command {
   registerDevstack(cmd);
   registerSimulate(cmd);
   registerBridge(cmd);
+  registerWatch(cmd);
   return cmd;
 }
 

@@ -122,9 +122,9 @@ function connectionsOf(p: Proc): { url: string; resumed: number }[] {
   for (const line of p.stdout().split('\n')) {
     if (!line.startsWith('{')) continue;
     try {
-      const entry = JSON.parse(line) as { msg?: string; url?: string; resumed?: number; component?: string };
-      // The SDK worker and the CLI both log each connection; the CLI's line (no component) is counted.
-      if (entry.msg === 'connected' && entry.url && entry.component === undefined) {
+      const entry = JSON.parse(line) as { msg?: string; url?: string; resumed?: number };
+      // Each connection is logged once, by the worker itself.
+      if (entry.msg === 'connected' && entry.url) {
         out.push({ url: entry.url.replace(/^ws:/, 'http:').replace(/\/v1\/worker$/, ''), resumed: entry.resumed ?? 0 });
       }
     } catch {

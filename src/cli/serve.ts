@@ -2,7 +2,7 @@
 // one port, on the embedded SQLite store or, for several coordinators sharing
 // one database, on PostgreSQL (`--db postgres://...`).
 import type { Command } from 'commander';
-import { pino, type Logger } from 'pino';
+import type { Logger } from 'pino';
 import { Coordinator } from '../coordinator/coordinator.ts';
 import { Auth } from '../server/auth.ts';
 import { assertSafeListen, startServer, type RunningServer } from '../server/index.ts';
@@ -11,6 +11,8 @@ import type { Store } from '../store/store.ts';
 import { systemClock, systemRandom } from '../types/clock.ts';
 import { GafferError } from '../types/errors.ts';
 import { describeDb, isPostgresUrl, serveConfig, type ServeConfig } from './config.ts';
+import { createLogger, isPretty, parseLogFormat } from './log-format.ts';
+import { logFailedJobs } from './job-log.ts';
 import { logWorkers, type WorkerLog } from './worker-log.ts';
 
 export interface Served {
@@ -55,6 +57,7 @@ export async function serve(config: ServeConfig, logger: Logger, options: ServeO
     throw err;
   }
   const workerLog = logWorkers(coordinator, logger, options.quarantineWatchIntervalMs);
+  const jobLog = logFailedJobs(coordinator, logger);
   return {
     server,
     coordinator,
@@ -62,6 +65,7 @@ export async function serve(config: ServeConfig, logger: Logger, options: ServeO
     workerLog,
     async close() {
       workerLog.stop();
+      jobLog.stop();
       await server.close();
       await coordinator.stop();
       await store.close();
@@ -110,12 +114,15 @@ export function registerServe(program: Command): void {
     .option('--config <file>', 'TOML config file: [server], [[tokens]], [queues.NAME] (with verify, adaptive, challenge), [pipelines.NAME], [trust]')
     .option('--token <token>', 'one bearer token with every scope (env GAFFER_TOKEN)')
     .option('--log-level <level>', 'fatal, error, warn, info (start, workers, quarantines, store trouble), debug (also one line per HTTP request)', 'info')
-    .action(async (opts: { port?: string; host?: string; db?: string; pgSchema?: string; pgPoolMax?: string; sqliteSync?: string; history: boolean; config?: string; token?: string; logLevel: string }) => {
+    .option('--log-format <format>', 'pretty (a line a person reads), json (pino lines for machines), or auto: pretty on a terminal, json otherwise', 'auto')
+    .action(async (opts: { port?: string; host?: string; db?: string; pgSchema?: string; pgPoolMax?: string; sqliteSync?: string; history: boolean; config?: string; token?: string; logLevel: string; logFormat: string }) => {
       const config = serveConfig(opts, process.env);
-      const logger = pino({ level: opts.logLevel });
+      const format = parseLogFormat(opts.logFormat);
+      const logger = createLogger(opts.logLevel, format);
       const served = await serve(config, logger);
       const db = databaseLabel(config);
-      logger.info({ url: served.server.url, metrics: `${served.server.url}/metrics`, db, store: served.store.kind, auth: config.tokens.length > 0 }, 'gaffer coordinator listening');
+      // The line below says it to a person; the JSON line is for machines reading the log.
+      if (!isPretty(format)) logger.info({ url: served.server.url, metrics: `${served.server.url}/metrics`, db, store: served.store.kind, auth: config.tokens.length > 0 }, 'gaffer coordinator listening');
       console.log(`gaffer: listening on ${served.server.url} (database ${db})`);
       const stop = (signal: string): void => {
         logger.info({ signal }, 'shutting down');

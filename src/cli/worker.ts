@@ -2,13 +2,13 @@
 // as a child process (--exec) or a handler module on worker threads (--module).
 import { basename, dirname, join, resolve } from 'node:path';
 import type { Command } from 'commander';
-import { pino } from 'pino';
 import { GafferError } from '../types/errors.ts';
 import type { Labels } from '../types/model.ts';
 import { Worker, type Publisher, type QueueConfig } from '../worker/index.ts';
 import { int, readToml } from './config.ts';
 import { DEFAULT_URL } from './common.ts';
 import { makePublishers, publishBoundsOf, publisherPlans, type PublisherPlan, type PublishFlags } from './publishers.ts';
+import { createLogger, parseLogFormat } from './log-format.ts';
 
 interface WorkerFlags extends PublishFlags {
   url?: string[];
@@ -27,6 +27,7 @@ interface WorkerFlags extends PublishFlags {
   stateFile?: string;
   config?: string;
   logLevel: string;
+  logFormat?: string;
 }
 
 /** One queue as configured: how many at once, how it runs, and optionally its own resources. */
@@ -224,9 +225,10 @@ export function registerWorker(program: Command): void {
     .option('--s3-path-style', 'address the bucket in the path, not the host name (most self-hosted stores)')
     .option('--config <file>', 'TOML worker config: urls, token, name, labels, keys, gpus, cores, stateFile, [queues.NAME]')
     .option('--log-level <level>', 'fatal, error, warn, info, debug', 'info')
+    .option('--log-format <format>', 'pretty (a line a person reads), json (pino lines for machines), or auto: pretty on a terminal, json otherwise', 'auto')
     .action(async (flags: WorkerFlags) => {
       const plan = workerPlan(flags, process.env);
-      const logger = pino({ level: flags.logLevel });
+      const logger = createLogger(flags.logLevel, parseLogFormat(flags.logFormat));
       const publishers = makePublishers(plan.publishers);
       const workers = splitWorkers(plan).map(
         (w) =>
@@ -260,13 +262,7 @@ export function registerWorker(program: Command): void {
       };
       process.on('SIGTERM', () => onSignal('SIGTERM'));
       process.on('SIGINT', () => onSignal('SIGINT'));
-      for (const w of workers) {
-        w.on('connected', (e) => logger.info({ url: e.url, workerId: e.workerId, resumed: e.resumed.length }, 'connected'));
-        w.on('disconnected', (e) => {
-          if (!stopping) logger.warn({ url: e.url, code: e.code }, 'disconnected; reconnecting');
-        });
-        w.on('refused', (e) => logger.error({ url: e.url, status: e.status }, 'the coordinator refused this worker: check the token'));
-        await w.start();
-      }
+      // Each worker logs its own connections, losses and refusals (the SDK's logger).
+      for (const w of workers) await w.start();
     });
 }

@@ -54,6 +54,8 @@ export interface ListJobsQuery {
   state?: JobState;
   /** `key=value` */
   label?: string;
+  /** A worker id: only jobs that worker had an attempt of. */
+  worker?: string;
   /** true: only the backlog keeper's filler jobs; false: only the others. */
   filler?: boolean;
   limit?: number;

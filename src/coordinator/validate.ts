@@ -178,6 +178,8 @@ export function normalizeWorker(input: unknown): WorkerSpec {
     gpuIds: s.gpuIds ?? [],
     queues: s.queues,
     keys: s.keys ?? [],
+    host: s.host ?? null,
+    pid: s.pid ?? null,
   };
   checkWorkerKeys(spec.keys, 'worker.keys');
   if (s.id !== undefined) spec.id = s.id;

@@ -35,6 +35,9 @@ export interface WorkerView {
   quarantineReason: string | null;
   /** The operator of the token that created the record (null without tokens). */
   operator: string | null;
+  /** Where it runs, as it reported: host name and process id. */
+  host: string | null;
+  pid: number | null;
   reputation: { valid: number; invalid: number; timedOut: number; credit: number; streak: number; soloSinceCheck: number };
   checks: Record<string, { state: string; jobId: string; speedMs: number | null; reason: string | null; updatedAt: number }>;
   connected: boolean;

@@ -132,6 +132,7 @@ export function workerPage(): Page {
       const kv: [string, Node | string][] = [
         ['id', h('span', { class: 'mono' }, w.id)],
         ['operator', w.operator ?? '– (no tokens)'],
+        ['runs on', w.host === null ? '– (not reported)' : `${w.host}${w.pid === null ? '' : `, pid ${w.pid}`}`],
         ['queues (used/slots)', slotsText(w)],
         ['may hold at once', creditText(w)],
         ['cores', String(w.cores)],

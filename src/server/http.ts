@@ -127,13 +127,14 @@ export async function buildHttpApp(deps: HttpDeps): Promise<FastifyInstance> {
       return { results: results.map((r) => ({ created: r.created, job: r.job })) };
     },
     listJobs: async (req) => {
-      const q = check.listJobs.query<{ queue?: string; state?: JobState; label?: string; filler?: boolean; limit?: number; cursor?: string }>(req.query);
+      const q = check.listJobs.query<{ queue?: string; state?: JobState; label?: string; filler?: boolean; worker?: string; limit?: number; cursor?: string }>(req.query);
       const eq = q.label?.indexOf('=') ?? -1;
       const page = await store.listJobs({
         ...(q.queue !== undefined ? { queue: q.queue } : {}),
         ...(q.state !== undefined ? { state: q.state } : {}),
         ...(q.label !== undefined ? { label: { key: q.label.slice(0, eq), value: q.label.slice(eq + 1) } } : {}),
         ...(q.filler !== undefined ? { filler: q.filler } : {}),
+        ...(q.worker !== undefined ? { workerId: q.worker } : {}),
         ...(q.cursor !== undefined ? { cursor: q.cursor } : {}),
         limit: q.limit ?? HTTP_DEFAULTS.listDefaultJobs,
       });

@@ -150,6 +150,8 @@ const worker = object({
   quarantined: bool,
   quarantineReason: { type: ['string', 'null'], description: 'Why it was quarantined.' },
   operator: { type: ['string', 'null'], description: 'The operator named by the token whose hello created the record; only it may say hello as this worker.' },
+  host: { type: ['string', 'null'], description: 'The host name the worker reported in its hello (null when it did not say).' },
+  pid: { type: ['integer', 'null'], description: 'The process id the worker reported in its hello (null when it did not say).' },
   reputation: object(
     { valid: int, invalid: int, timedOut: int, credit: int, streak: int, soloSinceCheck: int },
     {

@@ -86,6 +86,7 @@ export const listJobsQuerySchema = {
       maxLength: 2 * LIMITS.keyMaxChars + 1,
     },
     filler: { type: 'boolean', description: 'true: only the filler jobs the backlog keeper made; false: only the others.' },
+    worker: { type: 'string', pattern: '^[A-Za-z0-9_-]+$', maxLength: LIMITS.keyMaxChars, description: 'A worker id: only jobs that worker had an attempt of.' },
     limit: { type: 'integer', minimum: 1, maximum: LIMITS.listMaxJobs, description: `Jobs per page; ${HTTP_DEFAULTS.listDefaultJobs} when left out.` },
     cursor: { type: 'string', pattern: '^[A-Za-z0-9_-]+$', maxLength: 128, description: 'The `nextCursor` of the previous page.' },
   },

@@ -158,6 +158,8 @@ type Reply = (send: () => void) => void;
 /** One worker's WebSocket: parses frames, runs them in arrival order against the session, sends answers. */
 class WorkerConnection {
   workerId: string | null = null;
+  /** The name the worker said hello with, for the log. */
+  private workerName: string | null = null;
   readonly closed: Promise<void>;
   private state: ConnState = 'hello';
   private session: WorkerSession | null = null;
@@ -414,6 +416,7 @@ class WorkerConnection {
     }
     this.session = session;
     this.workerId = session.workerId;
+    this.workerName = frame.worker.name;
     if (this.isClosed()) {
       await session.detach();
       return;
@@ -434,7 +437,7 @@ class WorkerConnection {
     }
     if (this.isClosed()) return;
     this.state = 'open';
-    this.log.info({ workerId: session.workerId, resumed: resumed.extended.length, revoked: resumed.revoked.length }, 'worker attached');
+    this.log.info({ name: this.workerName, workerId: session.workerId, resumed: resumed.extended.length, revoked: resumed.revoked.length }, 'worker attached');
     this.sendNow({
       type: 'welcome',
       protocol: PROTOCOL_VERSION,
@@ -541,7 +544,7 @@ class WorkerConnection {
     if (this.timer) this.coordinator.clock.clearTimeout(this.timer);
     this.timer = null;
     this.registry.release(this);
-    this.log.info({ workerId: this.workerId, code, reason }, 'worker disconnected');
+    this.log.info({ name: this.workerName, workerId: this.workerId, code, reason }, 'worker disconnected');
     // Leases stay: the worker has its heartbeat timeout to come back and present them.
     await this.chain;
     await Promise.all([...this.inFlight]);

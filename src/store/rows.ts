@@ -97,6 +97,8 @@ export function workerFromRow(
     quarantined,
     quarantineReason: r.quarantine_reason === null || r.quarantine_reason === undefined ? null : String(r.quarantine_reason),
     operator: r.operator === null || r.operator === undefined ? null : String(r.operator),
+    host: r.host === null || r.host === undefined ? null : String(r.host),
+    pid: r.pid === null || r.pid === undefined ? null : num(r.pid),
     reputation: reputationFromRow(r),
     checks,
     connected,

@@ -109,7 +109,8 @@ export function isUsableTrace(trace: Trace | null): trace is Trace {
   return trace !== null && trace.samples.length >= 2 && trace.samples[trace.samples.length - 1]!.tMs > 0;
 }
 
-export type TraceSplit<T> = { kind: 'tie'; reason: string } | { kind: 'split'; accepted: T[]; rejected: T[] };
+/** `why[i]` says why `rejected[i]` was rejected: no usable trace, or its score against the majority's. */
+export type TraceSplit<T> = { kind: 'tie'; reason: string } | { kind: 'split'; accepted: T[]; rejected: T[]; why: string[] };
 
 /**
  * Trace verification over a job's completed attempts: those without a usable
@@ -120,13 +121,21 @@ export type TraceSplit<T> = { kind: 'tie'; reason: string } | { kind: 'split'; a
 export function splitByTrace<T extends { trace: Trace | null }>(ballots: readonly T[], tolerance: number, waypoints: number): TraceSplit<T> {
   const usable = ballots.filter((b) => isUsableTrace(b.trace));
   const missing = ballots.filter((b) => !isUsableTrace(b.trace));
-  if (usable.length === 0) return { kind: 'split', accepted: [], rejected: missing };
+  const noTrace = missing.map(() => 'no usable resource trace (fewer than two samples, or no time covered)');
+  if (usable.length === 0) return { kind: 'split', accepted: [], rejected: missing, why: noTrace };
   const verdict = traceVerdict(usable.map((b) => b.trace), tolerance, waypoints);
   if (verdict.kind === 'tie') return { kind: 'tie', reason: verdict.reason };
+  // The accepted cluster is the one whose centre its scores lie nearer to.
+  const acceptedMean = verdict.accepted.reduce((sum, i) => sum + verdict.scores[i]!, 0) / verdict.accepted.length;
+  const acceptedIsLow = Math.abs(acceptedMean - verdict.low) <= Math.abs(acceptedMean - verdict.high);
+  const [mine, theirs] = acceptedIsLow ? [verdict.high, verdict.low] : [verdict.low, verdict.high];
+  const scored = (i: number): string =>
+    `its resource trace scored ${verdict.scores[i]!.toFixed(3)}, in a cluster centred on ${mine.toFixed(3)}; ${verdict.accepted.length} of ${usable.length} traces centre on ${theirs.toFixed(3)} (tolerance ${tolerance})`;
   return {
     kind: 'split',
     accepted: verdict.accepted.map((i) => usable[i]!),
     rejected: [...missing, ...verdict.rejected.map((i) => usable[i]!)],
+    why: [...noTrace, ...verdict.rejected.map(scored)],
   };
 }
 

@@ -42,6 +42,8 @@ export interface ListJobsParams {
   label?: { key: string; value: string };
   /** True: only the backlog keeper's filler jobs; false: only the others. */
   filler?: boolean;
+  /** Only jobs this worker had an attempt of. */
+  workerId?: string;
   limit: number;
   /** From a previous page's `nextCursor`. */
   cursor?: string;

@@ -332,6 +332,9 @@ export interface WorkerSpec {
   queues: Record<string, number>;
   /** Affinity keys it holds (data it has locally). */
   keys: string[];
+  /** Where it runs, as it says: its host name and process id (null when it does not say). */
+  host?: string | null;
+  pid?: number | null;
 }
 
 export interface Worker extends Required<WorkerSpec> {

@@ -50,6 +50,9 @@ export interface HelloFrame {
     gpuIds?: number[];
     queues: Record<string, number>;
     keys?: string[];
+    /** Where the worker runs (its host name and process id), shown to operators. */
+    host?: string;
+    pid?: number;
   };
   /**
    * After a reconnect: the attempts this worker still runs, and those it

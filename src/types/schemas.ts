@@ -117,6 +117,8 @@ export const workerSpecSchema = {
     cores: { type: 'integer', minimum: 0, maximum: LIMITS.coresMax },
     memoryMb: { type: 'integer', minimum: 0, maximum: LIMITS.memoryMbMax },
     gpuIds: { type: 'array', maxItems: LIMITS.gpusMax, uniqueItems: true, items: { type: 'integer', minimum: 0, maximum: 1023 } },
+    host: key,
+    pid: { type: 'integer', minimum: 0, maximum: 4_294_967_295 },
     queues: {
       type: 'object',
       minProperties: 1,

@@ -30,6 +30,7 @@
 // drainTimeoutMs, gives up the rest (reported as retryable failures), closes,
 // and with a signal exits the process. stop() gives up at once.
 import { EventEmitter } from 'node:events';
+import { hostname } from 'node:os';
 import { pino, type Logger } from 'pino';
 import { WebSocket, type RawData } from 'ws';
 import { exceedsJsonDepth } from '../types/json-depth.ts';
@@ -55,6 +56,7 @@ import type { PublishBounds } from './publish/publisher.ts';
 import { failureOf, type HandlerContext } from './handler.ts';
 import { savedWorkerId, saveWorkerId } from './state-file.ts';
 import { noResend, RETRY_REPORT_CODES, scheduleResend, StoppingAttempts, type Resend } from './report-retry.ts';
+import { ConnectLog } from './connect-log.ts';
 import { ThreadPool } from './threads.ts';
 import { normalizeTrace } from './trace.ts';
 
@@ -177,6 +179,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
   private readonly options: WorkerOptions;
   private readonly urls: string[];
   private readonly log: Logger;
+  private readonly connectLog: ConnectLog;
   private readonly random: () => number;
   private readonly keys: Set<string>;
   private readonly pools = new Map<string, ThreadPool>();
@@ -211,6 +214,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
     if (this.urls.length === 0) throw new TypeError('a worker needs at least one coordinator URL');
     checkQueues(options.queues);
     this.log = (options.logger ?? pino({ level: 'silent' })).child({ component: 'worker', name: options.name });
+    this.connectLog = new ConnectLog(this.log);
     this.random = options.random ?? Math.random;
     this.keys = new Set(options.keys ?? []);
     this.workerId = options.id;
@@ -320,18 +324,19 @@ export class Worker extends EventEmitter<WorkerEvents> {
     });
     this.ws = ws;
     this.welcomed = false;
-    this.connectTimer = setTimeout(() => ws.terminate(), connectTimeoutMs);
+    const timedOut = { kind: 'error', code: 'HANDSHAKE_TIMEOUT', message: 'timed out' } as const;
+    this.connectTimer = setTimeout(() => (this.connectLog.noteTrouble(timedOut), ws.terminate()), connectTimeoutMs);
     ws.on('open', () => this.sendHello(ws));
     ws.on('message', (data, isBinary) => this.onMessage(ws, data, isBinary));
     ws.on('pong', () => {
       this.lastHeardAt = Date.now();
     });
     ws.on('unexpected-response', (_req, res) => {
-      this.log.warn({ url, status: res.statusCode }, 'the coordinator refused the connection');
+      this.connectLog.noteTrouble({ kind: 'status', status: res.statusCode ?? 0 });
       this.emit('refused', { url, status: res.statusCode ?? 0 });
       ws.terminate();
     });
-    ws.on('error', (err) => this.log.debug({ err, url }, 'worker socket error'));
+    ws.on('error', (err: NodeJS.ErrnoException) => this.connectLog.noteTrouble({ kind: 'error', code: err.code ?? 'ERROR', message: err.message }));
     ws.on('close', (code, reason) => this.onClose(ws, url, code, reason.toString()));
   }
 
@@ -339,7 +344,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
     const o = this.options;
     const queues: Record<string, number> = {};
     for (const [q, c] of Object.entries(o.queues)) queues[q] = c.slots;
-    const worker: HelloFrame['worker'] = { name: o.name, queues, keys: [...this.keys] };
+    const worker: HelloFrame['worker'] = { name: o.name, queues, keys: [...this.keys], host: hostname().slice(0, LIMITS.keyMaxChars), pid: process.pid };
     if (this.workerId !== undefined) worker.id = this.workerId;
     if (o.labels !== undefined) worker.labels = o.labels;
     if (o.cores !== undefined) worker.cores = o.cores;
@@ -376,7 +381,8 @@ export class Worker extends EventEmitter<WorkerEvents> {
       void this.stop('the worker id belongs to another operator');
       return;
     }
-    this.log.info({ url, code, reason, running: this.running.size }, 'disconnected; reconnecting');
+    if (wasWelcomed) this.connectLog.lost(url, code, reason, this.running.size);
+    else this.connectLog.failed(url, code);
     if (wasWelcomed) this.failures = 0;
     const baseMs = this.options.reconnectBaseDelayMs ?? WORKER_DEFAULTS.reconnectBaseDelayMs;
     const maxMs = this.options.reconnectMaxDelayMs ?? WORKER_DEFAULTS.reconnectMaxDelayMs;
@@ -404,7 +410,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
     }
     switch (frame.type) {
       case 'welcome':
-        return this.onWelcome(frame, ws);
+        return this.onWelcome(frame);
       case 'assign':
         for (const a of frame.assignments) this.onAssign(a);
         this.rescheduleHeartbeat();
@@ -435,13 +441,14 @@ export class Worker extends EventEmitter<WorkerEvents> {
     }
   }
 
-  private onWelcome(frame: WelcomeFrame, ws: WebSocket): void {
+  private onWelcome(frame: WelcomeFrame): void {
     this.clearTimer('connectTimer');
     this.welcomed = true;
     this.workerId = frame.workerId;
     if (this.options.stateFile !== undefined && frame.workerId !== this.savedId) this.saveId(this.options.stateFile, frame.workerId);
     this.welcomeIntervalMs = frame.heartbeatIntervalMs;
     this.failures = 0;
+    this.connectLog.connected();
     for (const id of frame.revoked) this.abortEntry(id, 'not resumed: the lease was lost while disconnected');
     // Reports made while disconnected (or not acknowledged before the drop) go now.
     for (const e of this.running.values()) if (e.report) this.send(e.report);
@@ -453,7 +460,6 @@ export class Worker extends EventEmitter<WorkerEvents> {
     this.log.info({ url, workerId: frame.workerId, resumed: frame.resumed.length, revoked: frame.revoked.length }, 'connected');
     this.emit('connected', { url, workerId: frame.workerId, resumed: frame.resumed, revoked: frame.revoked });
     for (const w of this.startWaiters.splice(0)) w.resolve();
-    void ws;
   }
 
   private onAck(frame: AckFrame): void {

@@ -189,7 +189,8 @@ export async function retryJob(c: Context, tx: Tx, jobId: string): Promise<Settl
     }
   }
   const now = c.clock.now();
-  await tx.run(`UPDATE attempts SET state = 'rejected' WHERE job_id = $1 AND state = 'completed'`, [job.id]);
+  const retried = { code: 'RETRIED', message: 'the job was put back in the queue by hand; this result no longer counts' };
+  await tx.run(`UPDATE attempts SET state = 'rejected', error = $2 WHERE job_id = $1 AND state = 'completed'`, [job.id, J(retried)]);
   await tx.run(
     `UPDATE jobs SET state = 'queued', want = replicas, failures = 0, error = NULL, result = NULL,
        finished_at = NULL, pending_parents = 0, run_at = $1, updated_at = $1, extra_replicas = 0, solo = 0,

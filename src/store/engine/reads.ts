@@ -21,6 +21,7 @@ export async function listJobs(c: Context, x: Exec, params: ListJobsParams): Pro
   if (params.state !== undefined) where.push(`state = ${arg(params.state)}`);
   if (params.label !== undefined) where.push(`${c.d.jsonText('labels', arg(params.label.key))} = ${arg(params.label.value)}`);
   if (params.filler !== undefined) where.push(`filler = ${arg(params.filler ? 1 : 0)}`);
+  if (params.workerId !== undefined) where.push(`EXISTS (SELECT 1 FROM attempts a WHERE a.job_id = jobs.id AND a.worker_id = ${arg(params.workerId)})`);
   if (params.cursor !== undefined) where.push(`id < ${arg(decodeCursor(params.cursor))}`);
   const limit = Math.max(1, Math.min(params.limit, LIMITS.listMaxJobs));
   const sql = `SELECT * FROM jobs ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY id DESC LIMIT ${arg(limit + 1)}`;

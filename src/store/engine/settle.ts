@@ -254,14 +254,14 @@ async function applyVerdict(c: Context, tx: Tx, verifies: { jobId: string; attem
     const { changes } = await succeed(c, tx, verifies.jobId, String(attempt.result), now, accepted, false);
     return [...changes, ...(await judgeWorker(c, tx, workerId, 'valid', now))];
   }
-  await tx.run(`UPDATE attempts SET state = 'rejected' WHERE id = $1`, [verifies.attemptId]);
   const discards = Number(attempt.output) === 1 ? [{ jobId: verifies.jobId, attemptId: verifies.attemptId, workerId }] : [];
-  const changes = await judgeWorker(c, tx, workerId, 'invalid', now);
   const error: JobError = {
     code: 'RESULT_REJECTED',
     message: clipMessage(`the verifier rejected the result of attempt ${verifies.attemptId}: ${verdict.reason ?? 'no reason given'}`),
     attemptId: verifies.attemptId,
   };
+  await tx.run(`UPDATE attempts SET state = 'rejected', error = $2 WHERE id = $1`, [verifies.attemptId, J(error)]);
+  const changes = await judgeWorker(c, tx, workerId, 'invalid', now);
   const job = await tx.get(`UPDATE jobs SET failures = failures + 1, error = $1, updated_at = $2 WHERE id = $3 RETURNING failures, max_attempts`, [
     J(error),
     now,

@@ -1,7 +1,7 @@
 // The vote of a replicated job: trace verification first (once every replica
 // is in), then the quorum over what is left. Decided once, for every backend.
 import { assert } from '../../types/errors.ts';
-import type { Trace } from '../../types/model.ts';
+import type { JobError, Trace } from '../../types/model.ts';
 import { decideQuorum, extraReplicasSpent } from '../../trust/index.ts';
 import type { Row } from '../rows.ts';
 import { clipMessage, splitByTrace } from '../rules.ts';
@@ -11,7 +11,7 @@ import { isOnProbation } from './credit.ts';
 import { anotherVoterServes } from './exclusions.ts';
 import { endJob } from './jobs.ts';
 import { settleLiveCount, succeed } from './settle.ts';
-import type { Context, Tx } from './sql.ts';
+import { J, type Context, type Tx } from './sql.ts';
 import { judgeWorker } from './trust.ts';
 import { doubledSlots } from './speculate.ts';
 import { outputsOf, withDiscards } from './publish.ts';
@@ -71,7 +71,8 @@ export async function tally(c: Context, tx: Tx, jobId: string, now: number): Pro
 async function accept(c: Context, tx: Tx, jobId: string, done: readonly Row[], outcome: { hash: string; valid: string[]; invalid: string[] }, now: number): Promise<Change[]> {
   const winner = done.find((r) => r.result_hash === outcome.hash)!;
   const workerOf = new Map(done.map((r) => [String(r.id), String(r.worker_id)]));
-  for (const id of outcome.invalid) await tx.run(`UPDATE attempts SET state = 'rejected' WHERE id = $1`, [id]);
+  const outvoted = { code: 'OUTVOTED', message: `its result differs from the accepted one, which ${outcome.valid.length} of ${done.length} results agreed on` };
+  for (const id of outcome.invalid) await rejectAttempt(tx, id, outvoted);
   const accepted = { attemptId: String(winner.id), workerId: String(winner.worker_id), output: Number(winner.output) === 1 };
   const changes = (await succeed(c, tx, jobId, String(winner.result), now, accepted)).changes;
   for (const id of outcome.valid) changes.push(...(await judgeWorker(c, tx, workerOf.get(id)!, 'valid', now)));
@@ -98,9 +99,10 @@ const NO_OTHER_VOTER = (queue: string): string => `no connected worker that serv
 
 /** A vote that cannot be decided: every result is rejected, and no worker is judged. */
 async function noQuorum(c: Context, tx: Tx, jobId: string, reason: string): Promise<Change[]> {
-  await tx.run(`UPDATE attempts SET state = 'rejected' WHERE job_id = $1 AND state = 'completed'`, [jobId]);
+  const error = { code: 'NO_QUORUM', message: clipMessage(reason) };
+  await tx.run(`UPDATE attempts SET state = 'rejected', error = $2 WHERE job_id = $1 AND state = 'completed'`, [jobId, J(error)]);
   const discards = await outputsOf(tx, jobId, null);
-  return withDiscards(await endJob(c, tx, jobId, 'failed', { code: 'NO_QUORUM', message: clipMessage(reason) }), jobId, discards);
+  return withDiscards(await endJob(c, tx, jobId, 'failed', error), jobId, discards);
 }
 
 /** One more replica for a split vote: the job wants another attempt, placed on a worker (and operator) that has not voted. */
@@ -138,9 +140,14 @@ async function judgeTraces(
     return { kind: 'stop', changes: await noQuorum(c, tx, jobId, `resource traces: ${split.reason}; ${why}`) };
   }
   const changes: Change[] = [];
-  for (const { row } of split.rejected) {
-    await tx.run(`UPDATE attempts SET state = 'rejected' WHERE id = $1`, [String(row.id)]);
+  for (const [i, { row }] of split.rejected.entries()) {
+    await rejectAttempt(tx, String(row.id), { code: 'TRACE_REJECTED', message: clipMessage(split.why[i]!) });
     changes.push(...(await judgeWorker(c, tx, String(row.worker_id), 'invalid', now)));
   }
   return { kind: 'split', changes, accepted: split.accepted.map((x) => x.row) };
+}
+
+/** A result that does not count: its attempt ends rejected, with why (listed with the job's attempts). */
+export async function rejectAttempt(tx: Tx, attemptId: string, error: JobError): Promise<void> {
+  await tx.run(`UPDATE attempts SET state = 'rejected', error = $2 WHERE id = $1`, [attemptId, J(error)]);
 }

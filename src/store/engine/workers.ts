@@ -27,14 +27,14 @@ export async function upsertWorker(c: Context, tx: Exec, s: WorkerSpec, id: stri
   const now = c.clock.now();
   const n = await tx.run(
     `INSERT INTO workers (id, name, labels, cores, memory_mb, gpu_ids, queues, keys, connected, draining,
-       connected_at, last_seen_at, created_at, operator, credit, credit_at)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 1, 0, $9, $9, $9, $10, $11, $9)
+       connected_at, last_seen_at, created_at, operator, credit, credit_at, host, pid)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 1, 0, $9, $9, $9, $10, $11, $9, $12, $13)
      ON CONFLICT (id) DO UPDATE SET name = excluded.name, labels = excluded.labels, cores = excluded.cores,
        memory_mb = excluded.memory_mb, gpu_ids = excluded.gpu_ids, queues = excluded.queues, keys = excluded.keys,
        connected = 1, draining = 0, connected_at = excluded.connected_at, last_seen_at = excluded.last_seen_at,
-       operator = coalesce(workers.operator, excluded.operator)
+       host = excluded.host, pid = excluded.pid, operator = coalesce(workers.operator, excluded.operator)
      WHERE workers.operator IS NULL OR workers.operator = excluded.operator`,
-    [id, s.name, J(s.labels), s.cores, s.memoryMb, J(s.gpuIds), J(s.queues), J(s.keys), now, operator, c.trust.creditInitialSlots],
+    [id, s.name, J(s.labels), s.cores, s.memoryMb, J(s.gpuIds), J(s.queues), J(s.keys), now, operator, c.trust.creditInitialSlots, s.host ?? null, s.pid ?? null],
   );
   if (n === 0) {
     throw new GafferError('WORKER_ID_TAKEN', `worker id ${id} belongs to another operator; say hello without an id, or with one of your own`, {
@@ -57,7 +57,7 @@ export async function mustGetWorker(c: Context, x: Exec, id: string): Promise<Wo
 /** Every column of a worker but its labels and keys, which read as empty (the store suite checks the rest matches a whole read). */
 const SUMMARY_COLUMNS = `id, name, '{}' AS labels, cores, memory_mb, gpu_ids, queues, '[]' AS keys, connected, draining, quarantined,
   connected_at, last_seen_at, created_at, valid_count, invalid_count, timed_out_count, valid_streak, solo_since_check,
-  quarantine_reason, operator, credit, completed_count, credit_at, paused_queues`;
+  quarantine_reason, operator, credit, completed_count, credit_at, paused_queues, host, pid`;
 
 export async function listWorkers(c: Context, x: Exec, p: ListWorkersParams): Promise<Worker[]> {
   const columns = p.summary ? SUMMARY_COLUMNS : '*';

@@ -473,4 +473,15 @@ ALTER TABLE jobs ADD COLUMN publish_updated_at BIGINT;
 CREATE INDEX jobs_publish_due ON jobs (publish_worker_id, publish_next_at) WHERE publish_state IN ('pending', 'failed');
 `,
   },
+  {
+    version: 17,
+    name: 'workers: the host and process id a worker reports',
+    sql: `
+-- What the worker's hello says of where it runs (its host name and process
+-- id), shown to operators so a worker can be found on its machine. NULL for
+-- a worker that does not say.
+ALTER TABLE workers ADD COLUMN host TEXT;
+ALTER TABLE workers ADD COLUMN pid INTEGER;
+`,
+  },
 ];

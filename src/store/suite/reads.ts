@@ -183,6 +183,11 @@ export function readTests(ctx: ContractContext): void {
       const [live] = await ctx.store.listLiveAttempts({ workerId: 'w2' });
       assert.deepEqual([live?.id, live?.jobId, live?.state], [other.attemptId, other.jobId, 'leased']);
       assert.deepEqual(await ctx.store.listLiveAttempts({ workerId: 'nobody' }), []);
+      // The jobs a worker had an attempt of, in any state, newest first.
+      const byW1 = await ctx.store.listJobs({ workerId: 'w1', limit: 10 });
+      assert.deepEqual(byW1.jobs.map((j) => j.id).sort(), [first.jobId, second.jobId].sort());
+      assert.deepEqual((await ctx.store.listJobs({ workerId: 'w2', limit: 10 })).jobs.map((j) => j.id), [other.jobId]);
+      assert.deepEqual((await ctx.store.listJobs({ workerId: 'nobody', limit: 10 })).jobs, []);
     });
 
     it('answers a ping', async () => {

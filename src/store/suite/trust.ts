@@ -37,7 +37,10 @@ export function trustTests(ctx: ContractContext): void {
       const { job, attempts } = await runReplicas(['A', 'B', 'A'], { margin: 1 });
       const done = await getJob(job.id);
       assert.deepEqual([done.state, done.result], ['succeeded', 'A']);
-      assert.deepEqual((await ctx.store.listAttempts({ jobId: job.id })).map((a) => a.state), ['completed', 'rejected', 'completed']);
+      const attempts2 = await ctx.store.listAttempts({ jobId: job.id });
+      assert.deepEqual(attempts2.map((a) => a.state), ['completed', 'rejected', 'completed']);
+      assert.deepEqual(attempts2.map((a) => a.error?.code ?? null), [null, 'OUTVOTED', null], 'a rejected attempt says why');
+      assert.match(attempts2[1]!.error!.message, /differs from the accepted one, which 2 of 3 results agreed on/);
       const [w1, w2] = [await ctx.store.getWorker({ id: attempts[0]!.workerId }), await ctx.store.getWorker({ id: attempts[1]!.workerId })];
       const credit = LIMITS.workerSlotsMax; // the suite's workers start out of slow start
       assert.deepEqual(w1?.reputation, { valid: 1, invalid: 0, timedOut: 0, credit, streak: 1, soloSinceCheck: 0 });
@@ -65,6 +68,8 @@ export function trustTests(ctx: ContractContext): void {
       assert.equal(failed.error?.code, 'NO_QUORUM');
       assert.match(failed.error?.message ?? '', new RegExp(`no 2 of ${3 + EXTRA_REPLICAS_MAX} results agreed`));
       assert.match(failed.error?.message ?? '', new RegExp(resultHash('A').slice(0, 12)));
+      const rejected = await ctx.store.listAttempts({ jobId: job.id });
+      assert.ok(rejected.every((a) => a.state === 'rejected' && a.error?.code === 'NO_QUORUM'), 'every attempt of an undecided vote carries the job\'s NO_QUORUM');
     });
 
     it('does not count an attempt a draining worker handed straight back: no failure, no backoff', async () => {
@@ -102,6 +107,8 @@ export function trustTests(ctx: ContractContext): void {
       assert.equal(out.job.state, 'succeeded');
       const attempts = await ctx.store.listAttempts({ jobId: job.id });
       assert.deepEqual(attempts.map((x) => x.state), ['completed', 'rejected', 'completed']);
+      assert.equal(attempts[1]!.error?.code, 'TRACE_REJECTED');
+      assert.match(attempts[1]!.error!.message, /^its resource trace scored \d+\.\d{3}, in a cluster centred on \d+\.\d{3}; 2 of 3 traces centre on \d+\.\d{3} \(tolerance 0\.2\)$/);
       assert.deepEqual(attempts[0]!.trace, trace(90));
       assert.equal((await ctx.store.getWorker({ id: b.workerId }))?.reputation.invalid, 1);
     });
@@ -117,7 +124,9 @@ export function trustTests(ctx: ContractContext): void {
       await ctx.store.complete({ ...ref(all[3]!), result: 'R', trace: trace(100) });
       const out = await ctx.store.complete({ ...ref(all[4]!), result: 'R', trace: trace(95) });
       assert.deepEqual([out.job.state, out.job.result], ['succeeded', 'R']);
-      assert.deepEqual((await ctx.store.listAttempts({ jobId: job.id })).map((x) => x.state), ['rejected', 'rejected', 'rejected', 'completed', 'completed']);
+      const judged = await ctx.store.listAttempts({ jobId: job.id });
+      assert.deepEqual(judged.map((x) => x.state), ['rejected', 'rejected', 'rejected', 'completed', 'completed']);
+      assert.match(judged[0]!.error?.message ?? '', /^no usable resource trace/);
       assert.equal((await ctx.store.getWorker({ id: all[3]!.workerId }))?.reputation.invalid, 0);
     });
 
@@ -178,6 +187,8 @@ export function trustTests(ctx: ContractContext): void {
         const again = await getJob(job.id);
         assert.deepEqual([again.state, again.failures, again.error?.code], ['queued', 1, 'RESULT_REJECTED']);
         assert.match(again.error?.message ?? '', /proof does not verify/);
+        const judged = (await ctx.store.listAttempts({ jobId: job.id }))[0]!;
+        assert.deepEqual([judged.state, judged.error?.code], ['rejected', 'RESULT_REJECTED']);
         assert.deepEqual(await claim('liar'), [], 'the rejected worker does not get the job again');
         assert.equal((await ctx.store.getWorker({ id: 'liar' }))?.reputation.invalid, 1);
         const second = await produce('honest', job.id, 'right');

@@ -23,7 +23,7 @@ export function workerTests(ctx: ContractContext): void {
 
     it('registers a worker, making an id when none is given', async () => {
       const w = await ctx.store.upsertWorker({
-        spec: { name: 'anon', labels: { a: 'b' }, cores: 4, memoryMb: 100, gpuIds: [0], queues: { q: 1 }, keys: ['k'] },
+        spec: { name: 'anon', labels: { a: 'b' }, cores: 4, memoryMb: 100, gpuIds: [0], queues: { q: 1 }, keys: ['k'], host: 'sealer-7', pid: 4242 },
       });
       assert.ok(w.id.length > 0);
       assert.deepEqual(w, {
@@ -40,6 +40,8 @@ export function workerTests(ctx: ContractContext): void {
         quarantined: false,
         quarantineReason: null,
         operator: null,
+        host: 'sealer-7',
+        pid: 4242,
         reputation: { valid: 0, invalid: 0, timedOut: 0, credit: LIMITS.workerSlotsMax, streak: 0, soloSinceCheck: 0 },
         checks: {},
         connected: true,
