@@ -10,6 +10,7 @@ import { registerQueueCommands } from './queue-commands.ts';
 import { registerServe } from './serve.ts';
 import { registerWorker } from './worker.ts';
 import { registerDevstack } from './devstack.ts';
+import { registerDevPostgres } from './dev-postgres.ts';
 import { registerSimulate } from './simulate.ts';
 import { registerWatch } from './watch.ts';
 
@@ -24,6 +25,7 @@ function program(): Command {
   registerQueueCommands(cmd);
   registerAdvise(cmd);
   registerDevstack(cmd);
+  registerDevPostgres(cmd);
   registerSimulate(cmd);
   registerWatch(cmd);
   return cmd;

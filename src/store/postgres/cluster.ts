@@ -32,6 +32,8 @@ export interface ClusterOptions {
   initdbNoSync?: boolean;
   /** The temp dir's name prefix. */
   tmpPrefix?: string;
+  /** The TCP port on 127.0.0.1; a free one when left out. */
+  port?: number;
   commandMs?: number;
   pgCtlWaitS?: number;
 }
@@ -205,7 +207,7 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
   };
   process.once('exit', onExit);
   exitOnSignals();
-  const port = await freePort();
+  const port = options.port ?? (await freePort());
   const settings = [
     `-p ${port}`,
     '-c listen_addresses=127.0.0.1',
