@@ -65,9 +65,12 @@ export async function runTutorial(name: string, doc: TutorialDoc, options: RunOp
     failure = err;
   }
   const leftovers = await session.stop();
+  // A throwaway PostgreSQL (gaffer dev-postgres) removes its files when it stops.
+  const tmp = join(session.work, '.tmp');
+  for (const f of existsSync(tmp) ? readdirSync(tmp) : []) if (f.startsWith('gaffer-pg-')) leftovers.push(`files of a PostgreSQL server: ${join(tmp, f)}`);
   rmSync(root, { recursive: true, force: true });
   if (failure) throw failure;
-  if (leftovers.length > 0) throw new Error(`${name}: still running after the document's processes were stopped (killed now):\n${leftovers.join('\n')}`);
+  if (leftovers.length > 0) throw new Error(`${name}: left behind after the document's processes were stopped (killed and removed now):\n${leftovers.join('\n')}`);
   return results;
 }
 
