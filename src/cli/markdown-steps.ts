@@ -8,6 +8,7 @@
 //   <!-- test: expect /REGEX/ -->        its stdout+stderr must match (flags may follow: /x/i);
 //                                        for a background block: within the bound
 //   <!-- test: until /REGEX/ within 60s --> run it again (1 s apart) until its output matches
+//                                        (the whole block: keep it free of side effects)
 //   <!-- test: within 300s -->           the bound of the block (default 180 s; background 120 s)
 //   <!-- test: status N -->              its last command exits N (default: every command exits 0)
 //   <!-- test: file PATH -->             a code block (```ts) is written to PATH, for a later step to run

@@ -32,8 +32,10 @@ export interface RunOptions {
   repo: string;
   /** Run the session as this user (the test runs as root): uid, gid and a name for messages. */
   as?: { uid: number; gid: number; name: string };
-  /** Progress lines (a step started, ended). */
+  /** Progress lines (a step started). */
   log?: (line: string) => void;
+  /** Each step's result as it ends (to see the steps before a failure). */
+  onStep?: (result: StepResult) => void;
 }
 
 export interface StepResult {
@@ -48,6 +50,7 @@ export async function runTutorial(name: string, doc: TutorialDoc, options: RunOp
   for (const p of doc.ports) ports.set(p, await freePort());
   const root = mkdtempSync(join(tmpdir(), 'gaffer-tutorial-'));
   const session = new Session(root, options);
+  live.add(session);
   const results: StepResult[] = [];
   let failure: unknown = null;
   try {
@@ -59,12 +62,15 @@ export async function runTutorial(name: string, doc: TutorialDoc, options: RunOp
       options.log?.(`${name}:${step.line} ${step.background ? 'background' : 'run'}: ${step.code.split('\n')[0]}`);
       const output = await session.run(step, `${name}:${step.line}`);
       session.remember();
-      results.push({ line: step.line, output, ms: Date.now() - started });
+      const result = { line: step.line, output, ms: Date.now() - started };
+      results.push(result);
+      options.onStep?.(result);
     }
   } catch (err) {
     failure = err;
   }
   const leftovers = await session.stop();
+  live.delete(session);
   // A throwaway PostgreSQL (gaffer dev-postgres) removes its files when it stops.
   const tmp = join(session.work, '.tmp');
   for (const f of existsSync(tmp) ? readdirSync(tmp) : []) if (f.startsWith('gaffer-pg-')) leftovers.push(`files of a PostgreSQL server: ${join(tmp, f)}`);
@@ -73,6 +79,12 @@ export async function runTutorial(name: string, doc: TutorialDoc, options: RunOp
   if (leftovers.length > 0) throw new Error(`${name}: left behind after the document's processes were stopped (killed and removed now):\n${leftovers.join('\n')}`);
   return results;
 }
+
+/** Sessions not stopped yet: if this process exits first (a test's timeout), their processes are killed on the way out. */
+const live = new Set<Session>();
+process.once('exit', () => {
+  for (const session of live) session.killNow();
+});
 
 class Session {
   readonly work: string;
@@ -199,6 +211,13 @@ class Session {
     for (const p of [this.bash.pid, ...this.backgroundPids()].flatMap(descendants)) {
       if (!this.seen.some((q) => q.pid === p.pid && q.start === p.start)) this.seen.push(p);
     }
+  }
+
+  /** SIGKILL to everything the session started, at once (in an exit hook: nothing can be awaited). */
+  killNow(): void {
+    const roots = this.bash?.pid === undefined ? [] : [this.bash.pid, ...this.backgroundPids()];
+    signalAll([...this.seen, ...roots.flatMap(descendants), ...roots.map((pid) => ({ pid, start: startTime(pid) })), ...inSandbox(this.root)], 'SIGKILL');
+    rmSync(this.root, { recursive: true, force: true });
   }
 
   private backgroundPids(): number[] {
