@@ -230,7 +230,9 @@ class Session {
     if (bash?.pid !== undefined && !this.exited) {
       const tree = [...this.seen, ...[bash.pid, ...this.backgroundPids()].flatMap(descendants)];
       for (const pid of this.backgroundPids()) tree.push({ pid, start: startTime(pid) });
-      signalAll(tree, 'SIGTERM');
+      // As a terminal's Ctrl-C: only the session's processes. A server that left the session (setsid, as pg_ctl
+      // starts PostgreSQL) is stopped by the process that started it, and killed below if it is not.
+      signalAll(tree.filter((p) => stat(p.pid)?.[3] === String(bash.pid)), 'SIGTERM');
       const until = Date.now() + RUNNER_BOUNDS.stopGraceMs;
       while (Date.now() < until && tree.some(alive)) await sleep(RUNNER_BOUNDS.pollMs);
       signalAll([...tree, ...[bash.pid, ...this.backgroundPids()].flatMap(descendants), { pid: bash.pid, start: startTime(bash.pid) }], 'SIGKILL');
@@ -325,9 +327,12 @@ function alive(p: Pid): boolean {
   return p.start !== null && fields !== null && fields[0] !== 'Z' && fields[19] === p.start;
 }
 
+/** Signals each process once, however often it is listed (a second SIGTERM can cut a clean-up short). */
 function signalAll(pids: readonly Pid[], signal: NodeJS.Signals): void {
+  const done = new Set<number>();
   for (const p of pids) {
-    if (!alive(p)) continue;
+    if (done.has(p.pid) || !alive(p)) continue;
+    done.add(p.pid);
     try {
       process.kill(p.pid, signal);
     } catch {

@@ -165,7 +165,8 @@ function exitOnSignals(): void {
   if (signalsHooked) return;
   signalsHooked = true;
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-    process.once(signal, () => process.exit(signal === 'SIGINT' ? 130 : 143));
+    // `on`, not `once`: a second Ctrl-C during the exit hooks must not kill the process before they are done.
+    process.on(signal, () => process.exit(signal === 'SIGINT' ? 130 : 143));
   }
 }
 
