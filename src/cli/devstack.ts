@@ -28,8 +28,8 @@ export const DEVSTACK_DEFAULTS = {
   port: 7070,
   /** sha256 rounds per demo job: a fraction of a second of CPU. */
   hashRounds: 40_000,
-  /** How long to wait for the workers to connect before giving up. */
-  workersReadyTimeoutMs: 30_000,
+  /** How long to wait for the workers to connect before giving up: nine Node processes starting on a busy two-core machine take a while. */
+  workersReadyTimeoutMs: 120_000,
   progressEveryMs: 500,
   /** Honest workers that are also sealers (serve the sealing queues); the rest serve hash jobs only. */
   sealersMax: 3,
@@ -44,7 +44,7 @@ export const DEVSTACK_DEFAULTS = {
   /** Hash jobs' heartbeat timeout: short, so the frozen worker's lease runs out within the demo. */
   hashHeartbeatTimeoutMs: 3_000,
   /** How long to wait for the worker to be frozen to take a job; past it the demo goes on without. */
-  stallPickTimeoutMs: 20_000,
+  stallPickTimeoutMs: 60_000,
   /** Times the demo tries to freeze it while it holds a job (it may finish one just before the signal). */
   stallTriesMax: 5,
   /** How long the frozen worker's lease may take to be found lost: the heartbeat timeout, sweeps, and a loaded machine. */

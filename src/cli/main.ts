@@ -12,6 +12,7 @@ import { registerPipelineCommands } from './pipeline-commands.ts';
 import { registerServe } from './serve.ts';
 import { registerWorker } from './worker.ts';
 import { registerDevstack } from './devstack.ts';
+import { registerDevPostgres } from './dev-postgres.ts';
 import { registerSimulate } from './simulate.ts';
 import { registerWatch } from './watch.ts';
 
@@ -27,6 +28,7 @@ function program(): Command {
   registerPipelineCommands(cmd);
   registerAdvise(cmd);
   registerDevstack(cmd);
+  registerDevPostgres(cmd);
   registerSimulate(cmd);
   registerBridge(cmd);
   registerWatch(cmd);

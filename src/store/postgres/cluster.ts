@@ -32,6 +32,8 @@ export interface ClusterOptions {
   initdbNoSync?: boolean;
   /** The temp dir's name prefix. */
   tmpPrefix?: string;
+  /** The TCP port on 127.0.0.1; a free one when left out. */
+  port?: number;
   commandMs?: number;
   pgCtlWaitS?: number;
 }
@@ -163,7 +165,8 @@ function exitOnSignals(): void {
   if (signalsHooked) return;
   signalsHooked = true;
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-    process.once(signal, () => process.exit(signal === 'SIGINT' ? 130 : 143));
+    // `on`, not `once`: a second Ctrl-C during the exit hooks must not kill the process before they are done.
+    process.on(signal, () => process.exit(signal === 'SIGINT' ? 130 : 143));
   }
 }
 
@@ -205,7 +208,7 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
   };
   process.once('exit', onExit);
   exitOnSignals();
-  const port = await freePort();
+  const port = options.port ?? (await freePort());
   const settings = [
     `-p ${port}`,
     '-c listen_addresses=127.0.0.1',
