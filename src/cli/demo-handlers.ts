@@ -38,6 +38,9 @@ export default function handler(payload: Json, ctx: HandlerContext): Json {
     case 'seal.c2':
     case 'seal.finalize':
       return sealPhase(p, ctx);
+    case 'seal.cc':
+      // A committed-capacity sector of the backlog: no deal data, sealed by one sealer start to finish (one job, the demo's PC1 share of hashing).
+      return sealPhase({ ...p, sector: p.sector ?? 'cc' }, ctx);
     default:
       throw new Error(`the demo has no handler for queue ${ctx.assignment.queue}`);
   }
