@@ -49,9 +49,10 @@ describe('gaffer queue and gaffer history', () => {
     assert.equal(await run(['queue', 'resume', 'render', '--worker', w.id]), 'box-1: no queue paused\n');
     assert.deepEqual((await store.getWorker({ id: w.id }))?.pausedQueues, []);
     await coordinator.topUpBacklogs();
-    const fillers = (await run(['jobs', '--queue', 'cc', '--filler'])).trim().split('\n');
+    const [header, ...fillers] = (await run(['jobs', '--queue', 'cc', '--filler'])).trim().split('\n');
+    assert.match(header!, /^ID +QUEUE +STATE +PRIORITY +ATTEMPTS +KIND +CREATED$/);
     assert.equal(fillers.length, 2);
-    for (const line of fillers) assert.match(line, /\bcc\b.*queued.*filler$/);
-    assert.equal((await run(['jobs', '--queue', 'cc', '--no-filler'])).trim(), '');
+    for (const line of fillers) assert.match(line, /\bcc +queued .* filler +\d{4}-/);
+    assert.equal((await run(['jobs', '--queue', 'cc', '--no-filler'])).trim(), 'no jobs');
   });
 });
