@@ -118,17 +118,8 @@ const stderrLog: Log = {
   warn: (obj, msg) => console.warn(msg, obj),
 };
 
-export interface JobEvent {
-  jobId: string;
-  state: JobState;
-  at: number;
-}
-
-export interface WorkerEvent {
-  workerId: string;
-  event: 'attached' | 'detached' | 'draining' | 'quarantined' | 'released';
-  at: number;
-}
+import type { JobEvent, WorkerEvent } from './events.ts';
+export type { JobEvent, WorkerEvent };
 
 export class Coordinator {
   /** The store, with every failure classified (NOT_READY, STORE_BUSY) and watched by `health`. */

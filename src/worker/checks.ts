@@ -4,9 +4,9 @@ import type { ResourceLimits } from 'node:worker_threads';
 import type { RawData } from 'ws';
 import { exceedsJsonDepth } from '../types/json-depth.ts';
 import { LIMITS } from '../types/limits.ts';
-import type { Json, Trace } from '../types/model.ts';
+import type { Assignment, Json, Trace } from '../types/model.ts';
 import { WORKER_PATH } from '../types/protocol.ts';
-import type { ExecOptions } from './exec.ts';
+import { execOutDir, type ExecOptions } from './exec.ts';
 import type { Handler } from './handler.ts';
 import type { Publisher } from './publish/publisher.ts';
 
@@ -76,5 +76,14 @@ export function checkQueues(queues: Record<string, QueueConfig>): void {
       throw new TypeError(`queue ${name}: slots is an integer from 1 to ${LIMITS.workerSlotsMax}`);
     }
     if (c.publish !== undefined && 'module' in c) throw new TypeError(`queue ${name}: a module queue has no output directory to publish; use handler or exec`);
+  }
+}
+
+/** The output directory of an exec attempt, or null when its ids are not of the issued shape (the runner refuses it). */
+export function outDirOf(exec: Parameters<typeof execOutDir>[0], a: Assignment): string | null {
+  try {
+    return execOutDir(exec, a);
+  } catch {
+    return null;
   }
 }

@@ -49,8 +49,8 @@ import {
   type WelcomeFrame,
   type WorkerFrame,
 } from '../types/protocol.ts';
-import { checkQueues, jsonBytes, rawText, resultOutcome, workerUrl, type Outcome, type QueueConfig } from './checks.ts';
-import { execOutDir, runExec } from './exec.ts';
+import { checkQueues, jsonBytes, outDirOf, rawText, resultOutcome, workerUrl, type Outcome, type QueueConfig } from './checks.ts';
+import { runExec } from './exec.ts';
 import { queueOutputs, type Outputs } from './outputs.ts';
 import type { PublishBounds } from './publish/publisher.ts';
 import { failureOf, type HandlerContext } from './handler.ts';
@@ -785,15 +785,6 @@ export class Worker extends EventEmitter<WorkerEvents> {
     const t = this[name];
     if (t) clearTimeout(t);
     this[name] = null;
-  }
-}
-
-/** The output directory of an exec attempt, or null when its ids are not of the issued shape (the runner refuses it). */
-function outDirOf(exec: Parameters<typeof execOutDir>[0], a: Assignment): string | null {
-  try {
-    return execOutDir(exec, a);
-  } catch {
-    return null;
   }
 }
 
