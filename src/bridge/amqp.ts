@@ -25,7 +25,8 @@ import { BRIDGE_DEFAULTS } from '../types/limits.ts';
 import type { Job } from '../types/model.ts';
 import { decodePending, encodePending, errorReply, idempotencyKeyOf, payloadOf, replyOf, type PayloadFormat, type Reply } from './codec.ts';
 import { TxBatcher } from './tx.ts';
-import { JobTracker, sleep, type BridgeSettings } from './tracker.ts';
+import { JobTracker, type BridgeSettings } from './tracker.ts';
+import { pause } from '../types/clock.ts';
 
 export type { BridgeSettings };
 
@@ -122,7 +123,7 @@ export class AmqpBridge {
         this.options.log.warn({ reason }, 'broker connection lost; reconnecting');
         delay = this.settings.reconnectBaseDelayMs;
       }
-      await sleep(delay, this.stopped.signal);
+      await pause(delay, this.stopped.signal);
       if (this.stopped.signal.aborted) return;
       try {
         session = await this.open();
@@ -232,7 +233,7 @@ export class AmqpBridge {
         if (!retryable(err)) throw err;
         this.options.log.warn({ err: (err as Error).message, retryInMs: delay }, 'submit failed; retrying');
       }
-      await sleep(delay, s.ended);
+      await pause(delay, s.ended);
       delay = Math.min(delay * 2, this.settings.submitRetryMaxDelayMs);
     }
   }

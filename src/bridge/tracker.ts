@@ -8,6 +8,7 @@ import { GafferClientError } from '../client/client.ts';
 import { BRIDGE_DEFAULTS } from '../types/limits.ts';
 import type { Job } from '../types/model.ts';
 import { isTerminalJobState, type JobState } from '../types/states.ts';
+import { pause } from '../types/clock.ts';
 
 export interface TrackerLog {
   warn(obj: object, msg: string): void;
@@ -137,7 +138,7 @@ export class JobTracker {
         if (!warned) this.log.warn({ err: (err as Error).message }, 'job event stream lost; reconnecting');
         warned = true;
       }
-      await sleep(delay, this.stopped.signal);
+      await pause(delay, this.stopped.signal);
       delay = Math.min(delay * 2, this.settings.reconnectMaxDelayMs);
     }
   }
@@ -146,17 +147,4 @@ export class JobTracker {
 /** A job the coordinator no longer has (its retention removed it): answered as an error. */
 function goneJob(jobId: string): Job {
   return { id: jobId, state: 'failed', result: null, error: { code: 'JOB_NOT_FOUND', message: `job ${jobId} is no longer known to the coordinator` } } as Job;
-}
-
-export function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const t = setTimeout(done, ms);
-    function done(): void {
-      clearTimeout(t);
-      signal.removeEventListener('abort', done);
-      resolve();
-    }
-    signal.addEventListener('abort', done, { once: true });
-  });
 }

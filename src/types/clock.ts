@@ -1,6 +1,8 @@
 // Time and randomness are injected everywhere, so that scheduling, leases and
 // verification run in virtual time in tests and any failure replays from a seed.
 
+import { setTimeout as delay } from 'node:timers/promises';
+
 export type TimerHandle = { readonly id: number };
 
 export interface Clock {
@@ -154,4 +156,12 @@ export function systemRandom(): Random {
       return buf[i++]! / 4294967296;
     },
   };
+}
+
+/** Waits ms of real time, or less if signal aborts first; never rejects (retry loops that stop on abort). */
+export function pause(ms: number, signal: AbortSignal): Promise<void> {
+  return delay(ms, undefined, { signal }).then(
+    () => undefined,
+    () => undefined,
+  );
 }

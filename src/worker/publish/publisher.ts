@@ -9,6 +9,7 @@ import { lstat, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PUBLISH_DEFAULTS } from '../../types/limits.ts';
 import type { PublishedObject, PublishManifest } from '../../types/model.ts';
+import { pause } from '../../types/clock.ts';
 
 /** One file to publish: where it is, its path in the directory, the key it goes to, and what it holds. */
 export interface OutputFile {
@@ -149,19 +150,7 @@ async function withRetries<T>(run: () => Promise<T>, path: string, bounds: Publi
       }
       p.onRetry?.(path, tryNumber, err);
       const ceiling = Math.min(bounds.retryMaxDelayMs, bounds.retryBaseDelayMs * 2 ** (tryNumber - 1));
-      await sleep(ceiling / 2 + (random() * ceiling) / 2, p.signal);
+      await pause(ceiling / 2 + (random() * ceiling) / 2, p.signal);
     }
   }
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const t = setTimeout(done, ms);
-    function done(): void {
-      clearTimeout(t);
-      signal.removeEventListener('abort', done);
-      resolve();
-    }
-    signal.addEventListener('abort', done, { once: true });
-  });
 }
