@@ -160,10 +160,10 @@ describe('trust through the CLI (real processes on 127.0.0.1, tokens on)', () =>
     const table = await cli(url, ['workers']);
     assert.deepEqual(table.exit, OK, tails(table.proc));
     assert.match(table.out, /^ID +NAME +OPERATOR +HOST +PID +STATE +VALID +INVALID +TIMEDOUT +STREAK +SLOTS +CHECKS$/m);
-    assert.match(table.out, new RegExp(`^${liar!.id} +liar +lab-a +quarantined +0 +1 +0 +0 +hash\\.checked 0/1 +-$`, 'm'), table.out);
+    assert.match(table.out, new RegExp(`^${liar!.id} +liar +lab-a +\\S+ +\\d+ +quarantined +0 +1 +0 +0 +hash\\.checked 0/1 +-$`, 'm'), table.out);
     assert.equal(judged.operator, 'lab-a', 'the record names the operator of the token that created it');
     assert.match(table.out, /^ {4}quarantined: 1 of 1 judged results invalid \(more than 20%\)$/m);
-    assert.match(table.out, new RegExp(`^${h1!.id} +honest-1 +lab-a +idle +1 +0 +0 +1 `, 'm'), table.out);
+    assert.match(table.out, new RegExp(`^${h1!.id} +honest-1 +lab-a +\\S+ +\\d+ +idle +1 +0 +0 +1 `, 'm'), table.out);
 
     // A client token may not quarantine or release; an admin token may.
     for (const args of [['quarantine', h1!.id], ['release', liar!.id]]) {
