@@ -3,7 +3,7 @@
 // variables, then flags; docs/configuration.md lists them.
 import type { Command } from 'commander';
 import { pino } from 'pino';
-import { AmqpBridge, type BridgeMap, type BridgeSettings } from '../bridge/amqp.ts';
+import type { BridgeMap, BridgeSettings } from '../bridge/amqp.ts';
 import { PAYLOAD_FORMATS, type PayloadFormat } from '../bridge/codec.ts';
 import { GafferClient } from '../client/client.ts';
 import { GafferError } from '../types/errors.ts';
@@ -123,6 +123,8 @@ export function registerBridge(program: Command): void {
       const plan = amqpBridgePlan(opts, process.env);
       const logger = pino({ level: opts.logLevel });
       const client = new GafferClient({ url: plan.gafferUrl, ...(plan.token ? { token: plan.token } : {}) });
+      // Loaded here, not at start-up: every other gaffer command starts without the AMQP client.
+      const { AmqpBridge } = await import('../bridge/amqp.ts');
       const running = new AmqpBridge({ url: plan.url, client, maps: plan.maps, payload: plan.payload, settings: plan.settings, log: logger });
       try {
         await running.start();
