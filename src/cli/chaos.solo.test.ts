@@ -46,8 +46,12 @@ const CHAOS = {
   workerLifeMaxMs: 600,
   /** The coordinator's resident memory must stay under this, before and after. */
   coordinatorRssMaxMb: 384,
-  /** Bounds of the waits. */
-  startMs: 60_000,
+  /**
+   * Bounds of the waits. A restarted worker backs off up to reconnectMaxDelayMs
+   * (15 s) between tries while coordinators die as soon as a job ends on them,
+   * so its first connection can take several of those windows.
+   */
+  startMs: 180_000,
   drainMs: 120_000,
   runMs: 240_000,
 } as const;
