@@ -301,12 +301,20 @@ describe('dashboard in a browser', () => {
     await shot(page, 'workers');
     // Quarantine and release the other worker from the list.
     const [w2] = (await api('/v1/workers')).workers.filter((w: { name: string }) => w.name === 'gpu-box-2');
+    // A button is disabled while its request is in flight, so the worker's state is read from the API first, then seen on the page.
+    const quarantinedIs = async (want: boolean): Promise<void> => {
+      const until = Date.now() + STEP_TIMEOUT_MS;
+      while ((await api(`/v1/workers/${w2.id}`)).quarantined !== want) {
+        assert.ok(Date.now() < until, `worker ${w2.id} quarantined: ${want}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    };
     await clickOn(page, `button[data-action="quarantine"][data-worker="${w2.id}"]:not([disabled])`);
+    await quarantinedIs(true);
     await page.waitForSelector(`button[data-action="quarantine"][data-worker="${w2.id}"][disabled]`, { timeout: STEP_TIMEOUT_MS });
-    assert.equal((await api(`/v1/workers/${w2.id}`)).quarantined, true);
-    await clickOn(page, `button[data-action="release"][data-worker="${w2.id}"]`);
+    await clickOn(page, `button[data-action="release"][data-worker="${w2.id}"]:not([disabled])`);
+    await quarantinedIs(false);
     await page.waitForSelector(`button[data-action="quarantine"][data-worker="${w2.id}"]:not([disabled])`, { timeout: STEP_TIMEOUT_MS });
-    assert.equal((await api(`/v1/workers/${w2.id}`)).quarantined, false);
     await page.goto(base + '/#/advisor');
     await page.waitForSelector('#advice > *', { timeout: STEP_TIMEOUT_MS });
     await shot(page, 'advisor');
