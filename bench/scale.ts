@@ -29,8 +29,10 @@ import { restartRuns, type RestartResult } from './scale/restart.ts';
 import { postgresFactory, sqliteFactory, type OpenStore, type StoreFactory } from './scale/stores.ts';
 import { count, note, onExit } from './scale/util.ts';
 import { workersRun, type WorkersResult } from './scale/workers.ts';
+import { contentionRun, placementRun, postgresOpener, sqliteOpener } from './scale/placement.ts';
+import type { PlacementReport } from './scale/placement-report.ts';
 
-const PHASES = ['claims', 'rest', 'history', 'restart', 'workers'] as const;
+const PHASES = ['claims', 'rest', 'history', 'restart', 'workers', 'placement'] as const;
 type Phase = (typeof PHASES)[number];
 
 const HELP = `Usage: node bench/scale.ts [flags]
@@ -51,6 +53,9 @@ const HELP = `Usage: node bench/scale.ts [flags]
   --unplaceable N         jobs no worker can take, for the blocked-head runs (default 1000; 0 skips)
   --restart-reps N        restarts per store (default 3)
   --load-budget-s S       a bulk load stops after this long and the run reports the size reached (default 600)
+  --placement-workers LIST  simulated pool sizes for the placement cost per job (default 1000,10000)
+  --placement-rounds N    steady-state rounds per placement run (default 200)
+  --coordinators LIST     coordinators on one PostgreSQL database for the contention runs (default 1,3,5)
   --sqlite-sync MODE      full (the default of gaffer serve) or normal
   --pg-url URL            a PostgreSQL server to use (schemas gaffer_scale_* are created and dropped) instead of a throwaway cluster
   --out DIR               where the report goes (default bench/results)
@@ -69,6 +74,7 @@ interface Flags {
   phases: Set<Phase>;
   claims: ClaimOptions;
   restartReps: number;
+  placement: { workers: number[]; rounds: number; idleJobs: number; coordinators: number[] };
   sqliteSync: 'full' | 'normal';
   pgUrl: string | undefined;
   out: string;
@@ -95,6 +101,9 @@ function parseFlags(argv: string[]): Flags {
       'restart-reps': { type: 'string' },
       'load-budget-s': { type: 'string' },
       'sqlite-sync': { type: 'string', default: 'full' },
+      'placement-workers': { type: 'string' },
+      'placement-rounds': { type: 'string' },
+      coordinators: { type: 'string' },
       'pg-url': { type: 'string' },
       out: { type: 'string' },
       help: { type: 'boolean', default: false },
@@ -147,6 +156,12 @@ function parseFlags(argv: string[]): Flags {
       loadBudgetMs: int(values['load-budget-s'], 600, 'load-budget-s', 1) * 1000,
     },
     restartReps: int(values['restart-reps'], smoke ? 1 : 3, 'restart-reps', 1),
+    placement: {
+      workers: list(values['placement-workers'], smoke ? [100, 400] : [1000, 10_000], 'placement-workers').sort((a, b) => a - b),
+      rounds: int(values['placement-rounds'], smoke ? 10 : 200, 'placement-rounds', 1),
+      idleJobs: smoke ? 20 : 200,
+      coordinators: list(values.coordinators, smoke ? [1, 2] : [1, 3, 5], 'coordinators'),
+    },
     sqliteSync: sync,
     pgUrl: values['pg-url'],
     out: values.out ?? fileURLToPath(new URL('./results', import.meta.url)),
@@ -252,6 +267,25 @@ async function blockedAndHistory(factory: StoreFactory, flags: Flags): Promise<{
   return { blockedOlder, history };
 }
 
+/** Placement cost per job on each store and pool size, before and after OpenSlots; then contention on PostgreSQL. */
+async function placementPhase(flags: Flags, work: string, pg: PgServer | null): Promise<PlacementReport> {
+  const out: PlacementReport = { placement: [], contention: [] };
+  const o = { rounds: flags.placement.rounds, idleJobs: flags.placement.idleJobs };
+  for (const kind of flags.stores) {
+    const open = kind === 'sqlite' ? sqliteOpener(work) : postgresOpener(pg!);
+    for (const pool of ['open-slots', 'every-worker'] as const) {
+      for (const workers of flags.placement.workers) out.placement.push(await placementRun(kind, open, pool, { ...o, workers }));
+    }
+  }
+  if (pg) {
+    const workers = flags.placement.workers[0]!;
+    for (const n of flags.placement.coordinators) {
+      for (const shares of n > 1 ? [true, false] : [false]) out.contention.push(await contentionRun(pg, n, shares, { ...o, workers }));
+    }
+  }
+  return out;
+}
+
 async function main(): Promise<void> {
   const flags = parseFlags(process.argv.slice(2));
   const started = new Date();
@@ -289,6 +323,7 @@ async function main(): Promise<void> {
       blockedOlder.push(...b.blockedOlder);
       history.push(...b.history);
     }
+    const placement = flags.phases.has('placement') ? await placementPhase(flags, work, pg) : { placement: [], contention: [] };
     const report: ScaleReport = {
       run: {
         date: started.toISOString(),
@@ -317,6 +352,7 @@ async function main(): Promise<void> {
       restart,
       workers,
       workersBaseline,
+      placement,
     };
     const markdown = renderMarkdown(report);
     mkdirSync(flags.out, { recursive: true });

@@ -4,6 +4,7 @@ import type { Machine } from './machine.ts';
 import type { IdleResult } from './idle.ts';
 import type { RestartResult } from './restart.ts';
 import { count, fmt } from './util.ts';
+import { placementGrowth, renderPlacement, type PlacementReport } from './placement-report.ts';
 import type { WorkersResult } from './workers.ts';
 
 export interface RunInfo {
@@ -49,6 +50,8 @@ export interface ScaleReport {
   workers: WorkersResult | null;
   /** The same drain with fewer workers, for comparison. */
   workersBaseline: WorkersResult | null;
+  /** Placement cost per job as the pool grows, and contention between coordinators (placement.ts). */
+  placement: PlacementReport;
 }
 
 export function flatness(rows: { store: string; size: number; runs: ClaimRun[] }[]): Flatness[] {
@@ -104,6 +107,9 @@ export function renderMarkdown(report: ScaleReport): string {
   L.push('');
 
   L.push('## Headline', '');
+  for (const g of placementGrowth(report.placement.placement)) {
+    L.push(`- Placement cost per job, ${storeName(g.store)}, ${g.pool}, ${count(g.fromWorkers)} → ${count(g.toWorkers)} workers: **${ratio(g.ratio)}** (bar 1.5×).`);
+  }
   for (const f of report.flatness) {
     const parts = f.ratios.map((r) => `maxJobs ${r.maxJobs}: ${ms(r.smallestMeanMs)} → ${ms(r.largestMeanMs)} ms, **${ratio(r.meanRatio)}** (p50 ${ratio(r.p50Ratio)})`);
     L.push(`- Claim cost, ${storeName(f.store)}, backlog ${count(f.smallest)} → ${count(f.largest)}: ${parts.join('; ')}. Flat is 1×.`);
@@ -310,6 +316,7 @@ export function renderMarkdown(report: ScaleReport): string {
     }
     L.push('');
   }
+  L.push(...renderPlacement(report.placement));
   return L.join('\n');
 }
 

@@ -19,8 +19,6 @@ import { EventEmitter } from 'node:events';
 import { place as defaultPlace } from '../scheduler/index.ts';
 import type {
   Change,
-  HeartbeatResult,
-  LeaseRef,
   ListWorkersParams,
   OutputRef,
   PublishOrder,
@@ -37,14 +35,14 @@ import type { PipelineDetail } from '../types/pipeline.ts';
 import { expandPipeline, type PipelineDefinition } from './pipelines.ts';
 import { HintsSource } from './hints.ts';
 import type { HistoryPoint, TrustPoint } from '../types/history.ts';
-import type { Clock, Random, TimerHandle } from '../types/clock.ts';
+import { systemRandom, type Clock, type Random, type TimerHandle } from '../types/clock.ts';
 import { GafferError, isGafferError } from '../types/errors.ts';
-import { COORDINATOR_DEFAULTS, LIMITS, PROTOCOL_DEFAULTS, RETENTION_DEFAULTS, SCHEDULING_DEFAULTS } from '../types/limits.ts';
-import type { Assignment, Job, JobError, Json, NewJob, PlaceFn, RetentionPolicy, Worker, WorkerSpec } from '../types/model.ts';
+import { COORDINATOR_DEFAULTS, LIMITS, RETENTION_DEFAULTS, SCHEDULING_DEFAULTS } from '../types/limits.ts';
+import type { Assignment, Job, Json, NewJob, PlaceFn, RetentionPolicy, Worker } from '../types/model.ts';
 import { isTerminalJobState, type JobState } from '../types/states.ts';
 import { speculationOf, type QueueConfig, type SpeculationPolicy } from './validate.ts';
 import { resultHash } from '../store/rules.ts';
-import { backlogJob, checkResult, checkSize, checkText, checkTrace, normalizeJob, normalizeJobs, normalizeWorker } from './validate.ts';
+import { backlogJob, checkText, normalizeJob, normalizeJobs, normalizeWorker } from './validate.ts';
 import { guardStore, StoreHealth } from './store-guard.ts';
 import { Dispatcher, freesCapacity, groupByWorker } from './dispatcher.ts';
 import { Sweeper } from './sweeper.ts';
@@ -53,7 +51,13 @@ import { MetricsHooks, timeStore } from './metrics-hooks.ts';
 import { HistoryRecorder } from './history.ts';
 import { BacklogKeeper, type Backlog } from './backlog.ts';
 import { queueNameSchema } from '../types/schemas.ts';
-import { PublishRelay, type PublishAnswer, type PublishRelayOptions } from './publishing.ts';
+import { PublishRelay, type PublishRelayOptions } from './publishing.ts';
+import { WorkerSession } from './session.ts';
+import { OpenSlots } from './open-slots.ts';
+import { Membership } from './shares.ts';
+import { unguessableId } from '../types/ids.ts';
+
+export { attemptRefsMax, WorkerSession } from './session.ts';
 
 const QUEUE_NAME = new RegExp(queueNameSchema.pattern);
 
@@ -135,6 +139,10 @@ export class Coordinator {
   /** What the scheduler learns from this coordinator's traffic: declared slots, run times, the pipeline's edges (hints.ts). */
   readonly hints: HintsSource;
   private readonly dispatcher: Dispatcher;
+  /** @internal Which attached workers may have a free slot: claims are made for them (open-slots.ts). */
+  readonly openSlots: OpenSlots;
+  /** With a shared store: this coordinator's row among the coordinators and its share of the ready jobs (shares.ts). */
+  readonly membership: Membership | null;
   private readonly sweeper: Sweeper;
   private readonly backlog: BacklogKeeper;
   /** Tells workers to publish accepted outputs and discard the others (publishing.ts). */
@@ -169,10 +177,25 @@ export class Coordinator {
     this.hints = new HintsSource({ store: this.store, clock: this.clock });
     const available = (): boolean => this.health.available;
     const onError = (err: unknown, msg: string): void => this.logStoreError(err, msg);
+    this.openSlots = new OpenSlots((id) => {
+      const s = this.sessions.get(id);
+      return s !== undefined && !s.draining && !s.detached;
+    });
+    this.membership = options.store.capabilities.shared
+      ? new Membership({
+          store: this.store,
+          clock: this.clock,
+          id: unguessableId(this.clock, options.random ?? systemRandom()),
+          weight: () => this.openSlots.slots,
+          onChange: () => this.kick(),
+          onError,
+        })
+      : null;
     this.dispatcher = new Dispatcher({
       store: this.store,
       place: options.place ?? ((input) => defaultPlace(input, SCHEDULING_DEFAULTS, this.hints.hints())),
-      workers: () => [...this.sessions.values()].filter((s) => !s.draining && !s.detached).map((s) => s.workerId),
+      pool: this.openSlots,
+      share: () => this.membership?.share() ?? null,
       deliver: (assignments) => this.deliver(assignments),
       available,
       clock: this.clock,
@@ -237,7 +260,12 @@ export class Coordinator {
   start(): void {
     if (this.running) return;
     this.running = true;
-    this.unsubscribeWake = this.store.onWake?.(() => this.kick()) ?? null;
+    this.unsubscribeWake =
+      this.store.onWake?.(() => {
+        this.membership?.refreshSoon();
+        this.kick();
+      }) ?? null;
+    this.membership?.start();
     this.sweeper.start();
     this.publishing.start();
     this.history.start();
@@ -255,6 +283,7 @@ export class Coordinator {
     this.publishing.stop();
     this.dispatcher.stop();
     await this.settled();
+    await this.membership?.stop();
     // What was counted since the last flush goes to the store before it closes.
     await this.history.stop();
   }
@@ -404,7 +433,10 @@ export class Coordinator {
   async setWorkerQueuePaused(workerId: string, queue: string, paused: boolean): Promise<Worker> {
     checkQueueName(queue);
     const worker = await this.store.setWorkerQueuePaused({ workerId, queue, paused });
-    if (!paused) this.kick();
+    if (!paused) {
+      this.openSlots.reopen(workerId);
+      this.kick();
+    }
     return worker;
   }
 
@@ -485,6 +517,7 @@ export class Coordinator {
     if (previous) previous.detached = true;
     const session = new WorkerSession(this, worker.id, spec, link);
     this.sessions.set(worker.id, session);
+    this.openSlots.attach(worker.id, spec);
     this.hints.declare(worker.id, spec.queues);
     this.events.emit('worker', { workerId: worker.id, event: 'attached', at: this.clock.now() });
     this.kick();
@@ -497,6 +530,7 @@ export class Coordinator {
   async detachWorker(session: WorkerSession): Promise<void> {
     if (this.sessions.get(session.workerId) !== session) return;
     this.sessions.delete(session.workerId);
+    this.openSlots.detach(session.workerId);
     this.hints.forget(session.workerId);
     session.detached = true;
     await this.store.disconnectWorker({ workerId: session.workerId });
@@ -513,6 +547,7 @@ export class Coordinator {
       this.emitJob(c.jobId, c.state);
       for (const [workerId, list] of groupByWorker(c.cancelledAttempts)) {
         this.sessions.get(workerId)?.link.revoke(list.map((a) => a.attemptId), reason);
+        for (let i = 0; i < list.length; i++) this.openSlots.ended(workerId);
       }
     }
     if (freesCapacity(changes)) this.kick();
@@ -561,6 +596,7 @@ export class Coordinator {
     this.metrics.assigned(assignments);
     this.history.leased(assignments);
     this.hints.leased(assignments);
+    this.openSlots.delivered(assignments);
     // readyAt is the coordinator's (wait times), never sent to a worker.
     const wire = assignments.map(({ readyAt: _readyAt, ...a }) => a);
     for (const [workerId, list] of groupByWorker(wire)) {
@@ -612,6 +648,7 @@ export class Coordinator {
     this.history.swept(result);
     for (const e of result.endedAttempts) {
       this.sessions.get(e.workerId)?.link.revoke([e.attemptId], e.reason);
+      this.openSlots.ended(e.workerId);
     }
     this.applyChanges(result.changes, 'swept');
     if (result.endedAttempts.length > 0) this.kick();
@@ -650,135 +687,6 @@ export class Coordinator {
   /** @internal */
   trackReport<T>(p: Promise<T>): Promise<T> {
     return this.track(p);
-  }
-}
-
-/** Most attempts a worker with this spec may name in one hello or heartbeat. */
-export function attemptRefsMax(spec: WorkerSpec): number {
-  const slots = Object.values(spec.queues).reduce((n, s) => n + s, 0);
-  return Math.min(PROTOCOL_DEFAULTS.attemptsPerFrameMax, PROTOCOL_DEFAULTS.attemptsPerSlotMax * Math.max(1, slots));
-}
-
-function checkRefCount(count: number, spec: WorkerSpec): void {
-  const max = attemptRefsMax(spec);
-  if (count > max) {
-    throw new GafferError('INVALID_INPUT', `a heartbeat of this worker names at most ${max} attempts (attemptsPerSlotMax per slot); it named ${count}`, {
-      maxAttempts: max,
-      named: count,
-    });
-  }
-}
-
-/** One attached worker: what the worker calls to report, and how it is reached. */
-export class WorkerSession {
-  readonly workerId: string;
-  readonly spec: WorkerSpec;
-  readonly link: WorkerLink;
-  draining = false;
-  detached = false;
-  private readonly coordinator: Coordinator;
-
-  constructor(coordinator: Coordinator, workerId: string, spec: WorkerSpec, link: WorkerLink) {
-    this.coordinator = coordinator;
-    this.workerId = workerId;
-    this.spec = spec;
-    this.link = link;
-  }
-
-  /**
-   * Extends the leases of what the worker runs (one statement for all of them);
-   * names what it must stop. Naming more attempts than attemptsPerSlotMax per
-   * declared slot is INVALID_INPUT, refused before the store is asked.
-   */
-  async heartbeat(attempts?: readonly LeaseRef[]): Promise<HeartbeatResult> {
-    if (attempts !== undefined) checkRefCount(attempts.length, this.spec);
-    const params = attempts === undefined ? { workerId: this.workerId } : { workerId: this.workerId, attempts };
-    const out = await this.coordinator.trackReport(this.coordinator.store.heartbeat(params));
-    // A worker the sweeper had given up on is back, or revoked attempts stopped: jobs may be waiting for it.
-    if (out.revived || out.released) this.coordinator.kick();
-    return out;
-  }
-
-  async progress(ref: LeaseRef, progress: Json): Promise<void> {
-    checkSize(progress, LIMITS.progressMaxBytes, 'progress');
-    await this.coordinator.trackReport(this.coordinator.store.progress({ ...ref, workerId: this.workerId, progress }));
-  }
-
-  /**
-   * A result under the lease `ref`; `trace` is the attempt's resource trace,
-   * when the worker sampled one; `output`: the worker holds an output to publish once it is accepted.
-   */
-  async complete(ref: LeaseRef, result: unknown, trace?: unknown, output?: boolean): Promise<Job> {
-    const out = await this.coordinator.trackReport(
-      this.coordinator.store.complete({
-        ...ref,
-        workerId: this.workerId,
-        result: checkResult(result),
-        trace: trace === undefined || trace === null ? null : checkTrace(trace),
-        verificationJob: this.coordinator.verificationJob,
-        ...(output === true ? { output } : {}),
-      }),
-    );
-    this.coordinator.metrics.reported(ref.attemptId);
-    this.coordinator.history.finished(ref.attemptId);
-    this.coordinator.hints.ended(ref.attemptId, true);
-    this.coordinator.applyChanges(out.changes, 'settled by another attempt', out.job);
-    this.coordinator.kick();
-    return out.job;
-  }
-
-  async fail(ref: LeaseRef, error: Pick<JobError, 'code' | 'message'>, retryable = true): Promise<Job> {
-    const clean: JobError = { code: String(error.code).slice(0, 64), message: String(error.message) };
-    const out = await this.coordinator.trackReport(this.coordinator.store.fail({ ...ref, workerId: this.workerId, error: clean, retryable }));
-    this.coordinator.metrics.reported(ref.attemptId);
-    this.coordinator.history.finished(ref.attemptId);
-    this.coordinator.hints.ended(ref.attemptId, false);
-    this.coordinator.applyChanges(out.changes, 'job failed', out.job);
-    this.coordinator.kick();
-    return out.job;
-  }
-
-  /** The worker now holds (or no longer holds) these affinity keys; jobs that require a held key may now fit it. */
-  async keys(change: { hold?: readonly string[]; release?: readonly string[] }): Promise<Worker> {
-    for (const k of [...(change.hold ?? []), ...(change.release ?? [])]) {
-      if (typeof k !== 'string' || k.length === 0 || k.length > LIMITS.keyMaxChars) {
-        throw new GafferError('INVALID_INPUT', `an affinity key is a string of 1 to ${LIMITS.keyMaxChars} characters`);
-      }
-    }
-    const worker = await this.coordinator.trackReport(
-      this.coordinator.store.updateWorkerKeys({ workerId: this.workerId, ...change }),
-    );
-    if ((change.hold?.length ?? 0) > 0) this.coordinator.kick();
-    return worker;
-  }
-
-  /** Tells the worker to publish an accepted output. */
-  publish(order: PublishOrder): void {
-    this.link.publish?.(order);
-  }
-
-  /** Tells the worker to delete outputs that will never be published. */
-  discard(refs: OutputRef[]): void {
-    this.link.discard?.(refs);
-  }
-
-  /** The worker's answer to a publish: its manifest, or why it failed (retried later). */
-  published(answer: PublishAnswer): Promise<Job> {
-    return this.coordinator.trackReport(this.coordinator.publishing.answer(this.workerId, answer));
-  }
-
-  /** The worker finishes what it holds and takes nothing new. */
-  async drain(): Promise<void> {
-    this.markDraining();
-    await this.coordinator.store.setWorkerDraining({ workerId: this.workerId, draining: true });
-  }
-
-  markDraining(): void {
-    this.draining = true;
-  }
-
-  detach(): Promise<void> {
-    return this.coordinator.detachWorker(this);
   }
 }
 

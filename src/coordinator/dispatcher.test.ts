@@ -7,6 +7,7 @@ import { COORDINATOR_DEFAULTS, LIMITS } from '../types/limits.ts';
 import type { Assignment } from '../types/model.ts';
 import { VirtualClock } from '../types/clock.ts';
 import { Dispatcher, freesCapacity, groupByWorker } from './dispatcher.ts';
+import { everyWorker, OpenSlots } from './open-slots.ts';
 
 interface FakeClaims {
   store: Store;
@@ -40,7 +41,7 @@ function dispatcher(fake: FakeClaims, extra: { available?: () => boolean; worker
     store: fake.store,
     clock: extra.clock ?? new VirtualClock(),
     place: () => [],
-    workers: extra.workers ?? (() => ['w1']),
+    pool: everyWorker(extra.workers ?? (() => ['w1'])),
     deliver: (a) => void delivered.push([...a]),
     ...(extra.available ? { available: extra.available } : {}),
     afterLoop: async (lastClaimAtMs) => void (loops++, claimTimes.push(lastClaimAtMs)),
@@ -99,6 +100,30 @@ describe('dispatcher', () => {
     fake.pending.shift()!.answer([]);
     await d.idle();
     assert.deepEqual(claimTimes, [null, 5_000], 'the time before the claim, not after it');
+  });
+
+  it('claims for windows of open workers: a small one first, wider while claims fill them, and no worker twice for nothing', async () => {
+    const fake = fakeStore();
+    const slots = new OpenSlots(() => true);
+    for (let i = 0; i < 100; i++) slots.attach(`w${String(i).padStart(3, '0')}`, { name: 'w', labels: {}, cores: 1, memoryMb: 1, gpuIds: [], queues: { q: 1 }, keys: [] });
+    const delivered: Assignment[] = [];
+    const d = new Dispatcher({ store: fake.store, clock: new VirtualClock(), place: () => [], pool: slots, deliver: (a) => {
+      slots.delivered(a);
+      delivered.push(...a);
+    }, onError: () => {} });
+    d.start();
+    const sizes: number[] = [];
+    for (let i = 0; i < 2; i++) {
+      await turn();
+      const claim = fake.pending.shift()!;
+      sizes.push(claim.params.workerIds.length);
+      claim.answer(claim.params.workerIds.map((w, k) => assignment(k, w)));
+    }
+    await d.idle();
+    assert.deepEqual(sizes, [COORDINATOR_DEFAULTS.claimWorkersFirst, 100 - COORDINATOR_DEFAULTS.claimWorkersFirst]);
+    assert.equal(fake.calls, 2, 'every worker full: no third claim');
+    assert.equal(new Set(delivered.map((a) => a.workerId)).size, 100);
+    assert.equal(slots.openCount, 0);
   });
 
   it('claims for the workers it is given, and not at all when there are none', async () => {

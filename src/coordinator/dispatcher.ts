@@ -6,11 +6,13 @@
 // A dispatch is asked for with kick(). Kicks coalesce: at most one dispatch
 // loop runs at a time, so at most one claim is in flight, and a kick that comes
 // while one runs makes the loop run one more pass after the current one. A
-// pass claims in batches of LIMITS.claimBatchMaxJobs, round after round while a
-// claim comes back full, for at most COORDINATOR_DEFAULTS.dispatchMaxRounds
-// rounds. After the loop, `afterLoop` runs (the coordinator arms the wake-up
+// pass claims in batches of LIMITS.claimBatchMaxJobs for windows of at most
+// claimWorkersMax workers (open-slots.ts), round after round while a claim
+// comes back full or another window may place what the last could not, for at
+// most COORDINATOR_DEFAULTS.dispatchMaxRounds rounds. After the loop, `afterLoop` runs (the coordinator arms the wake-up
 // for the next delayed job there).
-import type { Change, Store, SweepResult } from '../store/store.ts';
+import type { Change, ClaimReport, Store, SweepResult } from '../store/store.ts';
+import type { ClaimPool } from './open-slots.ts';
 import { COORDINATOR_DEFAULTS, LIMITS } from '../types/limits.ts';
 import type { Assignment, PlaceFn } from '../types/model.ts';
 import type { Clock } from '../types/clock.ts';
@@ -19,8 +21,10 @@ export interface DispatcherOptions {
   store: Store;
   clock: Clock;
   place: PlaceFn;
-  /** The workers a claim may serve now: attached, not draining. */
-  workers: () => readonly string[];
+  /** The workers claims are made for (open-slots.ts); `everyWorker(list)` offers all of them to every claim. */
+  pool: ClaimPool;
+  /** The shares of the ready jobs this coordinator claims first (shares.ts); absent or null: all alike. */
+  share?: () => readonly string[] | null;
   /** Hands on the assignments of one claim (several workers' at once); called before the next claim starts. */
   deliver: (assignments: readonly Assignment[]) => void;
   /** Whether the store may be asked now; while it may not, kicks wait (kick again once it may). Default: always. */
@@ -42,6 +46,8 @@ export class Dispatcher {
   private again = false;
   /** Just before the latest claim of the loop in flight. */
   private lastClaimAtMs: number | null = null;
+  /** Claims made, and attempts they placed outside this coordinator's share (for metrics and the bench). */
+  readonly claims = { count: 0, outsideShare: 0 };
 
   constructor(options: DispatcherOptions) {
     this.o = options;
@@ -116,15 +122,32 @@ export class Dispatcher {
     }
   }
 
+  /**
+   * Claims round after round: for the pool's next window of workers, while a
+   * claim comes back full, or placed as many attempts as its window had
+   * workers (the window widens, up to claimWorkersMax), or the pool says
+   * another window may place what this one could not.
+   */
   private async pass(): Promise<void> {
+    const windows = this.o.pool.pass();
+    // A pass starts with a small window (a job submitted to an idle pool reads few workers) and widens it while claims place as many as it holds.
+    let size: number = COORDINATOR_DEFAULTS.claimWorkersFirst;
     for (let round = 0; round < COORDINATOR_DEFAULTS.dispatchMaxRounds; round++) {
-      const workerIds = this.o.workers();
+      const workerIds = windows.next(size);
       if (workerIds.length === 0) return;
       this.lastClaimAtMs = this.o.clock.now();
-      const assignments = await this.o.store.claim({ workerIds, place: this.o.place, maxJobs: LIMITS.claimBatchMaxJobs });
-      if (assignments.length === 0) return;
-      this.o.deliver(assignments);
-      if (assignments.length < LIMITS.claimBatchMaxJobs) return;
+      const report: ClaimReport = { unplaced: 0, outsideShare: 0 };
+      const share = this.o.share?.() ?? null;
+      const assignments = await this.o.store.claim({ workerIds, place: this.o.place, maxJobs: LIMITS.claimBatchMaxJobs, share, report });
+      this.claims.count++;
+      this.claims.outsideShare += report.outsideShare;
+      if (assignments.length > 0) this.o.deliver(assignments);
+      if (assignments.length >= LIMITS.claimBatchMaxJobs) continue;
+      if (windows.bounded && workerIds.length >= size && assignments.length >= workerIds.length && size < COORDINATOR_DEFAULTS.claimWorkersMax) {
+        size = Math.min(COORDINATOR_DEFAULTS.claimWorkersMax, size * 4);
+        continue;
+      }
+      if (!windows.more(report)) return;
     }
   }
 }

@@ -210,6 +210,8 @@ export function guardStore(store: Store, health: StoreHealth): Store {
     finishedQueues: (p) => run(() => store.finishedQueues(p)),
     deleteFinishedJobs: (p) => run(() => store.deleteFinishedJobs(p)),
     pruneWorkers: (p) => run(() => store.pruneWorkers(p)),
+    beatCoordinator: (p) => run(() => store.beatCoordinator(p)),
+    leaveCoordinator: (p) => run(() => store.leaveCoordinator(p)),
     ping: () => run(() => store.ping()),
     close: () => store.close(),
   };

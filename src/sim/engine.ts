@@ -19,6 +19,7 @@
 // when the instant is over, whose first claim sees them all. Each step waits
 // for the dispatch and sweep passes it started, so that a run replays exactly.
 import { Dispatcher, freesCapacity } from '../coordinator/dispatcher.ts';
+import { everyWorker } from '../coordinator/open-slots.ts';
 import { HintsSource } from '../coordinator/hints.ts';
 import { Sweeper } from '../coordinator/sweeper.ts';
 import { normalizeJob, speculationOf } from '../coordinator/validate.ts';
@@ -144,7 +145,7 @@ class Run {
       store: this.store,
       place: this.place,
       // Every connected worker, stalled ones too: the coordinator cannot tell a stall from a quiet worker until its heartbeats stop counting.
-      workers: () => [...this.workers.values()].filter((w) => w.state !== 'gone').map((w) => w.spec.name),
+      pool: everyWorker(() => [...this.workers.values()].filter((w) => w.state !== 'gone').map((w) => w.spec.name)),
       deliver: (assignments) => assignments.forEach((a) => this.assign(a)),
       clock: this.clock,
       afterLoop: (lastClaimAtMs) => this.sweeper.armWake(lastClaimAtMs),

@@ -9,6 +9,11 @@ import type { Assignment, Candidate, Placement, WorkerCapacity } from '../types/
 import type { Row } from './rows.ts';
 import type { ClaimParams } from './store.ts';
 
+export { SHARE_CHARS, SHARE_FROM_CHAR } from '../types/shares.ts';
+
+/** Below every priority a job can have: a read with it leaves no job out. */
+export const PRIORITY_FLOOR = LIMITS.priorityMin - 1;
+
 /** A worker's operator: the one its token names, or, without one, the worker itself. */
 export function operatorKey(workerId: string, operator: unknown): string {
   return operator === null || operator === undefined ? `worker:${workerId}` : `operator:${String(operator)}`;
@@ -142,6 +147,10 @@ export interface CandidateFilter {
   excludedLabels: string[];
   /** Every affinity key the free workers hold; null when there are more than claimHeldKeysFilterMax (no key filter then). */
   heldKeys: string[] | null;
+  /** Only jobs of these shares (a job id's last two characters); null: every share. */
+  share: readonly string[] | null;
+  /** Only jobs of a priority above this; null: any priority. */
+  priorityAbove: number | null;
 }
 
 /** Workers with a free slot: only they can take anything in this claim. */
@@ -153,9 +162,9 @@ export function candidateFilter(workers: readonly WorkerCapacity[]): CandidateFi
   const held = new Set<string>();
   for (const w of freeWorkers(workers)) {
     for (const k of w.keys) held.add(k);
-    if (held.size > LIMITS.claimHeldKeysFilterMax) return { excludedLabels: [], heldKeys: null };
+    if (held.size > LIMITS.claimHeldKeysFilterMax) return { excludedLabels: [], heldKeys: null, share: null, priorityAbove: null };
   }
-  return { excludedLabels: [], heldKeys: [...held].sort() };
+  return { excludedLabels: [], heldKeys: [...held].sort(), share: null, priorityAbove: null };
 }
 
 /**

@@ -81,6 +81,32 @@ export interface ClaimParams {
   place: PlaceFn;
   /** Hand out at most this many attempts over all workers. */
   maxJobs: number;
+  /**
+   * The shares of the ready jobs this coordinator claims first (each a job id's
+   * last two characters, src/coordinator/shares.ts); absent or null: no share,
+   * every job alike. A claim reads its own share, and beside it the jobs of
+   * other shares of a higher priority than its own best; only when its own
+   * share has nothing left for these workers does it read the others.
+   */
+  share?: readonly string[] | null;
+  /** Filled in by the claim, for the dispatcher and the bench. */
+  report?: ClaimReport;
+}
+
+/** What one claim saw besides what it placed. */
+export interface ClaimReport {
+  /** Candidates read that no worker of the claim could take. */
+  unplaced: number;
+  /** Attempts placed of jobs outside the claim's share (0 without a share). */
+  outsideShare: number;
+}
+
+/** A live coordinator as the store last saw it beat. */
+export interface CoordinatorBeat {
+  id: string;
+  /** The slots of the workers attached to it when it beat. */
+  weight: number;
+  seenAt: number;
 }
 
 export interface LeaseRef {
@@ -574,6 +600,14 @@ export interface Store {
    * it with LISTEN/NOTIFY.
    */
   onWake?(listener: () => void): () => void;
+  /**
+   * The coordinator `id` is alive with `weight` (its workers' slots), at the
+   * store's time. Returns every coordinator that beat within `aliveWithinMs`,
+   * this one included, by id; rows older than that are deleted.
+   */
+  beatCoordinator(params: { id: string; weight: number; aliveWithinMs: number }): Promise<CoordinatorBeat[]>;
+  /** The coordinator `id` stops: its row is deleted, and coordinators sharing the database are woken to take its share. */
+  leaveCoordinator(params: { id: string }): Promise<void>;
   /** Resolves when the store answers a trivial query; rejects when it cannot. */
   ping(): Promise<void>;
   close(): Promise<void>;

@@ -3,7 +3,9 @@
 // random source so that tests replay exactly.
 import type { Clock, Random } from './clock.ts';
 
-const ALPHABET = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
+/** Crockford base 32, in code-unit order. */
+export const ID_ALPHABET = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
+const ALPHABET = ID_ALPHABET;
 const TIME_CHARS = 10;
 const RANDOM_CHARS = 16;
 

@@ -321,6 +321,20 @@ export const COORDINATOR_DEFAULTS = {
   sweepIntervalMs: 250,
   /** Most dispatch rounds one dispatch pass runs before yielding. */
   dispatchMaxRounds: 64,
+  /**
+   * Most workers one claim is made for. The coordinator offers only workers
+   * that may have a free slot (open-slots.ts), this many at a time, so a claim
+   * reads this many worker rows at most however large the pool.
+   */
+  claimWorkersMax: 256,
+  /** A dispatch pass's first claim is made for at most this many workers; the window grows fourfold while claims place as many attempts as it holds. */
+  claimWorkersFirst: 32,
+  /** With a shared store, each coordinator writes its row in the coordinators table this often (shares.ts). */
+  coordinatorBeatIntervalMs: 2000,
+  /** A coordinator that has not beaten for this long is taken for gone: its share goes to the others. */
+  coordinatorAliveWithinMs: 6000,
+  /** A wake-up (another coordinator left, or made work) re-reads the coordinators at most this often. */
+  coordinatorRefreshMinIntervalMs: 250,
   /** With a shared store (PostgreSQL), each coordinator also looks for work and for ended jobs this often, in case a wake-up notification was lost. */
   pollIntervalMs: 1000,
   /** How often the backlog keeper tops up the queues that have [queues.NAME.backlog] (also after it hands out filler jobs). */

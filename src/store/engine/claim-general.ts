@@ -7,6 +7,7 @@ import type { Assignment } from '../../types/model.ts';
 import { assignmentOf } from '../claiming.ts';
 import type { Row } from '../rows.ts';
 import { CANDIDATE_COLUMNS } from './columns.ts';
+import { PRIORITY_FLOOR, SHARE_CHARS, SHARE_FROM_CHAR } from '../claiming.ts';
 import { perJob, type CandidatePage, type WriteLeases } from './claim.ts';
 import { J, type Context } from './sql.ts';
 
@@ -22,9 +23,11 @@ export function candidatePageByQueue(c: Context): CandidatePage {
   const where = `want > 0 AND queue = $1 AND run_at <= $2 AND (deadline_at > $2 OR backup_of IS NOT NULL)
     AND req_cores <= $3 AND req_memory_mb <= $4 AND req_gpus <= $5
     AND req_labels ${d.notInList('$6')}
-    AND (${d.isNullList('$7')} OR affinity_mode IS DISTINCT FROM 'require' OR affinity_key ${d.inList('$7')})`;
+    AND (${d.isNullList('$7')} OR affinity_mode IS DISTINCT FROM 'require' OR affinity_key ${d.inList('$7')})
+    AND (${d.isNullList('$9')} OR substr(id, ${SHARE_FROM_CHAR}, ${SHARE_CHARS}) ${d.inList('$9')})
+    AND priority > $10`;
   const byPriority = `SELECT ${CANDIDATE_COLUMNS} FROM jobs WHERE ${where}
-    ORDER BY priority DESC, deadline_at, id LIMIT $8 OFFSET $9${d.skipLocked}`;
+    ORDER BY priority DESC, deadline_at, id LIMIT $8 OFFSET $11${d.skipLocked}`;
   // The partial index holds only claimable jobs: a planner left to itself may walk every finished job of the queue.
   const oldest = `SELECT ${CANDIDATE_COLUMNS} FROM jobs ${d.indexedBy('jobs_claim_age')} WHERE ${where}
     ORDER BY id LIMIT $8${d.skipLocked}`;
@@ -32,7 +35,10 @@ export function candidatePageByQueue(c: Context): CandidatePage {
     let more = false;
     const rows: Row[] = [];
     for (const queue of scope.queues) {
-      const args = [queue, now, scope.maxCores, scope.maxMemoryMb, scope.maxGpus, filter.excludedLabels, filter.heldKeys, perPage];
+      const args = [
+        queue, now, scope.maxCores, scope.maxMemoryMb, scope.maxGpus, filter.excludedLabels, filter.heldKeys, perPage,
+        filter.share, filter.priorityAbove ?? PRIORITY_FLOOR,
+      ];
       const ranked = await tx.all(byPriority, [...args, page * perPage]);
       if (ranked.length === perPage) more = true;
       rows.push(...ranked);

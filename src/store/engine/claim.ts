@@ -25,7 +25,8 @@ import {
 } from '../claiming.ts';
 import { reputationFromRow, type Row } from '../rows.ts';
 import { soloDecision } from '../rules.ts';
-import type { ClaimParams } from '../store.ts';
+import type { ClaimParams, ClaimReport } from '../store.ts';
+import { SHARE_COUNT, shareOf } from '../../types/shares.ts';
 import { J, LIVE, type Context, type Tx } from './sql.ts';
 import { excludedWorkers, isGuarded, startsGuarded } from './exclusions.ts';
 import { CANDIDATE_COLUMNS } from './columns.ts';
@@ -64,6 +65,7 @@ export async function claim(c: Context, tx: Tx, params: ClaimParams, q: ClaimQue
   if (workers.length === 0) return [];
   const { placements, candidates, rows } = await plan(c, tx, params, workers, [...workerRows.values()], now, q.candidatePage);
   checkPlacements(placements, workers, params.maxJobs, candidates);
+  if (params.report) fillReport(params.report, params.share, placements, candidates);
   if (placements.length === 0) return [];
   const leases = decideLeases(c, placements, rows, workerRows);
   const assignments = await q.writeLeases(tx, leases, now);
@@ -125,6 +127,7 @@ async function plan(
   if (scope.queues.length === 0) return { placements: [], candidates: new Map(), rows: new Map() };
   const paging = candidatePaging(scope.budget);
   const filter = candidateFilter(workers);
+  filter.share = ownShare(params.share);
   const seen = new Map<string, Candidate>();
   let probation: Map<string, number> | null = null;
   const boundedJoins = new Set<string>();
@@ -132,7 +135,14 @@ async function plan(
   let placements: Placement[] = [];
   let rereads = 0;
   for (let page = 0; page < paging.maxPages; page++) {
-    const { rows, more } = await candidatePage(tx, scope, filter, now, page, paging.perPage);
+    const read = await readPage(candidatePage, tx, scope, filter, now, page, paging.perPage);
+    if (read === null) {
+      // Nothing of its own share: every share, from the first page.
+      filter.share = null;
+      page = -1;
+      continue;
+    }
+    const { rows, more } = read;
     const fresh = rows.filter((r) => !seenRows.has(String(r.id)) && seenRows.set(String(r.id), r));
     // Probation is read only once a replicated or verified job is among the candidates.
     if (probation === null && fresh.some(isGuarded)) probation = await onProbation(c, tx, claimWorkers);
@@ -143,13 +153,57 @@ async function plan(
     if (fresh.some(isBackup)) await measureSpeeds(c, tx, workers, seen.values());
     const placed = params.place({ now, workers, candidates: [...seen.values()], maxPlacements: scope.budget });
     placements = withinProbation(c, placed, seenRows, probation ?? NO_PROBATION, boundedJoins);
-    if (placements.length >= scope.budget || !more) break;
+    if (placements.length >= scope.budget) break;
+    if (!more) {
+      // Its own share has nothing more for these workers: the other shares, from the first page.
+      if (filter.share === null) break;
+      filter.share = null;
+      page = -1;
+      continue;
+    }
     if (rereads < LIMITS.claimRereadsMax && excludeUnplaceableLabels(filter, fresh, workers)) {
       rereads++;
       page = -1;
     }
   }
   return { placements, candidates: seen, rows: seenRows };
+}
+
+/**
+ * One page of candidates. With a share, the first page also brings the jobs
+ * of other shares above the best priority of its own (so a share never holds
+ * back more urgent work); null when its own share has none.
+ */
+async function readPage(
+  candidatePage: CandidatePage,
+  tx: Tx,
+  scope: ClaimScope,
+  filter: CandidateFilter,
+  now: number,
+  page: number,
+  perPage: number,
+): Promise<{ rows: Row[]; more: boolean } | null> {
+  const out = await candidatePage(tx, scope, filter, now, page, perPage);
+  if (page > 0 || filter.share === null) return out;
+  if (out.rows.length === 0) return null;
+  const best = Math.max(...out.rows.map((r) => Number(r.priority)));
+  const above = await candidatePage(tx, scope, { ...filter, share: null, priorityAbove: best }, now, 0, perPage);
+  return { rows: [...out.rows, ...above.rows], more: out.more };
+}
+
+/** The shares a claim reads first: null when it has none or all of them. */
+function ownShare(share: readonly string[] | null | undefined): string[] | null {
+  if (share === undefined || share === null || share.length === 0 || share.length >= SHARE_COUNT) return null;
+  return [...share];
+}
+
+/** What the claim saw besides its placements (ClaimReport). */
+function fillReport(report: ClaimReport, share: ClaimParams['share'], placements: readonly Placement[], candidates: ReadonlyMap<string, Candidate>): void {
+  const placed = new Set(placements.map((p) => p.jobId));
+  report.unplaced = [...candidates.keys()].filter((id) => !placed.has(id)).length;
+  const own = ownShare(share);
+  const mine = own === null ? null : new Set(own);
+  report.outsideShare = mine === null ? 0 : placements.filter((p) => !mine.has(shareOf(p.jobId))).length;
 }
 
 /** A worker's queues an operator paused on it (paused_queues) have no free slot in a claim. */

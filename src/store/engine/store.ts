@@ -10,6 +10,7 @@ import { LIMITS } from '../../types/limits.ts';
 import type { Assignment, Attempt, Job, NewJob, Worker, WorkerCheck, WorkerSpec } from '../../types/model.ts';
 import { trustPolicy, type TrustPolicy } from '../../trust/index.ts';
 import type {
+  CoordinatorBeat,
   Change,
   ClaimParams,
   CompleteParams,
@@ -67,6 +68,7 @@ import { checkBacklogTarget, countQueuedFillers, topUpBacklog } from './backlog.
 import * as history from './history.ts';
 import * as retention from './retention.ts';
 import * as publish from './publish.ts';
+import * as coordinators from './coordinators.ts';
 import { MINUTE_MS, type HistoryPoint, type TrustPoint } from '../../types/history.ts';
 
 /** How a backend runs SQL: autocommit reads, and write transactions. */
@@ -345,6 +347,14 @@ export abstract class EngineStore implements Store {
 
   pruneWorkers(params: { seenBeforeMs: number; limit: number }): Promise<string[]> {
     return this.write((tx) => retention.pruneWorkers(this.ctx, tx, params.seenBeforeMs, params.limit), LIGHT);
+  }
+
+  beatCoordinator(params: { id: string; weight: number; aliveWithinMs: number }): Promise<CoordinatorBeat[]> {
+    return this.write((tx) => coordinators.beatCoordinator(this.ctx, tx, params), LIGHT);
+  }
+
+  leaveCoordinator(params: { id: string }): Promise<void> {
+    return this.write((tx) => coordinators.leaveCoordinator(tx, params.id), LIGHT);
   }
 
   queuesOf(params: { ids: readonly string[] }): Promise<{ id: string; queue: string }[]> {

@@ -4,7 +4,7 @@
 // typed arrays (unnest), so a batch costs one round trip.
 import { assert } from '../../types/errors.ts';
 import type { Assignment } from '../../types/model.ts';
-import { assignmentOf } from '../claiming.ts';
+import { assignmentOf, PRIORITY_FLOOR, SHARE_CHARS, SHARE_FROM_CHAR } from '../claiming.ts';
 import { CANDIDATE_COLUMNS, INSERT_COLUMNS, insertValues, type NewJobRow } from '../engine/columns.ts';
 import { perJob, type CandidatePage, type WriteLeases } from '../engine/claim.ts';
 import type { InsertJobs } from '../engine/jobs.ts';
@@ -43,7 +43,9 @@ export const SUBMIT_PLAIN_SQL = `
 const CANDIDATE_WHERE = `want > 0 AND queue = q.name AND run_at <= $2 AND (deadline_at > $2 OR backup_of IS NOT NULL)
         AND req_cores <= $3 AND req_memory_mb <= $4 AND req_gpus <= $5
         AND req_labels <> ALL($9::text[])
-        AND ($10::text[] IS NULL OR affinity_mode IS DISTINCT FROM 'require' OR affinity_key = ANY($10::text[]))`;
+        AND ($10::text[] IS NULL OR affinity_mode IS DISTINCT FROM 'require' OR affinity_key = ANY($10::text[]))
+        AND ($11::text[] IS NULL OR substr(id, ${SHARE_FROM_CHAR}, ${SHARE_CHARS}) = ANY($11::text[]))
+        AND priority > $12`;
 
 /**
  * One page of candidates for every queue at once, locked FOR UPDATE SKIP
@@ -52,7 +54,8 @@ const CANDIDATE_WHERE = `want > 0 AND queue = q.name AND run_at <= $2 AND (deadl
  * and age (jobs_claim), and on the first page also the oldest ready jobs
  * (jobs_claim_created). Parameters: $1 queues, $2 now, $3 cores, $4 memory,
  * $5 gpus, $6 page size, $7 offset, $8 how many oldest (0 after the first
- * page), $9 label sets left out and $10 the keys held (null: no key filter).
+ * page), $9 label sets left out, $10 the keys held (null: no key filter), $11
+ * the shares read (null: all) and $12 the priority a job must be above.
  */
 const CANDIDATES_SQL = `
   SELECT c.*, q.ord FROM unnest($1::text[]) WITH ORDINALITY AS q(name, ord)
@@ -72,7 +75,7 @@ const CANDIDATES_SQL = `
 export const candidatePageLateral: CandidatePage = async (tx, scope, filter, now, page, perPage) => {
   const rows = await tx.all(CANDIDATES_SQL, [
     scope.queues, now, scope.maxCores, scope.maxMemoryMb, scope.maxGpus, perPage, page * perPage, page === 0 ? perPage : 0,
-    filter.excludedLabels, filter.heldKeys,
+    filter.excludedLabels, filter.heldKeys, filter.share, filter.priorityAbove ?? PRIORITY_FLOOR,
   ]);
   const perQueue = new Map<string, number>();
   for (const r of rows) if (Number(r.part) === 0) perQueue.set(String(r.queue), (perQueue.get(String(r.queue)) ?? 0) + 1);

@@ -484,4 +484,20 @@ ALTER TABLE workers ADD COLUMN host TEXT;
 ALTER TABLE workers ADD COLUMN pid INTEGER;
 `,
   },
+  {
+    version: 18,
+    name: 'coordinators: who claims which share of the ready jobs',
+    sql: `
+-- Every running coordinator beats here (seen_at) with its weight, the slots
+-- of the workers attached to it. The live ones split the ready jobs into
+-- shares by rendezvous hashing (src/coordinator/shares.ts); each claims from
+-- its own share first. A coordinator that stops deletes its row; one that
+-- dies is left out once it has not beaten for a while.
+CREATE TABLE coordinators (
+  id TEXT PRIMARY KEY,
+  weight BIGINT NOT NULL,
+  seen_at BIGINT NOT NULL
+);
+`,
+  },
 ];

@@ -28,6 +28,7 @@ import { queueTests } from './queues.ts';
 import { readTests } from './reads.ts';
 import { retentionTests } from './retention.ts';
 import { settleTests } from './settle.ts';
+import { shareTests } from './shares.ts';
 import { speculationTests } from './speculation.ts';
 import { submitTests } from './submit.ts';
 import { sweepTests } from './sweep.ts';
@@ -42,6 +43,7 @@ export function storeContract(name: string, open: OpenContractStore, options: St
     submitTests(ctx);
     readTests(ctx);
     claimTests(ctx);
+    shareTests(ctx);
     workerTests(ctx);
     identityTests(ctx);
     heldBackTests(ctx);
