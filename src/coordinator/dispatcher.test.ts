@@ -70,9 +70,9 @@ describe('dispatcher', () => {
     assert.equal(d.current(), null);
   });
 
-  it('claims again while a claim comes back full, for at most dispatchMaxRounds rounds', async () => {
+  it('claims again while a claim comes back full, dispatchMaxRounds rounds a pass, then another pass', async () => {
     const fake = fakeStore();
-    const { d, delivered } = dispatcher(fake);
+    const { d, delivered, loops } = dispatcher(fake);
     d.start();
     for (let round = 0; round < COORDINATOR_DEFAULTS.dispatchMaxRounds; round++) {
       await turn();
@@ -80,9 +80,12 @@ describe('dispatcher', () => {
       assert.equal(claim.params.maxJobs, LIMITS.claimBatchMaxJobs);
       claim.answer(batch(LIMITS.claimBatchMaxJobs));
     }
+    await turn();
+    assert.equal(fake.calls, COORDINATOR_DEFAULTS.dispatchMaxRounds + 1, 'a pass out of rounds is followed by another');
+    fake.pending.shift()!.answer([]);
     await d.idle();
-    assert.equal(fake.calls, COORDINATOR_DEFAULTS.dispatchMaxRounds);
     assert.equal(delivered.length, COORDINATOR_DEFAULTS.dispatchMaxRounds);
+    assert.equal(loops(), 1);
   });
 
   it('tells afterLoop when its last claim started, so that a job ready since is not missed', async () => {

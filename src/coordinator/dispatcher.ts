@@ -149,6 +149,8 @@ export class Dispatcher {
       }
       if (!windows.more(report)) return;
     }
+    // Out of rounds with work still being placed: another pass follows, after whatever kicked meanwhile.
+    this.again = true;
   }
 }
 
