@@ -71,12 +71,13 @@ export interface ContentionRun {
   emptyClaims: number;
 }
 
-export type Opener = (name: string, clock: VirtualClock) => Promise<{ store: Store; destroy: () => Promise<void> }>;
+/** A fresh store; `analyze`: PostgreSQL's statistics brought up to date after the bulk load (as autovacuum would soon), nothing on SQLite. */
+export type Opener = (name: string, clock: VirtualClock) => Promise<{ store: Store; analyze: () => Promise<void>; destroy: () => Promise<void> }>;
 
 export function sqliteOpener(dir: string): Opener {
   return async (name, clock) => {
     const store = openSqliteStore({ path: `${dir}/placement-${name}.db`, clock, random: seededRandom(7), synchronous: 'normal' });
-    return { store, destroy: () => store.close() };
+    return { store, analyze: async () => {}, destroy: () => store.close() };
   };
 }
 
@@ -86,6 +87,7 @@ export function postgresOpener(pg: PgServer): Opener {
     const store = await openPostgresStore({ url: pg.url, schema, clock, random: seededRandom(name.length) });
     return {
       store,
+      analyze: () => pg.withClient(schema, async (c) => void (await c.query('ANALYZE'))),
       destroy: async () => {
         await store.close();
         await pg.dropSchema(schema);
@@ -178,7 +180,7 @@ async function load(store: Store, jobs: number): Promise<void> {
 /** One store, one coordinator: steady-state cost per placed job, then an idle pool. */
 export async function placementRun(kind: 'sqlite' | 'postgres', open: Opener, pool: 'open-slots' | 'every-worker', o: PlacementOptions): Promise<PlacementRun> {
   const clock = new VirtualClock(Date.UTC(2026, 0, 1));
-  const { store, destroy } = await open(`${pool}-${o.workers}`, clock);
+  const { store, analyze, destroy } = await open(`${pool}-${o.workers}`, clock);
   try {
     const rng = seededRandom(o.workers);
     let ids: string[] = [];
@@ -188,6 +190,7 @@ export async function placementRun(kind: 'sqlite' | 'postgres', open: Opener, po
     await load(store, slots + o.rounds * PLACEMENT_BOUNDS.endedPerRound);
     await c.dispatch();
     if (c.placed !== slots) throw new Error(`${kind}: filling ${count(slots)} slots placed ${count(c.placed)}`);
+    await analyze();
     c.claimMs.length = 0;
     c.placed = 0;
     for (let r = 0; r < o.rounds; r++) {
@@ -245,6 +248,7 @@ export async function contentionRun(pg: PgServer, coordinators: number, shares: 
     const ended = PLACEMENT_BOUNDS.endedPerRound;
     await load(stores[0]!, slots + o.rounds * coordinators * ended);
     await Promise.all(coords.map((c) => c.dispatch()));
+    await pg.withClient(schema, async (client) => void (await client.query('ANALYZE')));
     for (const c of coords) {
       c.claimMs.length = 0;
       c.placed = 0;

@@ -466,6 +466,7 @@ export class Coordinator {
     this.applyChanges(out.changes, 'worker quarantined');
     this.events.emit('worker', { workerId, event: quarantined ? 'quarantined' : 'released', at: this.clock.now() });
     // A released worker is checked again where it failed (the store set its challenges), and may take work at once.
+    if (!quarantined) this.openSlots.reopen(workerId);
     this.kick();
     return out.worker;
   }

@@ -132,13 +132,16 @@ export class Dispatcher {
     const windows = this.o.pool.pass();
     // A pass starts with a small window (a job submitted to an idle pool reads few workers) and widens it while claims place as many as it holds.
     let size: number = COORDINATOR_DEFAULTS.claimWorkersFirst;
+    let placed = 0;
     for (let round = 0; round < COORDINATOR_DEFAULTS.dispatchMaxRounds; round++) {
       const workerIds = windows.next(size);
       if (workerIds.length === 0) return;
       this.lastClaimAtMs = this.o.clock.now();
-      const report: ClaimReport = { unplaced: 0, outsideShare: 0 };
+      const report: ClaimReport = { unplaced: 0, unplacedCandidates: [], unusable: [], outsideShare: 0 };
       const share = this.o.share?.() ?? null;
-      const assignments = await this.o.store.claim({ workerIds, place: this.o.place, maxJobs: LIMITS.claimBatchMaxJobs, share, report });
+      const readFor = windows.readFor();
+      const assignments = await this.o.store.claim({ workerIds, place: this.o.place, maxJobs: LIMITS.claimBatchMaxJobs, share, report, ...(readFor ? { readFor } : {}) });
+      placed = assignments.length;
       this.claims.count++;
       this.claims.outsideShare += report.outsideShare;
       if (assignments.length > 0) this.o.deliver(assignments);
@@ -149,8 +152,8 @@ export class Dispatcher {
       }
       if (!windows.more(report)) return;
     }
-    // Out of rounds with work still being placed: another pass follows, after whatever kicked meanwhile.
-    this.again = true;
+    // Out of rounds while work was still being placed: another pass follows, after whatever kicked meanwhile.
+    if (placed > 0) this.again = true;
   }
 }
 

@@ -1,11 +1,11 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { OpenSlots } from './open-slots.ts';
-import type { Assignment, WorkerSpec } from '../types/model.ts';
+import type { Assignment, Candidate, WorkerSpec } from '../types/model.ts';
 
 const spec = (over: Partial<WorkerSpec> = {}): WorkerSpec => ({ name: 'w', labels: {}, cores: 4, memoryMb: 1024, gpuIds: [], queues: { q: 2 }, keys: [], ...over });
 const to = (workerId: string, n = 1): Assignment[] => Array.from({ length: n }, () => ({ workerId }) as Assignment);
-const none = { unplaced: 0, outsideShare: 0 };
+const none = { unplaced: 0, unplacedCandidates: [], unusable: [], outsideShare: 0 };
 
 describe('open slots', () => {
   it('follows what each worker holds: handed out, ended, and what its heartbeat names', () => {
@@ -50,21 +50,46 @@ describe('open slots', () => {
     assert.ok(first.includes('gpu') && first.includes('other-queue'), `${first}`);
   });
 
-  it('goes on to another window only when it may place more', () => {
+  it('goes on to another window only when an unoffered worker could take what was left, or the store found some unusable', () => {
     const o = new OpenSlots(() => true);
     for (let i = 0; i < 4; i++) o.attach(`w${i}`, spec());
-    let pass = o.pass();
-    pass.next(2);
-    assert.equal(pass.more(none), false, 'alike workers, everything read was placed: the others would find nothing');
-    assert.equal(pass.more({ unplaced: 1, outsideShare: 0 }), true, 'a candidate left over: the others may take it');
-    o.attach('keys', spec({ keys: ['sector-1'] }));
-    pass = o.pass();
-    const first = pass.next(2);
-    if (!first.includes('keys')) assert.equal(pass.more(none), true, 'a key holder not offered yet: jobs needing its keys were not read');
     o.attach('big', spec({ cores: 64 }));
+    o.attach('keys', spec({ keys: ['sector-1'] }));
+    let pass = o.pass();
+    const first = pass.next(2);
+    assert.ok(first.includes('big'), 'one of each shape first');
+    assert.equal(pass.more(none), false, 'nothing left over: the others would find nothing');
+    assert.equal(pass.more({ ...none, unplaced: 1, unplacedCandidates: [cand({ cores: 128 })] }), false, 'nobody declares 128 cores');
+    assert.equal(pass.more({ ...none, unplaced: 1, unplacedCandidates: [cand({ labels: { gpu: 'a100' } })] }), false, 'nobody has the label');
+    assert.equal(pass.more({ ...none, unplaced: 1, unplacedCandidates: [cand({})] }), true, 'an unoffered worker can take it');
+    assert.equal(pass.more({ ...none, unplaced: 1, unplacedCandidates: [cand({}, 'sector-1')] }), !first.includes('keys'), 'the key holder, if not offered yet');
+    assert.equal(pass.more({ ...none, unplaced: 1, unplacedCandidates: [cand({}, 'sector-9')] }), false, 'nobody holds that key');
     pass = o.pass();
-    pass.next(5);
-    pass.next(5);
-    assert.equal(pass.more({ unplaced: 3, outsideShare: 0 }), false, 'every open worker offered');
+    const all = [...pass.next(3), ...pass.next(3)];
+    assert.equal(all.length, 6);
+    assert.equal(pass.more({ ...none, unplaced: 3, unplacedCandidates: [cand({})] }), false, 'every open worker offered');
+  });
+
+  it('closes workers the store found unusable until something frees a slot, and goes on to the others', () => {
+    const o = new OpenSlots(() => true);
+    o.attach('a', spec());
+    o.attach('b', spec());
+    const pass = o.pass();
+    assert.deepEqual(pass.next(1), ['a']);
+    assert.equal(pass.more({ ...none, unusable: ['a'] }), true, 'b was not offered');
+    assert.equal(o.openCount, 1);
+    o.ended('a');
+    assert.equal(o.openCount, 2, 'an end opens it again');
+    o.markFull(['a']);
+    assert.equal(o.named('a', 0), true, 'and so does a heartbeat');
   });
 });
+
+function cand(requires: Partial<Candidate['requires']>, requiredKey?: string): Candidate {
+  return {
+    jobId: 'j', queue: 'q', priority: 0, deadline: null, readyAt: 0, createdAt: 0,
+    requires: { cores: 1, memoryMb: 1, gpus: 0, labels: {}, ...requires },
+    affinity: requiredKey === undefined ? null : { key: requiredKey, mode: 'require' },
+    pinnedWorkerId: null, excludedWorkerIds: [], want: 1,
+  } as Candidate;
+}

@@ -14,15 +14,19 @@
 // open worker of another shape (queues, labels, size) or holding affinity
 // keys was not offered yet: a job such a worker alone can take is not even
 // read by a claim made for the others.
-import type { Assignment, WorkerSpec } from '../types/model.ts';
-import type { ClaimReport } from '../store/store.ts';
+import type { Assignment, WorkerCapacity, WorkerSpec } from '../types/model.ts';
+import type { ClaimReadFor, ClaimReport } from '../store/store.ts';
+import { fits } from '../scheduler/index.ts';
 import { assert } from '../types/errors.ts';
+import { LIMITS } from '../types/limits.ts';
 
 interface Entry {
   slots: number;
   held: number;
   shape: string;
-  keys: boolean;
+  /** What it declared, as the scheduler sees an idle worker: a candidate that does not fit this never fits it. */
+  declared: WorkerCapacity;
+  keys: Set<string>;
 }
 
 /** The windows of one dispatch pass. */
@@ -31,6 +35,8 @@ export interface PassWindows {
   readonly bounded: boolean;
   /** Up to `max` workers to claim for next; empty when none is open. */
   next(max: number): string[];
+  /** What any open worker could take: a windowed claim reads for all of them (ClaimParams.readFor). */
+  readFor(): ClaimReadFor | undefined;
   /** After a claim that did not fill up: whether another window may place more. */
   more(report: ClaimReport): boolean;
 }
@@ -42,7 +48,7 @@ export interface ClaimPool {
 
 /** A pool of the given workers, all in every claim (tests and the simulator). */
 export function everyWorker(workers: () => readonly string[]): ClaimPool {
-  return { pass: () => ({ bounded: false, next: () => [...workers()], more: () => false }) };
+  return { pass: () => ({ bounded: false, next: () => [...workers()], readFor: () => undefined, more: () => false }) };
 }
 
 /** What one dispatch pass has offered. */
@@ -55,9 +61,9 @@ export class OpenSlots implements ClaimPool {
   private readonly entries = new Map<string, Entry>();
   /** Open workers, least recently offered first (a Set keeps insertion order). */
   private readonly open = new Set<string>();
-  /** Open workers by shape, and those holding affinity keys. */
+  /** Open workers by shape, and how many open workers hold each affinity key. */
   private readonly openByShape = new Map<string, Set<string>>();
-  private readonly openWithKeys = new Set<string>();
+  private readonly openKeys = new Map<string, number>();
   private readonly eligible: (workerId: string) => boolean;
 
   /** `eligible`: whether a worker may be claimed for now (attached, not draining). */
@@ -85,7 +91,12 @@ export class OpenSlots implements ClaimPool {
     this.detach(workerId);
     const slots = Object.values(spec.queues).reduce((a, b) => a + b, 0);
     const shape = JSON.stringify([Object.keys(spec.queues).sort(), spec.labels, spec.cores, spec.memoryMb, spec.gpuIds.length]);
-    this.entries.set(workerId, { slots, held: 0, shape, keys: spec.keys.length > 0 });
+    const declared: WorkerCapacity = {
+      workerId, labels: spec.labels, keys: new Set(), freeSlots: { ...spec.queues }, totalSlots: slots, usedSlots: 0,
+      freeCores: spec.cores, freeMemoryMb: spec.memoryMb, totalCores: spec.cores, totalMemoryMb: spec.memoryMb,
+      freeGpuIds: [...spec.gpuIds], blockedQueues: [], speedMs: {},
+    };
+    this.entries.set(workerId, { slots, held: 0, shape, declared, keys: new Set(spec.keys) });
     this.update(workerId);
   }
 
@@ -121,12 +132,29 @@ export class OpenSlots implements ClaimPool {
     this.update(workerId);
   }
 
-  /** The worker now holds affinity keys. */
-  holdsKeys(workerId: string): void {
+  /** The worker's affinity keys changed (a key in both ends up released, as the store has it). */
+  keysChanged(workerId: string, hold: readonly string[], release: readonly string[]): void {
     const e = this.entries.get(workerId);
     if (!e) return;
-    e.keys = true;
+    this.close(workerId);
+    for (const k of hold) e.keys.add(k);
+    for (const k of release) e.keys.delete(k);
     this.update(workerId);
+  }
+
+  /**
+   * The store found these workers with no usable free slot (full, slow start,
+   * paused, quarantined, not seen lately): closed until something may have
+   * changed that, an attempt ending, a heartbeat (which also refreshes when it
+   * was last seen), a reopen.
+   */
+  markFull(workerIds: readonly string[]): void {
+    for (const id of workerIds) {
+      const e = this.entries.get(id);
+      if (!e) continue;
+      e.held = Math.max(e.held, e.slots);
+      this.update(id);
+    }
   }
 
   pass(): PassWindows {
@@ -134,6 +162,7 @@ export class OpenSlots implements ClaimPool {
     return {
       bounded: true,
       next: (max) => this.window(max, offered),
+      readFor: () => this.readFor(),
       more: (report) => this.worthAnother(report, offered),
     };
   }
@@ -149,18 +178,22 @@ export class OpenSlots implements ClaimPool {
     const e = this.entries.get(workerId);
     assert(e !== undefined, `worker ${workerId} is tracked`);
     if (e.held >= e.slots) return this.close(workerId);
-    if (!this.open.has(workerId)) this.open.add(workerId);
+    if (this.open.has(workerId)) return;
+    this.open.add(workerId);
     let same = this.openByShape.get(e.shape);
     if (!same) this.openByShape.set(e.shape, (same = new Set()));
     same.add(workerId);
-    if (e.keys) this.openWithKeys.add(workerId);
+    for (const k of e.keys) this.openKeys.set(k, (this.openKeys.get(k) ?? 0) + 1);
   }
 
   private close(workerId: string): void {
     const e = this.entries.get(workerId);
-    this.open.delete(workerId);
-    this.openWithKeys.delete(workerId);
-    if (!e) return;
+    if (!this.open.delete(workerId) || !e) return;
+    for (const k of e.keys) {
+      const n = (this.openKeys.get(k) ?? 1) - 1;
+      if (n > 0) this.openKeys.set(k, n);
+      else this.openKeys.delete(k);
+    }
     const same = this.openByShape.get(e.shape);
     same?.delete(workerId);
     if (same?.size === 0) this.openByShape.delete(e.shape);
@@ -200,17 +233,45 @@ export class OpenSlots implements ClaimPool {
     return [...out];
   }
 
-  /** Whether an open, eligible worker this pass has not offered could place what its claims could not. */
+  /** Over every open worker's declaration (one per shape), and the keys they hold. */
+  private readFor(): ClaimReadFor {
+    const out = { queues: new Set<string>(), maxCores: 0, maxMemoryMb: 0, maxGpus: 0 };
+    for (const ids of this.openByShape.values()) {
+      const first = ids.values().next();
+      if (first.done) continue;
+      const d = this.entries.get(first.value)!.declared;
+      for (const q of Object.keys(d.freeSlots)) out.queues.add(q);
+      out.maxCores = Math.max(out.maxCores, d.freeCores);
+      out.maxMemoryMb = Math.max(out.maxMemoryMb, d.freeMemoryMb);
+      out.maxGpus = Math.max(out.maxGpus, d.freeGpuIds.length);
+    }
+    const keys = this.openKeys.size > LIMITS.claimHeldKeysFilterMax ? null : [...this.openKeys.keys()];
+    return { ...out, queues: [...out.queues], keys };
+  }
+
+  /**
+   * Whether another window may place more: the store found workers of this one
+   * unusable (now closed, so the next window holds others), or an open worker
+   * this pass has not offered could, by what it declared, take a candidate the
+   * claim left unplaced.
+   */
   private worthAnother(report: ClaimReport, offered: Offered): boolean {
+    if (report.unusable.length > 0) this.markFull(report.unusable);
     const unoffered = (id: string): boolean => !offered.ids.has(id) && this.eligible(id);
-    if (report.unplaced > 0) {
-      for (const id of this.open) if (unoffered(id)) return true;
-      return false;
+    if (report.unusable.length > 0 && [...this.open].some(unoffered)) return true;
+    for (const c of report.unplacedCandidates) {
+      const key = c.affinity?.mode === 'require' ? c.affinity.key : null;
+      for (const ids of this.openByShape.values()) {
+        for (const id of ids) {
+          if (!unoffered(id)) continue;
+          const e = this.entries.get(id)!;
+          if (key !== null && !e.keys.has(key)) continue;
+          if (fits(c, { ...e.declared, keys: e.keys, workerId: id })) return true;
+          // Alike workers (same shape) that do not need the key either: none fits.
+          if (key === null) break;
+        }
+      }
     }
-    for (const [shape, ids] of this.openByShape) {
-      if (!offered.shapes.has(shape) && [...ids].some(unoffered)) return true;
-    }
-    for (const id of this.openWithKeys) if (unoffered(id)) return true;
     return false;
   }
 }

@@ -108,10 +108,8 @@ export class WorkerSession {
     const worker = await this.coordinator.trackReport(
       this.coordinator.store.updateWorkerKeys({ workerId: this.workerId, ...change }),
     );
-    if ((change.hold?.length ?? 0) > 0) {
-      this.coordinator.openSlots.holdsKeys(this.workerId);
-      this.coordinator.kick();
-    }
+    this.coordinator.openSlots.keysChanged(this.workerId, change.hold ?? [], change.release ?? []);
+    if ((change.hold?.length ?? 0) > 0) this.coordinator.kick();
     return worker;
   }
 

@@ -74,6 +74,9 @@ export class Membership {
   private running = false;
   private beating: Promise<void> | null = null;
   private lastBeatAtMs = -Infinity;
+  /** A wake-up came during a beat: another follows it. */
+  private again = false;
+  private soon: TimerHandle | null = null;
   private owned: readonly string[] | null = null;
   /** The coordinators seen at the last beat, by id. */
   members: readonly CoordinatorBeat[] = [];
@@ -93,16 +96,32 @@ export class Membership {
     this.refresh();
   }
 
-  /** Beats now unless it beat within coordinatorRefreshMinIntervalMs (a wake-up: someone may have left). */
+  /**
+   * A wake-up (someone may have left): beats again once coordinatorRefreshMinIntervalMs
+   * has passed since the last beat began, and after a beat in flight (it may have read the leaver's row).
+   */
   refreshSoon(): void {
-    if (this.o.clock.now() - this.lastBeatAtMs >= COORDINATOR_DEFAULTS.coordinatorRefreshMinIntervalMs) this.refresh();
+    if (!this.running) return;
+    if (this.beating) {
+      this.again = true;
+      return;
+    }
+    const waitMs = this.lastBeatAtMs + COORDINATOR_DEFAULTS.coordinatorRefreshMinIntervalMs - this.o.clock.now();
+    if (waitMs <= 0) return this.refresh();
+    if (this.soon) return;
+    this.soon = this.o.clock.setTimeout(() => {
+      this.soon = null;
+      this.refresh();
+    }, waitMs);
   }
 
   /** Stops beating and deletes its row, so that the others take its share at once. */
   async stop(): Promise<void> {
     this.running = false;
     if (this.timer) this.o.clock.clearTimeout(this.timer);
+    if (this.soon) this.o.clock.clearTimeout(this.soon);
     this.timer = null;
+    this.soon = null;
     await this.beating;
     try {
       await this.o.store.leaveCoordinator({ id: this.o.id });
@@ -123,7 +142,12 @@ export class Membership {
     this.timer = null;
     this.beating = this.beat().finally(() => {
       this.beating = null;
-      if (this.running) this.timer = this.o.clock.setTimeout(() => this.refresh(), COORDINATOR_DEFAULTS.coordinatorBeatIntervalMs);
+      if (!this.running) return;
+      if (this.again) {
+        this.again = false;
+        return this.refreshSoon();
+      }
+      this.timer = this.o.clock.setTimeout(() => this.refresh(), COORDINATOR_DEFAULTS.coordinatorBeatIntervalMs);
     });
   }
 

@@ -11,6 +11,7 @@
 //   unexpired lease (the fencing token). Anything else is STALE_LEASE.
 import type { SpeculationSettings } from '../scheduler/speculation.ts';
 import type {
+  Candidate,
   Assignment,
   BackupReason,
   Attempt,
@@ -89,14 +90,34 @@ export interface ClaimParams {
    * share has nothing left for these workers does it read the others.
    */
   share?: readonly string[] | null;
+  /**
+   * What any worker the coordinator may claim for could take, when this claim
+   * is made for some of them only (a window, open-slots.ts): the claim's reads
+   * are not narrowed to its own workers' queues, sizes and keys, so that a job
+   * only another worker can take is read, and reported unplaced.
+   */
+  readFor?: ClaimReadFor;
   /** Filled in by the claim, for the dispatcher and the bench. */
   report?: ClaimReport;
+}
+
+export interface ClaimReadFor {
+  queues: readonly string[];
+  maxCores: number;
+  maxMemoryMb: number;
+  maxGpus: number;
+  /** Affinity keys held; null: too many to filter on. */
+  keys: readonly string[] | null;
 }
 
 /** What one claim saw besides what it placed. */
 export interface ClaimReport {
   /** Candidates read that no worker of the claim could take. */
   unplaced: number;
+  /** Some of them (at most LIMITS.claimReportCandidatesMax), for the coordinator to tell whether another worker could. */
+  unplacedCandidates: Candidate[];
+  /** Workers of the claim the store found with no usable free slot (slow start, paused, quarantined, offline, full). */
+  unusable: string[];
   /** Attempts placed of jobs outside the claim's share (0 without a share). */
   outsideShare: number;
 }

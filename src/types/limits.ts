@@ -79,6 +79,8 @@ export const LIMITS = {
   probationPeersReadMax: 64,
   /** Most affinity keys (over its free workers) a claim filters candidates on; with more, jobs requiring a key nobody free holds are read and skipped. */
   claimHeldKeysFilterMax: 4096,
+  /** Unplaced candidates a claim reports back (ClaimReport.unplacedCandidates), for the coordinator to tell whether another window of workers could take them. */
+  claimReportCandidatesMax: 32,
   /** Most points (minutes or hours) one GET /v1/history answer holds. */
   historyMaxPoints: 1440,
   /** Most job ids the history flush resolves to their queues in one read. */

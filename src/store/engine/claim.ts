@@ -62,6 +62,7 @@ export interface ClaimQueries {
 export async function claim(c: Context, tx: Tx, params: ClaimParams, q: ClaimQueries): Promise<Assignment[]> {
   const now = c.clock.now();
   const { workers, rows: workerRows, live } = await readCapacities(c, tx, params.workerIds, now);
+  if (params.report) params.report.unusable = unusableOf(params.workerIds, workers);
   if (workers.length === 0) return [];
   const { placements, candidates, rows } = await plan(c, tx, params, workers, [...workerRows.values()], now, q.candidatePage);
   checkPlacements(placements, workers, params.maxJobs, candidates);
@@ -123,11 +124,12 @@ async function plan(
   candidatePage: CandidatePage,
 ): Promise<{ placements: Placement[]; candidates: Map<string, Candidate>; rows: Map<string, Row> }> {
   const paused = await pausedAmong(c, tx, [...new Set(workers.flatMap((w) => Object.keys(w.freeSlots)))]);
-  const scope = claimScope(params, workers, paused);
-  if (scope.queues.length === 0) return { placements: [], candidates: new Map(), rows: new Map() };
+  const scope = widened(claimScope(params, workers, paused), params.readFor, paused);
+  if (scope.queues.length === 0 || scope.budget === 0) return { placements: [], candidates: new Map(), rows: new Map() };
   const paging = candidatePaging(scope.budget);
   const filter = candidateFilter(workers);
   filter.share = ownShare(params.share);
+  if (params.readFor) filter.heldKeys = params.readFor.keys === null || filter.heldKeys === null ? null : [...new Set([...filter.heldKeys, ...params.readFor.keys])].sort();
   const seen = new Map<string, Candidate>();
   let probation: Map<string, number> | null = null;
   const boundedJoins = new Set<string>();
@@ -154,7 +156,7 @@ async function plan(
     const placed = params.place({ now, workers, candidates: [...seen.values()], maxPlacements: scope.budget });
     placements = withinProbation(c, placed, seenRows, probation ?? NO_PROBATION, boundedJoins);
     if (placements.length >= scope.budget) break;
-    if (!more) {
+    if (!more || page === paging.maxPages - 1) {
       // Its own share has nothing more for these workers: the other shares, from the first page.
       if (filter.share === null) break;
       filter.share = null;
@@ -191,6 +193,24 @@ async function readPage(
   return { rows: [...out.rows, ...above.rows], more: out.more };
 }
 
+/** The workers of the claim with no usable free slot in the store's view. */
+function unusableOf(ids: readonly string[], workers: readonly WorkerCapacity[]): string[] {
+  const usable = new Set(workers.filter((w) => w.usedSlots < w.totalSlots && Object.values(w.freeSlots).some((n) => n > 0)).map((w) => w.workerId));
+  return [...new Set(ids)].filter((id) => !usable.has(id));
+}
+
+/** The scope's reads widened to what any worker the coordinator may claim for could take (ClaimParams.readFor); paused queues stay out. */
+function widened(scope: ClaimScope, readFor: ClaimParams['readFor'], paused: ReadonlySet<string>): ClaimScope {
+  if (readFor === undefined || scope.budget === 0) return scope;
+  return {
+    ...scope,
+    queues: [...new Set([...scope.queues, ...readFor.queues.filter((q) => !paused.has(q))])],
+    maxCores: Math.max(scope.maxCores, readFor.maxCores),
+    maxMemoryMb: Math.max(scope.maxMemoryMb, readFor.maxMemoryMb),
+    maxGpus: Math.max(scope.maxGpus, readFor.maxGpus),
+  };
+}
+
 /** The shares a claim reads first: null when it has none or all of them. */
 function ownShare(share: readonly string[] | null | undefined): string[] | null {
   if (share === undefined || share === null || share.length === 0 || share.length >= SHARE_COUNT) return null;
@@ -200,7 +220,9 @@ function ownShare(share: readonly string[] | null | undefined): string[] | null 
 /** What the claim saw besides its placements (ClaimReport). */
 function fillReport(report: ClaimReport, share: ClaimParams['share'], placements: readonly Placement[], candidates: ReadonlyMap<string, Candidate>): void {
   const placed = new Set(placements.map((p) => p.jobId));
-  report.unplaced = [...candidates.keys()].filter((id) => !placed.has(id)).length;
+  const unplaced = [...candidates.values()].filter((c) => !placed.has(c.jobId));
+  report.unplaced = unplaced.length;
+  report.unplacedCandidates = unplaced.slice(0, LIMITS.claimReportCandidatesMax);
   const own = ownShare(share);
   const mine = own === null ? null : new Set(own);
   report.outsideShare = mine === null ? 0 : placements.filter((p) => !mine.has(shareOf(p.jobId))).length;

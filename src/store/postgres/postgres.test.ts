@@ -124,7 +124,9 @@ describe('postgres store', () => {
       const theirs = await openPostgresStore({ pool, schema: schemas[1], clock: new VirtualClock(), random: seededRandom(2) });
       for (const [store, schema] of [[own, schemas[0]], [theirs, schemas[1]]] as const) {
         const tables = await admin.query('SELECT table_name FROM information_schema.tables WHERE table_schema = $1 ORDER BY 1', [schema]);
-        assert.deepEqual(tables.rows.map((r) => r.table_name), ['attempt_transitions', 'attempts', 'job_deps', 'job_transitions', 'jobs', 'pipelines', 'queue_history', 'queues', 'schema_migrations', 'store_locks', 'worker_checks', 'workers']);
+        assert.deepEqual(tables.rows.map((r) => r.table_name), [
+          'attempt_transitions', 'attempts', 'coordinators', 'job_deps', 'job_transitions', 'jobs', 'pipelines', 'queue_history', 'queues', 'schema_migrations', 'store_locks', 'worker_checks', 'workers',
+        ]);
         const fns = await admin.query(`SELECT p.proname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = $1 ORDER BY 1`, [schema]);
         assert.deepEqual(fns.rows.map((r) => r.proname), ['attempts_legal_transition', 'jobs_legal_transition']);
         const [r] = await store.submit({ jobs: [spec()] });

@@ -13,7 +13,7 @@ export function shareTests(ctx: ContractContext): void {
   const { submit, addWorker } = ctx;
 
   async function claimWithShare(workerId: string, share: readonly string[] | null, maxJobs: number): Promise<{ jobIds: string[]; report: ClaimReport }> {
-    const report: ClaimReport = { unplaced: 0, outsideShare: 0 };
+    const report: ClaimReport = { unplaced: 0, unplacedCandidates: [], unusable: [], outsideShare: 0 };
     const out = await ctx.store.claim({ workerIds: [workerId], place, maxJobs, share, report });
     return { jobIds: out.map((a) => a.jobId), report };
   }
