@@ -181,16 +181,7 @@ export class Coordinator {
       const s = this.sessions.get(id);
       return s !== undefined && !s.draining && !s.detached;
     });
-    this.membership = options.store.capabilities.shared
-      ? new Membership({
-          store: this.store,
-          clock: this.clock,
-          id: unguessableId(this.clock, options.random ?? systemRandom()),
-          weight: () => this.openSlots.slots,
-          onChange: () => this.kick(),
-          onError,
-        })
-      : null;
+    this.membership = this.membershipOf(options, onError);
     this.dispatcher = new Dispatcher({
       store: this.store,
       place: options.place ?? ((input) => defaultPlace(input, SCHEDULING_DEFAULTS, this.hints.hints())),
@@ -255,6 +246,13 @@ export class Coordinator {
       onError,
       ...options.publishing,
     });
+  }
+
+  /** With a store several coordinators share: this one's row among them, weighted by its workers' slots (shares.ts). */
+  private membershipOf(options: CoordinatorOptions, onError: (err: unknown, msg: string) => void): Membership | null {
+    if (!options.store.capabilities.shared) return null;
+    const id = unguessableId(this.clock, options.random ?? systemRandom());
+    return new Membership({ store: this.store, clock: this.clock, id, weight: () => this.openSlots.slots, onChange: () => this.kick(), onError });
   }
 
   start(): void {

@@ -123,13 +123,9 @@ async function plan(
   now: number,
   candidatePage: CandidatePage,
 ): Promise<{ placements: Placement[]; candidates: Map<string, Candidate>; rows: Map<string, Row> }> {
-  const paused = await pausedAmong(c, tx, [...new Set(workers.flatMap((w) => Object.keys(w.freeSlots)))]);
-  const scope = widened(claimScope(params, workers, paused), params.readFor, paused);
+  const { scope, filter } = await readScope(c, tx, params, workers);
   if (scope.queues.length === 0 || scope.budget === 0) return { placements: [], candidates: new Map(), rows: new Map() };
   const paging = candidatePaging(scope.budget);
-  const filter = candidateFilter(workers);
-  filter.share = ownShare(params.share);
-  if (params.readFor) filter.heldKeys = params.readFor.keys === null || filter.heldKeys === null ? null : [...new Set([...filter.heldKeys, ...params.readFor.keys])].sort();
   const seen = new Map<string, Candidate>();
   let probation: Map<string, number> | null = null;
   const boundedJoins = new Set<string>();
@@ -191,6 +187,17 @@ async function readPage(
   const best = Math.max(...out.rows.map((r) => Number(r.priority)));
   const above = await candidatePage(tx, scope, { ...filter, share: null, priorityAbove: best }, now, 0, perPage);
   return { rows: [...out.rows, ...above.rows], more: out.more };
+}
+
+/** What the claim's candidate reads cover: its workers' queues (less the paused ones) and sizes, widened by readFor, and its share. */
+async function readScope(c: Context, tx: Tx, params: ClaimParams, workers: readonly WorkerCapacity[]): Promise<{ scope: ClaimScope; filter: CandidateFilter }> {
+  const paused = await pausedAmong(c, tx, [...new Set([...workers.flatMap((w) => Object.keys(w.freeSlots)), ...(params.readFor?.queues ?? [])])]);
+  const scope = widened(claimScope(params, workers, paused), params.readFor, paused);
+  const filter = candidateFilter(workers);
+  filter.share = ownShare(params.share);
+  const keys = params.readFor?.keys;
+  if (keys !== undefined) filter.heldKeys = keys === null || filter.heldKeys === null ? null : [...new Set([...filter.heldKeys, ...keys])].sort();
+  return { scope, filter };
 }
 
 /** The workers of the claim with no usable free slot in the store's view. */
