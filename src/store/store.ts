@@ -622,8 +622,8 @@ export interface Store {
    */
   onWake?(listener: () => void): () => void;
   /**
-   * The coordinator `id` is alive with `weight` (its workers' slots), at the
-   * store's time. Returns every coordinator that beat within `aliveWithinMs`,
+   * The coordinator `id` is alive with `weight` (its workers' slots), by the
+   * store's clock (each coordinator's own: keep them in step, as for leases). Returns every coordinator that beat within `aliveWithinMs`,
    * this one included, by id; rows older than that are deleted.
    */
   beatCoordinator(params: { id: string; weight: number; aliveWithinMs: number }): Promise<CoordinatorBeat[]>;
