@@ -14,6 +14,9 @@ import type { Clock, TimerHandle } from '../types/clock.ts';
 import { assert } from '../types/errors.ts';
 import { COORDINATOR_DEFAULTS } from '../types/limits.ts';
 import { ALL_SHARES } from '../types/shares.ts';
+import { unitHash } from '../types/hash.ts';
+
+export { unitHash };
 
 /** The shares `me` owns among `members`; null when it owns all (alone, or no one else beats). */
 export function sharesOf(me: string, members: readonly Pick<CoordinatorBeat, 'id' | 'weight'>[]): string[] | null {
@@ -38,21 +41,6 @@ export function sharesOf(me: string, members: readonly Pick<CoordinatorBeat, 'id
     if (best === me) owned.push(share);
   }
   return owned;
-}
-
-/** FNV-1a (32 bits) of the text, then a final mix, mapped into (0, 1). */
-export function unitHash(text: string): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < text.length; i++) {
-    h ^= text.charCodeAt(i);
-    h = Math.imul(h, 0x01000193);
-  }
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  h ^= h >>> 16;
-  return ((h >>> 0) + 0.5) / 2 ** 32;
 }
 
 export interface MembershipOptions {

@@ -2,8 +2,9 @@
 // Pure: it reads its input, copies the workers' tallies, and returns placements.
 //
 // Candidates go in compareCandidates order. Each attempt a candidate wants goes
-// to the best worker that fits, does not yet hold an attempt of that job and,
-// with hints (hints.ts), admits it (pipeline.ts: a slot of its followers'
+// to the best worker that fits (in a large pool, among the
+// placementCandidatesMax chosen by rendezvous hashing: candidateSet), does not
+// yet hold an attempt of that job and, with hints (hints.ts), admits it (pipeline.ts: a slot of its followers'
 // queue in sight there): first a worker holding the affinity key, then, for a
 // job whose deadline is near (SCHEDULING_DEFAULTS.deadlineUrgentMs) or a
 // speculative backup, the fastest by its measured reliability-check time,
@@ -13,7 +14,8 @@
 // is skipped; the scan goes on. A lone attempt that a busy worker is expected
 // to finish sooner than its best worker now is held back (sooner.ts).
 import { assert } from '../types/errors.ts';
-import { SCHEDULING_DEFAULTS } from '../types/limits.ts';
+import { LIMITS, SCHEDULING_DEFAULTS } from '../types/limits.ts';
+import { unitHash } from '../types/hash.ts';
 import type { Candidate, PlaceInput, Placement, WorkerCapacity } from '../types/model.ts';
 import { assertInput, assertOutput, assertWorker } from './check.ts';
 import { fits, freeSlotsFor, holdsAffinityKey } from './fit.ts';
@@ -79,13 +81,37 @@ export function chooseWorker(
   taken: ReadonlySet<string> = new Set(),
   how: Ranking = { urgent: false },
 ): WorkerCapacity | undefined {
-  let best: WorkerCapacity | undefined;
+  const fitting: WorkerCapacity[] = [];
   for (const w of workers) {
     if (taken.has(w.workerId) || !fits(c, w)) continue;
     if (how.pipeline !== undefined && !how.pipeline.admits(c, w)) continue;
+    fitting.push(w);
+  }
+  let best: WorkerCapacity | undefined;
+  for (const w of candidateSet(c, fitting)) {
     if (best === undefined || compareWorkers(c, w, best, how) < 0) best = w;
   }
   return best;
+}
+
+/**
+ * The workers ranked for one attempt of `c`: all that fit, or with more than
+ * LIMITS.placementCandidatesMax, those holding its affinity key first, then
+ * the highest by rendezvous weight of (job, worker). The weight is a hash, so
+ * each job sees its own subset, the same on every replay, and jobs spread over
+ * the pool; the ranking inside it (speed, utilisation) then picks as usual.
+ */
+export function candidateSet(c: Candidate, fitting: readonly WorkerCapacity[]): readonly WorkerCapacity[] {
+  const max = LIMITS.placementCandidatesMax;
+  if (fitting.length <= max) return fitting;
+  const holders = fitting.filter((w) => holdsAffinityKey(c, w)).slice(0, max);
+  const others = fitting
+    .filter((w) => !holdsAffinityKey(c, w))
+    .map((w) => ({ w, weight: unitHash(`${c.jobId}:${w.workerId}`) }))
+    .sort((a, b) => b.weight - a.weight || compareIds(a.w.workerId, b.w.workerId))
+    .slice(0, max - holders.length)
+    .map((x) => x.w);
+  return [...holders, ...others];
 }
 
 /** Negative when `a` is the better home for `c`. Total over distinct worker ids. */

@@ -79,6 +79,12 @@ export const LIMITS = {
   probationPeersReadMax: 64,
   /** Most affinity keys (over its free workers) a claim filters candidates on; with more, jobs requiring a key nobody free holds are read and skipped. */
   claimHeldKeysFilterMax: 4096,
+  /**
+   * Most workers the scheduler ranks for one attempt: with more that fit, those
+   * holding the job's affinity key, then the highest by rendezvous weight of
+   * the job and the worker (src/scheduler/place.ts).
+   */
+  placementCandidatesMax: 64,
   /** Unplaced candidates a claim reports back (ClaimReport.unplacedCandidates), for the coordinator to tell whether another window of workers could take them. */
   claimReportCandidatesMax: 32,
   /** Most points (minutes or hours) one GET /v1/history answer holds. */
