@@ -1,6 +1,6 @@
 // A worker attached to this coordinator: what the worker calls to report (its
 // heartbeats, progress, results, keys, publishes) and how it is reached.
-import type { HeartbeatResult, LeaseRef, OutputRef, PublishOrder } from '../store/store.ts';
+import type { Change, HeartbeatResult, LeaseRef, OutputRef, PublishOrder } from '../store/store.ts';
 import { GafferError } from '../types/errors.ts';
 import { LIMITS, PROTOCOL_DEFAULTS } from '../types/limits.ts';
 import type { Job, JobError, Json, Worker, WorkerSpec } from '../types/model.ts';
@@ -77,24 +77,24 @@ export class WorkerSession {
         ...(output === true ? { output } : {}),
       }),
     );
-    this.coordinator.metrics.reported(ref.attemptId);
-    this.coordinator.history.finished(ref.attemptId);
-    this.coordinator.hints.ended(ref.attemptId, true);
-    this.coordinator.openSlots.ended(this.workerId);
-    this.coordinator.applyChanges(out.changes, 'settled by another attempt', out.job);
-    this.coordinator.kick();
-    return out.job;
+    return this.ended(ref, out, true);
   }
 
   async fail(ref: LeaseRef, error: Pick<JobError, 'code' | 'message'>, retryable = true): Promise<Job> {
     const clean: JobError = { code: String(error.code).slice(0, 64), message: String(error.message) };
     const out = await this.coordinator.trackReport(this.coordinator.store.fail({ ...ref, workerId: this.workerId, error: clean, retryable }));
-    this.coordinator.metrics.reported(ref.attemptId);
-    this.coordinator.history.finished(ref.attemptId);
-    this.coordinator.hints.ended(ref.attemptId, false);
-    this.coordinator.openSlots.ended(this.workerId);
-    this.coordinator.applyChanges(out.changes, 'job failed', out.job);
-    this.coordinator.kick();
+    return this.ended(ref, out, false);
+  }
+
+  /** What follows an attempt the worker reported ended: counts, its slot, the changes, and a dispatch. */
+  private ended(ref: LeaseRef, out: { job: Job; changes: Change[] }, succeeded: boolean): Job {
+    const c = this.coordinator;
+    c.metrics.reported(ref.attemptId);
+    c.history.finished(ref.attemptId);
+    c.hints.ended(ref.attemptId, succeeded);
+    c.openSlots.ended(this.workerId);
+    c.applyChanges(out.changes, succeeded ? 'settled by another attempt' : 'job failed', out.job);
+    c.kick();
     return out.job;
   }
 

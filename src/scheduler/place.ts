@@ -81,14 +81,12 @@ export function chooseWorker(
   taken: ReadonlySet<string> = new Set(),
   how: Ranking = { urgent: false },
 ): WorkerCapacity | undefined {
-  const fitting: WorkerCapacity[] = [];
-  for (const w of workers) {
-    if (taken.has(w.workerId) || !fits(c, w)) continue;
-    if (how.pipeline !== undefined && !how.pipeline.admits(c, w)) continue;
-    fitting.push(w);
-  }
+  const ok = (w: WorkerCapacity): boolean => !taken.has(w.workerId) && fits(c, w) && (how.pipeline === undefined || how.pipeline.admits(c, w));
+  // The common case, a pool no larger than the bound, ranks in one pass with nothing allocated.
+  const pool = workers.length <= LIMITS.placementCandidatesMax ? workers : candidateSet(c, workers.filter(ok));
   let best: WorkerCapacity | undefined;
-  for (const w of candidateSet(c, fitting)) {
+  for (const w of pool) {
+    if (pool === workers && !ok(w)) continue;
     if (best === undefined || compareWorkers(c, w, best, how) < 0) best = w;
   }
   return best;
