@@ -17,12 +17,19 @@
 // such writes commits without fsync (WAL, synchronous NORMAL); it still
 // survives a crash of the process, and the next durable commit makes it
 // durable too.
+//
+// On a file with `synchronous: 'full'` every commit is made under NORMAL and a
+// group holding a durable write then waits for an fdatasync of the WAL on the
+// thread pool (wal-sync.ts) before its promises settle: the same guarantee
+// without stopping the event loop for the disk. The next group waits for it
+// too, so acknowledgements keep the order of the commits.
 import { GafferError } from '../../types/errors.ts';
 import type { SQLInputValue } from 'node:sqlite';
 import type { Executor } from '../engine/store.ts';
 import type { Dialect, Exec, Param, Tx, WriteOptions } from '../engine/sql.ts';
 import type { Row } from '../rows.ts';
 import { SQLITE_DEFAULTS, sqliteStoreError, type SqliteDb } from './db.ts';
+import type { WalSyncer } from './wal-sync.ts';
 
 export const sqliteDialect: Dialect = {
   inList: (p) => `IN (SELECT value FROM json_each(${p}))`,
@@ -75,11 +82,16 @@ export class SqliteExecutor implements Executor {
   /** The configured synchronous mode, and the one the connection is in now. */
   private readonly synchronous: 'FULL' | 'NORMAL';
   private currentSync: 'FULL' | 'NORMAL';
+  /** Makes a durable group's commit durable off the event loop; null: SQLite's own fsync at COMMIT does. */
+  private readonly walSync: WalSyncer | null;
 
-  constructor(sdb: SqliteDb, synchronous: 'full' | 'normal') {
+  /** `walSync` (only with 'full'): commits run under NORMAL, and a durable group waits for it before it settles. */
+  constructor(sdb: SqliteDb, synchronous: 'full' | 'normal', walSync: WalSyncer | null = null) {
     this.sdb = sdb;
     this.synchronous = synchronous === 'full' ? 'FULL' : 'NORMAL';
+    this.walSync = synchronous === 'full' ? walSync : null;
     this.currentSync = this.synchronous;
+    if (this.walSync) this.setSync('NORMAL');
     const stmt = (text: string) => sdb.stmt(sqliteText(text));
     this.exec = {
       all: async (text, params = []) => stmt(text).all(...bind(params)) as Row[],
@@ -120,7 +132,8 @@ export class SqliteExecutor implements Executor {
       for (const w of batch) w.reject(new GafferError('NOT_READY', 'the store is closed'));
       return;
     }
-    this.setSync(batch.some((w) => w.durable) ? this.synchronous : 'NORMAL');
+    const durable = batch.some((w) => w.durable);
+    if (!this.walSync) this.setSync(durable ? this.synchronous : 'NORMAL');
     let outcomes: Outcome[];
     try {
       outcomes = await this.transaction(() => (batch.length === 1 ? this.runAlone(batch[0]!) : this.runEach(batch)));
@@ -128,6 +141,17 @@ export class SqliteExecutor implements Executor {
       // The commit itself failed (or BEGIN found the database busy): nothing of the batch is kept.
       for (const w of batch) w.reject(err);
       return;
+    }
+    if (durable && this.walSync) {
+      try {
+        await this.walSync.sync();
+      } catch (err) {
+        // Committed, but not known to be on disk: nobody may be told it is stored.
+        const cause = err instanceof Error ? err.message : String(err);
+        const e = new GafferError('INTERNAL', `the commit could not be flushed to disk (${cause}); it may not survive a power cut`);
+        for (const w of batch) w.reject(e);
+        return;
+      }
     }
     batch.forEach((w, i) => {
       const o = outcomes[i]!;
@@ -182,8 +206,11 @@ export class SqliteExecutor implements Executor {
     return outcomes;
   }
 
-  close(): void {
+  /** Rejects the writes still queued, then waits for the group being committed (and its fsync). */
+  async close(): Promise<void> {
     for (const w of this.queued.splice(0)) w.reject(new GafferError('NOT_READY', 'the store is closed'));
+    while (this.flushing) await this.flushing;
+    this.walSync?.close();
   }
 }
 

@@ -4,6 +4,7 @@
 import { EngineStore, type EngineOptions } from '../engine/store.ts';
 import { SqliteDb, SQLITE_DEFAULTS, type SqliteOptions } from './db.ts';
 import { sqliteDialect, SqliteExecutor } from './exec.ts';
+import { WalSync } from './wal-sync.ts';
 
 export interface SqliteStoreOptions extends SqliteOptions, EngineOptions {}
 
@@ -19,7 +20,8 @@ export class SqliteStore extends EngineStore {
 
   constructor(options: SqliteStoreOptions) {
     const db = new SqliteDb(options);
-    const executor = new SqliteExecutor(db, options.synchronous ?? SQLITE_DEFAULTS.synchronous);
+    const onFile = options.path !== ':memory:' && options.path !== '';
+    const executor = new SqliteExecutor(db, options.synchronous ?? SQLITE_DEFAULTS.synchronous, onFile ? new WalSync(options.path) : null);
     super(executor, sqliteDialect, options, {});
     this.db = db;
     this.executor = executor;
@@ -27,7 +29,7 @@ export class SqliteStore extends EngineStore {
 
   /** Like PostgreSQL's close in shape, not in what it closes: writes still queued for a commit, then the file. */
   async close(): Promise<void> {
-    this.executor.close();
+    await this.executor.close();
     this.db.close();
   }
 }
