@@ -19,14 +19,36 @@ describe('open slots', () => {
     o.ended('a');
     assert.equal(o.openCount, 2);
     o.delivered(to('a'));
-    assert.equal(o.named('a', 1), true, 'its heartbeat says it holds one: open again');
-    assert.equal(o.named('a', 2), false);
+    assert.equal(o.named('a', 1, o.mark('a')), true, 'its heartbeat says it holds one: open again');
+    assert.equal(o.named('a', 2, o.mark('a')), false);
     assert.equal(o.openCount, 1);
     o.reopen('a');
     assert.equal(o.openCount, 2);
     o.detach('b');
     assert.deepEqual(o.pass().next(10), ['a']);
     assert.equal(o.slots, 2);
+  });
+
+  it("corrects a heartbeat's count by what ended and was handed out while it was being stored", () => {
+    const o = new OpenSlots(() => true);
+    o.attach('a', spec({ queues: { q: 2 } }));
+    o.delivered(to('a', 2));
+    const mark = o.mark('a');
+    // The heartbeat named both attempts; before the store answered it, one of them reported its result.
+    o.ended('a');
+    assert.equal(o.openCount, 1);
+    assert.equal(o.named('a', 2, mark), false, 'the stale count of two does not close it again');
+    assert.equal(o.openCount, 1);
+    o.delivered(to('a'));
+    assert.equal(o.openCount, 0, 'what was handed out after the mark still counts');
+    const later = o.mark('a');
+    o.delivered(to('a'));
+    o.ended('a');
+    o.ended('a');
+    assert.equal(o.named('a', 2, later), false, 'it was open already');
+    assert.equal(o.openCount, 1, 'two named, one more handed out, two ended since: one held');
+    o.delivered(to('a'));
+    assert.equal(o.openCount, 0, 'and one more fills it');
   });
 
   it('offers at most max workers per window, least recently offered first, and only eligible ones', () => {
@@ -81,7 +103,7 @@ describe('open slots', () => {
     o.ended('a');
     assert.equal(o.openCount, 2, 'an end opens it again');
     o.markFull(['a']);
-    assert.equal(o.named('a', 0), true, 'and so does a heartbeat');
+    assert.equal(o.named('a', 0, o.mark('a')), true, 'and so does a heartbeat');
   });
 });
 

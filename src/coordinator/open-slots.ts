@@ -27,6 +27,15 @@ interface Entry {
   /** What it declared, as the scheduler sees an idle worker: a candidate that does not fit this never fits it. */
   declared: WorkerCapacity;
   keys: Set<string>;
+  /** Attempts handed to it and ended, since it attached: a heartbeat's count is corrected by what moved while it was stored. */
+  deliveredTotal: number;
+  endedTotal: number;
+}
+
+/** Where a worker's counts stood when a heartbeat arrived (mark()). */
+export interface SlotsMark {
+  deliveredTotal: number;
+  endedTotal: number;
 }
 
 /** The windows of one dispatch pass. */
@@ -96,7 +105,7 @@ export class OpenSlots implements ClaimPool {
       freeCores: spec.cores, freeMemoryMb: spec.memoryMb, totalCores: spec.cores, totalMemoryMb: spec.memoryMb,
       freeGpuIds: [...spec.gpuIds], blockedQueues: [], speedMs: {},
     };
-    this.entries.set(workerId, { slots, held: 0, shape, declared, keys: new Set(spec.keys) });
+    this.entries.set(workerId, { slots, held: 0, shape, declared, keys: new Set(spec.keys), deliveredTotal: 0, endedTotal: 0 });
     this.update(workerId);
   }
 
@@ -106,20 +115,39 @@ export class OpenSlots implements ClaimPool {
   }
 
   delivered(assignments: readonly Assignment[]): void {
-    for (const a of assignments) this.adjust(a.workerId, 1);
+    for (const a of assignments) {
+      const e = this.entries.get(a.workerId);
+      if (e) e.deliveredTotal++;
+      this.adjust(a.workerId, 1);
+    }
   }
 
   /** An attempt of the worker ended (result, failure, revocation, lost lease). */
   ended(workerId: string): void {
+    const e = this.entries.get(workerId);
+    if (e) e.endedTotal++;
     this.adjust(workerId, -1);
   }
 
-  /** The worker named this many attempts in a heartbeat: what it holds, as it says. True when that opened it. */
-  named(workerId: string, count: number): boolean {
+  /** The worker's counts as a heartbeat arrives, for named() once the store has it. */
+  mark(workerId: string): SlotsMark | null {
+    const e = this.entries.get(workerId);
+    return e ? { deliveredTotal: e.deliveredTotal, endedTotal: e.endedTotal } : null;
+  }
+
+  /**
+   * The worker named this many attempts in a heartbeat that arrived at
+   * `mark`: what it holds, as it says, moved by what was handed to it and
+   * what ended while the heartbeat was being stored (without that, a count
+   * read before results that landed meanwhile would close a worker with free
+   * slots until its next heartbeat). True when that opened it.
+   */
+  named(workerId: string, count: number, mark: SlotsMark | null): boolean {
     const e = this.entries.get(workerId);
     if (!e) return false;
     const was = this.open.has(workerId);
-    e.held = count;
+    const moved = mark === null ? 0 : e.deliveredTotal - mark.deliveredTotal - (e.endedTotal - mark.endedTotal);
+    e.held = Math.max(0, count + moved);
     this.update(workerId);
     return !was && this.open.has(workerId);
   }

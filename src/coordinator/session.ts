@@ -48,9 +48,10 @@ export class WorkerSession {
   async heartbeat(attempts?: readonly LeaseRef[]): Promise<HeartbeatResult> {
     if (attempts !== undefined) checkRefCount(attempts.length, this.spec);
     const params = attempts === undefined ? { workerId: this.workerId } : { workerId: this.workerId, attempts };
+    const mark = this.coordinator.openSlots.mark(this.workerId);
     const out = await this.coordinator.trackReport(this.coordinator.store.heartbeat(params));
     // What it names is what it holds: a slot the coordinator had not seen free (an attempt ended through another coordinator) is claimed for now.
-    const opened = attempts !== undefined && this.coordinator.openSlots.named(this.workerId, attempts.length);
+    const opened = attempts !== undefined && this.coordinator.openSlots.named(this.workerId, attempts.length, mark);
     // A worker the sweeper had given up on is back, or revoked attempts stopped: jobs may be waiting for it.
     if (out.revived || out.released) this.coordinator.openSlots.reopen(this.workerId);
     if (opened || out.revived || out.released) this.coordinator.kick();
