@@ -10,6 +10,11 @@
 //    them, the coordinator's CPU and memory idle and draining, jobs/s drained.
 // 3. Coordinator restart with the largest backlog in the store: the time to
 //    /readyz and to the first attempt handed out.
+// 4. Placement cost per job as the pool grows, and claim contention between
+//    coordinators on one PostgreSQL database.
+// 5. Idle slots: a thousand workers of four slots running one-second jobs
+//    from a backlog of a million: slot utilisation, a freed slot's wait for
+//    its next assignment, the coordinator's memory.
 //
 // The report goes to stdout and to bench/results/scale-<date>-<host>.md and
 // .json; progress goes to stderr. `--smoke` runs tiny sizes, only to check that
@@ -31,8 +36,9 @@ import { count, note, onExit } from './scale/util.ts';
 import { workersRun, type WorkersResult } from './scale/workers.ts';
 import { contentionRun, placementRun, postgresOpener, sqliteOpener } from './scale/placement.ts';
 import type { PlacementReport } from './scale/placement-report.ts';
+import { slotsRun, type SlotsOptions } from './scale/slots.ts';
 
-const PHASES = ['claims', 'rest', 'history', 'restart', 'workers', 'placement'] as const;
+const PHASES = ['claims', 'rest', 'history', 'restart', 'workers', 'placement', 'slots'] as const;
 type Phase = (typeof PHASES)[number];
 
 const HELP = `Usage: node bench/scale.ts [flags]
@@ -56,6 +62,11 @@ const HELP = `Usage: node bench/scale.ts [flags]
   --placement-workers LIST  simulated pool sizes for the placement cost per job (default 1000,10000)
   --placement-rounds N    steady-state rounds per placement run (default 200)
   --coordinators LIST     coordinators on one PostgreSQL database for the contention runs (default 1,3,5)
+  --slot-workers N        workers of the idle-slots run (default 1000)
+  --slots-per-worker N    their slots (default 4)
+  --job-ms MS             how long each of their attempts runs (default 1000)
+  --slots-backlog N       jobs queued before it starts (default 1000000)
+  --slots-window-s S      its measuring window, after a warm-up of 5 s (default 20)
   --sqlite-sync MODE      full (the default of gaffer serve) or normal
   --pg-url URL            a PostgreSQL server to use (schemas gaffer_scale_* are created and dropped) instead of a throwaway cluster
   --out DIR               where the report goes (default bench/results)
@@ -75,6 +86,7 @@ interface Flags {
   claims: ClaimOptions;
   restartReps: number;
   placement: { workers: number[]; rounds: number; idleJobs: number; coordinators: number[] };
+  slots: SlotsOptions;
   sqliteSync: 'full' | 'normal';
   pgUrl: string | undefined;
   out: string;
@@ -104,6 +116,11 @@ function parseFlags(argv: string[]): Flags {
       'placement-workers': { type: 'string' },
       'placement-rounds': { type: 'string' },
       coordinators: { type: 'string' },
+      'slot-workers': { type: 'string' },
+      'slots-per-worker': { type: 'string' },
+      'job-ms': { type: 'string' },
+      'slots-backlog': { type: 'string' },
+      'slots-window-s': { type: 'string' },
       'pg-url': { type: 'string' },
       out: { type: 'string' },
       help: { type: 'boolean', default: false },
@@ -161,6 +178,15 @@ function parseFlags(argv: string[]): Flags {
       rounds: int(values['placement-rounds'], smoke ? 10 : 200, 'placement-rounds', 1),
       idleJobs: smoke ? 20 : 200,
       coordinators: list(values.coordinators, smoke ? [1, 2] : [1, 3, 5], 'coordinators'),
+    },
+    slots: {
+      workers: int(values['slot-workers'], smoke ? 20 : 1000, 'slot-workers', 1),
+      slotsPerWorker: int(values['slots-per-worker'], smoke ? 2 : 4, 'slots-per-worker', 1),
+      jobMs: int(values['job-ms'], smoke ? 200 : 1000, 'job-ms', 1),
+      backlog: int(values['slots-backlog'], smoke ? 2000 : 1_000_000, 'slots-backlog', 1),
+      warmupMs: smoke ? 500 : 5000,
+      windowMs: int(values['slots-window-s'], smoke ? 2 : 20, 'slots-window-s', 1) * 1000,
+      restMs: smoke ? 500 : 5000,
     },
     sqliteSync: sync,
     pgUrl: values['pg-url'],
@@ -294,12 +320,12 @@ async function main(): Promise<void> {
   const removeWork = onExit(() => rmSync(work, { recursive: true, force: true }));
   let pg: PgServer | null = null;
   try {
-    if (flags.stores.includes('postgres') && [...flags.phases].some((p) => p !== 'workers')) {
+    if (flags.stores.includes('postgres') && [...flags.phases].some((p) => p !== 'workers' && p !== 'slots')) {
       note('starting PostgreSQL');
       pg = await startPostgres(flags.pgUrl, { unsafeFastCommits: flags.smoke });
     }
     const machine = describeMachine(pg?.version ?? null);
-    const factories: StoreFactory[] = flags.stores.map((k) => (k === 'sqlite' ? sqliteFactory(work, flags.sqliteSync) : postgresFactory(pg!)));
+    const factories: StoreFactory[] = flags.stores.filter((k) => k === 'sqlite' || pg !== null).map((k) => (k === 'sqlite' ? sqliteFactory(work, flags.sqliteSync) : postgresFactory(pg!)));
     let workers: WorkersResult | null = null;
     let workersBaseline: WorkersResult | null = null;
     if (flags.phases.has('workers')) {
@@ -324,6 +350,7 @@ async function main(): Promise<void> {
       history.push(...b.history);
     }
     const placement = flags.phases.has('placement') ? await placementPhase(flags, work, pg) : { placement: [], contention: [] };
+    const slots = flags.phases.has('slots') ? await slotsRun(flags.slots) : null;
     const report: ScaleReport = {
       run: {
         date: started.toISOString(),
@@ -353,6 +380,7 @@ async function main(): Promise<void> {
       workers,
       workersBaseline,
       placement,
+      slots,
     };
     const markdown = renderMarkdown(report);
     mkdirSync(flags.out, { recursive: true });

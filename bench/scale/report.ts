@@ -5,6 +5,8 @@ import type { IdleResult } from './idle.ts';
 import type { RestartResult } from './restart.ts';
 import { count, fmt } from './util.ts';
 import { placementGrowth, renderPlacement, type PlacementReport } from './placement-report.ts';
+import { renderSlots, slotsHeadline } from './slots-report.ts';
+import type { SlotsResult } from './slots.ts';
 import type { WorkersResult } from './workers.ts';
 
 export interface RunInfo {
@@ -52,6 +54,8 @@ export interface ScaleReport {
   workersBaseline: WorkersResult | null;
   /** Placement cost per job as the pool grows, and contention between coordinators (placement.ts). */
   placement: PlacementReport;
+  /** Idle slots with a backlog: utilisation and a freed slot's wait (slots.ts). */
+  slots: SlotsResult | null;
 }
 
 export function flatness(rows: { store: string; size: number; runs: ClaimRun[] }[]): Flatness[] {
@@ -138,6 +142,7 @@ export function renderMarkdown(report: ScaleReport): string {
         `all stayed connected: **${w.stayedConnected ? 'yes' : 'no'}**.`,
     );
   }
+  if (report.slots) L.push(slotsHeadline(report.slots));
   for (const r of report.restart.filter((x) => x.jobs > run.restartReps)) {
     L.push(`- Restart of ${storeName(r.store)} with ${count(r.jobs)} jobs in the store: /readyz after ${ms(r.readyMedianMs)} ms, first attempt handed out after ${ms(r.firstAssignMedianMs)} ms (medians of ${r.samples.length}).`);
   }
@@ -317,6 +322,7 @@ export function renderMarkdown(report: ScaleReport): string {
     L.push('');
   }
   L.push(...renderPlacement(report.placement));
+  L.push(...renderSlots(report.slots));
   return L.join('\n');
 }
 

@@ -1,8 +1,10 @@
 // A simulated worker: one WebSocket speaking the raw protocol
-// (docs/worker-protocol.md), one slot, a no-op handler. It says hello,
+// (docs/worker-protocol.md), one slot or more, a no-op handler. It says hello,
 // heartbeats at the interval welcome asks for (from a random phase, so that a
-// thousand of them spread out), and completes every attempt it is assigned at
-// once with a null result.
+// thousand of them spread out), and completes every attempt it is assigned
+// with a null result, at once or after `runMs`. With `slotClock`, it records
+// how long each slot was busy and how long a freed slot waited for its next
+// assignment.
 import { WebSocket } from 'ws';
 import { PROTOCOL_VERSION, type AckFrame, type AssignFrame, type CoordinatorFrame, type WelcomeFrame } from '../../src/types/protocol.ts';
 
@@ -39,6 +41,59 @@ export interface SimOptions {
    * lease expires).
    */
   takeOne?: boolean;
+  /** Slots it declares (default 1). */
+  slots?: number;
+  /** How long each attempt "runs" before its complete is sent (default 0: at once). */
+  runMs?: number;
+  /** Where busy time and slot waits are recorded (slots.ts). */
+  slotClock?: SlotClock;
+}
+
+/** Most slot waits kept for the percentiles; later ones are counted, not kept. */
+export const SLOT_WAITS_KEPT_MAX = 500_000;
+
+/**
+ * Busy slot-time inside a measuring window, and per freed slot the time to
+ * its next assignment, over every simulated worker of a run.
+ */
+export class SlotClock {
+  private from: number | null = null;
+  private to: number | null = null;
+  busyMs = 0;
+  readonly waitsMs: number[] = [];
+  waitsCounted = 0;
+  /** Attempts running now: their start times. */
+  private readonly running = new Map<string, number>();
+
+  open(now: number): void {
+    this.from = now;
+    for (const [id, start] of this.running) this.running.set(id, Math.max(start, now));
+  }
+
+  /** Ends the window: what still runs counts up to now. */
+  close(now: number): void {
+    if (this.from === null || this.to !== null) return;
+    for (const start of this.running.values()) this.busyMs += Math.max(0, now - Math.max(start, this.from));
+    this.to = now;
+  }
+
+  started(attemptId: string, now: number): void {
+    this.running.set(attemptId, now);
+  }
+
+  ended(attemptId: string, now: number): void {
+    const start = this.running.get(attemptId);
+    this.running.delete(attemptId);
+    if (start === undefined || this.from === null || this.to !== null) return;
+    this.busyMs += Math.max(0, now - Math.max(start, this.from));
+  }
+
+  /** A freed slot got its next assignment after waitMs (it freed at freedAt). */
+  waited(freedAt: number, waitMs: number): void {
+    if (this.from === null || this.to !== null || freedAt < this.from) return;
+    this.waitsCounted++;
+    if (this.waitsMs.length < SLOT_WAITS_KEPT_MAX) this.waitsMs.push(waitMs);
+  }
 }
 
 export class SimWorker {
@@ -50,6 +105,8 @@ export class SimWorker {
   private heartbeatTimer: NodeJS.Timeout | null = null;
   private closing = false;
   private took = false;
+  /** When each freed slot freed, oldest first: the next assignment fills the one that waited longest. */
+  private readonly freedAt: number[] = [];
   private readonly options: SimOptions;
 
   constructor(options: SimOptions) {
@@ -57,7 +114,7 @@ export class SimWorker {
     this.ws = new WebSocket(options.url, { perMessageDeflate: false });
     this.welcome = new Promise((resolve, reject) => {
       this.ws.once('open', () => {
-        this.send({ type: 'hello', protocol: PROTOCOL_VERSION, worker: { name: options.name, queues: { [options.queue]: 1 } } });
+        this.send({ type: 'hello', protocol: PROTOCOL_VERSION, worker: { name: options.name, queues: { [options.queue]: options.slots ?? 1 } } });
       });
       this.ws.once('error', reject);
       this.ws.once('unexpected-response', (_req, res) => reject(new Error(`HTTP ${res.statusCode} on the upgrade`)));
@@ -98,7 +155,7 @@ export class SimWorker {
         for (const a of frame.assignments) {
           tally.assigned += 1;
           this.held.set(a.attemptId, a.lease);
-          this.send({ type: 'complete', attemptId: a.attemptId, lease: a.lease, result: null });
+          this.run(a.attemptId, a.lease);
           this.options.onAssign?.(a);
         }
         break;
@@ -120,6 +177,26 @@ export class SimWorker {
       default:
         break;
     }
+  }
+
+  /** Completes the attempt, at once or after runMs, keeping the slot clock. */
+  private run(attemptId: string, lease: string): void {
+    const clock = this.options.slotClock;
+    const now = performance.now();
+    if (clock) {
+      const freed = this.freedAt.shift();
+      if (freed !== undefined) clock.waited(freed, now - freed);
+      clock.started(attemptId, now);
+    }
+    const complete = (): void => {
+      const end = performance.now();
+      clock?.ended(attemptId, end);
+      if (clock) this.freedAt.push(end);
+      this.send({ type: 'complete', attemptId, lease, result: null });
+    };
+    const runMs = this.options.runMs ?? 0;
+    if (runMs > 0) setTimeout(complete, runMs);
+    else complete();
   }
 
   private startHeartbeats(intervalMs: number): void {

@@ -1,7 +1,8 @@
 // `npm run bench:scale -- --smoke`: a tiny run of the scale benchmark (claim
 // cost against the backlog, a head of the queue no worker can take, finished
 // jobs ahead of the backlog, a coordinator at rest on the backlog, many
-// workers on one coordinator, coordinator restart), on SQLite and on
+// workers on one coordinator, coordinator restart, placement as the pool
+// grows, idle slots with a backlog), on SQLite and on
 // PostgreSQL, so that it keeps working. It checks
 // that the run completes and reports every figure as a finite number; never
 // how fast anything is.
@@ -91,6 +92,11 @@ test('the scale smoke run completes and reports every figure', { timeout: RUN_BO
     assert.equal(typeof w.stayedConnected, 'boolean', 'whether every worker stayed connected is reported');
     assert.ok(w.drain.workersUsed > 0, 'the drain used the workers');
 
+    const slots = report.slots;
+    assert.ok(slots, 'the idle-slots run');
+    assert.ok(slots.slotWait.counted > 0, 'freed slots were timed to their next assignment');
+    assert.ok(slots.utilisation > 0 && slots.utilisation <= 1.05, 'utilisation is a share of the slots');
+
     const m = report.machine;
     for (const [k, v] of Object.entries({ cpu: m.cpu, os: m.os, node: m.node, sqlite: m.sqlite, postgres: m.postgres })) {
       assert.ok(typeof v === 'string' && v !== '', `the machine's description has no ${k}`);
@@ -98,7 +104,7 @@ test('the scale smoke run completes and reports every figure', { timeout: RUN_BO
     assert.ok(m.cores > 0 && m.memoryGiB > 0, 'the machine description has cores and memory');
 
     const text = readFileSync(join(out, md), 'utf8');
-    for (const heading of ['## Machine', '## Headline', '## 1. Claim cost against the backlog', '## 2. A coordinator at rest', '## 3. ', '## 4. Coordinator restart']) {
+    for (const heading of ['## Machine', '## Headline', '## 1. Claim cost against the backlog', '## 2. A coordinator at rest', '## 3. ', '## 4. Coordinator restart', '## Idle slots']) {
       assert.ok(text.includes(heading), `the markdown has no section ${heading}`);
     }
     assert.equal(run.stdout.trim(), text.trim(), 'the report is printed too');
