@@ -12,7 +12,7 @@ import { testDatabase, type TestDatabase } from '../store/postgres/testing.ts';
 import { openSqliteStore } from '../store/sqlite/store.ts';
 import type { Store } from '../store/store.ts';
 import { seededRandom, VirtualClock } from '../types/clock.ts';
-import { LIMITS } from '../types/limits.ts';
+import { LIMITS, POSTGRES_DEFAULTS } from '../types/limits.ts';
 import type { Json } from '../types/model.ts';
 import { Coordinator } from './coordinator.ts';
 import { LocalWorker, type Handler } from './local-worker.ts';
@@ -28,11 +28,33 @@ function manualHandler(): { handler: Handler; calls: { payload: Json; resolve: (
   return { handler: (payload) => new Promise<Json>((resolve) => calls.push({ payload, resolve })), calls };
 }
 
-async function flush(cs: readonly Coordinator[]): Promise<void> {
+/** Real time a settle may take before the virtual clock is moved on for a transaction retrying on it. */
+const SETTLE_WAIT_MS = 50;
+/** Most times the clock is moved on for one settle. */
+const SETTLE_NUDGES_MAX = 40;
+
+/**
+ * Waits until the coordinators are settled. On PostgreSQL a transaction that
+ * lost a race (a deadlock, a serialization failure) runs again after a short
+ * wait on the injected clock; with `clock`, the virtual clock moves on by that
+ * wait whenever a settle takes longer than SETTLE_WAIT_MS of real time.
+ */
+async function flush(cs: readonly Coordinator[], clock?: VirtualClock): Promise<void> {
   for (let i = 0; i < 5; i++) {
-    for (const c of cs) await c.settled();
+    for (const c of cs) await settle(c, clock);
     await new Promise((r) => setImmediate(r));
   }
+}
+
+async function settle(c: Coordinator, clock: VirtualClock | undefined): Promise<void> {
+  const settled = c.settled().then(() => true);
+  if (!clock) return void (await settled);
+  for (let n = 0; n < SETTLE_NUDGES_MAX; n++) {
+    const done = await Promise.race([settled, new Promise<false>((r) => setTimeout(() => r(false), SETTLE_WAIT_MS))]);
+    if (done) return;
+    clock.advance(POSTGRES_DEFAULTS.txRetryBaseDelayMs * POSTGRES_DEFAULTS.txRetryMax);
+  }
+  throw new Error(`a coordinator did not settle within ${SETTLE_NUDGES_MAX} nudges of the clock`);
 }
 
 function localWorker(coordinator: Coordinator, clock: VirtualClock, name: string, handler: Handler, slots: number): LocalWorker {
@@ -162,14 +184,14 @@ describe('backlog keeper: three coordinators on one PostgreSQL database', () => 
       // Every worker finishes what it holds; all three keepers top up at the same moment, on their beat and by hand.
       for (const h of handlers) for (const call of h.calls.splice(0)) (call.resolve({ ok: true }), taken++);
       clock.advance(1000);
-      await watch(Promise.all([...coordinators.map((c) => c.topUpBacklogs()), flush(coordinators)]));
-      await flush(coordinators);
+      await watch(Promise.all([...coordinators.map((c) => c.topUpBacklogs()), flush(coordinators, clock)]));
+      await flush(coordinators, clock);
       assert.ok((await fillerQueued(stores[round % COORDINATORS]!)) <= TARGET);
     }
     assert.deepEqual(overfill, [], 'no read saw more than the target queued');
-    await flush(coordinators);
+    await flush(coordinators, clock);
     clock.advance(1000);
-    await flush(coordinators);
+    await flush(coordinators, clock);
     assert.equal(await fillerQueued(stores[1]!), TARGET, 'exactly the target once they settle');
     const held = handlers.reduce((n, h) => n + h.calls.length, 0);
     assert.equal(held, COORDINATORS * 2, 'every worker slot holds a filler job');

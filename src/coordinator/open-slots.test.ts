@@ -105,6 +105,22 @@ describe('open slots', () => {
     o.markFull(['a']);
     assert.equal(o.named('a', 0, o.mark('a')), true, 'and so does a heartbeat');
   });
+
+  it('an attempt that ended after the claim was made keeps a slot open when the claim then reports the worker full', () => {
+    const o = new OpenSlots(() => true);
+    o.attach('a', spec({ queues: { q: 2 } }));
+    o.delivered(to('a', 1));
+    const pass = o.pass();
+    assert.deepEqual(pass.next(1), ['a']);
+    // The claim read a full worker (another coordinator's attempt, say); a result of a's settled before the claim's answer came back.
+    o.ended('a');
+    assert.equal(pass.more({ ...none, unusable: ['a'] }), false);
+    assert.equal(o.openCount, 1, 'the end since the claim was made leaves it open');
+    const next = o.pass();
+    assert.deepEqual(next.next(1), ['a']);
+    next.more({ ...none, unusable: ['a'] });
+    assert.equal(o.openCount, 0, 'nothing ended since this claim: closed');
+  });
 });
 
 function cand(requires: Partial<Candidate['requires']>, requiredKey?: string): Candidate {

@@ -64,6 +64,8 @@ export function everyWorker(workers: () => readonly string[]): ClaimPool {
 interface Offered {
   ids: Set<string>;
   shapes: Set<string>;
+  /** Each offered worker's count of ended attempts when it was offered (markFull). */
+  endedAt: Map<string, number>;
 }
 
 export class OpenSlots implements ClaimPool {
@@ -174,19 +176,23 @@ export class OpenSlots implements ClaimPool {
    * The store found these workers with no usable free slot (full, slow start,
    * paused, quarantined, not seen lately): closed until something may have
    * changed that, an attempt ending, a heartbeat (which also refreshes when it
-   * was last seen), a reopen.
+   * was last seen), a reopen. `endedAt`: each worker's count of ended
+   * attempts when the claim was made for it; attempts that ended since may
+   * have ended after the claim read it full (a result settled right behind
+   * the claim), so each leaves a slot open.
    */
-  markFull(workerIds: readonly string[]): void {
+  markFull(workerIds: readonly string[], endedAt: ReadonlyMap<string, number> = new Map()): void {
     for (const id of workerIds) {
       const e = this.entries.get(id);
       if (!e) continue;
-      e.held = Math.max(e.held, e.slots);
+      const endedSince = e.endedTotal - (endedAt.get(id) ?? e.endedTotal);
+      e.held = Math.max(e.held, e.slots - endedSince);
       this.update(id);
     }
   }
 
   pass(): PassWindows {
-    const offered: Offered = { ids: new Set(), shapes: new Set() };
+    const offered: Offered = { ids: new Set(), shapes: new Set(), endedAt: new Map() };
     return {
       bounded: true,
       next: (max) => this.window(max, offered),
@@ -254,6 +260,7 @@ export class OpenSlots implements ClaimPool {
     }
     for (const id of out) {
       offered.ids.add(id);
+      offered.endedAt.set(id, this.entries.get(id)!.endedTotal);
       offered.shapes.add(this.entries.get(id)!.shape);
       this.open.delete(id);
       this.open.add(id);
@@ -284,7 +291,7 @@ export class OpenSlots implements ClaimPool {
    * claim left unplaced.
    */
   private worthAnother(report: ClaimReport, offered: Offered): boolean {
-    if (report.unusable.length > 0) this.markFull(report.unusable);
+    if (report.unusable.length > 0) this.markFull(report.unusable, offered.endedAt);
     const unoffered = (id: string): boolean => !offered.ids.has(id) && this.eligible(id);
     if (report.unusable.length > 0 && [...this.open].some(unoffered)) return true;
     for (const c of report.unplacedCandidates) {

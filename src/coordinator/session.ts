@@ -50,8 +50,10 @@ export class WorkerSession {
     const params = attempts === undefined ? { workerId: this.workerId } : { workerId: this.workerId, attempts };
     const mark = this.coordinator.openSlots.mark(this.workerId);
     const out = await this.coordinator.trackReport(this.coordinator.store.heartbeat(params));
-    // What it names is what it holds: a slot the coordinator had not seen free (an attempt ended through another coordinator) is claimed for now.
-    const opened = attempts !== undefined && this.coordinator.openSlots.named(this.workerId, attempts.length, mark);
+    // What it names and the store still has live is what it holds: a slot the coordinator had not seen free (an attempt ended
+    // through another coordinator) is claimed for now. An attempt whose result is settled but not yet acknowledged is named
+    // too, and is not counted: the worker's slot is free.
+    const opened = attempts !== undefined && this.coordinator.openSlots.named(this.workerId, out.extended.length, mark);
     // A worker the sweeper had given up on is back, or revoked attempts stopped: jobs may be waiting for it.
     if (out.revived || out.released) this.coordinator.openSlots.reopen(this.workerId);
     if (opened || out.revived || out.released) this.coordinator.kick();
