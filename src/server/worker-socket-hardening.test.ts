@@ -36,6 +36,37 @@ describe('worker socket limits', () => {
     assert.equal((await tc.waitForJob(job.id)).state, 'succeeded');
   });
 
+  it('refuses a connection beyond connectionsMax with 503, and takes one again once another closed', T, async () => {
+    tc = await startTestCoordinator({ socket: { connectionsMax: 2 } });
+    const open = [new RawClient(tc.url), new RawClient(tc.url)];
+    clients.push(...open);
+    for (const c of open) await c.opened;
+    await open[0]!.hello({ name: 'w1', queues: { work: 1 } });
+    const third = new RawClient(tc.url);
+    clients.push(third);
+    await assert.rejects(third.opened, (err: { status?: number }) => err.status === 503);
+    open[1]!.ws.close();
+    await open[1]!.closed;
+    // The close reaches the coordinator a moment after the client sees it.
+    let again: RawClient | null = null;
+    for (let i = 0; i < 50 && again === null; i++) {
+      const c = new RawClient(tc.url);
+      clients.push(c);
+      try {
+        await c.opened;
+        again = c;
+      } catch {
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    }
+    assert.ok(again, 'a connection is taken again below the bound');
+    await again.hello({ name: 'w2', queues: { work: 1 } });
+    await tc.coordinator.submit({ queue: 'work', payload: 1 });
+    await tc.coordinator.submit({ queue: 'work', payload: 2 });
+    const got = await Promise.all([open[0]!.next('assign'), again.next('assign')]);
+    assert.equal(got.flatMap((f) => f.assignments).length, 2, 'both connected workers get work');
+  });
+
   it('closes and logs a connection whose client stops reading while frames pile up', T, async () => {
     const lines: string[] = [];
     const sink = new Writable({

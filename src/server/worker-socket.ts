@@ -45,6 +45,7 @@ export interface WorkerSocketOptions {
   idleTimeoutMs?: number;
   frameQueueMax?: number;
   sendBufferMaxBytes?: number;
+  connectionsMax?: number;
 }
 
 export interface WorkerSocketDeps {
@@ -101,6 +102,11 @@ export function attachWorkerSocket(server: Server, deps: WorkerSocketDeps): Work
       operator = deps.auth.check(req.headers.authorization, 'worker').operator;
     } catch (err) {
       refuse(socket, isGafferError(err) ? err : new GafferError('UNAUTHORIZED'));
+      return;
+    }
+    if (connections.size >= settings.connectionsMax) {
+      log.warn({ connections: connections.size }, 'refused a worker connection: the coordinator holds connectionsMax of them');
+      refuse(socket, new GafferError('NOT_READY', `the coordinator holds its most worker connections (${settings.connectionsMax}); try again later`));
       return;
     }
     wss.handleUpgrade(req, socket, head, (ws) => {

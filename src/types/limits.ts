@@ -407,6 +407,13 @@ export const PROTOCOL_DEFAULTS = {
    * connection is closed (4413): a worker that stops reading must not grow the coordinator's memory.
    */
   sendBufferMaxBytes: 32 * 1024 * 1024,
+  /**
+   * Worker connections one coordinator holds at once; a WebSocket upgrade
+   * beyond it is answered 503 (NOT_READY) and the worker reconnects after its
+   * backoff, here or to another coordinator. With the bounds per connection
+   * above, it bounds the coordinator's memory however many workers try.
+   */
+  connectionsMax: 20_000,
 } as const;
 
 /** The TypeScript SDK worker (src/worker). */
