@@ -88,11 +88,16 @@ export class SlotClock {
     this.busyMs += Math.max(0, now - Math.max(start, this.from));
   }
 
-  /** A freed slot got its next assignment after waitMs (it freed at freedAt). */
+  /** A freed slot got its next assignment after waitMs (it freed at freedAt); counted when it freed inside the window, even if the assignment came after. */
   waited(freedAt: number, waitMs: number): void {
-    if (this.from === null || this.to !== null || freedAt < this.from) return;
+    if (this.from === null || freedAt < this.from || (this.to !== null && freedAt > this.to)) return;
     this.waitsCounted++;
     if (this.waitsMs.length < SLOT_WAITS_KEPT_MAX) this.waitsMs.push(waitMs);
+  }
+
+  /** Slots freed inside the window and still waiting now: each counts with what it waited so far (a lower bound). */
+  stillWaiting(freedAts: readonly number[], now: number): void {
+    for (const t of freedAts) this.waited(t, now - t);
   }
 }
 
@@ -134,6 +139,11 @@ export class SimWorker {
     });
     this.welcome.catch(() => undefined);
     this.ws.on('error', () => undefined);
+  }
+
+  /** When each of its freed slots that wait for an assignment freed. */
+  freedSlots(): readonly number[] {
+    return this.freedAt;
   }
 
   get open(): boolean {

@@ -22,7 +22,7 @@ export function renderSlots(r: SlotsResult | null): string[] {
       `and rests ${fmt(r.rest.windowMs / 1000, 0)} s with no worker. The bench process then opens ${count(r.workers)} WebSockets, each a simulated worker with ${r.slotsPerWorker} slots whose ` +
       `every attempt "runs" ${r.jobMs} ms (a timer) before its complete is sent. After a warm-up, over a window of ${fmt(r.windowMs / 1000, 1)} s: utilisation is the slots' busy time ` +
       '(from an assignment arriving to its complete being sent) over slots times the window; a slot\'s wait is from its complete being sent to the next assignment arriving at its worker, ' +
-      'for every slot that freed in the window. All of it is read at the workers, so it includes both directions of the socket and the result\'s commit before the slot is claimed again.',
+      'for every slot that freed in the window, however late its assignment came (one still waiting 2 s after the window counts with what it had waited by then). All of it is read at the workers, so it includes both directions of the socket and the result\'s commit before the slot is claimed again.',
     '',
   );
   L.push('| figure | measured |', '| --- | ---: |');

@@ -6,7 +6,9 @@
 // slot-time over slots times the window) and, for every slot that freed, the
 // time until its next assignment arrived; at the coordinator, its CPU and
 // resident memory with the backlog queued, before the workers connect and
-// while they run.
+// while they run. A slot that freed in the window counts however late its
+// next assignment came (up to lateAssignMs after the window; one still waiting
+// then counts with what it waited so far).
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -26,6 +28,8 @@ export const SLOTS_BOUNDS = {
   fileHeadroom: 256,
   /** Most time the backlog may take to load before the run goes on with what was loaded. */
   loadBudgetMs: 600_000,
+  /** After the window, how long slots freed in it may still get their assignment before the rest count with what they waited so far. */
+  lateAssignMs: 2_000,
 } as const;
 
 export interface SlotsOptions {
@@ -109,6 +113,10 @@ export async function slotsRun(options: SlotsOptions): Promise<SlotsResult> {
       clock.close(w1);
       const running = runWatch.end();
       const bench = benchWatch.end();
+      const completed = tally.completed - done0;
+      await sleep(SLOTS_BOUNDS.lateAssignMs);
+      const late = performance.now();
+      for (const sim of sims) clock.stillWaiting(sim.freedSlots(), late);
       const windowMs = w1 - w0;
       const slots = options.workers * options.slotsPerWorker;
       const utilisation = clock.busyMs / (slots * windowMs);
@@ -128,7 +136,7 @@ export async function slotsRun(options: SlotsOptions): Promise<SlotsResult> {
         windowMs,
         utilisation,
         neededJobsPerS: (slots / options.jobMs) * 1000,
-        completedJobsPerS: ((tally.completed - done0) / windowMs) * 1000,
+        completedJobsPerS: (completed / windowMs) * 1000,
         slotWait,
         rest,
         running: { ...running, benchCpuPercent: bench.cpuPercent },

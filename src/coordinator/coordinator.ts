@@ -440,7 +440,7 @@ export class Coordinator {
 
   /** Tops up every backlog now (the keeper also does on its beat); see backlog.ts. */
   topUpBacklogs(): Promise<TopUpBacklogResult[]> {
-    return this.backlog.topUp();
+    return this.track(this.backlog.topUp());
   }
 
   listQueueStates(): Promise<QueueState[]> {

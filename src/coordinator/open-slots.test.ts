@@ -51,6 +51,21 @@ describe('open slots', () => {
     assert.equal(o.openCount, 0, 'and one more fills it');
   });
 
+  it('ignores a heartbeat and a full report that were about an earlier attachment of the worker', () => {
+    const o = new OpenSlots(() => true);
+    o.attach('a', spec({ queues: { q: 4 } }));
+    o.delivered(to('a', 4));
+    for (let i = 0; i < 4; i++) o.ended('a');
+    const mark = o.mark('a');
+    const pass = o.pass();
+    assert.deepEqual(pass.next(1), ['a']);
+    // The worker reconnects before the heartbeat's answer and the claim's report come back.
+    o.attach('a', spec({ queues: { q: 4 } }));
+    assert.equal(o.named('a', 0, mark), false);
+    pass.more({ ...none, unusable: ['a'] });
+    assert.equal(o.openCount, 1, 'the new attachment is still open');
+  });
+
   it('offers at most max workers per window, least recently offered first, and only eligible ones', () => {
     const draining = new Set(['w3']);
     const o = new OpenSlots((id) => !draining.has(id));

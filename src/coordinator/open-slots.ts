@@ -32,8 +32,9 @@ interface Entry {
   endedTotal: number;
 }
 
-/** Where a worker's counts stood when a heartbeat arrived (mark()). */
+/** Where a worker's counts stood when a heartbeat arrived (mark()); `of` tells a mark of an earlier attachment apart. */
 export interface SlotsMark {
+  of: object;
   deliveredTotal: number;
   endedTotal: number;
 }
@@ -64,8 +65,8 @@ export function everyWorker(workers: () => readonly string[]): ClaimPool {
 interface Offered {
   ids: Set<string>;
   shapes: Set<string>;
-  /** Each offered worker's count of ended attempts when it was offered (markFull). */
-  endedAt: Map<string, number>;
+  /** Each offered worker's counts when it was offered (markFull). */
+  endedAt: Map<string, SlotsMark>;
 }
 
 export class OpenSlots implements ClaimPool {
@@ -134,7 +135,7 @@ export class OpenSlots implements ClaimPool {
   /** The worker's counts as a heartbeat arrives, for named() once the store has it. */
   mark(workerId: string): SlotsMark | null {
     const e = this.entries.get(workerId);
-    return e ? { deliveredTotal: e.deliveredTotal, endedTotal: e.endedTotal } : null;
+    return e ? { of: e, deliveredTotal: e.deliveredTotal, endedTotal: e.endedTotal } : null;
   }
 
   /**
@@ -146,7 +147,8 @@ export class OpenSlots implements ClaimPool {
    */
   named(workerId: string, count: number, mark: SlotsMark | null): boolean {
     const e = this.entries.get(workerId);
-    if (!e) return false;
+    // A heartbeat of an earlier attachment (the worker reconnected meanwhile) says nothing of this one.
+    if (!e || (mark !== null && mark.of !== e)) return false;
     const was = this.open.has(workerId);
     const moved = mark === null ? 0 : e.deliveredTotal - mark.deliveredTotal - (e.endedTotal - mark.endedTotal);
     e.held = Math.max(0, count + moved);
@@ -181,11 +183,13 @@ export class OpenSlots implements ClaimPool {
    * have ended after the claim read it full (a result settled right behind
    * the claim), so each leaves a slot open.
    */
-  markFull(workerIds: readonly string[], endedAt: ReadonlyMap<string, number> = new Map()): void {
+  markFull(workerIds: readonly string[], endedAt: ReadonlyMap<string, SlotsMark> = new Map()): void {
     for (const id of workerIds) {
       const e = this.entries.get(id);
-      if (!e) continue;
-      const endedSince = e.endedTotal - (endedAt.get(id) ?? e.endedTotal);
+      const at = endedAt.get(id);
+      // Attached again since the claim was made for it: what the claim read was of the earlier attachment.
+      if (!e || (at !== undefined && at.of !== e)) continue;
+      const endedSince = Math.max(0, e.endedTotal - (at?.endedTotal ?? e.endedTotal));
       e.held = Math.max(e.held, e.slots - endedSince);
       this.update(id);
     }
@@ -260,7 +264,7 @@ export class OpenSlots implements ClaimPool {
     }
     for (const id of out) {
       offered.ids.add(id);
-      offered.endedAt.set(id, this.entries.get(id)!.endedTotal);
+      offered.endedAt.set(id, this.mark(id)!);
       offered.shapes.add(this.entries.get(id)!.shape);
       this.open.delete(id);
       this.open.add(id);

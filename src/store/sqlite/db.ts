@@ -41,6 +41,8 @@ export class SqliteDb {
   private readonly statements = new Map<string, StatementSync>();
   private inTransaction = false;
   private readonly clock: Clock;
+  /** What `PRAGMA journal_mode = WAL` answered: 'wal', or 'memory' for ':memory:'. */
+  readonly journalMode: string;
 
   constructor(options: SqliteOptions) {
     if (options.path !== ':memory:') mkdirSync(dirname(options.path), { recursive: true });
@@ -48,7 +50,8 @@ export class SqliteDb {
     this.db = new DatabaseSync(options.path);
     const busy = options.busyTimeoutMs ?? SQLITE_DEFAULTS.busyTimeoutMs;
     this.db.exec(`PRAGMA busy_timeout = ${Math.floor(busy)}`);
-    this.db.exec('PRAGMA journal_mode = WAL');
+    const mode = this.db.prepare('PRAGMA journal_mode = WAL').get() as { journal_mode?: string } | undefined;
+    this.journalMode = String(mode?.journal_mode ?? '').toLowerCase();
     // The configured mode; the executor (exec.ts) lowers it for commits that need no fsync.
     this.db.exec(`PRAGMA synchronous = ${(options.synchronous ?? SQLITE_DEFAULTS.synchronous) === 'full' ? 'FULL' : 'NORMAL'}`);
     this.db.exec('PRAGMA foreign_keys = ON');

@@ -22,7 +22,9 @@
 // group holding a durable write then waits for an fdatasync of the WAL on the
 // thread pool (wal-sync.ts) before its promises settle: the same guarantee
 // without stopping the event loop for the disk. The next group waits for it
-// too, so acknowledgements keep the order of the commits.
+// too, so acknowledgements keep the order of the commits. A failed fdatasync
+// stops the store: its group is refused, and so is every read and write after
+// it (NOT_READY) until the coordinator is restarted.
 import { GafferError } from '../../types/errors.ts';
 import type { SQLInputValue } from 'node:sqlite';
 import type { Executor } from '../engine/store.ts';
@@ -84,6 +86,8 @@ export class SqliteExecutor implements Executor {
   private currentSync: 'FULL' | 'NORMAL';
   /** Makes a durable group's commit durable off the event loop; null: SQLite's own fsync at COMMIT does. */
   private readonly walSync: WalSyncer | null;
+  /** Set once an fdatasync failed: every later read and write is refused with it. */
+  private broken: GafferError | null = null;
 
   /** `walSync` (only with 'full'): commits run under NORMAL, and a durable group waits for it before it settles. */
   constructor(sdb: SqliteDb, synchronous: 'full' | 'normal', walSync: WalSyncer | null = null) {
@@ -103,11 +107,13 @@ export class SqliteExecutor implements Executor {
 
   async read<T>(fn: (x: Exec) => Promise<T>): Promise<T> {
     while (this.flushing) await this.flushing;
+    if (this.broken) throw this.broken;
     if (!this.sdb.db.isOpen) throw new GafferError('NOT_READY', 'the store is closed');
     return fn(this.exec);
   }
 
   write<T>(fn: (tx: Tx) => Promise<T>, options: WriteOptions): Promise<T> {
+    if (this.broken) return Promise.reject(this.broken);
     return new Promise<T>((resolve, reject) => {
       this.queued.push({ fn, durable: options.durable, resolve: resolve as (value: unknown) => void, reject });
       this.schedule();
@@ -146,10 +152,13 @@ export class SqliteExecutor implements Executor {
       try {
         await this.walSync.sync();
       } catch (err) {
-        // Committed, but not known to be on disk: nobody may be told it is stored.
+        // Committed, but not known to be on disk, and after a failed fdatasync the kernel may
+        // have dropped the pages it could not write: nothing after it can be trusted to be
+        // durable either. As PostgreSQL does, the store stops; the operator restarts it.
         const cause = err instanceof Error ? err.message : String(err);
-        const e = new GafferError('INTERNAL', `the commit could not be flushed to disk (${cause}); it may not survive a power cut`);
-        for (const w of batch) w.reject(e);
+        this.broken = new GafferError('NOT_READY', `the store could not flush its log to disk (${cause}); restart the coordinator`);
+        for (const w of batch) w.reject(new GafferError('INTERNAL', `the commit could not be flushed to disk (${cause}); it may not survive a power cut`));
+        for (const w of this.queued.splice(0)) w.reject(this.broken);
         return;
       }
     }

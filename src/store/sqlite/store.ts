@@ -20,8 +20,9 @@ export class SqliteStore extends EngineStore {
 
   constructor(options: SqliteStoreOptions) {
     const db = new SqliteDb(options);
-    const onFile = options.path !== ':memory:' && options.path !== '';
-    const executor = new SqliteExecutor(db, options.synchronous ?? SQLITE_DEFAULTS.synchronous, onFile ? new WalSync(options.path) : null);
+    // Only a file in WAL mode has a log to sync; anything else keeps SQLite's own fsync at COMMIT.
+    const wal = db.journalMode === 'wal' && options.path !== ':memory:' && !options.path.startsWith('file:');
+    const executor = new SqliteExecutor(db, options.synchronous ?? SQLITE_DEFAULTS.synchronous, wal ? new WalSync(options.path) : null);
     super(executor, sqliteDialect, options, {});
     this.db = db;
     this.executor = executor;

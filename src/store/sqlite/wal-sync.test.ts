@@ -4,7 +4,7 @@
 // writes does not wait for one, acknowledgements keep the commits' order,
 // and a failed fdatasync is told to every write of its group.
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
@@ -81,15 +81,34 @@ describe('durable commits with the fsync off the event loop', () => {
     assert.equal(held.calls, 1, 'only the durable group was synced');
   });
 
-  it('a failed fdatasync rejects every write of its group as INTERNAL', async () => {
+  it('a failed fdatasync rejects every write of its group as INTERNAL, and stops the store', async () => {
     const held = new HeldSync();
     held.fail = new Error('EIO: i/o error, fdatasync');
     const ex = new SqliteExecutor(db, 'full', held);
     const a = ex.write((tx) => tx.run('INSERT INTO t (v) VALUES (1)'), { durable: true });
     const b = ex.write((tx) => tx.run('INSERT INTO t (v) VALUES (2)'), { durable: false });
     while (held.waiting === 0) await turn();
+    const queuedMeanwhile = ex.write((tx) => tx.run('INSERT INTO t (v) VALUES (3)'), { durable: true });
     held.release();
     for (const p of [a, b]) await assert.rejects(p, (err: unknown) => isGafferError(err, 'INTERNAL') && /power cut/.test((err as Error).message));
+    const stopped = (err: unknown) => isGafferError(err, 'NOT_READY') && /restart the coordinator/.test((err as Error).message);
+    await assert.rejects(queuedMeanwhile, stopped);
+    await assert.rejects(ex.write((tx) => tx.run('INSERT INTO t (v) VALUES (4)'), { durable: false }), stopped);
+    await assert.rejects(ex.read((x) => x.get('SELECT 1 AS one')), stopped);
+  });
+
+  it('syncs the WAL beside the file a symbolic link names', async () => {
+    const link = join(dir, 'link.db');
+    symlinkSync(path, link);
+    const viaLink = new SqliteDb({ path: link, clock: new VirtualClock() });
+    try {
+      const ex = new SqliteExecutor(viaLink, 'full', new WalSync(link));
+      await ex.write((tx) => tx.run('INSERT INTO t (v) VALUES (9)'), { durable: true });
+      assert.equal(viaLink.get('SELECT count(*) AS n FROM t')?.n, 1);
+      await ex.close();
+    } finally {
+      viaLink.close();
+    }
   });
 
   it('the real syncer flushes the WAL of a file, and the next write still commits after close and reopen', async () => {

@@ -14,8 +14,9 @@
 //
 // SQLite keeps the WAL file while a connection has the database open (it
 // truncates or rewinds it, never replaces it while open), so one descriptor
-// serves; it is reopened if the file's inode ever changes all the same.
-import { fdatasync, fstatSync, openSync, closeSync, statSync } from 'node:fs';
+// serves; it is reopened if the file's inode ever changes all the same. The
+// WAL sits beside the database file itself, a symbolic link followed.
+import { fdatasync, fstatSync, openSync, closeSync, realpathSync, statSync } from 'node:fs';
 
 export interface WalSyncer {
   /** Resolves once everything committed to the WAL so far is on disk. */
@@ -28,8 +29,9 @@ export class WalSync implements WalSyncer {
   private fd: number | null = null;
   private ino = 0;
 
+  /** `dbPath`: the database file, which must exist (SqliteDb has opened it). */
   constructor(dbPath: string) {
-    this.walPath = `${dbPath}-wal`;
+    this.walPath = `${realpathSync(dbPath)}-wal`;
   }
 
   sync(): Promise<void> {
