@@ -17,7 +17,7 @@ import { openSqliteStore } from '../../src/store/sqlite/store.ts';
 import { load, noopJob, QUEUE } from './claims.ts';
 import { fileLimit, startServe, waitReady, watch, type Usage } from './proc.ts';
 import { newTally, SimWorker, SlotClock, type SimTally } from './sim.ts';
-import { count, note, since, sleep, summarize, type Summary } from './util.ts';
+import { count, note, since, sleep, summarize, withBound, type Summary } from './util.ts';
 
 export const SLOTS_BOUNDS = {
   /** Connections opening at once. */
@@ -98,7 +98,7 @@ export async function slotsRun(options: SlotsOptions): Promise<SlotsResult> {
           await sim.welcome;
         }
       };
-      await bounded(Promise.all(Array.from({ length: SLOTS_BOUNDS.connectConcurrency }, connectOne)), SLOTS_BOUNDS.connectMs, 'connecting the workers');
+      await withBound(Promise.all(Array.from({ length: SLOTS_BOUNDS.connectConcurrency }, connectOne)), SLOTS_BOUNDS.connectMs, 'connecting the workers');
       const connectMs = since(t0);
       note(`slots: ${count(options.workers)} workers of ${options.slotsPerWorker} slots connected in ${(connectMs / 1000).toFixed(2)} s; warming up ${options.warmupMs / 1000} s`);
       await sleep(options.warmupMs);
@@ -148,17 +148,5 @@ export async function slotsRun(options: SlotsOptions): Promise<SlotsResult> {
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });
-  }
-}
-
-async function bounded<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const bound = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what} took longer than ${ms / 1000} s`)), ms);
-  });
-  try {
-    return await Promise.race([p, bound]);
-  } finally {
-    clearTimeout(timer);
   }
 }

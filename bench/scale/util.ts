@@ -99,3 +99,16 @@ export function fmt(v: number | null | undefined, digits?: number): string {
 export function count(n: number): string {
   return n.toLocaleString('en-US');
 }
+
+/** `p`, or a rejection naming `what` once `ms` have passed: every wait of a scale run ends. */
+export async function withBound<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const bound = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} took longer than ${ms / 1000} s`)), ms);
+  });
+  try {
+    return await Promise.race([p, bound]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { LIMITS } from '../../src/types/limits.ts';
 import { fileLimit, openFiles, startServe, waitReady, watch, type Usage } from './proc.ts';
 import { newTally, SimWorker, type SimTally } from './sim.ts';
-import { count, note, since, sleep } from './util.ts';
+import { count, note, since, sleep, withBound } from './util.ts';
 
 const QUEUE = 'scale';
 
@@ -164,17 +164,5 @@ export async function workersRun(options: WorkersOptions): Promise<WorkersResult
     await Promise.all(sims.map((s) => s.close()));
     await serve.stop();
     rmSync(dir, { recursive: true, force: true });
-  }
-}
-
-async function withBound<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const bound = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what} took longer than ${ms / 1000} s`)), ms);
-  });
-  try {
-    return await Promise.race([p, bound]);
-  } finally {
-    clearTimeout(timer);
   }
 }
