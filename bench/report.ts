@@ -150,6 +150,12 @@ export function renderMarkdown(machine: Machine, run: RunInfo, results: SystemRe
     lines.push(`| ${res.gaffer ? `**${res.label}**` : res.label} | ${res.store} | ${cells.join(' | ')} |`);
   }
   lines.push('');
+  const issue = performanceIssueBars(results);
+  if (issue.length > 0) {
+    lines.push('## Against the bars of the performance issue', '');
+    for (const b of issue) lines.push(`- ${b}`);
+    lines.push('');
+  }
   const bars = qualityBars(results);
   if (bars.length > 0) {
     lines.push('## Against the quality bars (DESIGN.md section 7)', '');
@@ -169,6 +175,44 @@ export function renderMarkdown(machine: Machine, run: RunInfo, results: SystemRe
     '',
   );
   return lines.join('\n');
+}
+
+/**
+ * The bars of the performance issue (docs/performance.md), as measured in this
+ * run: rates at least 1.0x the best peer (on PostgreSQL, the best PostgreSQL
+ * peer); submit-to-start on the embedded store at most 1.5x the best peer's
+ * p50 and p99; on PostgreSQL a p50 at most graphile-worker's.
+ */
+export function performanceIssueBars(results: SystemResult[]): string[] {
+  const out: string[] = [];
+  const peers = results.filter((r) => !r.gaffer);
+  const pgPeers = peers.filter((r) => r.store === 'PostgreSQL');
+  const mark = (ok: boolean): string => (ok ? 'met' : 'NOT met');
+  const rate = (g: SystemResult | undefined, among: SystemResult[], key: 'e2eRate' | 'drainRate', what: string): void => {
+    const b = best(among, key);
+    if (!g || b === null || b === 0) return;
+    const x = g[key] / b;
+    out.push(`${what} at least 1.0× the best ${among === pgPeers ? 'PostgreSQL peer' : 'peer'}: ${x.toFixed(2)}× (${mark(x >= 1)}).`);
+  };
+  const sqlite = results.find((r) => r.id === 'gaffer-sqlite');
+  const onPg = results.find((r) => r.id === 'gaffer-pg');
+  rate(sqlite, peers, 'e2eRate', 'End to end on the embedded store');
+  rate(onPg, pgPeers, 'e2eRate', 'End to end on PostgreSQL');
+  rate(sqlite, peers, 'drainRate', 'Drain on the embedded store');
+  rate(onPg, pgPeers, 'drainRate', 'Drain on PostgreSQL');
+  const p50 = best(peers, 'p50Ms');
+  const p99 = best(peers, 'p99Ms');
+  if (sqlite && p50 !== null && p99 !== null && p50 > 0 && p99 > 0) {
+    const a = sqlite.latency.p50Ms / p50;
+    const b = sqlite.latency.p99Ms / p99;
+    out.push(`Submit-to-start on the embedded store at most 1.5× the best peer's p50 and p99: ${a.toFixed(2)}× and ${b.toFixed(2)}× (${mark(a <= 1.5 && b <= 1.5)}).`);
+  }
+  const graphile = results.find((r) => r.id === 'graphile-worker');
+  if (onPg && graphile) {
+    const x = onPg.latency.p50Ms / graphile.latency.p50Ms;
+    out.push(`Submit-to-start p50 on PostgreSQL at most graphile-worker's: ${num(onPg.latency.p50Ms)} ms against ${num(graphile.latency.p50Ms)} ms, ${x.toFixed(2)}× (${mark(x <= 1)}).`);
+  }
+  return out;
 }
 
 /** DESIGN.md section 7's performance bars, as measured in this run. */
