@@ -52,7 +52,8 @@ export class SqliteDb {
     this.db.exec(`PRAGMA busy_timeout = ${Math.floor(busy)}`);
     const mode = this.db.prepare('PRAGMA journal_mode = WAL').get() as { journal_mode?: string } | undefined;
     this.journalMode = String(mode?.journal_mode ?? '').toLowerCase();
-    // The configured mode; the executor (exec.ts) lowers it for commits that need no fsync.
+    // The configured mode, for the migrations below; the executor (exec.ts) then commits under NORMAL
+    // and syncs the WAL itself for what must be durable (wal-sync.ts), or lowers it per group where it cannot.
     this.db.exec(`PRAGMA synchronous = ${(options.synchronous ?? SQLITE_DEFAULTS.synchronous) === 'full' ? 'FULL' : 'NORMAL'}`);
     this.db.exec('PRAGMA foreign_keys = ON');
     this.migrate();
