@@ -6,7 +6,12 @@
 //   is in sight for it: the worker's free B slots, less the B jobs already
 //   waiting for data it holds (their affinity key requires it), less the jobs
 //   of this candidate's queue it runs or was given in this claim (each of them
-//   will want a B slot there too), must be above zero. This is what keeps a
+//   will want a B slot there too), must be above zero. With lease times
+//   (hints.ts), a B slot whose attempt is expected to end (its lease time
+//   plus the worker's measured B run time) before this job would end there
+//   counts as free: the job starts in time to hand its data to that slot as
+//   it frees (a sector's AP staged in a free bay while the sealer's PC1 round
+//   ends). This is what keeps a
 //   sealer from taking sectors it can only park in its bays until one of its
 //   PC1 slots frees: the sector waits in the queue instead, free to go to the
 //   first sealer whose PC1 slot frees.
@@ -27,8 +32,11 @@ export class Pipeline {
   /** Per queue: the mean over workers of their measured run times. */
   private readonly meanRunMs = new Map<string, number>();
 
-  constructor(hints: SchedulingHints, candidates: readonly Candidate[], workers: readonly WorkerCapacity[]) {
+  private readonly now: number;
+
+  constructor(hints: SchedulingHints, candidates: readonly Candidate[], workers: readonly WorkerCapacity[], now: number) {
     this.hints = hints;
+    this.now = now;
     const holders = new Map<string, string[]>();
     for (const w of workers) for (const k of w.keys) (holders.get(k) ?? holders.set(k, []).get(k)!).push(w.workerId);
     for (const c of candidates) {
@@ -55,9 +63,20 @@ export class Pipeline {
     const ahead = this.aheadOf(w, c.queue);
     for (const b of followers) {
       if (!this.serves(w, b)) continue;
-      if (freeSlotsFor(w, b) - count(this.waiting, w.workerId, b) - ahead <= 0) return false;
+      const inSight = freeSlotsFor(w, b) + this.endingWithin(w.workerId, b, this.hints.runTimeMs[w.workerId]?.[c.queue]);
+      if (inSight - count(this.waiting, w.workerId, b) - ahead <= 0) return false;
     }
     return true;
+  }
+
+  /** Attempts of the queue on the worker expected to end from now to now + withinMs (0 without lease or run times). */
+  private endingWithin(workerId: string, queue: string, withinMs: number | undefined): number {
+    const runMs = this.hints.runTimeMs[workerId]?.[queue];
+    const leased = this.hints.leasedAtMs?.[workerId]?.[queue];
+    if (withinMs === undefined || runMs === undefined || leased === undefined) return 0;
+    let n = 0;
+    for (const at of leased) if (at + runMs >= this.now && at + runMs <= this.now + withinMs) n += 1;
+    return n;
   }
 
   /** Notes a placement of c on w (its tally already updated). */

@@ -31,7 +31,7 @@ export function place(input: PlaceInput, policy: SchedulingPolicy = SCHEDULING_D
   const tallies = input.workers.filter(hasFreeSlot).map(copyTally);
   const limit = Math.min(input.maxPlacements, totalFreeSlots(tallies));
   const placements: Placement[] = [];
-  const pipeline = new Pipeline(hints, input.candidates, tallies);
+  const pipeline = new Pipeline(hints, input.candidates, tallies, input.now);
   const sooner = new SoonerFinish(hints, input.workers, input.now);
   for (const c of sortCandidates(input.candidates, input.now, policy)) {
     if (placements.length >= limit) break;

@@ -302,6 +302,19 @@ describe('pipeline hints', () => {
     assert.deepEqual(out.map((p) => [p.jobId, p.workerId]), [['j1', 'b']]);
   });
 
+  it('stages a job where a follower slot frees before the job would end', () => {
+    // a's one pc1 slot is busy: leased 195 s ago, 200 s measured, so it frees 5 s from now; an ap takes 10 s there.
+    const runTimeMs = { a: { ap: 10_000, pc1: 200_000 } };
+    const busy = (agoMs: number) => hints({ runTimeMs, leasedAtMs: { a: { pc1: [NOW - agoMs] } } });
+    assert.deepEqual(place(input([sealer('a', 1, 0)], [ap('j1')]), POLICY, busy(195_000)).map((p) => p.workerId), ['a']);
+    // Freeing in 100 s, or past its expected end (a stall, a slower run), it is not in sight; nor without lease times.
+    assert.deepEqual(place(input([sealer('a', 1, 0)], [ap('j1')]), POLICY, busy(100_000)), []);
+    assert.deepEqual(place(input([sealer('a', 1, 0)], [ap('j1')]), POLICY, busy(201_000)), []);
+    assert.deepEqual(place(input([sealer('a', 1, 0)], [ap('j1')]), POLICY, hints({ runTimeMs })), []);
+    // The staged slot is one: a second ap waits.
+    assert.equal(place(input([sealer('a', 2, 0)], [ap('j1'), ap('j2')]), POLICY, busy(195_000)).length, 1);
+  });
+
   it('counts follower jobs already waiting for the worker\'s data', () => {
     const out = place(input([sealer('a', 2, 1, ['s1'])], [ap('j1'), pc1('p1', 's1')]), POLICY, hints());
     assert.deepEqual(out.map((p) => p.jobId), ['p1']);

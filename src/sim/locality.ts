@@ -7,8 +7,19 @@
 // earliest that worker can be done with n groups, is the largest of
 // - per local queue: earliest start + whole-jobs window of n jobs on its own
 //   slots + shortest tail;
+// - per pair of local queues A before B (every group's B job descends from
+//   its A job): the i-th A to end on w ends no sooner than A's earliest start
+//   + the whole-jobs window of i A jobs, and the n - i + 1 groups whose A
+//   ends then or later still run their B after it, on w's B slots: for every
+//   i, that + the whole-jobs window of n - i + 1 B jobs + B's shortest tail
+//   (a sealer's PC1 rounds end together and its PC2s queue on one GPU);
 // - bays: earliest holder start + whole-jobs window of n bay holdings of at
-//   least the shortest holder-to-releaser span each, on its bays.
+//   least the shortest holder-to-releaser span each, on its bays;
+// - bay turnover, when n is more than w's b bays: the (b + k)-th holder can
+//   start only once k groups have released their bays, and the k-th release
+//   comes no sooner than the k-th end of any local queue B (by the pair
+//   argument on the first k) + the shortest chain from B to the releaser;
+//   from there that group still needs its whole span.
 // No schedule spreads N groups so that every worker ends sooner: the bound is
 // the smallest T with sum over workers of max{n : T_w(n) <= T} >= N.
 import type { Scenario, SimJob } from './model.ts';
@@ -40,19 +51,84 @@ interface QueueFloor {
   shortestMs: number;
   headMs: number;
   tailMs: number;
+  /** Over every group: the shortest chain from the end of its job of this queue to the end of its releaser (Infinity: none). */
+  toReleaseMs: number;
 }
 
-function floors(gs: readonly Group[], t: ReadonlyMap<string, Timing>, pick: (g: Group) => SimJob[]): QueueFloor[] {
+/** Chains between jobs, at the fastest factors (timings' fastMs). */
+class Chains {
+  private readonly byKey: ReadonlyMap<string, SimJob>;
+  private readonly t: ReadonlyMap<string, Timing>;
+  private readonly ancestors = new Map<string, Set<string>>();
+
+  constructor(jobs: readonly SimJob[], t: ReadonlyMap<string, Timing>) {
+    this.byKey = new Map(jobs.map((j) => [j.key, j]));
+    this.t = t;
+  }
+
+  /** Every job `key` depends on, directly or not. */
+  ancestorsOf(key: string): Set<string> {
+    const known = this.ancestors.get(key);
+    if (known !== undefined) return known;
+    const out = new Set<string>();
+    for (const p of this.byKey.get(key)?.parents ?? []) {
+      out.add(p);
+      for (const a of this.ancestorsOf(p)) out.add(a);
+    }
+    this.ancestors.set(key, out);
+    return out;
+  }
+
+  /** The longest chain of jobs after `from` up to and including `to` (`to` descends from `from`), each at its fastest. */
+  afterMs(from: string, to: string): number {
+    if (from === to) return 0;
+    let best = 0;
+    for (const p of this.byKey.get(to)!.parents) {
+      if (p === from || this.ancestorsOf(p).has(from)) best = Math.max(best, this.afterMs(from, p));
+    }
+    return best + this.t.get(to)!.fastMs;
+  }
+}
+
+function floors(gs: readonly Group[], t: ReadonlyMap<string, Timing>, chains: Chains): QueueFloor[] {
   const out = new Map<string, QueueFloor>();
   for (const g of gs) {
-    for (const j of pick(g)) {
+    for (const j of [g.holder, ...g.local]) {
       const x = t.get(j.key)!;
+      const r = g.releaser;
+      const toRelease = r !== undefined && (r === j || chains.ancestorsOf(r.key).has(j.key)) ? chains.afterMs(j.key, r.key) : Infinity;
       const f = out.get(j.queue);
-      if (f === undefined) out.set(j.queue, { queue: j.queue, shortestMs: j.baseMs, headMs: x.startMs, tailMs: x.tailMs });
-      else (f.shortestMs = Math.min(f.shortestMs, j.baseMs)), (f.headMs = Math.min(f.headMs, x.startMs)), (f.tailMs = Math.min(f.tailMs, x.tailMs));
+      if (f === undefined) out.set(j.queue, { queue: j.queue, shortestMs: j.baseMs, headMs: x.startMs, tailMs: x.tailMs, toReleaseMs: toRelease });
+      else {
+        f.shortestMs = Math.min(f.shortestMs, j.baseMs);
+        f.headMs = Math.min(f.headMs, x.startMs);
+        f.tailMs = Math.min(f.tailMs, x.tailMs);
+        f.toReleaseMs = Math.min(f.toReleaseMs, toRelease);
+      }
     }
   }
   return [...out.values()];
+}
+
+/** Local queue pairs [a, b] (indices into floors) where every group's job of b descends from its job of a. */
+function orderedPairs(gs: readonly Group[], local: readonly QueueFloor[], chains: Chains): [number, number][] {
+  const index = new Map(local.map((f, i) => [f.queue, i]));
+  const pairs: [number, number][] = [];
+  for (let a = 0; a < local.length; a++) {
+    for (let b = 0; b < local.length; b++) {
+      if (a === b) continue;
+      const always = gs.every((g) => {
+        const jobs = [g.holder, ...g.local];
+        const ja = jobs.filter((j) => index.get(j.queue) === a);
+        const jb = jobs.filter((j) => index.get(j.queue) === b);
+        return ja.length === 1 && jb.length === 1 && chains.ancestorsOf(jb[0]!.key).has(ja[0]!.key);
+      });
+      if (always) pairs.push([a, b]);
+    }
+  }
+  // Earlier queues first, so that a pair reads the ends of a already raised by the pairs into a.
+  const head = (i: number): number => local[i]!.headMs;
+  return pairs.sort((x, y) => head(x[1]) - head(y[1]) || head(x[0]) - head(y[0]));
 }
 
 /** The locality bound in ms, or 0 when the workload has no groups. */
@@ -60,26 +136,45 @@ export function localityBound(s: Pick<Scenario, 'queues' | 'workers' | 'jobs'>, 
   const gs = groups(s.jobs);
   const n = gs.length;
   if (n === 0) return 0;
-  const local = floors(gs, t, (g) => [g.holder, ...g.local]);
+  const chains = new Chains(s.jobs, t);
+  const local = floors(gs, t, chains);
+  const pairs = orderedPairs(gs, local, chains);
   const holderHead = Math.min(...gs.map((g) => t.get(g.holder.key)!.startMs));
+  // The shortest holder-to-releaser chain, holder included: how long any group keeps its bay.
   let spanMs = Infinity;
   for (const g of gs) {
-    if (g.releaser !== undefined) spanMs = Math.min(spanMs, t.get(g.releaser.key)!.finishMs - t.get(g.holder.key)!.startMs);
+    if (g.releaser === undefined) continue;
+    const afterMs = chains.ancestorsOf(g.releaser.key).has(g.holder.key) ? chains.afterMs(g.holder.key, g.releaser.key) : 0;
+    spanMs = Math.min(spanMs, t.get(g.holder.key)!.fastMs + afterMs);
   }
   // T_w(k) for k = 1..n, per worker that can host a group (Infinity where it cannot hold k).
   const curves: number[][] = [];
   for (const w of s.workers) {
     const units = local.map((f) => concurrency(w, f.queue, s.queues[f.queue]!));
     if (units.some((u) => u === 0)) continue;
+    // windows[i][k - 1]: the whole-jobs window of k jobs of queue i on w's own slots.
+    const windows = local.map((f, i) => Array.from({ length: n }, (_, k) => wholeJobsWindowMs(k + 1, f.shortestMs, { w: units[i]! }, { w: factorOf(w, f.queue) })));
+    const window = (i: number, k: number): number => windows[i]![k - 1]!;
+    // ends[i][k - 1]: no schedule ends the k-th job of queue i on w sooner.
+    const ends = local.map((f, i) => windows[i]!.map((win) => f.headMs + win));
+    for (const [a, b] of pairs) {
+      // By the pair argument: the k-th end of b is no sooner than the i-th end of a, then k - i + 1 b jobs.
+      for (let k = 1; k <= n; k++) for (let i = 1; i <= k; i++) ends[b]![k - 1] = Math.max(ends[b]![k - 1]!, ends[a]![i - 1]! + window(b, k - i + 1));
+    }
+    const bays = w.bays?.count;
     const curve: number[] = [];
+    let turnover = 0;
     for (let k = 1; k <= n; k++) {
       let tk = 0;
-      local.forEach((f, i) => {
-        const win = wholeJobsWindowMs(k, f.shortestMs, { w: units[i]! }, { w: factorOf(w, f.queue) });
-        tk = Math.max(tk, f.headMs + win + f.tailMs);
-      });
-      if (w.bays !== undefined && spanMs < Infinity) {
-        tk = Math.max(tk, holderHead + wholeJobsWindowMs(k, spanMs, { w: w.bays.count }, { w: 1 }));
+      local.forEach((f, i) => (tk = Math.max(tk, ends[i]![k - 1]! + f.tailMs)));
+      if (bays !== undefined && spanMs < Infinity) {
+        tk = Math.max(tk, holderHead + wholeJobsWindowMs(k, spanMs, { w: bays }, { w: 1 }));
+        // Bay turnover: the k-th group, past the bays, starts after the (k - bays)-th release.
+        const r = k - bays;
+        if (r >= 1) {
+          local.forEach((f, i) => f.toReleaseMs < Infinity && (turnover = Math.max(turnover, ends[i]![r - 1]! + f.toReleaseMs)));
+          tk = Math.max(tk, turnover + spanMs);
+        }
       }
       curve.push(tk);
     }

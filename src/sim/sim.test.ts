@@ -116,6 +116,34 @@ describe('lower bound', () => {
     assert.equal(lowerBound({ queues: qs, workers: roomy, jobs }).localityMs, 50 * S);
   });
 
+  it('queues a group\'s later job behind the round of its earlier one on the same worker', () => {
+    // Four groups h (10 s) -> a (30 s, two slots) -> b (10 s, one slot), all on one worker: a ends at 40, 40, 70, 70 s.
+    // Each queue alone says 80 s; but the two groups whose a ends at 70 s still run their b one after the other: 90 s,
+    // which a schedule meets (b at 40, 50, 70 and 80 s).
+    const qs = { 'q.h': queue({ cores: 1 }), 'q.a': queue({ cores: 1 }), 'q.b': queue({ cores: 1 }) };
+    const ws = [simWorker('w', { cores: 8, queues: { 'q.h': 4, 'q.a': 2, 'q.b': 1 } })];
+    const jobs = [1, 2, 3, 4].flatMap((i) => [
+      job(`h${i}`, 'q.h', 10 * S, { holds: `k${i}` }),
+      job(`a${i}`, 'q.a', 30 * S, { parents: [`h${i}`], affinity: { key: `k${i}`, mode: 'require' } }),
+      job(`b${i}`, 'q.b', 10 * S, { parents: [`a${i}`], affinity: { key: `k${i}`, mode: 'require' }, releases: `k${i}` }),
+    ]);
+    assert.equal(lowerBound({ queues: qs, workers: ws, jobs }).localityMs, 90 * S);
+  });
+
+  it('starts a group past the bays only once earlier groups have released theirs', () => {
+    // Four groups h (10 s) -> a (40 s, two slots) -> r (20 s, one slot, frees the bay) on one worker with two bays.
+    // Bays alone say two rounds of a 70 s hold, 140 s; but the second release waits for the first r: 50 + 2 x 20 = 90 s,
+    // and the fourth group needs its 70 s after it: 160 s, which a schedule meets.
+    const qs = { 'q.h': queue({ cores: 1 }), 'q.a': queue({ cores: 1 }), 'q.r': queue({ cores: 1 }) };
+    const ws = [simWorker('w', { cores: 8, queues: { 'q.h': 2, 'q.a': 2, 'q.r': 1 }, bays: { queue: 'q.h', count: 2 } })];
+    const jobs = [1, 2, 3, 4].flatMap((i) => [
+      job(`h${i}`, 'q.h', 10 * S, { holds: `k${i}`, bay: 'occupy' }),
+      job(`a${i}`, 'q.a', 40 * S, { parents: [`h${i}`], affinity: { key: `k${i}`, mode: 'require' } }),
+      job(`r${i}`, 'q.r', 20 * S, { parents: [`a${i}`], affinity: { key: `k${i}`, mode: 'require' }, releases: `k${i}`, bay: 'free' }),
+    ]);
+    assert.equal(lowerBound({ queues: qs, workers: ws, jobs }).localityMs, 160 * S);
+  });
+
   it('finds the shortest window that holds every job, slot by slot', () => {
     assert.equal(wholeJobsWindowMs(0, 10, { w: 1 }, { w: 1 }), 0);
     assert.equal(wholeJobsWindowMs(3, 10, { w: 1 }, { w: 1 }), 30);
