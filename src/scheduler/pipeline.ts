@@ -69,6 +69,31 @@ export class Pipeline {
     return true;
   }
 
+  /**
+   * When a slot of c's followers on w is expected to be there for each next
+   * job of c's queue, soonest first: w's running follower attempts' expected
+   * ends (lease time plus w's measured run time), less those the jobs waiting
+   * for w's data and those of c's queue ahead of it will take. With several
+   * followers, the later of theirs. Empty without followers, lease times or
+   * run times.
+   */
+  followerSlotsAtMs(c: Candidate, w: WorkerCapacity): number[] {
+    const followers = this.hints.followers[c.queue];
+    if (followers === undefined || c.affinity?.mode === 'require') return [];
+    let out: number[] | undefined;
+    const ahead = this.aheadOf(w, c.queue);
+    for (const b of followers) {
+      if (!this.serves(w, b)) continue;
+      const runMs = this.runMs(w.workerId, b);
+      const leased = this.hints.leasedAtMs?.[w.workerId]?.[b];
+      if (runMs === 0 || leased === undefined) return [];
+      const ends = [...Array.from({ length: freeSlotsFor(w, b) }, () => this.now), ...leased.map((at) => at + runMs).filter((t) => t >= this.now).sort((x, y) => x - y)];
+      const mine = ends.slice(count(this.waiting, w.workerId, b) + ahead);
+      out = out === undefined ? mine : out.slice(0, mine.length).map((t, i) => Math.max(t, mine[i]!));
+    }
+    return out ?? [];
+  }
+
   /** Attempts of the queue on the worker expected to end from now to now + withinMs (0 without lease or run times). */
   private endingWithin(workerId: string, queue: string, withinMs: number | undefined): number {
     const runMs = this.hints.runTimeMs[workerId]?.[queue];
@@ -90,6 +115,11 @@ export class Pipeline {
     let ms = this.runMs(w.workerId, c.queue);
     if (c.affinity?.mode !== 'require') for (const b of this.hints.followers[c.queue] ?? []) if (this.serves(w, b)) ms += this.runMs(w.workerId, b);
     return ms;
+  }
+
+  /** The mean over workers of the queue's measured run times; 0 when none is measured. */
+  meanMs(queue: string): number {
+    return this.meanRunMs.get(queue) ?? 0;
   }
 
   private runMs(workerId: string, queue: string): number {

@@ -32,7 +32,7 @@ export function place(input: PlaceInput, policy: SchedulingPolicy = SCHEDULING_D
   const limit = Math.min(input.maxPlacements, totalFreeSlots(tallies));
   const placements: Placement[] = [];
   const pipeline = new Pipeline(hints, input.candidates, tallies, input.now);
-  const sooner = new SoonerFinish(hints, input.workers, input.now);
+  const sooner = new SoonerFinish(hints, input.workers, input.now, pipeline);
   for (const c of sortCandidates(input.candidates, input.now, policy)) {
     if (placements.length >= limit) break;
     const urgent = c.backup === true || (c.deadline !== null && c.deadline - input.now <= policy.deadlineUrgentMs);

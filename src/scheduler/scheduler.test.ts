@@ -315,6 +315,33 @@ describe('pipeline hints', () => {
     assert.equal(place(input([sealer('a', 2, 0)], [ap('j1'), ap('j2')]), POLICY, busy(195_000)).length, 1);
   });
 
+  it('holds a job for a faster worker whose follower slot frees soon, and places it when the wait would cost more', () => {
+    // s is free but slow (pc1 300 s); f runs its one pc1, leased 170 s ago with 200 s measured: it frees in 30 s.
+    const runTimeMs = { s: { ap: 10_000, pc1: 300_000 }, f: { ap: 10_000, pc1: 200_000 } };
+    const ws = () => [sealer('s', 1, 1), sealer('f', 1, 0)];
+    const at = (agoMs: number) => hints({ runTimeMs, leasedAtMs: { f: { pc1: [NOW - agoMs] } } });
+    // On f its pc1 ends at 30 + 200 s, on s at 10 + 300 s: it waits for f.
+    assert.deepEqual(place(input(ws(), [ap('j1')]), POLICY, at(170_000)), []);
+    // Freeing in 150 s, f would end it at 150 + 200 s, later than s: it goes to s.
+    assert.deepEqual(place(input(ws(), [ap('j1')]), POLICY, at(50_000)).map((p) => p.workerId), ['s']);
+    // Two jobs, one expected slot: the second goes to s at once.
+    assert.deepEqual(place(input(ws(), [ap('j1'), ap('j2')]), POLICY, at(170_000)).map((p) => [p.jobId, p.workerId]), [['j2', 's']]);
+  });
+
+  it('counts on a worker full of data sets, from the chains it runs down the pipeline', () => {
+    // f declares no free ap (its bays are full) and runs no ap; its pc2 (after pc1) ends in 5 s, then the data set goes.
+    const followers = { ap: ['pc1'], pc1: ['pc2'] };
+    const runTimeMs = { s: { ap: 10_000, pc1: 300_000, pc2: 20_000 }, f: { ap: 10_000, pc1: 200_000, pc2: 20_000 } };
+    const full = worker('f', { freeSlots: { ap: 0, pc1: 1, pc2: 0 } });
+    const ws = () => [worker('s', { freeSlots: { ap: 1, pc1: 1, pc2: 1 } }), full];
+    const busy = (agoMs: number) => hints({ followers, runTimeMs, leasedAtMs: { f: { pc2: [NOW - agoMs] } } });
+    assert.deepEqual(place(input(ws(), [ap('j1')]), POLICY, busy(15_000)), []);
+    // Its pc2 long past its expected end (a stall): not counted on.
+    assert.deepEqual(place(input(ws(), [ap('j1')]), POLICY, busy(60_000)).map((p) => p.workerId), ['s']);
+    // Without lease times nothing is held.
+    assert.deepEqual(place(input(ws(), [ap('j1')]), POLICY, hints({ followers, runTimeMs })).map((p) => p.workerId), ['s']);
+  });
+
   it('counts follower jobs already waiting for the worker\'s data', () => {
     const out = place(input([sealer('a', 2, 1, ['s1'])], [ap('j1'), pc1('p1', 's1')]), POLICY, hints());
     assert.deepEqual(out.map((p) => p.jobId), ['p1']);

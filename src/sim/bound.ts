@@ -20,6 +20,7 @@
 //   slots take two rounds, where work over capacity counts 1.4.
 import { assert } from '../types/errors.ts';
 import type { Requires } from '../types/model.ts';
+import { NO_DOWNTIME, slotEndMs, supplyOf, workEndMs, type DownWindow, type Downtime, type Supply } from './downtime.ts';
 import { localityBound } from './locality.ts';
 import type { Scenario, SimJob, SimQueue, SimWorker } from './model.ts';
 
@@ -153,8 +154,8 @@ interface Item {
   workMs: number;
 }
 
-/** The largest head + work / capacity + tail over the subsets the two sweeps consider. */
-function classBound(items: Item[], capacity: number): number {
+/** The largest head + work / capacity + tail over the subsets the two sweeps consider (the work done only while workers are up). */
+function classBound(items: Item[], capacity: number, supply: readonly Supply[]): number {
   let best = 0;
   // Jobs that can start no earlier than t: their work fits between t and the end minus their shortest tail.
   let work = 0;
@@ -162,7 +163,7 @@ function classBound(items: Item[], capacity: number): number {
   for (const it of [...items].sort((a, b) => b.startMs - a.startMs)) {
     work += it.workMs;
     minTail = Math.min(minTail, it.tailMs);
-    best = Math.max(best, it.startMs + work / capacity + minTail);
+    best = Math.max(best, workEndMs(it.startMs, work, supply, capacity) + minTail);
   }
   // Jobs followed by a chain of at least l: their work fits between their earliest start and the end minus l.
   work = 0;
@@ -170,7 +171,7 @@ function classBound(items: Item[], capacity: number): number {
   for (const it of [...items].sort((a, b) => b.tailMs - a.tailMs)) {
     work += it.workMs;
     minStart = Math.min(minStart, it.startMs);
-    best = Math.max(best, minStart + work / capacity + it.tailMs);
+    best = Math.max(best, workEndMs(minStart, work, supply, capacity) + it.tailMs);
   }
   return best;
 }
@@ -195,7 +196,38 @@ export function wholeJobsWindowMs(count: number, shortestMs: number, units: Reco
   return Infinity;
 }
 
-export function lowerBound(s: Pick<Scenario, 'queues' | 'workers' | 'jobs'>): LowerBound {
+/**
+ * The earliest the slots can end `count` jobs of at least `shortestMs` each,
+ * none starting before `headMs`, each worker's slots idle in its windows.
+ */
+export function wholeJobsEndMs(
+  count: number,
+  shortestMs: number,
+  headMs: number,
+  units: Record<string, number>,
+  factor: Record<string, number>,
+  windows: Record<string, readonly DownWindow[]>,
+): number {
+  if (Object.values(windows).every((w) => w.length === 0)) return headMs + wholeJobsWindowMs(count, shortestMs, units, factor);
+  if (count === 0) return headMs;
+  const steps: { atMs: number; slots: number }[] = [];
+  for (const [w, u] of Object.entries(units)) {
+    for (let k = 1; k <= count; k++) steps.push({ atMs: slotEndMs(headMs, k, shortestMs, factor[w]!, windows[w] ?? []), slots: u });
+  }
+  steps.sort((a, b) => a.atMs - b.atMs);
+  let fitted = 0;
+  for (const s of steps) {
+    fitted += s.slots;
+    if (fitted >= count) return s.atMs;
+  }
+  return Infinity;
+}
+
+/**
+ * The bound of the workload; with `down` (the seed's faults, downtime.ts),
+ * the bound for every schedule that meets those faults.
+ */
+export function lowerBound(s: Pick<Scenario, 'queues' | 'workers' | 'jobs'>, down: Downtime = NO_DOWNTIME): LowerBound {
   const t = timings(s);
   let criticalPathMs = 0;
   for (const x of t.values()) criticalPathMs = Math.max(criticalPathMs, x.finishMs);
@@ -210,13 +242,14 @@ export function lowerBound(s: Pick<Scenario, 'queues' | 'workers' | 'jobs'>): Lo
       });
     if (items.length === 0 || capacity === 0) continue;
     const workMs = items.reduce((sum, it) => sum + it.workMs, 0);
-    const byWork = classBound(items, capacity);
+    const byWork = classBound(items, capacity, supplyOf(rc.units, rc.factor, s.workers, down));
     let byWhole = 0;
     if (rc.queues.length === 1) {
       const head = Math.min(...items.map((it) => it.startMs));
       const tail = Math.min(...items.map((it) => it.tailMs));
       const shortest = Math.min(...items.map((it) => it.workMs));
-      byWhole = head + wholeJobsWindowMs(items.length, shortest, rc.units, rc.factor) + tail;
+      const windows = Object.fromEntries(Object.keys(rc.units).map((w) => [w, down.windows(w, rc.queues[0])]));
+      byWhole = wholeJobsEndMs(items.length, shortest, head, rc.units, rc.factor, windows) + tail;
     }
     const by = byWhole > byWork ? 'whole jobs' : 'work';
     classes.push({ name: rc.name, by, workMs, capacity, boundMs: Math.max(byWork, byWhole) });
@@ -224,7 +257,7 @@ export function lowerBound(s: Pick<Scenario, 'queues' | 'workers' | 'jobs'>): Lo
   let ms = criticalPathMs;
   let binding = 'critical path';
   for (const c of classes) if (c.boundMs > ms) (ms = c.boundMs), (binding = `${c.name} (${c.by})`);
-  const localityMs = localityBound(s, t);
+  const localityMs = localityBound(s, t, down);
   if (localityMs > ms) (ms = localityMs), (binding = 'locality (each worker\'s own slots and bays)');
   return { ms, binding, criticalPathMs, localityMs, classes };
 }

@@ -24,6 +24,7 @@
 // the smallest T with sum over workers of max{n : T_w(n) <= T} >= N.
 import type { Scenario, SimJob } from './model.ts';
 import { concurrency, factorOf, wholeJobsWindowMs, type Timing } from './bound.ts';
+import { NO_DOWNTIME, slotEndMs, type Downtime } from './downtime.ts';
 
 interface Group {
   holder: SimJob;
@@ -132,7 +133,7 @@ function orderedPairs(gs: readonly Group[], local: readonly QueueFloor[], chains
 }
 
 /** The locality bound in ms, or 0 when the workload has no groups. */
-export function localityBound(s: Pick<Scenario, 'queues' | 'workers' | 'jobs'>, t: ReadonlyMap<string, Timing>): number {
+export function localityBound(s: Pick<Scenario, 'queues' | 'workers' | 'jobs'>, t: ReadonlyMap<string, Timing>, down: Downtime = NO_DOWNTIME): number {
   const gs = groups(s.jobs);
   const n = gs.length;
   if (n === 0) return 0;
@@ -152,14 +153,15 @@ export function localityBound(s: Pick<Scenario, 'queues' | 'workers' | 'jobs'>, 
   for (const w of s.workers) {
     const units = local.map((f) => concurrency(w, f.queue, s.queues[f.queue]!));
     if (units.some((u) => u === 0)) continue;
-    // windows[i][k - 1]: the whole-jobs window of k jobs of queue i on w's own slots.
-    const windows = local.map((f, i) => Array.from({ length: n }, (_, k) => wholeJobsWindowMs(k + 1, f.shortestMs, { w: units[i]! }, { w: factorOf(w, f.queue) })));
-    const window = (i: number, k: number): number => windows[i]![k - 1]!;
+    // The earliest w's slots of queue i, from startMs, end k jobs of it: one slot's ceil(k / units)-th, idle in w's windows.
+    const downs = local.map((f) => down.windows(w.name, f.queue));
+    const endOn = (i: number, startMs: number, k: number): number =>
+      slotEndMs(startMs, Math.ceil(k / units[i]!), local[i]!.shortestMs, factorOf(w, local[i]!.queue), downs[i]!);
     // ends[i][k - 1]: no schedule ends the k-th job of queue i on w sooner.
-    const ends = local.map((f, i) => windows[i]!.map((win) => f.headMs + win));
+    const ends = local.map((f, i) => Array.from({ length: n }, (_, k) => endOn(i, f.headMs, k + 1)));
     for (const [a, b] of pairs) {
       // By the pair argument: the k-th end of b is no sooner than the i-th end of a, then k - i + 1 b jobs.
-      for (let k = 1; k <= n; k++) for (let i = 1; i <= k; i++) ends[b]![k - 1] = Math.max(ends[b]![k - 1]!, ends[a]![i - 1]! + window(b, k - i + 1));
+      for (let k = 1; k <= n; k++) for (let i = 1; i <= k; i++) ends[b]![k - 1] = Math.max(ends[b]![k - 1]!, endOn(b, ends[a]![i - 1]!, k - i + 1));
     }
     const bays = w.bays?.count;
     const curve: number[] = [];
