@@ -285,11 +285,22 @@ async function freezeAndWatch(served: Served, child: ChildProcess): Promise<void
       child.kill('SIGCONT');
       continue;
     }
-    const { id, jobId } = frozen[0]!;
-    console.log(`\n  froze ${STALL_WORKER} while it held job ${jobId}`);
-    const lost = async (): Promise<boolean> => (await served.store.listAttempts({ jobId })).some((a) => a.id === id && a.state === 'lost');
-    await until(lost, DEVSTACK_DEFAULTS.stallLostTimeoutMs, `the lease of ${STALL_WORKER} running out`);
-    console.log(`\n  ${STALL_WORKER}'s lease ran out: attempt lost, job ${jobId} queued again; ${STALL_WORKER} killed`);
+    console.log(`\n  froze ${STALL_WORKER} while it held job ${frozen.map((a) => a.jobId).join(', ')}`);
+    // A result it sent just before the signal may still settle one of them: the first lost one is the demo's.
+    let lostJobId: string | null = null;
+    let settled = false;
+    const decided = async (): Promise<boolean> => {
+      const states = await Promise.all(frozen.map(async (f) => ({ f, a: (await served.store.listAttempts({ jobId: f.jobId })).find((a) => a.id === f.id) })));
+      lostJobId = states.find((x) => x.a?.state === 'lost')?.f.jobId ?? null;
+      settled = states.every((x) => x.a !== undefined && x.a.state !== 'leased' && x.a.state !== 'running');
+      return lostJobId !== null || settled;
+    };
+    await until(decided, DEVSTACK_DEFAULTS.stallLostTimeoutMs, `the lease of ${STALL_WORKER} running out`);
+    if (lostJobId === null) {
+      child.kill('SIGCONT');
+      continue;
+    }
+    console.log(`\n  ${STALL_WORKER}'s lease ran out: attempt lost, job ${lostJobId} queued again; ${STALL_WORKER} killed`);
     return;
   }
   throw new Error(`it finished every job it held before it could be frozen (${DEVSTACK_DEFAULTS.stallTriesMax} tries)`);
