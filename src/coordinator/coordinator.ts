@@ -546,7 +546,10 @@ export class Coordinator {
       this.emitJob(c.jobId, c.state);
       for (const [workerId, list] of groupByWorker(c.cancelledAttempts)) {
         this.sessions.get(workerId)?.link.revoke(list.map((a) => a.attemptId), reason);
-        for (let i = 0; i < list.length; i++) this.openSlots.ended(workerId);
+        for (const a of list) {
+          this.openSlots.ended(workerId);
+          this.hints.ended(a.attemptId, false);
+        }
       }
     }
     if (freesCapacity(changes)) this.kick();
@@ -648,6 +651,7 @@ export class Coordinator {
     for (const e of result.endedAttempts) {
       this.sessions.get(e.workerId)?.link.revoke([e.attemptId], e.reason);
       this.openSlots.ended(e.workerId);
+      this.hints.ended(e.attemptId, false);
     }
     this.applyChanges(result.changes, 'swept');
     if (result.endedAttempts.length > 0) this.kick();

@@ -234,20 +234,26 @@ export function lowerBound(s: Pick<Scenario, 'queues' | 'workers' | 'jobs'>, dow
   const classes: ClassBound[] = [];
   for (const rc of resourceClasses(s.queues, s.workers)) {
     const capacity = Object.keys(rc.units).reduce((sum, w) => sum + rc.units[w]! / rc.factor[w]!, 0);
+    const supply = supplyOf(rc.units, rc.factor, s.workers, down);
+    // With windows, a job's work counts as its rounded run time can make it (half a millisecond less, at the
+    // fastest factor), so that rounding never moves the work's end across a window.
+    const windowed = supply.some((x) => x.windows.length > 0);
+    const slackPerUnitMs = windowed ? 0.5 / Math.min(...Object.values(rc.factor)) : 0;
     const items: Item[] = s.jobs
       .filter((j) => rc.queues.includes(j.queue))
       .map((j) => {
         const x = t.get(j.key)!;
-        return { startMs: x.startMs, tailMs: x.tailMs, workMs: (rc.demand[j.queue] ?? 0) * j.baseMs };
+        const units = rc.demand[j.queue] ?? 0;
+        return { startMs: x.startMs, tailMs: x.tailMs, workMs: units * Math.max(0, j.baseMs - slackPerUnitMs) };
       });
     if (items.length === 0 || capacity === 0) continue;
     const workMs = items.reduce((sum, it) => sum + it.workMs, 0);
-    const byWork = classBound(items, capacity, supplyOf(rc.units, rc.factor, s.workers, down));
+    const byWork = classBound(items, capacity, supply);
     let byWhole = 0;
     if (rc.queues.length === 1) {
       const head = Math.min(...items.map((it) => it.startMs));
       const tail = Math.min(...items.map((it) => it.tailMs));
-      const shortest = Math.min(...items.map((it) => it.workMs));
+      const shortest = Math.min(...s.jobs.filter((j) => j.queue === rc.queues[0]).map((j) => j.baseMs));
       const windows = Object.fromEntries(Object.keys(rc.units).map((w) => [w, down.windows(w, rc.queues[0])]));
       byWhole = wholeJobsEndMs(items.length, shortest, head, rc.units, rc.factor, windows) + tail;
     }

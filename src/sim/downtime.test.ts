@@ -21,6 +21,8 @@ describe('downtime', () => {
     // Starting inside a window, it starts when the window closes; the factor scales each job.
     assert.equal(slotEndMs(30, 1, 10, 2, [lossy(25, 40)]), 60);
     assert.equal(slotEndMs(0, 0, 10, 1, [lossy(5, 15)]), 0);
+    // Lengths are the simulator's, rounded to the millisecond: three of 10001 x 0.99995 ms end at 30000, before 30001.
+    assert.equal(slotEndMs(0, 3, 10001, 0.99995, [lossy(30001, 90001)]), 30000);
   });
 
   it('does work at the rate of the workers that are up', () => {
@@ -54,5 +56,13 @@ describe('downtime', () => {
     assert.equal(lowerBound(lost, new Downtime(lost)).ms, 40 * S);
     // With no fault, the bound is the fault-free one.
     assert.ok(new Downtime(scenario([])).none);
+    // A fault that strikes a worker already down is ignored, as the simulator ignores it: w1 leaves at 5 s for
+    // 20 s, and a stall from 10 s to 50 s never happens; 35 s as with the departure alone.
+    const both = scenario([
+      { atMs: 10 * S, worker: 'w1', kind: 'stall', durationMs: 40 * S },
+      { atMs: 5 * S, worker: 'w1', kind: 'leave', durationMs: 20 * S },
+    ]);
+    assert.deepEqual(new Downtime(both).windows('w1', 'q'), [lossy(5 * S, 25 * S)]);
+    assert.equal(lowerBound(both, new Downtime(both)).ms, 35 * S);
   });
 });

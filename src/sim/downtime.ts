@@ -31,12 +31,15 @@ export class Downtime {
 
   constructor(s: Pick<Scenario, 'queues' | 'settings' | 'faults'>) {
     this.s = s;
-    for (const f of s.faults) {
+    for (const f of [...s.faults].sort((a, b) => a.atMs - b.atMs)) {
       if (!(f.durationMs > 0)) continue;
       const list = this.byWorker.get(f.worker) ?? this.byWorker.set(f.worker, []).get(f.worker)!;
+      // The simulator ignores a fault that strikes a worker already down (engine.ts, fault()); at the very
+      // instant it comes back, which of the two goes first is left open, so the later fault is not counted.
+      const last = list[list.length - 1];
+      if (last !== undefined && f.atMs <= last.atMs + last.durationMs) continue;
       list.push(f);
     }
-    for (const list of this.byWorker.values()) list.sort((a, b) => a.atMs - b.atMs);
   }
 
   /** No fault at all: every bound is the fault-free one. */
@@ -65,11 +68,13 @@ export const NO_DOWNTIME = new Downtime({ queues: {}, settings: { heartbeatInter
  * The earliest one slot can end its j-th job of `shortestMs` times `factor`
  * each, starting no sooner than `startMs`, when it does no work in the
  * windows: across a lossy window's start no job carries on, across a pause
- * it carries on afterwards.
+ * it carries on afterwards. With windows, a job's length is the simulator's
+ * (engine.ts, runTimeMs: rounded to the millisecond, at least 1), so that a
+ * fraction of a millisecond never moves a job across a window.
  */
 export function slotEndMs(startMs: number, j: number, shortestMs: number, factor: number, windows: readonly DownWindow[]): number {
   if (windows.length === 0 || j === 0) return startMs + j * shortestMs * factor;
-  const p = shortestMs * factor;
+  const p = Math.max(1, Math.round(shortestMs * factor));
   let t = startMs;
   let left = j;
   // Progress of the job in hand, carried across a pause.

@@ -332,12 +332,17 @@ class Run {
   private applyChanges(changes: readonly Change[]): void {
     for (const c of changes) {
       this.ended(c.jobId, c.state);
-      for (const r of c.cancelledAttempts) this.workers.get(r.workerId)?.held.delete(r.attemptId);
+      for (const r of c.cancelledAttempts) {
+        this.workers.get(r.workerId)?.held.delete(r.attemptId);
+        this.hints.ended(r.attemptId, false);
+      }
     }
   }
 
   /** What the sweeper changed; as in the coordinator, a sweep that freed a slot or requeued a job kicks the dispatcher. */
   private swept(r: SweepResult): void {
+    // The coordinator stops counting on an attempt the sweep ended (its worker learns at its next heartbeat).
+    for (const e of r.endedAttempts) this.hints.ended(e.attemptId, false);
     this.applyChanges(r.changes);
     if (freesCapacity(r.changes, r.endedAttempts)) this.askDispatch();
   }

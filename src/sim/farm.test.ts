@@ -48,6 +48,12 @@ describe('farm file', () => {
     refused({ ...example(), edges: [['ap', 'pc1'], ['pc1', 'ap']] }, /cycle/);
   });
 
+  it('refuses a bay freed by a phase that does not run where the data is', () => {
+    const raw = example();
+    (raw.phases as Record<string, unknown>[])[5]!.local = false;
+    refused(raw, /phase finalize has bay = "free" but is not local/);
+  });
+
   it('refuses a phase no worker can run, and too many jobs', () => {
     const raw = example();
     (raw.phases as Record<string, unknown>[])[4]!.gpus = 8;

@@ -146,6 +146,8 @@ export function parseFarm(raw: Table): Farm {
   const occupy = phases.filter((p) => p.bay === 'occupy');
   const free = phases.filter((p) => p.bay === 'free');
   if (occupy.length > 1 || free.length > 1 || occupy.length !== free.length) throw bad('bays need exactly one phase with bay = "occupy" and one with bay = "free", or neither');
+  // The bay is the item's data on the worker that holds it: only a phase that runs there can give it back.
+  if (free[0] !== undefined && !free[0].local) throw bad(`phase ${free[0].name} has bay = "free" but is not local: the phase that frees a bay must run where the item's data is (local = true)`);
   const edges = (top.edges === undefined ? [] : list(top.edges, 'edges', LIMITS.farmEdgesMax)).map((e, i): [string, string] => {
     if (!Array.isArray(e) || e.length !== 2 || typeof e[0] !== 'string' || typeof e[1] !== 'string') throw bad(`edges[${i}] must be ["FROM", "TO"]`);
     for (const n of e) if (!names.has(n)) throw bad(`edges[${i}] names phase "${n}", which no [[phases]] table defines; the phases are ${[...names].join(', ')}`);

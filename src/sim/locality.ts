@@ -91,10 +91,14 @@ class Chains {
   }
 }
 
+/** Over the local queues every group has a job of (a queue only some groups have is left out: fewer jobs, a weaker bound). */
 function floors(gs: readonly Group[], t: ReadonlyMap<string, Timing>, chains: Chains): QueueFloor[] {
   const out = new Map<string, QueueFloor>();
+  const groupsWith = new Map<string, number>();
+  for (const g of gs) for (const q of new Set([g.holder, ...g.local].map((j) => j.queue))) groupsWith.set(q, (groupsWith.get(q) ?? 0) + 1);
   for (const g of gs) {
     for (const j of [g.holder, ...g.local]) {
+      if (groupsWith.get(j.queue) !== gs.length) continue;
       const x = t.get(j.key)!;
       const r = g.releaser;
       const toRelease = r !== undefined && (r === j || chains.ancestorsOf(r.key).has(j.key)) ? chains.afterMs(j.key, r.key) : Infinity;
@@ -104,7 +108,8 @@ function floors(gs: readonly Group[], t: ReadonlyMap<string, Timing>, chains: Ch
         f.shortestMs = Math.min(f.shortestMs, j.baseMs);
         f.headMs = Math.min(f.headMs, x.startMs);
         f.tailMs = Math.min(f.tailMs, x.tailMs);
-        f.toReleaseMs = Math.min(f.toReleaseMs, toRelease);
+        // Infinity (no use) unless every group's job of the queue comes before that group's releaser.
+        f.toReleaseMs = f.toReleaseMs === Infinity || toRelease === Infinity ? Infinity : Math.min(f.toReleaseMs, toRelease);
       }
     }
   }
@@ -141,12 +146,16 @@ export function localityBound(s: Pick<Scenario, 'queues' | 'workers' | 'jobs'>, 
   const local = floors(gs, t, chains);
   const pairs = orderedPairs(gs, local, chains);
   const holderHead = Math.min(...gs.map((g) => t.get(g.holder.key)!.startMs));
-  // The shortest holder-to-releaser chain, holder included: how long any group keeps its bay.
+  // The shortest holder-to-releaser chain, holder included: how long any group keeps its bay. The bay
+  // arguments need every group to give its bay back after its holder: otherwise none is made (Infinity).
   let spanMs = Infinity;
   for (const g of gs) {
-    if (g.releaser === undefined) continue;
-    const afterMs = chains.ancestorsOf(g.releaser.key).has(g.holder.key) ? chains.afterMs(g.holder.key, g.releaser.key) : 0;
-    spanMs = Math.min(spanMs, t.get(g.holder.key)!.fastMs + afterMs);
+    const r = g.releaser;
+    if (r === undefined || (r !== g.holder && !chains.ancestorsOf(r.key).has(g.holder.key))) {
+      spanMs = Infinity;
+      break;
+    }
+    spanMs = Math.min(spanMs, t.get(g.holder.key)!.fastMs + chains.afterMs(g.holder.key, r.key));
   }
   // T_w(k) for k = 1..n, per worker that can host a group (Infinity where it cannot hold k).
   const curves: number[][] = [];
