@@ -183,9 +183,14 @@ function classBound(items: Item[], capacity: number, supply: readonly Supply[]):
 export function wholeJobsWindowMs(count: number, shortestMs: number, units: Record<string, number>, factor: Record<string, number>): number {
   if (count === 0) return 0;
   // The number of jobs that fit grows only at the ends of whole jobs: k jobs of a slot end at k * shortestMs * f.
+  return whenSlotsHold(count, units, (w, k) => k * shortestMs * factor[w]!);
+}
+
+/** The first time at which the slots, the k-th job of each of worker w's ending at endMs(w, k), have ended `count` jobs. */
+function whenSlotsHold(count: number, units: Record<string, number>, endMs: (w: string, k: number) => number): number {
   const steps: { atMs: number; slots: number }[] = [];
   for (const [w, u] of Object.entries(units)) {
-    for (let k = 1; k <= count; k++) steps.push({ atMs: k * shortestMs * factor[w]!, slots: u });
+    for (let k = 1; k <= count; k++) steps.push({ atMs: endMs(w, k), slots: u });
   }
   steps.sort((a, b) => a.atMs - b.atMs);
   let fitted = 0;
@@ -210,17 +215,7 @@ export function wholeJobsEndMs(
 ): number {
   if (Object.values(windows).every((w) => w.length === 0)) return headMs + wholeJobsWindowMs(count, shortestMs, units, factor);
   if (count === 0) return headMs;
-  const steps: { atMs: number; slots: number }[] = [];
-  for (const [w, u] of Object.entries(units)) {
-    for (let k = 1; k <= count; k++) steps.push({ atMs: slotEndMs(headMs, k, shortestMs, factor[w]!, windows[w] ?? []), slots: u });
-  }
-  steps.sort((a, b) => a.atMs - b.atMs);
-  let fitted = 0;
-  for (const s of steps) {
-    fitted += s.slots;
-    if (fitted >= count) return s.atMs;
-  }
-  return Infinity;
+  return whenSlotsHold(count, units, (w, k) => slotEndMs(headMs, k, shortestMs, factor[w]!, windows[w] ?? []));
 }
 
 /**
